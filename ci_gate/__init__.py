@@ -1,0 +1,3 @@
+"""ci-gate: a container-image policy gate for CI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""The cataloger family: one module per ecosystem, each finding packages from evidence files.
+
+A cataloger never opens files itself. It names the evidence it needs by glob (`patterns`); the single
+streaming pass over the layers (`ci_gate.sources.filesystem.walk_image`) hands it every version of
+every matching file, layer by layer, so it can tell which layer introduced a package. Large binary
+evidence (jars, Go binaries) is handled in `visit` as it streams by, so it is never all held in
+memory at once.
+"""
+
+from __future__ import annotations
+
+import abc
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ci_gate.model import Distro, Layer, Package
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One version of an evidence file: its path, the layer that wrote it and its content."""
+
+    path: str
+    """Absolute path inside the image, e.g. /var/lib/dpkg/status."""
+    layer_index: int
+    content: bytes
+    """The file's bytes, up to the cataloger's `max_bytes` (see `truncated`)."""
+    size: int
+    """The full size of the file."""
+    mode: int = 0o644
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.content) < self.size
+
+
+class FinalView(Protocol):
+    """What a cataloger may ask of the squashed filesystem after the pass."""
+
+    def exists(self, path: str) -> bool:
+        """Whether `path` is in the final filesystem (symlinks followed inside the image)."""
+        ...
+
+    def layer_of(self, path: str) -> int | None:
+        """The layer that last wrote `path`, or None when it is not in the final filesystem."""
+        ...
+
+
+@dataclass
+class CatalogContext:
+    """What every cataloger may know besides its evidence."""
+
+    final: FinalView
+    layers: Sequence[Layer]
+    distro: Distro | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Append one line per problem (a corrupt database, a truncated binary); never raise for bad evidence."""
+
+
+class Cataloger(abc.ABC):
+    """One ecosystem. Subclasses set `name`, `patterns` and implement `catalog` (and `visit` if streaming)."""
+
+    name: str
+    """syft's cataloger name where there is one, e.g. dpkg-db-cataloger."""
+    patterns: tuple[str, ...]
+    """Globs on absolute paths (`*` crosses `/`), e.g. `*/var/lib/dpkg/status`, `*.jar`."""
+    max_bytes: int = 64 * 1024 * 1024
+    """Bytes of each matching file to read."""
+    streaming: bool = False
+    """True: each evidence file goes to `visit` during the pass and is not kept; False: kept for `catalog`."""
+
+    def matches(self, path: str) -> bool:
+        return bool(self._pattern().match(path))
+
+    def _pattern(self) -> re.Pattern[str]:
+        compiled = getattr(type(self), "_compiled", None)
+        if compiled is None:
+            compiled = re.compile("|".join(fnmatch.translate(p) for p in self.patterns))
+            type(self)._compiled = compiled  # type: ignore[attr-defined]
+        return compiled
+
+    def visit(self, evidence: Evidence, context: CatalogContext) -> None:
+        """Streaming catalogers: look at one file as it passes; keep only what you found."""
+
+    @abc.abstractmethod
+    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        """The packages found. `evidence` holds every version of every matching file, in layer order
+        (empty for streaming catalogers, which return what `visit` kept). Packages whose evidence is
+        not in the final filesystem (`context.final`) must not be reported."""

@@ -1,0 +1,48 @@
+"""The program's error types: one base, one subclass per stage of the flow.
+
+Every error carries a message a user can act on (what is wrong and how to fix it). The CLI turns
+any `CiGateError` into a single line on stderr and exit code 2; no traceback unless `--debug`.
+Messages must never contain a secret found in an image or a credential.
+"""
+
+from __future__ import annotations
+
+
+class CiGateError(Exception):
+    """Base of every error ci-gate reports to the user as "could not decide" (exit 2)."""
+
+
+class UsageError(CiGateError):
+    """A flag, option or argument is wrong."""
+
+
+class SourceError(CiGateError):
+    """The image could not be opened or read: missing path, bad archive, registry failure, digest mismatch."""
+
+
+class LimitExceededError(SourceError):
+    """A configured safety limit stopped reading (decompression bomb, too many files)."""
+
+
+class AnalysisError(CiGateError):
+    """The image was read but could not be analysed."""
+
+
+class PolicyError(CiGateError):
+    """A policy document is invalid or cannot be evaluated."""
+
+
+class VulnerabilityDataError(CiGateError):
+    """The vulnerability store is missing, corrupt, or an import failed."""
+
+
+class BackendError(CiGateError):
+    """A backend (embedded or Anchore Enterprise) could not produce an evaluation."""
+
+
+class ReportError(CiGateError):
+    """A report could not be written."""
+
+
+class PublishError(CiGateError):
+    """A comment or summary could not be published."""
