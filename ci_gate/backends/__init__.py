@@ -1,0 +1,1 @@
+"""Backends: produce an Evaluation for an image (local: in-process; anchore: a server)."""

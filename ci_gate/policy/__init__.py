@@ -1,0 +1,1 @@
+"""Policy-as-code: Anchore v2 policies and v1 bundles, gates, evaluation, built-in packs."""
