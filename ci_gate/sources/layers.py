@@ -1,0 +1,192 @@
+"""Streaming a layer blob: detect its compression, decompress it, verify it, and enforce the limits.
+
+Every byte read from a source passes through `LayerStream`, which hashes the stored bytes (checked
+against the manifest digest) and the uncompressed bytes (checked against the config's diff_id) and
+counts the uncompressed bytes against `Limits.max_image_bytes`, so a decompression bomb stops with a
+clear error instead of filling memory or disk. Nothing is ever written to the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.sources.interface import LayerBlob, Limits
+
+_CHUNK = 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass
+class ByteBudget:
+    """Uncompressed bytes left for the whole image (shared by every layer of one walk)."""
+
+    limit: int
+    used: int = 0
+
+    def spend(self, amount: int, what: str) -> None:
+        self.used += amount
+        if self.used > self.limit:
+            raise LimitExceededError(
+                f"{what} expands past the limit of {self.limit:,} uncompressed bytes for the whole image "
+                "(a decompression bomb?); if the image is genuinely that large, raise it with "
+                "CI_GATE_MAX_IMAGE_BYTES"
+            )
+
+
+def compression_of(head: bytes) -> str:
+    """gzip, zstd or none, from the first bytes of a blob (media types lie; magic bytes do not)."""
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+class _Decompressor:
+    """One interface over gzip (multi-member), zstd (multi-frame) and plain bytes."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._gzip: zlib._Decompress | None = None
+        self._zstd: Any = None
+        if kind == "gzip":
+            self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif kind == "zstd":
+            import zstandard
+
+            self._zstd_factory = zstandard.ZstdDecompressor()
+            self._zstd = self._zstd_factory.decompressobj()
+
+    def feed(self, data: bytes) -> bytes:
+        if self.kind == "none":
+            return data
+        if self._gzip is not None:
+            out = [self._gzip.decompress(data)]
+            # A gzip stream may hold several members; each needs a fresh decompressor.
+            while self._gzip.eof and self._gzip.unused_data:
+                rest = self._gzip.unused_data
+                self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out.append(self._gzip.decompress(rest))
+            return b"".join(out)
+        out = [self._zstd.decompress(data)]
+        while self._zstd.eof and self._zstd.unused_data:
+            rest = self._zstd.unused_data
+            self._zstd = self._zstd_factory.decompressobj()
+            out.append(self._zstd.decompress(rest))
+        return b"".join(out)
+
+    def finished(self) -> bool:
+        if self._gzip is not None:
+            return self._gzip.eof
+        if self._zstd is not None:
+            return bool(self._zstd.eof)
+        return True
+
+
+class LayerStream(io.RawIOBase):
+    """A readable, verified, decompressed view of one layer blob. Call `finish()` after reading."""
+
+    def __init__(self, blob: LayerBlob, index: int, budget: ByteBudget, verify: bool = True) -> None:
+        super().__init__()
+        self.blob = blob
+        self.index = index
+        self.budget = budget
+        self.verify = verify
+        self._raw: IO[bytes] = blob.open()
+        head = self._read_raw()
+        self.compression = compression_of(head)
+        self._decompressor = _Decompressor(self.compression)
+        self._stored_hash = hashlib.sha256()
+        self._uncompressed_hash = hashlib.sha256()
+        self._pending = memoryview(b"")
+        self._raw_done = False
+        self.stored_bytes = 0
+        self.uncompressed_bytes = 0
+        self._accept_raw(head)
+
+    @property
+    def what(self) -> str:
+        return f"layer {self.index + 1} ({self.blob.digest[:19]})"
+
+    def _read_raw(self) -> bytes:
+        try:
+            return self._raw.read(_CHUNK) or b""
+        except OSError as error:
+            raise SourceError(f"could not read {self.what}: {error}") from None
+        except Exception as error:  # requests/urllib3 raise their own types while streaming
+            raise SourceError(f"could not read {self.what}: {type(error).__name__}: {error}") from None
+
+    def _accept_raw(self, data: bytes) -> None:
+        if not data:
+            self._raw_done = True
+            if not self._decompressor.finished():
+                raise SourceError(f"{self.what} is truncated: its {self.compression} stream ends early; "
+                                  "re-export or re-pull the image")
+            return
+        self.stored_bytes += len(data)
+        self._stored_hash.update(data)
+        try:
+            out = self._decompressor.feed(data)
+        except (zlib.error, EOFError) as error:
+            raise SourceError(f"{self.what} is not valid {self.compression} data ({error}); "
+                              "the blob is corrupt: re-export or re-pull the image") from None
+        except Exception as error:  # zstandard.ZstdError
+            raise SourceError(f"{self.what} is not valid {self.compression} data ({error}); "
+                              "the blob is corrupt: re-export or re-pull the image") from None
+        if out:
+            self.budget.spend(len(out), self.what)
+            self.uncompressed_bytes += len(out)
+            self._uncompressed_hash.update(out)
+            self._pending = memoryview(out)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            if self._raw_done:
+                return 0
+            self._accept_raw(self._read_raw())
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def finish(self) -> None:
+        """Read what the tar reader left (end blocks, padding) and check both digests."""
+        while not self._raw_done:
+            self._pending = memoryview(b"")
+            self._accept_raw(self._read_raw())
+        self.close_raw()
+        if not self.verify:
+            return
+        stored = "sha256:" + self._stored_hash.hexdigest()
+        algorithm, _, _ = self.blob.digest.partition(":")
+        if algorithm == "sha256" and stored != self.blob.digest:
+            raise SourceError(f"{self.what}: the blob's content does not match its digest "
+                              f"(got {stored[:19]}…); the image is corrupt or was tampered with")
+        if self.blob.diff_id and self.blob.diff_id.startswith("sha256:"):
+            uncompressed = "sha256:" + self._uncompressed_hash.hexdigest()
+            if uncompressed != self.blob.diff_id:
+                raise SourceError(f"{self.what}: the uncompressed layer does not match the config's diff_id "
+                                  f"{self.blob.diff_id[:19]}…; the image is corrupt or was tampered with")
+
+    def close_raw(self) -> None:
+        # Closing a half-read HTTP stream may complain; there is nothing left to do about it.
+        with contextlib.suppress(Exception):
+            self._raw.close()
+
+
+def open_layer(blob: LayerBlob, index: int, budget: ByteBudget | None = None,
+               limits: Limits | None = None, verify: bool = True) -> tuple[LayerStream, IO[bytes]]:
+    """The verified stream and a buffered reader over it (tarfile reads in small pieces)."""
+    budget = budget or ByteBudget((limits or Limits()).max_image_bytes)
+    stream = LayerStream(blob, index, budget, verify=verify)
+    return stream, io.BufferedReader(stream, buffer_size=_CHUNK)
