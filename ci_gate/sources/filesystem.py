@@ -233,9 +233,19 @@ class ImageFilesystem:
         if previous is not None and previous.kind == "dir" and entry.kind != "dir":
             self._remove_children(entry.path)
         if previous is None and entry.path != "/":
-            parent = posixpath.dirname(entry.path)
-            self._children.setdefault(parent, []).append(entry.path)
+            self._link(entry.path)
         self.entries[entry.path] = entry
+
+    def _link(self, path: str) -> None:
+        """Record `path` under its parent, and parents a tar left implicit under theirs."""
+        parent = posixpath.dirname(path)
+        siblings = self._children.get(parent)
+        if siblings is not None:
+            siblings.append(path)
+            return
+        self._children[parent] = [path]
+        if parent != "/" and parent not in self.entries:
+            self._link(parent)
 
     def apply_layer(self, index: int, layer_entries: dict[str, Entry], whiteouts: list[str],
                     opaque_dirs: list[str]) -> None:

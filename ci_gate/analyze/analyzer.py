@@ -1,0 +1,387 @@
+"""The analysis orchestrator: open an image, stream its layers once, and describe what is inside.
+
+One pass over the layers feeds every consumer at once — the catalogers, the secret scanner, the
+content searches and the capture of small system files — so the cost of an analysis stays close to
+the cost of decompressing the image. Everything after the pass works on the squashed view.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci_gate import __version__
+from ci_gate.analyze import cache
+from ci_gate.analyze.catalogers import ALL_CATALOGERS
+from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.distro import detect_distro
+from ci_gate.analyze.dockerfile import guess_dockerfile, parse_dockerfile
+from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
+from ci_gate.analyze.passwd import parse_group, parse_passwd
+from ci_gate.analyze.secrets import SecretScanner, load_secret_rules
+from ci_gate.errors import AnalysisError, CiGateError
+from ci_gate.model import (
+    Analysis,
+    ContentMatch,
+    Dockerfile,
+    FileRecord,
+    ImageIdentity,
+    Layer,
+    Package,
+    SecretFinding,
+)
+from ci_gate.sources import open_image
+from ci_gate.sources.filesystem import Entry, ImageFilesystem, LayerVisitor, walk_image
+from ci_gate.sources.interface import RawImage, SourceOptions
+
+OS_RELEASE_PATHS = (
+    "/etc/os-release",
+    "/usr/lib/os-release",
+    "/etc/alpine-release",
+    "/etc/debian_version",
+    "/etc/redhat-release",
+    "/etc/centos-release",
+    "/etc/system-release",
+    "/etc/lsb-release",
+    "/etc/SuSE-release",
+)
+ACCOUNT_PATHS = ("/etc/passwd", "/etc/group")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    source: SourceOptions = field(default_factory=SourceOptions)
+    dockerfile: Path | None = None
+    """The Dockerfile the image was built from (mode `actual`); otherwise one is guessed from history."""
+    base_image: str | None = None
+    """A reference or path of the base image; its layers mark this image's base layers."""
+    use_cache: bool = True
+    secret_rules: Path | None = None
+    """A YAML file that adds to or changes the secret rules."""
+    content_searches: Mapping[str, str] = field(default_factory=dict)
+    """name → regex searched in file contents, for the files/content_regex_match trigger."""
+    retrieve_files: tuple[str, ...] = ("/etc/passwd",)
+    """Small files kept verbatim for the retrieved_files gate."""
+    content_search_max_bytes: int = 10_000
+
+
+def analyze_image(reference: str, options: AnalyzeOptions | None = None, progress: bool = False) -> Analysis:
+    """Open `reference` with the matching source and analyse it (from the cache when it can)."""
+    options = options or AnalyzeOptions()
+    if reference.startswith("sbom:"):
+        from ci_gate.sbom.reader import analysis_from_sbom
+
+        return analysis_from_sbom(Path(reference[len("sbom:"):]))
+    raw = open_image(reference, options.source)
+    try:
+        key = cache.key_for(raw, options_fingerprint(options))
+        if options.use_cache and key is not None:
+            cached = cache.load(key, raw)
+            if cached is not None:
+                return cached
+        analysis = analyze_raw(raw, options, progress=progress)
+        if options.use_cache and key is not None:
+            cache.store(key, analysis)
+        return analysis
+    finally:
+        raw.close()
+
+
+def options_fingerprint(options: AnalyzeOptions) -> str:
+    """What besides the image changes an analysis: the tool version and every content input."""
+    parts = [__version__, str(options.base_image or "")]
+    for extra in (options.dockerfile, options.secret_rules):
+        if extra is not None:
+            try:
+                parts.append(Path(extra).read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                parts.append(str(extra))
+    parts.append(repr(sorted(options.content_searches.items())))
+    parts.append(repr(options.retrieve_files))
+    return "\x00".join(parts)
+
+
+class _SecretVisitor:
+    def __init__(self, scanner: SecretScanner) -> None:
+        self.scanner = scanner
+        self.findings: list[SecretFinding] = []
+
+    def wants(self, entry: Entry) -> int:
+        return entry.size if self.scanner.wants(entry.path, entry.size) else 0
+
+    def visit(self, entry: Entry, content: bytes) -> None:
+        self.findings.extend(self.scanner.scan_file(entry.path, entry.layer_index, content))
+
+
+class _ContentSearchVisitor:
+    """Anchore's content_search: named regexes over file contents, line by line."""
+
+    def __init__(self, searches: Mapping[str, str], max_bytes: int) -> None:
+        try:
+            self.searches = [(name, re.compile(regex.encode())) for name, regex in searches.items()]
+        except re.error as error:
+            raise AnalysisError(f"content search regex is invalid: {error}") from None
+        self.max_bytes = max_bytes
+        self.matches: list[ContentMatch] = []
+
+    def wants(self, entry: Entry) -> int:
+        return entry.size if entry.size <= self.max_bytes else 0
+
+    def visit(self, entry: Entry, content: bytes) -> None:
+        for name, pattern in self.searches:
+            if not pattern.search(content):
+                continue
+            for number, line in enumerate(content.splitlines(), start=1):
+                if pattern.search(line):
+                    self.matches.append(ContentMatch(name, entry.path, number, entry.layer_index))
+
+
+class _CatalogerVisitor:
+    """Routes evidence files to the catalogers that asked for them, with one prefilter for all."""
+
+    def __init__(self, catalogers: Sequence[Cataloger], context: CatalogContext) -> None:
+        self.catalogers = list(catalogers)
+        self.context = context
+        self.evidence: dict[int, list[Evidence]] = {id(c): [] for c in self.catalogers}
+        patterns = [p for c in self.catalogers for p in c.patterns]
+        import fnmatch
+
+        self._any = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match if patterns else None
+
+    def _interested(self, path: str) -> list[Cataloger]:
+        if self._any is None or not self._any(path):
+            return []
+        return [c for c in self.catalogers if c.matches(path)]
+
+    def wants(self, entry: Entry) -> int:
+        interested = self._interested(entry.path)
+        return max((c.max_bytes for c in interested), default=0)
+
+    def visit(self, entry: Entry, content: bytes) -> None:
+        for cataloger in self._interested(entry.path):
+            evidence = Evidence(entry.path, entry.layer_index, content[: cataloger.max_bytes], entry.size,
+                                entry.mode)
+            try:
+                if cataloger.streaming:
+                    cataloger.visit(evidence, self.context)
+                else:
+                    self.evidence[id(cataloger)].append(evidence)
+            except CiGateError:
+                raise
+            except Exception as error:  # a cataloger bug must not lose the rest of the inventory
+                self.context.warnings.append(f"{cataloger.name}: failed on {entry.path}: "
+                                             f"{type(error).__name__}")
+
+
+class _FinalView:
+    """The squashed view for catalogers, bound once the walk has built it."""
+
+    def __init__(self) -> None:
+        self.filesystem: ImageFilesystem | None = None
+
+    def exists(self, path: str) -> bool:
+        return self.filesystem is not None and self.filesystem.exists(path)
+
+    def layer_of(self, path: str) -> int | None:
+        return None if self.filesystem is None else self.filesystem.layer_of(path)
+
+
+def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) -> Analysis:
+    """Analyse an opened image: one streaming pass, then the squashed view."""
+    config_blob = raw.config.get("config") or {}
+    history, history_warnings = history_entries(raw.config, len(raw.layers))
+    created_by = {h.layer_index: h.created_by for h in history if h.layer_index is not None}
+    layers = [
+        Layer(index, blob.digest, blob.diff_id or "", blob.media_type, blob.size, created_by.get(index, ""))
+        for index, blob in enumerate(raw.layers)
+    ]
+    final_view = _FinalView()
+    context = CatalogContext(final=final_view, layers=layers)
+    scanner = SecretScanner(load_secret_rules(options.secret_rules))
+    secret_visitor = _SecretVisitor(scanner)
+    cataloger_visitor = _CatalogerVisitor(ALL_CATALOGERS, context)
+    visitors: list[LayerVisitor] = [cataloger_visitor, secret_visitor]
+    content_visitor = None
+    if options.content_searches:
+        content_visitor = _ContentSearchVisitor(options.content_searches, options.content_search_max_bytes)
+        visitors.append(content_visitor)
+    capture = {*OS_RELEASE_PATHS, *ACCOUNT_PATHS, *options.retrieve_files}
+    with _Progress(raw, enabled=progress) as shown:
+        filesystem = walk_image(raw, visitors, options.source.limits, capture_paths=capture,
+                                on_layer=shown.on_layer, on_progress=shown.on_progress)
+    final_view.filesystem = filesystem
+
+    def read_small(path: str) -> bytes | None:
+        return filesystem.read(path, 1024 * 1024)
+
+    distro = detect_distro(read_small)
+    context.distro = distro
+    packages: list[Package] = []
+    for cataloger in ALL_CATALOGERS:
+        try:
+            packages.extend(cataloger.catalog(cataloger_visitor.evidence[id(cataloger)], context))
+        except CiGateError:
+            raise
+        except Exception as error:  # one broken cataloger must not lose the rest of the inventory
+            context.warnings.append(f"{cataloger.name}: failed: {type(error).__name__}")
+
+    base_indexes, base_method = _base_layers(raw, layers, options)
+    layers = [
+        Layer(layer.index, layer.digest, layer.diff_id, layer.media_type, layer.size, layer.created_by,
+              (layer.index in base_indexes) if base_method else None)
+        for layer in layers
+    ]
+    packages = [_with_origin(package, base_indexes, layers) if base_method else package
+                for package in packages]
+
+    users, user_warnings = _parse_text(read_small("/etc/passwd"), parse_passwd)
+    groups, group_warnings = _parse_text(read_small("/etc/group"), parse_group)
+
+    secrets = _final_secrets(secret_visitor.findings, scanner.scan_config(raw.config), filesystem)
+    dockerfile = _dockerfile(options.dockerfile, raw.config)
+    retrieved = {}
+    for path in options.retrieve_files:
+        content = read_small(path)
+        if content is not None:
+            retrieved[path] = content.decode("utf-8", errors="replace")
+
+    warnings = [*raw.warnings, *filesystem.warnings, *history_warnings, *context.warnings,
+                *user_warnings, *group_warnings]
+    if base_method:
+        warnings.append(f"base image layers: {len(base_indexes)} of {len(layers)} ({base_method})")
+    identity = ImageIdentity(
+        reference=raw.reference,
+        scheme=raw.scheme,
+        manifest_digest=raw.manifest_digest,
+        config_digest=raw.config_digest,
+        repo_tags=tuple(raw.repo_tags),
+        repo_digests=tuple(raw.repo_digests),
+        platform=platform_of(raw.config),
+        created=str(raw.config.get("created") or ""),
+        layers=tuple(layers),
+        history=history,
+        total_size=sum(layer.size for layer in layers),
+    )
+    return Analysis(
+        identity=identity,
+        config=image_config_from(config_blob),
+        distro=distro,
+        packages=tuple(sorted(packages, key=lambda p: (p.type, p.name, p.version))),
+        users=tuple(users),
+        groups=tuple(groups),
+        files=tuple(_file_records(filesystem)),
+        secrets=secrets,
+        content_matches=tuple(content_visitor.matches) if content_visitor else (),
+        retrieved_files=retrieved,
+        dockerfile=dockerfile,
+        file_count=sum(1 for e in filesystem.iter_entries() if e.kind != "dir"),
+        warnings=tuple(dict.fromkeys(warnings)),
+        tool_version=__version__,
+    )
+
+
+def _parse_text(content: bytes | None, parser):  # type: ignore[no-untyped-def]
+    if content is None:
+        return [], []
+    return parser(content.decode("utf-8", errors="replace"))
+
+
+def _with_origin(package: Package, base_indexes: set[int], layers: Sequence[Layer]) -> Package:
+    from dataclasses import replace
+
+    indexes = [loc.layer_index for loc in package.locations if loc.layer_index is not None]
+    if not indexes:
+        return package
+    return replace(package, origin="base" if indexes[0] in base_indexes else "app")
+
+
+def _base_layers(raw: RawImage, layers: Sequence[Layer], options: AnalyzeOptions) -> tuple[set[int], str]:
+    from ci_gate.analyze.base_image import base_layers
+
+    base_digests: list[str] | None = None
+    if options.base_image:
+        base = open_image(options.base_image, options.source)
+        try:
+            base_digests = [blob.diff_id or blob.digest for blob in base.layers]
+        finally:
+            base.close()
+    indexes, method = base_layers(raw.config, layers, base_digests)
+    return set(indexes), method
+
+
+def _final_secrets(file_findings: Iterable[SecretFinding], config_findings: Iterable[SecretFinding],
+                   filesystem: ImageFilesystem) -> tuple[SecretFinding, ...]:
+    """File findings marked `deleted` when the final filesystem no longer holds that version."""
+    from dataclasses import replace
+
+    result: list[SecretFinding] = []
+    for finding in file_findings:
+        in_final = filesystem.layer_of(finding.path) == finding.layer_index
+        result.append(finding if in_final else replace(finding, deleted=True))
+    result.extend(config_findings)
+    return tuple(result)
+
+
+def _dockerfile(path: Path | None, config: Mapping[str, object]) -> Dockerfile:
+    if path is None:
+        history = config.get("history") or []
+        return guess_dockerfile(history if isinstance(history, list) else [])
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise AnalysisError(f"cannot read the Dockerfile {path}: {error}") from None
+    return parse_dockerfile(text, str(path))
+
+
+def _file_records(filesystem: ImageFilesystem) -> list[FileRecord]:
+    return [
+        FileRecord(e.path, e.kind, e.mode, e.size, e.uid, e.gid, e.link_target, e.layer_index)
+        for e in sorted(filesystem.iter_entries(), key=lambda e: e.path)
+    ]
+
+
+class _Progress:
+    """A live bar on a terminal; one line per layer in CI logs; nothing for tiny images."""
+
+    def __init__(self, raw: RawImage, enabled: bool) -> None:
+        self.raw = raw
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+        self._stream = None
+        self._calls = 0
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                      TimeRemainingColumn(), transient=True)
+            self._progress.start()
+            total = sum(blob.size for blob in self.raw.layers) or None
+            self._task = self._progress.add_task("analyzing", total=total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def on_layer(self, index: int, count: int, stream: object) -> None:
+        self._stream = stream
+        self._done_before = sum(blob.size for blob in self.raw.layers[:index])
+        blob = self.raw.layers[index]
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=f"layer {index + 1}/{count}")
+        elif count and blob.size > 16 * 1024 * 1024:
+            print(f"ci-gate: reading layer {index + 1}/{count} {blob.digest[:19]} ({blob.size / 1e6:.1f} MB)",
+                  file=sys.stderr, flush=True)
+
+    def on_progress(self, size: int) -> None:
+        self._calls += 1
+        if self._progress is None or self._task is None or self._calls % 256:
+            return
+        stored = getattr(self._stream, "stored_bytes", 0)
+        self._progress.update(self._task, completed=self._done_before + stored)

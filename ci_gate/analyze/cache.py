@@ -1,0 +1,61 @@
+"""The analysis cache: an image digest analysed once is not analysed again.
+
+Entries live in `$CI_GATE_CACHE_DIR` or `$XDG_CACHE_HOME/ci-gate/analysis` (default
+~/.cache/ci-gate/analysis), one JSON file per (image, options) key, written atomically. The key
+is the manifest or config digest — both were verified while reading — plus a fingerprint of the
+tool version and of every option that changes the result. A `dir:` source has no trustworthy digest
+of its content, so it is never cached. A corrupt entry is ignored and rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from ci_gate.fileio import write_atomic
+from ci_gate.model import Analysis, from_dict, to_dict
+from ci_gate.sources.interface import RawImage
+
+
+def cache_dir() -> Path:
+    explicit = os.environ.get("CI_GATE_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "analysis"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ci-gate" / "analysis"
+
+
+def key_for(raw: RawImage, fingerprint: str) -> str | None:
+    if raw.scheme == "dir":
+        return None
+    digest = raw.manifest_digest or raw.config_digest
+    if not digest:
+        return None
+    layers = ",".join(blob.digest for blob in raw.layers)
+    return hashlib.sha256(f"{digest}\x00{layers}\x00{fingerprint}".encode()).hexdigest()
+
+
+def load(key: str, raw: RawImage | None = None) -> Analysis | None:
+    path = cache_dir() / f"{key}.json"
+    try:
+        with open(path, "rb") as handle:
+            data = json.load(handle)
+        analysis = from_dict(Analysis, data)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if raw is not None:
+        identity = replace(analysis.identity, reference=raw.reference, scheme=raw.scheme)
+        analysis = replace(analysis, identity=identity)
+    return analysis
+
+
+def store(key: str, analysis: Analysis) -> None:
+    """Best effort: a cache that cannot be written only costs time next run."""
+    directory = cache_dir()
+    with contextlib.suppress(Exception):
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / f"{key}.json", json.dumps(to_dict(analysis), separators=(",", ":")), 0o600)
