@@ -1,0 +1,104 @@
+"""Session fixtures: real registries, real Debian images, the tiny image and syft.
+
+The logic lives in `tests/support/` so benchmarks reuse it; this file only wires fixtures.
+Heavy artefacts are cached across runs in `$CI_GATE_TEST_CACHE` (default
+~/.cache/ci-gate-tests) and shared read-only: never modify a fixture's files in a test, copy
+them to `tmp_path` first.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# `tests.support` must import whether pytest is run as `pytest` or `python -m pytest`.
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+if str(REPOSITORY_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY_ROOT))
+
+from tests.support.debian import DebianImages, build_app_layer, build_debian_images, build_rootfs_tar  # noqa: E402
+from tests.support.oci import OciImage  # noqa: E402
+from tests.support.registry import RegistryServer  # noqa: E402
+from tests.support.syft import run_syft_json  # noqa: E402
+from tests.support.tiny import build_tiny_image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """An anonymous docker-registry on 127.0.0.1 (plain HTTP); use `.host`, `.url`."""
+    with RegistryServer(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A docker-registry with htpasswd basic auth; `.host`, `.username`, `.password`, `.auth_file`."""
+    server = RegistryServer(tmp_path_factory.mktemp("auth-registry"), username="ciuser",
+                            password=secrets.token_urlsafe(12))
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def debian_rootfs() -> Path:
+    """A tar of debootstrap --variant=minbase bookworm (slimmed, numeric owners), cached."""
+    return build_rootfs_tar()
+
+
+@pytest.fixture(scope="session")
+def debian_app_layer() -> Path:
+    """A directory with real pip content (/usr/local/lib/python3.11/site-packages) and npm (/opt/app)."""
+    return build_app_layer()
+
+
+@pytest.fixture(scope="session")
+def debian_images(debian_rootfs: Path, debian_app_layer: Path) -> DebianImages:
+    """All the cached real Debian images and archives in one object."""
+    return build_debian_images()
+
+
+@pytest.fixture(scope="session")
+def debian_oci(debian_images: DebianImages) -> OciImage:
+    """OCI layout of the Debian rootfs: 1 gzip layer, tag `bookworm` (88 deb packages)."""
+    return debian_images.base
+
+
+@pytest.fixture(scope="session")
+def debian_app_oci(debian_images: DebianImages) -> OciImage:
+    """OCI layout rootfs + app layer, tag `app`: 88 deb, 53 npm, 4 python; User 1000:1000, port 8080."""
+    return debian_images.app
+
+
+@pytest.fixture(scope="session")
+def debian_docker_archive(debian_images: DebianImages) -> Path:
+    """docker-archive of `debian_oci`, reference `test/debian:bookworm`."""
+    return debian_images.base_docker_archive
+
+
+@pytest.fixture(scope="session")
+def debian_app_docker_archive(debian_images: DebianImages) -> Path:
+    """docker-archive of `debian_app_oci`, reference `test/debian:app`."""
+    return debian_images.app_docker_archive
+
+
+@pytest.fixture(scope="session")
+def debian_oci_archive(debian_images: DebianImages) -> Path:
+    """oci-archive of `debian_oci`, tag `bookworm`."""
+    return debian_images.base_oci_archive
+
+
+@pytest.fixture(scope="session")
+def tiny_oci(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
+    """The tiny synthetic image (tag `tiny`): os-release, 2 deb packages, 1 python dist-info."""
+    return build_tiny_image(tmp_path_factory.mktemp("tiny") / "oci")
+
+
+@pytest.fixture(scope="session")
+def syft_json() -> Callable[..., dict[str, Any]]:
+    """`syft_json(ref, env=None) -> dict`: the real syft's JSON for a syft-style reference."""
+    return run_syft_json
