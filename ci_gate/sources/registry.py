@@ -1,0 +1,465 @@
+"""`registry:REF` — pull an image's documents and stream its layers from an OCI distribution registry.
+
+No daemon: plain HTTP requests through `ci_gate.http` (timeouts, retries that honour Retry-After).
+The flow follows the distribution spec:
+
+1. `GET /v2/` — the ping; a 401 carries the challenge (`WWW-Authenticate: Basic realm=...` or
+   `Bearer realm=...,service=...,scope=...`). Basic: credentials on every request. Bearer: a token
+   from the realm (GET with the credentials as basic auth when we have any; a Docker identity token
+   is exchanged with the OAuth2 refresh-token grant), `token` or `access_token` in the answer.
+2. `GET /v2/REPO/manifests/REF` with Accept for OCI manifest + index and Docker v2 manifest + list
+   (registry 2.8 answers 404 to an OCI manifest when no OCI type is accepted). The body's digest
+   must equal `Docker-Content-Digest` and, for a digest reference, the reference itself.
+   An index / list is resolved to the wanted platform and that manifest fetched by digest.
+3. `GET /v2/REPO/blobs/DIGEST` — the config (verified here) and the layers (streamed raw, chunk by
+   chunk; the layer reader verifies the digest). Redirects to blob storage are followed; requests
+   drops the Authorization header when the host changes.
+
+Plain HTTP is used only for loopback hosts (127.0.0.0/8, localhost, ::1) and hosts the user lists
+as insecure; everything else is HTTPS with certificate verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.auth
+
+from ci_gate.errors import SourceError
+from ci_gate.http import HttpError, RetryPolicy, TokenAuth, new_session, send
+from ci_gate.sources.archive import ClosingRawImage
+from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
+from ci_gate.sources.oci_layout import (
+    ACCEPT_MANIFESTS,
+    Descriptor,
+    check_digest,
+    digest_of,
+    resolve_image,
+)
+from ci_gate.sources.registry_auth import ENV_PASSWORD, ENV_USERNAME, Credentials, resolve_credentials
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+REGISTRY_RETRY = RetryPolicy(attempts=3)
+"""Fewer tries than the default: a registry that does not answer should fail the job within minutes."""
+
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+
+
+@dataclass(frozen=True)
+class RegistryReference:
+    """An image reference split the way Docker normalises it."""
+
+    host: str
+    """The registry as users name it: docker.io, ghcr.io, 127.0.0.1:5000."""
+    repository: str
+    """library/debian, test/app ..."""
+    tag: str | None
+    digest: str | None
+
+    @property
+    def api_host(self) -> str:
+        """Where the API lives (Docker Hub's is not docker.io)."""
+        return DOCKER_HUB_API if self.host == DOCKER_HUB else self.host
+
+    @property
+    def reference(self) -> str:
+        """What goes after /manifests/: the digest when given, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        text = f"{self.host}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_reference(text: str) -> RegistryReference:
+    """`[HOST[:PORT]/]REPO[:TAG][@DIGEST]` → parts, with docker.io and library/ defaults."""
+    original = text
+    text = text.strip().removeprefix("docker://").removeprefix("//")
+    digest = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        digest = check_digest(digest, f"registry:{original}")
+    first, separator, rest = text.partition("/")
+    if separator and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        host, name = first, rest
+    else:
+        host, name = DOCKER_HUB, text
+    if host in ("index.docker.io", DOCKER_HUB_API):
+        host = DOCKER_HUB
+    tag = None
+    last_slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > last_slash:
+        name, tag = name[:colon], name[colon + 1:]
+        if not _TAG_RE.match(tag):
+            raise SourceError(f"registry:{original}: {tag!r} is not a valid tag; tags are letters, digits, "
+                              "'_', '.' and '-', at most 128")
+    if host == DOCKER_HUB and "/" not in name:
+        name = f"library/{name}"
+    if not name or not _REPOSITORY_RE.match(name):
+        raise SourceError(f"registry:{original}: {name!r} is not a valid repository name; use lowercase "
+                          "HOST/NAME[:TAG][@sha256:...]")
+    if tag is None and digest is None:
+        tag = "latest"
+    return RegistryReference(host, name, tag, digest)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1, with or without a port."""
+    name = host
+    if name.startswith("["):
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def uses_plain_http(host: str, options: SourceOptions) -> bool:
+    return is_loopback(host) or host in options.insecure_registries
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="...",service="...",scope="..."` → ("bearer", {realm, service, scope})."""
+    scheme, _, rest = header.strip().partition(" ")
+    parameters = {match.group(1).lower(): (match.group(2) if match.group(2) is not None else match.group(3))
+                  for match in _CHALLENGE_PARAM.finditer(rest)}
+    return scheme.lower(), parameters
+
+
+def _registry_error(response: requests.Response) -> str:
+    """The first error code of a distribution-spec error body, for messages (short, no secrets)."""
+    try:
+        errors = response.json().get("errors") or []
+        code = str(errors[0].get("code", ""))[:40]
+        return f" {code}" if code.isupper() else ""
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
+
+
+class RegistryClient:
+    """The distribution API for one repository, with authentication done on the first 401."""
+
+    def __init__(self, reference: RegistryReference, options: SourceOptions):
+        self.reference = reference
+        self.options = options
+        self.plain_http = uses_plain_http(reference.host, options)
+        self.base = f"{'http' if self.plain_http else 'https'}://{reference.api_host}"
+        self.session = new_session(options.ca_bundle)
+        self.auth: requests.auth.AuthBase | None = None
+        self._credentials: Credentials | None = None
+        self._credentials_resolved = False
+
+    # --- transport ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.session.close()
+
+    def credentials(self) -> Credentials | None:
+        if not self._credentials_resolved:
+            self._credentials = resolve_credentials(self.reference.host, self.options)
+            self._credentials_resolved = True
+        return self._credentials
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            return send(self.session, method, url, timeout=self.options.timeout, retry=REGISTRY_RETRY,
+                        **kwargs)
+        except HttpError as error:
+            raise self._transport_error(error) from None
+
+    def _transport_error(self, error: HttpError) -> SourceError:
+        host = error.host
+        if error.kind == "timeout":
+            return SourceError(f"registry {host} did not answer within {self.options.timeout:g}s; check the "
+                               "address and the network, or raise --timeout")
+        if error.kind == "tls":
+            return SourceError(f"TLS verification failed for registry {host}; pass --ca-bundle FILE for a "
+                               "private "
+                               "CA, or --insecure-registry HOST if it only speaks plain HTTP")
+        if error.kind == "connection":
+            reason = error.detail.removeprefix("could not connect (").rstrip(")")
+            return SourceError(f"could not connect to registry {host} ({reason}); check the address, port "
+                               "and "
+                               "network")
+        return SourceError(f"registry {host}: {error.detail}")
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None, stream: bool = False,
+            what: str) -> requests.Response:
+        """GET a registry path, authenticating on a 401 once; 401/403 after that become SourceErrors."""
+        url = self.base + path
+        response = self._send("GET", url, headers=headers, stream=stream, auth=self.auth)
+        if response.status_code == 401:
+            challenge = response.headers.get("WWW-Authenticate", "")
+            response.close()
+            self.authenticate(challenge)
+            response = self._send("GET", url, headers=headers, stream=stream, auth=self.auth)
+        if response.status_code in (401, 403):
+            response.close()
+            raise self._denied(response.status_code, what)
+        return response
+
+    def _denied(self, status: int, what: str) -> SourceError:
+        host, repository = self.reference.host, self.reference.repository
+        credentials = self.credentials()
+        if credentials is None:
+            return SourceError(f"registry {host} requires credentials for {repository} ({status}); run "
+                               "docker "
+                               f"login {host}, or set {ENV_USERNAME} and {ENV_PASSWORD}")
+        if status == 403:
+            return SourceError(f"registry {host} denied access to {repository} ({status}) for the "
+                               "credentials "
+                               f"from {credentials.origin}; check that the account may pull it")
+        return SourceError(f"registry {host} rejected the credentials for {repository} ({status}): check the "
+                           f"username and password from {credentials.origin}")
+
+    # --- authentication -------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """GET /v2/: learn the challenge early and make sure this is a registry."""
+        response = self._send("GET", f"{self.base}/v2/", auth=self.auth)
+        response.close()
+        if response.status_code == 401:
+            self.authenticate(response.headers.get("WWW-Authenticate", ""))
+            return
+        if response.status_code == 404:
+            raise SourceError(f"{self.reference.host} is not an OCI registry (GET /v2/ answered 404); check "
+                              "the "
+                              "host name")
+        if response.status_code >= 400:
+            raise SourceError(f"registry {self.reference.host} answered {response.status_code} to GET /v2/; "
+                              "it is unavailable, try again later")
+
+    def authenticate(self, challenge: str) -> None:
+        scheme, parameters = parse_challenge(challenge)
+        credentials = self.credentials()
+        if scheme == "basic":
+            if credentials is None or credentials.username is None or credentials.password is None:
+                raise self._denied(401, "ping")
+            raw = f"{credentials.username}:{credentials.password}".encode()
+            self.auth = TokenAuth(base64.b64encode(raw).decode("ascii"), scheme="Basic")
+        elif scheme == "bearer":
+            self.auth = TokenAuth(self._fetch_token(parameters, credentials))
+        else:
+            raise SourceError(f"registry {self.reference.host} asks for authentication scheme "
+                              f"{scheme or 'none'!r}, which ci-gate does not support (Basic and Bearer are)")
+
+    def _fetch_token(self, parameters: dict[str, str], credentials: Credentials | None) -> str:
+        realm = parameters.get("realm", "")
+        realm_parts = urlsplit(realm)
+        host = self.reference.host
+        if realm_parts.scheme not in ("http", "https") or not realm_parts.netloc:
+            raise SourceError(f"registry {host} sent a Bearer challenge without a valid realm URL; "
+                              "the registry is misconfigured")
+        realm_host = realm_parts.netloc.rsplit("@", 1)[-1]
+        if realm_parts.scheme == "http" and not uses_plain_http(realm_host, self.options) and credentials:
+            raise SourceError(f"registry {host} sends its token requests to plain-HTTP {realm_host}; "
+                              "refusing to "
+                              f"send credentials unencrypted (add --insecure-registry {realm_host} to allow "
+                              "it)")
+        scope = f"repository:{self.reference.repository}:pull"
+        query = {"scope": scope}
+        if parameters.get("service"):
+            query["service"] = parameters["service"]
+        if credentials is not None and credentials.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token,
+                    "client_id": "ci-gate", **query}
+            response = self._token_request("POST", realm, data=form)
+        else:
+            basic = None
+            if credentials is not None and credentials.username is not None:
+                basic = requests.auth.HTTPBasicAuth(credentials.username, credentials.password or "")
+            response = self._token_request("GET", realm, params=query, auth=basic)
+        with response:
+            if response.status_code in (401, 403):
+                raise self._denied(401 if credentials else response.status_code, "token")
+            if response.status_code != 200:
+                raise SourceError(f"the token service of registry {host} answered {response.status_code}; "
+                                  "try again later or check the registry's auth configuration")
+            try:
+                answer = response.json()
+            except ValueError:
+                raise SourceError(f"the token service of registry {host} did not answer JSON") from None
+        token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise SourceError(f"the token service of registry {host} answered without a token")
+        return token
+
+    def _token_request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        return self._send(method, url, **kwargs)
+
+    # --- documents and blobs --------------------------------------------------------------------
+
+    def read_limited(self, response: requests.Response, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    break
+        except (requests.RequestException, OSError):
+            raise SourceError(f"registry {self.reference.host}: the download was interrupted; try "
+                              "again") from None
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str]:
+        """(body, media type, digest) of a manifest or index, checked against Docker-Content-Digest."""
+        path = f"/v2/{self.reference.repository}/manifests/{reference}"
+        accept = {"Accept": ", ".join(ACCEPT_MANIFESTS)}
+        response = self.get(path, headers=accept, stream=True, what="manifest")
+        if response.status_code == 404:
+            code = _registry_error(response)
+            response.close()
+            raise SourceError(f"image not found: {self.reference.host}/{self.reference.repository}:"
+                              f"{reference} (404{code}); check the name and tag")
+        if response.status_code != 200:
+            response.close()
+            raise SourceError(f"registry {self.reference.host} answered {response.status_code} for the "
+                              "manifest "
+                              f"of {self.reference.repository}:{reference}; try again later")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        header_digest = response.headers.get("Docker-Content-Digest")
+        body = self.read_limited(response, self.options.limits.max_metadata_bytes)
+        if len(body) > self.options.limits.max_metadata_bytes:
+            raise SourceError(f"registry {self.reference.host}: the manifest of {reference} is larger than "
+                              "the "
+                              f"metadata limit ({self.options.limits.max_metadata_bytes} bytes)")
+        digest = reference if reference.startswith(("sha256:", "sha512:")) else digest_of(body)
+        if header_digest:
+            header_digest = header_digest.strip()
+            algorithm = header_digest.split(":", 1)[0]
+            if algorithm in ("sha256", "sha512") and digest_of(body, algorithm) != header_digest:
+                raise SourceError(f"registry {self.reference.host}: the manifest of {reference} does not "
+                                  "match "
+                                  f"its Docker-Content-Digest {header_digest}; a proxy or the registry "
+                                  "corrupted "
+                                  "it, try again")
+        return body, media_type, digest
+
+    def blob(self, digest: str, *, what: str) -> requests.Response:
+        response = self.get(f"/v2/{self.reference.repository}/blobs/{digest}", stream=True, what=what)
+        if response.status_code == 404:
+            response.close()
+            raise SourceError(f"registry {self.reference.host}: the {what} blob {digest} of "
+                              f"{self.reference.repository} is missing (404); the image is incomplete, "
+                              "re-push it")
+        if response.status_code != 200:
+            response.close()
+            raise SourceError(f"registry {self.reference.host} answered {response.status_code} for {what} "
+                              "blob "
+                              f"{digest}; try again later")
+        return response
+
+
+class _ResponseStream(io.RawIOBase):
+    """The raw (still compressed) bytes of a blob response; transport failures become SourceErrors."""
+
+    def __init__(self, response: requests.Response, host: str, digest: str):
+        super().__init__()
+        self._response = response
+        self._raw = response.raw
+        self._host = host
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._raw.read(len(buffer), decode_content=False)
+        except Exception as error:  # urllib3/requests/socket errors: the download broke off
+            raise SourceError(f"registry {self._host}: the download of layer {self._digest[:19]}… broke off "
+                              f"({type(error).__name__}); try again") from None
+        count = len(data)
+        memoryview(buffer)[:count] = data
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
+
+
+class RegistryBlob(LayerBlob):
+    """A layer in a registry; every open() is a new GET streamed in chunks."""
+
+    def __init__(self, client: RegistryClient, digest: str, size: int, media_type: str, diff_id: str | None):
+        self.client = client
+        self.digest = digest
+        self.size = size
+        self.media_type = media_type
+        self.diff_id = diff_id
+
+    def open(self) -> IO[bytes]:
+        response = self.client.blob(self.digest, what="layer")
+        return io.BufferedReader(_ResponseStream(response, self.client.reference.host, self.digest),
+                                 buffer_size=1024 * 1024)
+
+    def __repr__(self) -> str:
+        return f"<RegistryBlob {self.client.reference.host}/{self.client.reference.repository}@{self.digest}>"
+
+
+class RegistrySource(ImageSource):
+    scheme = "registry"
+
+    def open(self, location: str, options: SourceOptions) -> ClosingRawImage:
+        reference = parse_reference(location)
+        where = f"registry:{reference}"
+        client = RegistryClient(reference, options)
+        try:
+            client.ping()
+            body, media_type, top_digest = client.manifest(reference.reference)
+            documents = {top_digest: body}
+
+            def fetch(descriptor: Descriptor, what: str) -> bytes:
+                if descriptor.digest in documents:
+                    return documents[descriptor.digest]
+                if what in ("manifest", "index"):
+                    data, _, _ = client.manifest(descriptor.digest)
+                    return data
+                response = client.blob(descriptor.digest, what=what)
+                return client.read_limited(response, options.limits.max_metadata_bytes)
+
+            top = Descriptor(media_type=media_type, digest=top_digest, size=len(body))
+            resolved = resolve_image(fetch, top, options, where)
+            layers: list[LayerBlob] = [RegistryBlob(client, layer.digest, layer.size, layer.media_type,
+                                                    layer.diff_id) for layer in resolved.layers]
+        except BaseException:
+            client.close()
+            raise
+        return ClosingRawImage(
+            reference=f"registry:{location}",
+            scheme=self.scheme,
+            config=resolved.config,
+            layers=layers,
+            manifest=resolved.manifest,
+            manifest_digest=resolved.manifest_digest,
+            config_digest=resolved.config_digest,
+            repo_tags=[f"{reference.host}/{reference.repository}:{reference.tag}"] if reference.tag else [],
+            repo_digests=[f"{reference.host}/{reference.repository}@{top_digest}"],
+            warnings=resolved.warnings,
+            cleanups=[client.close],
+        )
