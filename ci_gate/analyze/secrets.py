@@ -1,0 +1,719 @@
+"""Secret search: Anchore's five default regexes plus a well-chosen set, over files and image config.
+
+Semantics follow Anchore's `secret_search` analyzer (reference/anchore.md §4.3): regular files up to
+`max_file_size` bytes, each line (split on `\\n`) tested with `re.match` on bytes, so a rule's
+`NAME=REGEX` text is exactly what Anchore's `secret_scans` trigger messages carry. What differs is
+speed: the scanner first looks for each rule's keywords in the lower-cased file (plain substring
+search, C speed), and only the lines holding a keyword are matched against that rule, so the
+thousands of files without a candidate cost almost nothing.
+
+A finding never keeps the secret: only a short preview where the secret is cut to its first few
+characters followed by `****`, and anything secret-looking before it on the line is cut the same
+way; nothing after the secret is kept.
+
+Rules file (YAML, `--secret-rules FILE`)::
+
+    max_file_size: 10000          # bytes; larger files are not searched (Anchore's MAXFILESIZE)
+    include_defaults: true        # start from the built-in rules (default true)
+    disable: [JWT]                # built-in rule names to turn off
+    exclude_paths: ['^/usr/share/doc/']   # regexes (re.search) on the path; matching files are skipped
+    rules:                        # added rules (a name already present replaces that rule)
+      - name: ACME_TOKEN
+        regex: '.*acme_[a-z0-9]{32}'       # re.match per line, like Anchore (start with .* to search)
+        description: ACME deploy token
+        keywords: [acme_]         # optional: substrings every match contains (makes the rule cheap)
+        paths: '(^|/)\\.acmerc$'  # optional: regex (re.search) a file path must match
+        secret: 'acme_(?P<secret>[a-z0-9]+)'  # optional: where the secret is, for the redacted preview
+    regexp_match:                 # Anchore analyzer_config.yaml entries are accepted as they are
+      - "MY_RULE=(?i).*my_password *= *.+"
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ci_gate.analyze.image_config import history_layer_indexes
+from ci_gate.analyze.secret_names import SECRET_NAME_REGEX, is_secret_name
+from ci_gate.errors import AnalysisError
+from ci_gate.model import SecretFinding
+
+DEFAULT_MAX_FILE_SIZE = 10000
+"""Anchore's default MAXFILESIZE for secret_search, in bytes."""
+
+ENV_SECRET_NAME = "ENV_SECRET_NAME"
+"""The rule that fires on a secret-looking variable name with a value (ENV, ARG, build args, labels)."""
+
+_PREVIEW_PREFIX_LIMIT = 48
+"""How many characters before the secret a preview keeps (the variable name and the `=`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRule:
+    """One named secret pattern."""
+
+    name: str
+    """Upper-case rule name, e.g. AWS_ACCESS_KEY; Anchore's names for Anchore's defaults."""
+    regex: str
+    """The pattern, applied with `re.match` to each line (as bytes), exactly as Anchore does."""
+    description: str = ""
+    """What the rule finds, for reports and `--help` output."""
+    source: str = "ci-gate"
+    """Where the rule comes from: `anchore` (the five defaults), `ci-gate` (built in) or the rules file."""
+    keywords: tuple[str, ...] = ()
+    """Lower-case substrings of which every match contains at least one; empty = test every line."""
+    paths: str = ""
+    """A regex (re.search) a file path must match for the rule to apply; empty = every file."""
+    secret: str = ""
+    """A regex (re.search on the matched line) whose `secret` group (else whole match) is the secret."""
+
+    @property
+    def anchore_name(self) -> str:
+        """`NAME=REGEX`, the form Anchore's analyzer config and trigger messages use."""
+        return f"{self.name}={self.regex}"
+
+
+def _rule(
+    name: str, regex: str, description: str, keywords: Iterable[str], secret: str = "", paths: str = ""
+) -> SecretRule:
+    return SecretRule(name, regex, description, "ci-gate", tuple(keywords), paths, secret)
+
+
+ANCHORE_DEFAULT_RULES: tuple[SecretRule, ...] = (
+    SecretRule(
+        "AWS_ACCESS_KEY",
+        r"(?i).*aws_access_key_id( *=+ *).*(?<![A-Z0-9])[A-Z0-9]{20}(?![A-Z0-9]).*",
+        "AWS access key id assigned to aws_access_key_id",
+        "anchore",
+        ("aws_access_key_id",),
+        "",
+        r"(?i)aws_access_key_id *=+ *.*?(?<![A-Z0-9])(?P<secret>[A-Z0-9]{20})(?![A-Z0-9])",
+    ),
+    SecretRule(
+        "AWS_SECRET_KEY",
+        r"(?i).*aws_secret_access_key( *=+ *).*(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=]).*",
+        "AWS secret access key assigned to aws_secret_access_key",
+        "anchore",
+        ("aws_secret_access_key",),
+        "",
+        r"(?i)aws_secret_access_key *=+ *.*?(?<![A-Za-z0-9/+=])(?P<secret>[A-Za-z0-9/+=]{40})"
+        r"(?![A-Za-z0-9/+=])",
+    ),
+    SecretRule(
+        "PRIV_KEY",
+        r"(?i)-+BEGIN(.*)PRIVATE KEY-+",
+        "PEM private key block (RSA, EC, DSA, OPENSSH, ENCRYPTED, PKCS#8) at the start of a line",
+        "anchore",
+        ("private key",),
+        "",
+        r"(?i)-+BEGIN.*?PRIVATE KEY-+(?P<secret>.*)",
+    ),
+    SecretRule(
+        "DOCKER_AUTH",
+        r'(?i).*"auth": *".+"',
+        "Registry credentials in a Docker config.json `auths` entry",
+        "anchore",
+        ('"auth":',),
+        "",
+        r'(?i)"auth": *"(?P<secret>[^"]+)',
+    ),
+    SecretRule(
+        "API_KEY",
+        r"(?i).*api(-|_)key( *=+ *).*(?<![A-Z0-9])[A-Z0-9]{20,60}(?![A-Z0-9]).*",
+        "A 20 to 60 character token assigned to an api_key / api-key",
+        "anchore",
+        ("api_key", "api-key"),
+        "",
+        r"(?i)api[-_]key *=+ *.*?(?<![A-Z0-9])(?P<secret>[A-Z0-9]{20,60})(?![A-Z0-9])",
+    ),
+)
+"""Anchore's `secret_search` defaults (anchore_engine/conf/analyzer_config.yaml), names and regexes exact."""
+
+_VALUE = r"[\"']?(?P<secret>(?!\$\{?[A-Za-z_])[^\s\"']+)"
+"""A configuration value that is not a `$VAR` / `${VAR}` reference."""
+
+EXTRA_RULES: tuple[SecretRule, ...] = (
+    _rule(
+        "PGP_PRIVATE_KEY",
+        r".*-----BEGIN PGP PRIVATE KEY BLOCK-----",
+        "ASCII-armoured OpenPGP private key block",
+        ["begin pgp private key block"],
+        r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?P<secret>.*)",
+    ),
+    _rule(
+        "PUTTY_PRIVATE_KEY",
+        r"PuTTY-User-Key-File-[0-9]+: *\S+",
+        "PuTTY private key file (.ppk)",
+        ["putty-user-key-file-"],
+        r"PuTTY-User-Key-File-[0-9]+: *(?P<secret>)",
+    ),
+    _rule(
+        "PRIVATE_KEY_IN_VALUE",
+        r".+-----BEGIN [A-Z ]*PRIVATE KEY-----",
+        "PEM private key embedded in a line (JSON string, YAML value, echo), not at the line start",
+        ["private key"],
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?P<secret>.*)",
+    ),
+    _rule(
+        "GCP_SERVICE_ACCOUNT_KEY",
+        r'.*"private_key" *: *"-----BEGIN',
+        "Google Cloud service-account JSON key (private_key field)",
+        ['"private_key"'],
+        r'"private_key" *: *"(?P<secret>.*)',
+    ),
+    _rule(
+        "GITHUB_TOKEN",
+        r".*?(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255}(?![A-Za-z0-9_])",
+        "GitHub personal access, OAuth, app or refresh token (ghp_, gho_, ghu_, ghs_, ghr_)",
+        ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        r"(?<![A-Za-z0-9_])(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})",
+    ),
+    _rule(
+        "GITHUB_FINE_GRAINED_TOKEN",
+        r".*?(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}(?![A-Za-z0-9_])",
+        "GitHub fine-grained personal access token (github_pat_)",
+        ["github_pat_"],
+        r"(?P<secret>github_pat_[A-Za-z0-9_]+)",
+    ),
+    _rule(
+        "GITLAB_TOKEN",
+        r".*?(?<![A-Za-z0-9_])gl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]{20,}",
+        "GitLab personal, deploy, runner, trigger or CI job token (glpat-, gldt-, glrt-, glptt-, glcbt-)",
+        ["glpat-", "gldt-", "glrt-", "glptt-", "glcbt-"],
+        r"(?P<secret>gl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_\-]+)",
+    ),
+    _rule(
+        "SLACK_TOKEN",
+        r".*?(?<![A-Za-z0-9])xox[abposr]-[0-9A-Za-z]+-[0-9A-Za-z\-]{8,}",
+        "Slack bot, user, app or refresh token (xoxb-, xoxp-, xoxa-, xoxr-, ...)",
+        ["xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-"],
+        r"(?P<secret>xox[abposr]-[0-9A-Za-z\-]+)",
+    ),
+    _rule(
+        "SLACK_WEBHOOK",
+        r".*https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]{16,}",
+        "Slack incoming-webhook URL",
+        ["hooks.slack.com/services/"],
+        r"https://hooks\.slack\.com/services/(?P<secret>[A-Za-z0-9_/]+)",
+    ),
+    _rule(
+        "GOOGLE_API_KEY",
+        r".*?(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])",
+        "Google API key (AIza...)",
+        ["aiza"],
+        r"(?P<secret>AIza[0-9A-Za-z_\-]{35})",
+    ),
+    _rule(
+        "STRIPE_SECRET_KEY",
+        r".*?(?<![A-Za-z0-9_])[sr]k_live_[0-9A-Za-z]{24,99}(?![A-Za-z0-9])",
+        "Stripe live secret or restricted key (sk_live_, rk_live_)",
+        ["sk_live_", "rk_live_"],
+        r"(?P<secret>[sr]k_live_[0-9A-Za-z]+)",
+    ),
+    _rule(
+        "AWS_ACCESS_KEY_ID",
+        r".*?(?<![A-Z0-9])AKIA[0-9A-Z]{16}(?![A-Z0-9])",
+        "AWS long-term access key id (AKIA...), anywhere on a line",
+        ["akia"],
+        r"(?P<secret>AKIA[0-9A-Z]{16})",
+    ),
+    _rule(
+        "AWS_SESSION_TOKEN",
+        r"(?i).*aws_session_token *[=:] *[\"']?[A-Za-z0-9/+=]{16,}",
+        "AWS session token in a credentials file or environment line",
+        ["aws_session_token"],
+        r"(?i)aws_session_token *[=:] *[\"']?(?P<secret>[A-Za-z0-9/+=]+)",
+    ),
+    _rule(
+        "DOCKER_IDENTITY_TOKEN",
+        r'(?i).*"(?:identitytoken|registrytoken)" *: *"[^"]+"',
+        "Registry identity or bearer token in a Docker config.json",
+        ['"identitytoken"', '"registrytoken"'],
+        r'(?i)"(?:identitytoken|registrytoken)" *: *"(?P<secret>[^"]+)',
+    ),
+    _rule(
+        "NPM_AUTH_TOKEN",
+        r"(?i)(?:|.*[:\s])(?:_authToken|_auth|_password) *= *" + _VALUE,
+        "npm registry credential in an .npmrc (_authToken, _auth, _password), not a ${VAR} reference",
+        ["_auth", "_password"],
+        r"(?i)(?:^|(?<=[:\s]))(?:_authToken|_auth|_password) *= *" + _VALUE,
+    ),
+    _rule(
+        "NPM_TOKEN",
+        r".*?(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])",
+        "npm access token (npm_...)",
+        ["npm_"],
+        r"(?P<secret>npm_[A-Za-z0-9]{36})",
+    ),
+    _rule(
+        "NETRC_PASSWORD",
+        r"(?i).*(?:^|\s)password\s+\S+",
+        "password entry in a .netrc file",
+        ["password"],
+        r"(?i)(?:^|\s)password\s+(?P<secret>\S+)",
+        paths=r"(?:^|/)[._]netrc$",
+    ),
+    _rule(
+        "AZURE_STORAGE_KEY",
+        r"(?i).*AccountKey=[A-Za-z0-9+/]{40,}={0,2}",
+        "Azure storage connection string with an AccountKey",
+        ["accountkey="],
+        r"(?i)AccountKey=(?P<secret>[A-Za-z0-9+/=]+)",
+    ),
+    _rule(
+        "JWT",
+        r".*?(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+        "JSON Web Token (low confidence: may be a harmless test token)",
+        ["eyj"],
+        r"(?P<secret>eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-.]+)",
+    ),
+)
+"""ci-gate's additions: well-known token formats and credential files (DISA guide 2.18)."""
+
+DEFAULT_RULES: tuple[SecretRule, ...] = ANCHORE_DEFAULT_RULES + EXTRA_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSettings:
+    """A rules file, loaded: the rules to apply and how to apply them."""
+
+    rules: tuple[SecretRule, ...] = DEFAULT_RULES
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    """Files larger than this many bytes are not searched."""
+    exclude_paths: tuple[str, ...] = ()
+    """Regexes (re.search) on the path; matching files are not searched."""
+
+
+def load_secret_rules(path: Path | None = None) -> list[SecretRule]:
+    """The rules to apply: the defaults, or the defaults adjusted by the rules file at `path`."""
+    return list(load_secret_settings(path).rules)
+
+
+def load_secret_settings(path: Path | None = None) -> SecretSettings:
+    """Rules, max file size and excluded paths from a rules file (module docstring), or the defaults."""
+    if path is None:
+        return SecretSettings()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise AnalysisError(
+            f"cannot read secret rules file {path}: {error}; give a readable YAML file"
+        ) from None
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise AnalysisError(f"{where}: secret rules file is not valid YAML ({problem})") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise AnalysisError(f"{path}:1: secret rules file must be a mapping (max_file_size, disable, rules)")
+    return _settings_from(document, str(path))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that records the line of each mapping under the key `__line__`."""
+
+
+def _construct_mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_with_line)
+
+_SETTINGS_KEYS = {"max_file_size", "include_defaults", "disable", "exclude_paths", "rules", "regexp_match"}
+_RULE_KEYS = {"name", "regex", "description", "keywords", "paths", "secret"}
+
+
+def _settings_from(document: dict[str, Any], path: str) -> SecretSettings:
+    line = document.pop("__line__", 1)
+    unknown = sorted(str(key) for key in document if key not in _SETTINGS_KEYS)
+    if unknown:
+        raise AnalysisError(
+            f"{path}:{line}: unknown key(s) {', '.join(unknown)} in secret rules file;"
+            f" allowed: {', '.join(sorted(_SETTINGS_KEYS))}"
+        )
+    max_file_size = document.get("max_file_size", DEFAULT_MAX_FILE_SIZE)
+    if isinstance(max_file_size, bool) or not isinstance(max_file_size, int) or max_file_size <= 0:
+        raise AnalysisError(f"{path}:{line}: max_file_size must be a positive number of bytes")
+    include_defaults = document.get("include_defaults", True)
+    if not isinstance(include_defaults, bool):
+        raise AnalysisError(f"{path}:{line}: include_defaults must be true or false")
+    rules: dict[str, SecretRule] = {rule.name: rule for rule in DEFAULT_RULES} if include_defaults else {}
+    for name in _string_list(document.get("disable", []), "disable", path, line):
+        if name not in rules:
+            raise AnalysisError(
+                f"{path}:{line}: disable names unknown rule {name!r}; known: {', '.join(sorted(rules))}"
+            )
+        del rules[name]
+    exclude_paths = _string_list(document.get("exclude_paths", []), "exclude_paths", path, line)
+    for pattern in exclude_paths:
+        _compile_text(pattern, f"{path}:{line}: exclude_paths entry")
+    entries = document.get("rules", []) or []
+    if not isinstance(entries, list):
+        raise AnalysisError(f"{path}:{line}: rules must be a list of mappings with name and regex")
+    for entry in entries:
+        rule = _rule_from(entry, path, line)
+        rules[rule.name] = rule
+    for text in _string_list(document.get("regexp_match", []), "regexp_match", path, line):
+        name, separator, regex = text.partition("=")
+        if not separator or not name or not regex:
+            raise AnalysisError(f"{path}:{line}: regexp_match entry must be NAME=REGEX")
+        rule = SecretRule(name.strip(), regex, "", path)
+        _check_rule(rule, f"{path}:{line}")
+        rules[rule.name] = rule
+    return SecretSettings(tuple(rules.values()), max_file_size, tuple(exclude_paths))
+
+
+def _rule_from(entry: Any, path: str, parent_line: int) -> SecretRule:
+    if not isinstance(entry, dict):
+        raise AnalysisError(
+            f"{path}:{parent_line}: each entry of rules must be a mapping with name and regex"
+        )
+    line = entry.pop("__line__", parent_line)
+    where = f"{path}:{line}"
+    unknown = sorted(str(key) for key in entry if key not in _RULE_KEYS)
+    if unknown:
+        raise AnalysisError(
+            f"{where}: unknown key(s) {', '.join(unknown)} in rule; allowed: {', '.join(sorted(_RULE_KEYS))}"
+        )
+    name, regex = entry.get("name"), entry.get("regex")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise AnalysisError(f"{where}: rule needs a name of letters, digits, _ . - (got {name!r})")
+    if not isinstance(regex, str) or not regex:
+        raise AnalysisError(f"{where}: rule {name} needs a regex")
+    keywords = tuple(
+        keyword.lower() for keyword in _string_list(entry.get("keywords", []), "keywords", path, line)
+    )
+    if any(not keyword for keyword in keywords):
+        raise AnalysisError(f"{where}: rule {name} has an empty keyword")
+    description, paths, secret = entry.get("description", ""), entry.get("paths", ""), entry.get("secret", "")
+    for key, value in (("description", description), ("paths", paths), ("secret", secret)):
+        if not isinstance(value, str):
+            raise AnalysisError(f"{where}: rule {name}: {key} must be a string")
+    rule = SecretRule(name, regex, description, path, keywords, paths, secret)
+    _check_rule(rule, where)
+    return rule
+
+
+def _check_rule(rule: SecretRule, where: str) -> None:
+    _compile_bytes(rule.regex, f"{where}: rule {rule.name} regex")
+    if rule.paths:
+        _compile_text(rule.paths, f"{where}: rule {rule.name} paths")
+    if rule.secret:
+        _compile_text(rule.secret, f"{where}: rule {rule.name} secret")
+
+
+def _string_list(value: Any, key: str, path: str, line: int) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise AnalysisError(f"{path}:{line}: {key} must be a list of strings")
+    return list(value)
+
+
+def _compile_bytes(pattern: str, what: str) -> re.Pattern[bytes]:
+    try:
+        return re.compile(pattern.encode("utf-8"))
+    except re.error as error:
+        raise AnalysisError(f"{what} is not a valid regular expression: {error}") from None
+
+
+def _compile_text(pattern: str, what: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise AnalysisError(f"{what} is not a valid regular expression: {error}") from None
+
+
+# --- scanning ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    rule: SecretRule
+    match: re.Pattern[bytes]
+    """The rule's regex on bytes (Anchore's `re.match(regex.encode(), line)`)."""
+    search: re.Pattern[str]
+    """The same regex on text, for config values (also `re.match` per line)."""
+    secret: re.Pattern[str] | None
+    paths: re.Pattern[str] | None
+    keywords: tuple[bytes, ...]
+
+
+@dataclass
+class SecretScanner:
+    """Applies secret rules to file contents and to the image config. Safe to reuse across images."""
+
+    rules: Sequence[SecretRule] = DEFAULT_RULES
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    """Files larger than this many bytes are not searched (Anchore's MAXFILESIZE)."""
+    exclude_paths: Sequence[str] = ()
+    _compiled: tuple[_CompiledRule, ...] = field(init=False, repr=False)
+    _keywords: tuple[bytes, ...] = field(init=False, repr=False)
+    _unfiltered: bool = field(init=False, repr=False)
+    _exclude: re.Pattern[str] | None = field(init=False, repr=False)
+    _name_rule: SecretRule = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        compiled = []
+        for rule in self.rules:
+            compiled.append(
+                _CompiledRule(
+                    rule=rule,
+                    match=_compile_bytes(rule.regex, f"secret rule {rule.name} regex"),
+                    search=_compile_text(rule.regex, f"secret rule {rule.name} regex"),
+                    secret=_compile_text(rule.secret, f"secret rule {rule.name} secret")
+                    if rule.secret
+                    else None,
+                    paths=_compile_text(rule.paths, f"secret rule {rule.name} paths") if rule.paths else None,
+                    keywords=tuple(keyword.lower().encode("utf-8") for keyword in rule.keywords),
+                )
+            )
+        self._compiled = tuple(compiled)
+        self._keywords = tuple(sorted({keyword for item in compiled for keyword in item.keywords}))
+        self._unfiltered = any(not item.keywords for item in compiled)
+        self._exclude = (
+            re.compile("|".join(f"(?:{pattern})" for pattern in self.exclude_paths))
+            if self.exclude_paths
+            else None
+        )
+        self._name_rule = SecretRule(
+            ENV_SECRET_NAME,
+            SECRET_NAME_REGEX,
+            "A secret-looking variable name (ENV, ARG, build argument, label) with a value",
+            "ci-gate",
+        )
+
+    @classmethod
+    def from_settings(cls, settings: SecretSettings) -> SecretScanner:
+        return cls(settings.rules, settings.max_file_size, settings.exclude_paths)
+
+    def wants(self, path: str, size: int) -> bool:
+        """Whether a regular file of `size` bytes at `path` should be read and given to `scan_file`."""
+        if size <= 0 or size > self.max_file_size:
+            return False
+        return not (self._exclude is not None and self._exclude.search(path))
+
+    def scan_file(self, path: str, layer_index: int, content: bytes) -> list[SecretFinding]:
+        """The secrets in one file's content: one finding per rule and matching line (1-based)."""
+        if not content:
+            return []
+        lowered = content.lower()
+        if not self._unfiltered and not any(keyword in lowered for keyword in self._keywords):
+            return []
+        findings: list[SecretFinding] = []
+        all_lines: list[bytes] | None = None
+        for item in self._compiled:
+            if item.paths is not None and not item.paths.search(path):
+                continue
+            if item.keywords:
+                for number, line in _lines_with(content, lowered, item.keywords):
+                    if item.match.match(line):
+                        findings.append(self._file_finding(item, path, layer_index, number, line))
+            else:
+                if all_lines is None:
+                    all_lines = content.split(b"\n")
+                for index, line in enumerate(all_lines):
+                    if item.match.match(line):
+                        findings.append(self._file_finding(item, path, layer_index, index + 1, line))
+        findings.sort(key=lambda finding: (finding.line or 0, finding.rule))
+        return findings
+
+    def scan_config(self, config: Mapping[str, Any]) -> list[SecretFinding]:
+        """Secrets in the image config blob: Env values and names, history `created_by`, labels."""
+        findings: list[SecretFinding] = []
+        inner = config.get("config") or config.get("Config")
+        inner = inner if isinstance(inner, Mapping) else {}
+        env = inner.get("Env")
+        for item in env if isinstance(env, list) else []:
+            if not isinstance(item, str):
+                continue
+            name, _, value = item.partition("=")
+            findings.extend(self._scan_assignment("env", f"ENV:{name}", None, name, value, item))
+        labels = inner.get("Labels")
+        for key, value in labels.items() if isinstance(labels, Mapping) else ():
+            text = value if isinstance(value, str) else ""
+            findings.extend(
+                self._scan_assignment("label", f"label:{key}", None, str(key), text, f"{key}={text}")
+            )
+        history = config.get("history")
+        entries = [item for item in history if isinstance(item, Mapping)] if isinstance(history, list) else []
+        for index, (entry, layer_index) in enumerate(
+            zip(entries, history_layer_indexes(entries), strict=True)
+        ):
+            created_by = entry.get("created_by")
+            if isinstance(created_by, str) and created_by:
+                findings.extend(self._scan_history(index, layer_index, created_by))
+        return findings
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _scan_assignment(
+        self, where: str, path: str, layer_index: int | None, name: str, value: str, text: str
+    ) -> list[SecretFinding]:
+        findings = self._scan_text(where, path, layer_index, text)
+        if not findings and value.strip() and is_secret_name(name) and not _is_reference(value):
+            findings.append(self._name_finding(where, path, layer_index, name, value))
+        return findings
+
+    def _scan_history(self, index: int, layer_index: int | None, created_by: str) -> list[SecretFinding]:
+        path = f"history[{index}]"
+        findings = self._scan_text("history", path, layer_index, created_by)
+        if findings:
+            return findings
+        for match in _ASSIGNMENT.finditer(created_by):
+            name, value = match.group("name"), _unquote(match.group("value"))
+            if value.strip() and is_secret_name(name) and not _is_reference(value):
+                findings.append(self._name_finding("history", path, layer_index, name, value))
+        return findings
+
+    def _scan_text(self, where: str, path: str, layer_index: int | None, text: str) -> list[SecretFinding]:
+        findings = []
+        lowered = text.lower()
+        for item in self._compiled:
+            if item.paths is not None:
+                continue  # a file-specific rule (.netrc) means nothing in a config string
+            if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
+                continue
+            for line in text.split("\n"):
+                match = item.search.match(line)
+                if match:
+                    preview = _preview(line, item.secret, match.start())
+                    findings.append(
+                        SecretFinding(
+                            rule=item.rule.name,
+                            where=where,
+                            path=path,
+                            line=None,
+                            layer_index=layer_index,
+                            preview=preview,
+                            regex=item.rule.anchore_name,
+                        )
+                    )
+                    break
+        return findings
+
+    def _name_finding(
+        self, where: str, path: str, layer_index: int | None, name: str, value: str
+    ) -> SecretFinding:
+        return SecretFinding(
+            rule=ENV_SECRET_NAME,
+            where=where,
+            path=path,
+            line=None,
+            layer_index=layer_index,
+            preview=f"{name}={_mask(value)}",
+            regex=self._name_rule.anchore_name,
+        )
+
+    def _file_finding(
+        self, item: _CompiledRule, path: str, layer_index: int, number: int, line: bytes
+    ) -> SecretFinding:
+        text = line.decode("utf-8", errors="replace")
+        return SecretFinding(
+            rule=item.rule.name,
+            where="file",
+            path=path,
+            line=number,
+            layer_index=layer_index,
+            preview=_preview(text, item.secret, 0),
+            regex=item.rule.anchore_name,
+        )
+
+
+def _lines_with(content: bytes, lowered: bytes, keywords: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+    """The (1-based number, line) of each line of `content` holding one of `keywords`, in order."""
+    starts: set[int] = set()
+    for keyword in keywords:
+        position = lowered.find(keyword)
+        while position != -1:
+            start = lowered.rfind(b"\n", 0, position) + 1
+            starts.add(start)
+            end = lowered.find(b"\n", position)
+            if end == -1:
+                break
+            position = lowered.find(keyword, end)
+    lines = []
+    for start in sorted(starts):
+        end = content.find(b"\n", start)
+        line = content[start:] if end == -1 else content[start:end]
+        lines.append((content.count(b"\n", 0, start) + 1, line))
+    return lines
+
+
+_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_$\-{])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s;&|)]+)"
+)
+"""`NAME=value` in a history line: ENV and ARG steps, `|N NAME=value` build-arg prefixes, `export`."""
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _is_reference(value: str) -> bool:
+    """True for a value taken from elsewhere (`$TOKEN`, `${TOKEN}`, `$(cat file)`), not written in."""
+    return value.strip().startswith("$")
+
+
+def _mask(secret: str) -> str:
+    """At most the first 4 characters of a secret (fewer for a short one), then `****`."""
+    keep = min(4, len(secret) // 4)
+    return secret[:keep] + "****"
+
+
+_PRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+_TOKEN = re.compile(r"[^\s\"'=:,;()\[\]{}<>`]+")
+_ASSIGNED = re.compile(r"(?<=[=:])\s*[\"']?([^\s\"',;{}\[\]]+)")
+
+
+def _redact_context(text: str) -> str:
+    """Mask each value-like token before a secret: assigned values, long or digit-bearing tokens."""
+    spans: list[tuple[int, int]] = [match.span(1) for match in _ASSIGNED.finditer(text)]
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if (
+            len(token) >= 8
+            and (any(char.isdigit() for char in token) or len(token) >= 24)
+            and not re.fullmatch(r"-+[A-Za-z ]*-*|[A-Za-z_.\-]+", token)
+        ):
+            spans.append(match.span())
+    result, cursor = [], 0
+    for start, end in sorted(spans):
+        if start < cursor:
+            continue
+        result.append(text[cursor:start])
+        result.append(_mask(text[start:end]))
+        cursor = end
+    result.append(text[cursor:])
+    return "".join(result)
+
+
+def _preview(line: str, secret: re.Pattern[str] | None, start: int) -> str:
+    """A short, redacted excerpt of a matching line: context before the secret, the secret masked."""
+    line = _PRINTABLE.sub("?", line)
+    match = secret.search(line, start) if secret is not None else None
+    if match is None:
+        # No way to tell where the secret is: keep only the very start of the line.
+        stripped = line.strip()
+        return _mask(stripped) if stripped else ""
+    begin, end = match.span("secret") if "secret" in match.re.groupindex else match.span()
+    # Redact before cutting to length, so a cut can never leave part of another secret unmasked.
+    shown = _redact_context(line[:begin].lstrip())
+    if len(shown) > _PREVIEW_PREFIX_LIMIT:
+        shown = "…" + shown[-_PREVIEW_PREFIX_LIMIT:]
+    value = line[begin:end]
+    return shown + _mask(value) if value else shown.rstrip()
