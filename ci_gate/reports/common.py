@@ -1,0 +1,292 @@
+"""What every report format shares: image naming, stable keys, ordering, severity scales, redaction.
+
+Reports are pure functions of (Evaluation, Analysis). The helpers here make sure that all of them
+name the image the same way, compute the same stable fingerprint for a finding (so GitHub code
+scanning, GitLab Code Quality and the comment agree run after run), order findings worst first, and
+never print a secret: a secret finding is shown only as rule, path, line and a redacted preview.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from ci_gate.model import Analysis, Evaluation, ExpiredException, Finding, SecretFinding
+
+TOOL_NAME = "ci-gate"
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "negligible", "unknown")
+"""Vulnerability severities, worst first (Anchore's names)."""
+
+SEVERITY_SCORE = {"critical": 9.5, "high": 8.0, "medium": 5.5, "low": 2.0, "negligible": 0.5, "unknown": 0.0}
+"""A numeric score for a severity when no CVSS score is known (the values trivy and grype use)."""
+
+ACTION_RANK = {"STOP": 0, "WARN": 1, "GO": 2}
+
+SECRET_GATES = frozenset({"secret_scans"})
+"""Gates whose findings are about secrets: their messages are never shown, only rule/path/line/preview."""
+
+
+# --- the image -----------------------------------------------------------------------------------
+
+
+def image_display_name(evaluation: Evaluation, analysis: Analysis) -> str:
+    """What a human calls the image: the evaluated tag, else the reference the user gave."""
+    return evaluation.tag or analysis.identity.reference
+
+
+def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
+    """The image's repository without tag, digest or source scheme: stable across builds.
+
+    Used in fingerprints, SARIF categories and comment markers: a new tag or digest of the same
+    image must update the same alerts and comment, never create new ones (trivy#2357).
+    """
+    identity = analysis.identity
+    candidates = [evaluation.tag, *identity.repo_tags, *identity.repo_digests, identity.reference]
+    for candidate in candidates:
+        if candidate:
+            return strip_reference(candidate)
+    return "image"
+
+
+_SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "registry:", "docker:", "sbom:", "oci:")
+
+
+def strip_reference(reference: str) -> str:
+    """`registry:host:5000/team/app:1.2@sha256:…` → `host:5000/team/app`; archives keep their path."""
+    text = reference.strip()
+    for scheme in _SCHEMES:
+        if text.startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    text = text.split("@", 1)[0]
+    last_slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > last_slash:
+        text = text[:colon]
+    return text or "image"
+
+
+def image_slug(evaluation: Evaluation, analysis: Analysis) -> str:
+    """`image_key` reduced to `[A-Za-z0-9._-]`, for file paths, SARIF categories and test names."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", image_key(evaluation, analysis)).strip("-.")
+    return slug or "image"
+
+
+def image_path_uri(evaluation: Evaluation, analysis: Analysis, path: str) -> str:
+    """A stable repository-relative URI standing for a path inside the image (no tag, no digest)."""
+    inner = posixpath.normpath("/" + (path or "")).lstrip("/")
+    uri = f"image/{image_slug(evaluation, analysis)}"
+    if inner and inner != ".":
+        uri += "/" + inner
+    return quote(uri, safe="/._-~")
+
+
+def dockerfile_uri(analysis: Analysis) -> str | None:
+    """The Dockerfile as a repository-relative path, when the user gave the real one.
+
+    A guessed Dockerfile (rebuilt from history) is no file in the repository: None then. An absolute
+    path is kept relative to its last components that look like a checkout (we cannot know the
+    repository root in a pure function), so it stays stable across runners.
+    """
+    dockerfile = analysis.dockerfile
+    if dockerfile.mode != "actual" or not dockerfile.path:
+        return None
+    path = dockerfile.path.replace("\\", "/")
+    if path.startswith("/"):
+        path = posixpath.basename(path)
+    path = posixpath.normpath(path)
+    if path.startswith("../"):
+        path = posixpath.basename(path)
+    return path
+
+
+# --- findings ------------------------------------------------------------------------------------
+
+
+def finding_fingerprint(evaluation: Evaluation, analysis: Analysis, finding: Finding) -> str:
+    """A stable hex id of one finding: image repository + gate + trigger + trigger id + rule id.
+
+    No tag, digest, line number or message goes in, so the same problem in the next build of the
+    image keeps its identity (and its dismissal) in GitHub and GitLab.
+    """
+    parts = (
+        image_key(evaluation, analysis),
+        finding.gate,
+        finding.trigger,
+        finding.trigger_id,
+        finding.rule_id,
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def is_secret(finding: Finding) -> bool:
+    return finding.gate.lower() in SECRET_GATES
+
+
+def severity_of(finding: Finding) -> str:
+    """The vulnerability severity (lower case), or `unknown` for non-vulnerability findings."""
+    if finding.vulnerability is None:
+        return "unknown"
+    severity = finding.vulnerability.severity.lower()
+    return severity if severity in SEVERITY_ORDER else "unknown"
+
+
+def security_score(finding: Finding) -> float | None:
+    """CVSS base score when known, else a score for the severity; None for non-vulnerabilities."""
+    vulnerability = finding.vulnerability
+    if vulnerability is None:
+        return None
+    if vulnerability.cvss_score is not None and 0.0 < vulnerability.cvss_score <= 10.0:
+        return float(vulnerability.cvss_score)
+    return SEVERITY_SCORE[severity_of(finding)]
+
+
+def sort_key(finding: Finding) -> tuple[int, int, float, int, str, str, str]:
+    """Worst first: effective action, then not-allowlisted, then score, then a stable tiebreak."""
+    score = security_score(finding)
+    return (
+        ACTION_RANK.get(finding.effective_action.upper(), 3),
+        1 if finding.allowlisted else 0,
+        -(score if score is not None else 0.0),
+        SEVERITY_ORDER.index(severity_of(finding)),
+        finding.gate,
+        finding.trigger_id,
+        finding.rule_id,
+    )
+
+
+def worst_first(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=sort_key)
+
+
+def expired_for(evaluation: Evaluation, finding: Finding) -> ExpiredException | None:
+    """The expired exception that would have covered this finding, if any."""
+    for expired in evaluation.expired_exceptions:
+        if expired.gate.lower() == finding.gate.lower() and _trigger_matches(
+            expired.trigger_id, finding.trigger_id
+        ):
+            return expired
+    return None
+
+
+def _trigger_matches(pattern: str, trigger_id: str) -> bool:
+    if pattern == trigger_id:
+        return True
+    if "*" in pattern:
+        regex = "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
+        return re.match(regex, trigger_id) is not None
+    return False
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many findings ended in each effective action."""
+
+    stop: int
+    """Findings whose effective action is STOP."""
+    warn: int
+    """Findings whose effective action is WARN."""
+    allowlisted: int
+    """Findings an exception in force turned into GO."""
+    expired: int
+    """Exceptions that expired (their findings count as STOP/WARN again)."""
+    total: int
+    """All fired findings."""
+
+
+def counts(evaluation: Evaluation) -> Counts:
+    findings = evaluation.findings
+    return Counts(
+        stop=sum(1 for f in findings if f.effective_action.upper() == "STOP"),
+        warn=sum(1 for f in findings if f.effective_action.upper() == "WARN"),
+        allowlisted=sum(1 for f in findings if f.allowlisted),
+        expired=len(evaluation.expired_exceptions),
+        total=len(findings),
+    )
+
+
+# --- redaction -----------------------------------------------------------------------------------
+
+_REDACTIONS: Sequence[tuple[re.Pattern[str], str]] = (
+    (
+        re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(-----END[A-Z ]*PRIVATE KEY-----|$)", re.S),
+        "-----BEGIN PRIVATE KEY----- ****",
+    ),
+    (re.compile(r"\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{4})[A-Z0-9]{12}\b"), r"\1****"),
+    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{4})[A-Za-z0-9]{20,}"), r"\1****"),
+    (re.compile(r"\b(glpat-[A-Za-z0-9_-]{2})[A-Za-z0-9_-]{10,}"), r"\1****"),
+    (re.compile(r"\b(xox[abposr]-[A-Za-z0-9]{2})[A-Za-z0-9-]{8,}"), r"\1****"),
+    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1****@"),
+    # KEY=VALUE / KEY: VALUE where KEY names a credential; the value goes, the name stays.
+    (
+        re.compile(
+            r"(?i)\b([A-Z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
+            r"private[_-]?key|credential|auth)[A-Z0-9_.-]*\s*[=:]\s*[\"']?)([^\s\"',;]{3,})"
+        ),
+        r"\1****",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """Mask anything in a free text that looks like a credential (defence in depth for messages)."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def secret_for(analysis: Analysis, finding: Finding) -> SecretFinding | None:
+    """The analysed secret a secret finding is about (matched by path, then line)."""
+    candidates = [s for s in analysis.secrets if s.path == finding.path] if finding.path else []
+    if not candidates:
+        candidates = [s for s in analysis.secrets if s.path and s.path in finding.trigger_id]
+    for secret in candidates:
+        if finding.dockerfile_line is None or secret.line is None:
+            return secret
+    return candidates[0] if candidates else None
+
+
+def secret_summary(analysis: Analysis, finding: Finding) -> str:
+    """The only way a secret finding is ever described: rule, path, line, redacted preview."""
+    secret = secret_for(analysis, finding)
+    if secret is None:
+        where = finding.path or "(unknown path)"
+        return f"secret ({finding.trigger}) found at {where}"
+    where = secret.path + (f":{secret.line}" if secret.line else "")
+    text = f"secret {secret.rule} found at {where}"
+    if secret.deleted:
+        text += " (deleted by a later layer, still shipped in the image)"
+    if secret.preview:
+        text += f": {redact(secret.preview)}"
+    return text
+
+
+def finding_text(analysis: Analysis, finding: Finding) -> str:
+    """The finding's message as reports show it: redacted, and for secrets only rule/path/line/preview."""
+    if is_secret(finding):
+        return secret_summary(analysis, finding)
+    return redact(finding.message)
+
+
+def finding_title(finding: Finding) -> str:
+    """A short label: `vulnerabilities/package: CVE-… in openssl 3.0.11` or `gate/trigger: trigger id`."""
+    vulnerability = finding.vulnerability
+    if vulnerability is not None:
+        package = " ".join(p for p in (vulnerability.package_name, vulnerability.package_version) if p)
+        return f"{vulnerability.id} in {package}" if package else vulnerability.id
+    if is_secret(finding):
+        return f"{finding.gate}/{finding.trigger}: {finding.path or 'secret'}"
+    label = redact(finding.trigger_id) if finding.trigger_id else ""
+    return f"{finding.gate}/{finding.trigger}" + (f": {label}" if label else "")
+
+
+def truncate(text: str, limit: int, marker: str = " … (truncated)") -> str:
+    """At most `limit` characters, saying so when something was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(marker), 0)] + marker

@@ -1,0 +1,388 @@
+"""Markdown reports through jinja2 templates a user can replace (`--template`).
+
+Three built-in templates in `ci_gate/reports/templates/`:
+- `comment.md.j2` — the merge/pull-request comment (short: verdict, counts, the worst findings);
+- `summary.md.j2` — the job summary (GitHub `GITHUB_STEP_SUMMARY`), the same with more rows;
+- `compliance.md.j2` — the compliance report: DoD guide section / CIS item → status → evidence →
+  controls, then the exceptions in force (reason, approver, expiry) and the expired ones, flagged.
+
+Templates never see model objects: they get a context of plain, already-redacted values (see
+`markdown_context`), so a custom template cannot print a secret, and `md` / `cell` filters escape
+Markdown and HTML. Sizes stay within what the targets accept (GitHub comments 65,536 characters,
+step summaries 1 MiB): the number of rows shrinks until the text fits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ci_gate import __version__
+from ci_gate.errors import ReportError
+from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
+from ci_gate.reports.common import (
+    counts,
+    dockerfile_uri,
+    expired_for,
+    finding_text,
+    finding_title,
+    image_display_name,
+    image_key,
+    security_score,
+    severity_of,
+    truncate,
+    worst_first,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+COMMENT_LIMIT = 60_000
+"""GitHub rejects comment bodies over 65,536 characters; leave room for the marker and footer."""
+SUMMARY_LIMIT = 1_000_000
+"""GitHub step summaries are limited to 1 MiB per step."""
+COMPLIANCE_LIMIT = 5_000_000
+
+ICONS = {"STOP": "🛑", "WARN": "⚠️", "GO": "✅"}
+
+DISA_SECTIONS = {
+    "2.1": "No SSH server daemon in the image",
+    "2.2": "Run as a non-privileged user",
+    "2.3": "No setuid/setgid executables",
+    "2.4": "Build commands with known outcomes (no remote fetches)",
+    "2.5": "Only non-privileged ports exposed",
+    "2.6": "Process HEALTHCHECK defined",
+    "2.7": "TLS 1.2 or newer for registry pulls",
+    "2.8": "Minimal cached layers",
+    "2.9": "No confidential data in build files or history",
+    "2.10": "Built from signed base images",
+    "2.11": "Only verified packages",
+    "2.12": "Only essential capabilities installed",
+    "2.13": "Only ports used by the service",
+    "2.14": "Built from a DoD-approved base image",
+    "2.15": "Superseded images removed",
+    "2.16": "Relevant STIG/SRG applied",
+    "2.17": "From a trusted and approved source",
+    "2.18": "No embedded credentials",
+}
+"""DISA Container Image Creation and Deployment Guide V2R0.6 §2 (reference/peers.md §1.1)."""
+
+CIS_ITEMS = {
+    "4.1": "A user for the container has been created",
+    "4.2": "Containers use only trusted base images",
+    "4.3": "Unnecessary packages are not installed",
+    "4.4": "Images are scanned and rebuilt to include security patches",
+    "4.5": "Content trust is enabled",
+    "4.6": "HEALTHCHECK instructions have been added",
+    "4.7": "Update instructions are not used alone",
+    "4.8": "setuid and setgid permissions are removed",
+    "4.9": "COPY is used instead of ADD",
+    "4.10": "Secrets are not stored in Dockerfiles",
+    "4.11": "Only verified packages are installed",
+    "4.12": "All signed artifacts are validated",
+}
+"""CIS Docker Benchmark §4 (container images and build files)."""
+
+_REQUIREMENT = re.compile(r"^(DISA|CIS)[\w-]*\s*([0-9]+(?:\.[0-9]+)*)", re.I)
+_STATUS_ORDER = ("FAIL", "WARN", "EXCEPTION", "PASS")
+
+
+def render_markdown(
+    evaluation: Evaluation,
+    analysis: Analysis,
+    kind: str = "comment",
+    template: Path | None = None,
+) -> str:
+    """Render one of the markdown reports: kind = comment, summary or compliance.
+
+    `template` replaces the built-in template of that kind (the `--template` option); it receives
+    the same context as the built-in one.
+    """
+    limits = {
+        "comment": (COMMENT_LIMIT, 50),
+        "summary": (SUMMARY_LIMIT, 1_000),
+        "compliance": (COMPLIANCE_LIMIT, 0),
+    }
+    if kind not in limits:
+        raise ReportError(f"unknown markdown report kind {kind!r}: use comment, summary or compliance")
+    limit, rows = limits[kind]
+    environment, name = _environment(template, f"{kind}.md.j2")
+    try:
+        compiled = environment.get_template(name)
+    except jinja2.TemplateError as error:
+        raise ReportError(
+            f"cannot load markdown template {template or name}: {_template_error(error)}; "
+            "fix the template or drop --template"
+        ) from None
+    context = markdown_context(evaluation, analysis)
+    while True:
+        try:
+            text = compiled.render(**context, max_findings=rows, kind=kind)
+        except jinja2.TemplateError as error:
+            raise ReportError(
+                f"markdown template {template or name} failed: {_template_error(error)}; "
+                "fix the template or drop --template"
+            ) from None
+        if len(text) <= limit or rows <= 5:
+            return truncate(text, limit, "\n\n… (truncated: see the JSON report for everything)\n")
+        rows = max(rows // 2, 5)
+
+
+def _template_error(error: jinja2.TemplateError) -> str:
+    line = getattr(error, "lineno", None)
+    return f"{error.message or type(error).__name__}" + (f" (line {line})" if line else "")
+
+
+def _environment(template: Path | None, default_name: str) -> tuple[jinja2.Environment, str]:
+    search = [str(TEMPLATES)]
+    name = default_name
+    if template is not None:
+        if not template.is_file():
+            raise ReportError(f"markdown template {template} does not exist: give the path of a jinja2 file")
+        search.insert(0, str(template.parent.resolve()))
+        name = template.name
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=False,  # Markdown, not HTML: escaping is explicit through the md/cell filters
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["md"] = escape_markdown
+    environment.filters["cell"] = escape_cell
+    return environment, name
+
+
+def escape_markdown(value: object) -> str:
+    """Plain text safe to put into Markdown: no HTML, no comment markers, no accidental formatting."""
+    text = str(value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
+
+
+def escape_cell(value: object) -> str:
+    """Text for one Markdown table cell: escaped, on one line, not too long."""
+    text = " ".join(str(value).split())
+    return escape_markdown(truncate(text, 300))
+
+
+# --- the context ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindingView:
+    """One finding as the templates see it (all text already redacted)."""
+
+    action: str
+    """The effective action: STOP, WARN or GO (allowlisted)."""
+    declared_action: str
+    """The rule's own action before any exception."""
+    gate: str
+    trigger: str
+    rule_id: str
+    title: str
+    """Short label, e.g. `CVE-2024-3094 in xz-utils 5.6.0-1`."""
+    text: str
+    """The redacted message; for secrets only rule, path, line and preview."""
+    location: str
+    """`Dockerfile:6`, an in-image path, or empty."""
+    severity: str
+    score: str
+    """CVSS (or severity) score as text, empty for non-vulnerabilities."""
+    fixed: str
+    controls: tuple[str, ...]
+    origin: str
+    """base or app layer, when known."""
+    exception: dict[str, str] | None
+    """The exception in force: id, reason, approved_by, expires_on."""
+    expired_on: str
+    """When an exception that would have covered this finding expired, else empty."""
+
+
+def _view(evaluation: Evaluation, analysis: Analysis, finding: Finding) -> FindingView:
+    dockerfile = dockerfile_uri(analysis)
+    if dockerfile and finding.dockerfile_line:
+        location = f"{dockerfile}:{finding.dockerfile_line}"
+    else:
+        location = finding.path or (finding.vulnerability.package_path if finding.vulnerability else "")
+    score = security_score(finding)
+    exception = None
+    if finding.allowlisted is not None:
+        match = finding.allowlisted
+        exception = {
+            "id": f"{match.allowlist_id}/{match.item_id}",
+            "name": match.allowlist_name,
+            "reason": match.reason,
+            "approved_by": match.approved_by,
+            "expires_on": match.expires_on,
+        }
+    expired = expired_for(evaluation, finding)
+    return FindingView(
+        action=finding.effective_action.upper(),
+        declared_action=finding.action.upper(),
+        gate=finding.gate,
+        trigger=finding.trigger,
+        rule_id=finding.rule_id,
+        title=finding_title(finding),
+        text=finding_text(analysis, finding),
+        location=location,
+        severity=severity_of(finding) if finding.vulnerability else "",
+        score=f"{score:.1f}" if score is not None else "",
+        fixed=", ".join(finding.vulnerability.fixed_versions) if finding.vulnerability else "",
+        controls=finding.controls,
+        origin=finding.origin or "",
+        exception=exception,
+        expired_on=expired.expires_on if expired is not None and finding.allowlisted is None else "",
+    )
+
+
+@dataclass(frozen=True)
+class RequirementRow:
+    """One line of the compliance report: a DoD guide section or CIS item and how the image fares."""
+
+    framework: str
+    """`DISA CIDG` or `CIS Docker` or `Policy` (rules without a guide reference)."""
+    item: str
+    """Section or item number (`2.2`), or `gate/trigger` for plain policy rules."""
+    title: str
+    status: str
+    """FAIL, WARN, EXCEPTION (every finding covered by an exception in force) or PASS."""
+    evidence: tuple[str, ...]
+    controls: tuple[str, ...]
+    """The other controls the rules cite (NIST 800-53, CCI)."""
+    rules: tuple[str, ...]
+    expired: tuple[str, ...]
+    """Expired exceptions touching this requirement, as text."""
+
+
+def _requirement_keys(controls: Iterable[str]) -> list[tuple[str, str]]:
+    keys = []
+    for control in controls:
+        match = _REQUIREMENT.match(control.strip())
+        if match:
+            framework = "DISA CIDG" if match.group(1).upper() == "DISA" else "CIS Docker"
+            keys.append((framework, match.group(2)))
+    return keys
+
+
+def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[RequirementRow]:
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in evaluation.findings:
+        by_rule.setdefault(finding.rule_id or f"{finding.gate}/{finding.trigger}", []).append(finding)
+    rules = list(evaluation.rules)
+    listed = {rule.rule_id for rule in rules}
+    for rule_id, findings in by_rule.items():
+        if rule_id not in listed:  # a backend that reports findings but not the rules it checked
+            first = findings[0]
+            rules.append(
+                RuleOutcome(
+                    rule_id=rule_id,
+                    gate=first.gate,
+                    trigger=first.trigger,
+                    action=first.action,
+                    controls=first.controls,
+                    fired=len(findings),
+                )
+            )
+    groups: dict[tuple[str, str], list[RuleOutcome]] = {}
+    for rule in rules:
+        keys = _requirement_keys(rule.controls) or [("Policy", f"{rule.gate}/{rule.trigger}")]
+        for key in keys:
+            groups.setdefault(key, []).append(rule)
+
+    rows = []
+    for (framework, item), group in groups.items():
+        findings = [f for rule in group for f in by_rule.get(rule.rule_id, [])]
+        statuses = ["PASS"]
+        evidence: list[str] = []
+        for finding in worst_first(findings):
+            action = finding.effective_action.upper()
+            statuses.append({"STOP": "FAIL", "WARN": "WARN"}.get(action, "EXCEPTION"))
+            if len(evidence) < 5:
+                prefix = "exception in force" if finding.allowlisted else action
+                evidence.append(f"{prefix}: {finding_title(finding)} — {finding_text(analysis, finding)}")
+        if len(findings) > 5:
+            evidence.append(f"… and {len(findings) - 5} more")
+        if not findings:
+            for rule in group:
+                params = ", ".join(f"{k}={v}" for k, v in sorted(rule.params.items()))
+                evidence.append(
+                    f"checked {rule.gate}/{rule.trigger}"
+                    + (f" ({params})" if params else "")
+                    + ": nothing found"
+                )
+        status = min(statuses, key=_STATUS_ORDER.index)
+        controls = sorted({c for rule in group for c in rule.controls if not _requirement_keys([c])})
+        expired = []
+        for exception in evaluation.expired_exceptions:
+            if any(exception.gate.lower() == rule.gate.lower() for rule in group) and any(
+                expired_for(evaluation, f) is exception for f in findings
+            ):
+                expired.append(f"{exception.allowlist_id}/{exception.item_id} expired {exception.expires_on}")
+        title = {"DISA CIDG": DISA_SECTIONS, "CIS Docker": CIS_ITEMS}.get(framework, {}).get(item, "")
+        if not title:
+            title = group[0].description or f"policy rule {group[0].gate}/{group[0].trigger}"
+        rows.append(
+            RequirementRow(
+                framework,
+                item,
+                title,
+                status,
+                tuple(evidence),
+                tuple(controls),
+                tuple(sorted({rule.rule_id for rule in group})),
+                tuple(expired),
+            )
+        )
+    framework_order = {"DISA CIDG": 0, "CIS Docker": 1, "Policy": 2}
+    rows.sort(key=lambda row: (framework_order.get(row.framework, 3), _number_key(row.item)))
+    return rows
+
+
+def _number_key(item: str) -> tuple[Any, ...]:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[./]", item))
+
+
+def markdown_context(evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
+    """Everything a markdown template may use; every text in it is already redacted."""
+    ordered = [_view(evaluation, analysis, finding) for finding in worst_first(evaluation.findings)]
+    tally = counts(evaluation)
+    final_action = evaluation.final_action.upper()
+    return {
+        "tool_version": __version__,
+        "image": image_display_name(evaluation, analysis),
+        "image_key": image_key(evaluation, analysis),
+        "digest": evaluation.image_digest,
+        "policy_id": evaluation.policy_id,
+        "policy_name": evaluation.policy_name or evaluation.policy_id,
+        "final_action": final_action,
+        "final_action_reason": evaluation.final_action_reason,
+        "icon": ICONS.get(final_action, ""),
+        "icons": ICONS,
+        "counts": tally,
+        "findings": [view for view in ordered if view.action in ("STOP", "WARN")],
+        "allowlisted": [view for view in ordered if view.exception is not None],
+        "expired": list(evaluation.expired_exceptions),
+        "rules": list(evaluation.rules),
+        "rules_checked": len(evaluation.rules),
+        "rules_fired": sum(1 for rule in evaluation.rules if rule.fired),
+        "requirements": _requirements(evaluation, analysis),
+        "evaluated_at": evaluation.evaluated_at,
+        "backend": evaluation.backend,
+        "matched_mapping": evaluation.matched_mapping or "",
+        "warnings": list(evaluation.warnings),
+        "dockerfile": dockerfile_uri(analysis) or "",
+        "distro": " ".join(
+            p
+            for p in (
+                (analysis.distro.pretty_name or analysis.distro.name, analysis.distro.version_id)
+                if analysis.distro
+                else ()
+            )
+            if p
+        ),
+    }
