@@ -1,0 +1,24 @@
+"""The catalogers, one module per ecosystem; `ALL_CATALOGERS` is what an image analysis runs.
+
+To add an ecosystem: write a `Cataloger` subclass in its own module, import it here and append one
+instance to `ALL_CATALOGERS`.
+"""
+
+from __future__ import annotations
+
+from ci_gate.analyze.catalogers.apk import ApkCataloger
+from ci_gate.analyze.catalogers.dpkg import DpkgCataloger
+from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence, FinalView
+from ci_gate.analyze.catalogers.npm import NpmCataloger
+from ci_gate.analyze.catalogers.python import PythonCataloger
+from ci_gate.analyze.catalogers.rpm import RpmCataloger
+
+__all__ = ["ALL_CATALOGERS", "CatalogContext", "Cataloger", "Evidence", "FinalView"]
+
+ALL_CATALOGERS: list[Cataloger] = [
+    DpkgCataloger(),
+    ApkCataloger(),
+    RpmCataloger(),
+    PythonCataloger(),
+    NpmCataloger(),
+]

@@ -1,0 +1,194 @@
+"""Alpine/Wolfi/Chainguard packages: `/lib/apk/db/installed`, as syft's apk-db-cataloger.
+
+The database is blocks of `X:value` lines separated by blank lines (apk-tools' "installed database"
+format: P name, V version, A arch, o origin, L license, T description, U url, m maintainer, S size,
+I installed size, D dependencies, p provides, C checksum, c commit, then F/R/M/a/Z file records).
+The purl is `pkg:apk/<distro id>/NAME@VERSION?arch=..&distro=ID-VERSION_ID&upstream=ORIGIN`
+(`upstream` only when the origin differs from the name).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from packageurl import PackageURL
+
+from ci_gate.analyze.catalogers import attribution
+from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.model import Distro, Package
+
+_OPERATOR = re.compile(r"^(AND|OR|WITH)$", re.IGNORECASE)
+
+
+@dataclass
+class ApkEntry:
+    """One package block of the installed database."""
+
+    name: str = ""
+    version: str = ""
+    architecture: str = ""
+    origin: str = ""
+    license: str = ""
+    description: str = ""
+    url: str = ""
+    maintainer: str = ""
+    size: int | None = None
+    installed_size: int | None = None
+    dependencies: list[str] = field(default_factory=list)
+    provides: list[str] = field(default_factory=list)
+    checksum: str = ""
+    git_commit: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+def parse_installed(text: str, problems: list[str]) -> list[ApkEntry]:
+    entries: list[ApkEntry] = []
+    current = ApkEntry()
+    started = False
+    directory = ""
+    for number, raw_line in enumerate(text.split("\n"), start=1):
+        line = raw_line.rstrip("\r")
+        if not line:
+            if started:
+                entries.append(current)
+            current, started, directory = ApkEntry(), False, ""
+            continue
+        if len(line) < 2 or line[1] != ":":
+            problems.append(f"line {number}: not an `X:value` line")
+            continue
+        key, value = line[0], line[2:]
+        if not value:
+            continue
+        started = True
+        if key == "P":
+            current.name = value
+        elif key == "V":
+            current.version = value
+        elif key == "A":
+            current.architecture = value
+        elif key == "o":
+            current.origin = value
+        elif key == "L":
+            current.license = value
+        elif key == "T":
+            current.description = value
+        elif key == "U":
+            current.url = value
+        elif key == "m":
+            current.maintainer = value
+        elif key in ("S", "I"):
+            number_value = int(value) if value.isdigit() else None
+            if number_value is None:
+                problems.append(f"line {number}: {key}:{value!r} is not a number")
+            if key == "S":
+                current.size = number_value
+            else:
+                current.installed_size = number_value
+        elif key == "D":
+            current.dependencies = value.split()
+        elif key == "p":
+            current.provides = value.split()
+        elif key == "C":
+            current.checksum = value
+        elif key == "c":
+            current.git_commit = value
+        elif key == "F":
+            directory = "/" + value.strip("/")
+        elif key == "R":
+            current.files.append(f"{directory.rstrip('/')}/{value}" if directory else f"/{value}")
+    if started:
+        entries.append(current)
+    return [entry for entry in entries if entry.name]
+
+
+def split_license(value: str) -> list[str]:
+    """One SPDX expression stays whole; a space-separated list of names (older Alpine) is split."""
+    tokens = value.replace("(", " ").replace(")", " ").split()
+    if not tokens:
+        return []
+    previous_was_name = False
+    for token in tokens:
+        is_operator = bool(_OPERATOR.match(token))
+        if not is_operator and previous_was_name:
+            return value.split()
+        previous_was_name = not is_operator
+    return [value]
+
+
+def package_url(entry: ApkEntry, distro: Distro | None) -> str:
+    qualifiers = {"arch": entry.architecture}
+    if entry.origin and entry.origin != entry.name:
+        qualifiers["upstream"] = entry.origin
+    label = attribution.distro_label(distro)
+    if label:
+        qualifiers["distro"] = label
+    return PackageURL(
+        type="apk",
+        namespace=(distro.id.lower() if distro and distro.id else "alpine"),
+        name=entry.name,
+        version=entry.version,
+        qualifiers={key: value for key, value in qualifiers.items() if value},
+    ).to_string()
+
+
+class ApkCataloger(Cataloger):
+    name = "apk-db-cataloger"
+    patterns = ("*/lib/apk/db/installed",)
+
+    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        packages: list[Package] = []
+        for path, versions in sorted(attribution.final_versions(evidence, context).items()):
+            history: list[tuple[int, dict[str, str]]] = []
+            final_entries: list[ApkEntry] = []
+            for item in versions:
+                problems: list[str] = []
+                entries = parse_installed(attribution.decode(item.content), problems)
+                if item.truncated and entries:
+                    entries.pop()
+                history.append((item.layer_index, {entry.name: entry.version for entry in entries}))
+                if item is versions[-1]:
+                    final_entries = entries
+                    attribution.truncation_warning(context, self.name, item)
+                    if problems:
+                        context.warnings.append(
+                            f"{self.name}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
+                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                            + "; the readable entries were kept"
+                        )
+            introduced = attribution.introduced_layers(history)
+            distro = context.distro
+            for entry in final_entries:
+                layer_index = introduced.get(entry.name, versions[-1].layer_index)
+                packages.append(
+                    Package(
+                        name=entry.name,
+                        version=entry.version,
+                        type="apk",
+                        purl=package_url(entry, distro),
+                        licenses=tuple(split_license(entry.license)),
+                        locations=(attribution.location(context, path, layer_index),),
+                        found_by=self.name,
+                        metadata={
+                            "package": entry.name,
+                            "origin": entry.origin or entry.name,
+                            "source": entry.origin or entry.name,
+                            "architecture": entry.architecture,
+                            "url": entry.url,
+                            "maintainer": entry.maintainer,
+                            "description": entry.description,
+                            "size": entry.size,
+                            "installed_size": entry.installed_size,
+                            "dependencies": entry.dependencies,
+                            "provides": entry.provides,
+                            "checksum": entry.checksum,
+                            "git_commit": entry.git_commit,
+                            "distro": attribution.distro_label(distro),
+                            "distro_id": distro.id if distro else "",
+                            "distro_version": distro.version_id if distro else "",
+                        },
+                        origin=attribution.origin(context, layer_index),
+                    )
+                )
+        return packages

@@ -1,0 +1,115 @@
+"""Which layer introduced a package, and the small helpers every cataloger shares.
+
+A package database is one file rewritten by every install, so "the layer that last wrote the
+database" credits every package to the last `apt-get install` (syft#645). Instead we look at every
+version of the database the single pass saw, bottom layer first: a package was introduced by the
+first layer of the unbroken run of database versions, ending with the final one, that hold it at
+its final version. A package upgraded in layer 5 is credited to layer 5; one removed in layer 3 and
+installed again in layer 6 is credited to layer 6.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.model import Distro, Location, Package
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+def introduced_layers(versions: Sequence[tuple[int, Mapping[Key, str]]]) -> dict[Key, int]:
+    """For each key of the last database version, the layer that introduced its final value.
+
+    `versions` holds (layer index, {package key: version}) for each version of one database file,
+    in layer order; the last one is the database as the image ships it.
+    """
+    if not versions:
+        return {}
+    final_layer, final = versions[-1]
+    introduced: dict[Key, int] = {key: final_layer for key in final}
+    # Walk backwards while the package is still there at its final version.
+    open_keys = set(final)
+    for layer_index, database in reversed(versions[:-1]):
+        if not open_keys:
+            break
+        for key in list(open_keys):
+            if database.get(key) == final[key]:
+                introduced[key] = layer_index
+            else:
+                open_keys.discard(key)
+    return introduced
+
+
+def final_versions(evidence: Iterable[Evidence], context: CatalogContext) -> dict[str, list[Evidence]]:
+    """Every version of each evidence path still in the final filesystem, grouped by path, layer order.
+
+    A path whose last version was deleted by a later layer is left out: its packages are not in the
+    image as it runs.
+    """
+    grouped: dict[str, list[Evidence]] = {}
+    for item in evidence:
+        grouped.setdefault(item.path, []).append(item)
+    kept: dict[str, list[Evidence]] = {}
+    for path, items in grouped.items():
+        items.sort(key=lambda item: item.layer_index)
+        final_layer = context.final.layer_of(path)
+        if final_layer is None:
+            continue
+        # Versions written after the final one cannot exist; versions before it are history.
+        history = [item for item in items if item.layer_index <= final_layer]
+        if history:
+            kept[path] = history
+    return kept
+
+
+def location(context: CatalogContext, path: str, layer_index: int | None) -> Location:
+    """A location naming the layer by index and by diff id (what syft calls layerID)."""
+    diff_id: str | None = None
+    if layer_index is not None and 0 <= layer_index < len(context.layers):
+        diff_id = context.layers[layer_index].diff_id or None
+    return Location(path=path, layer_index=layer_index, layer_diff_id=diff_id)
+
+
+def origin(context: CatalogContext, layer_index: int | None) -> str | None:
+    """`base` or `app` for a package introduced by `layer_index`, None when the base is unknown."""
+    if layer_index is None or not 0 <= layer_index < len(context.layers):
+        return None
+    base = context.layers[layer_index].base
+    if base is None:
+        return None
+    return "base" if base else "app"
+
+
+def assign_origins(packages: Iterable[Package], base_layers: set[int]) -> list[Package]:
+    """Packages with `origin` set from the layer of their first location (for callers that learn the
+    base layers after cataloging)."""
+    import dataclasses
+
+    result = []
+    for package in packages:
+        layer_index = package.locations[0].layer_index if package.locations else None
+        value = None if layer_index is None else ("base" if layer_index in base_layers else "app")
+        result.append(dataclasses.replace(package, origin=value))
+    return result
+
+
+def distro_label(distro: Distro | None) -> str:
+    """syft's distro qualifier: `ID-VERSION_ID` (e.g. debian-12, alpine-3.19.1), or the id alone."""
+    if distro is None or not distro.id:
+        return ""
+    return f"{distro.id}-{distro.version_id}" if distro.version_id else distro.id
+
+
+def decode(content: bytes) -> str:
+    """Text of an evidence file; bytes that are not UTF-8 are replaced rather than refused."""
+    return content.decode("utf-8", errors="replace")
+
+
+def truncation_warning(context: CatalogContext, cataloger: str, item: Evidence) -> None:
+    if item.truncated:
+        context.warnings.append(
+            f"{cataloger}: {item.path} (layer {item.layer_index + 1}) is {item.size} bytes; only the first "
+            f"{len(item.content)} were read, packages past that point are missing"
+        )
