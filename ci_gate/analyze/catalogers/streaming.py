@@ -1,0 +1,84 @@
+"""The shared shape of a streaming cataloger: parse each evidence file as it passes, keep only packages.
+
+Binaries and archives are large, so their bytes are looked at once, in `visit`, and dropped. What is
+kept per path is the list of packages found in its latest version; `catalog` then reports those whose
+file is still the one that produced them in the final filesystem.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.model import Location, Package
+
+
+class EvidenceError(ValueError):
+    """The evidence file is damaged or hostile; the message says how, in one line."""
+
+
+class StreamingCataloger(Cataloger):
+    """A cataloger that parses each evidence file in `visit` and remembers only what it found."""
+
+    streaming = True
+
+    def __init__(self) -> None:
+        self._found: dict[str, tuple[int, list[Package]]] = {}
+
+    @abc.abstractmethod
+    def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
+        """The packages in one evidence file; raise EvidenceError for a damaged file."""
+
+    def visit(self, evidence: Evidence, context: CatalogContext) -> None:
+        try:
+            packages = self.parse(evidence, context)
+        except EvidenceError as error:
+            context.warnings.append(f"{self.name}: {self._where(evidence)}: {error}")
+            packages = []
+        except Exception as error:  # hostile input must never stop the analysis: say so and go on
+            context.warnings.append(f"{self.name}: {self._where(evidence)}: could not be read "
+                                    f"({type(error).__name__}: {error})")
+            packages = []
+        # A later layer's version of the same path replaces what an earlier one held.
+        if packages:
+            self._found[evidence.path] = (evidence.layer_index, packages)
+        else:
+            self._found.pop(evidence.path, None)
+
+    @staticmethod
+    def _where(evidence: Evidence) -> str:
+        return f"{evidence.path} (layer {evidence.layer_index + 1})"
+
+    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        for item in evidence:  # only when run as a non-streaming cataloger
+            self.visit(item, context)
+        found, self._found = self._found, {}
+        packages: list[Package] = []
+        for path, (layer_index, path_packages) in sorted(found.items()):
+            if not context.final.exists(path) or context.final.layer_of(path) != layer_index:
+                continue
+            packages.extend(path_packages)
+        return packages
+
+
+def location_of(evidence: Evidence, context: CatalogContext) -> Location:
+    """Where the evidence is: its path, its layer and that layer's diff id when known."""
+    diff_id = None
+    if 0 <= evidence.layer_index < len(context.layers):
+        diff_id = context.layers[evidence.layer_index].diff_id or None
+    return Location(path=evidence.path, layer_index=evidence.layer_index, layer_diff_id=diff_id)
+
+
+def origin_of(evidence: Evidence, context: CatalogContext) -> str | None:
+    """`base` or `app` when the layer's membership in the base image is known."""
+    if 0 <= evidence.layer_index < len(context.layers):
+        base = context.layers[evidence.layer_index].base
+        if base is not None:
+            return "base" if base else "app"
+    return None
+
+
+def is_executable(evidence: Evidence) -> bool:
+    """Whether any execute bit is set: syft looks for binaries among executables only."""
+    return bool(evidence.mode & 0o111)
