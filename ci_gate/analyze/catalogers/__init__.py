@@ -7,11 +7,16 @@ instance to `ALL_CATALOGERS`.
 from __future__ import annotations
 
 from ci_gate.analyze.catalogers.apk import ApkCataloger
+from ci_gate.analyze.catalogers.dotnet import DotnetDepsCataloger
 from ci_gate.analyze.catalogers.dpkg import DpkgCataloger
+from ci_gate.analyze.catalogers.golang import GoModuleBinaryCataloger
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence, FinalView
 from ci_gate.analyze.catalogers.npm import NpmCataloger
+from ci_gate.analyze.catalogers.php import ComposerInstalledCataloger
 from ci_gate.analyze.catalogers.python import PythonCataloger
 from ci_gate.analyze.catalogers.rpm import RpmCataloger
+from ci_gate.analyze.catalogers.ruby import GemSpecCataloger
+from ci_gate.analyze.catalogers.rust import CargoAuditableBinaryCataloger
 
 __all__ = ["ALL_CATALOGERS", "CatalogContext", "Cataloger", "Evidence", "FinalView"]
 
@@ -21,4 +26,9 @@ ALL_CATALOGERS: list[Cataloger] = [
     RpmCataloger(),
     PythonCataloger(),
     NpmCataloger(),
+    GoModuleBinaryCataloger(),
+    CargoAuditableBinaryCataloger(),
+    GemSpecCataloger(),
+    ComposerInstalledCataloger(),
+    DotnetDepsCataloger(),
 ]
