@@ -18,7 +18,6 @@ import os
 import posixpath
 import re
 import stat
-import tarfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +25,7 @@ from typing import Protocol
 from ci_gate.errors import LimitExceededError, SourceError
 from ci_gate.sources.interface import LayerBlob, Limits, RawImage
 from ci_gate.sources.layers import ByteBudget, LayerStream, open_layer
+from ci_gate.sources.tarstream import TarFormatError, TarReader
 
 MAX_SYMLINK_HOPS = 40
 """As Linux's ELOOP limit: more hops than this is a loop."""
@@ -83,16 +83,15 @@ def normalize_path(name: str) -> tuple[str, bool]:
 
 
 _KINDS = {
-    tarfile.REGTYPE: "file",
-    tarfile.AREGTYPE: "file",
-    tarfile.CONTTYPE: "file",
-    tarfile.GNUTYPE_SPARSE: "file",
-    tarfile.DIRTYPE: "dir",
-    tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink",
-    tarfile.CHRTYPE: "char",
-    tarfile.BLKTYPE: "block",
-    tarfile.FIFOTYPE: "fifo",
+    b"0": "file",
+    b"\0": "file",
+    b"7": "file",
+    b"5": "dir",
+    b"2": "symlink",
+    b"1": "hardlink",
+    b"3": "char",
+    b"4": "block",
+    b"6": "fifo",
 }
 
 
@@ -203,15 +202,14 @@ class ImageFilesystem:
         stream, reader = open_layer(blob, found.layer_index, ByteBudget(self.limits.max_image_bytes))
         content: bytes | None = None
         try:
-            with tarfile.open(fileobj=reader, mode="r|") as archive:
-                for member in archive:
-                    same_member = member.offset_data == found.data_offset
-                    if same_member and normalize_path(member.name)[0] == found.path:
-                        data = archive.extractfile(member)
-                        content = data.read(min(limit, found.size)) if data else None
-                        break
+            archive = TarReader(reader)
+            for member in archive:
+                same_member = member.offset_data == found.data_offset
+                if same_member and normalize_path(member.name)[0] == found.path:
+                    content = archive.read(min(limit, found.size))
+                    break
             stream.finish()
-        except (tarfile.TarError, EOFError) as error:
+        except TarFormatError as error:
             raise SourceError(f"layer {found.layer_index + 1} could not be re-read: {error}") from None
         finally:
             stream.close_raw()
@@ -334,7 +332,7 @@ def _directory_members(root: str, index: int) -> Iterator[tuple[Entry, Callable[
             yield entry, read
 
 
-def _tar_members(archive: tarfile.TarFile, index: int, filesystem: ImageFilesystem
+def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
                  ) -> Iterator[tuple[Entry, Callable[[int], bytes | None]] | tuple[str, str]]:
     """Entries of one layer tar; whiteouts come out as ("whiteout"|"opaque", path)."""
     for member in archive:
@@ -352,7 +350,7 @@ def _tar_members(archive: tarfile.TarFile, index: int, filesystem: ImageFilesyst
             else:
                 yield ("whiteout", posixpath.join(parent, base[len(_WHITEOUT_PREFIX):]))
             continue
-        kind = _KINDS.get(member.type, "file" if member.isreg() else "")
+        kind = _KINDS.get(member.type, "")
         if not kind:
             filesystem.warnings.append(f"layer {index + 1}: entry {path} has an unknown tar type "
                                        f"{member.type!r}; skipped")
@@ -367,11 +365,7 @@ def _tar_members(archive: tarfile.TarFile, index: int, filesystem: ImageFilesyst
         entry = Entry(path, kind, member.mode & 0o7777, member.size if kind == "file" else 0,
                       member.uid, member.gid, target, index, member.offset_data)
 
-        def read(limit: int, _member: tarfile.TarInfo = member) -> bytes | None:
-            handle = archive.extractfile(_member)
-            return handle.read(limit) if handle is not None else None
-
-        yield entry, read
+        yield entry, archive.read
 
 
 LayerCallback = Callable[[int, int, "LayerStream | None"], None]
@@ -404,22 +398,13 @@ def walk_image(raw: RawImage, visitors: Sequence[LayerVisitor] = (), limits: Lim
         if on_layer:
             on_layer(index, len(raw.layers), stream)
         try:
-            try:
-                archive = tarfile.open(fileobj=reader, mode="r|")  # noqa: SIM115 - closed by `with` below
-            except tarfile.ReadError as error:
-                if stream.uncompressed_bytes == 0:
-                    # An empty layer (zero bytes) is legal in practice; a tar needs at least its end blocks.
-                    stream.finish()
-                    continue
-                raise SourceError(f"layer {index + 1} ({blob.digest[:19]}) is not a tar archive ({error}); "
-                                  "the image is corrupt") from None
-            with archive:
-                _apply_members(filesystem, index, _tar_members(archive, index, filesystem), visitors, limits,
-                               on_progress)
+            archive = TarReader(reader)
+            _apply_members(filesystem, index, _tar_members(archive, index, filesystem), visitors, limits,
+                           on_progress)
             stream.finish()
-        except (tarfile.TarError, EOFError) as error:
-            raise SourceError(f"layer {index + 1} ({blob.digest[:19]}) is a truncated or corrupt tar "
-                              f"({error}); re-export or re-pull the image") from None
+        except TarFormatError as error:
+            raise SourceError(f"layer {index + 1} ({blob.digest[:19]}) is not a valid tar: {error}; "
+                              "re-export or re-pull the image") from None
         finally:
             stream.close_raw()
         filesystem.uncompressed_bytes += stream.uncompressed_bytes

@@ -18,6 +18,15 @@ from typing import IO, Any
 from ci_gate.errors import LimitExceededError, SourceError
 from ci_gate.sources.interface import LayerBlob, Limits
 
+_inflate: Any
+try:
+    # ISA-L inflates gzip about three times faster than zlib; same format, same results.
+    from isal import isal_zlib
+
+    _inflate = isal_zlib
+except ImportError:  # pragma: no cover - isal has wheels for every platform we support
+    _inflate = zlib
+
 _CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -54,10 +63,10 @@ class _Decompressor:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._gzip: zlib._Decompress | None = None
+        self._gzip: Any = None
         self._zstd: Any = None
         if kind == "gzip":
-            self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._gzip = _inflate.decompressobj(16 + zlib.MAX_WBITS)
         elif kind == "zstd":
             import zstandard
 
@@ -72,7 +81,7 @@ class _Decompressor:
             # A gzip stream may hold several members; each needs a fresh decompressor.
             while self._gzip.eof and self._gzip.unused_data:
                 rest = self._gzip.unused_data
-                self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._gzip = _inflate.decompressobj(16 + zlib.MAX_WBITS)
                 out.append(self._gzip.decompress(rest))
             return b"".join(out)
         out = [self._zstd.decompress(data)]
@@ -134,7 +143,7 @@ class LayerStream(io.RawIOBase):
         self._stored_hash.update(data)
         try:
             out = self._decompressor.feed(data)
-        except (zlib.error, EOFError) as error:
+        except (zlib.error, _inflate.error, EOFError) as error:
             raise SourceError(f"{self.what} is not valid {self.compression} data ({error}); "
                               "the blob is corrupt: re-export or re-pull the image") from None
         except Exception as error:  # zstandard.ZstdError
