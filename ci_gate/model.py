@@ -389,6 +389,10 @@ class Evaluation:
     warnings: tuple[str, ...] = ()
     evaluated_at: str = ""
     backend: str = "local"
+    policy_action: str = ""
+    """The policy's decision before allowlisted/denylisted images (Anchore's details.policy_action)."""
+    matched_image_rule: str | None = None
+    """The allowlisted_images/denylisted_images rule (name or id) that decided, when one did."""
 
 
 # --- JSON in and out -----------------------------------------------------------------------------

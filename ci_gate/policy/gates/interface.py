@@ -98,6 +98,8 @@ class ParameterSpec:
     """The value used when the rule omits it (documentation; triggers apply it via params.get)."""
     pattern: str = ""
     """An extra regular expression the raw value must match (e.g. metadata sizes)."""
+    is_regex: bool = False
+    """The value is a Python regular expression: validation compiles it."""
 
     def check(self, value: Any) -> str | None:
         """Why `value` is not acceptable for this parameter, or None when it is."""
@@ -115,6 +117,11 @@ class ParameterSpec:
             return f"must be a number, e.g. '7.5'; got {value!r}"
         if self.pattern and not re.match(self.pattern, value):
             return f"does not match {self.pattern}; got {value!r}"
+        if self.is_regex:
+            try:
+                re.compile(value)
+            except re.error as error:
+                return f"is not a valid regular expression ({error}); got {value!r}"
         return None
 
     def parse(self, value: str) -> Any:
@@ -219,6 +226,12 @@ class TriggerSpec:
     """Other accepted names, e.g. the v1 `blacklist_usernames` for `denylist_usernames`."""
     needs_feed: bool = False
     """True when anchore-engine needs a vulnerability/package feed for it; without one it never fires."""
+    cross_check: Callable[[Mapping[str, str]], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    """Checks that involve several parameters (raw strings by canonical name); returns problems."""
+    extension: bool = False
+    """True for a ci-gate trigger that Anchore does not have."""
 
     def parameter(self, name: str) -> ParameterSpec | None:
         """The parameter declared under `name` or one of its aliases (case-insensitive)."""

@@ -1,0 +1,236 @@
+"""Helpers several gates share: the Dockerfile view, build steps, users, version comparison."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ci_gate.model import Analysis, DockerfileInstruction, Package
+from ci_gate.policy.gates.interface import EvaluationContext, ParameterSpec
+
+ACTUAL_DOCKERFILE_ONLY = ParameterSpec(
+    name="actual_dockerfile_only",
+    type="BooleanString",
+    description="Only evaluate against a user-provided dockerfile, skip evaluation on inferred/guessed "
+    "dockerfiles. Default is False.",
+    example="true",
+    default="false",
+)
+
+LIST_TYPES = ("denylist", "allowlist", "blacklist", "whitelist")
+"""The `type` values of list triggers: the v2 spellings and anchore-engine's v1 spellings."""
+
+
+def is_allow(list_type: str) -> bool:
+    return list_type.lower() in ("allowlist", "whitelist")
+
+
+def dockerfile_available(context: EvaluationContext, actual_only: bool = False) -> bool:
+    """Whether the dockerfile gate runs: a Dockerfile (actual, or guessed unless actual_only) exists."""
+    mode = context.analysis.dockerfile.mode.lower()
+    if mode in ("", "unknown"):
+        return False
+    return not (actual_only and mode != "actual")
+
+
+def instructions(context: EvaluationContext, keyword: str) -> list[DockerfileInstruction]:
+    """The final stage's instructions with this keyword, in order."""
+    index: dict[str, list[DockerfileInstruction]] = context.memo("dockerfile.index", lambda: _index(context))
+    return index.get(keyword.upper(), [])
+
+
+def _index(context: EvaluationContext) -> dict[str, list[DockerfileInstruction]]:
+    result: dict[str, list[DockerfileInstruction]] = {}
+    for instruction in context.analysis.dockerfile.instructions:
+        result.setdefault(instruction.instruction.upper(), []).append(instruction)
+    return result
+
+
+def dockerfile_line(context: EvaluationContext, instruction: DockerfileInstruction) -> int | None:
+    """The Dockerfile line, only when it is a real Dockerfile (a guessed one numbers history entries)."""
+    return instruction.line if context.analysis.dockerfile.mode.lower() == "actual" else None
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One build step: a Dockerfile instruction (actual mode) or a history entry."""
+
+    keyword: str
+    """Upper-case instruction (RUN, ADD, ...), or "" when the history entry is not recognisable."""
+    text: str
+    """What follows the keyword."""
+    dockerfile_line: int | None
+    layer_index: int | None
+    history_index: int | None
+
+
+_NOP = re.compile(r"^/bin/sh -c #\(nop\)\s*")
+_SHELL = re.compile(r"^(/bin/(ba)?sh|sh) -c\s+")
+_BUILDKIT_SHELL = re.compile(r"^\|\d+ ")
+
+
+def build_steps(analysis: Analysis) -> list[BuildStep]:
+    """The steps that built the image: the real Dockerfile when given, else the config history."""
+    if analysis.dockerfile.mode.lower() == "actual":
+        return [
+            BuildStep(i.instruction.upper(), i.value, i.line, None, None)
+            for i in analysis.dockerfile.instructions
+        ]
+    steps = []
+    for index, entry in enumerate(analysis.identity.history):
+        keyword, text = split_history(entry.created_by)
+        steps.append(BuildStep(keyword, text, None, entry.layer_index, index))
+    return steps
+
+
+def split_history(created_by: str) -> tuple[str, str]:
+    """`/bin/sh -c #(nop)  EXPOSE 22` → (EXPOSE, 22); `RUN /bin/sh -c apt-get ...` → (RUN, apt-get ...)."""
+    text = created_by.strip()
+    if _NOP.match(text):
+        text = _NOP.sub("", text)
+        keyword, _, rest = text.partition(" ")
+        return keyword.upper(), rest.strip()
+    if _SHELL.match(text):
+        return "RUN", _SHELL.sub("", text)
+    keyword, _, rest = text.partition(" ")
+    if keyword.upper() in (
+        "RUN",
+        "ADD",
+        "COPY",
+        "ENV",
+        "LABEL",
+        "USER",
+        "EXPOSE",
+        "ARG",
+        "WORKDIR",
+        "CMD",
+        "ENTRYPOINT",
+        "HEALTHCHECK",
+        "VOLUME",
+        "SHELL",
+        "STOPSIGNAL",
+        "ONBUILD",
+    ):
+        rest = rest.strip()
+        if keyword.upper() == "RUN":
+            rest = _BUILDKIT_SHELL.sub("", rest)
+            rest = _SHELL.sub("", rest)
+        return keyword.upper(), rest
+    return "", text
+
+
+def layer_of_history(analysis: Analysis, history_index: int | None) -> int | None:
+    if history_index is None or history_index >= len(analysis.identity.history):
+        return None
+    return analysis.identity.history[history_index].layer_index
+
+
+def passwd_entries(context: EvaluationContext) -> dict[str, list[str]] | None:
+    """/etc/passwd as anchore-engine reads it: username → the other fields; None when not available."""
+    return context.memo("passwd.entries", lambda: _passwd_entries(context.analysis))
+
+
+def _passwd_entries(analysis: Analysis) -> dict[str, list[str]] | None:
+    content = analysis.retrieved_files.get("/etc/passwd")
+    if content is None:
+        if not analysis.users:
+            return None
+        content = "\n".join(user.line for user in analysis.users if user.line)
+    entries: dict[str, list[str]] = {}
+    for line in content.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        fields = line.split(":")
+        entries[fields[0]] = fields[1:]
+    return entries or None
+
+
+def uid_of(analysis: Analysis, user: str) -> int | None:
+    """The numeric uid of a USER value (`name`, `uid`, `name:group`, `uid:gid`), via /etc/passwd."""
+    name = user.split(":", 1)[0].strip()
+    if name.isdigit():
+        return int(name)
+    for entry in analysis.users:
+        if entry.name == name:
+            return entry.uid
+    return None
+
+
+def is_root_user(analysis: Analysis, user: str) -> bool:
+    """True for every spelling of root: empty, `root`, `0`, `0:0`, `root:root`, or a name whose uid is 0."""
+    name = user.split(":", 1)[0].strip()
+    if name in ("", "root", "0"):
+        return True
+    return uid_of(analysis, name) == 0
+
+
+def packages_by_name(context: EvaluationContext) -> dict[str, list[Package]]:
+    """An index of the image's packages by name, built once per evaluation."""
+
+    def build() -> dict[str, list[Package]]:
+        index: dict[str, list[Package]] = {}
+        for package in context.analysis.packages:
+            index.setdefault(package.name, []).append(package)
+        return index
+
+    return context.memo("packages.by_name", build)
+
+
+def compare_versions(package_type: str, left: str, right: str) -> int:
+    """Compare two versions with the package type's own rules (dpkg, apk, rpm, ...)."""
+    import importlib
+
+    module_name = {
+        "deb": "dpkg",
+        "apk": "apk",
+        "rpm": "rpm",
+        "python": "pep440",
+        "go-module": "go",
+        "gem": "rubygems",
+        "npm": "semver",
+    }.get(package_type, "dpkg")
+    try:
+        module = importlib.import_module(f"ci_gate.vulns.versions.{module_name}")
+        return int(module.compare(left, right))
+    except Exception:
+        return _dpkg_like(left, right)
+
+
+def _dpkg_like(left: str, right: str) -> int:
+    def order(character: str) -> int:
+        if character.isdigit():
+            return 0
+        if character.isalpha():
+            return ord(character)
+        if character == "~":
+            return -1
+        return ord(character) + 256
+
+    def parts(text: str) -> Iterator[tuple[str, int]]:
+        for match in re.finditer(r"(\D*)(\d*)", text):
+            if match.group(0):
+                yield match.group(1), int(match.group(2) or 0)
+
+    a, b = list(parts(left)), list(parts(right))
+    for index in range(max(len(a), len(b))):
+        text_a, number_a = a[index] if index < len(a) else ("", 0)
+        text_b, number_b = b[index] if index < len(b) else ("", 0)
+        for position in range(max(len(text_a), len(text_b))):
+            ca = order(text_a[position]) if position < len(text_a) else 0
+            cb = order(text_b[position]) if position < len(text_b) else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+        if number_a != number_b:
+            return -1 if number_a < number_b else 1
+    return 0
+
+
+def origin_of(analysis: Analysis, layer_index: int | None) -> str | None:
+    if layer_index is None or layer_index >= len(analysis.identity.layers) or layer_index < 0:
+        return None
+    base = analysis.identity.layers[layer_index].base
+    if base is None:
+        return None
+    return "base" if base else "app"

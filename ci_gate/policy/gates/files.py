@@ -1,0 +1,224 @@
+"""files: file names, attributes, setuid/setgid bits and configured content searches."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ci_gate.model import FileRecord
+from ci_gate.policy.gates.interface import (
+    EvaluationContext,
+    Fired,
+    GateSpec,
+    ParameterSpec,
+    TriggerInput,
+    TriggerSpec,
+)
+
+_TYPE_BITS = {
+    "file": 0o100000,
+    "hardlink": 0o100000,
+    "symlink": 0o120000,
+    "dir": 0o040000,
+    "block": 0o060000,
+    "char": 0o020000,
+    "fifo": 0o010000,
+}
+"""anchore-engine stores st_mode with the file-type bits; its messages print them (oct(0o104755))."""
+
+
+def full_path(path: str) -> str:
+    return path if path.startswith("/") else "/" + path.lstrip("./")
+
+
+def anchore_mode(record: FileRecord) -> int:
+    return _TYPE_BITS.get(record.kind, 0) | record.mode
+
+
+def _files_by_path(context: EvaluationContext) -> dict[str, FileRecord]:
+    return context.memo("files.by_path", lambda: {full_path(f.path): f for f in context.analysis.files})
+
+
+def _content_regex_match(call: TriggerInput) -> Iterator[Fired]:
+    wanted = call.params.get("regex_name")
+    seen: set[tuple[str, str]] = set()
+    for match in call.context.analysis.content_matches:
+        name, _, regex = match.name.partition("=")
+        if wanted and wanted not in (match.name, name, regex):
+            continue
+        path = full_path(match.path)
+        if (path, match.name) in seen:
+            continue
+        seen.add((path, match.name))
+        yield Fired(
+            message=f"File content analyzer found regexp match in container: file={path} regexp={match.name}",
+            path=path,
+            layer_index=match.layer_index,
+        )
+
+
+def _name_match(call: TriggerInput) -> Iterator[Fired]:
+    pattern = re.compile(call.params["regex"])
+    for path, record in _files_by_path(call.context).items():
+        if pattern.match(path):
+            yield Fired(
+                message=f"Application of regex matched file found in container: file={path} "
+                f"regexp={call.params['regex']}",
+                path=path,
+                layer_index=record.layer_index,
+            )
+
+
+def _attribute_match(call: TriggerInput) -> Iterator[Fired]:
+    filename = call.params["filename"]
+    checksum = call.params.get("checksum")
+    checksum_op = call.params.get("checksum_match", "equals")
+    mode = call.params.get("mode")
+    mode_op = call.params.get("mode_op", "equals")
+    skip_missing = call.params.get("skip_missing", True)
+    record = _files_by_path(call.context).get(filename)
+    parts: list[str] = []
+    if record is not None:
+        if checksum:
+            # The analysis records no file digests: a checksum condition cannot hold, so no fire
+            # (the rule is listed in the evaluation warnings by the engine).
+            return
+        if mode:
+            file_mode = oct(record.mode & 0o7777)
+            wanted = oct(int(mode, 8))
+            if (mode_op == "equals") == (file_mode == wanted):
+                parts.append(f"mode={file_mode} op={mode_op} specified_mode={wanted}")
+            else:
+                return
+    else:
+        if skip_missing:
+            return
+        parts.append("skip_missing=False")
+    if parts:
+        message = f"filename={filename}" + "".join(f" and {part}" for part in parts)
+        yield Fired(message=message, path=filename, layer_index=record.layer_index if record else None)
+
+
+def _suid(call: TriggerInput) -> Iterator[Fired]:
+    for path, record in _files_by_path(call.context).items():
+        if record.mode & 0o6000:
+            yield Fired(
+                message=f"SUID or SGID found set on file {path}. Mode: {oct(anchore_mode(record))}",
+                path=path,
+                layer_index=record.layer_index,
+            )
+
+
+def _mode_valid(raw: str) -> bool:
+    try:
+        int(raw, 8)
+    except ValueError:
+        return False
+    return True
+
+
+GATE = GateSpec(
+    name="files",
+    description="Checks against files in the analyzed image including file content, file names, and "
+    "filesystem attributes.",
+    triggers=(
+        TriggerSpec(
+            name="content_regex_match",
+            description="Triggers for each file where the content search analyzer has found a match using "
+            'configured regexes in the analyzer configuration "content_search" section. If the parameter '
+            "is set, the trigger will only fire for files that matched the named regex.",
+            evaluate=_content_regex_match,
+            parameters=(
+                ParameterSpec(
+                    "regex_name",
+                    "string",
+                    "Regex string that also appears in the content search "
+                    "configuration, to limit the check to. If set, will only fire trigger when the "
+                    "specific named regex was found in a file.",
+                    example=".*password.*",
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="name_match",
+            description="Triggers if a file exists in the container that has a filename that matches the "
+            "provided regex.",
+            evaluate=_name_match,
+            parameters=(
+                ParameterSpec(
+                    "regex",
+                    "string",
+                    "Regex to apply to file names for match (Python re.match on the full path).",
+                    required=True,
+                    example=r".*\.pem",
+                    is_regex=True,
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="attribute_match",
+            description="Triggers if a filename exists in the container that has attributes that match "
+            "those which are provided. ci-gate records no file digests: checksum conditions never fire.",
+            evaluate=_attribute_match,
+            parameters=(
+                ParameterSpec(
+                    "filename",
+                    "string",
+                    "Filename to check against provided checksum.",
+                    required=True,
+                    example="/etc/passwd",
+                ),
+                ParameterSpec(
+                    "checksum_algorithm",
+                    "EnumString",
+                    "Checksum algorithm",
+                    allowed_values=("sha256",),
+                    example="sha256",
+                    default="sha256",
+                ),
+                ParameterSpec(
+                    "checksum",
+                    "string",
+                    "Checksum of file.",
+                    example="832cd0f75b227d13aac82b1f70b7f90191a4186c151f9db50851d209c45ede11",
+                ),
+                ParameterSpec(
+                    "checksum_match",
+                    "EnumString",
+                    "Checksum operation to perform.",
+                    allowed_values=("equals", "not_equals"),
+                    example="equals",
+                    default="equals",
+                ),
+                ParameterSpec("mode", "string", "File mode of file (octal).", example="00644"),
+                ParameterSpec(
+                    "mode_op",
+                    "EnumString",
+                    "File mode operation to perform.",
+                    allowed_values=("equals", "not_equals"),
+                    example="equals",
+                    default="equals",
+                ),
+                ParameterSpec(
+                    "skip_missing",
+                    "BooleanString",
+                    "If set to true, do not fire this trigger if "
+                    "the file is not present. If set to false, fire this trigger ignoring the other "
+                    "parameter settings.",
+                    example="true",
+                    default="true",
+                ),
+            ),
+            cross_check=lambda raw: (
+                [f"'mode' must be an octal number like 00644; got {raw['mode']!r}"]
+                if "mode" in raw and not _mode_valid(raw["mode"])
+                else []
+            ),
+        ),
+        TriggerSpec(
+            name="suid_or_guid_set",
+            description="Fires for each file found to have suid or sgid bit set.",
+            evaluate=_suid,
+        ),
+    ),
+)

@@ -1,0 +1,88 @@
+"""npms: denied NPM packages (the feed-based triggers need Anchore's retired packages feed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+
+
+def _versions(call: TriggerInput, package_type: str) -> dict[str, list[str]]:
+    def build() -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for package in call.context.analysis.packages:
+            if package.type == package_type:
+                index.setdefault(package.name, []).append(package.version)
+        return index
+
+    return call.context.memo(f"packages.{package_type}.versions", build)
+
+
+def named_denylist(call: TriggerInput, package_type: str, label: str) -> Iterator[Fired]:
+    """anchore-engine's npm/gem denylist: one fire per rule, for the name or the name and version."""
+    packages = _versions(call, package_type)
+    name = call.params["name"]
+    version = call.params.get("version")
+    if name in packages:
+        if version and version in packages[name]:
+            yield Fired(message=f"{label} Package is blacklisted: {name}-{version}")
+        elif version is None:
+            yield Fired(message=f"{label} Package is blacklisted: {name}")
+
+
+def no_feed(call: TriggerInput) -> Iterator[Fired]:
+    """Feed-based triggers: ci-gate has no Anchore packages feed; the engine notes they did not run."""
+    return iter(())
+
+
+def _denylist(call: TriggerInput) -> Iterator[Fired]:
+    return named_denylist(call, "npm", "NPM")
+
+
+GATE = GateSpec(
+    name="npms",
+    description="NPM Checks",
+    triggers=(
+        TriggerSpec(
+            name="newer_version_in_feed",
+            description="Triggers if an installed NPM is not the latest version according to NPM data feed.",
+            evaluate=no_feed,
+            needs_feed=True,
+        ),
+        TriggerSpec(
+            name="unknown_in_feeds",
+            description="Triggers if an installed NPM is not in the official "
+            "NPM database, according to NPM data feed.",
+            evaluate=no_feed,
+            needs_feed=True,
+        ),
+        TriggerSpec(
+            name="version_not_in_feeds",
+            description="Triggers if an installed NPM version is not "
+            "listed in the official NPM feed as a valid version.",
+            evaluate=no_feed,
+            needs_feed=True,
+        ),
+        TriggerSpec(
+            name="denylisted_name_version",
+            aliases=("blacklisted_name_version",),
+            description="Triggers if the evaluated image has an NPM package installed that matches the name "
+            "and optionally a version specified in the parameters.",
+            evaluate=_denylist,
+            parameters=(
+                ParameterSpec(
+                    "name", "string", "Npm package name to deny.", required=True, example="time_diff"
+                ),
+                ParameterSpec(
+                    "version", "string", "Npm package version to deny specifically.", example="0.2.9"
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="feed_data_unavailable",
+            description="Triggers if the engine does not have access to the NPM data feed.",
+            evaluate=no_feed,
+            needs_feed=True,
+        ),
+    ),
+)

@@ -1,0 +1,163 @@
+"""passwd_file: content checks on /etc/passwd (user names, ids, shells, whole entries)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ci_gate.policy.gates._common import passwd_entries
+from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+
+
+def _matches(call: TriggerInput, items: set[str], index: int | None) -> Iterator[tuple[str, str]]:
+    """anchore-engine's exec_blacklist: (matched candidate, whole entry); -1 = name, None = whole entry."""
+    entries = passwd_entries(call.context)
+    if not entries:
+        return
+    for user, fields in entries.items():
+        if index is None:
+            candidate = ":".join([user, *fields])
+        elif index > 0:
+            if index >= len(fields):
+                continue
+            candidate = fields[index]
+        else:
+            candidate = user
+        if candidate in items:
+            yield candidate, ":".join([user, *fields])
+
+
+def _not_available(call: TriggerInput) -> Iterator[Fired]:
+    if not passwd_entries(call.context):
+        yield Fired(
+            message="Cannot locate /etc/passwd in image stored files archive: check analyzer settings."
+        )
+
+
+def _usernames(call: TriggerInput) -> Iterator[Fired]:
+    for name, entry in _matches(call, set(call.params["user_names"]), -1):
+        yield Fired(
+            message=f"Blacklisted user '{name}' found in image's /etc/passwd: pentry={entry}",
+            path="/etc/passwd",
+        )
+
+
+def _userids(call: TriggerInput) -> Iterator[Fired]:
+    for uid, entry in _matches(call, {str(x) for x in call.params["user_ids"]}, 1):
+        yield Fired(
+            message=f"Blacklisted uid '{uid}' found in image's /etc/passwd: pentry={entry}",
+            path="/etc/passwd",
+        )
+
+
+def _groupids(call: TriggerInput) -> Iterator[Fired]:
+    for gid, entry in _matches(call, {str(x) for x in call.params["group_ids"]}, 2):
+        yield Fired(
+            message=f"Blacklisted gid '{gid}' found in image's /etc/passwd: pentry={entry}",
+            path="/etc/passwd",
+        )
+
+
+def _shells(call: TriggerInput) -> Iterator[Fired]:
+    for shell, entry in _matches(call, set(call.params["shells"]), 5):
+        yield Fired(
+            message=f"Blacklisted shell '{shell}' found in image's /etc/passwd: pentry={entry}",
+            path="/etc/passwd",
+        )
+
+
+def _full_entry(call: TriggerInput) -> Iterator[Fired]:
+    for _, entry in _matches(call, {call.params["entry"].strip()}, None):
+        yield Fired(
+            message=f"Blacklisted pentry '{entry}' found in image's /etc/passwd: pentry={entry}",
+            path="/etc/passwd",
+        )
+
+
+GATE = GateSpec(
+    name="passwd_file",
+    description="Content checks for /etc/passwd for things like usernames, group ids, shells, or full entries.",
+    triggers=(
+        TriggerSpec(
+            name="content_not_available",
+            description="Triggers if the /etc/passwd file is not present/stored in the evaluated image.",
+            evaluate=_not_available,
+        ),
+        TriggerSpec(
+            name="denylist_usernames",
+            aliases=("blacklist_usernames",),
+            description="Triggers if specified username is found in the /etc/passwd file",
+            evaluate=_usernames,
+            parameters=(
+                ParameterSpec(
+                    "user_names",
+                    "CommaDelimitedStringList",
+                    "List of usernames that will cause the trigger to fire if found in /etc/passwd.",
+                    required=True,
+                    aliases=("usernameblacklist",),
+                    example="daemon,ftp",
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="denylist_userids",
+            aliases=("blacklist_userids",),
+            description="Triggers if specified user id is found in the /etc/passwd file",
+            evaluate=_userids,
+            parameters=(
+                ParameterSpec(
+                    "user_ids",
+                    "CommaDelimitedNumberList",
+                    "List of userids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
+                    required=True,
+                    aliases=("useridblacklist",),
+                    example="0,1",
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="denylist_groupids",
+            aliases=("blacklist_groupids",),
+            description="Triggers if specified group id is found in the /etc/passwd file",
+            evaluate=_groupids,
+            parameters=(
+                ParameterSpec(
+                    "group_ids",
+                    "CommaDelimitedNumberList",
+                    "List of groupids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
+                    required=True,
+                    example="999,20",
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="denylist_shells",
+            aliases=("blacklist_shells", "shellmatch"),
+            description="Triggers if specified login shell for any user is found in the /etc/passwd file",
+            evaluate=_shells,
+            parameters=(
+                ParameterSpec(
+                    "shells",
+                    "CommaDelimitedStringList",
+                    "List of shell commands to deny.",
+                    required=True,
+                    example="/bin/bash,/bin/zsh",
+                ),
+            ),
+        ),
+        TriggerSpec(
+            name="denylist_full_entry",
+            aliases=("blacklist_full_entry",),
+            description="Triggers if entire specified passwd entry is found in the /etc/passwd file.",
+            evaluate=_full_entry,
+            parameters=(
+                ParameterSpec(
+                    "entry",
+                    "string",
+                    "Full entry to match in /etc/passwd.",
+                    required=True,
+                    example="ftp:x:14:50:FTP User:/var/ftp:/sbin/nologin",
+                ),
+            ),
+        ),
+    ),
+)

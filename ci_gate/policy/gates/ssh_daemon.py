@@ -1,0 +1,54 @@
+"""ssh_daemon (ci-gate extension): no SSH server in the image (DISA CIDG 2.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ci_gate.policy.gates._common import packages_by_name
+from ci_gate.policy.gates.files import full_path
+from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
+
+SSH_PACKAGES = ("openssh-server", "openssh-server-pam", "dropbear", "dropbear-bin", "tinysshd", "tinyssh")
+SSH_BINARIES = (
+    "/usr/sbin/sshd",
+    "/usr/sbin/dropbear",
+    "/usr/bin/dropbear",
+    "/usr/sbin/tinysshd",
+    "/usr/bin/tinysshd",
+)
+
+
+def _present(call: TriggerInput) -> Iterator[Fired]:
+    analysis = call.context.analysis
+    packages = packages_by_name(call.context)
+    for name in SSH_PACKAGES:
+        for package in packages.get(name, []):
+            layer = package.locations[0].layer_index if package.locations else None
+            yield Fired(
+                message=f"SSH server package {package.name} {package.version} is installed", layer_index=layer
+            )
+    for record in analysis.files:
+        path = full_path(record.path)
+        if path in SSH_BINARIES and record.kind in ("file", "hardlink", "symlink"):
+            yield Fired(
+                message=f"SSH server binary {path} is present", path=path, layer_index=record.layer_index
+            )
+    for spec in analysis.config.exposed_ports:
+        if spec.split("/", 1)[0] == "22":
+            yield Fired(message=f"Image exposes the SSH port {spec}")
+
+
+GATE = GateSpec(
+    name="ssh_daemon",
+    description="ci-gate extension: an SSH server installed or exposed in the image.",
+    extension=True,
+    triggers=(
+        TriggerSpec(
+            name="present",
+            description="Triggers for an SSH server package (openssh-server, dropbear, tinysshd), an sshd "
+            "binary, or port 22 exposed.",
+            evaluate=_present,
+            extension=True,
+        ),
+    ),
+)
