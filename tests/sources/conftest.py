@@ -1,0 +1,31 @@
+"""Fixtures for the source tests: archives of the tiny image and an unpacked Debian rootfs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.oci import OciImage, to_docker_archive, to_oci_archive
+
+
+@pytest.fixture(scope="session")
+def tiny_docker_archive(tiny_oci: OciImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """skopeo docker-archive of the tiny image, reference `test/tiny:1` (uncompressed layers)."""
+    return to_docker_archive(tiny_oci, tmp_path_factory.mktemp("tiny-docker") / "tiny.docker.tar", "test/tiny:1")
+
+
+@pytest.fixture(scope="session")
+def tiny_oci_archive(tiny_oci: OciImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """skopeo oci-archive of the tiny image, tag `tiny`."""
+    return to_oci_archive(tiny_oci, tmp_path_factory.mktemp("tiny-oci-archive") / "tiny.oci.tar")
+
+
+@pytest.fixture(scope="session")
+def debian_rootfs_dir(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Debian rootfs unpacked on disk (for `dir:`), as debootstrap made it."""
+    target = tmp_path_factory.mktemp("debian-rootfs")
+    subprocess.run(["tar", "--numeric-owner", "-xf", str(debian_rootfs), "-C", str(target)], check=True,
+                   capture_output=True, timeout=300)
+    return target
