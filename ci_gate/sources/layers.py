@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import queue
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import IO, Any
@@ -28,6 +30,7 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
     _inflate = zlib
 
 _CHUNK = 1024 * 1024
+_QUEUE_DEPTH = 4
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -100,25 +103,37 @@ class _Decompressor:
 
 
 class LayerStream(io.RawIOBase):
-    """A readable, verified, decompressed view of one layer blob. Call `finish()` after reading."""
+    """A readable, verified, decompressed view of one layer blob. Call `finish()` after reading.
 
-    def __init__(self, blob: LayerBlob, index: int, budget: ByteBudget, verify: bool = True) -> None:
+    Reading, hashing and inflating run in a helper thread (all three release the GIL), so on two
+    cores they overlap with the tar parsing and the visitors in the caller's thread. At most
+    `_QUEUE_DEPTH` inflated chunks wait between the two, which bounds the memory this costs."""
+
+    def __init__(self, blob: LayerBlob, index: int, budget: ByteBudget, verify: bool = True,
+                 threaded: bool = True) -> None:
         super().__init__()
         self.blob = blob
         self.index = index
         self.budget = budget
         self.verify = verify
         self._raw: IO[bytes] = blob.open()
-        head = self._read_raw()
-        self.compression = compression_of(head)
-        self._decompressor = _Decompressor(self.compression)
         self._stored_hash = hashlib.sha256()
         self._uncompressed_hash = hashlib.sha256()
         self._pending = memoryview(b"")
-        self._raw_done = False
+        self._done = False
         self.stored_bytes = 0
         self.uncompressed_bytes = 0
-        self._accept_raw(head)
+        head = self._read_raw()
+        self.compression = compression_of(head)
+        self._decompressor = _Decompressor(self.compression)
+        self._first = self._inflate(head)
+        self._stop = threading.Event()
+        self._queue: queue.Queue[bytes | BaseException | None] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded and self._first is not None:
+            self._queue = queue.Queue(maxsize=_QUEUE_DEPTH)
+            self._thread = threading.Thread(target=self._produce, name=f"layer-{index + 1}", daemon=True)
+            self._thread.start()
 
     @property
     def what(self) -> str:
@@ -132,13 +147,13 @@ class LayerStream(io.RawIOBase):
         except Exception as error:  # requests/urllib3 raise their own types while streaming
             raise SourceError(f"could not read {self.what}: {type(error).__name__}: {error}") from None
 
-    def _accept_raw(self, data: bytes) -> None:
+    def _inflate(self, data: bytes) -> bytes | None:
+        """Hash and inflate one stored chunk; None once the blob has ended."""
         if not data:
-            self._raw_done = True
             if not self._decompressor.finished():
                 raise SourceError(f"{self.what} is truncated: its {self.compression} stream ends early; "
                                   "re-export or re-pull the image")
-            return
+            return None
         self.stored_bytes += len(data)
         self._stored_hash.update(data)
         try:
@@ -153,16 +168,55 @@ class LayerStream(io.RawIOBase):
             self.budget.spend(len(out), self.what)
             self.uncompressed_bytes += len(out)
             self._uncompressed_hash.update(out)
-            self._pending = memoryview(out)
+        return out
+
+    def _next_chunk(self) -> bytes | None:
+        return self._inflate(self._read_raw())
+
+    def _produce(self) -> None:
+        assert self._queue is not None
+        try:
+            while not self._stop.is_set():
+                chunk = self._next_chunk()
+                self._put(chunk)
+                if chunk is None:
+                    return
+        except BaseException as error:  # handed to the reading thread, which raises it
+            self._put(error)
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _take(self) -> bytes | None:
+        if self._first is not None:
+            first, self._first = self._first, b""
+            if first:
+                return first
+        if self._queue is None:
+            return self._next_chunk()
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending:
-            if self._raw_done:
+            if self._done:
                 return 0
-            self._accept_raw(self._read_raw())
+            chunk = self._take()
+            if chunk is None:
+                self._done = True
+                return 0
+            self._pending = memoryview(chunk)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
@@ -170,9 +224,10 @@ class LayerStream(io.RawIOBase):
 
     def finish(self) -> None:
         """Read what the tar reader left (end blocks, padding) and check both digests."""
-        while not self._raw_done:
+        while not self._done:
             self._pending = memoryview(b"")
-            self._accept_raw(self._read_raw())
+            if self._take() is None:
+                self._done = True
         self.close_raw()
         if not self.verify:
             return
@@ -188,6 +243,11 @@ class LayerStream(io.RawIOBase):
                                   f"{self.blob.diff_id[:19]}…; the image is corrupt or was tampered with")
 
     def close_raw(self) -> None:
+        """Stop the helper thread and close the blob (safe to call more than once)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         # Closing a half-read HTTP stream may complain; there is nothing left to do about it.
         with contextlib.suppress(Exception):
             self._raw.close()
