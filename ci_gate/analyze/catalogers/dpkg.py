@@ -155,6 +155,16 @@ def _single_license(candidate: str) -> str:
     return candidate.removesuffix(".")
 
 
+def _resolved(context: CatalogContext, path: str) -> str:
+    """Where `path` leads through symlinks (e.g. /usr/share/doc/libgcc-s1 → gcc-12-base, as syft
+    follows it), when the final view can say; else the path itself."""
+    resolve = getattr(context.final, "resolve", None)
+    if resolve is None:
+        return path
+    target = resolve(path)
+    return target if isinstance(target, str) else path
+
+
 def package_url(entry: DebEntry, distro: Distro | None) -> str:
     """syft's deb purl; without a known Debian-like distro syft writes none, we write one without
     the distro qualifier so the package can still be named."""
@@ -231,10 +241,12 @@ class DpkgCataloger(Cataloger):
             if entry.license:
                 licenses.append(entry.license)
             copyright_path = posixpath.join(COPYRIGHT_PREFIX, entry.name, "copyright")
-            copyright_file = copyrights.get(copyright_path)
+            copyright_file = copyrights.get(copyright_path) or copyrights.get(
+                _resolved(context, copyright_path)
+            )
             if copyright_file is not None:
                 licenses.extend(licenses_from_copyright(attribution.decode(copyright_file.content)))
-                locations.append(attribution.location(context, copyright_path, copyright_file.layer_index))
+                locations.append(attribution.location(context, copyright_file.path, copyright_file.layer_index))
             metadata = {
                 "package": entry.name,
                 "source": entry.source or entry.name,
