@@ -11,6 +11,7 @@ from ci_gate.analyze.catalogers.dotnet import DotnetDepsCataloger
 from ci_gate.analyze.catalogers.dpkg import DpkgCataloger
 from ci_gate.analyze.catalogers.golang import GoModuleBinaryCataloger
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence, FinalView
+from ci_gate.analyze.catalogers.java import JavaArchiveCataloger
 from ci_gate.analyze.catalogers.npm import NpmCataloger
 from ci_gate.analyze.catalogers.php import ComposerInstalledCataloger
 from ci_gate.analyze.catalogers.python import PythonCataloger
@@ -26,6 +27,7 @@ ALL_CATALOGERS: list[Cataloger] = [
     RpmCataloger(),
     PythonCataloger(),
     NpmCataloger(),
+    JavaArchiveCataloger(),
     GoModuleBinaryCataloger(),
     CargoAuditableBinaryCataloger(),
     GemSpecCataloger(),
