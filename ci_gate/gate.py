@@ -6,11 +6,21 @@ flags or prints tables: `run_gate` returns a `GateResult` that the CLI renders.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ci_gate.errors import PublishError, ReportError, UsageError
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.sources.interface import SourceOptions
+
+if TYPE_CHECKING:
+    from ci_gate.backends.interface import Backend
 
 EXIT_PASS = 0
 EXIT_STOP = 1
@@ -71,3 +81,98 @@ def exit_code_for(final_action: str, fail_on: str) -> int:
     if action == "STOP" or (action == "WARN" and fail_on == "warn"):
         return EXIT_STOP
     return EXIT_PASS
+
+
+def _backend(name: str) -> Backend:
+    if name == "local":
+        from ci_gate.backends.local import LocalBackend
+
+        return LocalBackend()
+    if name == "anchore":
+        try:
+            module = importlib.import_module("ci_gate.backends.anchore")
+        except ModuleNotFoundError as error:
+            if error.name != "ci_gate.backends.anchore":
+                raise
+            raise UsageError("the anchore backend is not available in this ci-gate build; use --backend local") from None
+        backend: Backend = module.AnchoreBackend()
+        return backend
+    raise UsageError(f"unknown backend {name!r}; use local or anchore")
+
+
+def _write_reports(result_evaluation: Evaluation, analysis: Analysis, targets: ReportTargets) -> list[Path]:
+    """The report formats module when it exists; otherwise only the evaluation JSON, written here."""
+    reports = importlib.import_module("ci_gate.reports")
+    write_reports = getattr(reports, "write_reports", None)
+    if write_reports is not None:
+        written: list[Path] = write_reports(result_evaluation, analysis, targets)
+        return written
+    if targets.json is None:
+        return []
+    from ci_gate.reports.evaluation_json import render_evaluation_json
+
+    document = render_evaluation_json(result_evaluation, analysis)
+    _write_atomic(Path(targets.json), json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    return [Path(targets.json)]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise ReportError(f"cannot write {path}: {error.strerror} (does the folder exist?)") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise ReportError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _publish(evaluation: Evaluation, analysis: Analysis, mode: str) -> list[str]:
+    """Post the merge-request comment when asked and the publisher exists; problems become notes."""
+    if mode == "off":
+        return []
+    try:
+        module = importlib.import_module("ci_gate.publish")
+    except ModuleNotFoundError:
+        return [f"--comment {mode}: publishing is not available in this ci-gate build; no comment posted"]
+    publish_comment = getattr(module, "publish_comment", None)
+    if publish_comment is None:
+        return [f"--comment {mode}: publishing is not available in this ci-gate build; no comment posted"]
+    try:
+        note = publish_comment(evaluation, analysis, mode)
+    except PublishError as error:
+        return [f"comment not published: {error}"]
+    return [note] if note else []
+
+
+def run_gate(options: GateOptions, progress: bool = False) -> GateResult:
+    """Run the backend, write the reports, publish, and decide the exit code.
+
+    Errors (bad input, unreachable backend) propagate as CiGateError; the CLI applies --on-error.
+    """
+    if options.fail_on not in ("stop", "warn", "never"):
+        raise UsageError(f"--fail-on {options.fail_on!r}: use stop, warn or never")
+    if options.on_error not in ("fail", "pass"):
+        raise UsageError(f"--on-error {options.on_error!r}: use fail or pass")
+    from ci_gate.backends.interface import BackendRequest
+
+    backend = _backend(options.backend)
+    request = BackendRequest(
+        image=options.image, policy=options.policy, tag=options.tag, dockerfile=options.dockerfile,
+        base_image=options.base_image, vuln_db=options.vuln_db, source=options.source, use_cache=options.use_cache,
+    )
+    outcome = backend.run(request, progress=progress)
+    written = _write_reports(outcome.evaluation, outcome.analysis, options.reports)
+    notes = _publish(outcome.evaluation, outcome.analysis, options.comment)
+    return GateResult(
+        analysis=outcome.analysis,
+        evaluation=outcome.evaluation,
+        written=tuple(written),
+        exit_code=exit_code_for(outcome.evaluation.final_action, options.fail_on),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,56 @@
+"""The embedded backend: analyse the image here, then evaluate the policy here. No server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ci_gate.backends.interface import Backend, BackendRequest, BackendResult
+from ci_gate.model import Analysis, Evaluation
+from ci_gate.policy.documents import Policy, load_policy
+from ci_gate.policy.evaluation import EvaluationInput, evaluate
+from ci_gate.policy.gates import registry
+from ci_gate.policy.gates.interface import VulnerabilityMatchProvider
+
+
+def default_tag(analysis: Analysis, reference: str) -> str:
+    """The tag mappings see: the image's own tag, else the reference without its scheme."""
+    if analysis.identity.repo_tags:
+        return analysis.identity.repo_tags[0]
+    text = reference
+    for scheme in ("registry:", "docker:"):
+        if text.startswith(scheme):
+            return text[len(scheme):]
+    return text
+
+
+def vulnerability_provider(analysis: Analysis, vuln_db: Path | None) -> VulnerabilityMatchProvider | None:
+    """The vulnerabilities gate's provider, when that gate exists and defines `make_provider`."""
+    module = registry.module_for("vulnerabilities")
+    make_provider = getattr(module, "make_provider", None) if module is not None else None
+    if make_provider is None:
+        return None
+    provider: VulnerabilityMatchProvider | None = make_provider(analysis, vuln_db)
+    return provider
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def run(self, request: BackendRequest, progress: bool = False) -> BackendResult:
+        # The policy is checked before the (slow) analysis so a typo fails in milliseconds.
+        policy = load_policy(request.policy)
+        from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
+
+        analysis = analyze_image(
+            request.image,
+            AnalyzeOptions(source=request.source, dockerfile=request.dockerfile, base_image=request.base_image,
+                           use_cache=request.use_cache),
+            progress=progress,
+        )
+        return BackendResult(analysis=analysis, evaluation=self.evaluate(policy, analysis, request))
+
+    def evaluate(self, policy: Policy, analysis: Analysis, request: BackendRequest) -> Evaluation:
+        """Evaluate an already analysed image (also used by `policy test` on analysis fixtures)."""
+        tag = request.tag or default_tag(analysis, request.image)
+        return evaluate(policy, analysis, EvaluationInput(
+            tag=tag, now=request.now, vulnerabilities=vulnerability_provider(analysis, request.vuln_db)))
