@@ -99,8 +99,8 @@ def detect_path_scheme(path: str) -> str:
         raise SourceError(f"{path}: cannot read it ({error.strerror}); check the path and "
                           "permissions") from None
     if not head:
-        raise SourceError(f"{path}: the file is empty; the image export failed, re-run docker save or "
-                          "skopeo copy")
+        raise SourceError(f"{path}: the file is empty; the image export failed, re-run docker save or skopeo "
+                          "copy")
     if is_compressed(head):
         return "docker-archive"  # `docker save | gzip`; the reader decompresses it into a temp file
     names = set()

@@ -166,8 +166,8 @@ def decompress_to_temp(path: str, head: bytes, limit: int, where: str) -> str:
             with zstandard.ZstdDecompressor().stream_reader(raw) as zstream:
                 return spool_to_temp(zstream, limit, where)
     except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise SourceError(f"{where}: the compressed archive is truncated or corrupt ({error}); "
-                          "re-export the image") from None
+        raise SourceError(f"{where}: the compressed archive is truncated or corrupt ({error}); re-export the "
+                          "image") from None
     except Exception as error:
         if type(error).__name__ == "ZstdError":
             raise SourceError(f"{where}: the zstd archive is corrupt ({error}); re-export the "
@@ -228,8 +228,7 @@ class TarArchive:
             else:
                 return None
         raise SourceError(f"{self.where}: member {name!r} is a chain of more than {self.MAX_LINK_HOPS} "
-                          "links; "
-                          "the archive is corrupt or hostile")
+                          "links; the archive is corrupt or hostile")
 
     def require(self, name: str, what: str) -> tarfile.TarInfo:
         member = self.find(name)

@@ -22,7 +22,7 @@ import re
 import tarfile
 from typing import Any
 
-from ci_gate.errors import SourceError
+from ci_gate.errors import LimitExceededError, SourceError
 from ci_gate.sources.archive import ClosingRawImage, TarArchive, is_compressed, open_archive_file
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
 from ci_gate.sources.oci_archive import archive_fetcher, archive_layers, read_archive_index
@@ -77,11 +77,10 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
             raise SourceError(f"{where}: a pre-2016 docker save archive (no manifest.json); re-save it with "
                               "a current Docker or skopeo")
         raise SourceError(f"{where}: not a docker archive (no manifest.json member); make one with docker "
-                          "save "
-                          "or skopeo copy ... docker-archive:FILE")
+                          "save or skopeo copy ... docker-archive:FILE")
     data = archive.read(manifest_member, limit)
     if len(data) > limit:
-        raise SourceError(f"{where}: manifest.json is larger than the metadata limit ({limit} bytes)")
+        raise LimitExceededError(f"{where}: manifest.json is larger than the metadata limit ({limit} bytes)")
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, ValueError):
@@ -100,11 +99,12 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
     config_member = archive.require(config_name, "the image config")
     config_data = archive.read(config_member, limit)
     if len(config_data) > limit:
-        raise SourceError(f"{where}: the image config is larger than the metadata limit ({limit} bytes)")
+        raise LimitExceededError(f"{where}: the image config is larger than the metadata limit ({limit} "
+                                 "bytes)")
     config_digest = _expected_digest(config_name)
     if config_digest is not None and digest_of(config_data, config_digest.split(":")[0]) != config_digest:
-        raise SourceError(f"{where}: the config {config_name!r} does not match its digest "
-                          f"{config_digest}; the archive is corrupt or was modified, re-export it")
+        raise SourceError(f"{where}: the config {config_name!r} does not match its digest {config_digest}; "
+                          "the archive is corrupt or was modified, re-export it")
     config_digest = config_digest or digest_of(config_data)
 
     if archive.find("oci-layout") is not None and archive.find("index.json") is not None:

@@ -65,8 +65,7 @@ class DockerDaemonSource(ImageSource):
         where = f"docker:{location}"
         if not os.path.exists(socket_path):
             raise SourceError(f"{where}: no Docker daemon socket at {socket_path}; start Docker, set "
-                              "DOCKER_HOST, "
-                              "or use docker-archive:, oci-dir: or registry: instead")
+                              "DOCKER_HOST, or use docker-archive:, oci-dir: or registry: instead")
         self._ping(socket_path, options, where)
         connection = UnixHTTPConnection(socket_path, options.timeout)
         try:
@@ -74,8 +73,7 @@ class DockerDaemonSource(ImageSource):
             response = connection.getresponse()
             if response.status == 404:
                 raise SourceError(f"{where}: the Docker daemon has no image {location!r} "
-                                  f"({_message(response)}); "
-                                  "pull or build it first, or check the name")
+                                  f"({_message(response)}); pull or build it first, or check the name")
             if response.status != 200:
                 raise SourceError(f"{where}: the Docker daemon answered {response.status} "
                                   f"({_message(response)}); check the daemon's log")
@@ -104,8 +102,7 @@ class DockerDaemonSource(ImageSource):
             connection.close()
         if response.status != 200 or body.strip() != b"OK":
             raise SourceError(f"{where}: {socket_path} did not answer the Docker ping (status "
-                              f"{response.status}); "
-                              "is it a Docker daemon socket?")
+                              f"{response.status}); is it a Docker daemon socket?")
 
     @staticmethod
     def _transport_error(error: Exception, socket_path: str, options: SourceOptions,

@@ -11,7 +11,7 @@ import os
 import tarfile
 from typing import Any
 
-from ci_gate.errors import SourceError
+from ci_gate.errors import LimitExceededError, SourceError
 from ci_gate.sources.archive import ClosingRawImage, TarArchive, open_archive_file
 from ci_gate.sources.interface import ImageSource, LayerBlob, RawImage, SourceOptions
 from ci_gate.sources.oci_layout import (
@@ -69,7 +69,8 @@ def read_archive_index(archive: TarArchive, limit: int) -> dict[str, Any]:
     index_member = archive.require("index.json", "the layout's")
     index_data = archive.read(index_member, limit)
     if len(index_data) > limit:
-        raise SourceError(f"{archive.where}: index.json is larger than the metadata limit ({limit} bytes)")
+        raise LimitExceededError(f"{archive.where}: index.json is larger than the metadata limit ({limit} "
+                                 "bytes)")
     return parse_json_object(index_data, "index.json", archive.where)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ci_gate.errors import SourceError
+from ci_gate.errors import LimitExceededError, SourceError
 from ci_gate.sources.archive import FileBlob
 from ci_gate.sources.interface import ImageSource, LayerBlob, RawImage, SourceOptions
 from ci_gate.sources.oci_layout import (
@@ -45,7 +45,7 @@ class OciDirSource(ImageSource):
         except OSError as error:
             raise SourceError(f"{where}: cannot read index.json ({error.strerror})") from None
         if len(index_data) > limit:
-            raise SourceError(f"{where}: index.json is larger than the metadata limit ({limit} bytes)")
+            raise LimitExceededError(f"{where}: index.json is larger than the metadata limit ({limit} bytes)")
         index = parse_json_object(index_data, "index.json", where)
 
         def blob_path(digest: str, what: str) -> str:
@@ -53,8 +53,7 @@ class OciDirSource(ImageSource):
             candidate = os.path.join(path, "blobs", algorithm, hex_digest)
             if not os.path.isfile(candidate):
                 raise SourceError(f"{where}: the {what} names blob {digest} which is missing from the "
-                                  "layout; "
-                                  "the layout is incomplete, re-export it")
+                                  "layout; the layout is incomplete, re-export it")
             return candidate
 
         def fetch(descriptor: Descriptor, what: str) -> bytes:
@@ -72,8 +71,7 @@ class OciDirSource(ImageSource):
             actual_size = os.path.getsize(file_path)
             if actual_size != layer.size:
                 raise SourceError(f"{where}: layer blob {layer.digest} is {actual_size} bytes but the "
-                                  "manifest says "
-                                  f"{layer.size}; the layout is corrupt, re-export it")
+                                  f"manifest says {layer.size}; the layout is corrupt, re-export it")
             layers.append(FileBlob(file_path, 0, actual_size, layer.digest, layer.media_type, layer.diff_id,
                                    where))
         return RawImage(

@@ -85,12 +85,11 @@ def verify_document(data: bytes, digest: str, size: int | None, what: str, where
                                  f"({limits.max_metadata_bytes} bytes); the image is corrupt or hostile")
     actual = digest_of(data, digest.split(":", 1)[0])
     if actual != digest:
-        raise SourceError(f"{where}: {what} does not match its digest (expected {digest}, got {actual}); "
-                          "the image is corrupt or was modified, re-export or re-pull it")
+        raise SourceError(f"{where}: {what} does not match its digest (expected {digest}, got {actual}); the "
+                          "image is corrupt or was modified, re-export or re-pull it")
     if size is not None and size != len(data):
         raise SourceError(f"{where}: {what} {digest[:19]}… is {len(data)} bytes but its descriptor says "
-                          f"{size}; "
-                          "the image is corrupt, re-export or re-pull it")
+                          f"{size}; the image is corrupt, re-export or re-pull it")
 
 
 def parse_json_object(data: bytes, what: str, where: str) -> dict[str, Any]:
@@ -239,8 +238,8 @@ def select_platform(entries: Sequence[Descriptor], options: SourceOptions, where
     if not with_platform:
         if len(images) == 1:
             return images[0]
-        raise SourceError(f"{where}: the image index lists {len(images)} manifests without platforms; "
-                          "cannot choose one, name the image by digest")
+        raise SourceError(f"{where}: the image index lists {len(images)} manifests without platforms; cannot "
+                          "choose one, name the image by digest")
     for wanted in wanted_platforms(options):
         for entry in with_platform:
             assert entry.platform is not None
@@ -262,12 +261,12 @@ of the blob (the resolver checks digest, size and limit). Raise SourceError when
 def document_kind(document: dict[str, Any], media_type: str) -> str:
     """'index', 'manifest' or 'schema1' from the document's own mediaType, the descriptor's, or its shape."""
     declared = str(document.get("mediaType") or media_type or "")
+    if declared in DOCKER_SCHEMA1 or document.get("schemaVersion") == 1:
+        return "schema1"
     if declared in INDEX_MEDIA_TYPES:
         return "index"
     if declared in MANIFEST_MEDIA_TYPES:
         return "manifest"
-    if declared in DOCKER_SCHEMA1 or document.get("schemaVersion") == 1:
-        return "schema1"
     if isinstance(document.get("manifests"), list):
         return "index"
     if isinstance(document.get("config"), dict) and isinstance(document.get("layers"), list):
@@ -381,12 +380,12 @@ def select_layout_entry(index: dict[str, Any], tag: str | None, where: str) -> D
                   or d.annotations.get(CONTAINERD_NAME_ANNOTATION, "").endswith(f":{tag}")]
         if not chosen:
             listing = ", ".join(tags) if tags else "none"
-            raise SourceError(f"{where}: no image tagged {tag!r} in the layout (tags: {listing}); "
-                              "use one of those after the path, PATH:TAG")
+            raise SourceError(f"{where}: no image tagged {tag!r} in the layout (tags: {listing}); use one of "
+                              "those after the path, PATH:TAG")
     else:
         if len(tags) > 1:
-            raise SourceError(f"{where}: the layout holds {len(tags)} images ({', '.join(tags)}); "
-                              "choose one with PATH:TAG")
+            raise SourceError(f"{where}: the layout holds {len(tags)} images ({', '.join(tags)}); choose one "
+                              "with PATH:TAG")
         chosen = descriptors
     return chosen[0] if len(chosen) == 1 else chosen
 

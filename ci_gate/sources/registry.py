@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import requests
 import requests.auth
 
-from ci_gate.errors import SourceError
+from ci_gate.errors import LimitExceededError, SourceError
 from ci_gate.http import HttpError, RetryPolicy, TokenAuth, new_session, send
 from ci_gate.sources.archive import ClosingRawImage
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
@@ -194,13 +194,11 @@ class RegistryClient:
                                "address and the network, or raise --timeout")
         if error.kind == "tls":
             return SourceError(f"TLS verification failed for registry {host}; pass --ca-bundle FILE for a "
-                               "private "
-                               "CA, or --insecure-registry HOST if it only speaks plain HTTP")
+                               "private CA, or --insecure-registry HOST if it only speaks plain HTTP")
         if error.kind == "connection":
             reason = error.detail.removeprefix("could not connect (").rstrip(")")
             return SourceError(f"could not connect to registry {host} ({reason}); check the address, port "
-                               "and "
-                               "network")
+                               "and network")
         return SourceError(f"registry {host}: {error.detail}")
 
     def get(self, path: str, *, headers: dict[str, str] | None = None, stream: bool = False,
@@ -223,12 +221,10 @@ class RegistryClient:
         credentials = self.credentials()
         if credentials is None:
             return SourceError(f"registry {host} requires credentials for {repository} ({status}); run "
-                               "docker "
-                               f"login {host}, or set {ENV_USERNAME} and {ENV_PASSWORD}")
+                               f"docker login {host}, or set {ENV_USERNAME} and {ENV_PASSWORD}")
         if status == 403:
             return SourceError(f"registry {host} denied access to {repository} ({status}) for the "
-                               "credentials "
-                               f"from {credentials.origin}; check that the account may pull it")
+                               f"credentials from {credentials.origin}; check that the account may pull it")
         return SourceError(f"registry {host} rejected the credentials for {repository} ({status}): check the "
                            f"username and password from {credentials.origin}")
 
@@ -243,8 +239,7 @@ class RegistryClient:
             return
         if response.status_code == 404:
             raise SourceError(f"{self.reference.host} is not an OCI registry (GET /v2/ answered 404); check "
-                              "the "
-                              "host name")
+                              "the host name")
         if response.status_code >= 400:
             raise SourceError(f"registry {self.reference.host} answered {response.status_code} to GET /v2/; "
                               "it is unavailable, try again later")
@@ -268,14 +263,13 @@ class RegistryClient:
         realm_parts = urlsplit(realm)
         host = self.reference.host
         if realm_parts.scheme not in ("http", "https") or not realm_parts.netloc:
-            raise SourceError(f"registry {host} sent a Bearer challenge without a valid realm URL; "
-                              "the registry is misconfigured")
+            raise SourceError(f"registry {host} sent a Bearer challenge without a valid realm URL; the "
+                              "registry is misconfigured")
         realm_host = realm_parts.netloc.rsplit("@", 1)[-1]
         if realm_parts.scheme == "http" and not uses_plain_http(realm_host, self.options) and credentials:
             raise SourceError(f"registry {host} sends its token requests to plain-HTTP {realm_host}; "
-                              "refusing to "
-                              f"send credentials unencrypted (add --insecure-registry {realm_host} to allow "
-                              "it)")
+                              "refusing to send credentials unencrypted (add --insecure-registry "
+                              f"{realm_host} to allow it)")
         scope = f"repository:{self.reference.repository}:pull"
         query = {"scope": scope}
         if parameters.get("service"):
@@ -333,30 +327,28 @@ class RegistryClient:
         if response.status_code == 404:
             code = _registry_error(response)
             response.close()
-            raise SourceError(f"image not found: {self.reference.host}/{self.reference.repository}:"
-                              f"{reference} (404{code}); check the name and tag")
+            raise SourceError("image not found: "
+                              f"{self.reference.host}/{self.reference.repository}:{reference} (404{code}); "
+                              "check the name and tag")
         if response.status_code != 200:
             response.close()
             raise SourceError(f"registry {self.reference.host} answered {response.status_code} for the "
-                              "manifest "
-                              f"of {self.reference.repository}:{reference}; try again later")
+                              f"manifest of {self.reference.repository}:{reference}; try again later")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         header_digest = response.headers.get("Docker-Content-Digest")
         body = self.read_limited(response, self.options.limits.max_metadata_bytes)
         if len(body) > self.options.limits.max_metadata_bytes:
-            raise SourceError(f"registry {self.reference.host}: the manifest of {reference} is larger than "
-                              "the "
-                              f"metadata limit ({self.options.limits.max_metadata_bytes} bytes)")
+            raise LimitExceededError(f"registry {self.reference.host}: the manifest of {reference} is larger "
+                                     f"than the metadata limit ({self.options.limits.max_metadata_bytes} "
+                                     "bytes)")
         digest = reference if reference.startswith(("sha256:", "sha512:")) else digest_of(body)
         if header_digest:
             header_digest = header_digest.strip()
             algorithm = header_digest.split(":", 1)[0]
             if algorithm in ("sha256", "sha512") and digest_of(body, algorithm) != header_digest:
                 raise SourceError(f"registry {self.reference.host}: the manifest of {reference} does not "
-                                  "match "
-                                  f"its Docker-Content-Digest {header_digest}; a proxy or the registry "
-                                  "corrupted "
-                                  "it, try again")
+                                  f"match its Docker-Content-Digest {header_digest}; a proxy or the registry "
+                                  "corrupted it, try again")
         return body, media_type, digest
 
     def blob(self, digest: str, *, what: str) -> requests.Response:
@@ -369,8 +361,7 @@ class RegistryClient:
         if response.status_code != 200:
             response.close()
             raise SourceError(f"registry {self.reference.host} answered {response.status_code} for {what} "
-                              "blob "
-                              f"{digest}; try again later")
+                              f"blob {digest}; try again later")
         return response
 
 

@@ -118,12 +118,12 @@ def _from_auth_entry(entry: dict[str, Any], path: str, host: str) -> Credentials
         try:
             decoded = base64.b64decode(encoded, validate=False).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise SourceError(f"the 'auth' entry for {host} in {path} is not base64 of user:password; "
-                              "run docker login again") from None
+            raise SourceError(f"the 'auth' entry for {host} in {path} is not base64 of user:password; run "
+                              "docker login again") from None
         username, separator, password = decoded.partition(":")
         if not separator:
-            raise SourceError(f"the 'auth' entry for {host} in {path} is not base64 of user:password; "
-                              "run docker login again")
+            raise SourceError(f"the 'auth' entry for {host} in {path} is not base64 of user:password; run "
+                              "docker login again")
         return Credentials(username, password, identity if isinstance(identity, str) and identity else None,
                            origin=path)
     plain_username, plain_password = entry.get("username"), entry.get("password")
@@ -140,8 +140,7 @@ def run_credential_helper(name: str, server: str, config_path: str) -> Credentia
     executable = shutil.which(program)
     if executable is None:
         raise SourceError(f"{config_path} names the credential helper {program} for {server}, but it is not "
-                          "on "
-                          f"PATH; install it, or remove it from {config_path} and pass credentials with "
+                          f"on PATH; install it, or remove it from {config_path} and pass credentials with "
                           f"{ENV_USERNAME}/{ENV_PASSWORD}")
     try:
         result = subprocess.run([executable, "get"], input=server.encode(), capture_output=True,
