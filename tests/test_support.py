@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import multiprocessing
 import os
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -20,7 +22,7 @@ import pytest
 import zstandard
 
 from tests.support import cache
-from tests.support.debian import APP_CONFIG, DebianImages
+from tests.support.debian import APP_CONFIG, DebianImages, debian_mirror
 from tests.support.oci import (
     OciImage,
     SkopeoError,
@@ -321,3 +323,29 @@ def test_debian_images_are_real(debian_images: DebianImages,
     deb_layers = {a["locations"][0]["layerID"] for a in document["artifacts"] if a["type"] == "deb"}
     npm_layers = {a["locations"][0]["layerID"] for a in document["artifacts"] if a["type"] == "npm"}
     assert deb_layers == {app.diff_ids[0]} and npm_layers == {app.diff_ids[1]}
+
+
+def test_synthetic_benchmark_image_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(__file__).resolve().parent.parent / "bench" / "make_synthetic.py"
+    specification = importlib.util.spec_from_file_location("make_synthetic", path)
+    assert specification is not None and specification.loader is not None
+    make_synthetic = importlib.util.module_from_spec(specification)
+    monkeypatch.setitem(sys.modules, "make_synthetic", make_synthetic)  # dataclasses look their module up
+    specification.loader.exec_module(make_synthetic)
+    first = make_synthetic.build_synthetic(tmp_path / "one", scale=0.002)
+    second = make_synthetic.build_synthetic(tmp_path / "two", scale=0.002)
+    assert first.image.manifest_digest == second.image.manifest_digest
+    assert len(first.image.layer_digests) == 4
+    assert first.packages == {"deb": 1, "python": 1, "npm": 2}
+    inspected = json.loads(run_skopeo(["inspect", first.image.skopeo_ref]))
+    assert inspected["Digest"] == first.image.manifest_digest
+    listed = sum(len(_layer_members(first.image, index)) for index in range(4))
+    assert first.files < listed  # directories come on top of the regular files
+    status = next(m for m in _layer_members(first.image, 0) if m.name == "var/lib/dpkg/status")
+    assert status.size > 0
+
+
+def test_debian_mirror_comes_from_the_machine_sources() -> None:
+    mirror = debian_mirror()
+    assert mirror.startswith(("http://", "https://"))
+    assert mirror in Path("/etc/apt/sources.list.d/debian.sources").read_text()

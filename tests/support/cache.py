@@ -50,14 +50,17 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def cached(name: str, build: Callable[[Path], None], *, stale_prefix: str | None = None) -> Path:
+def cached(name: str, build: Callable[[Path], None], *, stale_prefix: str | None = None,
+           root: Path | None = None) -> Path:
     """Return the cache entry `name`, building it first if absent.
 
     `build(temporary)` must create `temporary` (a file or a directory); it is then renamed to
     the final name. With `stale_prefix`, older entries starting with it (earlier keys of the same
-    artefact) are removed after a build, so the cache does not grow without bound.
+    artefact) are removed after a build, so the cache does not grow without bound. `root`
+    defaults to `cache_dir()`.
     """
-    root = cache_dir()
+    root = root or cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
     final = root / name
     if final.exists():
         return final

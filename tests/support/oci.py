@@ -112,8 +112,9 @@ class TarItem:
         return info
 
 
-LayerSource = Sequence[TarItem] | Path
-"""A layer: TarItems, a directory tree (Path to a dir) or a ready tar file (Path to a `.tar`)."""
+LayerSource = Iterable[TarItem] | Path
+"""A layer: TarItems (a list, or a generator to stream a big layer in bounded memory), a directory
+tree (Path to a dir) or a ready tar file (Path to a `.tar`)."""
 
 
 @dataclass(frozen=True)
