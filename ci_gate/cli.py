@@ -137,7 +137,10 @@ _mount_subcommands()
 def main() -> None:
     """Console entry point: run the app, turning errors into one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of exiting with it.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CiGateError as error:
         if _state["debug"]:
             raise

@@ -165,11 +165,7 @@ class PolicyValidationError(PolicyError):
         self.problems = problems
         errors = [p for p in problems if p.severity == "error"]
         first = errors[0].render(source) if errors else source
-        more = (
-            f" (and {len(errors) - 1} more; run `ci-gate policy validate {source}`)"
-            if len(errors) > 1
-            else ""
-        )
+        more = f" (and {len(errors) - 1} more; run `ci-gate policy validate {source}`)" if len(errors) > 1 else ""
         super().__init__(first + more)
 
 
@@ -246,8 +242,7 @@ def read_source(reference: str) -> tuple[str, str]:
         return path.read_text("utf-8"), reference
     except FileNotFoundError:
         raise PolicyError(
-            f"policy file {reference} does not exist; give a path or builtin:NAME "
-            f"({', '.join(builtin_names())})"
+            f"policy file {reference} does not exist; give a path or builtin:NAME ({', '.join(builtin_names())})"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyError(f"cannot read policy file {reference}: {error}") from None
@@ -409,8 +404,7 @@ class _Builder:
             for i, v in enumerate(self.items(root, "allowlists", (), "the policy", required=False))
         ]
         mappings = [
-            self.mapping(v, ("mappings", i))
-            for i, v in enumerate(self.items(root, "mappings", (), "the policy"))
+            self.mapping(v, ("mappings", i)) for i, v in enumerate(self.items(root, "mappings", (), "the policy"))
         ]
         allowed = [
             self.selection(v, ("allowlisted_images", i))
@@ -498,7 +492,7 @@ class _Builder:
         # Positions follow the renamed keys so problems still point at the right lines.
         for old, new in renamed.items():
             for path in [p for p in self.reader.positions if p and p[0] == old]:
-                self.reader.positions[(new,) + path[1:]] = self.reader.positions[path]
+                self.reader.positions[(new,) + path[1:]] = self.reader.positions[path]  # noqa: RUF005 (3.10)
         for key in ("rule_sets", "allowlists"):
             for entry in converted.get(key) or []:
                 if isinstance(entry, dict) and "comment" in entry:
@@ -519,9 +513,8 @@ class _Builder:
                 for p in self.reader.positions
                 if p[:3] in (("mappings", index, "policy_id"), ("mappings", index, "policy_ids"))
             ]:
-                self.reader.positions[("mappings", index, "rule_set_ids") + position_path[3:]] = (
-                    self.reader.positions[position_path]
-                )
+                renamed_path = ("mappings", index, "rule_set_ids") + position_path[3:]  # noqa: RUF005 (3.10)
+                self.reader.positions[renamed_path] = self.reader.positions[position_path]
             mapping["allowlist_ids"] = mapping.pop("whitelist_ids", [])
             mapping.setdefault("id", f"mapping-{index}")
         for key in ("allowlisted_images", "denylisted_images"):
@@ -616,9 +609,7 @@ class _Builder:
             raw[name] = param_value
             positions[name] = param_path
         controls = self.strings(data, "controls", path, what, required=False)
-        params = (
-            self.check_rule(rule_id, gate_name, trigger_name, raw, positions, path) if gate_name else None
-        )
+        params = self.check_rule(rule_id, gate_name, trigger_name, raw, positions, path) if gate_name else None
         if params is None:
             return None
         return Rule(
@@ -645,9 +636,7 @@ class _Builder:
         what = f"rule '{rule_id}'"
         if gate_name in registry.END_OF_LIFE:
             replacement = registry.END_OF_LIFE[gate_name]
-            message = f"{what}: gate '{gate_name}' is end-of-life" + (
-                f"; use '{replacement}'" if replacement else ""
-            )
+            message = f"{what}: gate '{gate_name}' is end-of-life" + (f"; use '{replacement}'" if replacement else "")
             if self.strict:
                 self.error((*path, "gate"), message)
             else:
@@ -708,15 +697,10 @@ class _Builder:
                 continue
             canonical[spec.name] = value
         for spec in trigger.parameters:
-            if (
-                spec.required
-                and spec.name not in canonical
-                and not any(trigger.parameter(n) is spec for n in raw)
-            ):
+            if spec.required and spec.name not in canonical and not any(trigger.parameter(n) is spec for n in raw):
                 self.error(
                     path,
-                    f"{what}: {gate_name}/{trigger.name} needs the parameter '{spec.name}' "
-                    f"({spec.description})",
+                    f"{what}: {gate_name}/{trigger.name} needs the parameter '{spec.name}' ({spec.description})",
                 )
                 ok = False
         if ok and trigger.cross_check:
@@ -769,11 +753,7 @@ class _Builder:
                         f"{expires_text!r} is not an RFC 3339 date-time; write e.g. 2026-12-31T00:00:00Z",
                     )
             gate_name = self.text(item, "gate", item_path, f"allowlist item '{item_id}'")
-            if (
-                gate_name
-                and registry.gate(gate_name) is None
-                and gate_name.lower() not in registry.UNAVAILABLE
-            ):
+            if gate_name and registry.gate(gate_name) is None and gate_name.lower() not in registry.UNAVAILABLE:
                 self.warn(
                     (*item_path, "gate"),
                     f"allowlist item '{item_id}': unknown gate '{gate_name}'"
@@ -801,9 +781,7 @@ class _Builder:
         )
 
     def image_ref(self, data: dict[str, Any], path: tuple[Any, ...], what: str) -> ImageRef:
-        image = (
-            self.obj(data.get("image"), (*path, "image"), f"the image of {what}") if "image" in data else None
-        )
+        image = self.obj(data.get("image"), (*path, "image"), f"the image of {what}") if "image" in data else None
         if "image" not in data:
             self.error(path, f"{what} is missing the required field 'image'")
         if image is None:
@@ -811,9 +789,7 @@ class _Builder:
         self.keys(image, (*path, "image"), f"the image of {what}", ("type", "value"))
         image_type = self.text(image, "type", (*path, "image"), f"the image of {what}")
         if image_type and image_type not in ("tag", "digest", "id"):
-            self.error(
-                (*path, "image", "type"), f"{what}: image type must be tag, digest or id, got {image_type!r}"
-            )
+            self.error((*path, "image", "type"), f"{what}: image type must be tag, digest or id, got {image_type!r}")
         return ImageRef(image_type, self.text(image, "value", (*path, "image"), f"the image of {what}"))
 
     def mapping(self, value: Any, path: tuple[Any, ...]) -> MappingRule | None:

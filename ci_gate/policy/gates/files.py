@@ -72,7 +72,6 @@ def _name_match(call: TriggerInput) -> Iterator[Fired]:
 def _attribute_match(call: TriggerInput) -> Iterator[Fired]:
     filename = call.params["filename"]
     checksum = call.params.get("checksum")
-    checksum_op = call.params.get("checksum_match", "equals")
     mode = call.params.get("mode")
     mode_op = call.params.get("mode_op", "equals")
     skip_missing = call.params.get("skip_missing", True)
