@@ -192,7 +192,7 @@ class _FinalView:
 def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) -> Analysis:
     """Analyse an opened image: one streaming pass, then the squashed view."""
     config_blob = raw.config.get("config") or {}
-    history, history_warnings = history_entries(raw.config, len(raw.layers))
+    history, history_warning = history_entries(raw.config, len(raw.layers))
     created_by = {h.layer_index: h.created_by for h in history if h.layer_index is not None}
     layers = [
         Layer(index, blob.digest, blob.diff_id or "", blob.media_type, blob.size, created_by.get(index, ""))
@@ -248,10 +248,9 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
         if content is not None:
             retrieved[path] = content.decode("utf-8", errors="replace")
 
-    warnings = [*raw.warnings, *filesystem.warnings, *history_warnings, *context.warnings,
+    warnings = [*raw.warnings, *filesystem.warnings, *([history_warning] if history_warning else []),
+                *context.warnings,
                 *user_warnings, *group_warnings]
-    if base_method:
-        warnings.append(f"base image layers: {len(base_indexes)} of {len(layers)} ({base_method})")
     identity = ImageIdentity(
         reference=raw.reference,
         scheme=raw.scheme,

@@ -16,7 +16,8 @@ FORMATS = ("json", "cyclonedx-json", "spdx-json", "table")
 
 def render_analysis_text(analysis: Analysis, output: str) -> str:
     if output == "json":
-        return json.dumps(to_dict(analysis), indent=2, sort_keys=False) + "\n"
+        # Compact: the C encoder only runs without indentation, and syft prints compact JSON too.
+        return json.dumps(to_dict(analysis), separators=(",", ":")) + "\n"
     if output == "cyclonedx-json":
         from ci_gate.sbom.cyclonedx import render_cyclonedx
 

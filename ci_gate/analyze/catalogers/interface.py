@@ -82,7 +82,7 @@ class Cataloger(abc.ABC):
             type(self)._compiled = compiled  # type: ignore[attr-defined]
         return compiled
 
-    def visit(self, evidence: Evidence, context: CatalogContext) -> None:
+    def visit(self, evidence: Evidence, context: CatalogContext) -> None:  # noqa: B027 - optional hook
         """Streaming catalogers: look at one file as it passes; keep only what you found."""
 
     @abc.abstractmethod
