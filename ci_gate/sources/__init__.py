@@ -15,28 +15,23 @@ oci-archive) and anything else is an image reference, tried in the local daemon,
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import tarfile
 
 from ci_gate.errors import SourceError
-from ci_gate.sources.archive import is_compressed
-from ci_gate.sources.directory import DirectorySource
-from ci_gate.sources.docker_archive import DockerArchiveSource
-from ci_gate.sources.docker_daemon import DockerDaemonSource, daemon_socket
 from ci_gate.sources.interface import ImageSource, RawImage, SourceOptions
-from ci_gate.sources.oci_archive import OciArchiveSource
-from ci_gate.sources.oci_dir import OciDirSource
-from ci_gate.sources.registry import RegistrySource
 
 __all__ = ["SCHEMES", "detect_path_scheme", "open_image", "source_for"]
 
-SCHEMES: dict[str, type[ImageSource]] = {
-    "docker-archive": DockerArchiveSource,
-    "oci-archive": OciArchiveSource,
-    "oci-dir": OciDirSource,
-    "dir": DirectorySource,
-    "registry": RegistrySource,
-    "docker": DockerDaemonSource,
+# Imported on first use: a cached analysis must not pay for `requests` and every reader at start-up.
+SCHEMES: dict[str, str] = {
+    "docker-archive": "ci_gate.sources.docker_archive:DockerArchiveSource",
+    "oci-archive": "ci_gate.sources.oci_archive:OciArchiveSource",
+    "oci-dir": "ci_gate.sources.oci_dir:OciDirSource",
+    "dir": "ci_gate.sources.directory:DirectorySource",
+    "registry": "ci_gate.sources.registry:RegistrySource",
+    "docker": "ci_gate.sources.docker_daemon:DockerDaemonSource",
 }
 # syft knows these too; say plainly that ci-gate does not, instead of treating them as image names.
 UNSUPPORTED_SCHEMES = ("podman", "singularity", "file", "containerd", "oci", "docker-daemon", "sbom")
@@ -44,7 +39,9 @@ SCHEME_LIST = ", ".join(f"{name}:" for name in SCHEMES)
 
 
 def source_for(scheme: str) -> ImageSource:
-    return SCHEMES[scheme]()
+    module_name, _, class_name = SCHEMES[scheme].partition(":")
+    source_class: type[ImageSource] = getattr(importlib.import_module(module_name), class_name)
+    return source_class()
 
 
 def open_image(reference: str, options: SourceOptions | None = None) -> RawImage:
@@ -101,6 +98,8 @@ def detect_path_scheme(path: str) -> str:
     if not head:
         raise SourceError(f"{path}: the file is empty; the image export failed, re-run docker save or skopeo "
                           "copy")
+    from ci_gate.sources.archive import is_compressed
+
     if is_compressed(head):
         return "docker-archive"  # `docker save | gzip`; the reader decompresses it into a temp file
     names = set()
@@ -121,6 +120,8 @@ def detect_path_scheme(path: str) -> str:
 
 def _open_bare_reference(reference: str, options: SourceOptions) -> RawImage:
     """An image name without a scheme: the local daemon when it runs and has it, else the registry."""
+    from ci_gate.sources.docker_daemon import daemon_socket
+
     daemon_problem = ""
     try:
         socket_path = daemon_socket(options)
@@ -128,11 +129,11 @@ def _open_bare_reference(reference: str, options: SourceOptions) -> RawImage:
         socket_path, daemon_problem = "", str(error)
     if socket_path and os.path.exists(socket_path):
         try:
-            return DockerDaemonSource().open(reference, options)
+            return source_for("docker").open(reference, options)
         except SourceError as error:
             daemon_problem = str(error)
     try:
-        return RegistrySource().open(reference, options)
+        return source_for("registry").open(reference, options)
     except SourceError as error:
         if daemon_problem:
             raise SourceError(f"{error} (the local Docker daemon could not give it either: "
