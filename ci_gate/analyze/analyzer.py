@@ -12,16 +12,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ci_gate import __version__
 from ci_gate.analyze import cache
-from ci_gate.analyze.catalogers import ALL_CATALOGERS
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
-from ci_gate.analyze.distro import detect_distro
-from ci_gate.analyze.dockerfile import guess_dockerfile, parse_dockerfile
-from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
-from ci_gate.analyze.passwd import parse_group, parse_passwd
-from ci_gate.analyze.secrets import SecretScanner, load_secret_rules
 from ci_gate.errors import AnalysisError, CiGateError
 from ci_gate.model import (
     Analysis,
@@ -34,8 +29,11 @@ from ci_gate.model import (
     SecretFinding,
 )
 from ci_gate.sources import open_image
-from ci_gate.sources.filesystem import Entry, ImageFilesystem, LayerVisitor, walk_image
+from ci_gate.sources.filesystem import Entry, ImageFilesystem, LayerVisitor
 from ci_gate.sources.interface import RawImage, SourceOptions
+
+if TYPE_CHECKING:
+    from ci_gate.analyze.secrets import SecretScanner
 
 OS_RELEASE_PATHS = (
     "/etc/os-release",
@@ -191,6 +189,14 @@ class _FinalView:
 
 def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) -> Analysis:
     """Analyse an opened image: one streaming pass, then the squashed view."""
+    # Imported here, not at the top: a cached analysis needs none of them.
+    from ci_gate.analyze.catalogers import ALL_CATALOGERS
+    from ci_gate.analyze.distro import detect_distro
+    from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
+    from ci_gate.analyze.passwd import parse_group, parse_passwd
+    from ci_gate.analyze.secrets import SecretScanner, load_secret_rules
+    from ci_gate.sources.filesystem import walk_image
+
     config_blob = raw.config.get("config") or {}
     history, history_warning = history_entries(raw.config, len(raw.layers))
     created_by = {h.layer_index: h.created_by for h in history if h.layer_index is not None}
@@ -325,6 +331,8 @@ def _final_secrets(file_findings: Iterable[SecretFinding], config_findings: Iter
 
 
 def _dockerfile(path: Path | None, config: Mapping[str, object]) -> Dockerfile:
+    from ci_gate.analyze.dockerfile import guess_dockerfile, parse_dockerfile
+
     if path is None:
         history = config.get("history") or []
         return guess_dockerfile(history if isinstance(history, list) else [])
@@ -348,9 +356,10 @@ class _Progress:
     def __init__(self, raw: RawImage, enabled: bool) -> None:
         self.raw = raw
         self.enabled = enabled
-        self._progress = None
-        self._task = None
-        self._stream = None
+        self._progress: Any = None
+        self._task: Any = None
+        self._stream: object = None
+        self._done_before = 0
         self._calls = 0
 
     def __enter__(self) -> _Progress:
