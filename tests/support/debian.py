@@ -80,9 +80,28 @@ def _run(command: list[str], **options: object) -> None:
         raise RuntimeError(f"{' '.join(command[:3])} … failed (rc {result.returncode}):\n{tail}")
 
 
+def _mounts_below(folder: Path) -> list[str]:
+    """Mount points inside `folder`, deepest first (debootstrap mounts /proc and /sys in its target)."""
+    prefix = str(folder.resolve()) + "/"
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return sorted((point for point in points if point.startswith(prefix)), key=len, reverse=True)
+
+
+def _remove_rootfs(folder: Path) -> None:
+    """Delete a build tree, but never through a mount that a failed debootstrap left behind."""
+    if not folder.exists():
+        return
+    for point in _mounts_below(folder):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True, stdin=subprocess.DEVNULL)
+    left = _mounts_below(folder)
+    if left:
+        raise RuntimeError(f"refusing to delete {folder}: still mounted inside it: {', '.join(left)}")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _build_rootfs(target: Path) -> None:
     work = target.with_name(target.name + ".rootfs")
-    shutil.rmtree(work, ignore_errors=True)
+    _remove_rootfs(work)
     try:
         _run(["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(work), debian_mirror()])
         # Slim it like a published base image: no downloaded .debs, no apt lists.
@@ -95,7 +114,7 @@ def _build_rootfs(target: Path) -> None:
         _run(["tar", "--numeric-owner", "--sort=name", "--format=pax",
               "--pax-option=delete=atime,delete=ctime", "-C", str(work), "-cf", str(target), *top_level])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _remove_rootfs(work)
 
 
 def build_rootfs_tar() -> Path:
