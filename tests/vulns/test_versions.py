@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (reference test tables keep their upstream rows on one line)
+
 """Version comparators checked against their reference implementations' own test cases."""
 
 from __future__ import annotations

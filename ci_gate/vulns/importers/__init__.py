@@ -1,0 +1,1 @@
+"""Importers: turn published vulnerability data into store records (OSV today)."""

@@ -1,0 +1,158 @@
+"""Import OSV data as published: per-ecosystem `all.zip` exports, folders of OSV JSON, single files.
+
+Streaming: one document is parsed at a time (a zip member, a file), records are written in
+batches, so memory stays flat whatever the export size. The whole import is one store
+transaction: a corrupt archive, an error or an interruption leaves the previous store intact.
+Documents that are not valid JSON or not usable OSV records are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_gate.errors import VulnerabilityDataError
+from ci_gate.vulns.records import InvalidRecord, from_osv
+from ci_gate.vulns.store import ImportCounts, StoreWriter, utc_now
+from ci_gate.vulns.versions import scheme_for_ecosystem
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+"""A single OSV document larger than this is refused (a decompression bomb, not an advisory)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What `import_paths` did, per source and in total."""
+
+    sources: tuple[tuple[str, ImportCounts], ...]
+    store_path: str
+
+    @property
+    def total(self) -> ImportCounts:
+        total = ImportCounts()
+        for _, counts in self.sources:
+            total.read += counts.read
+            total.added += counts.added
+            total.updated += counts.updated
+            total.unchanged += counts.unchanged
+            total.skipped += counts.skipped
+            total.unknown_ecosystems += counts.unknown_ecosystems
+            total.newest_modified = max(total.newest_modified, counts.newest_modified)
+            for problem in counts.problems or []:
+                total.problems = [*(total.problems or []), problem][:20]
+        return total
+
+
+def _documents_from_zip(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+    """(member name, raw bytes or None, problem) for each .json member of an OSV zip."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise VulnerabilityDataError(
+            f"{path} is not a valid zip archive (truncated or corrupt download?): fetch it again") from None
+    except OSError as error:
+        raise VulnerabilityDataError(f"cannot read {path}: {error.strerror}") from None
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir() or not info.filename.endswith(".json"):
+                continue
+            if info.file_size > MAX_DOCUMENT_BYTES:
+                yield info.filename, None, f"{info.filename}: larger than {MAX_DOCUMENT_BYTES} bytes"
+                continue
+            try:
+                with archive.open(info) as member:
+                    data = member.read(MAX_DOCUMENT_BYTES + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+                # A damaged member means a damaged archive: refuse the whole import.
+                raise VulnerabilityDataError(
+                    f"{path} is corrupt ({info.filename}: {error}); fetch it again") from None
+            yield info.filename, data, ""
+
+
+def _documents_from_folder(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+    for file in sorted(path.rglob("*.json")):
+        if not file.is_file():
+            continue
+        yield from _documents_from_file(file)
+
+
+def _documents_from_file(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+    try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            yield str(path), None, f"{path}: larger than {MAX_DOCUMENT_BYTES} bytes"
+            return
+        yield str(path), path.read_bytes(), ""
+    except OSError as error:
+        yield str(path), None, f"{path}: {error.strerror}"
+
+
+def documents(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+    """The raw documents of one source path (zip, folder or JSON file)."""
+    if path.is_dir():
+        return _documents_from_folder(path)
+    if not path.exists():
+        raise VulnerabilityDataError(
+            f"{path} does not exist: give an OSV all.zip, a folder of OSV JSON or a .json file")
+    if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
+        return _documents_from_zip(path)
+    if path.suffix.lower() == ".json":
+        return _documents_from_file(path)
+    raise VulnerabilityDataError(f"{path} is not a zip, a folder or a .json file: give OSV data as published")
+
+
+def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, bytes | None, str]],
+                imported_at: str, ecosystems: Sequence[str]) -> ImportCounts:
+    counts = ImportCounts()
+    wanted = {e.lower() for e in ecosystems}
+    for name, data, problem in source:
+        if data is None:
+            counts.note(problem)
+            continue
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            counts.note(f"{name}: not valid JSON ({error})")
+            continue
+        try:
+            record = from_osv(document, source=location, imported_at=imported_at)
+        except InvalidRecord as error:
+            counts.note(f"{name}: {error}")
+            continue
+        if wanted and not any(a.ecosystem.lower() in wanted or a.ecosystem.split(":", 1)[0].lower() in wanted
+                              for a in record.affected):
+            continue
+        counts.unknown_ecosystems += sum(1 for a in record.affected if scheme_for_ecosystem(a.ecosystem) == "generic")
+        writer.add(record, counts)
+    writer.flush(counts)
+    writer.record_source(location, counts)
+    return counts
+
+
+def import_paths(paths: Sequence[Path | str], store_path: Path | str | None = None,
+                 ecosystems: Sequence[str] = (), location_names: Sequence[str] | None = None,
+                 progress: Callable[[str, ImportCounts], None] | None = None) -> ImportResult:
+    """Import every path into the store in ONE transaction; all or nothing.
+
+    `ecosystems` keeps only records affecting these ecosystems (a family such as `Alpine` or an
+    exact `Alpine:v3.19`). `location_names` replaces the recorded source names (e.g. the URLs a
+    download came from).
+    """
+    if not paths:
+        raise VulnerabilityDataError("nothing to import: give at least one OSV all.zip, folder or .json file")
+    imported_at = utc_now()
+    results: list[tuple[str, ImportCounts]] = []
+    # Open every source up front so a missing path fails before the store is touched.
+    sources = [(Path(p), documents(Path(p))) for p in paths]
+    with StoreWriter(store_path) as writer:
+        for index, (path, source) in enumerate(sources):
+            location = location_names[index] if location_names else str(path.resolve())
+            counts = _import_one(writer, location, source, imported_at, ecosystems)
+            results.append((location, counts))
+            if progress:
+                progress(location, counts)
+        store = str(writer.path)
+    return ImportResult(tuple(results), store)

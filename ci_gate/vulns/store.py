@@ -1,0 +1,478 @@
+"""The offline vulnerability store: one SQLite file, looked up by (ecosystem or distro release, name).
+
+Location: `--vuln-db PATH`, else `$CI_GATE_VULN_DB`, else `$XDG_DATA_HOME/ci-gate/vulns.sqlite`
+(`~/.local/share/ci-gate/vulns.sqlite`). The file is self-contained (rollback journal, no WAL side
+files), so an air-gapped site can copy it as it is.
+
+Writes happen in one transaction per import (`StoreWriter`): SQLite's journal guarantees that an
+import which fails, is interrupted or is killed leaves the previous contents intact, and readers
+never see half an import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ci_gate.errors import VulnerabilityDataError
+from ci_gate.vulns.records import AffectedPackage, Range, Severity, VulnerabilityRecord
+
+SCHEMA_VERSION = "1"
+ENVIRONMENT_VARIABLE = "CI_GATE_VULN_DB"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources (
+    location TEXT PRIMARY KEY,
+    imported_at TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    added INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    unchanged INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    newest_modified TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vulnerabilities (
+    id TEXT PRIMARY KEY,
+    modified TEXT NOT NULL,
+    published TEXT NOT NULL,
+    withdrawn TEXT NOT NULL,
+    aliases TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    severities TEXT NOT NULL,
+    vendor_severity TEXT NOT NULL,
+    refs TEXT NOT NULL,
+    source TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS affected (
+    vuln_id TEXT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    name TEXT NOT NULL,
+    normalized_name TEXT NOT NULL,
+    ranges TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    severities TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, normalized_name);
+CREATE INDEX IF NOT EXISTS affected_by_vulnerability ON affected (vuln_id);
+"""
+
+
+def default_path() -> Path:
+    """`$XDG_DATA_HOME/ci-gate/vulns.sqlite`, XDG's default data folder when the variable is unset."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ci-gate" / "vulns.sqlite"
+
+
+def resolve_path(explicit: Path | str | None = None) -> Path:
+    """The store file: the explicit path, else $CI_GATE_VULN_DB, else the default."""
+    if explicit:
+        return Path(explicit)
+    from_environment = os.environ.get(ENVIRONMENT_VARIABLE)
+    return Path(from_environment) if from_environment else default_path()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One imported source (a file, folder or URL) as `db status` shows it."""
+
+    location: str
+    imported_at: str
+    records: int
+    """Valid records read from it on its last import."""
+    added: int
+    updated: int
+    unchanged: int
+    """Records skipped because the store already had them at the same or a newer `modified`."""
+    skipped: int
+    """Invalid documents skipped."""
+    newest_modified: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """What `db status` reports and the stale_feed_data trigger reads."""
+
+    path: str
+    built_at: str
+    """When the store was created."""
+    updated_at: str
+    """When the last import committed (the "last sync" of Anchore's feed triggers); empty if never."""
+    newest_modified: str
+    """The newest `modified` time among the records: how fresh the data itself is."""
+    vulnerability_count: int
+    withdrawn_count: int
+    ecosystems: tuple[tuple[str, int], ...]
+    """(ecosystem, number of vulnerabilities) sorted by ecosystem."""
+    sources: tuple[SourceStatus, ...]
+    schema_version: str = SCHEMA_VERSION
+    size_bytes: int = 0
+
+    def age_seconds(self, now: datetime | None = None) -> float | None:
+        """Seconds since the last import; None when nothing was ever imported."""
+        if not self.updated_at:
+            return None
+        moment = parse_time(self.updated_at)
+        return ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+
+
+def parse_time(value: str) -> datetime:
+    """Read a normalised store time back."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+# --- (de)serialisation ---------------------------------------------------------------------------
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _severities_to_json(items: Sequence[Severity]) -> str:
+    return _dump([[s.type, s.score, s.base_score, s.exploitability_score, s.impact_score, s.version] for s in items])
+
+
+def _severities_from_json(text: str) -> tuple[Severity, ...]:
+    return tuple(Severity(*item) for item in json.loads(text))
+
+
+def _ranges_to_json(ranges: Sequence[Range]) -> str:
+    return _dump([[r.type, [list(event) for event in r.events]] for r in ranges])
+
+
+def _ranges_from_json(text: str) -> tuple[Range, ...]:
+    return tuple(Range(kind, tuple((k, v) for k, v in events)) for kind, events in json.loads(text))
+
+
+def _record_from_row(row: Sequence[Any], affected: tuple[AffectedPackage, ...] = ()) -> VulnerabilityRecord:
+    return VulnerabilityRecord(
+        id=row[0], modified=row[1], published=row[2], withdrawn=row[3], aliases=tuple(json.loads(row[4])),
+        summary=row[5], severities=_severities_from_json(row[6]), vendor_severity=row[7],
+        references=tuple(json.loads(row[8])), source=row[9], imported_at=row[10], affected=affected,
+    )
+
+
+def _affected_from_row(row: Sequence[Any]) -> AffectedPackage:
+    return AffectedPackage(
+        ecosystem=row[0], name=row[1], normalized_name=row[2], ranges=_ranges_from_json(row[3]),
+        versions=tuple(json.loads(row[4])), severity=row[5], severities=_severities_from_json(row[6]),
+    )
+
+
+_RECORD_COLUMNS = "id, modified, published, withdrawn, aliases, summary, severities, vendor_severity, refs, " \
+                  "source, imported_at"
+_AFFECTED_COLUMNS = "ecosystem, name, normalized_name, ranges, versions, severity, severities"
+
+
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    if not create and not path.is_file():
+        raise VulnerabilityDataError(
+            f"no vulnerability data at {path}: run `ci-gate db import PATH` (offline) or `ci-gate db update`, "
+            f"or point --vuln-db / ${ENVIRONMENT_VARIABLE} at a store")
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise VulnerabilityDataError(f"cannot create the folder {path.parent}: {error.strerror}") from None
+    try:
+        connection = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        connection.execute("PRAGMA journal_mode=DELETE")
+        connection.execute("PRAGMA foreign_keys=OFF")
+        return connection
+    except sqlite3.DatabaseError as error:
+        raise VulnerabilityDataError(
+            f"{path} is not a ci-gate vulnerability store ({error}); re-create it with `ci-gate db import` "
+            "or choose another --vuln-db path") from None
+    except sqlite3.Error as error:
+        raise VulnerabilityDataError(f"cannot open the vulnerability store {path}: {error}") from None
+
+
+class VulnerabilityStore:
+    """Read access to a store file. Use as a context manager or call `close()`."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = resolve_path(path)
+        self._connection = _connect(self.path, create=False)
+        try:
+            version = self._meta("schema_version")
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            raise VulnerabilityDataError(
+                f"{self.path} is not a ci-gate vulnerability store ({error}); re-create it with `ci-gate db import`"
+            ) from None
+        if version != SCHEMA_VERSION:
+            self._connection.close()
+            raise VulnerabilityDataError(
+                f"{self.path} has store schema {version or 'unknown'}, this ci-gate reads {SCHEMA_VERSION}: "
+                "re-create it with `ci-gate db import` or `ci-gate db update`")
+
+    def __enter__(self) -> VulnerabilityStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _meta(self, key: str) -> str:
+        row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def affected(self, ecosystem: str, normalized_names: Iterable[str]) -> list[tuple[str, AffectedPackage]]:
+        """(vulnerability id, affected entry) for these names in this ecosystem (exact ecosystem string)."""
+        names = sorted(set(normalized_names))
+        result: list[tuple[str, AffectedPackage]] = []
+        for start in range(0, len(names), 500):
+            chunk = names[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._connection.execute(
+                f"SELECT vuln_id, {_AFFECTED_COLUMNS} FROM affected "
+                f"WHERE ecosystem = ? AND normalized_name IN ({marks})",
+                (ecosystem, *chunk),
+            )
+            result.extend((row[0], _affected_from_row(row[1:])) for row in rows)
+        return result
+
+    def ecosystems(self) -> list[str]:
+        """Every ecosystem string present (distinct), e.g. to map a distro release to its key."""
+        rows = self._connection.execute("SELECT DISTINCT ecosystem FROM affected ORDER BY ecosystem")
+        return [row[0] for row in rows]
+
+    def records(self, ids: Iterable[str], with_affected: bool = False) -> dict[str, VulnerabilityRecord]:
+        """The records with these ids (missing ids are simply absent)."""
+        wanted = sorted(set(ids))
+        result: dict[str, VulnerabilityRecord] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._connection.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM vulnerabilities WHERE id IN ({marks})", chunk
+            ):
+                affected: tuple[AffectedPackage, ...] = ()
+                if with_affected:
+                    affected = tuple(_affected_from_row(r) for r in self._connection.execute(
+                        f"SELECT {_AFFECTED_COLUMNS} FROM affected WHERE vuln_id = ? ORDER BY rowid", (row[0],)))
+                result[row[0]] = _record_from_row(row, affected)
+        return result
+
+    def record(self, identifier: str) -> VulnerabilityRecord | None:
+        return self.records([identifier], with_affected=True).get(identifier)
+
+    def find_by_alias(self, identifier: str) -> list[str]:
+        """Ids of records whose id or aliases name `identifier` (e.g. a CVE id)."""
+        pattern = f'%"{identifier}"%'
+        rows = self._connection.execute(
+            "SELECT id FROM vulnerabilities WHERE id = ? OR aliases LIKE ?", (identifier, pattern))
+        return [row[0] for row in rows]
+
+    def status(self, full: bool = True) -> StoreStatus:
+        """The store's status; `full=False` skips the counts (cheap enough for every gate run)."""
+        connection = self._connection
+        count = withdrawn = 0
+        ecosystems: tuple[tuple[str, int], ...] = ()
+        if full:
+            count, withdrawn = connection.execute(
+                "SELECT COUNT(*), COALESCE(SUM(withdrawn != ''), 0) FROM vulnerabilities").fetchone()
+            ecosystems = tuple(
+                (row[0], int(row[1])) for row in connection.execute(
+                    "SELECT ecosystem, COUNT(DISTINCT vuln_id) FROM affected GROUP BY ecosystem ORDER BY ecosystem")
+            )
+        sources = tuple(
+            SourceStatus(*row) for row in connection.execute(
+                "SELECT location, imported_at, records, added, updated, unchanged, skipped, newest_modified "
+                "FROM sources ORDER BY location")
+        )
+        return StoreStatus(
+            path=str(self.path),
+            built_at=self._meta("built_at"),
+            updated_at=self._meta("updated_at"),
+            newest_modified=self._meta("newest_modified"),
+            vulnerability_count=int(count),
+            withdrawn_count=int(withdrawn),
+            ecosystems=ecosystems,
+            sources=sources,
+            schema_version=self._meta("schema_version"),
+            size_bytes=self.path.stat().st_size if self.path.exists() else 0,
+        )
+
+
+@dataclass
+class ImportCounts:
+    """What one import did (mutable while the import runs)."""
+
+    read: int = 0
+    """Valid records read."""
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    """Invalid documents (bad JSON, not a record) skipped."""
+    unknown_ecosystems: int = 0
+    """Affected entries in ecosystems ci-gate has no version scheme for (stored, compared exactly)."""
+    newest_modified: str = ""
+    problems: list[str] | None = None
+    """The first few reasons for skipped documents (for the import summary)."""
+
+    def note(self, problem: str) -> None:
+        self.skipped += 1
+        if self.problems is None:
+            self.problems = []
+        if len(self.problems) < 20:
+            self.problems.append(problem)
+
+
+class StoreWriter:
+    """One import: everything written through it commits together, or not at all.
+
+    Incremental by `modified`: a record replaces the stored one only when it is newer, so
+    importing the same export twice changes nothing, and an older export never rolls data back.
+    """
+
+    BATCH = 1000
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = resolve_path(path)
+        self._connection = _connect(self.path, create=True)
+        self._pending: list[VulnerabilityRecord] = []
+        self._counts = ImportCounts()
+        self._open = False
+
+    def __enter__(self) -> StoreWriter:
+        connection = self._connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            self._open = True
+            # One statement at a time: executescript() would commit the open transaction.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as error:
+            self._abort()
+            raise VulnerabilityDataError(
+                f"{self.path} is not a ci-gate vulnerability store ({error}); move it away or choose another "
+                "--vuln-db path") from None
+        if row is None:
+            connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                   [("schema_version", SCHEMA_VERSION), ("built_at", utc_now())])
+        elif row[0] != SCHEMA_VERSION:
+            self._abort()
+            raise VulnerabilityDataError(
+                f"{self.path} has store schema {row[0]}, this ci-gate writes {SCHEMA_VERSION}: import into a new file")
+        return self
+
+    def _abort(self) -> None:
+        if self._open:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("ROLLBACK")
+            self._open = False
+        self._connection.close()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if kind is not None:
+            self._abort()
+            return
+        try:
+            self.flush()
+            newest = self._connection.execute("SELECT COALESCE(MAX(modified), '') FROM vulnerabilities").fetchone()
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("updated_at", utc_now()), ("newest_modified", newest[0])])
+            self._connection.execute("COMMIT")
+            self._open = False
+        except sqlite3.Error as failure:
+            self._abort()
+            raise VulnerabilityDataError(f"the import into {self.path} failed and was rolled back: {failure}") from None
+        self._connection.close()
+
+    def add(self, record: VulnerabilityRecord, counts: ImportCounts) -> None:
+        """Queue a record; written in batches."""
+        self._counts = counts
+        counts.read += 1
+        if record.modified > counts.newest_modified:
+            counts.newest_modified = record.modified
+        self._pending.append(record)
+        if len(self._pending) >= self.BATCH:
+            self.flush(counts)
+
+    def flush(self, counts: ImportCounts | None = None) -> None:
+        if not self._pending:
+            return
+        counts = counts or self._counts
+        batch, self._pending = self._pending, []
+        # The newest version of each id within the batch wins (an id can appear in several zips).
+        newest: dict[str, VulnerabilityRecord] = {}
+        for record in batch:
+            if record.id not in newest or record.modified > newest[record.id].modified:
+                if record.id in newest:
+                    counts.unchanged += 1
+                newest[record.id] = record
+            else:
+                counts.unchanged += 1
+        connection = self._connection
+        marks = ",".join("?" * len(newest))
+        stored = dict(connection.execute(
+            f"SELECT id, modified FROM vulnerabilities WHERE id IN ({marks})", list(newest)).fetchall())
+        writes = []
+        for identifier, record in newest.items():
+            previous = stored.get(identifier)
+            if previous is not None and previous >= record.modified:
+                counts.unchanged += 1
+                continue
+            if previous is None:
+                counts.added += 1
+            else:
+                counts.updated += 1
+            writes.append(record)
+        if not writes:
+            return
+        replaced = [r.id for r in writes if r.id in stored]
+        if replaced:
+            connection.execute(
+                f"DELETE FROM affected WHERE vuln_id IN ({','.join('?' * len(replaced))})", replaced)
+        connection.executemany(
+            f"INSERT OR REPLACE INTO vulnerabilities ({_RECORD_COLUMNS}) VALUES ({','.join('?' * 11)})",
+            [(r.id, r.modified, r.published, r.withdrawn, _dump(list(r.aliases)), r.summary,
+              _severities_to_json(r.severities), r.vendor_severity, _dump(list(r.references)), r.source,
+              r.imported_at) for r in writes],
+        )
+        connection.executemany(
+            f"INSERT INTO affected (vuln_id, {_AFFECTED_COLUMNS}) VALUES ({','.join('?' * 8)})",
+            [(r.id, a.ecosystem, a.name, a.normalized_name, _ranges_to_json(a.ranges), _dump(list(a.versions)),
+              a.severity, _severities_to_json(a.severities)) for r in writes for a in r.affected],
+        )
+
+    def record_source(self, location: str, counts: ImportCounts) -> None:
+        self._connection.execute(
+            "INSERT OR REPLACE INTO sources (location, imported_at, records, added, updated, unchanged, skipped, "
+            "newest_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (location, utc_now(), counts.read, counts.added, counts.updated, counts.unchanged, counts.skipped,
+             counts.newest_modified),
+        )
+
+
+@contextmanager
+def open_store(path: Path | str | None = None) -> Iterator[VulnerabilityStore]:
+    store = VulnerabilityStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
