@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cache import cached, key_of
 from tests.support.oci import OciImage, to_docker_archive, to_oci_archive
 
 
@@ -23,9 +24,14 @@ def tiny_oci_archive(tiny_oci: OciImage, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def debian_rootfs_dir(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Debian rootfs unpacked on disk (for `dir:`), as debootstrap made it."""
-    target = tmp_path_factory.mktemp("debian-rootfs")
-    subprocess.run(["tar", "--numeric-owner", "-xf", str(debian_rootfs), "-C", str(target)], check=True,
-                   capture_output=True, timeout=300)
-    return target
+def debian_rootfs_dir(debian_rootfs: Path) -> Path:
+    """The Debian rootfs unpacked on disk (for `dir:`), cached like the tar it comes from; read-only."""
+    status = debian_rootfs.stat()
+
+    def unpack(target: Path) -> None:
+        target.mkdir()
+        subprocess.run(["tar", "--numeric-owner", "-xf", str(debian_rootfs), "-C", str(target)], check=True,
+                       capture_output=True, timeout=300)
+
+    key = key_of(debian_rootfs.name, status.st_size, status.st_mtime_ns)
+    return cached(f"debian-rootfs-dir-{key}", unpack, stale_prefix="debian-rootfs-dir-")
