@@ -197,7 +197,6 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     from ci_gate.analyze.secrets import SecretScanner, load_secret_rules
     from ci_gate.sources.filesystem import walk_image
 
-    config_blob = raw.config.get("config") or {}
     history, history_warning = history_entries(raw.config, len(raw.layers))
     created_by = {h.layer_index: h.created_by for h in history if h.layer_index is not None}
     layers = [
@@ -272,7 +271,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     )
     return Analysis(
         identity=identity,
-        config=image_config_from(config_blob),
+        config=image_config_from(raw.config),
         distro=distro,
         packages=tuple(sorted(packages, key=lambda p: (p.type, p.name, p.version))),
         users=tuple(users),
