@@ -127,7 +127,7 @@ def main() -> None:
     if not arguments.skip_synthetic:
         from bench.make_synthetic import build_synthetic
 
-        bench_image("synthetic-1GB", build_synthetic(), arguments.repeat, out_dir)
+        bench_image("synthetic-1GB", build_synthetic().image.path, arguments.repeat, out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
 
 
