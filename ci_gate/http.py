@@ -49,6 +49,7 @@ __all__ = [
     "new_session",
     "redact_headers",
     "redact_url",
+    "retry_after_seconds",
     "send",
 ]
 

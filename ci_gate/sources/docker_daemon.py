@@ -69,7 +69,7 @@ class DockerDaemonSource(ImageSource):
         self._ping(socket_path, options, where)
         connection = UnixHTTPConnection(socket_path, options.timeout)
         try:
-            connection.request("GET", f"/images/{quote(location, safe='')}/get")
+            connection.request("GET", f"/images/{quote(location, safe='/:@')}/get")
             response = connection.getresponse()
             if response.status == 404:
                 raise SourceError(f"{where}: the Docker daemon has no image {location!r} "

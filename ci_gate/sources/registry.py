@@ -352,7 +352,9 @@ class RegistryClient:
         return body, media_type, digest
 
     def blob(self, digest: str, *, what: str) -> requests.Response:
-        response = self.get(f"/v2/{self.reference.repository}/blobs/{digest}", stream=True, what=what)
+        # identity: a proxy must not gzip the transfer, or the raw stream would not match the digest.
+        response = self.get(f"/v2/{self.reference.repository}/blobs/{digest}", stream=True, what=what,
+                            headers={"Accept-Encoding": "identity"})
         if response.status_code == 404:
             response.close()
             raise SourceError(f"registry {self.reference.host}: the {what} blob {digest} of "

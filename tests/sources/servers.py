@@ -65,6 +65,8 @@ class TokenRegistry:
         self.requests: list[tuple[str, str, str | None]] = []
         """(method, path, Authorization header) of every request, in order."""
         self.token_requests: list[dict[str, list[str]]] = []
+        self.refresh_token: str | None = None
+        """When set, POST /token with grant_type=refresh_token and this token gets an access token."""
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -147,6 +149,21 @@ class TokenRegistry:
                     self.wfile.write(data)
                 else:
                     self.send_json(404, {"errors": [{"code": "UNSUPPORTED", "message": "not here"}]})
+
+            def do_POST(self) -> None:
+                """The OAuth2 form of the token endpoint (Docker's identity token is a refresh token)."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                registry.requests.append(("POST", self.path, self.headers.get("Authorization")))
+                registry.token_requests.append(form)
+                if urlsplit(self.path).path != "/token":
+                    self.send_json(404, {"errors": [{"code": "UNSUPPORTED", "message": "not here"}]})
+                    return
+                if (form.get("grant_type") != ["refresh_token"] or registry.refresh_token is None
+                        or form.get("refresh_token") != [registry.refresh_token]):
+                    self.send_json(401, {"error": "invalid_grant"})
+                    return
+                self.send_json(200, {"access_token": registry.token, "expires_in": 300, "scope": form["scope"][0]})
 
             def manifest(self, reference: str) -> None:
                 digest = reference if reference.startswith("sha256:") else registry._tags().get(reference)

@@ -40,7 +40,7 @@ def test_an_image_from_the_daemon_is_spooled_privately_and_removed(
     socket_path = short_dir / "docker.sock"
     with DockerDaemon(socket_path, tiny_docker_archive, {"test/tiny:1"}) as daemon:
         image = open_image("docker:test/tiny:1", SourceOptions(docker_host=f"unix://{socket_path}"))
-        assert daemon.requests == ["/_ping", "/images/test%2Ftiny%3A1/get"]
+        assert daemon.requests == ["/_ping", "/images/test/tiny:1/get"]
     assert image.scheme == "docker"
     assert image.config_digest == tiny_oci.config_digest
     assert image.repo_tags == ["docker.io/test/tiny:1"]

@@ -317,3 +317,17 @@ def test_503_with_retry_after_is_retried(tiny_oci: OciImage) -> None:
         assert image.manifest_digest == tiny_oci.manifest_digest
         image.close()
         assert [path for _, path, _ in server.requests[:3]] == ["/v2/", "/v2/", "/v2/"]
+
+
+def test_identity_token_from_docker_config_uses_the_oauth2_refresh_grant(tiny_oci: OciImage, tmp_path: Path) -> None:
+    with TokenRegistry(tiny_oci.path, "test/tiny", "unused", "unused") as server:
+        server.refresh_token = "refresh-" + "r" * 20
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"auths": {server.host: {"identitytoken": server.refresh_token}}}))
+        image = open_image(f"registry:{server.host}/test/tiny:tiny", SourceOptions(docker_config=str(config)))
+        assert image.manifest_digest == tiny_oci.manifest_digest
+        image.close()
+        [form, *_] = server.token_requests
+        assert form["grant_type"] == ["refresh_token"] and form["service"] == ["fake-registry"]
+        assert form["scope"] == ["repository:test/tiny:pull"]
+        assert ("POST", "/token", None) in server.requests
