@@ -1,0 +1,185 @@
+"""Publishing: the one sticky comment per image per change request, and the CI's own summaries.
+
+`publish_comment` is what `run_gate` calls after the reports are written. It never fails the
+build: every problem (no token, a read-only fork token, an API that keeps failing) becomes a
+warning in the returned notes and the result goes to the job summary instead.
+
+- mode `auto` detects the CI from its variables: GitHub Actions (`GITHUB_ACTIONS=true`), GitLab
+  CI (`GITLAB_CI=true`), Jenkins multibranch (`CHANGE_ID` + `CHANGE_URL` of a GitHub pull request
+  or a GitLab merge request); `github` / `gitlab` force the API; `off` posts nothing.
+- In GitHub Actions, whatever the mode: the job summary (`GITHUB_STEP_SUMMARY`), the step outputs
+  (`GITHUB_OUTPUT`: final action, counts, report paths) and annotations on Dockerfile lines.
+- `CI_GATE_OUTPUT=<file>` gets the same outputs as `KEY=value` lines for other CIs (the Jenkins
+  library reads it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from ci_gate.model import Analysis, Evaluation
+from ci_gate.publish import github, gitlab
+from ci_gate.publish.interface import (
+    CommentApi,
+    PublishDenied,
+    PublishTransient,
+    RetryBudget,
+    marker_for,
+    upsert_comment,
+)
+from ci_gate.reports.common import image_key
+from ci_gate.reports.markdown import render_markdown
+
+if TYPE_CHECKING:
+    from ci_gate.gate import ReportTargets
+
+__all__ = ["detect_provider", "publish_comment"]
+
+MODES = ("auto", "github", "gitlab", "off")
+
+
+def detect_provider(env: Mapping[str, str]) -> str | None:
+    """github, gitlab or None, from the CI's own variables."""
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "github"
+    if env.get("GITLAB_CI") == "true":
+        return "gitlab"
+    change_url = env.get("CHANGE_URL", "")
+    if env.get("CHANGE_ID") and change_url:
+        if "/-/merge_requests/" in change_url:
+            return "gitlab"
+        if "/pull/" in change_url:
+            return "github"
+    return None
+
+
+def _report_paths(reports: ReportTargets | None) -> dict[str, Path | None]:
+    if reports is None:
+        return {}
+    return {
+        "json": reports.json,
+        "junit": reports.junit,
+        "sarif": reports.sarif,
+        "gitlab-report": reports.gitlab_report,
+        "codequality": reports.codequality,
+        "markdown": reports.markdown,
+        "compliance": reports.compliance,
+    }
+
+
+def publish_comment(
+    evaluation: Evaluation,
+    analysis: Analysis,
+    mode: str,
+    markdown: str | None = None,
+    reports: ReportTargets | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+    budget: RetryBudget | None = None,
+) -> list[str]:
+    """Post or update the comment and write the CI summaries; return notes (warnings) to show.
+
+    `markdown` is the comment body (e.g. rendered from the user's --template); by default the
+    built-in comment template. `reports` gives the report paths for the CI outputs.
+    """
+    environment = os.environ if env is None else env
+    out = sys.stdout if stream is None else stream
+    notes: list[str] = []
+    if mode not in MODES:
+        return [f"unknown --comment mode {mode!r} (use auto, github, gitlab or off); no comment posted"]
+    body = markdown if markdown is not None else render_markdown(evaluation, analysis, "comment")
+    outputs = github.gate_outputs(evaluation, _report_paths(reports))
+
+    in_actions = github.in_github_actions(environment)
+    summary_written = False
+    if in_actions:
+        summary_written = _github_extras(evaluation, analysis, environment, outputs, out, notes)
+    ci_gate_output = environment.get("CI_GATE_OUTPUT")
+    if ci_gate_output:
+        try:
+            with Path(ci_gate_output).open("a", encoding="utf-8") as handle:
+                for name, value in outputs.items():
+                    handle.write(f"{name.upper().replace('-', '_')}={' '.join(value.split())}\n")
+        except OSError as error:
+            notes.append(f"could not write CI_GATE_OUTPUT {ci_gate_output}: {error.strerror or error}")
+
+    if mode == "off":
+        return notes
+    provider = mode if mode in ("github", "gitlab") else detect_provider(environment)
+    if provider is None:
+        notes.append(
+            "--comment auto: no GitHub Actions, GitLab CI or Jenkins change request detected; no comment posted"
+        )
+        return notes
+    budget = budget or RetryBudget(total_seconds=_float(environment.get("CI_GATE_PUBLISH_TIMEOUT"), 120.0))
+    try:
+        api: CommentApi
+        if provider == "github":
+            api = github.GitHubComments(github.require_pull_request(environment))
+            limit = github.COMMENT_LIMIT
+        else:
+            api = gitlab.GitLabNotes(gitlab.require_merge_request(environment))
+            limit = gitlab.NOTE_LIMIT
+        marker = marker_for(image_key(evaluation, analysis))
+        if len(body) + len(marker) + 200 > limit:
+            body = body[: limit - len(marker) - 200] + "\n\n… (truncated: see the job summary or the reports)\n"
+        result = upsert_comment(api, marker, body, budget)
+        notes.append(
+            f"{result.action} the ci-gate comment on {api.description}"
+            + (f" (removed {result.removed_duplicates} duplicate)" if result.removed_duplicates else "")
+        )
+    except (PublishDenied, PublishTransient) as error:
+        where = "the job summary" if summary_written else "the job log below"
+        notes.append(f"warning: could not comment ({error}); the result is in {where} instead")
+        if not summary_written:
+            _print_fallback(body, out, environment)
+    return notes
+
+
+def _github_extras(
+    evaluation: Evaluation,
+    analysis: Analysis,
+    env: Mapping[str, str],
+    outputs: Mapping[str, str],
+    out: TextIO,
+    notes: list[str],
+) -> bool:
+    summary_written = False
+    summary_path = env.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        try:
+            github.write_step_summary(Path(summary_path), render_markdown(evaluation, analysis, "summary"))
+            summary_written = True
+        except OSError as error:
+            notes.append(f"could not write GITHUB_STEP_SUMMARY: {error.strerror or error}")
+    output_path = env.get("GITHUB_OUTPUT")
+    if output_path:
+        try:
+            github.write_outputs(Path(output_path), outputs)
+        except OSError as error:
+            notes.append(f"could not write GITHUB_OUTPUT: {error.strerror or error}")
+    github.emit_annotations(github.annotation_lines(evaluation, analysis), out)
+    return summary_written
+
+
+def _print_fallback(body: str, out: TextIO, env: Mapping[str, str]) -> None:
+    """Where there is no job summary (GitLab, Jenkins): the comment goes to the job log, folded."""
+    if env.get("GITLAB_CI") == "true":
+        out.write("\x1b[0Ksection_start:0:ci_gate_summary[collapsed=false]\r\x1b[0Kci-gate summary\n")
+        out.write(body.rstrip() + "\n")
+        out.write("\x1b[0Ksection_end:0:ci_gate_summary\r\x1b[0K\n")
+    else:
+        out.write("---- ci-gate summary ----\n" + body.rstrip() + "\n-------------------------\n")
+    out.flush()
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default

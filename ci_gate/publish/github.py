@@ -1,0 +1,273 @@
+"""GitHub: the pull-request comment (issues comments REST API) and the Actions extras.
+
+REST calls (docs.github.com/rest/issues/comments; reference/ci-formats.md §10.1):
+    GET    {api}/repos/{owner}/{repo}/issues/{number}/comments?per_page=100   (Link: rel="next")
+    POST   {api}/repos/{owner}/{repo}/issues/{number}/comments                {"body": …}
+    PATCH  {api}/repos/{owner}/{repo}/issues/comments/{comment_id}            {"body": …}
+    DELETE {api}/repos/{owner}/{repo}/issues/comments/{comment_id}
+Headers: Authorization: Bearer <token>, Accept: application/vnd.github+json,
+X-GitHub-Api-Version: 2022-11-28.
+
+Actions extras (docs "Workflow commands"): the job summary appended to `GITHUB_STEP_SUMMARY`
+(1 MiB per step), step outputs in `GITHUB_OUTPUT` (final action, counts, report paths), and
+`::error file=…,line=…::` / `::warning …` annotations for findings that map to a Dockerfile line
+(GitHub shows 10 of each per step, so we emit at most that many and say how many more there are).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import quote
+
+import requests
+
+from ci_gate.http import new_session
+from ci_gate.model import Analysis, Evaluation
+from ci_gate.publish.interface import Comment, PublishDenied
+from ci_gate.publish.rest import call
+from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, worst_first
+
+COMMENT_LIMIT = 65_536
+"""GitHub: "body is too long (maximum is 65536 characters)"."""
+ANNOTATIONS_PER_LEVEL = 10
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """Which pull request to comment on, and with what."""
+
+    api_url: str
+    """e.g. https://api.github.com or https://ghe.example.com/api/v3"""
+    repository: str
+    """owner/repo"""
+    number: int
+    token: str
+
+
+def pull_request_from_env(env: Mapping[str, str]) -> PullRequest | str:
+    """The pull request of this job, or a sentence saying why there is none."""
+    token = env.get("CI_GATE_GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or ""
+    repository = env.get("GITHUB_REPOSITORY", "")
+    api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    number = _pr_number(env)
+    if env.get("CHANGE_ID") and env.get("CHANGE_URL") and not repository:  # Jenkins multibranch
+        parsed = _parse_change_url(env["CHANGE_URL"])
+        if parsed is None:
+            return f"CHANGE_URL {env['CHANGE_URL']!r} is not a GitHub pull request URL"
+        host, repository, number = parsed
+        if not env.get("GITHUB_API_URL"):
+            api_url = "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
+    if number is None:
+        return "this job is not for a pull request"
+    if not repository:
+        return "GITHUB_REPOSITORY is not set"
+    if not token:
+        return "no token: set GITHUB_TOKEN (or CI_GATE_GITHUB_TOKEN) with pull-requests: write"
+    return PullRequest(api_url=api_url, repository=repository, number=number, token=token)
+
+
+def _pr_number(env: Mapping[str, str]) -> int | None:
+    event_path = env.get("GITHUB_EVENT_PATH")
+    if event_path:
+        try:
+            event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            event = {}
+        if isinstance(event, dict):
+            pull = event.get("pull_request")
+            if isinstance(pull, dict) and isinstance(pull.get("number"), int):
+                return int(pull["number"])
+            issue = event.get("issue")
+            if isinstance(issue, dict) and issue.get("pull_request") and isinstance(issue.get("number"), int):
+                return int(issue["number"])
+    ref = env.get("GITHUB_REF", "")
+    parts = ref.split("/")
+    if len(parts) >= 3 and parts[0] == "refs" and parts[1] == "pull" and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def _parse_change_url(url: str) -> tuple[str, str, int] | None:
+    """`https://github.com/owner/repo/pull/12` → (github.com, owner/repo, 12)."""
+    try:
+        _scheme, rest = url.split("://", 1)
+    except ValueError:
+        return None
+    host, _, path = rest.partition("/")
+    parts = path.strip("/").split("/")
+    if len(parts) >= 4 and parts[2] == "pull" and parts[3].isdigit():
+        return host, f"{parts[0]}/{parts[1]}", int(parts[3])
+    return None
+
+
+class GitHubComments:
+    """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
+
+    def __init__(self, pull: PullRequest, session: requests.Session | None = None, timeout: float = 30.0):
+        self.pull = pull
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.description = f"GitHub pull request {pull.repository}#{pull.number}"
+        self._headers = {
+            "Authorization": f"Bearer {pull.token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        self._base = f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}"
+
+    def list(self) -> list[Comment]:
+        comments: list[Comment] = []
+        url: str | None = f"{self._base}/issues/{self.pull.number}/comments"
+        params: dict[str, str] | None = {"per_page": "100"}
+        pages = 0
+        while url and pages < 1_000:
+            response = call(
+                self.session, "GET", url, self.description, timeout=self.timeout, headers=self._headers, params=params
+            )
+            for item in response.json():
+                comments.append(Comment(id=int(item["id"]), body=str(item.get("body") or "")))
+            url = response.links.get("next", {}).get("url")
+            params = None  # the next link carries the query
+            pages += 1
+        return comments
+
+    def create(self, body: str) -> Comment:
+        response = call(
+            self.session,
+            "POST",
+            f"{self._base}/issues/{self.pull.number}/comments",
+            self.description,
+            timeout=self.timeout,
+            headers=self._headers,
+            json_body={"body": body},
+        )
+        item = response.json()
+        return Comment(id=int(item["id"]), body=str(item.get("body") or body))
+
+    def update(self, comment_id: int, body: str) -> None:
+        call(
+            self.session,
+            "PATCH",
+            f"{self._base}/issues/comments/{comment_id}",
+            self.description,
+            timeout=self.timeout,
+            headers=self._headers,
+            json_body={"body": body},
+        )
+
+    def delete(self, comment_id: int) -> None:
+        call(
+            self.session,
+            "DELETE",
+            f"{self._base}/issues/comments/{comment_id}",
+            self.description,
+            timeout=self.timeout,
+            headers=self._headers,
+            ok_statuses=(404,),
+        )
+
+
+def require_pull_request(env: Mapping[str, str]) -> PullRequest:
+    found = pull_request_from_env(env)
+    if isinstance(found, str):
+        raise PublishDenied(f"cannot comment on GitHub: {found}")
+    return found
+
+
+# --- Actions extras ------------------------------------------------------------------------------
+
+
+def write_step_summary(path: Path, markdown: str) -> None:
+    """Append the job summary (GitHub shows up to 1 MiB per step)."""
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write(markdown.rstrip() + "\n")
+
+
+def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
+    """Append step outputs in the `name<<DELIMITER` form, safe for any value."""
+    with path.open("a", encoding="utf-8") as stream:
+        for name, value in outputs.items():
+            delimiter = f"ghadelimiter_{secrets.token_hex(8)}"
+            stream.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def gate_outputs(evaluation: Evaluation, reports: Mapping[str, Path | None]) -> dict[str, str]:
+    """The outputs a workflow can use: final action, counts, and the paths of the reports written."""
+    tally = counts(evaluation)
+    outputs = {
+        "final-action": evaluation.final_action.upper(),
+        "stop-count": str(tally.stop),
+        "warn-count": str(tally.warn),
+        "allowlisted-count": str(tally.allowlisted),
+        "expired-exceptions": str(tally.expired),
+        "findings-count": str(tally.total),
+        "image-digest": evaluation.image_digest,
+    }
+    for name, path in reports.items():
+        if path is not None:
+            outputs[f"{name}-file"] = str(path)
+    return outputs
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation_lines(evaluation: Evaluation, analysis: Analysis) -> list[str]:
+    """Workflow-command lines: one per Dockerfile finding (≤10 per level) and one for a STOP."""
+    lines: list[str] = []
+    dockerfile = dockerfile_uri(analysis)
+    emitted = {"error": 0, "warning": 0}
+    skipped = {"error": 0, "warning": 0}
+    if evaluation.final_action.upper() == "STOP":
+        tally = counts(evaluation)
+        lines.append(
+            f"::error title={_escape_property('ci-gate: policy STOP')}::"
+            + _escape_data(
+                f"{evaluation.tag or evaluation.image_digest}: {tally.stop} STOP and "
+                f"{tally.warn} WARN findings (see the job summary)"
+            )
+        )
+        emitted["error"] += 1
+    if dockerfile:
+        for finding in worst_first(evaluation.findings):
+            level = {"STOP": "error", "WARN": "warning"}.get(finding.effective_action.upper())
+            if level is None or not finding.dockerfile_line:
+                continue
+            if emitted[level] >= ANNOTATIONS_PER_LEVEL:
+                skipped[level] += 1
+                continue
+            title = f"ci-gate {finding.gate}/{finding.trigger}"
+            message = f"{finding_title(finding)}: {finding_text(analysis, finding)}"
+            lines.append(
+                f"::{level} file={_escape_property(dockerfile)},line={finding.dockerfile_line},"
+                f"title={_escape_property(title)}::{_escape_data(message)}"
+            )
+            emitted[level] += 1
+    for level, number in skipped.items():
+        if number:
+            lines.append(
+                f"::notice title=ci-gate::{number} more {level} annotations not shown "
+                "(GitHub displays 10 per step); see the job summary"
+            )
+    return lines
+
+
+def emit_annotations(lines: list[str], stream: TextIO) -> None:
+    for line in lines:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
+    return (env if env is not None else os.environ).get("GITHUB_ACTIONS") == "true"
