@@ -395,3 +395,13 @@ def test_error_messages_never_contain_a_secret(tmp_path: Path) -> None:
     with pytest.raises(AnalysisError) as caught:
         load_secret_rules(path)
     assert GITHUB not in str(caught.value)
+
+
+def test_prefilter_finds_every_keyword_in_any_case(scanner: SecretScanner) -> None:
+    """The combined prefilter is sound: each keyword of each rule, alone in a file, passes it."""
+    prefilter = scanner._prefilter
+    for rule in DEFAULT_RULES:
+        for keyword in rule.keywords:
+            assert prefilter.search(f"xx {keyword} yy".lower().encode()), keyword
+            assert prefilter.search(f"xx {keyword.upper()} yy".lower().encode()), keyword
+    assert not prefilter.search(b"an ordinary configuration file\nwith = values\n")
