@@ -90,7 +90,7 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
         raise SourceError(f"{where}: manifest.json is not a list of images; the archive is corrupt, "
                           "re-export it")
     entry = _choose_entry(document, selector, where)
-    repo_tags = [str(tag) for tag in (entry.get("RepoTags") or []) if isinstance(tag, str)]
+    repo_tags = _repo_tags(entry)
     config_name = entry.get("Config")
     layer_names = entry.get("Layers")
     if not isinstance(config_name, str) or not isinstance(layer_names, list) \
@@ -129,9 +129,7 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
 
 
 def _choose_entry(entries: list[dict[str, Any]], selector: str | None, where: str) -> dict[str, Any]:
-    def tags(entry: dict[str, Any]) -> list[str]:
-        return [tag for tag in (entry.get("RepoTags") or []) if isinstance(tag, str)]
-
+    tags = _repo_tags
     if selector is None:
         if len(entries) == 1:
             return entries[0]
@@ -144,6 +142,12 @@ def _choose_entry(entries: list[dict[str, Any]], selector: str | None, where: st
             return entry
     listing = ", ".join(tag for entry in entries for tag in tags(entry)) or "none"
     raise SourceError(f"{where}: no image tagged {selector!r} in the archive (tags: {listing})")
+
+
+def _repo_tags(entry: dict[str, Any]) -> list[str]:
+    """RepoTags of a manifest.json entry (null for untagged images in docker save)."""
+    tags = entry.get("RepoTags")
+    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
 
 
 def _expected_digest(member_name: str) -> str | None:
