@@ -31,10 +31,22 @@ def identity(**changes: Any) -> ImageIdentity:
         "config_digest": "sha256:" + "b" * 64,
         "platform": "linux/amd64",
         "layers": (
-            Layer(0, "sha256:" + "1" * 64, "sha256:" + "2" * 64, "application/vnd.oci.image.layer.v1.tar+gzip",
-                  1000, base=True),
-            Layer(1, "sha256:" + "3" * 64, "sha256:" + "4" * 64, "application/vnd.oci.image.layer.v1.tar+gzip",
-                  500, base=False),
+            Layer(
+                0,
+                "sha256:" + "1" * 64,
+                "sha256:" + "2" * 64,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                1000,
+                base=True,
+            ),
+            Layer(
+                1,
+                "sha256:" + "3" * 64,
+                "sha256:" + "4" * 64,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                500,
+                base=False,
+            ),
         ),
         "total_size": 1500,
     }
@@ -60,20 +72,43 @@ def dockerfile(*lines: str, mode: str = "actual", base_image: str = "") -> Docke
 
 def policy_document(rules: Iterable[Mapping[str, Any]], **extra: Any) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "id": "test-policy", "name": "test", "version": "2",
+        "id": "test-policy",
+        "name": "test",
+        "version": "2",
         "rule_sets": [{"id": "rs", "name": "rules", "version": "2", "rules": list(rules)}],
         "allowlists": [],
-        "mappings": [{"id": "m", "name": "all", "registry": "*", "repository": "*",
-                      "image": {"type": "tag", "value": "*"}, "rule_set_ids": ["rs"], "allowlist_ids": []}],
+        "mappings": [
+            {
+                "id": "m",
+                "name": "all",
+                "registry": "*",
+                "repository": "*",
+                "image": {"type": "tag", "value": "*"},
+                "rule_set_ids": ["rs"],
+                "allowlist_ids": [],
+            }
+        ],
     }
     document.update(extra)
     return document
 
 
-def rule(gate: str, trigger: str, params: Mapping[str, str] | None = None, action: str = "STOP",
-         rule_id: str = "r1", **extra: Any) -> dict[str, Any]:
-    return {"id": rule_id, "gate": gate, "trigger": trigger, "action": action,
-            "params": [{"name": k, "value": v} for k, v in (params or {}).items()], **extra}
+def rule(
+    gate: str,
+    trigger: str,
+    params: Mapping[str, str] | None = None,
+    action: str = "STOP",
+    rule_id: str = "r1",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": rule_id,
+        "gate": gate,
+        "trigger": trigger,
+        "action": action,
+        "params": [{"name": k, "value": v} for k, v in (params or {}).items()],
+        **extra,
+    }
 
 
 def load(document: Mapping[str, Any], strict: bool = False) -> Policy:
@@ -83,8 +118,9 @@ def load(document: Mapping[str, Any], strict: bool = False) -> Policy:
     return policy
 
 
-def run(document: Mapping[str, Any], image: Analysis, tag: str | None = "docker.io/team/app:1.0",
-        now: datetime = NOW) -> Evaluation:
+def run(
+    document: Mapping[str, Any], image: Analysis, tag: str | None = "docker.io/team/app:1.0", now: datetime = NOW
+) -> Evaluation:
     return evaluate(load(document), image, EvaluationInput(tag=tag, now=now))
 
 

@@ -16,57 +16,133 @@ ROOT_MESSAGE = "Image runs as root: the image config User is 'root'"
 ROOT_ID = trigger_id("image_user", "runs_as_root", ROOT_MESSAGE)
 
 
-def _mapping(name: str, rule_sets: list[str], registry: str = "*", repository: str = "*", image_type: str = "tag",
-             value: str = "*", allowlists: list[str] | None = None) -> dict[str, Any]:
-    return {"id": name, "name": name, "registry": registry, "repository": repository,
-            "image": {"type": image_type, "value": value}, "rule_set_ids": rule_sets, "allowlist_ids": allowlists or []}
+def _mapping(
+    name: str,
+    rule_sets: list[str],
+    registry: str = "*",
+    repository: str = "*",
+    image_type: str = "tag",
+    value: str = "*",
+    allowlists: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": name,
+        "name": name,
+        "registry": registry,
+        "repository": repository,
+        "image": {"type": image_type, "value": value},
+        "rule_set_ids": rule_sets,
+        "allowlist_ids": allowlists or [],
+    }
 
 
 def _two_rule_sets(mappings: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     document = policy_document([], **extra)
     document["rule_sets"] = [
-        {"id": "strict", "name": "strict", "version": "2", "rules": [rule("image_user", "runs_as_root", action="STOP")]},
-        {"id": "lenient", "name": "lenient", "version": "2",
-         "rules": [rule("image_user", "runs_as_root", action="WARN")]},
+        {
+            "id": "strict",
+            "name": "strict",
+            "version": "2",
+            "rules": [rule("image_user", "runs_as_root", action="STOP")],
+        },
+        {
+            "id": "lenient",
+            "name": "lenient",
+            "version": "2",
+            "rules": [rule("image_user", "runs_as_root", action="WARN")],
+        },
         {"id": "empty", "name": "empty", "version": "2", "rules": []},
     ]
     document["mappings"] = mappings
     return document
 
 
-@pytest.mark.parametrize(("tag", "mappings", "expected_mapping", "expected_action"), [
-    ("docker.io/team/app:1.0", [_mapping("first", ["strict"]), _mapping("second", ["lenient"])], "first", "STOP"),
-    ("docker.io/team/app:1.0-dev", [_mapping("dev", ["lenient"], value="*-dev"), _mapping("all", ["strict"])], "dev",
-     "WARN"),
-    ("docker.io/team/app:1.0", [_mapping("dev", ["lenient"], value="*-dev"), _mapping("all", ["strict"])], "all",
-     "STOP"),
-    ("registry.example.com:5000/team/app:2", [_mapping("ours", ["empty"], registry="registry.example.com:5000"),
-                                             _mapping("all", ["strict"])], "ours", "GO"),
-    ("docker.io/team/app:2", [_mapping("regexp", ["lenient"], repository="regexp:team/(app|web)"),
-                              _mapping("all", ["strict"])], "regexp", "WARN"),
-    ("docker.io/team/other:2", [_mapping("regexp", ["lenient"], repository="regexp:team/(app|web)$"),
-                                _mapping("all", ["strict"])], "all", "STOP"),
-    ("nginx:latest", [_mapping("library", ["lenient"], repository="library/nginx"), _mapping("all", ["strict"])],
-     "all", "STOP"),  # no library/ insertion, as anchore-engine
-    ("nginx", [_mapping("bare", ["lenient"], registry="docker.io", repository="nginx", value="latest")], "bare",
-     "WARN"),
-    ("docker.io/team/app:1", [_mapping("digest", ["lenient"], image_type="digest", value="sha256:" + "a" * 64),
-                              _mapping("all", ["strict"])], "digest", "WARN"),
-    ("docker.io/team/app:1", [_mapping("id", ["lenient"], image_type="id", value="b" * 64),
-                              _mapping("all", ["strict"])], "id", "WARN"),
-    ("docker.io/team/app:1", [_mapping("digest", ["lenient"], image_type="digest", value="sha256:" + "f" * 64),
-                              _mapping("all", ["strict"])], "all", "STOP"),
-])
-def test_mappings_first_match(tag: str, mappings: list[dict[str, Any]], expected_mapping: str,
-                              expected_action: str) -> None:
+@pytest.mark.parametrize(
+    ("tag", "mappings", "expected_mapping", "expected_action"),
+    [
+        ("docker.io/team/app:1.0", [_mapping("first", ["strict"]), _mapping("second", ["lenient"])], "first", "STOP"),
+        (
+            "docker.io/team/app:1.0-dev",
+            [_mapping("dev", ["lenient"], value="*-dev"), _mapping("all", ["strict"])],
+            "dev",
+            "WARN",
+        ),
+        (
+            "docker.io/team/app:1.0",
+            [_mapping("dev", ["lenient"], value="*-dev"), _mapping("all", ["strict"])],
+            "all",
+            "STOP",
+        ),
+        (
+            "registry.example.com:5000/team/app:2",
+            [_mapping("ours", ["empty"], registry="registry.example.com:5000"), _mapping("all", ["strict"])],
+            "ours",
+            "GO",
+        ),
+        (
+            "docker.io/team/app:2",
+            [_mapping("regexp", ["lenient"], repository="regexp:team/(app|web)"), _mapping("all", ["strict"])],
+            "regexp",
+            "WARN",
+        ),
+        (
+            "docker.io/team/other:2",
+            [_mapping("regexp", ["lenient"], repository="regexp:team/(app|web)$"), _mapping("all", ["strict"])],
+            "all",
+            "STOP",
+        ),
+        (
+            "nginx:latest",
+            [_mapping("library", ["lenient"], repository="library/nginx"), _mapping("all", ["strict"])],
+            "all",
+            "STOP",
+        ),  # no library/ insertion, as anchore-engine
+        (
+            "nginx",
+            [_mapping("bare", ["lenient"], registry="docker.io", repository="nginx", value="latest")],
+            "bare",
+            "WARN",
+        ),
+        (
+            "docker.io/team/app:1",
+            [
+                _mapping("digest", ["lenient"], image_type="digest", value="sha256:" + "a" * 64),
+                _mapping("all", ["strict"]),
+            ],
+            "digest",
+            "WARN",
+        ),
+        (
+            "docker.io/team/app:1",
+            [_mapping("id", ["lenient"], image_type="id", value="b" * 64), _mapping("all", ["strict"])],
+            "id",
+            "WARN",
+        ),
+        (
+            "docker.io/team/app:1",
+            [
+                _mapping("digest", ["lenient"], image_type="digest", value="sha256:" + "f" * 64),
+                _mapping("all", ["strict"]),
+            ],
+            "all",
+            "STOP",
+        ),
+    ],
+)
+def test_mappings_first_match(
+    tag: str, mappings: list[dict[str, Any]], expected_mapping: str, expected_action: str
+) -> None:
     evaluation = run(_two_rule_sets(mappings), ROOT, tag=tag)
     assert evaluation.matched_mapping == expected_mapping
     assert evaluation.final_action == expected_action
 
 
 def test_no_tag_only_matches_wildcards() -> None:
-    evaluation = run(_two_rule_sets([_mapping("named", ["strict"], repository="team/app"),
-                                     _mapping("all", ["lenient"])]), ROOT, tag=None)
+    evaluation = run(
+        _two_rule_sets([_mapping("named", ["strict"], repository="team/app"), _mapping("all", ["lenient"])]),
+        ROOT,
+        tag=None,
+    )
     assert evaluation.matched_mapping == "all"
 
 
@@ -97,8 +173,9 @@ def _allowlisted(items: list[dict[str, Any]], image: Any = ROOT, now: Any = NOW,
     return run(document, image, now=now)
 
 
-def _item(trigger: str, expires_on: str | None = None, item_id: str = "i1", gate: str = "image_user",
-          **extra: Any) -> dict[str, Any]:
+def _item(
+    trigger: str, expires_on: str | None = None, item_id: str = "i1", gate: str = "image_user", **extra: Any
+) -> dict[str, Any]:
     item: dict[str, Any] = {"id": item_id, "gate": gate, "trigger_id": trigger, **extra}
     if expires_on is not None:
         item["expires_on"] = expires_on
@@ -110,20 +187,27 @@ def test_allowlist_exact_trigger_id() -> None:
     finding = evaluation.findings[0]
     assert finding.action == "STOP" and finding.effective_action == "GO"
     assert finding.allowlisted is not None
-    assert (finding.allowlisted.allowlist_id, finding.allowlisted.item_id, finding.allowlisted.reason,
-            finding.allowlisted.approved_by) == ("al", "i1", "base image needs root", "ISSO")
+    assert (
+        finding.allowlisted.allowlist_id,
+        finding.allowlisted.item_id,
+        finding.allowlisted.reason,
+        finding.allowlisted.approved_by,
+    ) == ("al", "i1", "base image needs root", "ISSO")
     assert evaluation.final_action == "GO"
 
 
-@pytest.mark.parametrize(("trigger", "gate", "matches"), [
-    ("*", "image_user", True),
-    (ROOT_ID[:10] + "*", "image_user", True),
-    ("regexp:^[0-9a-f]{32}$", "image_user", True),
-    ("regexp:^zz", "image_user", False),
-    (ROOT_ID, "IMAGE_USER", True),  # gate names compare lower-cased
-    (ROOT_ID, "files", False),
-    (ROOT_ID.upper(), "image_user", False),
-])
+@pytest.mark.parametrize(
+    ("trigger", "gate", "matches"),
+    [
+        ("*", "image_user", True),
+        (ROOT_ID[:10] + "*", "image_user", True),
+        ("regexp:^[0-9a-f]{32}$", "image_user", True),
+        ("regexp:^zz", "image_user", False),
+        (ROOT_ID, "IMAGE_USER", True),  # gate names compare lower-cased
+        (ROOT_ID, "files", False),
+        (ROOT_ID.upper(), "image_user", False),
+    ],
+)
 def test_allowlist_matching(trigger: str, gate: str, matches: bool) -> None:
     evaluation = _allowlisted([_item(trigger, gate=gate)])
     assert (evaluation.findings[0].allowlisted is not None) is matches
@@ -136,11 +220,14 @@ def test_allowlist_first_item_in_order_wins() -> None:
     assert evaluation.findings[0].allowlisted.item_id == "wide"
 
 
-@pytest.mark.parametrize(("expires", "applies"), [
-    (NOW + timedelta(seconds=1), True),
-    (NOW, False),  # `now >= expires_on` means expired: the boundary is exclusive
-    (NOW - timedelta(days=1), False),
-])
+@pytest.mark.parametrize(
+    ("expires", "applies"),
+    [
+        (NOW + timedelta(seconds=1), True),
+        (NOW, False),  # `now >= expires_on` means expired: the boundary is exclusive
+        (NOW - timedelta(days=1), False),
+    ],
+)
 def test_allowlist_expiry(expires: Any, applies: bool) -> None:
     stamp = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
     evaluation = _allowlisted([_item(ROOT_ID, expires_on=stamp, reason="waiver 42")])
@@ -151,7 +238,11 @@ def test_allowlist_expiry(expires: Any, applies: bool) -> None:
     else:
         expired = evaluation.expired_exceptions[0]
         assert (expired.item_id, expired.trigger_id, expired.expires_on, expired.reason) == (
-            "i1", ROOT_ID, stamp, "waiver 42")
+            "i1",
+            ROOT_ID,
+            stamp,
+            "waiver 42",
+        )
         assert any(w.startswith("EXPIRED exception") for w in evaluation.warnings)
 
 
@@ -162,22 +253,31 @@ def test_expiry_with_offset() -> None:
 
 
 def _images(allowed: list[dict[str, Any]], denied: list[dict[str, Any]], mappings: bool = True) -> Any:
-    document = policy_document([rule("image_user", "runs_as_root", action="WARN")],
-                               allowlisted_images=allowed, denylisted_images=denied)
+    document = policy_document(
+        [rule("image_user", "runs_as_root", action="WARN")], allowlisted_images=allowed, denylisted_images=denied
+    )
     if not mappings:
         document["mappings"] = []
     return run(document, ROOT)
 
 
 def _selection(name: str, repository: str = "team/app", value: str = "*") -> dict[str, Any]:
-    return {"id": name, "name": name, "registry": "*", "repository": repository,
-            "image": {"type": "tag", "value": value}}
+    return {
+        "id": name,
+        "name": name,
+        "registry": "*",
+        "repository": repository,
+        "image": {"type": "tag", "value": value},
+    }
 
 
 def test_denylisted_image_is_stop() -> None:
     evaluation = _images([], [_selection("no-app")])
     assert (evaluation.final_action, evaluation.final_action_reason, evaluation.matched_image_rule) == (
-        "STOP", "denylisted", "no-app")
+        "STOP",
+        "denylisted",
+        "no-app",
+    )
     assert evaluation.policy_action == "WARN"
 
 
@@ -202,26 +302,35 @@ def test_image_lists_that_do_not_match() -> None:
     assert (evaluation.final_action, evaluation.final_action_reason) == ("WARN", "policy_evaluation")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("nginx", ("docker.io", "nginx", "latest")),
-    ("docker.io/library/nginx:1.25", ("docker.io", "library/nginx", "1.25")),
-    ("localhost/app:dev", ("localhost", "app", "dev")),
-    ("127.0.0.1:5000/team/app:1", ("127.0.0.1:5000", "team/app", "1")),
-    ("registry:127.0.0.1:5000/team/app", ("127.0.0.1:5000", "team/app", "latest")),
-    ("dockerhub/team/app:2", ("docker.io", "team/app", "2")),
-    ("ghcr.io/o/app@sha256:" + "a" * 64, ("ghcr.io", "o/app", "latest")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nginx", ("docker.io", "nginx", "latest")),
+        ("docker.io/library/nginx:1.25", ("docker.io", "library/nginx", "1.25")),
+        ("localhost/app:dev", ("localhost", "app", "dev")),
+        ("127.0.0.1:5000/team/app:1", ("127.0.0.1:5000", "team/app", "1")),
+        ("registry:127.0.0.1:5000/team/app", ("127.0.0.1:5000", "team/app", "latest")),
+        ("dockerhub/team/app:2", ("docker.io", "team/app", "2")),
+        ("ghcr.io/o/app@sha256:" + "a" * 64, ("ghcr.io", "o/app", "latest")),
+    ],
+)
 def test_tag_parsing(text: str, expected: tuple[str, str, str]) -> None:
     parsed = parse_tag(text)
     assert (parsed.registry, parsed.repository, parsed.tag) == expected
 
 
 def test_rule_outcomes_list_every_rule_with_controls() -> None:
-    document = policy_document([rule("image_user", "runs_as_root", controls=["NIST AC-6(10)"]),
-                                rule("healthcheck", "missing", rule_id="r2", action="WARN")])
+    document = policy_document(
+        [
+            rule("image_user", "runs_as_root", controls=["NIST AC-6(10)"]),
+            rule("healthcheck", "missing", rule_id="r2", action="WARN"),
+        ]
+    )
     evaluation = run(document, analysis(config=ImageConfig(user="app", healthcheck={"Test": ["CMD", "true"]})))
     assert [(r.rule_id, r.fired, r.controls) for r in evaluation.rules] == [
-        ("r1", 0, ("NIST AC-6(10)",)), ("r2", 0, ())]
+        ("r1", 0, ("NIST AC-6(10)",)),
+        ("r2", 0, ()),
+    ]
     assert evaluation.final_action == "GO"
 
 
@@ -231,8 +340,12 @@ def test_eol_gate_is_skipped_with_a_warning_in_evaluation() -> None:
     from ci_gate.policy.documents import check_text
     from ci_gate.policy.evaluation import EvaluationInput, evaluate
 
-    document = policy_document([{"id": "old", "gate": "dockerfilecheck", "trigger": "exposedports", "action": "STOP",
-                                 "params": []}, rule("image_user", "runs_as_root", rule_id="r2")])
+    document = policy_document(
+        [
+            {"id": "old", "gate": "dockerfilecheck", "trigger": "exposedports", "action": "STOP", "params": []},
+            rule("image_user", "runs_as_root", rule_id="r2"),
+        ]
+    )
     lenient, problems = check_text(json.dumps(document), "p.json", strict=False)
     assert lenient is not None
     evaluation = evaluate(lenient, ROOT, EvaluationInput(tag="a:1", now=NOW))
