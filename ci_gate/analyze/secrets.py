@@ -301,9 +301,7 @@ def load_secret_settings(path: Path | None = None) -> SecretSettings:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise AnalysisError(
-            f"cannot read secret rules file {path}: {error}; give a readable YAML file"
-        ) from None
+        raise AnalysisError(f"cannot read secret rules file {path}: {error}; give a readable YAML file") from None
     try:
         document = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
@@ -376,9 +374,7 @@ def _settings_from(document: dict[str, Any], path: str) -> SecretSettings:
 
 def _rule_from(entry: Any, path: str, parent_line: int) -> SecretRule:
     if not isinstance(entry, dict):
-        raise AnalysisError(
-            f"{path}:{parent_line}: each entry of rules must be a mapping with name and regex"
-        )
+        raise AnalysisError(f"{path}:{parent_line}: each entry of rules must be a mapping with name and regex")
     line = entry.pop("__line__", parent_line)
     where = f"{path}:{line}"
     unknown = sorted(str(key) for key in entry if key not in _RULE_KEYS)
@@ -391,9 +387,7 @@ def _rule_from(entry: Any, path: str, parent_line: int) -> SecretRule:
         raise AnalysisError(f"{where}: rule needs a name of letters, digits, _ . - (got {name!r})")
     if not isinstance(regex, str) or not regex:
         raise AnalysisError(f"{where}: rule {name} needs a regex")
-    keywords = tuple(
-        keyword.lower() for keyword in _string_list(entry.get("keywords", []), "keywords", path, line)
-    )
+    keywords = tuple(keyword.lower() for keyword in _string_list(entry.get("keywords", []), "keywords", path, line))
     if any(not keyword for keyword in keywords):
         raise AnalysisError(f"{where}: rule {name} has an empty keyword")
     description, paths, secret = entry.get("description", ""), entry.get("paths", ""), entry.get("secret", "")
@@ -473,9 +467,7 @@ class SecretScanner:
                     rule=rule,
                     match=_compile_bytes(rule.regex, f"secret rule {rule.name} regex"),
                     search=_compile_text(rule.regex, f"secret rule {rule.name} regex"),
-                    secret=_compile_text(rule.secret, f"secret rule {rule.name} secret")
-                    if rule.secret
-                    else None,
+                    secret=_compile_text(rule.secret, f"secret rule {rule.name} secret") if rule.secret else None,
                     paths=_compile_text(rule.paths, f"secret rule {rule.name} paths") if rule.paths else None,
                     keywords=tuple(keyword.lower().encode("utf-8") for keyword in rule.keywords),
                 )
@@ -484,9 +476,7 @@ class SecretScanner:
         self._prefilter = _keyword_regex({keyword for item in compiled for keyword in item.keywords})
         self._unfiltered = any(not item.keywords for item in compiled)
         self._exclude = (
-            re.compile("|".join(f"(?:{pattern})" for pattern in self.exclude_paths))
-            if self.exclude_paths
-            else None
+            re.compile("|".join(f"(?:{pattern})" for pattern in self.exclude_paths)) if self.exclude_paths else None
         )
         self._name_rule = SecretRule(
             ENV_SECRET_NAME,
@@ -506,28 +496,49 @@ class SecretScanner:
         return not (self._exclude is not None and self._exclude.search(path))
 
     def scan_file(self, path: str, layer_index: int, content: bytes) -> list[SecretFinding]:
-        """The secrets in one file's content: one finding per rule and matching line (1-based)."""
+        """The secrets in one file's content: one finding per rule and matching line (1-based).
+
+        One secret gives one finding: when two rules point at the same spot of a line (Anchore's
+        AWS_ACCESS_KEY and AWS_ACCESS_KEY_ID on `aws_access_key_id = AKIA...`), the earlier rule
+        in the list keeps it, so Anchore's names win.
+        """
         if not content:
             return []
         lowered = content.lower()
         if not self._unfiltered and not self._prefilter.search(lowered):
             return []
         findings: list[SecretFinding] = []
+        claimed: set[tuple[int, int]] = set()
         all_lines: list[bytes] | None = None
         for item in self._compiled:
             if item.paths is not None and not item.paths.search(path):
                 continue
             if item.keywords:
-                for number, line in _lines_with(content, lowered, item.keywords):
-                    if item.match.match(line):
-                        findings.append(self._file_finding(item, path, layer_index, number, line))
+                candidates = _lines_with(content, lowered, item.keywords)
             else:
                 if all_lines is None:
                     all_lines = content.split(b"\n")
-                for index, line in enumerate(all_lines):
-                    if item.match.match(line):
-                        findings.append(self._file_finding(item, path, layer_index, index + 1, line))
-        findings.sort(key=lambda finding: (finding.line or 0, finding.rule))
+                candidates = [(index + 1, line) for index, line in enumerate(all_lines)]
+            for number, line in candidates:
+                if not item.match.match(line):
+                    continue
+                preview, offset = _preview(line.decode("utf-8", errors="replace"), item.secret, 0)
+                if offset is not None:
+                    if (number, offset) in claimed:
+                        continue
+                    claimed.add((number, offset))
+                findings.append(
+                    SecretFinding(
+                        rule=item.rule.name,
+                        where="file",
+                        path=path,
+                        line=number,
+                        layer_index=layer_index,
+                        preview=preview,
+                        regex=item.rule.anchore_name,
+                    )
+                )
+        findings.sort(key=lambda finding: finding.line or 0)  # stable: rule order within a line
         return findings
 
     def scan_config(self, config: Mapping[str, Any]) -> list[SecretFinding]:
@@ -544,14 +555,10 @@ class SecretScanner:
         labels = inner.get("Labels")
         for key, value in labels.items() if isinstance(labels, Mapping) else ():
             text = value if isinstance(value, str) else ""
-            findings.extend(
-                self._scan_assignment("label", f"label:{key}", None, str(key), text, f"{key}={text}")
-            )
+            findings.extend(self._scan_assignment("label", f"label:{key}", None, str(key), text, f"{key}={text}"))
         history = config.get("history")
         entries = [item for item in history if isinstance(item, Mapping)] if isinstance(history, list) else []
-        for index, (entry, layer_index) in enumerate(
-            zip(entries, history_layer_indexes(entries), strict=True)
-        ):
+        for index, (entry, layer_index) in enumerate(zip(entries, history_layer_indexes(entries), strict=True)):
             created_by = entry.get("created_by")
             if isinstance(created_by, str) and created_by:
                 findings.extend(self._scan_history(index, layer_index, created_by))
@@ -580,16 +587,20 @@ class SecretScanner:
 
     def _scan_text(self, where: str, path: str, layer_index: int | None, text: str) -> list[SecretFinding]:
         findings = []
+        claimed: set[tuple[int, int]] = set()
         lowered = text.lower()
         for item in self._compiled:
             if item.paths is not None:
                 continue  # a file-specific rule (.netrc) means nothing in a config string
             if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
                 continue
-            for line in text.split("\n"):
-                match = item.search.match(line)
-                if match:
-                    preview = _preview(line, item.secret, match.start())
+            for number, line in enumerate(text.split("\n")):
+                if item.search.match(line):
+                    preview, offset = _preview(line, item.secret, 0)
+                    if offset is not None and (number, offset) in claimed:
+                        break
+                    if offset is not None:
+                        claimed.add((number, offset))
                     findings.append(
                         SecretFinding(
                             rule=item.rule.name,
@@ -604,9 +615,7 @@ class SecretScanner:
                     break
         return findings
 
-    def _name_finding(
-        self, where: str, path: str, layer_index: int | None, name: str, value: str
-    ) -> SecretFinding:
+    def _name_finding(self, where: str, path: str, layer_index: int | None, name: str, value: str) -> SecretFinding:
         return SecretFinding(
             rule=ENV_SECRET_NAME,
             where=where,
@@ -615,20 +624,6 @@ class SecretScanner:
             layer_index=layer_index,
             preview=f"{name}={_mask(value)}",
             regex=self._name_rule.anchore_name,
-        )
-
-    def _file_finding(
-        self, item: _CompiledRule, path: str, layer_index: int, number: int, line: bytes
-    ) -> SecretFinding:
-        text = line.decode("utf-8", errors="replace")
-        return SecretFinding(
-            rule=item.rule.name,
-            where="file",
-            path=path,
-            line=number,
-            layer_index=layer_index,
-            preview=_preview(text, item.secret, 0),
-            regex=item.rule.anchore_name,
         )
 
 
@@ -729,18 +724,22 @@ def _redact_context(text: str) -> str:
     return "".join(result)
 
 
-def _preview(line: str, secret: re.Pattern[str] | None, start: int) -> str:
-    """A short, redacted excerpt of a matching line: context before the secret, the secret masked."""
+def _preview(line: str, secret: re.Pattern[str] | None, start: int) -> tuple[str, int | None]:
+    """A short, redacted excerpt of a matching line, and where on the line the secret starts.
+
+    The context before the secret is kept (with anything value-like in it masked), the secret is
+    masked, and nothing after it is kept. Without a way to locate the secret, only the first few
+    characters of the line are kept and the position is None.
+    """
     line = _PRINTABLE.sub("?", line)
     match = secret.search(line, start) if secret is not None else None
     if match is None:
-        # No way to tell where the secret is: keep only the very start of the line.
         stripped = line.strip()
-        return _mask(stripped) if stripped else ""
+        return (_mask(stripped) if stripped else ""), None
     begin, end = match.span("secret") if "secret" in match.re.groupindex else match.span()
     # Redact before cutting to length, so a cut can never leave part of another secret unmasked.
     shown = _redact_context(line[:begin].lstrip())
     if len(shown) > _PREVIEW_PREFIX_LIMIT:
         shown = "…" + shown[-_PREVIEW_PREFIX_LIMIT:]
     value = line[begin:end]
-    return shown + _mask(value) if value else shown.rstrip()
+    return (shown + _mask(value) if value else shown.rstrip()), begin

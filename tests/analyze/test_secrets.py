@@ -129,7 +129,7 @@ FILE_CASES = [
     ("/root/.aws/credentials", f"aws_session_token = {SESSION}", "AWS_SESSION_TOKEN"),
     ("/root/.docker/config.json", f'  "identitytoken": "{DOCKER_AUTH}"', "DOCKER_IDENTITY_TOKEN"),
     ("/app/.npmrc", f"//registry.npmjs.org/:_authToken={NPM}", "NPM_AUTH_TOKEN"),
-    ("/app/.npmrc", f"//registry.npmjs.org/:_authToken={NPM}", "NPM_TOKEN"),
+    ("/app/publish.sh", f"npm config set //registry.npmjs.org/:_authToken {NPM}", "NPM_TOKEN"),
     ("/root/.netrc", f"machine example.com login bob password {NETRC}", "NETRC_PASSWORD"),
     (
         "/app/appsettings.json",
@@ -405,3 +405,16 @@ def test_prefilter_finds_every_keyword_in_any_case(scanner: SecretScanner) -> No
             assert prefilter.search(f"xx {keyword} yy".lower().encode()), keyword
             assert prefilter.search(f"xx {keyword.upper()} yy".lower().encode()), keyword
     assert not prefilter.search(b"an ordinary configuration file\nwith = values\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "rules"),
+    [
+        (f"aws_access_key_id = {AWS_ID}", ["AWS_ACCESS_KEY"]),  # not also AWS_ACCESS_KEY_ID
+        (f"//registry.npmjs.org/:_authToken={NPM}", ["NPM_AUTH_TOKEN"]),  # not also NPM_TOKEN
+        (f"GH={GITHUB} AWS={AWS_ID}", ["GITHUB_TOKEN", "AWS_ACCESS_KEY_ID"]),  # two secrets, two findings
+    ],
+)
+def test_one_secret_one_finding(scanner: SecretScanner, line: str, rules: list[str]) -> None:
+    findings = scanner.scan_file("/x", 0, line.encode())
+    assert [finding.rule for finding in findings] == rules
