@@ -123,7 +123,7 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
                           f"{len(diff_ids)} diff_ids; the archive is corrupt, re-export it")
     layers: list[LayerBlob] = []
     for name, diff_id in zip(layer_names, diff_ids, strict=True):
-        layers.append(_legacy_layer(archive, archive.require(name, "layer"), name, diff_id))
+        layers.append(_legacy_layer(archive, archive.require(name, "layer"), diff_id))
     return ClosingRawImage(reference=reference, scheme=scheme, config=config, layers=layers,
                            config_digest=config_digest, repo_tags=repo_tags)
 
@@ -176,7 +176,7 @@ def _resolve_oci_inside(archive: TarArchive, repo_tags: list[str], config_digest
     return resolved if resolved.config_digest == config_digest else None
 
 
-def _legacy_layer(archive: TarArchive, member: tarfile.TarInfo, name: str, diff_id: str) -> LayerBlob:
+def _legacy_layer(archive: TarArchive, member: tarfile.TarInfo, diff_id: str) -> LayerBlob:
     blob = archive.blob(member, diff_id, DOCKER_LAYER_TAR, diff_id)
     head = blob.head(4)
     if not is_compressed(head):

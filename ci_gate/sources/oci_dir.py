@@ -48,12 +48,18 @@ class OciDirSource(ImageSource):
             raise LimitExceededError(f"{where}: index.json is larger than the metadata limit ({limit} bytes)")
         index = parse_json_object(index_data, "index.json", where)
 
+        layout_root = os.path.realpath(path)
+
         def blob_path(digest: str, what: str) -> str:
             algorithm, hex_digest = digest.split(":", 1)
             candidate = os.path.join(path, "blobs", algorithm, hex_digest)
             if not os.path.isfile(candidate):
                 raise SourceError(f"{where}: the {what} names blob {digest} which is missing from the "
                                   "layout; the layout is incomplete, re-export it")
+            # A blob symlinked out of the layout would make us read an arbitrary host file.
+            if os.path.commonpath([os.path.realpath(candidate), layout_root]) != layout_root:
+                raise SourceError(f"{where}: blob {digest} is a link that leads outside the layout; refusing "
+                                  "to read it, re-export the image")
             return candidate
 
         def fetch(descriptor: Descriptor, what: str) -> bytes:

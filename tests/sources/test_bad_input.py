@@ -191,6 +191,15 @@ def test_a_hostile_digest_in_index_json_cannot_name_a_host_file(layout: Path) ->
     assert "is not a valid sha256/sha512 digest" in error_of(f"oci-dir:{layout}")
 
 
+def test_a_blob_linked_out_of_the_layout_is_refused(tiny_oci: OciImage, layout: Path, tmp_path: Path) -> None:
+    blob = layout / "blobs" / "sha256" / tiny_oci.layer_digests[0].split(":")[1]
+    outside = tmp_path / "outside-blob"
+    outside.write_bytes(blob.read_bytes())
+    blob.unlink()
+    blob.symlink_to(outside)
+    assert f"blob {tiny_oci.layer_digests[0]} is a link that leads outside the layout" in error_of(f"oci-dir:{layout}")
+
+
 def test_the_metadata_limit(tiny_oci: OciImage) -> None:
     tight = SourceOptions(limits=Limits(max_metadata_bytes=64))
     message = error_of(f"oci-dir:{tiny_oci.path}", tight, LimitExceededError)
