@@ -1,0 +1,435 @@
+"""vulnerabilities: CVE checks against the offline store (anchore-engine's gate, same triggers and ids).
+
+Triggers (reference/anchore.md §4): `package` with every anchore-engine parameter plus ci-gate's
+`package_origin` (base or app layers); `stale_feed_data`; `vulnerability_data_unavailable`;
+`denylist` (v1 name `blacklist`). Trigger ids follow anchore-engine (§4.1) so allowlists written
+for Anchore carry over: `package` fires with `<vulnerability id>+<package name>` for OS packages
+and `<vulnerability id>+<jar/gem file name | npm directory | name-version>` for the others; the
+other triggers use the md5 of gate, trigger and message. Messages are anchore-engine's (§4.2).
+
+Vulnerability ids are reported as Anchore reports them: CVE ids for distro packages (one finding
+per CVE an advisory covers), GHSA ids for language packages when the record has one, else the
+OSV id.
+
+Data comes from `make_provider`, which the local backend calls: it opens the store (`--vuln-db`,
+`$CI_GATE_VULN_DB` or the default path) and matches the image once. Without a store the provider
+still exists and says why, so `vulnerability_data_unavailable` and `stale_feed_data` decide, as
+the policy says.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ci_gate.errors import CiGateError
+from ci_gate.model import Analysis, VulnerabilityDetail
+from ci_gate.policy.gates.interface import (
+    Fired,
+    GateSpec,
+    ParameterSpec,
+    TriggerInput,
+    TriggerSpec,
+    VulnerabilityMatchProvider,
+)
+from ci_gate.vulns.cvss import SEVERITIES
+from ci_gate.vulns.matching import MatchResult, SkippedPackage, VulnerabilityMatch
+from ci_gate.vulns.store import StoreStatus, parse_time
+
+VEX_ENVIRONMENT_VARIABLE = "CI_GATE_VEX"
+"""VEX files (os.pathsep-separated) applied when the caller passes none explicitly."""
+
+COMPARISONS = {
+    "=": lambda x, y: x == y,
+    "!=": lambda x, y: x != y,
+    "<": lambda x, y: x < y,
+    ">": lambda x, y: x > y,
+    "<=": lambda x, y: x <= y,
+    ">=": lambda x, y: x >= y,
+}
+
+# anchore-engine's package type names, which its messages print.
+_ANCHORE_TYPES = {
+    "deb": "dpkg", "rpm": "rpm", "apk": "APKG", "python": "python", "npm": "npm", "java-archive": "java",
+    "jenkins-plugin": "java", "gem": "gem", "go-module": "go", "dotnet": "nuget", "php-composer": "composer",
+    "rust-crate": "rust",
+}
+
+
+# --- the provider ------------------------------------------------------------------------------
+
+
+@dataclass
+class VulnerabilityData:
+    """The vulnerabilities of one image, or why there are none (implements VulnerabilityMatchProvider)."""
+
+    result: MatchResult | None = None
+    """None when no store could be used."""
+    unavailable_reason: str = ""
+    """Why there is no data: no store, an unreadable store. Empty when the store was used."""
+    uncovered_distro: str = ""
+    """Set when the store has no data for the image's distro release (e.g. `debian:12`)."""
+    store_path: str = ""
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def matches(self) -> Sequence[VulnerabilityMatch]:
+        return self.result.matches if self.result else ()
+
+    def suppressed(self) -> Sequence[VulnerabilityMatch]:
+        return self.result.suppressed if self.result else ()
+
+    def skipped(self) -> Sequence[SkippedPackage]:
+        return self.result.skipped if self.result else ()
+
+    def status(self) -> StoreStatus | None:
+        return self.result.store_status if self.result else None
+
+    def last_synced(self) -> datetime | None:
+        status = self.status()
+        if status is None or not status.updated_at:
+            return None
+        return parse_time(status.updated_at)
+
+
+def _vex_paths(explicit: Sequence[Path | str] | None) -> list[Path]:
+    if explicit:
+        return [Path(p) for p in explicit]
+    from_environment = os.environ.get(VEX_ENVIRONMENT_VARIABLE, "")
+    return [Path(p) for p in from_environment.split(os.pathsep) if p]
+
+
+def _distro_label(analysis: Analysis) -> str:
+    distro = analysis.distro
+    return f"{distro.id}:{distro.version_id}" if distro and distro.id else "unknown"
+
+
+def make_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path | str] | None = None
+                  ) -> VulnerabilityMatchProvider:
+    """Match the image against the store once; never raises for missing data (the triggers decide).
+
+    A VEX file that cannot be read is an error (exit 2): silently ignoring it would un-suppress."""
+    from ci_gate.vulns.matching import match_packages
+    from ci_gate.vulns.store import VulnerabilityStore, resolve_path
+    from ci_gate.vulns.vex import load_vex
+
+    path = resolve_path(vuln_db)
+    vex_documents = load_vex(_vex_paths(vex)) if _vex_paths(vex) else None
+    if not path.is_file():
+        return VulnerabilityData(unavailable_reason=f"no vulnerability store at {path} (run `ci-gate db import` or "
+                                 "`ci-gate db update`)", store_path=str(path))
+    try:
+        with VulnerabilityStore(path) as store:
+            result = match_packages(analysis, store, vex_documents)
+            ecosystems = store.ecosystems()
+    except CiGateError as error:
+        return VulnerabilityData(unavailable_reason=str(error), store_path=str(path))
+    data = VulnerabilityData(result=result, store_path=str(path))
+    os_packages = [p for p in analysis.packages if p.type in ("deb", "apk", "rpm")]
+    if os_packages:
+        skipped_os = [s for s in result.skipped if s.package.type in ("deb", "apk", "rpm")]
+        if len(skipped_os) == len(os_packages) or not _distro_in_store(analysis, ecosystems):
+            data.uncovered_distro = _distro_label(analysis)
+    return data
+
+
+def _distro_in_store(analysis: Analysis, ecosystems: Sequence[str]) -> bool:
+    from ci_gate.vulns.matching import distro_key
+
+    for package in analysis.packages:
+        if package.type in ("deb", "apk", "rpm"):
+            key = distro_key(package, analysis.distro, ecosystems)
+            return not isinstance(key, str) and any(e in ecosystems for e in key.ecosystems)
+    return True
+
+
+def _data(call: TriggerInput) -> VulnerabilityData:
+    provider = call.context.vulnerabilities
+    if isinstance(provider, VulnerabilityData):
+        return provider
+    if provider is None:
+        return VulnerabilityData(unavailable_reason="no vulnerability data was supplied")
+    # Another provider (e.g. a test double or a future backend): wrap its matches.
+    return VulnerabilityData(result=MatchResult(tuple(provider.matches())))
+
+
+# --- reporting helpers -------------------------------------------------------------------------
+
+
+def reported_ids(match: VulnerabilityMatch) -> tuple[str, ...]:
+    """The ids Anchore would report: CVEs for distro advisories, the GHSA for language packages."""
+    ids = (match.vulnerability_id, *match.aliases)
+    cves = tuple(dict.fromkeys(i for i in ids if i.upper().startswith("CVE-")))
+    if match.is_os:
+        return cves or (match.vulnerability_id,)
+    ghsa = next((i for i in ids if i.upper().startswith("GHSA-")), "")
+    return (ghsa or match.vulnerability_id,)
+
+
+def _location(match: VulnerabilityMatch) -> str:
+    return match.package.locations[0].path if match.package.locations else ""
+
+
+def instance_name(match: VulnerabilityMatch) -> str:
+    """The `+<x>` part of the trigger id, exactly as anchore-engine builds it (reference §4.1)."""
+    package = match.package
+    if match.is_os:
+        return package.name
+    anchore_type = _ANCHORE_TYPES.get(package.type, package.type)
+    location = _location(match)
+    name = ""
+    if anchore_type in ("java", "gem"):
+        name = posixpath.basename(location) if location else ""
+    elif anchore_type == "npm" and location:
+        parts = location.split("/")
+        name = parts[-2] if len(parts) >= 2 else ""
+    return name or f"{package.name}-{package.version}"
+
+
+def _number(value: float | None) -> float:
+    return -1.0 if value is None else value
+
+
+# --- triggers ----------------------------------------------------------------------------------
+
+
+def _package(call: TriggerInput) -> Iterator[Fired]:
+    data = _data(call)
+    params = call.params
+    now = call.context.now
+    package_type = params["package_type"]
+    severity_index = SEVERITIES.index(params.get("severity", "unknown").lower())
+    severity_compare = COMPARISONS[params.get("severity_comparison", ">")]
+    fix_available = params.get("fix_available")
+    created_limit = now - timedelta(days=params["max_days_since_creation"]) \
+        if "max_days_since_creation" in params else None
+    fix_limit = now - timedelta(days=params["max_days_since_fix"]) if "max_days_since_fix" in params else None
+    exclude = re.compile(params["package_path_exclude"]) if params.get("package_path_exclude") else None
+    origin = params.get("package_origin", "all")
+    score_checks = [
+        (name, COMPARISONS[params.get(f"{name}_comparison", ">=")], params[name])
+        for name in ("cvss_v3_base_score", "cvss_v3_exploitability_score", "cvss_v3_impact_score",
+                     "vendor_cvss_v3_base_score", "vendor_cvss_v3_exploitability_score",
+                     "vendor_cvss_v3_impact_score")
+        if name in params
+    ]
+    for match in data.matches():
+        package_class = "os" if match.is_os else "non-os"
+        if package_type != "all" and package_type != package_class:
+            continue
+        if origin != "all" and match.package.origin != origin:
+            continue
+        severity = match.severity.lower() if match.severity.lower() in SEVERITIES else "unknown"
+        if not severity_compare(SEVERITIES.index(severity), severity_index):
+            continue
+        location = _location(match)
+        if exclude is not None and not match.is_os and location and exclude.match(location):
+            continue
+        details: dict[str, Any] = {}
+        created = _time(match.published) or _time(match.modified)
+        if created_limit is not None:
+            if created is not None and created > created_limit:
+                continue
+            if created is not None:
+                details["max_days_since_creation"] = created.date()
+        if fix_available and fix_limit is not None and match.fix_available:
+            # OSV has no "fix first observed" time; the advisory's publication is when the fix was known.
+            fixed_at = created
+            if fixed_at is not None and fixed_at > fix_limit:
+                continue
+            if fixed_at is not None:
+                details["max_days_since_fix"] = fixed_at.date()
+        failed = False
+        for name, compare, threshold in score_checks:
+            value = _number(getattr(match, name))
+            if not compare(value, threshold):
+                failed = True
+                break
+            details[name] = value
+        if failed:
+            continue
+        if fix_available is not None and fix_available != match.fix_available:
+            continue
+        yield from _package_fires(match, package_class, details)
+
+
+def _package_fires(match: VulnerabilityMatch, package_class: str, details: Mapping[str, Any]) -> Iterator[Fired]:
+    package = match.package
+    anchore_type = _ANCHORE_TYPES.get(package.type, package.type)
+    shown_name = package.name if match.is_os else (_location(match) or f"{package.name}-{package.version}")
+    fix_message = f"(fixed in: {', '.join(match.fixed_versions)})" if match.fixed_versions else ""
+
+    def group(names: Sequence[str]) -> str:
+        parts = [f"{name}={details[name]}" for name in names if details.get(name)]
+        return f"({' '.join(parts)})" if parts else ""
+
+    score_message = group(("cvss_v3_base_score", "cvss_v3_exploitability_score", "cvss_v3_impact_score"))
+    time_message = group(("max_days_since_creation", "max_days_since_fix"))
+    vendor_message = group(("vendor_cvss_v3_base_score", "vendor_cvss_v3_exploitability_score",
+                            "vendor_cvss_v3_impact_score"))
+    location = match.package.locations[0] if match.package.locations else None
+    for vulnerability_id in reported_ids(match):
+        link = match.url if vulnerability_id == match.vulnerability_id else _link_for(vulnerability_id, match)
+        message = (f"{match.severity.upper()} Vulnerability found in {package_class} package type ({anchore_type}) - "
+                   f"{shown_name} {fix_message}{score_message}{time_message}{vendor_message}"
+                   f"({vulnerability_id} - {link})")
+        yield Fired(
+            message=message,
+            instance_id=f"{vulnerability_id}+{instance_name(match)}",
+            path=location.path if location else "",
+            layer_index=location.layer_index if location else None,
+            vulnerability=VulnerabilityDetail(
+                id=vulnerability_id,
+                severity=match.severity,
+                cvss_score=match.cvss_score,
+                fixed_versions=match.fixed_versions,
+                package_name=package.name,
+                package_version=package.version,
+                package_type=package.type,
+                package_path=location.path if location else "",
+                url=link,
+                summary=match.summary,
+            ),
+        )
+
+
+def _link_for(vulnerability_id: str, match: VulnerabilityMatch) -> str:
+    if vulnerability_id.upper().startswith("CVE-"):
+        return f"https://nvd.nist.gov/vuln/detail/{vulnerability_id}"
+    return match.url
+
+
+def _time(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def _stale(call: TriggerInput) -> Iterator[Fired]:
+    data = _data(call)
+    days = call.params["max_days_since_sync"]
+    synced = data.last_synced()
+    if synced is None or synced < call.context.now - timedelta(days=days):
+        yield Fired(message=f"The vulnerability feed for this image distro is older than MAXAGE ({days}) days")
+
+
+def _unavailable(call: TriggerInput) -> Iterator[Fired]:
+    data = _data(call)
+    analysis = call.context.analysis
+    if data.unavailable_reason or data.uncovered_distro:
+        namespace = _distro_label(analysis)
+        yield Fired(message=f"Distro-specific feed data not found for distro namespace: {namespace}. "
+                    "Cannot perform CVE scan OS/distro packages")
+
+
+def _denylist(call: TriggerInput) -> Iterator[Fired]:
+    data = _data(call)
+    wanted = call.params["vulnerability_ids"]
+    present: set[str] = set()
+    for match in data.matches():
+        present.update(i.upper() for i in (match.vulnerability_id, *match.aliases))
+    found = [vid for vid in wanted if vid.upper() in present]
+    if found:
+        yield Fired(message=f"Blacklisted vulnerabilities detected: {found}")
+
+
+def _comparison(name: str, what: str) -> ParameterSpec:
+    return ParameterSpec(f"{name}_comparison", "EnumString", f"The type of comparison to perform for {what} "
+                         "evaluation.", allowed_values=tuple(COMPARISONS), example=">", default=">=")
+
+
+def _score(name: str, what: str) -> ParameterSpec:
+    return ParameterSpec(name, "FloatString", f"{what} to compare against.", example="5.0")
+
+
+def _cross_check(raw: Mapping[str, str]) -> list[str]:
+    if "max_days_since_fix" in raw and raw.get("fix_available", "").strip().lower() != "true":
+        return ["max_days_since_fix is only evaluated with fix_available=true (as in anchore-engine); set "
+                "fix_available to 'true' or drop max_days_since_fix"]
+    return []
+
+
+GATE = GateSpec(
+    name="vulnerabilities",
+    description="CVE/Vulnerability checks.",
+    triggers=(
+        TriggerSpec(
+            name="package",
+            description="Triggers if a found vulnerability in an image meets the comparison criteria.",
+            evaluate=_package,
+            cross_check=_cross_check,
+            parameters=(
+                ParameterSpec("package_type", "EnumString", "Only trigger for specific package type.", required=True,
+                              allowed_values=("all", "os", "non-os"), example="all"),
+                ParameterSpec("severity_comparison", "EnumString", "The type of comparison to perform for severity "
+                              "evaluation.", allowed_values=tuple(COMPARISONS), example=">", default=">"),
+                ParameterSpec("severity", "EnumString", "Severity to compare against.", allowed_values=SEVERITIES,
+                              example="high", default="unknown"),
+                _comparison("cvss_v3_base_score", "CVSS v3 base score"),
+                _score("cvss_v3_base_score", "CVSS v3 base score"),
+                _comparison("cvss_v3_exploitability_score", "CVSS v3 exploitability sub score"),
+                _score("cvss_v3_exploitability_score", "CVSS v3 exploitability sub score"),
+                _comparison("cvss_v3_impact_score", "CVSS v3 impact sub score"),
+                _score("cvss_v3_impact_score", "CVSS v3 impact sub score"),
+                ParameterSpec("fix_available", "BooleanString", "If present, the fix availability for the "
+                              "vulnerability record must match the value of this parameter.", example="true"),
+                ParameterSpec("vendor_only", "BooleanString", "If True, an available fix for this CVE must not be "
+                              "explicitly marked as wont be addressed by the vendor (OSV records carry no such "
+                              "mark, so it never excludes a match here).", example="true", default="true"),
+                ParameterSpec("max_days_since_creation", "IntegerString", "If provided, this CVE must be older than "
+                              "the days provided to trigger.", example="7"),
+                ParameterSpec("max_days_since_fix", "IntegerString", "If provided (only evaluated when fix_available "
+                              "option is also set to true), the fix first observed time must be older than days "
+                              "provided, to trigger.", example="30"),
+                _comparison("vendor_cvss_v3_base_score", "vendor specified CVSS v3 base score"),
+                _score("vendor_cvss_v3_base_score", "Vendor CVSS v3 base score"),
+                _comparison("vendor_cvss_v3_exploitability_score", "vendor specified CVSS v3 exploitability sub score"),
+                _score("vendor_cvss_v3_exploitability_score", "Vendor CVSS v3 exploitability sub score"),
+                _comparison("vendor_cvss_v3_impact_score", "vendor specified CVSS v3 impact sub score"),
+                _score("vendor_cvss_v3_impact_score", "Vendor CVSS v3 impact sub score"),
+                ParameterSpec("package_path_exclude", "string", "The regex to evaluate against the package path to "
+                              "exclude vulnerabilities", example=r".*test\.jar*", is_regex=True),
+                ParameterSpec("package_origin", "EnumString", "ci-gate extension: only packages installed by the "
+                              "base image's layers (base) or by the application's layers (app). Default all.",
+                              allowed_values=("all", "base", "app"), example="app", default="all"),
+            ),
+        ),
+        TriggerSpec(
+            name="stale_feed_data",
+            description="Triggers if the CVE data for the image's distro is older than the window specified by the "
+            "parameter MAXAGE (unit is number of days).",
+            evaluate=_stale,
+            parameters=(
+                ParameterSpec("max_days_since_sync", "IntegerString", "Fire the trigger if the last sync was more than "
+                              "this number of days ago.", required=True, example="10"),
+            ),
+        ),
+        TriggerSpec(
+            name="vulnerability_data_unavailable",
+            description="Triggers if vulnerability data is unavailable for the image's distro packages such as rpms "
+            "or dpkg. Non-OS packages like npms and java are not considered in this evaluation",
+            evaluate=_unavailable,
+        ),
+        TriggerSpec(
+            name="denylist",
+            aliases=("blacklist",),
+            description="Triggers if any of a list of specified vulnerabilities has been detected in the image.",
+            evaluate=_denylist,
+            parameters=(
+                ParameterSpec("vulnerability_ids", "CommaDelimitedStringList", "List of vulnerability IDs, will cause "
+                              "the trigger to fire if any are detected.", required=True, example="CVE-2019-1234"),
+                ParameterSpec("vendor_only", "BooleanString", "If set to True, discard matches against this "
+                              "vulnerability if vendor has marked as will not fix in the vulnerability record.",
+                              example="true", default="true"),
+            ),
+        ),
+    ),
+)
