@@ -10,7 +10,8 @@ through this module so the same rules hold everywhere:
   HTTP date) is honoured, capped so a hostile server cannot park the build.
 - Secrets never leave: sessions and auth objects have redacting reprs, URLs are logged without
   user info or token-like query parameters, and `HttpError` messages are built from redacted parts
-  only (never from a requests exception's text, which may echo a URL with a token in it).
+  only (never from a requests exception's text, which may echo a URL with a token in it);
+  urllib3's own DEBUG request lines pass through `RedactingFilter`.
 
 The API is small on purpose:
 
@@ -42,6 +43,7 @@ from ci_gate import __version__
 __all__ = [
     "DEFAULT_RETRY",
     "HttpError",
+    "RedactingFilter",
     "RetryPolicy",
     "Session",
     "TokenAuth",
@@ -66,6 +68,28 @@ _SECRET_HEADERS = frozenset({
 })
 _SECRET_QUERY = re.compile(r"(token|secret|password|passwd|key|signature|sig|credential|auth)", re.I)
 REDACTED = "***"
+_SECRET_IN_TEXT = re.compile(
+    r"((?:[?&;]|\b)[\w.-]*(?:token|secret|password|passwd|signature|sig|credential)[\w.-]*=)[^&\s\"']+", re.I)
+_AUTHORIZATION_IN_TEXT = re.compile(r"((?:authorization|private-token|job-token)['\"]?\s*[:=]\s*['\"]?)[^'\",}]+",
+                                    re.I)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites log records so token-like query values and Authorization values never reach a log.
+
+    Installed on urllib3's loggers, which log request lines (with query strings) at DEBUG level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _AUTHORIZATION_IN_TEXT.sub(rf"\1{REDACTED}", _SECRET_IN_TEXT.sub(rf"\1{REDACTED}", message))
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "ci_gate.http"):
+    logging.getLogger(_name).addFilter(RedactingFilter())
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,14 @@ def test_errors_and_logs_never_show_credentials(caplog: pytest.LogCaptureFixture
     assert error.__cause__ is None and error.__suppress_context__  # no requests exception chained with the URL
 
 
+def test_library_debug_logs_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for server in serve([(200, {})]):
+        send(new_session(), "GET", f"{server.url}/token?service=s&access_token=abc123&password=pw9", timeout=5)
+        assert "/token?service=s" in caplog.text  # urllib3 did log the request line
+    assert "abc123" not in caplog.text and "pw9" not in caplog.text
+
+
 def test_redaction_helpers() -> None:
     assert redact_url("https://u:p@h.example/a?token=t&page=2&X-Amz-Signature=s") == \
         "https://h.example/a?token=***&page=2&X-Amz-Signature=***"
