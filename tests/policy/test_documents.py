@@ -239,8 +239,8 @@ def test_error_positions_in_yaml() -> None:
         (lambda d: d.update(version="3"), "unsupported version '3'"),
         (lambda d: d.update(rule_set="x"), "unknown field 'rule_set' in the policy (did you mean 'rule_sets'?)"),
         (
-            lambda d: d["rule_sets"][0]["rules"][2].update(gate="vulnerabilities", trigger="package"),
-            "gate 'vulnerabilities'",
+            lambda d: d["rule_sets"][0]["rules"][2].update(gate="malware", trigger="scans"),
+            "gate 'malware' cannot be evaluated: ci-gate does not scan for malware",
         ),
         (lambda d: d["rule_sets"][0]["rules"][1]["params"].pop(0), "needs the parameter 'instruction'"),
         (
