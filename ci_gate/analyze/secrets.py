@@ -134,6 +134,23 @@ ANCHORE_DEFAULT_RULES: tuple[SecretRule, ...] = (
 )
 """Anchore's `secret_search` defaults (anchore_engine/conf/analyzer_config.yaml), names and regexes exact."""
 
+_LINEAR_EQUIVALENTS: dict[str, tuple[str, str]] = {
+    "AWS_ACCESS_KEY": (r"(?i)aws_access_key_id *=+ *", r"(?i)(?<![A-Z0-9])[A-Z0-9]{20}(?![A-Z0-9])"),
+    "AWS_SECRET_KEY": (
+        r"(?i)aws_secret_access_key *=+ *",
+        r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
+    ),
+    "API_KEY": (r"(?i)api(-|_)key *=+ *", r"(?i)(?<![A-Z0-9])[A-Z0-9]{20,60}(?![A-Z0-9])"),
+}
+"""For Anchore's `.*KEY( *=+ *).*TOKEN.*` rules: (separator, token) regexes that decide the same match.
+
+`re.match` of the original backtracks through every `.*` split, quadratic in the line length: a
+hostile 10 kB line of repeated `api_key=` takes a second. A line matches the original exactly when
+the token regex finds a token after the end of the first separator match (a token cannot start
+inside a separator: lookbehind forbids a preceding `=`, and blanks are not token characters), and
+two `search`es decide that in linear time. Used only while the rule's regex is Anchore's own text.
+"""
+
 _VALUE = r"[\"']?(?P<secret>(?!\$\{?[A-Za-z_])[^\s\"']+)"
 """A configuration value that is not a `$VAR` / `${VAR}` reference."""
 
@@ -442,6 +459,22 @@ class _CompiledRule:
     secret: re.Pattern[str] | None
     paths: re.Pattern[str] | None
     keywords: tuple[bytes, ...]
+    linear: tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str], re.Pattern[str]] | None = None
+    """Separator and token regexes (bytes, then text) deciding the same match in linear time."""
+
+    def matches(self, line: bytes) -> bool:
+        """Whether `line` matches the rule, as `re.match(rule.regex.encode(), line)` decides."""
+        if self.linear is None:
+            return self.match.match(line) is not None
+        separator = self.linear[0].search(line)
+        return separator is not None and self.linear[1].search(line, separator.end()) is not None
+
+    def matches_text(self, line: str) -> bool:
+        """`matches` for text (config values and history)."""
+        if self.linear is None:
+            return self.search.match(line) is not None
+        separator = self.linear[2].search(line)
+        return separator is not None and self.linear[3].search(line, separator.end()) is not None
 
 
 @dataclass
@@ -470,6 +503,7 @@ class SecretScanner:
                     secret=_compile_text(rule.secret, f"secret rule {rule.name} secret") if rule.secret else None,
                     paths=_compile_text(rule.paths, f"secret rule {rule.name} paths") if rule.paths else None,
                     keywords=tuple(keyword.lower().encode("utf-8") for keyword in rule.keywords),
+                    linear=_linear_equivalent(rule),
                 )
             )
         self._compiled = tuple(compiled)
@@ -520,7 +554,7 @@ class SecretScanner:
                     all_lines = content.split(b"\n")
                 candidates = [(index + 1, line) for index, line in enumerate(all_lines)]
             for number, line in candidates:
-                if not item.match.match(line):
+                if not item.matches(line):
                     continue
                 preview, offset = _preview(line.decode("utf-8", errors="replace"), item.secret, 0)
                 if offset is not None:
@@ -595,7 +629,7 @@ class SecretScanner:
             if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
                 continue
             for number, line in enumerate(text.split("\n")):
-                if item.search.match(line):
+                if item.matches_text(line):
                     preview, offset = _preview(line, item.secret, 0)
                     if offset is not None and (number, offset) in claimed:
                         break
@@ -625,6 +659,21 @@ class SecretScanner:
             preview=f"{name}={_mask(value)}",
             regex=self._name_rule.anchore_name,
         )
+
+
+def _linear_equivalent(
+    rule: SecretRule,
+) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str], re.Pattern[str]] | None:
+    original = next((default for default in ANCHORE_DEFAULT_RULES if default.name == rule.name), None)
+    if original is None or original.regex != rule.regex or rule.name not in _LINEAR_EQUIVALENTS:
+        return None
+    separator, token = _LINEAR_EQUIVALENTS[rule.name]
+    return (
+        re.compile(separator.encode()),
+        re.compile(token.encode()),
+        re.compile(separator),
+        re.compile(token),
+    )
 
 
 def _keyword_regex(keywords: set[bytes]) -> re.Pattern[bytes]:

@@ -418,3 +418,34 @@ def test_prefilter_finds_every_keyword_in_any_case(scanner: SecretScanner) -> No
 def test_one_secret_one_finding(scanner: SecretScanner, line: str, rules: list[str]) -> None:
     findings = scanner.scan_file("/x", 0, line.encode())
     assert [finding.rule for finding in findings] == rules
+
+
+def test_linear_checks_decide_exactly_as_anchores_regexes(scanner: SecretScanner) -> None:
+    """For Anchore's quadratic rules the scanner uses two linear searches; they must agree with
+    `re.match(regex)` on every line. Lines are built (seeded) from the fragments that matter."""
+    import random
+
+    generator = random.Random(20261129)
+    fragments = [
+        "aws_access_key_id", "AWS_SECRET_ACCESS_KEY", "api_key", "Api-Key", "api key", " ", "  ", "=", "==",
+        ":", "/", "+", "x", "#", AWS_ID, AWS_ID[:19], AWS_ID + "Q", AWS_SECRET, AWS_SECRET[:39], AWS_SECRET + "/",
+        "A" * 20, "a" * 40, "Z9" * 30, "Z9" * 31,
+    ]  # fmt: skip
+    linear = [item for item in scanner._compiled if item.linear is not None]
+    assert {item.rule.name for item in linear} == {"AWS_ACCESS_KEY", "AWS_SECRET_KEY", "API_KEY"}
+    agreed = {True: 0, False: 0}
+    for _ in range(20000):
+        line = "".join(generator.choice(fragments) for _ in range(generator.randint(1, 9)))
+        for item in linear:
+            expected = re.match(item.rule.regex, line) is not None
+            assert item.matches(line.encode()) is expected, (item.rule.name, line)
+            assert item.matches_text(line) is expected, (item.rule.name, line)
+            agreed[expected] += 1
+    assert agreed[True] > 100 and agreed[False] > 1000  # both outcomes were really exercised
+
+
+def test_a_customised_anchore_rule_uses_its_own_regex() -> None:
+    rule = SecretRule("API_KEY", r"(?i).*api_key=.{4}", "changed", "test", ("api_key",))
+    findings = SecretScanner([rule]).scan_file("/x", 0, b"api_key=abcd\n")
+    assert [f.rule for f in findings] == ["API_KEY"]
+    assert SecretScanner([rule])._compiled[0].linear is None
