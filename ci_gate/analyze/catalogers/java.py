@@ -77,7 +77,7 @@ _JAVA_IDENTIFIER_START = frozenset(("Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Sc", "P
 class _Budget:
     """What is left to inflate for one top-level evidence file."""
 
-    remaining: int = MAX_INFLATED_BYTES_PER_EVIDENCE
+    remaining: int
     warnings: list[str] = field(default_factory=list)
 
 
@@ -323,7 +323,7 @@ class JavaArchiveCataloger(StreamingCataloger):
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
         if evidence.truncated:
             raise EvidenceError(f"larger than {self.max_bytes:,} bytes; the zip index at its end was not read")
-        budget = _Budget()
+        budget = _Budget(remaining=MAX_INFLATED_BYTES_PER_EVIDENCE)
         location = location_of(evidence, context)
         origin = origin_of(evidence, context)
         is_wrapper = posixpath.splitext(evidence.path)[1].lstrip(".") in WRAPPER_EXTENSIONS
