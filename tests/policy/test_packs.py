@@ -20,9 +20,11 @@ def _package(name: str, **metadata: object) -> Package:
 FAILING = analysis(
     config=ImageConfig(user="", exposed_ports=("22/tcp", "80/tcp"), env=(EnvVar("API_TOKEN", "<redacted>", True),),
                        volumes=("/var/run/docker.sock",)),
-    packages=tuple(_package(n) for n in ("openssh-server", "sudo", "telnetd", "netcat-traditional", "netcat-openbsd",
-                                          "gcc", "gdb"))
-    + (_package("tzdata", files=[{"path": "/usr/share/zoneinfo/UTC"}]),),
+    packages=(
+        *(_package(n) for n in ("openssh-server", "sudo", "telnetd", "netcat-traditional", "netcat-openbsd", "gcc",
+                                "gdb")),
+        _package("tzdata", files=[{"path": "/usr/share/zoneinfo/UTC"}]),
+    ),
     files=(FileRecord("/usr/bin/su", "file", 0o4755, layer_index=0), FileRecord("/usr/sbin/sshd", "file", 0o755),
            FileRecord("/root/.ssh/id_rsa", "file", 0o600, layer_index=1)),
     secrets=(
