@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import requests
+
 from ci_gate.errors import VulnerabilityDataError
 from ci_gate.http import HttpError, new_session, redact_url, send
 from ci_gate.vulns.importers.osv import ImportResult, import_paths
@@ -87,12 +89,11 @@ def _download(session: object, url: str, target: Path) -> None:
                     if written > MAX_DOWNLOAD_BYTES:
                         raise VulnerabilityDataError(f"{redact_url(url)} is larger than {MAX_DOWNLOAD_BYTES} bytes")
                     out.write(chunk)
+        except requests.RequestException:
+            # requests' errors are OSErrors too: this clause must come first.
+            raise VulnerabilityDataError(f"the download of {redact_url(url)} broke off: try again") from None
         except OSError as error:
             raise VulnerabilityDataError(f"cannot write the download to {target.parent}: {error.strerror}") from None
-        except Exception as error:  # requests' ChunkedEncodingError, ConnectionError mid-body
-            if isinstance(error, VulnerabilityDataError):
-                raise
-            raise VulnerabilityDataError(f"the download of {redact_url(url)} broke off: try again") from None
     if expected and expected.isdigit() and int(expected) != written:
         raise VulnerabilityDataError(
             f"{redact_url(url)} was cut short ({written} of {expected} bytes): try again")
