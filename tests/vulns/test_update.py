@@ -104,7 +104,7 @@ def test_broken_downloads_leave_the_store_intact(tmp_path: Path, store_path: Pat
     with pytest.raises(VulnerabilityDataError, match="does not exist \\(404\\)"):
         update(UpdateOptions(source=url, ecosystems=("Debian", "npm"), store_path=store_path))
     handler.truncate.add("Debian/all.zip")
-    with pytest.raises(VulnerabilityDataError, match="cut short|broke off"):
+    with pytest.raises(VulnerabilityDataError, match=r"cut short|broke off"):
         update(UpdateOptions(source=url, ecosystems=("Debian",), store_path=store_path))
     with VulnerabilityStore(store_path) as store:
         assert store.status().sources == before
