@@ -591,8 +591,10 @@ class SecretScanner:
             text = value if isinstance(value, str) else ""
             findings.extend(self._scan_assignment("label", f"label:{key}", None, str(key), text, f"{key}={text}"))
         history = config.get("history")
-        entries = [item for item in history if isinstance(item, Mapping)] if isinstance(history, list) else []
-        for index, (entry, layer_index) in enumerate(zip(entries, history_layer_indexes(entries), strict=True)):
+        entries = [(index, item) for index, item in enumerate(history if isinstance(history, list) else [])]
+        entries = [(index, item) for index, item in entries if isinstance(item, Mapping)]
+        layers = history_layer_indexes([item for _, item in entries])
+        for (index, entry), layer_index in zip(entries, layers, strict=True):
             created_by = entry.get("created_by")
             if isinstance(created_by, str) and created_by:
                 findings.extend(self._scan_history(index, layer_index, created_by))

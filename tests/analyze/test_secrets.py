@@ -449,3 +449,8 @@ def test_a_customised_anchore_rule_uses_its_own_regex() -> None:
     findings = SecretScanner([rule]).scan_file("/x", 0, b"api_key=abcd\n")
     assert [f.rule for f in findings] == ["API_KEY"]
     assert SecretScanner([rule])._compiled[0].linear is None
+
+
+def test_history_paths_use_the_real_index(scanner: SecretScanner) -> None:
+    findings = scanner.scan_config({"history": [None, {"created_by": f"ENV API_TOKEN={NETRC}", "empty_layer": True}]})
+    assert [(f.path, f.layer_index, f.preview) for f in findings] == [("history[1]", None, "API_TOKEN=n3tr****")]
