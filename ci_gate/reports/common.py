@@ -281,8 +281,18 @@ def finding_title(finding: Finding) -> str:
         return f"{vulnerability.id} in {package}" if package else vulnerability.id
     if is_secret(finding):
         return f"{finding.gate}/{finding.trigger}: {finding.path or 'secret'}"
-    label = redact(finding.trigger_id) if finding.trigger_id else ""
+    label = trigger_label(finding)
     return f"{finding.gate}/{finding.trigger}" + (f": {label}" if label else "")
+
+
+_HASH_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def trigger_label(finding: Finding) -> str:
+    """The trigger id when it says something to a human (not Anchore's hash ids), else the path."""
+    if finding.trigger_id and not _HASH_ID.fullmatch(finding.trigger_id):
+        return redact(finding.trigger_id)
+    return finding.path
 
 
 def truncate(text: str, limit: int, marker: str = " … (truncated)") -> str:

@@ -27,7 +27,7 @@ from ci_gate.reports.common import (
     image_display_name,
     image_slug,
     is_secret,
-    redact,
+    trigger_label,
     truncate,
     worst_first,
 )
@@ -149,7 +149,7 @@ def _finding_case(
     elif is_secret(finding):
         subject = finding.path or "secret"
     else:
-        subject = redact(finding.trigger_id) or finding.gate
+        subject = trigger_label(finding) or truncate(finding_text(analysis, finding), 120, "…")
     title = f"{finding.trigger}: {subject}"
     case = TestCase(
         names.take(
