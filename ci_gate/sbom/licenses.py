@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from importlib import resources
 
@@ -14,9 +15,8 @@ _LICENSE_REF_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
 @functools.lru_cache(maxsize=1)
 def _identifiers() -> dict[str, str]:
     """lower-case identifier → identifier, from the SPDX License List shipped with ci-gate."""
-    text = resources.files("ci_gate.sbom").joinpath("spdx_license_ids.txt").read_text(encoding="utf-8")
-    return {line.lower(): line for line in (raw.strip() for raw in text.splitlines())
-            if line and not line.startswith("#")}
+    text = resources.files("ci_gate.sbom").joinpath("spdx_license_ids.json").read_text(encoding="utf-8")
+    return {str(identifier).lower(): str(identifier) for identifier in json.loads(text)["identifiers"]}
 
 
 def spdx_identifier(name: str) -> str | None:
