@@ -203,6 +203,10 @@ def send(
                 return min(max(server_wait, 0.0), retry.retry_after_max)
         return backoff
 
+    # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override a session's own CA bundle unless
+    # verify is passed per request (psf/requests#3829); the session's choice must win.
+    kwargs.setdefault("verify", session.verify)
+
     def attempt() -> requests.Response:
         response = session.request(method, url, timeout=timeout, **kwargs)
         logger.debug("%s %s -> %s", method, redact_url(url), response.status_code)
@@ -241,6 +245,10 @@ def send(
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema, ValueError):
         raise HttpError("invalid", method, url, "invalid URL", timeout) from None
+    except OSError as error:
+        # requests raises a bare OSError when the CA bundle path does not exist.
+        raise HttpError("tls", method, url, f"cannot use the CA bundle ({error.strerror or 'unreadable'})",
+                        timeout) from None
 
 
 def _last_outcome(state: RetryCallState) -> requests.Response:

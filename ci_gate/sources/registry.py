@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from typing import IO, Any
@@ -164,6 +165,9 @@ class RegistryClient:
         self.options = options
         self.plain_http = uses_plain_http(reference.host, options)
         self.base = f"{'http' if self.plain_http else 'https'}://{reference.api_host}"
+        if options.ca_bundle and not os.path.isfile(options.ca_bundle):
+            raise SourceError(f"CA bundle {options.ca_bundle} does not exist; pass an existing PEM file to "
+                              "--ca-bundle")
         self.session = new_session(options.ca_bundle)
         self.auth: requests.auth.AuthBase | None = None
         self._credentials: Credentials | None = None

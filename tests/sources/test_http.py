@@ -7,8 +7,11 @@ import email.utils
 import http.server
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +200,40 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(tmp_path: Any) 
         with pytest.raises(HttpError) as caught:
             send(new_session(), "GET", server.url.replace("http://", "https://") + "/v2/", timeout=5, retry=FAST)
         assert caught.value.kind in ("tls", "connection")
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on 127.0.0.1 with a certificate from a private CA made here with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+
+    def openssl(*arguments: str) -> None:
+        subprocess.run(["openssl", *arguments], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=ci-gate test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    server = Scripted([])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", folder / "ca.pem"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_private_ca_is_rejected_by_default_and_trusted_with_a_ca_bundle(tls_server: tuple[str, Path]) -> None:
+    url, ca_bundle = tls_server
+    with pytest.raises(HttpError) as caught:
+        send(new_session(), "GET", f"{url}/v2/", timeout=5, retry=FAST)
+    assert caught.value.kind == "tls"
+    assert send(new_session(ca_bundle=str(ca_bundle)), "GET", f"{url}/v2/", timeout=5).status_code == 200
+    with pytest.raises(HttpError) as missing:
+        send(new_session(ca_bundle="/nonexistent/ca.pem"), "GET", f"{url}/v2/", timeout=5, retry=FAST)
+    assert missing.value.kind == "tls" and "cannot use the CA bundle" in str(missing.value)

@@ -331,3 +331,10 @@ def test_identity_token_from_docker_config_uses_the_oauth2_refresh_grant(tiny_oc
         assert form["grant_type"] == ["refresh_token"] and form["service"] == ["fake-registry"]
         assert form["scope"] == ["repository:test/tiny:pull"]
         assert ("POST", "/token", None) in server.requests
+
+
+def test_a_missing_ca_bundle_is_named() -> None:
+    with pytest.raises(SourceError) as caught:
+        open_image("registry:registry.example.com/app:1", SourceOptions(ca_bundle="/nonexistent/ca.pem"))
+    assert str(caught.value) == ("CA bundle /nonexistent/ca.pem does not exist; pass an existing PEM file to "
+                                 "--ca-bundle")
