@@ -12,15 +12,20 @@ from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import VulnerabilityMatchProvider
 
 
-def default_tag(analysis: Analysis, reference: str) -> str:
-    """The tag mappings see: the image's own tag, else the reference without its scheme."""
+_LOCAL_SCHEMES = ("oci-dir:", "oci-archive:", "docker-archive:", "dir:", "sbom:")
+
+
+def default_tag(analysis: Analysis, reference: str) -> str | None:
+    """The tag mappings see: the image's own tag, else a registry reference, else None (`*/*:*`)."""
     if analysis.identity.repo_tags:
         return analysis.identity.repo_tags[0]
-    text = reference
+    if reference.startswith(_LOCAL_SCHEMES) or analysis.identity.scheme in ("oci-dir", "oci-archive",
+                                                                          "docker-archive", "dir", "sbom"):
+        return None
     for scheme in ("registry:", "docker:"):
-        if text.startswith(scheme):
-            return text[len(scheme):]
-    return text
+        if reference.startswith(scheme):
+            return reference[len(scheme):]
+    return reference
 
 
 def vulnerability_provider(analysis: Analysis, vuln_db: Path | None) -> VulnerabilityMatchProvider | None:

@@ -1154,3 +1154,11 @@ def test_findings_carry_location_origin_and_dockerfile_line() -> None:
         analysis(dockerfile=dockerfile("FROM x", "EXPOSE 22", mode="guessed")),
     )
     assert guessed[0].dockerfile_line is None  # a guessed Dockerfile's numbers are not lines
+
+
+def test_effective_user_of_a_guessed_dockerfile_without_user_is_the_config_user() -> None:
+    image = analysis(config=ImageConfig(user="1000:1000"), dockerfile=dockerfile("RUN make", mode="guessed"))
+    assert messages("dockerfile", "effective_user", {"users": "root", "type": "denylist"}, image) == []
+    root = analysis(config=ImageConfig(user="0"), dockerfile=dockerfile("RUN make", mode="guessed"))
+    assert messages("dockerfile", "effective_user", {"users": "root", "type": "denylist"}, root) == [
+        "User 0 found as effective user, which is explicity not allowed"]

@@ -97,7 +97,12 @@ def _effective_user(call: TriggerInput) -> Iterator[Fired]:
     users = instructions(context, "USER")
     user = "root"
     line = None
-    if users:
+    config_user = context.analysis.config.user.strip()
+    if context.analysis.dockerfile.mode.lower() == "guessed" and config_user and not users:
+        # Divergence: a history without USER entries (buildkit, other builders) does not make the image
+        # run as root; the config's User is the effective user.
+        user = config_user
+    elif users:
         match = _USER_VALUE.match(users[-1].value.strip())
         if not match:
             return
