@@ -11,7 +11,6 @@ from ci_gate.policy.evaluation import EvaluationInput, evaluate
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import VulnerabilityMatchProvider
 
-
 _LOCAL_SCHEMES = ("oci-dir:", "oci-archive:", "docker-archive:", "dir:", "sbom:")
 
 
