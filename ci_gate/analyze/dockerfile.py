@@ -337,8 +337,7 @@ def _expand_at(text: str, position: int, variables: Mapping[str, str], escape: s
 _NOP = re.compile(r"^/bin/(?:ba)?sh\s+-c\s+#\(nop\)\s*")
 _SHELL = re.compile(r"^(?:/bin/(?:ba)?sh\s+-c|cmd\s+/S\s+/C)\s+")
 _BUILD_ARGS = re.compile(r"^\|(?P<count>\d+)\s+")
-_BUILDKIT_SUFFIX = re.compile(r"\s*# buildkit\s*$")
-_BUILDAH_SUFFIX = re.compile(r"(?:\|(?:inheritLabels|unsetLabel|force-mtime)=[^|]*)+\s*$")
+_BUILDAH_OPTION = re.compile(r"(?:inheritLabels|unsetLabel|force-mtime)=[^|]*")
 _EXPOSE_MAP = re.compile(r"^map\[(?P<ports>.*)\]$")
 _COPIED_DIGEST = re.compile(r"^(?P<source>(?:--\S+\s+)*(?:file|dir|multi):[0-9a-f]+) in (?P<target>.*)$")
 _GO_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -363,7 +362,7 @@ def guess_dockerfile(history: Sequence[Mapping[str, Any]]) -> Dockerfile:
 
 def instruction_from_history(created_by: str) -> tuple[str, str]:
     """The (KEYWORD, value) of one history `created_by` text."""
-    text = _BUILDAH_SUFFIX.sub("", _BUILDKIT_SUFFIX.sub("", created_by.strip())).strip()
+    text = _strip_suffixes(created_by.strip())
     nop = _NOP.match(text)
     if nop:
         text = text[nop.end() :].strip()
@@ -378,6 +377,18 @@ def instruction_from_history(created_by: str) -> tuple[str, str]:
     if keyword == "RUN":
         text = value.strip()
     return "RUN", _run_command(text)
+
+
+def _strip_suffixes(text: str) -> str:
+    """Drop BuildKit's ` # buildkit` and Buildah's `|inheritLabels=false|...` (string ops: linear time)."""
+    if text.endswith("# buildkit"):
+        text = text.removesuffix("# buildkit").rstrip()
+    while "|" in text:
+        head, _, option = text.rpartition("|")
+        if not _BUILDAH_OPTION.fullmatch(option.rstrip()):
+            break
+        text = head.rstrip()
+    return text
 
 
 def _run_command(text: str) -> str:

@@ -16,17 +16,41 @@ SECRET_NAME_REGEX = (
 )
 """A name whose parts (split on `_`, `.` or `-`) include a secret word, e.g. DB_PASSWORD, GITHUB_TOKEN."""
 
-_SECRET_NAME = re.compile(SECRET_NAME_REGEX)
-
-_NOT_SECRET_NAME = re.compile(
-    # PWD/OLDPWD are the shell's working directories; *_FILE/_PATH/_DIR hold where a secret lives
-    # (the Docker secrets convention, e.g. POSTGRES_PASSWORD_FILE), not the secret itself; a GPG key
-    # id (GPG_KEY, *_GPG_KEYS) is public.
-    r"(?i)^(?:OLD)?PWD$|.*[_.\-](?:FILE|PATH|DIR|FILES|PATHS|DIRS)$|(?:^|.*[_.\-])GPG[_.\-]?KEYS?$"
-    r"|(?:^|.*[_.\-])PUBLIC[_.\-]?KEY.*"
+_SEPARATOR = re.compile(r"[_.\-]")
+_SECRET_WORDS = frozenset(
+    {"PASSWORD", "PASSWD", "PASSPHRASE", "PASS", "PWD", "SECRET", "SECRETS", "TOKEN", "TOKENS", "APIKEY"}
+    | {"CREDENTIAL", "CREDENTIALS"}
 )
+_KEY_OWNERS = frozenset({"API", "ACCESS", "SECRET", "PRIVATE", "AUTH", "ENCRYPTION", "SIGNING", "MASTER", "CLIENT"})
+_OWNED_KEYS = frozenset(owner + "KEY" for owner in _KEY_OWNERS)
+_LOCATIONS = frozenset({"FILE", "PATH", "DIR", "FILES", "PATHS", "DIRS"})
 
 
 def is_secret_name(name: str) -> bool:
-    """True when a variable named `name` probably holds a secret (DB_PASSWORD, NPM_TOKEN, API_KEY)."""
-    return bool(_SECRET_NAME.fullmatch(name)) and not _NOT_SECRET_NAME.fullmatch(name)
+    """True when a variable named `name` probably holds a secret (DB_PASSWORD, NPM_TOKEN, API_KEY).
+
+    Decides what SECRET_NAME_REGEX says, minus the exceptions, by splitting the name into parts:
+    linear time whatever a hostile image puts in a name.
+    """
+    upper = name.upper()
+    if upper in ("PWD", "OLDPWD") or "\n" in name:
+        return False  # the shell's working directories
+    parts = _SEPARATOR.split(upper)
+    last = parts[-1]
+    # *_FILE/_PATH/_DIR hold where a secret lives (the Docker secrets convention, e.g.
+    # POSTGRES_PASSWORD_FILE), not the secret itself.
+    if len(parts) > 1 and last in _LOCATIONS:
+        return False
+    # A GPG key id (GPG_KEY, PYTHON_GPG_KEYS) and a public key are public.
+    if last in ("GPGKEY", "GPGKEYS") or (len(parts) > 1 and parts[-2] == "GPG" and last in ("KEY", "KEYS")):
+        return False
+    following = [*parts[1:], ""]
+    if any(
+        part.startswith("PUBLICKEY") or (part == "PUBLIC" and after.startswith("KEY"))
+        for part, after in zip(parts, following, strict=True)
+    ):
+        return False
+    return any(
+        part in _SECRET_WORDS or part in _OWNED_KEYS or (part in _KEY_OWNERS and after == "KEY")
+        for part, after in zip(parts, following, strict=True)
+    )

@@ -725,7 +725,7 @@ def _lines_with(content: bytes, lowered: bytes, keywords: tuple[bytes, ...]) -> 
 
 
 _ASSIGNMENT = re.compile(
-    r"(?<![A-Za-z0-9_$\-{])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s;&|)]+)"
+    r"(?<![A-Za-z0-9_$\-{.])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s;&|)]+)"
 )
 """`NAME=value` in a history line: ENV and ARG steps, `|N NAME=value` build-arg prefixes, `export`."""
 
@@ -749,6 +749,8 @@ def _mask(secret: str) -> str:
 
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
+_IDENTIFIER = re.compile(r"[A-Za-z_.\-]+")
+"""A word-like token (a key name, `-----BEGIN`): context, not a value."""
 _TOKEN = re.compile(r"[^\s\"'=:,;()\[\]{}<>`]+")
 _ASSIGNED = re.compile(r"(?<=[=:])\s*[\"']?([^\s\"',;{}\[\]]+)")
 
@@ -761,7 +763,7 @@ def _redact_context(text: str) -> str:
         if (
             len(token) >= 8
             and (any(char.isdigit() for char in token) or len(token) >= 24)
-            and not re.fullmatch(r"-+[A-Za-z ]*-*|[A-Za-z_.\-]+", token)
+            and not _IDENTIFIER.fullmatch(token)
         ):
             spans.append(match.span())
     result, cursor = [], 0
@@ -789,8 +791,15 @@ def _preview(line: str, secret: re.Pattern[str] | None, start: int) -> tuple[str
         return (_mask(stripped) if stripped else ""), None
     begin, end = match.span("secret") if "secret" in match.re.groupindex else match.span()
     # Redact before cutting to length, so a cut can never leave part of another secret unmasked.
-    shown = _redact_context(line[:begin].lstrip())
-    if len(shown) > _PREVIEW_PREFIX_LIMIT:
+    context = line[:begin].lstrip()
+    cut = len(context) > 4 * _PREVIEW_PREFIX_LIMIT
+    if cut:
+        # Keep redaction cheap on huge lines; drop the cut token whole so no fragment survives.
+        context = context[-4 * _PREVIEW_PREFIX_LIMIT :]
+        blank = min((context.find(char) for char in " \t" if char in context), default=len(context))
+        context = context[blank:].lstrip()
+    shown = _redact_context(context)
+    if cut or len(shown) > _PREVIEW_PREFIX_LIMIT:
         shown = "…" + shown[-_PREVIEW_PREFIX_LIMIT:]
     value = line[begin:end]
     return (shown + _mask(value) if value else shown.rstrip()), begin

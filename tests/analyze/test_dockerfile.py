@@ -265,3 +265,14 @@ def test_guess_dockerfile_numbers_lines_by_history_index() -> None:
         ("EXPOSE", "8080/tcp", 5, 5),
     ]
     assert guess_dockerfile([]).instructions == ()
+
+
+def test_huge_history_lines_are_handled() -> None:
+    """Hostile history text is processed by string operations, never by backtracking regexes."""
+    spaces = " " * 200_000
+    assert instruction_from_history(f"RUN /bin/sh -c echo{spaces}x # buildkit") == ("RUN", f"echo{spaces}x")
+    assert instruction_from_history("COPY a b" + "|inheritLabels=" + spaces + "x") == (
+        "COPY",
+        "a b",
+    )
+    assert instruction_from_history("/bin/sh -c #(nop) ENV A=" + "|x" * 50_000)[0] == "ENV"

@@ -454,3 +454,44 @@ def test_a_customised_anchore_rule_uses_its_own_regex() -> None:
 def test_history_paths_use_the_real_index(scanner: SecretScanner) -> None:
     findings = scanner.scan_config({"history": [None, {"created_by": f"ENV API_TOKEN={NETRC}", "empty_layer": True}]})
     assert [(f.path, f.layer_index, f.preview) for f in findings] == [("history[1]", None, "API_TOKEN=n3tr****")]
+
+
+def test_secret_name_parts_agree_with_the_documented_regex() -> None:
+    """is_secret_name splits names into parts (linear time); it must say what the regex says."""
+    import random
+
+    from ci_gate.analyze.secret_names import SECRET_NAME_REGEX
+
+    exceptions = re.compile(
+        r"(?i)^(?:OLD)?PWD$|.*[_.\-](?:FILE|PATH|DIR|FILES|PATHS|DIRS)$|(?:^|.*[_.\-])GPG[_.\-]?KEYS?$"
+        r"|(?:^|.*[_.\-])PUBLIC[_.\-]?KEY.*"
+    )
+    words = [
+        "PASSWORD", "pass", "PWD", "OLD", "SECRET", "secrets", "TOKEN", "API", "KEY", "KEYS", "ACCESS", "PUBLIC",
+        "GPG", "FILE", "DIR", "DB", "MY", "CLIENT", "ID", "APIKEY", "PUBLICKEY", "X", "KEYRING", "CREDENTIALS",
+    ]  # fmt: skip
+    generator = random.Random(7)
+    secret_count = 0
+    for _ in range(20000):
+        count = generator.randint(1, 4)
+        name = "".join(
+            generator.choice(words) + (generator.choice("_.-") if index < count - 1 else "") for index in range(count)
+        )
+        expected = bool(re.fullmatch(SECRET_NAME_REGEX, name)) and not exceptions.fullmatch(name)
+        assert is_secret_name(name) is expected, name
+        secret_count += expected
+    assert 1000 < secret_count < 19000
+
+
+def test_preview_of_a_huge_line_is_short_and_clean(scanner: SecretScanner) -> None:
+    line = "word " * 2000 + f"{DB_PASSWORD}x" * 50 + f" api_key={AWS_ID}"
+    findings = scanner.scan_file("/x", 0, line.encode())
+    assert [f.rule for f in findings] == ["API_KEY"]
+    preview = findings[0].preview
+    assert preview.startswith("…") and preview.endswith("api_key=AKIA****") and len(preview) < 80
+    assert_no_secret_leaks(findings)
+
+
+def test_history_scan_of_a_huge_dotted_word(scanner: SecretScanner) -> None:
+    """`NAME=value` search over history is linear: a long dotted word without `=` is cheap."""
+    assert scanner.scan_config({"history": [{"created_by": "RUN " + "a." * 200_000}]}) == []
