@@ -163,6 +163,9 @@ def vendor_label(value: Any) -> str:
     return _VENDOR_LABELS.get(text, "")
 
 
+_FAST_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
+
+
 def normalize_time(value: Any, field: str, required: bool = False) -> str:
     """RFC 3339 → `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC; InvalidRecord when unreadable."""
     if value in (None, ""):
@@ -171,6 +174,10 @@ def normalize_time(value: Any, field: str, required: bool = False) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidRecord(f"{field} is not a string")
+    fast = _FAST_TIME.match(value)
+    if fast:
+        # The common shape of OSV times, `2024-01-02T03:04:05[.123]Z`, without datetime parsing.
+        return f"{fast.group(1)}.{(fast.group(2) or '')[:6].ljust(6, '0')}Z"
     text = value.strip().replace("z", "Z")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"

@@ -139,8 +139,11 @@ def parse_time(value: str) -> datetime:
 # --- (de)serialisation ---------------------------------------------------------------------------
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def _severities_to_json(items: Sequence[Severity]) -> str:
@@ -459,6 +462,16 @@ class StoreWriter:
             [(r.id, a.ecosystem, a.name, a.normalized_name, _ranges_to_json(a.ranges), _dump(list(a.versions)),
               a.severity, _severities_to_json(a.severities)) for r in writes for a in r.affected],
         )
+
+    def stored_modified(self, ids: Sequence[str]) -> dict[str, str]:
+        """The stored `modified` time of these ids (absent ids are missing), pending writes included."""
+        marks = ",".join("?" * len(ids))
+        stored = dict(self._connection.execute(
+            f"SELECT id, modified FROM vulnerabilities WHERE id IN ({marks})", list(ids)).fetchall())
+        for record in self._pending:
+            if record.id in stored and record.modified > stored[record.id]:
+                stored[record.id] = record.modified
+        return stored
 
     def record_source(self, location: str, counts: ImportCounts) -> None:
         self._connection.execute(

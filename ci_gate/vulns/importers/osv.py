@@ -14,9 +14,10 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ci_gate.errors import VulnerabilityDataError
-from ci_gate.vulns.records import InvalidRecord, from_osv
+from ci_gate.vulns.records import InvalidRecord, from_osv, normalize_time
 from ci_gate.vulns.store import ImportCounts, StoreWriter, utc_now
 from ci_gate.vulns.versions import scheme_for_ecosystem
 
@@ -104,10 +105,37 @@ def documents(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
     raise VulnerabilityDataError(f"{path} is not a zip, a folder or a .json file: give OSV data as published")
 
 
+_BATCH = 1000
+
+
 def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, bytes | None, str]],
                 imported_at: str, ecosystems: Sequence[str]) -> ImportCounts:
     counts = ImportCounts()
     wanted = {e.lower() for e in ecosystems}
+    batch: list[tuple[str, str, Any]] = []
+
+    def convert(items: list[tuple[str, str, Any]]) -> None:
+        # Incremental: a record the store already has at this `modified` is not even built.
+        stored = writer.stored_modified([document["id"].strip() for _, _, document in items])
+        for name, modified, document in items:
+            previous = stored.get(document["id"].strip())
+            if previous is not None and previous >= modified:
+                counts.read += 1
+                counts.unchanged += 1
+                counts.newest_modified = max(counts.newest_modified, modified)
+                continue
+            try:
+                record = from_osv(document, source=location, imported_at=imported_at)
+            except InvalidRecord as error:
+                counts.note(f"{name}: {error}")
+                continue
+            if wanted and not any(a.ecosystem.lower() in wanted or a.ecosystem.split(":", 1)[0].lower() in wanted
+                                  for a in record.affected):
+                continue
+            counts.unknown_ecosystems += sum(1 for a in record.affected
+                                             if scheme_for_ecosystem(a.ecosystem) == "generic")
+            writer.add(record, counts)
+
     for name, data, problem in source:
         if data is None:
             counts.note(problem)
@@ -118,15 +146,18 @@ def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, 
             counts.note(f"{name}: not valid JSON ({error})")
             continue
         try:
-            record = from_osv(document, source=location, imported_at=imported_at)
+            if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+                raise InvalidRecord("missing id")
+            modified = normalize_time(document.get("modified"), "modified", required=True)
         except InvalidRecord as error:
             counts.note(f"{name}: {error}")
             continue
-        if wanted and not any(a.ecosystem.lower() in wanted or a.ecosystem.split(":", 1)[0].lower() in wanted
-                              for a in record.affected):
-            continue
-        counts.unknown_ecosystems += sum(1 for a in record.affected if scheme_for_ecosystem(a.ecosystem) == "generic")
-        writer.add(record, counts)
+        batch.append((name, modified, document))
+        if len(batch) >= _BATCH:
+            convert(batch)
+            batch = []
+    if batch:
+        convert(batch)
     writer.flush(counts)
     writer.record_source(location, counts)
     return counts
