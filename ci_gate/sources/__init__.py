@@ -135,7 +135,7 @@ def _open_bare_reference(reference: str, options: SourceOptions) -> RawImage:
     try:
         return source_for("registry").open(reference, options)
     except SourceError as error:
-        if daemon_problem:
-            raise SourceError(f"{error} (the local Docker daemon could not give it either: "
-                              f"{daemon_problem})") from None
-        raise
+        # A bare word may also be a mistyped path: say that nothing of that name exists on disk either.
+        also = [f"the local Docker daemon could not give it either: {daemon_problem}"] if daemon_problem else []
+        also.append(f"no file or directory named {reference!r} exists either")
+        raise SourceError(f"{error} ({'; '.join(also)})") from None

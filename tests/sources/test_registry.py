@@ -338,3 +338,11 @@ def test_a_missing_ca_bundle_is_named() -> None:
         open_image("registry:registry.example.com/app:1", SourceOptions(ca_bundle="/nonexistent/ca.pem"))
     assert str(caught.value) == ("CA bundle /nonexistent/ca.pem does not exist; pass an existing PEM file to "
                                  "--ca-bundle")
+
+
+def test_a_bare_reference_that_resolves_nowhere_says_so() -> None:
+    port = closed_port()
+    with pytest.raises(SourceError) as caught:
+        open_image(f"127.0.0.1:{port}/app:1", SourceOptions(docker_host=NO_DAEMON, timeout=2))
+    assert str(caught.value).endswith(f"(no file or directory named '127.0.0.1:{port}/app:1' exists either)")
+    assert str(caught.value).startswith(f"could not connect to registry 127.0.0.1:{port}")
