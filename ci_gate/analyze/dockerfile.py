@@ -33,7 +33,7 @@ INSTRUCTIONS = frozenset(
 SUBSTITUTED = frozenset({"FROM", "USER", "EXPOSE", "WORKDIR", "ENV", "LABEL", "STOPSIGNAL", "VOLUME"})
 """Instructions whose value is shown with variables replaced (the builder expands them too)."""
 
-_DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
+_DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=(.*)")
 _HEREDOC = re.compile(r"(?<!<)<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\2")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 
@@ -118,7 +118,7 @@ def _directives(lines: list[str], path: str) -> tuple[str, int]:
         match = _DIRECTIVE.fullmatch(line.strip())
         if not match:
             return escape, index
-        name, value = match.group(1).lower(), match.group(2)
+        name, value = match.group(1).lower(), match.group(2).strip()
         if name in seen:
             raise AnalysisError(f"{path}:{index + 1}: parser directive {name} given twice; keep one")
         seen.add(name)
