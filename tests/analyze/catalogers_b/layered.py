@@ -9,6 +9,7 @@ squashed layers, as `ci_gate.sources.filesystem` does for a real image.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
 from ci_gate.model import Layer, Package
 from tests.support.cache import cached, key_of
-from tests.support.syft import run_syft_json
+from tests.support.syft import syft_binary
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,19 @@ def write_tree(root: Path, layer: LayerFiles) -> Path:
     return root
 
 
-def syft_artifacts(root: Path, package_types: Iterable[str]) -> list[dict[str, Any]]:
-    """syft's packages of the given types in the directory tree `root`."""
+def syft_artifacts(root: Path, package_types: Iterable[str], catalogers: str = "image") -> list[dict[str, Any]]:
+    """syft's packages of the given types in the directory tree `root`, found by its image catalogers.
+
+    A `dir:` scan would pick syft's directory set (lock files, loose gemspecs, no composer
+    installed.json); `--override-default-catalogers image` runs exactly what an image scan runs.
+    `catalogers` names another tag or cataloger where syft's image set lacks one."""
+    environment = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    completed = subprocess.run([str(syft_binary()), "scan", f"dir:{root}", "-q", "-o", "json",
+                                "--override-default-catalogers", catalogers], capture_output=True, text=True,
+                               env=environment, stdin=subprocess.DEVNULL, check=False, timeout=300)
+    assert completed.returncode == 0, f"syft failed: {completed.stderr[-2000:]}"
     wanted = set(package_types)
-    return [artifact for artifact in run_syft_json(f"dir:{root}")["artifacts"] if artifact["type"] in wanted]
+    return [artifact for artifact in json.loads(completed.stdout)["artifacts"] if artifact["type"] in wanted]
 
 
 def syft_triples(artifacts: Iterable[dict[str, Any]]) -> collections.Counter[tuple[str, str, str]]:
