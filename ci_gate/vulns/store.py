@@ -254,7 +254,12 @@ class VulnerabilityStore:
         return result
 
     def ecosystems(self) -> list[str]:
-        """Every ecosystem string present (distinct), e.g. to map a distro release to its key."""
+        """Every ecosystem string present (distinct), e.g. to map a distro release to its key.
+
+        Each import records the list in `meta`, so a gate run does not scan the index for it."""
+        cached = self._meta("ecosystems")
+        if cached:
+            return list(json.loads(cached))
         rows = self._connection.execute("SELECT DISTINCT ecosystem FROM affected ORDER BY ecosystem")
         return [row[0] for row in rows]
 
@@ -396,9 +401,11 @@ class StoreWriter:
         try:
             self.flush()
             newest = self._connection.execute("SELECT COALESCE(MAX(modified), '') FROM vulnerabilities").fetchone()
+            ecosystems = [row[0] for row in self._connection.execute(
+                "SELECT DISTINCT ecosystem FROM affected ORDER BY ecosystem")]
             self._connection.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("updated_at", utc_now()), ("newest_modified", newest[0])])
+                [("updated_at", utc_now()), ("newest_modified", newest[0]), ("ecosystems", _dump(ecosystems))])
             self._connection.execute("COMMIT")
             self._open = False
         except sqlite3.Error as failure:
