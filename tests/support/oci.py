@@ -40,9 +40,13 @@ __all__ = [
     "TarItem",
     "build_image_index",
     "build_oci_layout",
+    "canonical_json",
     "push",
+    "run_skopeo",
+    "sha256_digest",
     "to_docker_archive",
     "to_oci_archive",
+    "write_layer",
 ]
 
 EPOCH = "1970-01-01T00:00:00Z"
