@@ -186,6 +186,11 @@ class _FinalView:
     def layer_of(self, path: str) -> int | None:
         return None if self.filesystem is None else self.filesystem.layer_of(path)
 
+    def resolve(self, path: str) -> str | None:
+        """Where `path` leads through symlinks inside the image (the dpkg cataloger follows a
+        symlinked /usr/share/doc/NAME to its copyright file, as syft does)."""
+        return None if self.filesystem is None else self.filesystem.resolve(path)
+
 
 def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) -> Analysis:
     """Analyse an opened image: one streaming pass, then the squashed view."""
