@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.cache import cache_dir, cached, key_of
-from tests.support.oci import OciImage, TarItem, build_oci_layout
+from tests.support.oci import FORMAT_VERSION, OciImage, TarItem, build_oci_layout
 
 GENERATOR_VERSION = "2"
 """Bump when the content recipe changes, so cached images are rebuilt."""
@@ -297,7 +297,7 @@ def build_synthetic(
     out: Path | None = None, *, scale: float = 1.0, seed: int = DEFAULT_SEED, compression: str = "gzip"
 ) -> SyntheticImage:
     """Build (or reuse) the synthetic image; `out` is the cache folder (default: the test cache)."""
-    name = f"synthetic-{key_of(GENERATOR_VERSION, scale, seed, compression, _writer_key())}"
+    name = f"synthetic-{key_of(GENERATOR_VERSION, scale, seed, compression, FORMAT_VERSION)}"
     root = out or cache_dir()
 
     def build(target: Path) -> None:
@@ -343,12 +343,6 @@ def build_synthetic(
         uncompressed_bytes=facts["uncompressed_bytes"],
         packages=facts["packages"],
     )
-
-
-def _writer_key() -> str:
-    from tests.support import oci
-
-    return hashlib.sha256(Path(oci.__file__).read_bytes()).hexdigest()[:12]
 
 
 def main(argv: list[str] | None = None) -> int:

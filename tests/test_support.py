@@ -24,6 +24,7 @@ import zstandard
 from tests.support import cache
 from tests.support.debian import APP_CONFIG, DebianImages, debian_mirror
 from tests.support.oci import (
+    FORMAT_VERSION,
     OciImage,
     SkopeoError,
     TarItem,
@@ -113,6 +114,14 @@ def test_blobs_match_their_digests_and_diff_ids(tmp_path: Path, compression: str
         assert _sha256(_decompress(blob, descriptor["mediaType"])) == diff_id
         suffix = {"gzip": "+gzip", "zstd": "+zstd", "none": ".tar"}[compression]
         assert descriptor["mediaType"].endswith(suffix)
+
+
+def test_writer_output_is_pinned_to_its_format_version(tiny_oci: OciImage) -> None:
+    # Cached images are keyed on FORMAT_VERSION: if this fails, the writer's bytes changed, so bump
+    # FORMAT_VERSION in tests/support/oci.py and update the digest here. The config digest covers
+    # the uncompressed layer tars (diff_ids) but not gzip, whose bytes depend on the zlib build.
+    assert (FORMAT_VERSION, tiny_oci.config_digest) == (
+        "1", "sha256:4132b25897fb9024ad8cc49b59a40d53b947783568040b95cc80d6a2e2859bfb")
 
 
 def test_tar_items_are_written_verbatim(tmp_path: Path) -> None:

@@ -59,7 +59,6 @@ APP_HISTORY = [
      "created_by": "/bin/sh -c pip install --no-deps --target /usr/local/lib/python3.11/site-packages "
                    + " ".join(APP_PIP_PACKAGES) + " && npm install " + " ".join(APP_NPM_PACKAGES)},
 ]
-WRITER_SOURCE_KEY = hashlib.sha256(Path(oci.__file__).read_bytes()).hexdigest()[:12]
 
 
 def debian_mirror() -> str:
@@ -180,7 +179,7 @@ def build_debian_images() -> DebianImages:
     """Build (or reuse) the Debian images; each step is cached on its inputs."""
     rootfs = build_rootfs_tar()
     app_layer = build_app_layer()
-    key = key_of(WRITER_SOURCE_KEY, _file_identity(rootfs), _tree_identity(app_layer),
+    key = key_of(oci.FORMAT_VERSION, _file_identity(rootfs), _tree_identity(app_layer),
                  json.dumps(APP_CONFIG, sort_keys=True), json.dumps(APP_HISTORY, sort_keys=True))
 
     def build_layouts(target: Path) -> None:

@@ -30,6 +30,7 @@ import zstandard
 
 __all__ = [
     "EPOCH",
+    "FORMAT_VERSION",
     "MEDIA_TYPE_CONFIG",
     "MEDIA_TYPE_INDEX",
     "MEDIA_TYPE_MANIFEST",
@@ -49,6 +50,8 @@ __all__ = [
     "write_layer",
 ]
 
+FORMAT_VERSION = "1"
+"""Bump whenever the bytes this writer produces change: cached images are keyed on it."""
 EPOCH = "1970-01-01T00:00:00Z"
 MEDIA_TYPE_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
