@@ -52,7 +52,8 @@ def test_official_image_history_rootfs_add_and_cmd() -> None:
 
 
 def test_a_base_built_on_a_base_ends_at_its_own_cmd() -> None:
-    history = [*PYTHON_ON_DEBIAN, step("WORKDIR /app"), step("COPY . /app"), step('CMD ["python", "app.py"]', empty=True)]
+    history = [*PYTHON_ON_DEBIAN, step("WORKDIR /app"), step("COPY . /app"),
+               step('CMD ["python", "app.py"]', empty=True)]
     # debian rootfs + 2 python layers are the base; the app's WORKDIR and COPY layers are not.
     assert base_layers({"history": history}, layers(5), None) == ({0, 1, 2}, "history")
 
