@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci_gate.errors import VulnerabilityDataError
+from ci_gate.vulns.importers.zipstream import ZipFormatError, read_members
 from ci_gate.vulns.records import InvalidRecord, from_osv, normalize_time
 from ci_gate.vulns.store import ImportCounts, StoreWriter, utc_now
 from ci_gate.vulns.versions import scheme_for_ecosystem
@@ -49,29 +49,23 @@ class ImportResult:
 
 
 def _documents_from_zip(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
-    """(member name, raw bytes or None, problem) for each .json member of an OSV zip."""
+    """(member name, raw bytes or None, problem) for each .json member of an OSV zip, in constant memory."""
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise VulnerabilityDataError(
-            f"{path} is not a valid zip archive (truncated or corrupt download?): fetch it again") from None
+        for member, data in read_members(path, MAX_DOCUMENT_BYTES):
+            if not member.name.endswith(".json"):
+                continue
+            if data is None:
+                yield member.name, None, f"{member.name}: larger than {MAX_DOCUMENT_BYTES} bytes"
+                continue
+            yield member.name, data, ""
+    except ZipFormatError as error:
+        # A damaged archive is refused whole: importing part of it would look like a complete update.
+        if "end-of-central-directory" in str(error) or "beyond the end" in str(error):
+            raise VulnerabilityDataError(
+                f"{path} is not a valid zip archive ({error}): fetch it again") from None
+        raise VulnerabilityDataError(f"{path} is corrupt ({error}); fetch it again") from None
     except OSError as error:
         raise VulnerabilityDataError(f"cannot read {path}: {error.strerror}") from None
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir() or not info.filename.endswith(".json"):
-                continue
-            if info.file_size > MAX_DOCUMENT_BYTES:
-                yield info.filename, None, f"{info.filename}: larger than {MAX_DOCUMENT_BYTES} bytes"
-                continue
-            try:
-                with archive.open(info) as member:
-                    data = member.read(MAX_DOCUMENT_BYTES + 1)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
-                # A damaged member means a damaged archive: refuse the whole import.
-                raise VulnerabilityDataError(
-                    f"{path} is corrupt ({info.filename}: {error}); fetch it again") from None
-            yield info.filename, data, ""
 
 
 def _documents_from_folder(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
