@@ -214,6 +214,9 @@ class DockerfileInstruction:
     """1-based line of the keyword in the Dockerfile (or the history index when guessed)."""
     end_line: int = 0
     stage: int = 0
+    expanded: str = ""
+    """The value with ARG/ENV variables substituted as the builder does (FROM, USER, EXPOSE, WORKDIR,
+    ENV, LABEL, STOPSIGNAL, VOLUME), else the value itself; empty when not computed (use `value`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,13 @@
 """Dockerfiles: parse the one the user built from (mode `actual`), or rebuild one from history (`guessed`).
 
 Anchore's `dockerfile` gate matches its checks against "the line after the directive"
-(reference/anchore.md §4.2), so an instruction's `value` is the text after the keyword with line
-continuations joined the way BuildKit joins them (the escape character removed, the next line
-appended as written, comment lines inside a continuation dropped). Variables are substituted where
-the result is a fact about the image rather than a shell command: FROM, USER, EXPOSE, WORKDIR, ENV,
-LABEL, STOPSIGNAL, VOLUME. RUN, CMD, ENTRYPOINT and the rest keep their text, as the shell sees it.
+(reference/anchore.md §4.2) and its trigger ids hash that text, so an instruction's `value` is
+exactly what Anchore's gate computes: physical lines stripped, the trailing escape character
+removed, the pieces concatenated, comment lines dropped, no variable substituted. `expanded` adds
+what the builder makes of it where the result is a fact about the image rather than a shell
+command (FROM, USER, EXPOSE, WORKDIR, ENV, LABEL, STOPSIGNAL, VOLUME): variables substituted from
+ARG defaults, build arguments and earlier ENVs. Heredoc bodies (which Anchore does not know) are
+appended to the value after a newline.
 
 Multi-stage builds: the image is the last stage, so `instructions` holds the last stage only, and
 `base_image` follows `FROM x AS y` ... `FROM y` back to a real image reference.
@@ -79,9 +81,10 @@ def parse_dockerfile(text: str, path: str = "Dockerfile", build_args: Mapping[st
             )
         if keyword in _HEREDOC_INSTRUCTIONS and not rest.startswith("["):
             rest, index = _read_heredocs(rest, lines, index, path, start)
+        expanded = rest
         if keyword == "FROM":
-            rest = substitute(rest, global_args, escape)
-            stages.append(_new_stage(rest, path, start, stages))
+            expanded = substitute(rest, global_args, escape)
+            stages.append(_new_stage(expanded, path, start, stages))
         elif not stages:
             if keyword != "ARG":
                 raise AnalysisError(f"{path}:{start}: {keyword} before the first FROM; only ARG may come first")
@@ -92,12 +95,12 @@ def parse_dockerfile(text: str, path: str = "Dockerfile", build_args: Mapping[st
             if keyword == "ARG":
                 _declare_args(rest, stage.variables, global_args, arguments, escape)
             elif keyword in SUBSTITUTED:
-                rest = substitute(rest, stage.variables, escape)
+                expanded = substitute(rest, stage.variables, escape)
                 if keyword == "ENV":
-                    for name, value in _env_assignments(rest, escape):
+                    for name, value in _env_assignments(expanded, escape):
                         stage.variables[name] = value
                         stage.env[name] = value
-        instructions.append(DockerfileInstruction(keyword, rest, start, index, len(stages) - 1))
+        instructions.append(DockerfileInstruction(keyword, rest, start, index, len(stages) - 1, expanded=expanded))
     if not stages:
         raise AnalysisError(f"{path}: no FROM instruction; a Dockerfile's first stage must start with FROM")
     final = len(stages) - 1
@@ -130,24 +133,24 @@ def _directives(lines: list[str], path: str) -> tuple[str, int]:
 
 
 def _join_continuation(lines: list[str], index: int, escape: str) -> tuple[str, int]:
-    """One logical line starting at `index`, and the index after its last physical line."""
-    continuation = re.compile(re.escape(escape) + r"[ \t]*$")
-    text = lines[index].lstrip()
+    """One logical line starting at `index`, and the index after its last physical line.
+
+    Joined the way Anchore's dockerfile gate joins them: each physical line stripped, the trailing
+    escape character removed, the pieces concatenated; comment and empty lines inside are dropped
+    (as BuildKit does too).
+    """
+    text = lines[index].strip()
     index += 1
     parts: list[str] = []
-    while True:
-        match = continuation.search(text)
-        if not match:
-            parts.append(text)
-            break
-        parts.append(text[: match.start()])
-        # BuildKit drops comment lines and (deprecated) empty lines inside a continuation.
+    while text.endswith(escape):
+        parts.append(text[: -len(escape)])
         while index < len(lines) and (not lines[index].strip() or lines[index].lstrip().startswith("#")):
             index += 1
         if index >= len(lines):
-            break
-        text = lines[index]
+            return "".join(parts), index
+        text = lines[index].strip()
         index += 1
+    parts.append(text)
     return "".join(parts), index
 
 
@@ -356,7 +359,8 @@ def guess_dockerfile(history: Sequence[Mapping[str, Any]]) -> Dockerfile:
         if not isinstance(created_by, str) or not created_by.strip():
             continue
         keyword, value = instruction_from_history(created_by)
-        instructions.append(DockerfileInstruction(keyword, value, index + 1, index + 1, 0))
+        # The builder already substituted variables before it wrote the history.
+        instructions.append(DockerfileInstruction(keyword, value, index + 1, index + 1, 0, expanded=value))
     return Dockerfile(mode="guessed", instructions=tuple(instructions), stage_count=1)
 
 

@@ -29,7 +29,7 @@ def test_simple_dockerfile_lines_and_values() -> None:
     assert dockerfile.base_image == "debian:bookworm-slim"
     assert pairs(dockerfile) == [
         ("FROM", "debian:bookworm-slim", 1, 1),
-        ("RUN", "apt-get update &&     apt-get install -y curl     && rm -rf /var/lib/apt/lists/*", 4, 6),
+        ("RUN", "apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*", 4, 6),
         ("CMD", '["/bin/app", "--serve"]', 7, 7),
         ("USER", "1000:1000", 8, 8),
     ]
@@ -48,7 +48,7 @@ def test_escape_directive_comments_and_empty_lines_inside_continuations() -> Non
     )
     dockerfile = parse_dockerfile(text)
     assert pairs(dockerfile)[1:] == [
-        ("RUN", "dir C:\\     && echo done", 3, 6),
+        ("RUN", "dir C:\\ && echo done", 3, 6),
         ("WORKDIR", "C:\\app", 7, 7),
     ]
 
@@ -105,7 +105,7 @@ def test_multi_stage_final_stage_and_base_resolution() -> None:
     dockerfile = parse_dockerfile(text)
     assert dockerfile.stage_count == 3
     assert dockerfile.base_image == "gcr.io/distroless/static:nonroot"
-    assert [(i.instruction, i.value, i.stage) for i in dockerfile.instructions] == [
+    assert [(i.instruction, i.expanded, i.stage) for i in dockerfile.instructions] == [
         ("FROM", "runtime-base", 2),
         ("WORKDIR", "/app", 2),  # ENV inherited from the stage it starts FROM
         ("COPY", "--from=build /out/app /app/app", 2),
@@ -124,11 +124,15 @@ def test_build_args_override_defaults() -> None:
     )
     dockerfile = parse_dockerfile(text, build_args={"TAG": "3.20", "APP_USER": "svc"})
     assert dockerfile.base_image == "alpine:3.20"
+    expanded = {i.instruction: i.expanded for i in dockerfile.instructions}
+    assert expanded["USER"] == "svc:staff"
+    assert expanded["LABEL"] == "version=3.20 maintainer='${NOT_SUBSTITUTED}'"
+    assert expanded["EXPOSE"] == "8080/tcp"
+    assert expanded["RUN"] == "echo $APP_USER"  # the shell expands RUN, not the parser
+    # `value` stays what Anchore's gate sees (its trigger ids hash it)
     values = {i.instruction: i.value for i in dockerfile.instructions}
-    assert values["USER"] == "svc:staff"
-    assert values["LABEL"] == "version=3.20 maintainer='${NOT_SUBSTITUTED}'"
-    assert values["EXPOSE"] == "8080/tcp"
-    assert values["RUN"] == "echo $APP_USER"  # the shell expands RUN, not the parser
+    assert (values["USER"], values["EXPOSE"]) == ("${APP_USER}:${GROUP:-staff}", "${PORT:-8080}/tcp")
+    assert dockerfile.instructions[0].value == "$BASE:${TAG}"
 
 
 def test_env_forms_feed_substitution() -> None:
@@ -139,7 +143,8 @@ def test_env_forms_feed_substitution() -> None:
         "WORKDIR /$A/$B/$C/$LEGACY\n"
     )
     dockerfile = parse_dockerfile(text)
-    assert dockerfile.instructions[-1].value == "/1/two words/three words/the rest of the line"
+    assert dockerfile.instructions[-1].expanded == "/1/two words/three words/the rest of the line"
+    assert dockerfile.instructions[-1].value == "/$A/$B/$C/$LEGACY"
 
 
 @pytest.mark.parametrize(
@@ -183,7 +188,7 @@ def test_errors_name_file_and_line(text: str, message: str) -> None:
 
 def test_crlf_and_bom() -> None:
     dockerfile = parse_dockerfile("\ufeffFROM alpine\r\nRUN a \\\r\n  b\r\n")
-    assert pairs(dockerfile) == [("FROM", "alpine", 1, 1), ("RUN", "a   b", 2, 3)]
+    assert pairs(dockerfile) == [("FROM", "alpine", 1, 1), ("RUN", "a b", 2, 3)]
 
 
 # --- guessed -------------------------------------------------------------------------------------
@@ -276,3 +281,43 @@ def test_huge_history_lines_are_handled() -> None:
         "a b",
     )
     assert instruction_from_history("/bin/sh -c #(nop) ENV A=" + "|x" * 50_000)[0] == "ENV"
+
+
+def anchore_prepared_lines(text: str) -> list[tuple[str, str]]:
+    """Oracle: the (DIRECTIVE, line after the directive) pairs anchore-engine's dockerfile gate
+    builds in `prepare_context` (gates/dockerfile.py), restated: strip each line, skip blanks and
+    `#` lines, a line ending in a backslash loses it and is glued to the next, then the first word
+    is the directive and the rest (stripped) is what checks compare."""
+    pairs, buffer = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            buffer += line[:-1]
+            continue
+        buffer += line
+        directive, remainder = buffer.split(" ", 1)
+        pairs.append((directive.upper(), remainder.strip()))
+        buffer = ""
+    return pairs
+
+
+ANCHORE_CASES = [
+    "FROM debian:bookworm\nRUN apt-get update && \\\n    apt-get install -y curl \\\n    && rm -rf /x\n",
+    "FROM alpine\nRUN set -eux;\\\n  apk add --no-cache\\\n   git;\\\n  true\nUSER 1000:1000\n",
+    "ARG V=1\nFROM python:${V}-slim AS build\nENV A=1 \\\n    B=2\n# a comment\nFROM scratch\n"
+    "COPY --from=build / /\nLABEL a=b \\\n   # inside\n   c=d\nEXPOSE 80 \\\n\n 443/tcp\n"
+    'CMD ["/bin/app", \\\n     "--flag"]\n',
+    "from alpine\nrun echo  two   spaces  \nHEALTHCHECK --interval=5s \\\n  CMD curl -f http://x/ || exit 1\n",
+]
+
+
+@pytest.mark.parametrize("text", ANCHORE_CASES)
+def test_values_are_exactly_what_anchores_gate_sees(text: str) -> None:
+    """Every stage's instructions, in order, carry Anchore's directive and line text."""
+    final = parse_dockerfile(text)
+    expected = anchore_prepared_lines(text)
+    # Anchore sees the whole file; we keep the final stage: compare the final stage's tail.
+    assert [(i.instruction, i.value) for i in final.instructions] == expected[-len(final.instructions) :]
+    assert final.instructions[0].instruction == "FROM"
