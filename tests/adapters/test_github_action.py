@@ -102,7 +102,7 @@ def test_compliant_image_passes_and_skips_the_upload(action_job):
             "dockerfile": "examples/images/compliant/Dockerfile",
             "policy": "builtin:dod",
         }, pull_request=False)
-        install, gate, upload = run.steps
+        _install, gate, upload = run.steps
         assert gate.exit_code == 0, gate.stdout + gate.stderr
         assert not run.failed
         assert run.outputs["exit-code"] == "0"
