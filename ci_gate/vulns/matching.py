@@ -93,6 +93,8 @@ class VulnerabilityMatch:
     published: str
     modified: str
     vendor_severity: str = ""
+    scores_from: str = ""
+    """When the matched record has no CVSS of its own: the record (same CVE) its scores were taken from."""
     suppressed_by: VexStatement | None = None
 
     @property
@@ -447,9 +449,63 @@ def match_packages(analysis: Analysis, store: VulnerabilityStore, vex: object | 
         if undecided:
             skipped.append(SkippedPackage(item.package, f"version {item.key.version!r} cannot be compared "
                                           f"({item.key.scheme}): {undecided[0]}"))
+    matches = _borrow_scores(store, matches)
+    suppressed = _borrow_scores(store, suppressed)
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "negligible": 4, "unknown": 5}
     matches.sort(key=lambda m: (order.get(m.severity, 6), m.vulnerability_id, m.package.name, m.package.version))
     return MatchResult(tuple(matches), tuple(suppressed), tuple(skipped), store.status(full=False))
+
+
+def _borrow_scores(store: VulnerabilityStore, matches: list[VulnerabilityMatch]) -> list[VulnerabilityMatch]:
+    """Give matches whose advisory has no CVSS (Debian's, for one) the scores of a record for the same CVE.
+
+    Anchore scores distro vulnerabilities with NVD's CVSS; OSV distro records often carry none, but
+    GHSA, Ubuntu or Alpine records for the same CVE do. The severity label stays the vendor's; only
+    an `unknown` one is rated from the borrowed score."""
+    import dataclasses
+
+    from ci_gate.vulns.cvss import severity_for_score
+
+    needy = [m for m in matches if m.cvss_v3_base_score is None and m.cvss_v4_base_score is None]
+    needy_ids = {id(m) for m in needy}
+    if not needy:
+        return matches
+    cves = {i.upper() for m in needy for i in (m.vulnerability_id, *m.aliases) if i.upper().startswith("CVE-")}
+    related = store.related(cves)
+    other_ids = {vuln_id for ids in related.values() for vuln_id in ids}
+    others = store.records(other_ids)
+    result = []
+    for match in matches:
+        if id(match) not in needy_ids:
+            result.append(match)
+            continue
+        donors = [others[vuln_id] for i in (match.vulnerability_id, *match.aliases)
+                  for vuln_id in related.get(i.upper(), ()) if vuln_id != match.vulnerability_id and vuln_id in others]
+        best: tuple[float, VulnerabilityRecord, object] | None = None
+        for donor in donors:
+            cvss = donor.best_cvss(("3.1", "3.0")) or donor.best_cvss(("4.0",))
+            if cvss is not None and cvss.base_score is not None and (best is None or cvss.base_score > best[0]):
+                best = (cvss.base_score, donor, cvss)
+        if best is None:
+            result.append(match)
+            continue
+        donor = best[1]
+        v3 = donor.best_cvss(("3.1", "3.0"))
+        v4 = donor.best_cvss(("4.0",))
+        severity = match.severity
+        if severity == "unknown":
+            scored = v3 or v4
+            severity = severity_for_score(scored.base_score or 0.0, scored.version) if scored else severity
+        result.append(dataclasses.replace(
+            match,
+            severity=severity,
+            cvss_v3_base_score=v3.base_score if v3 else None,
+            cvss_v3_exploitability_score=v3.exploitability_score if v3 else None,
+            cvss_v3_impact_score=v3.impact_score if v3 else None,
+            cvss_v4_base_score=v4.base_score if v4 else None,
+            scores_from=donor.id,
+        ))
+    return result
 
 
 def _with_statement(match: VulnerabilityMatch, statement: VexStatement) -> VulnerabilityMatch:

@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS affected (
 );
 CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, normalized_name);
 CREATE INDEX IF NOT EXISTS affected_by_vulnerability ON affected (vuln_id);
+CREATE TABLE IF NOT EXISTS aliases (alias TEXT NOT NULL, vuln_id TEXT NOT NULL, PRIMARY KEY (alias, vuln_id))
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_by_vulnerability ON aliases (vuln_id);
 """
 
 
@@ -283,12 +286,22 @@ class VulnerabilityStore:
     def record(self, identifier: str) -> VulnerabilityRecord | None:
         return self.records([identifier], with_affected=True).get(identifier)
 
-    def find_by_alias(self, identifier: str) -> list[str]:
-        """Ids of records whose id or aliases name `identifier` (e.g. a CVE id)."""
-        pattern = f'%"{identifier}"%'
-        rows = self._connection.execute(
-            "SELECT id FROM vulnerabilities WHERE id = ? OR aliases LIKE ?", (identifier, pattern))
-        return [row[0] for row in rows]
+    def related(self, cve_ids: Iterable[str]) -> dict[str, list[str]]:
+        """For each CVE id, the ids of every record that names it as an alias (or is it)."""
+        wanted = sorted({c.upper() for c in cve_ids})
+        result: dict[str, list[str]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for alias, vuln_id in self._connection.execute(
+                f"SELECT alias, vuln_id FROM aliases WHERE alias IN ({marks})", chunk
+            ):
+                result.setdefault(alias, []).append(vuln_id)
+            for (vuln_id,) in self._connection.execute(
+                f"SELECT id FROM vulnerabilities WHERE id IN ({marks})", chunk
+            ):
+                result.setdefault(vuln_id.upper(), []).append(vuln_id)
+        return result
 
     def status(self, full: bool = True) -> StoreStatus:
         """The store's status; `full=False` skips the counts (cheap enough for every gate run)."""
@@ -458,6 +471,8 @@ class StoreWriter:
         if replaced:
             connection.execute(
                 f"DELETE FROM affected WHERE vuln_id IN ({','.join('?' * len(replaced))})", replaced)
+            connection.execute(
+                f"DELETE FROM aliases WHERE vuln_id IN ({','.join('?' * len(replaced))})", replaced)
         connection.executemany(
             f"INSERT OR REPLACE INTO vulnerabilities ({_RECORD_COLUMNS}) VALUES ({','.join('?' * 11)})",
             [(r.id, r.modified, r.published, r.withdrawn, _dump(list(r.aliases)), r.summary,
@@ -468,6 +483,10 @@ class StoreWriter:
             f"INSERT INTO affected (vuln_id, {_AFFECTED_COLUMNS}) VALUES ({','.join('?' * 8)})",
             [(r.id, a.ecosystem, a.name, a.normalized_name, _ranges_to_json(a.ranges), _dump(list(a.versions)),
               a.severity, _severities_to_json(a.severities)) for r in writes for a in r.affected],
+        )
+        connection.executemany(
+            "INSERT OR IGNORE INTO aliases (alias, vuln_id) VALUES (?, ?)",
+            [(alias.upper(), r.id) for r in writes for alias in r.aliases if alias.upper().startswith("CVE-")],
         )
 
     def stored_modified(self, ids: Sequence[str]) -> dict[str, str]:

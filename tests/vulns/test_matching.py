@@ -75,6 +75,8 @@ def test_ubuntu_and_rpm_families(store_path: Path) -> None:
                Distro(id="rhel", version_id="9.3"))
     assert ids(rhel) == [("openssl-libs", "RHSA-2023:7877")]
     assert rhel.matches[0].severity == "low" and rhel.matches[0].fixed_versions == ("1:3.0.7-25.el9_3",)
+    # The Red Hat advisory has no CVSS; the Alpine record for the same CVE lends its score (the label stays Low).
+    assert (rhel.matches[0].cvss_v3_base_score, rhel.matches[0].scores_from) == (5.3, "ALPINE-CVE-2023-5678")
     rocky = run(store_path, [package("openssl-libs", "3.0.7-24.el9", "rpm", epoch=1,
                                      source_rpm="openssl-3.0.7-24.el9.src.rpm", source="openssl")],
                 Distro(id="rocky", version_id="9.3"))
