@@ -244,7 +244,7 @@ EXTRA_RULES: tuple[SecretRule, ...] = (
         r"(?i).*aws_session_token *[=:] *[\"']?[A-Za-z0-9/+=]{16,}",
         "AWS session token in a credentials file or environment line",
         ["aws_session_token"],
-        r"(?i)aws_session_token *[=:] *[\"']?(?P<secret>[A-Za-z0-9/+=]+)",
+        r"(?i)aws_session_token *[=:] *[\"']?(?P<secret>[A-Za-z0-9/+=]{16,})",
     ),
     _rule(
         "DOCKER_IDENTITY_TOKEN",
@@ -600,6 +600,55 @@ class SecretScanner:
                 findings.extend(self._scan_history(index, layer_index, created_by))
         return findings
 
+    def redact(self, text: str) -> str:
+        """`text` with every secret the rules or the name heuristic find cut to a few characters + `****`.
+
+        For text the analysis keeps and reports may print (history `created_by`, Dockerfile lines,
+        label values): the secret is reported once as a finding and never shown in full elsewhere.
+        """
+        spans: list[tuple[int, int]] = []
+        offset = 0
+        for line in text.split("\n"):
+            lowered = line.lower()
+            for item in self._compiled:
+                if item.paths is not None:
+                    continue
+                if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
+                    continue
+                if not item.matches_text(line):
+                    continue
+                position = 0
+                while item.secret is not None and position <= len(line):
+                    # Overlapping search: a key name can itself look like the start of a match.
+                    match = item.secret.search(line, position)
+                    if match is None:
+                        break
+                    start, end = match.span("secret") if "secret" in match.re.groupindex else match.span()
+                    if end > start:
+                        spans.append((offset + start, offset + end))
+                    position = match.start() + 1
+                if item.secret is None:
+                    spans.append((offset + min(4, len(line)), offset + len(line)))  # no locator: keep the start
+            offset += len(line) + 1
+        for match in _ASSIGNMENT.finditer(text):
+            value = _unquote(match.group("value"))
+            if value.strip() and is_secret_name(match.group("name")) and not _is_reference(value):
+                start, end = match.span("value")
+                quoted = match.group("value") != value
+                spans.append((start + 1, end - 1) if quoted else (start, end))
+        if not spans:
+            return text
+        pieces, cursor = [], 0
+        for start, end in sorted(spans):
+            if end <= cursor:
+                continue
+            start = max(start, cursor)
+            pieces.append(text[cursor:start])
+            pieces.append(_mask(text[start:end]))
+            cursor = end
+        pieces.append(text[cursor:])
+        return "".join(pieces)
+
     # --- helpers ---------------------------------------------------------------------------------
 
     def _scan_assignment(
@@ -803,3 +852,14 @@ def _preview(line: str, secret: re.Pattern[str] | None, start: int) -> tuple[str
         shown = "…" + shown[-_PREVIEW_PREFIX_LIMIT:]
     value = line[begin:end]
     return (shown + _mask(value) if value else shown.rstrip()), begin
+
+
+_DEFAULT_SCANNER: SecretScanner | None = None
+
+
+def redact_secrets(text: str) -> str:
+    """`SecretScanner.redact` with the default rules: mask secrets in text the analysis keeps."""
+    global _DEFAULT_SCANNER
+    if _DEFAULT_SCANNER is None:
+        _DEFAULT_SCANNER = SecretScanner()
+    return _DEFAULT_SCANNER.redact(text)

@@ -17,6 +17,7 @@ from ci_gate.analyze.secrets import (
     SecretScanner,
     load_secret_rules,
     load_secret_settings,
+    redact_secrets,
 )
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding, to_dict
@@ -495,3 +496,32 @@ def test_preview_of_a_huge_line_is_short_and_clean(scanner: SecretScanner) -> No
 def test_history_scan_of_a_huge_dotted_word(scanner: SecretScanner) -> None:
     """`NAME=value` search over history is linear: a long dotted word without `=` is cheap."""
     assert scanner.scan_config({"history": [{"created_by": "RUN " + "a." * 200_000}]}) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"/bin/sh -c #(nop)  ENV DB_PASSWORD={DB_PASSWORD}", "/bin/sh -c #(nop)  ENV DB_PASSWORD=Pg5e****"),
+        (f"|2 NPM_TOKEN={NPM} VERSION=1.2 /bin/sh -c npm ci", "|2 NPM_TOKEN=npm_**** VERSION=1.2 /bin/sh -c npm ci"),
+        (f'ARG ADMIN_PASSWORD="{DB_PASSWORD}"', 'ARG ADMIN_PASSWORD="Pg5e****"'),
+        (f"RUN echo {GITHUB} > /t && echo plain {GITHUB}", "RUN echo ghp_**** > /t && echo plain ghp_****"),
+        (f"aws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}", "aws_access_key_id = AKIA****\n"
+         "aws_secret_access_key = qV3n****"),
+        ("RUN apt-get install -y curl=7.88.1-10 && PATH=/x make",
+         "RUN apt-get install -y curl=7.88.1-10 && PATH=/x make"),
+        ("ENV TOKEN=${CI_TOKEN}", "ENV TOKEN=${CI_TOKEN}"),
+        ("", ""),
+    ],
+)  # fmt: skip
+def test_redact_masks_secrets_in_kept_text(scanner: SecretScanner, text: str, expected: str) -> None:
+    assert scanner.redact(text) == expected
+    assert redact_secrets(text) == expected
+
+
+def test_redact_leaves_no_secret_in_config_strings(scanner: SecretScanner) -> None:
+    file_only = {rule.name for rule in DEFAULT_RULES if rule.paths}  # .netrc syntax means nothing elsewhere
+    texts = [f"{rule}: {line}" for _, line, rule in FILE_CASES if rule not in file_only]
+    for text in texts:
+        redacted = scanner.redact(text)
+        for secret in ALL_SECRETS:
+            assert secret not in redacted, text
