@@ -863,9 +863,53 @@ def check_policy(reference: str, strict: bool = True) -> tuple[Policy | None, li
     return check_text(text, source, strict=strict)
 
 
+class _DuplicateKey(Exception):
+    """A mapping repeats a key: the slow path reports where."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+_FastYamlBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FastYamlLoader(_FastYamlBase):
+    """libyaml's loader, refusing duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key_node, deep=True) for key_node, _ in node.value]
+        if len(set(map(str, keys))) != len(keys):
+            raise _DuplicateKey(str(keys))
+        return super().construct_mapping(node, deep=deep)
+
+
+def _fast_read(text: str, json_like: bool) -> Any:
+    """Data without positions (C parsers), or None when the careful reader must look."""
+    try:
+        if json_like:
+            return json.loads(text, object_pairs_hook=_no_duplicates)
+        return yaml.load(text, Loader=_FastYamlLoader)  # a safe loader (libyaml SafeLoader)
+    except (ValueError, yaml.YAMLError, _DuplicateKey, RecursionError):
+        return None
+
+
 def check_text(text: str, source: str, strict: bool = True) -> tuple[Policy | None, list[Problem]]:
-    reader = _Reader()
     json_like = source.lower().endswith(".json") or text.lstrip().startswith("{")
+    # Fast path: parse with the C parsers and build; only a document with problems is read again,
+    # slowly, to give every problem its line and column.
+    data = _fast_read(text, json_like)
+    if data is not None:
+        builder = _Builder(_Reader(), strict)
+        policy = builder.policy(data, source)
+        if policy is not None and not builder.problems:
+            return policy, builder.problems
+    reader = _Reader()
     data = reader.read(text, json_like)
     if data is None:
         return None, reader.problems

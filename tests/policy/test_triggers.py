@@ -1162,3 +1162,22 @@ def test_effective_user_of_a_guessed_dockerfile_without_user_is_the_config_user(
     root = analysis(config=ImageConfig(user="0"), dockerfile=dockerfile("RUN make", mode="guessed"))
     assert messages("dockerfile", "effective_user", {"users": "root", "type": "denylist"}, root) == [
         "User 0 found as effective user, which is explicity not allowed"]
+
+
+@pytest.mark.parametrize(("regex", "paths", "expected"), [
+    ("/usr/lib/.*", ["/usr/lib/a", "/usr/libx", "/usr/bin/a", "/usr/lib"], ["/usr/lib/a"]),
+    ("/etc/ab*c", ["/etc/ac", "/etc/abbc", "/etc/ad"], ["/etc/ac", "/etc/abbc"]),
+    ("/etc/a?x", ["/etc/x", "/etc/ax", "/etc/bx"], ["/etc/x", "/etc/ax"]),
+    ("(?i)/ETC/passwd", ["/etc/passwd"], ["/etc/passwd"]),
+    ("/opt/a|/srv/b", ["/srv/b", "/opt/a"], ["/srv/b", "/opt/a"]),
+    (r"/x\.y", ["/x.y", "/xzy"], ["/x.y"]),
+])
+def test_name_match_prefix_narrowing_matches_a_full_scan(regex: str, paths: list[str], expected: list[str]) -> None:
+    image = analysis(files=tuple(FileRecord(path, "file", 0o644) for path in paths))
+    assert [f.path for f in fire("files", "name_match", {"regex": regex}, image)] == expected
+
+
+def test_partial_license_counts_each_matching_part_like_anchore() -> None:
+    image = analysis(packages=(_pkg("a", "1", licenses=("LGPL-2.1",)), _pkg("b", "1", licenses=("MIT",))))
+    assert messages("licenses", "denylist_partial_match", {"licenses": "GPL,LGPL"}, image) == [
+        "LICSUBMATCH Packages are installed that have blacklisted licenses: a(LGPL-2.1), a(LGPL-2.1)"]

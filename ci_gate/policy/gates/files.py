@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 
@@ -57,16 +58,58 @@ def _content_regex_match(call: TriggerInput) -> Iterator[Fired]:
         )
 
 
+_METACHARACTERS = set(".^$*+?{}[]\\|()")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The literal text every `re.match` of `pattern` must start with ("" when unsure)."""
+    if "|" in pattern or pattern.startswith("(?"):
+        return ""
+    prefix: list[str] = []
+    for index, character in enumerate(pattern):
+        if character in _METACHARACTERS:
+            if character in "*?{" and prefix:
+                prefix.pop()  # the previous character is optional or repeated
+            break
+        prefix.append(character)
+        if index + 1 < len(pattern) and pattern[index + 1] in "*?{":
+            prefix.pop()
+            break
+    return "".join(prefix)
+
+
+def _sorted_paths(context: EvaluationContext) -> list[str]:
+    return context.memo("files.sorted_paths", lambda: sorted(_files_by_path(context)))
+
+
 def _name_match(call: TriggerInput) -> Iterator[Fired]:
-    pattern = re.compile(call.params["regex"])
-    for path, record in _files_by_path(call.context).items():
-        if pattern.match(path):
-            yield Fired(
-                message=f"Application of regex matched file found in container: file={path} "
-                f"regexp={call.params['regex']}",
-                path=path,
-                layer_index=record.layer_index,
-            )
+    regex = call.params["regex"]
+    match = re.compile(regex).match
+    paths = _sorted_paths(call.context)
+    prefix = literal_prefix(regex)
+    if prefix:
+        # re.match is anchored: only paths starting with the literal prefix can match.
+        start = bisect.bisect_left(paths, prefix)
+        end = bisect.bisect_left(paths, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        candidates = paths[start:end]
+    else:
+        candidates = list(_files_by_path(call.context))
+    records = _files_by_path(call.context)
+    order = [path for path in candidates if match(path)]
+    if prefix:
+        # Report in filesystem order, as the full scan does.
+        position = _positions(call.context)
+        order.sort(key=position.__getitem__)
+    for path in order:
+        yield Fired(
+            message=f"Application of regex matched file found in container: file={path} regexp={regex}",
+            path=path,
+            layer_index=records[path].layer_index,
+        )
+
+
+def _positions(context: EvaluationContext) -> dict[str, int]:
+    return context.memo("files.positions", lambda: {p: i for i, p in enumerate(_files_by_path(context))})
 
 
 def _attribute_match(call: TriggerInput) -> Iterator[Fired]:

@@ -15,11 +15,14 @@ from ci_gate.policy.gates.interface import (
 
 
 def _licenses(context: EvaluationContext) -> list[tuple[str, str]]:
-    """(package name, license) pairs; like anchore-engine, a license string is split on whitespace."""
+    """(rendered `name(license)`, license) pairs in package order; a license string is split on whitespace.
+
+    Built once per evaluation: a policy with many license rules reuses it.
+    """
 
     def build() -> list[tuple[str, str]]:
         return [
-            (p.name, token)
+            (f"{p.name}({token})", token)
             for p in context.analysis.packages
             for text in p.licenses
             for token in text.split()
@@ -28,24 +31,30 @@ def _licenses(context: EvaluationContext) -> list[tuple[str, str]]:
     return context.memo("licenses.pairs", build)
 
 
+def _distinct(context: EvaluationContext) -> frozenset[str]:
+    return context.memo("licenses.distinct", lambda: frozenset(token for _, token in _licenses(context)))
+
+
 def _exact(call: TriggerInput) -> Iterator[Fired]:
-    denied = set(call.params["licenses"])
-    found = [f"{name}({license})" for name, license in _licenses(call.context) if license in denied]
-    if found:
-        yield Fired(
-            message="LICFULLMATCH Packages are installed that have blacklisted licenses: " + ", ".join(found)
-        )
+    denied = set(call.params["licenses"]) & _distinct(call.context)
+    if not denied:
+        return
+    found = [rendered for rendered, license in _licenses(call.context) if license in denied]
+    yield Fired(message="LICFULLMATCH Packages are installed that have blacklisted licenses: " + ", ".join(found))
 
 
 def _partial(call: TriggerInput) -> Iterator[Fired]:
     parts = call.params["licenses"]
-    found = [
-        f"{name}({license})" for name, license in _licenses(call.context) for part in parts if part in license
-    ]
-    if found:
-        yield Fired(
-            message="LICSUBMATCH Packages are installed that have blacklisted licenses: " + ", ".join(found)
-        )
+    # How many listed parts each distinct license contains: anchore-engine appends a package once per part.
+    times = {license: n for license in _distinct(call.context) if (n := sum(part in license for part in parts))}
+    if not times:
+        return
+    pairs = _licenses(call.context)
+    if all(n == 1 for n in times.values()):
+        found = [rendered for rendered, license in pairs if license in times]
+    else:
+        found = [rendered for rendered, license in pairs if license in times for _ in range(times[license])]
+    yield Fired(message="LICSUBMATCH Packages are installed that have blacklisted licenses: " + ", ".join(found))
 
 
 GATE = GateSpec(
