@@ -46,7 +46,7 @@ from ci_gate.model import SecretFinding
 DEFAULT_MAX_FILE_SIZE = 10000
 """Anchore's default MAXFILESIZE for secret_search, in bytes."""
 
-ENV_SECRET_NAME = "ENV_SECRET_NAME"
+SECRET_ENV_NAME = "SECRET_ENV_NAME"
 """The rule that fires on a secret-looking variable name with a value (ENV, ARG, build args, labels)."""
 
 _PREVIEW_PREFIX_LIMIT = 48
@@ -513,7 +513,7 @@ class SecretScanner:
             re.compile("|".join(f"(?:{pattern})" for pattern in self.exclude_paths)) if self.exclude_paths else None
         )
         self._name_rule = SecretRule(
-            ENV_SECRET_NAME,
+            SECRET_ENV_NAME,
             SECRET_NAME_REGEX,
             "A secret-looking variable name (ENV, ARG, build argument, label) with a value",
             "ci-gate",
@@ -702,7 +702,7 @@ class SecretScanner:
 
     def _name_finding(self, where: str, path: str, layer_index: int | None, name: str, value: str) -> SecretFinding:
         return SecretFinding(
-            rule=ENV_SECRET_NAME,
+            rule=SECRET_ENV_NAME,
             where=where,
             path=path,
             line=None,

@@ -12,7 +12,7 @@ from ci_gate.analyze.secret_names import is_secret_name
 from ci_gate.analyze.secrets import (
     ANCHORE_DEFAULT_RULES,
     DEFAULT_RULES,
-    ENV_SECRET_NAME,
+    SECRET_ENV_NAME,
     SecretRule,
     SecretScanner,
     load_secret_rules,
@@ -279,12 +279,12 @@ def test_scan_config_env_history_labels(scanner: SecretScanner) -> None:
     findings = scanner.scan_config(config)
     got = {(f.where, f.path, f.rule, f.layer_index) for f in findings}
     assert got == {
-        ("env", "ENV:DB_PASSWORD", ENV_SECRET_NAME, None),
+        ("env", "ENV:DB_PASSWORD", SECRET_ENV_NAME, None),
         ("env", "ENV:GH", "GITHUB_TOKEN", None),
         ("label", "label:deploy.token", "SLACK_TOKEN", None),
-        ("history", "history[1]", ENV_SECRET_NAME, None),
+        ("history", "history[1]", SECRET_ENV_NAME, None),
         ("history", "history[2]", "NPM_TOKEN", 1),
-        ("history", "history[3]", ENV_SECRET_NAME, None),
+        ("history", "history[3]", SECRET_ENV_NAME, None),
     }
     assert_no_secret_leaks(findings)
     by_path = {f.path: f for f in findings}
@@ -525,3 +525,11 @@ def test_redact_leaves_no_secret_in_config_strings(scanner: SecretScanner) -> No
         redacted = scanner.redact(text)
         for secret in ALL_SECRETS:
             assert secret not in redacted, text
+
+
+def test_docs_list_every_built_in_rule() -> None:
+    """docs/secret-rules.md names each built-in rule with its description (regenerate when rules change)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "secret-rules.md").read_text()
+    for rule in DEFAULT_RULES:
+        assert f"| `{rule.name}` |" in text and rule.description in text, rule.name
+    assert f"| `{SECRET_ENV_NAME}` |" in text
