@@ -13,7 +13,9 @@ import hashlib
 import io
 import queue
 import threading
+import typing
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -30,6 +32,7 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
     _inflate = zlib
 
 _CHUNK = 1024 * 1024
+_OUT_CHUNK = 1024 * 1024
 _QUEUE_DEPTH = 4
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -61,45 +64,103 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
-class _Decompressor:
-    """One interface over gzip (multi-member), zstd (multi-frame) and plain bytes."""
+class _StoredReader:
+    """Reads the stored blob in chunks, hashing and counting every byte that passes."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, raw: IO[bytes], what: Callable[[], str]) -> None:
+        self.raw = raw
+        self.what = what
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = _CHUNK) -> bytes:
+        try:
+            data = self.raw.read(min(size, _CHUNK) if size > 0 else _CHUNK) or b""
+        except OSError as error:
+            raise SourceError(f"could not read {self.what()}: {error}") from None
+        except Exception as error:  # requests/urllib3 raise their own types while streaming
+            raise SourceError(f"could not read {self.what()}: {type(error).__name__}: {error}") from None
+        if data:
+            self.hash.update(data)
+            self.count += len(data)
+        return data
+
+
+class _Inflater:
+    """Pulls inflated bytes from a stored blob, at most `_OUT_CHUNK` at a time.
+
+    The bound matters: one megabyte of gzip can inflate to a gigabyte, and a decompression bomb
+    must meet the byte budget before it meets the memory."""
+
+    def __init__(self, stored: _StoredReader, kind: str, head: bytes, what: Callable[[], str]) -> None:
+        self.stored = stored
         self.kind = kind
-        self._gzip: Any = None
+        self.what = what
+        self._input = head
+        self._raw_done = False
+        self._gzip: Any = _inflate.decompressobj(16 + zlib.MAX_WBITS) if kind == "gzip" else None
         self._zstd: Any = None
-        if kind == "gzip":
-            self._gzip = _inflate.decompressobj(16 + zlib.MAX_WBITS)
-        elif kind == "zstd":
+        if kind == "zstd":
             import zstandard
 
-            self._zstd_factory = zstandard.ZstdDecompressor()
-            self._zstd = self._zstd_factory.decompressobj()
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(
+                typing.cast(IO[bytes], _Prefixed(head, stored)), read_size=_CHUNK, read_across_frames=True)
 
-    def feed(self, data: bytes) -> bytes:
-        if self.kind == "none":
-            return data
-        if self._gzip is not None:
-            out = [self._gzip.decompress(data)]
-            # A gzip stream may hold several members; each needs a fresh decompressor.
-            while self._gzip.eof and self._gzip.unused_data:
-                rest = self._gzip.unused_data
+    def next(self) -> bytes | None:
+        """The next inflated bytes, or None at the end of the blob."""
+        try:
+            if self.kind == "none":
+                data, self._input = (self._input or self.stored.read()), b""
+                return data or None
+            if self._zstd is not None:
+                return self._zstd.read(_OUT_CHUNK) or None
+            return self._next_gzip()
+        except SourceError:
+            raise
+        except Exception as error:  # zlib.error, isal error, zstandard.ZstdError
+            raise SourceError(f"{self.what()} is not valid {self.kind} data ({error}); "
+                              "the blob is corrupt: re-export or re-pull the image") from None
+
+    def _next_gzip(self) -> bytes | None:
+        while True:
+            if not self._input:
+                if self._raw_done:
+                    if not self._gzip.eof:
+                        raise SourceError(f"{self.what()} is truncated: its gzip stream ends early; "
+                                          "re-export or re-pull the image")
+                    return None
+                self._input = self.stored.read()
+                if not self._input:
+                    self._raw_done = True
+                continue
+            if self._gzip.eof:
+                if not self._input.startswith(_GZIP_MAGIC[:len(self._input)]):
+                    # Trailing bytes after the last member (padding): ignored, as `gzip -dc` does;
+                    # the blob digest still covers them.
+                    self._input = b""
+                    while self.stored.read():
+                        pass
+                    self._raw_done = True
+                    continue
                 self._gzip = _inflate.decompressobj(16 + zlib.MAX_WBITS)
-                out.append(self._gzip.decompress(rest))
-            return b"".join(out)
-        out = [self._zstd.decompress(data)]
-        while self._zstd.eof and self._zstd.unused_data:
-            rest = self._zstd.unused_data
-            self._zstd = self._zstd_factory.decompressobj()
-            out.append(self._zstd.decompress(rest))
-        return b"".join(out)
+            out = self._gzip.decompress(self._input, _OUT_CHUNK)
+            self._input = self._gzip.unconsumed_tail or (self._gzip.unused_data if self._gzip.eof else b"")
+            if out:
+                return bytes(out)
 
-    def finished(self) -> bool:
-        if self._gzip is not None:
-            return self._gzip.eof
-        if self._zstd is not None:
-            return bool(self._zstd.eof)
-        return True
+
+class _Prefixed:
+    """A reader that first gives back bytes already read (the magic-number probe), then the rest."""
+
+    def __init__(self, head: bytes, rest: _StoredReader) -> None:
+        self.head = head
+        self.rest = rest
+
+    def read(self, size: int = _CHUNK) -> bytes:
+        if self.head:
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.rest.read(size)
 
 
 class LayerStream(io.RawIOBase):
@@ -117,16 +178,15 @@ class LayerStream(io.RawIOBase):
         self.budget = budget
         self.verify = verify
         self._raw: IO[bytes] = blob.open()
-        self._stored_hash = hashlib.sha256()
+        self._stored = _StoredReader(self._raw, lambda: self.what)
         self._uncompressed_hash = hashlib.sha256()
         self._pending = memoryview(b"")
         self._done = False
-        self.stored_bytes = 0
         self.uncompressed_bytes = 0
-        head = self._read_raw()
+        head = self._stored.read()
         self.compression = compression_of(head)
-        self._decompressor = _Decompressor(self.compression)
-        self._first = self._inflate(head)
+        self._inflater = _Inflater(self._stored, self.compression, head, lambda: self.what)
+        self._first = self._next_chunk()
         self._stop = threading.Event()
         self._queue: queue.Queue[bytes | BaseException | None] | None = None
         self._thread: threading.Thread | None = None
@@ -139,39 +199,17 @@ class LayerStream(io.RawIOBase):
     def what(self) -> str:
         return f"layer {self.index + 1} ({self.blob.digest[:19]})"
 
-    def _read_raw(self) -> bytes:
-        try:
-            return self._raw.read(_CHUNK) or b""
-        except OSError as error:
-            raise SourceError(f"could not read {self.what}: {error}") from None
-        except Exception as error:  # requests/urllib3 raise their own types while streaming
-            raise SourceError(f"could not read {self.what}: {type(error).__name__}: {error}") from None
+    @property
+    def stored_bytes(self) -> int:
+        return self._stored.count
 
-    def _inflate(self, data: bytes) -> bytes | None:
-        """Hash and inflate one stored chunk; None once the blob has ended."""
-        if not data:
-            if not self._decompressor.finished():
-                raise SourceError(f"{self.what} is truncated: its {self.compression} stream ends early; "
-                                  "re-export or re-pull the image")
-            return None
-        self.stored_bytes += len(data)
-        self._stored_hash.update(data)
-        try:
-            out = self._decompressor.feed(data)
-        except (zlib.error, _inflate.error, EOFError) as error:
-            raise SourceError(f"{self.what} is not valid {self.compression} data ({error}); "
-                              "the blob is corrupt: re-export or re-pull the image") from None
-        except Exception as error:  # zstandard.ZstdError
-            raise SourceError(f"{self.what} is not valid {self.compression} data ({error}); "
-                              "the blob is corrupt: re-export or re-pull the image") from None
+    def _next_chunk(self) -> bytes | None:
+        out = self._inflater.next()
         if out:
             self.budget.spend(len(out), self.what)
             self.uncompressed_bytes += len(out)
             self._uncompressed_hash.update(out)
         return out
-
-    def _next_chunk(self) -> bytes | None:
-        return self._inflate(self._read_raw())
 
     def _produce(self) -> None:
         assert self._queue is not None
@@ -231,7 +269,7 @@ class LayerStream(io.RawIOBase):
         self.close_raw()
         if not self.verify:
             return
-        stored = "sha256:" + self._stored_hash.hexdigest()
+        stored = "sha256:" + self._stored.hash.hexdigest()
         algorithm, _, _ = self.blob.digest.partition(":")
         if algorithm == "sha256" and stored != self.blob.digest:
             raise SourceError(f"{self.what}: the blob's content does not match its digest "

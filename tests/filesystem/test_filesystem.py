@@ -245,3 +245,36 @@ def test_directory_root_is_read_without_following_links_out(tmp_path: Path) -> N
     # Relative link climbing out: clamped to the root, where outside.txt does not exist.
     assert fs.read("/up") is None
     assert json.dumps([e.path for e in fs.iter_entries()]).count("outside") == 0
+
+
+def _inflate_all(kind: str, blob: bytes) -> list[bytes]:
+    import io
+
+    from ci_gate.sources.layers import _Inflater, _StoredReader
+
+    stored = _StoredReader(io.BytesIO(blob), lambda: "test blob")
+    head = stored.read()
+    inflater = _Inflater(stored, kind, head, lambda: "test blob")
+    chunks = []
+    while (chunk := inflater.next()) is not None:
+        chunks.append(chunk)
+    return chunks
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_inflated_chunks_are_bounded_even_for_a_bomb(kind: str) -> None:
+    import zstandard
+
+    from ci_gate.sources.layers import _OUT_CHUNK
+
+    payload = b"\0" * (40 * 1024 * 1024)
+    blob = gzip.compress(payload, mtime=0) if kind == "gzip" else zstandard.ZstdCompressor().compress(payload)
+    assert len(blob) < 200_000
+    chunks = _inflate_all(kind, blob)
+    assert max(len(c) for c in chunks) <= _OUT_CHUNK
+    assert sum(len(c) for c in chunks) == len(payload)
+
+
+def test_multi_member_gzip_and_trailing_padding_inflate_fully() -> None:
+    blob = gzip.compress(b"first ", mtime=0) + gzip.compress(b"second", mtime=0) + b"\0" * 512
+    assert b"".join(_inflate_all("gzip", blob)) == b"first second"
