@@ -766,10 +766,12 @@ def _lines_with(content: bytes, lowered: bytes, keywords: tuple[bytes, ...]) -> 
                 break
             position = lowered.find(keyword, end)
     lines = []
+    number, counted = 1, 0
     for start in sorted(starts):
+        number += content.count(b"\n", counted, start)  # counted incrementally: linear overall
+        counted = start
         end = content.find(b"\n", start)
-        line = content[start:] if end == -1 else content[start:end]
-        lines.append((content.count(b"\n", 0, start) + 1, line))
+        lines.append((number, content[start:] if end == -1 else content[start:end]))
     return lines
 
 
