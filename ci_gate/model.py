@@ -8,6 +8,7 @@ and each report format in `ci_gate.reports` is a pure function of these objects.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -407,6 +408,25 @@ def to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _dumper(type(obj))(obj)
     return _dump_any(obj)
+
+
+def write_json(obj: Any, out: typing.TextIO) -> None:
+    """Write `to_dict(obj)` as compact JSON without building it whole: long lists of records (an
+    image's files, its packages) are encoded one record at a time, so memory stays flat."""
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out.write("{")
+        for position, item in enumerate(dataclasses.fields(obj)):
+            out.write(("," if position else "") + encode(item.name) + ":")
+            write_json(getattr(obj, item.name), out)
+        out.write("}")
+    elif isinstance(obj, tuple) and len(obj) > 64:
+        out.write("[")
+        for position, item in enumerate(obj):
+            out.write(("," if position else "") + encode(_dump_any(item)))
+        out.write("]")
+    else:
+        out.write(encode(_dump_any(obj)))
 
 
 def from_dict(cls: type[T], data: Any) -> T:

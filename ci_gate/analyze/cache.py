@@ -16,8 +16,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ci_gate.fileio import write_atomic
-from ci_gate.model import Analysis, from_dict, to_dict
+from ci_gate.fileio import atomic_text_writer
+from ci_gate.model import Analysis, from_dict, write_json
 from ci_gate.sources.interface import RawImage
 
 
@@ -58,4 +58,5 @@ def store(key: str, analysis: Analysis) -> None:
     directory = cache_dir()
     with contextlib.suppress(Exception):
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / f"{key}.json", json.dumps(to_dict(analysis), separators=(",", ":")), 0o600)
+        with atomic_text_writer(directory / f"{key}.json", 0o600) as out:
+            write_json(analysis, out)

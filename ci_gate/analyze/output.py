@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from ci_gate.errors import UsageError
-from ci_gate.fileio import write_atomic
-from ci_gate.model import Analysis, to_dict
+from ci_gate.fileio import atomic_text_writer, write_atomic
+from ci_gate.model import Analysis, to_dict, write_json
 
 FORMATS = ("json", "cyclonedx-json", "spdx-json", "table")
 
@@ -32,6 +32,16 @@ def render_analysis_text(analysis: Analysis, output: str) -> str:
 
 
 def render_analysis(analysis: Analysis, output: str, file: Path | None) -> None:
+    if output == "json":
+        # Streamed: the files list of a large image never exists as one string.
+        if file is not None:
+            with atomic_text_writer(file) as out:
+                write_json(analysis, out)
+                out.write("\n")
+        else:
+            write_json(analysis, sys.stdout)
+            sys.stdout.write("\n")
+        return
     text = render_analysis_text(analysis, output)
     if file is not None:
         write_atomic(file, text)
