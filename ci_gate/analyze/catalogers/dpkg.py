@@ -23,7 +23,7 @@ from ci_gate.model import Distro, Package
 
 COPYRIGHT_PREFIX = "/usr/share/doc/"
 _SOURCE = re.compile(r"^(?P<name>\S+)(?:\s+\((?P<version>[^)]*)\))?")
-_LICENSE_CLAUSE = re.compile(r"^License: (?P<license>\S*)")
+_LICENSE_CLAUSE = re.compile(r"^License: (?P<license>\S*)", re.MULTILINE)
 _COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/(?P<license>[0-9A-Za-z_.\-]+)")
 _NOT_INSTALLED = frozenset({"not-installed", "config-files"})
 # Files that sit beside the per-package stanzas in distroless status.d/ but are not stanzas.
@@ -137,13 +137,12 @@ def _split_list(value: str) -> tuple[str, ...]:
 def licenses_from_copyright(text: str) -> list[str]:
     """syft's reading of a copyright file: `License:` short names and common-licenses paths."""
     found: set[str] = set()
-    for line in text.splitlines():
-        for pattern in (_LICENSE_CLAUSE, _COMMON_LICENSE):
-            match = pattern.search(line) if pattern is _COMMON_LICENSE else pattern.match(line)
-            if match:
-                value = _single_license(match.group("license"))
-                if value:
-                    found.add(value)
+    # Whole-text scans (multi-line anchors) rather than a loop over lines: copyright files run long.
+    for pattern in (_LICENSE_CLAUSE, _COMMON_LICENSE):
+        for match in pattern.finditer(text):
+            value = _single_license(match.group("license"))
+            if value:
+                found.add(value)
     return sorted(found)
 
 
