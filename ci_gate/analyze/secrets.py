@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -598,6 +598,29 @@ class SecretScanner:
             created_by = entry.get("created_by")
             if isinstance(created_by, str) and created_by:
                 findings.extend(self._scan_history(index, layer_index, created_by))
+        return findings
+
+    def scan_dockerfile(self, path: str, text: str) -> list[SecretFinding]:
+        """Secrets written into a build file (DISA guide 2.9): `where` is `dockerfile`, lines 1-based.
+
+        The file rules apply line by line as for image files; ENV, ARG and LABEL lines also get
+        the secret-name heuristic (`ENV DB_PASSWORD=...`, `ARG NPM_TOKEN=...` with a literal value).
+        """
+        findings = [
+            replace(finding, where="dockerfile", layer_index=None)
+            for finding in self.scan_file(path, 0, text.encode("utf-8", errors="replace"))
+        ]
+        reported = {finding.line for finding in findings}
+        for number, line in enumerate(text.splitlines(), start=1):
+            keyword = line.strip().split(None, 1)[0].upper() if line.strip() else ""
+            if number in reported or keyword not in ("ENV", "ARG", "LABEL"):
+                continue
+            for match in _ASSIGNMENT.finditer(line):
+                name, value = match.group("name"), _unquote(match.group("value"))
+                if value.strip() and is_secret_name(name) and not _is_reference(value):
+                    finding = self._name_finding("dockerfile", path, None, name, value)
+                    findings.append(replace(finding, line=number))
+        findings.sort(key=lambda finding: finding.line or 0)
         return findings
 
     def redact(self, text: str) -> str:

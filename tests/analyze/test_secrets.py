@@ -533,3 +533,22 @@ def test_docs_list_every_built_in_rule() -> None:
     for rule in DEFAULT_RULES:
         assert f"| `{rule.name}` |" in text and rule.description in text, rule.name
     assert f"| `{SECRET_ENV_NAME}` |" in text
+
+
+def test_scan_dockerfile(scanner: SecretScanner) -> None:
+    text = (
+        "FROM node:20\n"
+        f"ENV DB_PASSWORD={DB_PASSWORD} LANG=C.UTF-8\n"
+        "ARG NPM_TOKEN\n"
+        f"RUN echo '//registry.npmjs.org/:_authToken={NPM}' > ~/.npmrc && npm ci\n"
+        "ENV API_TOKEN=${API_TOKEN}\n"
+        f'LABEL deploy.password="{NETRC}"\n'
+        "RUN echo password=hunter22\n"  # a RUN's shell text is not an ENV: only the rules apply
+    )
+    findings = scanner.scan_dockerfile("build/Dockerfile", text)
+    assert [(f.rule, f.where, f.path, f.line, f.layer_index) for f in findings] == [
+        (SECRET_ENV_NAME, "dockerfile", "build/Dockerfile", 2, None),
+        ("NPM_AUTH_TOKEN", "dockerfile", "build/Dockerfile", 4, None),
+        (SECRET_ENV_NAME, "dockerfile", "build/Dockerfile", 6, None),
+    ]
+    assert_no_secret_leaks(findings)
