@@ -414,41 +414,43 @@ def match_packages(analysis: Analysis, store: VulnerabilityStore, vex: object | 
         for vuln_id, affected in store.affected(ecosystem, names):
             found.setdefault((ecosystem, affected.normalized_name), []).append((vuln_id, affected))
 
-    candidates: dict[str, None] = {}
     for item in pending:
         for ecosystem in item.key.ecosystems:
             for name, matched_by in item.key.names:
                 for vuln_id, affected in found.get((ecosystem, name), ()):
                     item.hits.append((vuln_id, affected, name, matched_by))
-                    candidates[vuln_id] = None
-    records = store.records(candidates)
 
-    matches: list[VulnerabilityMatch] = []
-    suppressed: list[VulnerabilityMatch] = []
+    # Decide each hit from its affected entry first; only records that matched are read.
+    decided: list[tuple[_Pending, str, AffectedPackage, str, str, tuple[str, ...]]] = []
     for item in pending:
-        seen: set[str] = set()
         undecided: list[str] = []
         for vuln_id, affected, name, matched_by in item.hits:
-            record = records.get(vuln_id)
-            if record is None or record.withdrawn or vuln_id in seen:
-                continue
             try:
                 hit, fixed = is_affected(item.key.version, affected, item.key.scheme)
             except CannotCompare as error:
                 undecided.append(f"{vuln_id}: {error}")
                 continue
-            if not hit:
-                continue
-            seen.add(vuln_id)
-            match = _build_match(item.package, record, affected, item.key, name, matched_by, fixed)
-            statement = vex.find(match) if vex is not None else None  # type: ignore[attr-defined]
-            if statement is not None:
-                suppressed.append(_with_statement(match, statement))
-            else:
-                matches.append(match)
+            if hit:
+                decided.append((item, vuln_id, affected, name, matched_by, fixed))
         if undecided:
             skipped.append(SkippedPackage(item.package, f"version {item.key.version!r} cannot be compared "
                                           f"({item.key.scheme}): {undecided[0]}"))
+    records = store.records({vuln_id for _, vuln_id, _, _, _, _ in decided})
+
+    matches: list[VulnerabilityMatch] = []
+    suppressed: list[VulnerabilityMatch] = []
+    seen: set[tuple[int, str]] = set()
+    for item, vuln_id, affected, name, matched_by, fixed in decided:
+        record = records.get(vuln_id)
+        if record is None or record.withdrawn or (id(item), vuln_id) in seen:
+            continue
+        seen.add((id(item), vuln_id))
+        match = _build_match(item.package, record, affected, item.key, name, matched_by, fixed)
+        statement = vex.find(match) if vex is not None else None  # type: ignore[attr-defined]
+        if statement is not None:
+            suppressed.append(_with_statement(match, statement))
+        else:
+            matches.append(match)
     matches = _borrow_scores(store, matches)
     suppressed = _borrow_scores(store, suppressed)
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "negligible": 4, "unknown": 5}
