@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,23 +83,24 @@ from ci_gate.vulns.importers.osv import import_paths
 start = time.perf_counter()
 result = import_paths([sys.argv[1]], sys.argv[2])
 elapsed = time.perf_counter() - start
-print(result.total.read, result.total.added, elapsed)
+# VmHWM: this process's own peak resident set (ru_maxrss would include the parent's pages at fork).
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(result.total.read, result.total.added, elapsed, peak_kb)
 """
 
 
 def run_import(export: Path, store: Path) -> tuple[int, float, float]:
     """(records, seconds, peak RSS MB) of a fresh import in a child process."""
     store.unlink(missing_ok=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     output = subprocess.run([sys.executable, "-c", IMPORT_SCRIPT, str(export), str(store)], check=True,
                             capture_output=True, text=True, cwd=ROOT).stdout.split()
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kb < before:
-        peak_kb = before
-    return int(output[0]), float(output[2]), peak_kb / 1024
+    return int(output[0]), float(output[2]), int(output[3]) / 1024
 
 
-BASELINE_SCRIPT = "import ci_gate.vulns.importers.osv, ci_gate.vulns.matching"
+BASELINE_SCRIPT = """
+import ci_gate.vulns.importers.osv, ci_gate.vulns.matching
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
 
 
 def image_with_packages(count: int):  # type: ignore[no-untyped-def]
@@ -144,8 +144,8 @@ def main() -> None:
         print(f"generated {export.name} ({size:.1f} MB) in {time.perf_counter() - started:.1f} s")
     store = OUT / "bench-vulns.sqlite"
 
-    subprocess.run([sys.executable, "-c", BASELINE_SCRIPT], check=True, cwd=ROOT)
-    baseline_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    baseline_mb = int(subprocess.run([sys.executable, "-c", BASELINE_SCRIPT], check=True, capture_output=True,
+                                     text=True, cwd=ROOT).stdout) / 1024
     records, seconds, peak_mb = run_import(export, store)
     print(f"import: {records} records in {seconds:.1f} s = {records / seconds:,.0f} records/s; "
           f"peak RSS {peak_mb:.0f} MB (interpreter + ci_gate alone: {baseline_mb:.0f} MB; target <= 200 MB)")
