@@ -100,11 +100,12 @@ def test_warn_passes_unless_fail_on_warn(images: dict[str, OciImage], tmp_path: 
 def test_settings_from_ci_gate_yaml(images: dict[str, OciImage], tmp_path: Path) -> None:
     (tmp_path / ".ci-gate.yaml").write_text(yaml.safe_dump({"policy": "builtin:cis", "fail_on": "warn",
                                                             "image": f"oci-dir:{images['good'].path}"}))
-    result = _gate(cwd=tmp_path)
+    result = _gate(cwd=tmp_path, env={"CI_GATE_VULN_DB": str(tmp_path / "no-store.sqlite")})
     assert "policy ci-gate cis" in result.stdout
-    assert result.returncode == 0, result.stdout
-    result = _gate(f"oci-dir:{images['warn'].path}", cwd=tmp_path)
-    assert result.returncode == 1  # fail_on warn from the file; cis warns on the missing HEALTHCHECK
+    # fail_on warn from the file; without vulnerability data cis warns (CIS 4.4)
+    assert result.returncode == 1, result.stdout
+    assert "[WARN] vulnerabilities" in result.stdout
+    assert _gate("--fail-on", "stop", cwd=tmp_path).returncode == 0  # the flag wins over the file
 
 
 def test_could_not_decide(images: dict[str, OciImage], tmp_path: Path) -> None:

@@ -7,7 +7,15 @@ import pytest
 from ci_gate.model import EnvVar, FileRecord, ImageConfig, Location, Package, SecretFinding, UserEntry
 from ci_gate.policy.documents import load_policy
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
+from ci_gate.policy.gates.vulnerabilities import VulnerabilityData
+from ci_gate.vulns.matching import MatchResult
+from ci_gate.vulns.store import StoreStatus
 from tests.policy.helpers import NOW, analysis, dockerfile
+
+FRESH_AND_CLEAN = VulnerabilityData(result=MatchResult(matches=(), store_status=StoreStatus(
+    path="vulns.sqlite", built_at="2026-05-01T00:00:00Z", updated_at="2026-06-01T06:00:00.000000Z",
+    newest_modified="2026-06-01T05:00:00Z", vulnerability_count=1000, withdrawn_count=0, ecosystems=(), sources=())))
+"""A vulnerability store synced six hours before NOW that knows no vulnerability of the image."""
 
 UBI = "registry1.dso.mil/ironbank/redhat/ubi/ubi9@sha256:" + "e" * 64
 LABELS = {f"org.opencontainers.image.{key}": "x" for key in ("title", "description", "licenses", "vendor", "version")}
@@ -60,8 +68,10 @@ PASSING = analysis(
 @pytest.mark.parametrize("pack", ["dod", "cis", "default"])
 def test_pack_fails_every_rule_on_the_failing_image(pack: str) -> None:
     policy = load_policy(f"builtin:{pack}", strict=True)
+    # No vulnerability data at all: the data rules fire; `package` rules need matches (tested with the gate).
     evaluation = evaluate(policy, FAILING, EvaluationInput(tag="docker.io/team/app:1", now=NOW))
-    rules = {rule.id for rule_set in policy.rule_sets for rule in rule_set.rules if rule.gate != "vulnerabilities"}
+    rules = {rule.id for rule_set in policy.rule_sets for rule in rule_set.rules
+             if (rule.gate, rule.trigger) != ("vulnerabilities", "package")}
     fired = {finding.rule_id for finding in evaluation.findings}
     assert rules - fired == set()
     assert evaluation.final_action == "STOP"
@@ -70,7 +80,8 @@ def test_pack_fails_every_rule_on_the_failing_image(pack: str) -> None:
 @pytest.mark.parametrize("pack", ["dod", "cis", "default"])
 def test_pack_passes_the_hardened_image(pack: str) -> None:
     policy = load_policy(f"builtin:{pack}", strict=True)
-    evaluation = evaluate(policy, PASSING, EvaluationInput(tag="registry.example.com/team/app:1", now=NOW))
+    evaluation = evaluate(policy, PASSING, EvaluationInput(tag="registry.example.com/team/app:1", now=NOW,
+                                                           vulnerabilities=FRESH_AND_CLEAN))
     assert [(f.rule_id, f.message) for f in evaluation.findings] == []
     assert evaluation.final_action == "GO"
 
