@@ -3,9 +3,10 @@
 Semantics follow Anchore's `secret_search` analyzer (reference/anchore.md §4.3): regular files up to
 `max_file_size` bytes, each line (split on `\\n`) tested with `re.match` on bytes, so a rule's
 `NAME=REGEX` text is exactly what Anchore's `secret_scans` trigger messages carry. What differs is
-speed: the scanner first looks for each rule's keywords in the lower-cased file (plain substring
-search, C speed), and only the lines holding a keyword are matched against that rule, so the
-thousands of files without a candidate cost almost nothing.
+speed: one trie-shaped regex over every rule's keywords searches the lower-cased file once, and
+only the lines holding a rule's keyword are matched against that rule, so the thousands of files
+without a candidate cost one search each; Anchore's quadratic regexes are decided by linear
+equivalents (see _LINEAR_EQUIVALENTS). docs/secret-rules.md describes the rules for users.
 
 A finding never keeps the secret: only a short preview where the secret is cut to its first few
 characters followed by `****`, and anything secret-looking before it on the line is cut the same
@@ -659,18 +660,7 @@ class SecretScanner:
                 start, end = match.span("value")
                 quoted = match.group("value") != value
                 spans.append((start + 1, end - 1) if quoted else (start, end))
-        if not spans:
-            return text
-        pieces, cursor = [], 0
-        for start, end in sorted(spans):
-            if end <= cursor:
-                continue
-            start = max(start, cursor)
-            pieces.append(text[cursor:start])
-            pieces.append(_mask(text[start:end]))
-            cursor = end
-        pieces.append(text[cursor:])
-        return "".join(pieces)
+        return _mask_spans(text, spans) if spans else text
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -840,10 +830,21 @@ def _redact_context(text: str) -> str:
             and not _IDENTIFIER.fullmatch(token)
         ):
             spans.append(match.span())
-    result, cursor = [], 0
+    return _mask_spans(text, spans)
+
+
+def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with each span masked; overlapping spans are merged first so no tail escapes."""
+    merged: list[list[int]] = []
     for start, end in sorted(spans):
-        if start < cursor:
+        if end <= start:
             continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    result, cursor = [], 0
+    for start, end in merged:
         result.append(text[cursor:start])
         result.append(_mask(text[start:end]))
         cursor = end

@@ -552,3 +552,12 @@ def test_scan_dockerfile(scanner: SecretScanner) -> None:
         (SECRET_ENV_NAME, "dockerfile", "build/Dockerfile", 6, None),
     ]
     assert_no_secret_leaks(findings)
+
+
+def test_overlapping_spans_are_masked_as_one() -> None:
+    from ci_gate.analyze.secrets import _mask_spans
+
+    text = "key=ABCDEFGHIJKLMNOPQRSTUVWX tail"
+    assert _mask_spans(text, [(4, 20), (10, 28)]) == "key=ABCD**** tail"
+    assert _mask_spans(text, [(10, 28), (4, 20), (4, 4)]) == "key=ABCD**** tail"
+    assert _mask_spans(text, []) == text
