@@ -94,7 +94,9 @@ def _backend(name: str) -> Backend:
         except ModuleNotFoundError as error:
             if error.name != "ci_gate.backends.anchore":
                 raise
-            raise UsageError("the anchore backend is not available in this ci-gate build; use --backend local") from None
+            raise UsageError(
+                "the anchore backend is not available in this ci-gate build; use --backend local"
+            ) from None
         backend: Backend = module.AnchoreBackend()
         return backend
     raise UsageError(f"unknown backend {name!r}; use local or anchore")
