@@ -33,8 +33,9 @@ INSTRUCTIONS = frozenset(
 """The keywords Anchore's `instruction` trigger accepts, which are Docker's."""
 
 SUBSTITUTED = frozenset({"FROM", "USER", "EXPOSE", "WORKDIR", "ENV", "LABEL", "STOPSIGNAL", "VOLUME"})
-"""Instructions whose value is shown with variables replaced (the builder expands them too)."""
+"""Instructions whose `expanded` text has variables replaced (the builder expands them too)."""
 
+_WORD = re.compile(r"[A-Za-z_-]*")
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=(.*)")
 _HEREDOC = re.compile(r"(?<!<)<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.-]*)\2")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
@@ -76,7 +77,8 @@ def parse_dockerfile(text: str, path: str = "Dockerfile", build_args: Mapping[st
         rest = parts[1].strip() if len(parts) > 1 else ""
         if keyword not in INSTRUCTIONS:
             raise AnalysisError(
-                f"{path}:{start}: unknown instruction {parts[0][:40]!r}; expected one of"
+                # Only the word's leading letters: the rest of a stray line may hold a secret.
+                f"{path}:{start}: unknown instruction {_leading_word(parts[0])!r}; expected one of"
                 f" {', '.join(sorted(INSTRUCTIONS))}"
             )
         if keyword in _HEREDOC_INSTRUCTIONS and not rest.startswith("["):
@@ -111,6 +113,11 @@ def parse_dockerfile(text: str, path: str = "Dockerfile", build_args: Mapping[st
         stage_count=len(stages),
         base_image=_resolve_base(stages),
     )
+
+
+def _leading_word(text: str) -> str:
+    match = _WORD.match(text)
+    return match.group(0)[:40] if match else ""
 
 
 def _directives(lines: list[str], path: str) -> tuple[str, int]:

@@ -321,3 +321,10 @@ def test_values_are_exactly_what_anchores_gate_sees(text: str) -> None:
     # Anchore sees the whole file; we keep the final stage: compare the final stage's tail.
     assert [(i.instruction, i.value) for i in final.instructions] == expected[-len(final.instructions) :]
     assert final.instructions[0].instruction == "FROM"
+
+
+def test_unknown_instruction_message_never_echoes_the_rest_of_the_line() -> None:
+    with pytest.raises(AnalysisError) as caught:
+        parse_dockerfile("FROM alpine\nDB_PASSWORD=Zq8Xw2Lk5Vb9Nm3R\n")
+    assert "Zq8Xw2Lk5Vb9Nm3R" not in str(caught.value)
+    assert "Dockerfile:2: unknown instruction 'DB_PASSWORD'" in str(caught.value)
