@@ -144,22 +144,27 @@ class _CatalogerVisitor:
         self.catalogers = list(catalogers)
         self.context = context
         self.evidence: dict[int, list[Evidence]] = {id(c): [] for c in self.catalogers}
-        patterns = [p for c in self.catalogers for p in c.patterns]
+        # Catalogers of binaries match every path (`*`); they would defeat the prefilter, so they are
+        # asked apart, and only through their cheap `wants(path, mode, size)`.
+        self._every_path = [c for c in self.catalogers if "*" in c.patterns]
+        self._by_pattern = [c for c in self.catalogers if "*" not in c.patterns]
+        patterns = [p for c in self._by_pattern for p in c.patterns]
         import fnmatch
 
         self._any = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match if patterns else None
 
-    def _interested(self, path: str) -> list[Cataloger]:
-        if self._any is None or not self._any(path):
-            return []
-        return [c for c in self.catalogers if c.matches(path)]
+    def _interested(self, entry: Entry) -> list[Cataloger]:
+        found = [c for c in self._every_path if _accepts(c, entry)]
+        if self._any is not None and self._any(entry.path):
+            found.extend(c for c in self._by_pattern if c.matches(entry.path) and _accepts(c, entry))
+        return found
 
     def wants(self, entry: Entry) -> int:
-        interested = self._interested(entry.path)
+        interested = self._interested(entry)
         return max((c.max_bytes for c in interested), default=0)
 
     def visit(self, entry: Entry, content: bytes) -> None:
-        for cataloger in self._interested(entry.path):
+        for cataloger in self._interested(entry):
             evidence = Evidence(entry.path, entry.layer_index, content[: cataloger.max_bytes], entry.size,
                                 entry.mode)
             try:
@@ -172,6 +177,13 @@ class _CatalogerVisitor:
             except Exception as error:  # a cataloger bug must not lose the rest of the inventory
                 self.context.warnings.append(f"{cataloger.name}: failed on {entry.path}: "
                                              f"{type(error).__name__}")
+
+
+def _accepts(cataloger: Cataloger, entry: Entry) -> bool:
+    """Binary catalogers (Go, Rust) match every path; their optional `wants(path, mode, size)` spares
+    the walk reading files they would skip (non-executables)."""
+    wants = getattr(cataloger, "wants", None)
+    return wants is None or bool(wants(entry.path, entry.mode, entry.size))
 
 
 class _FinalView:
