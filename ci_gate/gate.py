@@ -134,22 +134,32 @@ def _write_atomic(path: Path, text: str) -> None:
         raise ReportError(f"cannot write {path}: {error.strerror}") from None
 
 
-def _publish(evaluation: Evaluation, analysis: Analysis, mode: str) -> list[str]:
-    """Post the merge-request comment when asked and the publisher exists; problems become notes."""
-    if mode == "off":
-        return []
+def _publish(evaluation: Evaluation, analysis: Analysis, mode: str, targets: ReportTargets) -> list[str]:
+    """Comment and CI summaries via `ci_gate.publish` when it exists; its problems come back as notes.
+
+    Called whatever the mode: `off` posts no comment, but the publisher still writes the CI's own
+    summary and outputs (GitHub step summary, CI_GATE_OUTPUT)."""
     try:
         module = importlib.import_module("ci_gate.publish")
-    except ModuleNotFoundError:
-        return [f"--comment {mode}: publishing is not available in this ci-gate build; no comment posted"]
+    except ModuleNotFoundError as error:
+        if error.name != "ci_gate.publish":
+            raise
+        module = None
     publish_comment = getattr(module, "publish_comment", None)
     if publish_comment is None:
+        if mode == "off":
+            return []
         return [f"--comment {mode}: publishing is not available in this ci-gate build; no comment posted"]
+    markdown = None
+    if targets.template is not None:
+        from ci_gate.reports.markdown import render_markdown
+
+        markdown = render_markdown(evaluation, analysis, "comment", targets.template)
     try:
-        note = publish_comment(evaluation, analysis, mode)
+        notes: list[str] = publish_comment(evaluation, analysis, mode, markdown, targets)
     except PublishError as error:
         return [f"comment not published: {error}"]
-    return [note] if note else []
+    return notes
 
 
 def run_gate(options: GateOptions, progress: bool = False) -> GateResult:
@@ -170,7 +180,7 @@ def run_gate(options: GateOptions, progress: bool = False) -> GateResult:
     )
     outcome = backend.run(request, progress=progress)
     written = _write_reports(outcome.evaluation, outcome.analysis, options.reports)
-    notes = _publish(outcome.evaluation, outcome.analysis, options.comment)
+    notes = _publish(outcome.evaluation, outcome.analysis, options.comment, options.reports)
     return GateResult(
         analysis=outcome.analysis,
         evaluation=outcome.evaluation,

@@ -191,3 +191,17 @@ def test_config_file_errors(tmp_path: Path) -> None:
     (tmp_path / ".ci-gate.yaml").write_text("policy: [\n")
     with pytest.raises(UsageError, match=r"\.ci-gate\.yaml:2:1: invalid YAML"):
         load_config_file(tmp_path)
+
+
+def test_reports_and_ci_outputs_are_written(images: dict[str, OciImage], tmp_path: Path) -> None:
+    outputs = tmp_path / "github_output"
+    summary = tmp_path / "summary.md"
+    result = _gate(f"oci-dir:{images['bad'].path}", "--policy", "builtin:dod", "--junit", str(tmp_path / "j.xml"),
+                   "--sarif", str(tmp_path / "s.sarif"), "--json", str(tmp_path / "e.json"), cwd=tmp_path,
+                   env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.returncode == 1
+    for name in ("j.xml", "s.sarif", "e.json"):
+        assert (tmp_path / name).stat().st_size > 0
+        assert f"wrote {tmp_path / name}" in result.stdout
+    assert "STOP" in outputs.read_text()
+    assert summary.read_text().strip()
