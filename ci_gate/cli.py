@@ -48,7 +48,7 @@ def main_options(
 
 # Options every image-reading command shares.
 PlatformOption = Annotated[
-    Optional[str], typer.Option("--platform", help="os/arch[/variant] to pick from a multi-platform image.")
+    Optional[str], typer.Option("--platform", help="os/arch or os/arch/variant to pick from a multi-platform image.")
 ]
 InsecureOption = Annotated[
     Optional[list[str]],
