@@ -345,3 +345,11 @@ def test_now_is_used_for_allowlist_expiry_in_v1_bundles() -> None:
     evaluation = run(bundle, IMAGE, now=NOW)
     assert not any(f.allowlisted for f in evaluation.findings)
     assert evaluation.expired_exceptions[0].item_id == "wl1"
+
+
+@pytest.mark.parametrize("command", [["gate"], ["policy"], ["policy", "validate"], ["policy", "test"],
+                                     ["policy", "gates"], ["policy", "show"]])
+def test_help_renders(command: list[str]) -> None:
+    result = _cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
