@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,11 +152,17 @@ class _CatalogerVisitor:
         import fnmatch
 
         self._any = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match if patterns else None
+        self._last_entry: Entry | None = None
+        self._last_interested: list[Cataloger] = []
 
     def _interested(self, entry: Entry) -> list[Cataloger]:
+        # `wants` and then `visit` ask about the same entry: answer the second time from memory.
+        if self._last_entry is entry:
+            return self._last_interested
         found = [c for c in self._every_path if _accepts(c, entry)]
         if self._any is not None and self._any(entry.path):
             found.extend(c for c in self._by_pattern if c.matches(entry.path) and _accepts(c, entry))
+        self._last_entry, self._last_interested = entry, found
         return found
 
     def wants(self, entry: Entry) -> int:
@@ -211,10 +217,14 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     from ci_gate.analyze.distro import detect_distro
     from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
     from ci_gate.analyze.passwd import parse_group, parse_passwd
-    from ci_gate.analyze.secrets import SecretScanner, load_secret_rules
+    from ci_gate.analyze.secrets import SecretScanner, load_secret_settings
     from ci_gate.sources.filesystem import walk_image
 
+    scanner = SecretScanner.from_settings(load_secret_settings(options.secret_rules))
     history, history_warning = history_entries(raw.config, len(raw.layers))
+    # A secret typed into a build step is reported once, as a finding; the kept text is masked.
+    history = tuple(replace(h, created_by=scanner.redact(h.created_by), comment=scanner.redact(h.comment))
+                    for h in history)
     created_by = {h.layer_index: h.created_by for h in history if h.layer_index is not None}
     layers = [
         Layer(index, blob.digest, blob.diff_id or "", blob.media_type, blob.size, created_by.get(index, ""))
@@ -222,7 +232,6 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     ]
     final_view = _FinalView()
     context = CatalogContext(final=final_view, layers=layers)
-    scanner = SecretScanner(load_secret_rules(options.secret_rules))
     secret_visitor = _SecretVisitor(scanner)
     cataloger_visitor = _CatalogerVisitor(ALL_CATALOGERS, context)
     visitors: list[LayerVisitor] = [cataloger_visitor, secret_visitor]
@@ -262,8 +271,13 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     users, user_warnings = _parse_text(read_small("/etc/passwd"), parse_passwd)
     groups, group_warnings = _parse_text(read_small("/etc/group"), parse_group)
 
-    secrets = _final_secrets(secret_visitor.findings, scanner.scan_config(raw.config), filesystem)
-    dockerfile = _dockerfile(options.dockerfile, raw.config)
+    dockerfile, dockerfile_text = _dockerfile(options.dockerfile, raw.config)
+    build_file_secrets = scanner.scan_dockerfile(dockerfile.path, dockerfile_text) if dockerfile_text else []
+    secrets = _final_secrets(secret_visitor.findings, [*scanner.scan_config(raw.config), *build_file_secrets],
+                             filesystem)
+    dockerfile = replace(dockerfile, instructions=tuple(
+        replace(i, value=scanner.redact(i.value), expanded=scanner.redact(i.expanded))
+        for i in dockerfile.instructions))
     retrieved = {}
     for path in options.retrieve_files:
         content = read_small(path)
@@ -311,8 +325,6 @@ def _parse_text(content: bytes | None, parser):  # type: ignore[no-untyped-def]
 
 
 def _with_origin(package: Package, base_indexes: set[int], layers: Sequence[Layer]) -> Package:
-    from dataclasses import replace
-
     indexes = [loc.layer_index for loc in package.locations if loc.layer_index is not None]
     if not indexes:
         return package
@@ -336,8 +348,6 @@ def _base_layers(raw: RawImage, layers: Sequence[Layer], options: AnalyzeOptions
 def _final_secrets(file_findings: Iterable[SecretFinding], config_findings: Iterable[SecretFinding],
                    filesystem: ImageFilesystem) -> tuple[SecretFinding, ...]:
     """File findings marked `deleted` when the final filesystem no longer holds that version."""
-    from dataclasses import replace
-
     result: list[SecretFinding] = []
     for finding in file_findings:
         in_final = filesystem.layer_of(finding.path) == finding.layer_index
@@ -346,17 +356,18 @@ def _final_secrets(file_findings: Iterable[SecretFinding], config_findings: Iter
     return tuple(result)
 
 
-def _dockerfile(path: Path | None, config: Mapping[str, object]) -> Dockerfile:
+def _dockerfile(path: Path | None, config: Mapping[str, object]) -> tuple[Dockerfile, str]:
+    """The Dockerfile (given, else guessed from the history) and the given file's text."""
     from ci_gate.analyze.dockerfile import guess_dockerfile, parse_dockerfile
 
     if path is None:
         history = config.get("history") or []
-        return guess_dockerfile(history if isinstance(history, list) else [])
+        return guess_dockerfile(history if isinstance(history, list) else []), ""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise AnalysisError(f"cannot read the Dockerfile {path}: {error}") from None
-    return parse_dockerfile(text, str(path))
+    return parse_dockerfile(text, str(path)), text
 
 
 def _file_records(filesystem: ImageFilesystem) -> list[FileRecord]:

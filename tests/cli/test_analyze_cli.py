@@ -286,3 +286,21 @@ def test_gzip_with_a_wrong_digest(tmp_path: Path) -> None:
     # Keep the manifest's size right so the digest check is what catches it.
     blob.write_bytes(replaced[: blob.stat().st_size].ljust(blob.stat().st_size, b"\0"))
     assert_one_line_error(run_cli("analyze", f"oci-dir:{image.path}", "--no-cache"))
+
+
+def test_secrets_in_history_and_the_dockerfile_are_found_and_masked(tmp_path: Path) -> None:
+    history = [
+        {"created": "1970-01-01T00:00:00Z",
+         "created_by": f"/bin/sh -c git clone https://x:{FAKE_GITHUB_TOKEN}@example.invalid/r.git"},
+    ]
+    image = build_oci_layout(tmp_path / "oci", [[TarItem("etc/os-release", b"ID=debian\n")]],
+                             history=history, tag="leaky")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM debian:12\nENV AWS_SECRET_ACCESS_KEY={FAKE_AWS_SECRET}\n"
+                          f"RUN echo aws_secret_access_key = {FAKE_AWS_SECRET} > /root/creds\n")
+    data = analyze_json(f"oci-dir:{image.path}", "--dockerfile", str(dockerfile), tmp_path=tmp_path)
+    text = json.dumps(data)
+    assert FAKE_GITHUB_TOKEN not in text and FAKE_AWS_SECRET not in text
+    wheres = {s["where"] for s in data["secrets"]}
+    assert {"history", "dockerfile"} <= wheres
+    assert any(s["where"] == "dockerfile" and s["line"] == 2 for s in data["secrets"])
