@@ -78,3 +78,16 @@ def test_bad_case_files_exit_2(tmp_path: Path) -> None:
     (tmp_path / "cases.yaml").write_text("cases: 3\n")
     assert _run(tmp_path).returncode == 2
     assert _run(tmp_path / "missing").returncode == 2
+
+
+def test_case_on_an_image(tmp_path: Path) -> None:
+    from tests.support.oci import TarItem, build_oci_layout
+
+    build_oci_layout(tmp_path / "img", [[TarItem("etc/", kind="dir", mode=0o755),
+                                         TarItem("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")]],
+                     tag="t", config={"User": "0:0"})
+    (tmp_path / "cases.yaml").write_text(yaml.safe_dump({"cases": [
+        {"name": "uid 0 is root", "image": "oci-dir:img", "policy": "builtin:default",
+         "expect": {"final_action": "WARN", "findings": [{"rule_id": "default-root-user"}]}}]}))
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
