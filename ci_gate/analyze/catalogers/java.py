@@ -28,6 +28,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.license_text import LICENSE_FILE_NAMES, identify_licenses
 from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of, origin_of
 from ci_gate.model import Location, Package
@@ -436,10 +437,28 @@ class JavaArchiveCataloger(StreamingCataloger):
                                "Bundle-Version") if (value := _manifest_value(package, key))), "")
         licenses = [value for key in ("Bundle-License", "Plugin-License-Name")
                     if (value := _manifest_value(package, key))]
+        if not licenses:
+            licenses = self._license_files(reader)
         if not licenses and chosen_project is not None:
             licenses = list(chosen_project.get("licenses", []))
         package.licenses = licenses
         return package
+
+    @staticmethod
+    def _license_files(reader: _ArchiveReader) -> list[str]:
+        """Licenses named by the text of LICENSE-like files, in META-INF/ first, else at the root."""
+        by_lower_name = {name.lower(): name for name in reader.names}
+        found: list[str] = []
+        for file_name in LICENSE_FILE_NAMES:
+            entry = (by_lower_name.get(f"meta-inf/{file_name.lower()}")
+                     or by_lower_name.get(file_name.lower()))
+            if entry is None:
+                continue
+            text = reader.text(entry)
+            for license_id in identify_licenses(text or ""):
+                if license_id not in found:
+                    found.append(license_id)
+        return found
 
     @staticmethod
     def _maven_files(reader: _ArchiveReader) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:

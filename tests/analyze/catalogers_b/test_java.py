@@ -66,6 +66,12 @@ def test_debian_jars_agree_with_syft(debian_jar_tree: Path) -> None:
     syft_purls = {(item["name"], item["version"]): item["purl"] for item in theirs if item["version"] != "UNKNOWN"}
     ours = {(item.name, item.version): item.purl for item in result.packages if item.version}
     assert ours == syft_purls
+    # And the same licenses: the manifest's Bundle-License, else the LICENSE file's text.
+    syft_licenses = {(item["name"], item["version"]): sorted(license["value"] for license in item["licenses"])
+                     for item in theirs if item["version"] != "UNKNOWN"}
+    assert {(item.name, item.version): sorted(item.licenses) for item in result.packages if item.version} == (
+        syft_licenses)
+    assert sum(1 for licenses in syft_licenses.values() if licenses) > 20
 
 
 @pytest.fixture(scope="session")
