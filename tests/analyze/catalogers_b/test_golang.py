@@ -168,3 +168,18 @@ def test_layers_decide_what_is_reported() -> None:
     assert {item.locations[0].layer_index for item in added} == {1}
     kept = [item for item in result.packages if item.locations[0].path == "/bin/kept"]
     assert {item.origin for item in kept} == {"base"}
+
+
+def test_command_line_arguments_build_takes_its_devel_dependency_as_main() -> None:
+    modules = go_module_text([
+        "path\tcommand-line-arguments",
+        "mod\tcommand-line-arguments\t(devel)\t",
+        "dep\texample.com/service\t(devel)\t",
+        "dep\tgithub.com/pkg/errors\tv0.9.1\th1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=",
+    ])
+    binary = elf_with_data(go_inline_build_info("go1.22.1", modules))
+    result = run(GoModuleBinaryCataloger, [{"/app/service": File(binary, 0o755)}])
+    assert sorted((item.name, item.version) for item in result.packages) == [
+        ("example.com/service", "(devel)"), ("github.com/pkg/errors", "v0.9.1"), ("stdlib", "go1.22.1")]
+    errors = next(item for item in result.packages if item.name == "github.com/pkg/errors")
+    assert errors.metadata["main_module"] == "example.com/service"
