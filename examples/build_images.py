@@ -4,10 +4,12 @@
     python examples/build_images.py [OUT]        # default OUT: examples/build
 
 writes OUT/compliant and OUT/noncompliant (OCI image layouts, tag `example`), byte-for-byte
-reproducible, with the project's OCI writer (tests/support/oci.py). Gate them with
+reproducible, with the project's OCI writer (tests/support/oci.py), and OUT/vulns.sqlite, an
+offline vulnerability store imported from the OSV records in examples/vulndb/. Gate them with
 
     ci-gate gate oci-dir:examples/build/noncompliant --policy builtin:dod \
-        --dockerfile examples/images/noncompliant/Dockerfile --junit junit.xml --sarif ci-gate.sarif
+        --vuln-db examples/build/vulns.sqlite --dockerfile examples/images/noncompliant/Dockerfile \
+        --junit junit.xml --sarif ci-gate.sarif
 
 Each image is its `rootfs/` tree plus what git cannot store: the setuid bit of a helper and a
 planted credential file (assembled here so no scanner flags this repository).
@@ -15,6 +17,7 @@ planted credential file (assembled here so no scanner flags this repository).
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,10 +91,21 @@ def build(out: Path) -> dict[str, Path]:
     return {"compliant": compliant.path, "noncompliant": noncompliant.path}
 
 
+def build_vuln_db(out: Path) -> Path:
+    """Import examples/vulndb (OSV records, Debian 12) into OUT/vulns.sqlite with `ci-gate db import`."""
+    store = out / "vulns.sqlite"
+    store.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "ci_gate.cli", "db", "import", str(HERE / "vulndb"), "--vuln-db",
+                    str(store)], check=True, stdout=subprocess.DEVNULL)
+    return store
+
+
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "build"
     for name, path in build(out).items():
         print(f"{name}: oci-dir:{path}")
+    print(f"vulnerability store: {build_vuln_db(out)}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def action_job(tmp_path_factory):
     finally:
         sys.path.remove(str(REPOSITORY / "examples"))
     images = build_images.build(workspace / "images")
+    images["vuln-db"] = build_images.build_vuln_db(workspace / "images")
     runner_temp = root / "runner-temp"
     runner_temp.mkdir()
     return action_dir, workspace, runner_temp, images
@@ -67,6 +68,7 @@ def test_noncompliant_image_fails_the_step_with_outputs_summary_annotations_comm
             "tag": "registry.example.com/acme/app:pr-7",
             "dockerfile": "examples/images/noncompliant/Dockerfile",
             "policy": "builtin:dod",
+            "vuln-db": str(images["vuln-db"]),
             "compliance": "ci-gate-reports/compliance.md",
             "upload-sarif": "true",
         }, pull_request=True)
@@ -101,6 +103,7 @@ def test_compliant_image_passes_and_skips_the_upload(action_job):
             "tag": "registry.example.com/acme/app:main",
             "dockerfile": "examples/images/compliant/Dockerfile",
             "policy": "builtin:dod",
+            "vuln-db": str(images["vuln-db"]),
         }, pull_request=False)
         _install, gate, upload = run.steps
         assert gate.exit_code == 0, gate.stdout + gate.stderr

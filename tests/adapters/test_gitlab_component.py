@@ -30,6 +30,7 @@ include:
       tag: registry.example.com/grp/proj/compliant:1
       dockerfile: examples/images/compliant/Dockerfile
       policy: builtin:dod
+      vuln-db: images/vulns.sqlite
       version: preinstalled
       reports-dir: reports/compliant
   - local: templates/ci-gate.yml
@@ -39,6 +40,7 @@ include:
       tag: registry.example.com/grp/proj/noncompliant:1
       dockerfile: examples/images/noncompliant/Dockerfile
       policy: builtin:dod
+      vuln-db: images/vulns.sqlite
       version: preinstalled
       reports-dir: reports/noncompliant
 """
@@ -58,6 +60,7 @@ def project(tmp_path_factory) -> Path:
     finally:
         sys.path.remove(str(REPOSITORY / "examples"))
     build_images.build(root / "images")
+    build_images.build_vuln_db(root / "images")
     (root / ".gitlab-ci.yml").write_text(SAMPLE_PIPELINE)
     (root / ".gitignore").write_text("images/\n.gitlab-ci-local/\nreports/\n")
     git = ["git", "-C", str(root), "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
