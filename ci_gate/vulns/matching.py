@@ -288,6 +288,21 @@ def range_contains(version: str, range_: Range, compare: Callable[[str, str], in
 
     Raises CannotCompare when a version cannot be read by the scheme."""
     try:
+        events_in = range_.events
+        if len(events_in) <= 2 and events_in and events_in[0][0] == "introduced" and (
+            len(events_in) == 1 or events_in[1][0] in ("fixed", "last_affected")
+        ):
+            # The common shape, [introduced] or [introduced, fixed|last_affected]: no sorting needed.
+            introduced = events_in[0][1]
+            if introduced != "0" and compare(version, introduced) < 0:
+                return False, ()
+            if len(events_in) == 2:
+                kind, bound = events_in[1]
+                order = compare(version, bound)
+                if (kind == "fixed" and order >= 0) or (kind == "last_affected" and order > 0):
+                    return False, ()
+                return True, (bound,) if kind == "fixed" else ()
+            return True, ()
         limits = [v for kind, v in range_.events if kind == "limit" and v != "*"]
         if limits and not any(compare(version, limit) < 0 for limit in limits):
             return False, ()

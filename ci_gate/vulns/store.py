@@ -59,10 +59,8 @@ CREATE TABLE IF NOT EXISTS affected (
     ecosystem TEXT NOT NULL,
     name TEXT NOT NULL,
     normalized_name TEXT NOT NULL,
-    ranges TEXT NOT NULL,
-    versions TEXT NOT NULL,
     severity TEXT NOT NULL,
-    severities TEXT NOT NULL
+    spec TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, normalized_name);
 CREATE INDEX IF NOT EXISTS affected_by_vulnerability ON affected (vuln_id);
@@ -157,14 +155,6 @@ def _severities_from_json(text: str) -> tuple[Severity, ...]:
     return tuple(Severity(*item) for item in json.loads(text))
 
 
-def _ranges_to_json(ranges: Sequence[Range]) -> str:
-    return _dump([[r.type, [list(event) for event in r.events]] for r in ranges])
-
-
-def _ranges_from_json(text: str) -> tuple[Range, ...]:
-    return tuple(Range(kind, tuple((k, v) for k, v in events)) for kind, events in json.loads(text))
-
-
 def _record_from_row(row: Sequence[Any], affected: tuple[AffectedPackage, ...] = ()) -> VulnerabilityRecord:
     return VulnerabilityRecord(
         id=row[0], modified=row[1], published=row[2], withdrawn=row[3], aliases=tuple(json.loads(row[4])),
@@ -173,16 +163,29 @@ def _record_from_row(row: Sequence[Any], affected: tuple[AffectedPackage, ...] =
     )
 
 
+def _affected_spec(affected: AffectedPackage) -> str:
+    """Ranges, versions and severities in one JSON text: one parse per row when matching."""
+    return _dump([
+        [[r.type, [list(event) for event in r.events]] for r in affected.ranges],
+        list(affected.versions),
+        [[s.type, s.score, s.base_score, s.exploitability_score, s.impact_score, s.version]
+         for s in affected.severities],
+    ])
+
+
 def _affected_from_row(row: Sequence[Any]) -> AffectedPackage:
+    ranges, versions, severities = json.loads(row[4])
     return AffectedPackage(
-        ecosystem=row[0], name=row[1], normalized_name=row[2], ranges=_ranges_from_json(row[3]),
-        versions=tuple(json.loads(row[4])), severity=row[5], severities=_severities_from_json(row[6]),
+        ecosystem=row[0], name=row[1], normalized_name=row[2],
+        ranges=tuple(Range(kind, tuple((k, v) for k, v in events)) for kind, events in ranges),
+        versions=tuple(versions), severity=row[3],
+        severities=tuple(Severity(*item) for item in severities),
     )
 
 
 _RECORD_COLUMNS = "id, modified, published, withdrawn, aliases, summary, severities, vendor_severity, refs, " \
                   "source, imported_at"
-_AFFECTED_COLUMNS = "ecosystem, name, normalized_name, ranges, versions, severity, severities"
+_AFFECTED_COLUMNS = "ecosystem, name, normalized_name, severity, spec"
 
 
 def _connect(path: Path, create: bool) -> sqlite3.Connection:
@@ -480,9 +483,9 @@ class StoreWriter:
               r.imported_at) for r in writes],
         )
         connection.executemany(
-            f"INSERT INTO affected (vuln_id, {_AFFECTED_COLUMNS}) VALUES ({','.join('?' * 8)})",
-            [(r.id, a.ecosystem, a.name, a.normalized_name, _ranges_to_json(a.ranges), _dump(list(a.versions)),
-              a.severity, _severities_to_json(a.severities)) for r in writes for a in r.affected],
+            f"INSERT INTO affected (vuln_id, {_AFFECTED_COLUMNS}) VALUES ({','.join('?' * 6)})",
+            [(r.id, a.ecosystem, a.name, a.normalized_name, a.severity, _affected_spec(a))
+             for r in writes for a in r.affected],
         )
         connection.executemany(
             "INSERT OR IGNORE INTO aliases (alias, vuln_id) VALUES (?, ?)",

@@ -8,6 +8,7 @@ characters, `~` before everything, even the end of the string) and digit runs co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class DebianVersion:
     """The Debian revision after the last hyphen, empty when there is none."""
 
 
+@lru_cache(maxsize=65536)
 def parse(text: str) -> DebianVersion:
     """Split a version into epoch, upstream and revision; ValueError when it is not one."""
     version = text.strip()

@@ -8,6 +8,7 @@ sorts after the end but before any further segment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class RpmVersion:
     """Empty when the text has no release."""
 
 
+@lru_cache(maxsize=65536)
 def parse(text: str) -> RpmVersion:
     """Split `[epoch:]version[-release]`; ValueError for an empty or malformed text."""
     value = text.strip()
