@@ -1181,3 +1181,21 @@ def test_partial_license_counts_each_matching_part_like_anchore() -> None:
     image = analysis(packages=(_pkg("a", "1", licenses=("LGPL-2.1",)), _pkg("b", "1", licenses=("MIT",))))
     assert messages("licenses", "denylist_partial_match", {"licenses": "GPL,LGPL"}, image) == [
         "LICSUBMATCH Packages are installed that have blacklisted licenses: a(LGPL-2.1), a(LGPL-2.1)"]
+
+
+def test_denylists_see_through_build_variables() -> None:
+    from ci_gate.model import Dockerfile, DockerfileInstruction
+
+    def image(keyword: str, value: str, expanded: str) -> Any:
+        instructions = (DockerfileInstruction("FROM", "debian:12", 1),
+                        DockerfileInstruction(keyword, value, 3, expanded=expanded))
+        return analysis(dockerfile=Dockerfile("actual", instructions=instructions))
+
+    assert messages("dockerfile", "effective_user", {"users": "root", "type": "denylist"},
+                    image("USER", "${APP_UID}", "0")) == [
+        "User ${APP_UID} found as effective user, which is explicity not allowed"]
+    assert messages("dockerfile", "effective_user", {"users": "root", "type": "denylist"},
+                    image("USER", "${APP_UID}", "1000")) == []
+    assert messages("dockerfile", "exposed_ports", {"ports": "22", "type": "denylist"},
+                    image("EXPOSE", "${SSH_PORT}", "22")) == [
+        "Dockerfile exposes port (22) which is in policy file DENIEDPORTS list"]

@@ -96,18 +96,23 @@ def _effective_user(call: TriggerInput) -> Iterator[Fired]:
         return
     users = instructions(context, "USER")
     user = "root"
+    resolved = user
     line = None
     config_user = context.analysis.config.user.strip()
     if context.analysis.dockerfile.mode.lower() == "guessed" and config_user and not users:
         # Divergence: a history without USER entries (buildkit, other builders) does not make the image
         # run as root; the config's User is the effective user.
-        user = config_user
+        user = resolved = config_user
     elif users:
         match = _USER_VALUE.match(users[-1].value.strip())
         if not match:
             return
-        user = match.group(1)
+        user = resolved = match.group(1)
         line = dockerfile_line(context, users[-1])
+        expanded = _USER_VALUE.match(users[-1].expanded.strip()) if users[-1].expanded else None
+        if expanded:
+            # What the builder makes of `USER ${UID}`: used to recognise root, never in the message.
+            resolved = expanded.group(1)
     listed: list[str] = call.params["users"]
     if is_allow(call.params["type"]):
         if user not in listed:
@@ -119,7 +124,7 @@ def _effective_user(call: TriggerInput) -> Iterator[Fired]:
     denied = user in listed
     # Divergence from anchore-engine: root has many spellings; denying root denies them all.
     if not denied and ("root" in listed or "0" in listed):
-        denied = is_root_user(context.analysis, user)
+        denied = is_root_user(context.analysis, user) or is_root_user(context.analysis, resolved)
     if denied:
         yield Fired(
             message=f"User {user} found as effective user, which is explicity not allowed",
@@ -146,9 +151,11 @@ def _exposed_ports(call: TriggerInput) -> Iterator[Fired]:
                     dockerfile_line=line,
                 )
                 continue
+            # ci-gate also looks at what the builder made of `EXPOSE ${PORT}` (anchore-engine sees the text).
+            expanded = instruction.expanded.split() if instruction.expanded else []
             for port in ports:
                 for spelling in (port, port + "/tcp", port + "/udp"):
-                    if spelling in exposed:
+                    if spelling in exposed or spelling in expanded:
                         yield Fired(
                             message=f"Dockerfile exposes port ({spelling}) which is in policy file "
                             "DENIEDPORTS list",
