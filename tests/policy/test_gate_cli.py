@@ -58,12 +58,20 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OciImage]:
     return {"bad": bad, "warn": warn, "good": good}
 
 
-def _gate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _gate(*args: str, cwd: Path, env: dict[str, str] | None = None, cache: bool = False
+          ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CI_GATE_")}
     environment["CI"] = "1"
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ci_gate.cli", "gate", *args, "--no-cache"], capture_output=True,
+    flags = [] if cache else ["--no-cache"]
+    return subprocess.run([sys.executable, "-m", "ci_gate.cli", "gate", *args, *flags], capture_output=True,
                           text=True, cwd=cwd, env=environment, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def analysis_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One analysis cache for the Debian runs: the first pack analyses, the others reuse it."""
+    return tmp_path_factory.mktemp("analysis-cache")
 
 
 def test_stop_image_exits_1_and_writes_the_evaluation_json(images: dict[str, OciImage], tmp_path: Path) -> None:
@@ -152,11 +160,11 @@ def test_allowlist_written_for_the_reported_trigger_ids(images: dict[str, OciIma
     ("cis", 0, {"cis-4.8-setuid", "cis-4.6-healthcheck"}, {"cis-4.1-user", "cis-4.10-secret-files"}),
     ("default", 0, {"default-healthcheck"}, {"default-root-user", "default-ssh-port", "default-secrets-in-files"}),
 ])
-def test_debian_app_image_under_each_pack(debian_app_oci: OciImage, tmp_path: Path, pack: str, code: int,
-                                          fired: set[str], not_fired: set[str]) -> None:
+def test_debian_app_image_under_each_pack(debian_app_oci: OciImage, analysis_cache: Path, tmp_path: Path, pack: str,
+                                          code: int, fired: set[str], not_fired: set[str]) -> None:
     report = tmp_path / "evaluation.json"
     result = _gate(f"oci-dir:{debian_app_oci.path}", "--policy", f"builtin:{pack}", "--json", str(report),
-                   cwd=tmp_path)
+                   cwd=tmp_path, env={"CI_GATE_CACHE_DIR": str(analysis_cache)}, cache=True)
     assert result.returncode == code, result.stdout + result.stderr
     document: dict[str, Any] = json.loads(report.read_text())
     rules = {f["rule_id"] for f in document["evaluations"][0]["details"]["findings"]}
