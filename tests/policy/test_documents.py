@@ -353,3 +353,15 @@ def test_help_renders(command: list[str]) -> None:
     result = _cli(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+def test_v1_image_lists_are_converted() -> None:
+    bundle = json.loads(json.dumps(V1_BUNDLE))
+    bundle["whitelisted_images"] = [{"name": "trusted", "registry": "*", "repository": "team/*",
+                                     "image": {"type": "tag", "value": "*"}}]
+    assert (run(bundle, IMAGE).final_action, run(bundle, IMAGE).final_action_reason) == ("GO", "allowlisted")
+    bundle["blacklisted_images"] = [{"name": "old", "registry": "docker.io", "repository": "team/app",
+                                     "image": {"type": "tag", "value": "1.*"}}]
+    evaluation = run(bundle, IMAGE)
+    assert (evaluation.final_action, evaluation.final_action_reason, evaluation.matched_image_rule) == (
+        "STOP", "denylisted", "old")
