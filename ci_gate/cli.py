@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -48,13 +48,13 @@ def main_options(
 
 # Options every image-reading command shares.
 PlatformOption = Annotated[
-    Optional[str], typer.Option("--platform", help="os/arch or os/arch/variant to pick from a multi-platform image.")
+    str | None, typer.Option("--platform", help="os/arch or os/arch/variant to pick from a multi-platform image.")
 ]
 InsecureOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--insecure-registry", help="HOST[:PORT] that may be reached over plain HTTP (repeatable)."),
 ]
-CaBundleOption = Annotated[Optional[Path], typer.Option("--ca-bundle", help="CA bundle for registry TLS.")]
+CaBundleOption = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for registry TLS.")]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the analysis cache.")]
 
 
@@ -78,12 +78,12 @@ def analyze(
     output: Annotated[
         str, typer.Option("-o", "--output", help="json, cyclonedx-json, spdx-json or table.")
     ] = "table",
-    file: Annotated[Optional[Path], typer.Option("--file", help="Write the output here instead of stdout.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Write the output here instead of stdout.")] = None,
     dockerfile: Annotated[
-        Optional[Path], typer.Option("--dockerfile", help="The Dockerfile the image was built from.")
+        Path | None, typer.Option("--dockerfile", help="The Dockerfile the image was built from.")
     ] = None,
     base_image: Annotated[
-        Optional[str], typer.Option("--base-image", help="The base image (reference or path) to mark base layers.")
+        str | None, typer.Option("--base-image", help="The base image (reference or path) to mark base layers.")
     ] = None,
     platform: PlatformOption = None,
     insecure_registry: InsecureOption = None,
@@ -154,7 +154,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("ci-gate: interrupted", err=True)
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+    except Exception as error:
         import click
 
         if isinstance(error, click.exceptions.ClickException):
@@ -162,8 +162,9 @@ def main() -> None:
             sys.exit(EXIT_ERROR)
         if _state["debug"]:
             raise
-        typer.echo(f"ci-gate: internal error: {type(error).__name__}: {error} (rerun with --debug "
-                   "for a traceback, and please report it)", err=True)
+        # Only the type: an unexpected exception's text may quote image content (a secret).
+        typer.echo(f"ci-gate: internal error: {type(error).__name__} (rerun with --debug for a traceback, "
+                   "and please report it)", err=True)
         sys.exit(EXIT_ERROR)
 
 
