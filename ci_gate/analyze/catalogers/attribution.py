@@ -59,7 +59,9 @@ def final_versions(evidence: Iterable[Evidence], context: CatalogContext) -> dic
             continue
         # Versions written after the final one cannot exist; versions before it are history.
         history = [item for item in items if item.layer_index <= final_layer]
-        if history:
+        # When the final entry is not a version we saw (a later layer made it a symlink, a hard link
+        # or a folder), what the image ships there is not this evidence.
+        if history and history[-1].layer_index == final_layer:
             kept[path] = history
     return kept
 

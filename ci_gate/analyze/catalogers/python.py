@@ -101,7 +101,7 @@ class PythonCataloger(Cataloger):
                 name = normalize(_first(fields, "name"))
                 history.append((item.layer_index, {name: _first(fields, "version")} if name else {}))
                 final_fields = fields
-            if not history or history[-1][0] != versions[-1].layer_index:
+            if not history:
                 continue
             name = normalize(_first(final_fields, "name"))
             version = _first(final_fields, "version")
