@@ -85,6 +85,11 @@ def analyze(
     base_image: Annotated[
         str | None, typer.Option("--base-image", help="The base image (reference or path) to mark base layers.")
     ] = None,
+    secret_rules: Annotated[
+        Path | None,
+        typer.Option("--secret-rules", help="YAML file that adds, disables or tunes secret rules "
+                     "(docs/secret-rules.md).", envvar="CI_GATE_SECRET_RULES"),
+    ] = None,
     platform: PlatformOption = None,
     insecure_registry: InsecureOption = None,
     ca_bundle: CaBundleOption = None,
@@ -99,6 +104,7 @@ def analyze(
         dockerfile=dockerfile,
         base_image=base_image,
         use_cache=not no_cache,
+        secret_rules=secret_rules,
     )
     analysis = analyze_image(image, options, progress=_progress())
     render_analysis(analysis, output, file)

@@ -304,3 +304,19 @@ def test_secrets_in_history_and_the_dockerfile_are_found_and_masked(tmp_path: Pa
     wheres = {s["where"] for s in data["secrets"]}
     assert {"history", "dockerfile"} <= wheres
     assert any(s["where"] == "dockerfile" and s["line"] == 2 for s in data["secrets"])
+
+
+def test_secret_rules_file_adds_and_disables_rules(tmp_path: Path) -> None:
+    image = build_oci_layout(tmp_path / "oci", [[
+        TarItem("app/.acmerc", b"token = acme_0123456789abcdef0123456789abcdef\n"),
+        TarItem("app/config.txt", f"token={FAKE_GITHUB_TOKEN}\n".encode()),
+    ]], tag="rules")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("disable: [GITHUB_TOKEN]\nrules:\n  - name: ACME_TOKEN\n"
+                     "    regex: '.*acme_[a-z0-9]{32}'\n    keywords: [acme_]\n")
+    data = analyze_json(f"oci-dir:{image.path}", "--secret-rules", str(rules), tmp_path=tmp_path)
+    assert {s["rule"] for s in data["secrets"]} == {"ACME_TOKEN"}
+    assert "0123456789abcdef0123456789abcdef" not in json.dumps(data)
+    rules.write_text("rules:\n  - name: BROKEN\n    regex: '(unclosed'\n")
+    assert_one_line_error(run_cli("analyze", f"oci-dir:{image.path}", "--no-cache", "--secret-rules", str(rules)),
+                          "rules.yaml")
