@@ -1,4 +1,5 @@
-"""Debian packages: `/var/lib/dpkg/status`, distroless `status.d/*`, licenses from DEP-5 copyright files.
+"""Debian packages: `/var/lib/dpkg/status`, distroless `status.d/*` (and opkg's status and
+`info/*.control`), licenses from DEP-5 copyright files.
 
 As syft's dpkg-db-cataloger: one package per stanza of the database (stanzas whose Status says
 `deinstall` are skipped), the source package and its version from `Source: NAME (VERSION)`, the
@@ -188,7 +189,14 @@ def package_url(entry: DebEntry, distro: Distro | None) -> str:
 
 class DpkgCataloger(Cataloger):
     name = "dpkg-db-cataloger"
-    patterns = ("*/lib/dpkg/status", "*/lib/dpkg/status.d/*", "/usr/share/doc/*/copyright")
+    patterns = (
+        "*/lib/dpkg/status",
+        "*/lib/dpkg/status.d/*",
+        # opkg (OpenWrt, Yocto) keeps the same stanza format, as syft reads it.
+        "*/lib/opkg/status",
+        "*/lib/opkg/info/*.control",
+        "/usr/share/doc/*/copyright",
+    )
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
         by_path = attribution.final_versions(evidence, context)

@@ -140,3 +140,17 @@ def test_copyright_parsing_follows_syft() -> None:
     assert licenses_from_copyright(text) == ["GPL-2", "GPL-2+", "LGPL-2.1", "LGPL-2.1+"]
     assert licenses_from_copyright("License: none\n") == []
     assert licenses_from_copyright("License: GPL-2.\n") == ["GPL-2"]
+
+
+def test_opkg_status_and_control_files() -> None:
+    openwrt = Distro(id="openwrt", version_id="23.05.2", id_like=("lede", "openwrt"))
+    root = FIXTURES / "opkg"
+    packages, warnings = catalog_trees(DpkgCataloger(), [root], openwrt)
+    theirs = syft_artifacts(root, "dpkg-db-cataloger")
+    assert warnings == []
+    # Not a Debian-like distro: no deb purl, as syft.
+    assert {(p.name, p.version, p.purl) for p in packages} == triples(theirs) == {
+        ("busybox", "1.36.1-1", ""), ("libc", "1.2.4-4", ""), ("dropbear", "2022.82-5", "")}
+    # One named difference: syft 1.18 ignores a stanza's own License field; we keep what it declares.
+    assert {p.name: p.licenses for p in packages} == {"busybox": (), "libc": (), "dropbear": ("MIT",)}
+    assert all(not a["licenses"] for a in theirs)
