@@ -92,7 +92,6 @@ def publish_comment(
     notes: list[str] = []
     if mode not in MODES:
         return [f"unknown --comment mode {mode!r} (use auto, github, gitlab or off); no comment posted"]
-    body = markdown if markdown is not None else render_markdown(evaluation, analysis, "comment")
     outputs = github.gate_outputs(evaluation, _report_paths(reports))
 
     in_actions = github.in_github_actions(environment)
@@ -126,6 +125,7 @@ def publish_comment(
             api = gitlab.GitLabNotes(gitlab.require_merge_request(environment))
             limit = gitlab.NOTE_LIMIT
         marker = marker_for(image_key(evaluation, analysis))
+        body = markdown if markdown is not None else render_markdown(evaluation, analysis, "comment")
         if len(body) + len(marker) + 200 > limit:
             body = body[: limit - len(marker) - 200] + "\n\n… (truncated: see the job summary or the reports)\n"
         result = upsert_comment(api, marker, body, budget)
@@ -137,7 +137,8 @@ def publish_comment(
         where = "the job summary" if summary_written else "the job log below"
         notes.append(f"warning: could not comment ({error}); the result is in {where} instead")
         if not summary_written:
-            _print_fallback(body, out, environment)
+            fallback = markdown if markdown is not None else render_markdown(evaluation, analysis, "comment")
+            _print_fallback(fallback, out, environment)
     return notes
 
 

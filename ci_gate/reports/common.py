@@ -8,6 +8,7 @@ never print a secret: a secret finding is shown only as rule, path, line and a r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import re
@@ -56,6 +57,7 @@ def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
 _SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "registry:", "docker:", "sbom:", "oci:")
 
 
+@functools.lru_cache(maxsize=256)
 def strip_reference(reference: str) -> str:
     """`registry:host:5000/team/app:1.2@sha256:…` → `host:5000/team/app`; archives keep their path."""
     text = reference.strip()
@@ -222,10 +224,11 @@ _REDACTIONS: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"\b(glpat-[A-Za-z0-9_-]{2})[A-Za-z0-9_-]{10,}"), r"\1****"),
     (re.compile(r"\b(xox[abposr]-[A-Za-z0-9]{2})[A-Za-z0-9-]{8,}"), r"\1****"),
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1****@"),
-    # KEY=VALUE / KEY: VALUE where KEY names a credential; the value goes, the name stays.
+    # KEY=VALUE / KEY: VALUE where KEY names a credential; the value goes, the name stays. Anchored
+    # on the keyword (what precedes it stays as is): no backtracking over long texts.
     (
         re.compile(
-            r"(?i)\b([A-Z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
+            r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
             r"private[_-]?key|credential|auth)[A-Z0-9_.-]*\s*[=:]\s*[\"']?)([^\s\"',;]{3,})"
         ),
         r"\1****",

@@ -14,6 +14,7 @@ step summaries 1 MiB): the number of rows shrinks until the text fits.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -144,6 +145,13 @@ def _environment(template: Path | None, default_name: str) -> tuple[jinja2.Envir
             raise ReportError(f"markdown template {template} does not exist: give the path of a jinja2 file")
         search.insert(0, str(template.parent.resolve()))
         name = template.name
+    return _cached_environment(tuple(search)), name
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(search: tuple[str, ...]) -> jinja2.Environment:
+    """One environment per search path: its templates compile once per process (the loader still
+    notices a changed file)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
         autoescape=False,  # Markdown, not HTML: escaping is explicit through the md/cell filters
@@ -154,7 +162,7 @@ def _environment(template: Path | None, default_name: str) -> tuple[jinja2.Envir
     )
     environment.filters["md"] = escape_markdown
     environment.filters["cell"] = escape_cell
-    return environment, name
+    return environment
 
 
 def escape_markdown(value: object) -> str:
