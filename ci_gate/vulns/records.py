@@ -286,9 +286,9 @@ def _affected(value: Any) -> tuple[AffectedPackage, ...]:
 def _references(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
-    urls = [item.get("url") for item in value if isinstance(item, Mapping)]
-    advisory = [u for u, item in zip(urls, value, strict=True) if isinstance(u, str) and item.get("type") == "ADVISORY"]
-    others = [u for u in urls if isinstance(u, str) and u not in advisory]
+    pairs = [(item.get("url"), item.get("type")) for item in value if isinstance(item, Mapping)]
+    advisory = [url for url, kind in pairs if isinstance(url, str) and kind == "ADVISORY"]
+    others = [url for url, _ in pairs if isinstance(url, str) and url not in advisory]
     return tuple(advisory + others)
 
 

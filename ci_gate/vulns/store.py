@@ -55,14 +55,15 @@ CREATE TABLE IF NOT EXISTS vulnerabilities (
     imported_at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS affected (
-    vuln_id TEXT NOT NULL,
     ecosystem TEXT NOT NULL,
-    name TEXT NOT NULL,
     normalized_name TEXT NOT NULL,
+    vuln_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
     severity TEXT NOT NULL,
-    spec TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, normalized_name);
+    spec TEXT NOT NULL,
+    PRIMARY KEY (ecosystem, normalized_name, vuln_id, position)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS affected_by_vulnerability ON affected (vuln_id);
 CREATE TABLE IF NOT EXISTS aliases (alias TEXT NOT NULL, vuln_id TEXT NOT NULL, PRIMARY KEY (alias, vuln_id))
     WITHOUT ROWID;
@@ -177,9 +178,9 @@ def _affected_from_row(row: Sequence[Any]) -> AffectedPackage:
     ranges, versions, severities = json.loads(row[4])
     return AffectedPackage(
         ecosystem=row[0], name=row[1], normalized_name=row[2],
-        ranges=tuple(Range(kind, tuple((k, v) for k, v in events)) for kind, events in ranges),
+        ranges=tuple([Range(kind, tuple(map(tuple, events))) for kind, events in ranges]),
         versions=tuple(versions), severity=row[3],
-        severities=tuple(Severity(*item) for item in severities),
+        severities=tuple([Severity(*item) for item in severities]) if severities else (),
     )
 
 
@@ -282,7 +283,7 @@ class VulnerabilityStore:
                 affected: tuple[AffectedPackage, ...] = ()
                 if with_affected:
                     affected = tuple(_affected_from_row(r) for r in self._connection.execute(
-                        f"SELECT {_AFFECTED_COLUMNS} FROM affected WHERE vuln_id = ? ORDER BY rowid", (row[0],)))
+                        f"SELECT {_AFFECTED_COLUMNS} FROM affected WHERE vuln_id = ? ORDER BY position", (row[0],)))
                 result[row[0]] = _record_from_row(row, affected)
         return result
 
@@ -483,9 +484,10 @@ class StoreWriter:
               r.imported_at) for r in writes],
         )
         connection.executemany(
-            f"INSERT INTO affected (vuln_id, {_AFFECTED_COLUMNS}) VALUES ({','.join('?' * 6)})",
-            [(r.id, a.ecosystem, a.name, a.normalized_name, a.severity, _affected_spec(a))
-             for r in writes for a in r.affected],
+            f"INSERT OR REPLACE INTO affected (vuln_id, position, {_AFFECTED_COLUMNS}) "
+            f"VALUES ({','.join('?' * 7)})",
+            [(r.id, position, a.ecosystem, a.name, a.normalized_name, a.severity, _affected_spec(a))
+             for r in writes for position, a in enumerate(r.affected)],
         )
         connection.executemany(
             "INSERT OR IGNORE INTO aliases (alias, vuln_id) VALUES (?, ?)",

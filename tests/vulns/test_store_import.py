@@ -197,3 +197,23 @@ def test_store_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setenv("CI_GATE_VULN_DB", str(tmp_path / "env.sqlite"))
     assert resolve_path() == tmp_path / "env.sqlite"
     assert resolve_path(tmp_path / "flag.sqlite") == tmp_path / "flag.sqlite"
+
+
+def test_odd_shapes_are_skipped_not_fatal(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    base = {"modified": "2024-01-01T00:00:00Z",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}, "versions": ["1.0"]}]}
+    references = ["junk", {"type": "WEB", "url": "u"}]
+    (folder / "a.json").write_text(json.dumps({**base, "id": "OK-1", "references": references}))
+    (folder / "b.json").write_text(json.dumps({**base, "id": "BAD-1", "affected": [
+        {"package": {"ecosystem": "PyPI", "name": "x"}, "versions": [1, 2]}]}))
+    (folder / "c.json").write_text(json.dumps({**base, "id": "BAD-2", "modified": "yesterday"}))
+    (folder / "d.json").write_text(json.dumps([{"id": "LIST-1"}]))
+    (folder / "e.json").write_text(json.dumps({**base, "id": "BAD-3", "affected": [
+        {"package": {"ecosystem": "PyPI", "name": "x"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"fixed": 1}]}]}]}))
+    result = import_paths([folder], tmp_path / "store.sqlite").total
+    assert (result.added, result.skipped) == (1, 4)
+    with VulnerabilityStore(tmp_path / "store.sqlite") as store:
+        record = store.record("OK-1")
+        assert record is not None and record.references == ("u",)

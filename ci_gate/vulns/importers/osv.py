@@ -123,6 +123,10 @@ def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, 
             except InvalidRecord as error:
                 counts.note(f"{name}: {error}")
                 continue
+            except (TypeError, ValueError, AttributeError) as error:
+                # A shape from_osv did not foresee: skip the document, never abort the import.
+                counts.note(f"{name}: not a usable OSV record ({type(error).__name__}: {error})")
+                continue
             if wanted and not any(a.ecosystem.lower() in wanted or a.ecosystem.split(":", 1)[0].lower() in wanted
                                   for a in record.affected):
                 continue
