@@ -8,6 +8,7 @@ file is still the one that produced them in the final filesystem.
 from __future__ import annotations
 
 import abc
+import weakref
 from collections.abc import Sequence
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
@@ -25,12 +26,21 @@ class StreamingCataloger(Cataloger):
 
     def __init__(self) -> None:
         self._found: dict[str, tuple[int, list[Package]]] = {}
+        self._context: weakref.ref[CatalogContext] | None = None
+
+    def _begin(self, context: CatalogContext) -> None:
+        """Forget what an earlier analysis left (one that failed before `catalog`): the registry
+        holds one instance per cataloger for the whole process."""
+        if self._context is None or self._context() is not context:
+            self._found = {}
+            self._context = weakref.ref(context)
 
     @abc.abstractmethod
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
         """The packages in one evidence file; raise EvidenceError for a damaged file."""
 
     def visit(self, evidence: Evidence, context: CatalogContext) -> None:
+        self._begin(context)
         try:
             packages = self.parse(evidence, context)
         except EvidenceError as error:
@@ -51,9 +61,10 @@ class StreamingCataloger(Cataloger):
         return f"{evidence.path} (layer {evidence.layer_index + 1})"
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        self._begin(context)
         for item in evidence:  # only when run as a non-streaming cataloger
             self.visit(item, context)
-        found, self._found = self._found, {}
+        found, self._found, self._context = self._found, {}, None
         packages: list[Package] = []
         for path, (layer_index, path_packages) in sorted(found.items()):
             if not context.final.exists(path) or context.final.layer_of(path) != layer_index:
