@@ -118,13 +118,14 @@ HEADER = 26
 
 
 def _page_header(page_number: int, previous: int, next_page: int, entries: int, free_offset: int,
-                 page_type: int) -> bytes:
-    return (b"\x00" * 8 + struct.pack("<IIIHHBB", page_number, previous, next_page, entries, free_offset, 0,
-                                      page_type))
+                 page_type: int, order: str = "<") -> bytes:
+    return (b"\x00" * 8 + struct.pack(order + "IIIHHBB", page_number, previous, next_page, entries, free_offset,
+                                      0, page_type))
 
 
-def write_berkeley_db(blobs: tuple[bytes, ...]) -> bytes:
-    """A hash database: metadata page, one hash page of key/H_OFFPAGE pairs, overflow chains."""
+def write_berkeley_db(blobs: tuple[bytes, ...], order: str = "<") -> bytes:
+    """A hash database: metadata page, one hash page of key/H_OFFPAGE pairs, overflow chains.
+    `order` is the byte order of the machine that wrote it: `<` little-endian, `>` big-endian."""
     pages: dict[int, bytes] = {}
     next_free = 2  # page 0 metadata, page 1 the hash page
     items: list[tuple[bytes, bytes]] = []
@@ -135,14 +136,14 @@ def write_berkeley_db(blobs: tuple[bytes, ...]) -> bytes:
             page_number = next_free
             next_page = page_number + 1 if position < len(chunks) - 1 else 0
             previous = page_number - 1 if position else 0
-            header = _page_header(page_number, previous, next_page, 1, len(chunk), 7)
+            header = _page_header(page_number, previous, next_page, 1, len(chunk), 7, order)
             pages[page_number] = (header + chunk).ljust(PAGE_SIZE, b"\x00")
             next_free += 1
-        key = b"\x01" + struct.pack("<I", number)  # H_KEYDATA: the package's instance number
-        value = b"\x03\x00\x00\x00" + struct.pack("<II", first, len(blob))  # H_OFFPAGE
+        key = b"\x01" + struct.pack(order + "I", number)  # H_KEYDATA: the package's instance number
+        value = b"\x03\x00\x00\x00" + struct.pack(order + "II", first, len(blob))  # H_OFFPAGE
         items.append((key, value))
     # The instance counter record rpm keeps under key 0: a small inline value the reader skips.
-    items.insert(0, (b"\x01" + struct.pack("<I", 0), b"\x01" + struct.pack("<I", len(blobs))))
+    items.insert(0, (b"\x01" + struct.pack(order + "I", 0), b"\x01" + struct.pack(order + "I", len(blobs))))
     body = bytearray(PAGE_SIZE)
     offsets: list[int] = []
     low = PAGE_SIZE
@@ -151,18 +152,18 @@ def write_berkeley_db(blobs: tuple[bytes, ...]) -> bytes:
             low -= len(item)
             body[low:low + len(item)] = item
             offsets.append(low)
-    body[:HEADER] = _page_header(1, 0, 0, len(offsets), low, 13)
+    body[:HEADER] = _page_header(1, 0, 0, len(offsets), low, 13, order)
     for index, offset in enumerate(offsets):
-        struct.pack_into("<H", body, HEADER + 2 * index, offset)
+        struct.pack_into(order + "H", body, HEADER + 2 * index, offset)
     pages[1] = bytes(body)
     last_page = next_free - 1
     meta = bytearray(PAGE_SIZE)
-    struct.pack_into("<IIII", meta, 8, 0, 0x061561, 9, PAGE_SIZE)  # page no, magic, version, page size
+    struct.pack_into(order + "IIII", meta, 8, 0, 0x061561, 9, PAGE_SIZE)  # page no, magic, version, size
     meta[24] = 0  # no encryption
     meta[25] = 8  # hash metadata page
-    struct.pack_into("<III", meta, 28, 0, last_page, 1)  # free list, last page, partitions
-    struct.pack_into("<II", meta, 40, len(blobs), len(blobs))  # key and record counts
-    struct.pack_into("<IIIIII", meta, 72, 0, 1, 0, 0, len(blobs) + 1, 0)  # max bucket, masks, ...
+    struct.pack_into(order + "III", meta, 28, 0, last_page, 1)  # free list, last page, partitions
+    struct.pack_into(order + "II", meta, 40, len(blobs), len(blobs))  # key and record counts
+    struct.pack_into(order + "IIIIII", meta, 72, 0, 1, 0, 0, len(blobs) + 1, 0)  # max bucket, masks, ...
     pages[0] = bytes(meta)
     return b"".join(pages[number] for number in range(last_page + 1))
 

@@ -51,6 +51,20 @@ def test_each_backend_agrees_with_syft(rpm_roots: RpmRoots, backend: str) -> Non
         a["name"]: [license["value"] for license in a["licenses"]] for a in theirs}
 
 
+def test_a_big_endian_berkeley_db(rpm_roots: RpmRoots, tmp_path: Path) -> None:
+    """Written on a big-endian machine (s390x, ppc64): every page field is swapped, the header blobs
+    are not (they are big-endian everywhere)."""
+    from tests.analyze.catalogers.rpm_databases import write_berkeley_db
+
+    root = _corrupt_root(tmp_path, "Packages", write_berkeley_db(rpm_roots.blobs, order=">"))
+    (root / "etc").mkdir()
+    (root / "etc/os-release").write_text((rpm_roots.bdb / "etc/os-release").read_text())
+    ours, warnings = catalog_trees(RpmCataloger(), [root], RHEL)
+    assert warnings == []
+    assert {(p.name, p.version, p.purl) for p in ours} == triples(syft_artifacts(root, "rpm-db-cataloger"))
+    assert len(ours) == 3
+
+
 def test_metadata_of_a_package_with_an_epoch(rpm_roots: RpmRoots) -> None:
     ours, _ = catalog_trees(RpmCataloger(), [rpm_roots.sqlite], RHEL)
     hello = {p.name: p for p in ours}["hello-ci"]
