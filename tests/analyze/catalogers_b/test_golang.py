@@ -183,3 +183,12 @@ def test_command_line_arguments_build_takes_its_devel_dependency_as_main() -> No
         ("example.com/service", "(devel)"), ("github.com/pkg/errors", "v0.9.1"), ("stdlib", "go1.22.1")]
     errors = next(item for item in result.packages if item.name == "github.com/pkg/errors")
     assert errors.metadata["main_module"] == "example.com/service"
+
+
+def test_pointers_outside_the_binary_are_a_warning() -> None:
+    import struct
+
+    header = b"\xff Go buildinf:" + bytes([8, 0]) + struct.pack("<QQ", 0xDEAD0000, 0xBEEF0000)
+    result = run(GoModuleBinaryCataloger, [{"/app/evil": File(elf_with_data(header + bytes(64)), 0o755)}])
+    assert result.packages == []
+    assert len(result.warnings) == 1 and "outside every loadable segment" in result.warnings[0]

@@ -219,3 +219,30 @@ def test_a_later_layer_replacing_a_jar_wins() -> None:
     result = run(JavaArchiveCataloger, [{"/app/lib.jar": File(old)}, {"/app/lib.jar": File(new)}], base_layers=1)
     assert [(item.name, item.version, item.origin) for item in result.packages] == [("lib", "2.0", "app")]
     assert result.packages[0].purl == "pkg:maven/com.example/lib@2.0"
+
+
+def test_pom_xml_beside_pom_properties_and_weaving_jars() -> None:
+    pom = (b'<?xml version="1.0"?><project xmlns="http://maven.apache.org/POM/4.0.0"><parent>'
+           b"<groupId>org.example.parent</groupId><artifactId>parent</artifactId><version>7</version></parent>"
+           b"<artifactId>widget</artifactId><version>1.2.0</version><licenses><license><name>EPL-2.0</name>"
+           b"</license></licenses></project>")
+    widget = make_zip({
+        "META-INF/MANIFEST.MF": manifest(),
+        "META-INF/maven/org.example/widget/pom.properties": "artifactId=widget\nversion=1.2.0\n",
+        "META-INF/maven/org.example/widget/pom.xml": pom,
+    })
+    woven = make_zip({"META-INF/MANIFEST.MF": manifest(Weave_Classes="org.apache.catalina.Valve",
+                                                       Implementation_Version="8.0")})
+    bomb_xml = make_zip({"META-INF/MANIFEST.MF": manifest(),
+                         "META-INF/maven/x/y/pom.properties": "artifactId=y\nversion=1\n",
+                         "META-INF/maven/x/y/pom.xml": '<!DOCTYPE lolz [<!ENTITY lol "lol">]><project/>'})
+    result = run(JavaArchiveCataloger, [{"/app/widget-1.2.0.jar": File(widget),
+                                         "/app/newrelic-tomcat-8.0.jar": File(woven),
+                                         "/app/y-1.jar": File(bomb_xml)}])
+    by_name = {item.name: item for item in result.packages}
+    assert set(by_name) == {"widget", "y"}  # the weaving jar names the library it instruments, not itself
+    # No groupId in pom.properties: syft 1.18 then names the group after the artifact (it keeps pom.xml
+    # for licenses only on the archive's own package), and so do we: pkg:maven/widget/widget.
+    assert by_name["widget"].purl == "pkg:maven/widget/widget@1.2.0"
+    assert by_name["widget"].licenses == ("EPL-2.0",)
+    assert "pom_project" not in by_name["y"].metadata  # an XML document with entities is not parsed
