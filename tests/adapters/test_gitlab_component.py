@@ -127,7 +127,8 @@ def test_expanded_component_and_repository_pipeline_are_valid_gitlab_ci(project,
     (tmp_path / "expanded.yml").write_text(expanded)
     header = next(yaml.safe_load_all((REPOSITORY / "templates" / "ci-gate.yml").read_text()))
     (tmp_path / "spec.yml").write_text(yaml.safe_dump(header))
-    for path in (tmp_path / "expanded.yml", tmp_path / "spec.yml", REPOSITORY / ".gitlab-ci.yml"):
+    for path in (tmp_path / "expanded.yml", tmp_path / "spec.yml", REPOSITORY / ".gitlab-ci.yml",
+                 REPOSITORY / "examples" / "gitlab" / ".gitlab-ci.yml"):
         result = subprocess.run([check, "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci",
                                  str(path)], capture_output=True, text=True)
         assert result.returncode == 0, f"{path.name}: {result.stdout}{result.stderr}"
