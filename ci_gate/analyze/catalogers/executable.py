@@ -18,9 +18,10 @@ _PF_WRITE = 2
 _MAX_HEADERS = 4096
 """More section or program headers than this is not a real program."""
 
-_MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "amd64",
-             183: "arm64", 243: "riscv64", 258: "loong64"}
-"""e_machine values named as GOARCH does."""
+_MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390", 40: "arm", 62: "x86_64",
+             183: "aarch64", 243: "riscv", 258: "loongarch"}
+"""e_machine values named as Go's debug/elf prints them without `EM_`, lower case (syft's architecture
+for binaries whose build info has no GOARCH setting)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,7 +354,7 @@ class GoModuleBinaryCataloger(StreamingCataloger):
             packages.append(make(main, info.settings, version))
         packages.extend(make(dependency, None) for dependency in info.dependencies
                         if (dependency.replaced_by or dependency).path)
-        stdlib = _STDLIB_VERSION.match(go_version.removeprefix("go"))
+        stdlib = _STDLIB_VERSION.search(go_version.removeprefix("go"))
         if stdlib:
             packages.append(Package(
                 name="stdlib",

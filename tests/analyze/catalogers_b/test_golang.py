@@ -94,6 +94,7 @@ def test_pre_go_1_18_pointer_layout() -> None:
     replaced = next(item for item in result.packages if item.name == "golang.org/x/text")
     assert replaced.metadata["replaces"] == "golang.org/x/text@v0.3.7"
     assert replaced.metadata["h1_digest"] == "h1:abc="
+    assert replaced.metadata["architecture"] == "x86_64"  # no GOARCH setting: the ELF machine, as syft names it
 
 
 def test_inline_layout_in_the_go_buildinfo_section() -> None:
