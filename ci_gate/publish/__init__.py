@@ -126,6 +126,9 @@ def publish_comment(
             limit = gitlab.NOTE_LIMIT
         marker = marker_for(image_key(evaluation, analysis))
         body = markdown if markdown is not None else render_markdown(evaluation, analysis, "comment")
+        link = _job_link(environment)
+        if link:
+            body = f"{body.rstrip()}\n\n<sub>{link}</sub>\n"
         if len(body) + len(marker) + 200 > limit:
             body = body[: limit - len(marker) - 200] + "\n\n… (truncated: see the job summary or the reports)\n"
         result = upsert_comment(api, marker, body, budget)
@@ -177,6 +180,18 @@ def _print_fallback(body: str, out: TextIO, env: Mapping[str, str]) -> None:
     else:
         out.write("---- ci-gate summary ----\n" + body.rstrip() + "\n-------------------------\n")
     out.flush()
+
+
+def _job_link(env: Mapping[str, str]) -> str:
+    """A Markdown link to the job that produced the comment (its summary and reports live there)."""
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+        return f"[workflow run]({server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']})"
+    if env.get("CI_JOB_URL", "").startswith(("https://", "http://")):
+        return f"[job {env.get('CI_JOB_NAME', '')}]({env['CI_JOB_URL']})".replace("[job ]", "[job]")
+    if env.get("BUILD_URL", "").startswith(("https://", "http://")):
+        return f"[Jenkins build]({env['BUILD_URL']})"
+    return ""
 
 
 def _float(value: str | None, default: float) -> float:

@@ -44,7 +44,8 @@ def github_env(server: FakeGitHub, tmp_path: Path, token: str = FakeGitHub.TOKEN
     output.touch()
     env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": server.repository, "GITHUB_API_URL": server.url,
            "GITHUB_EVENT_PATH": str(event), "GITHUB_REF": f"refs/pull/{server.number}/merge",
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output), "CI_GATE_PUBLISH_TIMEOUT": "20"}
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output), "CI_GATE_PUBLISH_TIMEOUT": "20",
+           "GITHUB_RUN_ID": "4242", "GITHUB_SERVER_URL": "https://github.com"}
     if token:
         env["GITHUB_TOKEN"] = token
     return env
@@ -82,6 +83,7 @@ def test_github_one_comment_after_many_runs_across_pages(github, tmp_path):
         assert any("updated the ci-gate comment" in note for note in notes), notes
     bodies = github.bodies_with(MARKER)
     assert len(bodies) == 1 and "app:1.4.5" in bodies[0]
+    assert "[workflow run](https://github.com/acme/app/actions/runs/4242)" in bodies[0]
     assert first_id in github.comments and len(github.comments) == 231
     assert github.count("POST") == 1
     assert any("page=3" in path for method, path in github.requests if method == "GET")
