@@ -96,13 +96,35 @@ def read_sqlite(content: bytes) -> DatabaseRead:
     return result
 
 
+SQLITE_STEP_BUDGET = 50_000
+"""Progress-handler calls (each 10,000 virtual-machine steps) one database may take: a real rpmdb
+reads in a few hundred; a hostile one (a view with a runaway recursive query) is stopped."""
+
+
+def _guard(connection: sqlite3.Connection) -> sqlite3.Connection:
+    """Refuse work a package database never needs: untrusted schema functions, endless queries."""
+    calls = 0
+
+    def progress() -> int:
+        nonlocal calls
+        calls += 1
+        return 1 if calls > SQLITE_STEP_BUDGET else 0
+
+    connection.set_progress_handler(progress, 10_000)
+    connection.execute("PRAGMA trusted_schema = OFF")
+    connection.execute("PRAGMA query_only = ON")
+    kind = connection.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchone()
+    if kind is None or kind[0] != "table":
+        raise sqlite3.DatabaseError("it has no Packages table")
+    return connection
+
+
 def _open_sqlite(data: bytes) -> sqlite3.Connection:
     connection = sqlite3.connect(":memory:")
     deserialize = getattr(connection, "deserialize", None)
     if deserialize is not None:  # Python 3.11+
         deserialize(data)
-        connection.execute("PRAGMA query_only = ON")
-        return connection
+        return _guard(connection)
     connection.close()
     # Python 3.10: sqlite needs a file. It is ours, private and deleted straight after opening.
     handle, name = tempfile.mkstemp(prefix="ci-gate-rpmdb-", suffix=".sqlite")
@@ -111,7 +133,7 @@ def _open_sqlite(data: bytes) -> sqlite3.Connection:
             stream.write(data)
         connection = sqlite3.connect(f"file:{name}?mode=ro&immutable=1", uri=True)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # open it before unlinking
-        return connection
+        return _guard(connection)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -134,6 +156,7 @@ def read_berkeley_db(content: bytes) -> DatabaseRead:
         result.problems.append(f"the first page has type {page_type}, not a hash metadata page")
         return result
     page_count = len(content) // page_size
+    budget = _Budget(4 * len(content))
     if last_page >= page_count:
         result.problems.append(
             f"the database claims {last_page + 1} pages but holds {page_count}; it is truncated"
@@ -153,10 +176,28 @@ def read_berkeley_db(content: bytes) -> DatabaseRead:
             if offset + 12 > page_size or page[offset] != BDB_OFFPAGE_ITEM:
                 continue  # small inline values (the rpm instance counter), not headers
             first_page, length = struct.unpack_from(order + "II", page, offset + 4)
+            if first_page in budget.seen:
+                continue  # two items naming one chain: read it once
+            budget.seen.add(first_page)
             blob = _overflow_chain(content, first_page, length, page_size, order, result.problems)
             if blob is not None:
+                if not budget.spend(len(blob)):
+                    result.problems.append("the database's items add up to far more than its size; stopped")
+                    return result
                 result.blobs.append(blob)
     return result
+
+
+@dataclass
+class _Budget:
+    """Bytes a hostile database may make us collect (a few times its own size), and chains seen."""
+
+    remaining: int
+    seen: set[int] = field(default_factory=set)
+
+    def spend(self, amount: int) -> bool:
+        self.remaining -= amount
+        return self.remaining >= 0
 
 
 def _overflow_chain(
@@ -199,6 +240,7 @@ def read_ndb(content: bytes) -> DatabaseRead:
         result.problems.append(f"unsupported NDB version {version} or slot page count {slot_pages}")
         return result
     slot_count = slot_pages * NDB_SLOTS_PER_PAGE - 2  # the 32-byte header takes two slots' room
+    budget = _Budget(4 * len(content))
     for number in range(slot_count):
         position = 32 + number * NDB_SLOT_SIZE
         if position + NDB_SLOT_SIZE > len(content):
@@ -221,5 +263,11 @@ def read_ndb(content: bytes) -> DatabaseRead:
         if blob_position + 16 + blob_length > len(content):
             result.problems.append(f"package {package_index}'s blob is cut off")
             continue
+        if block_offset in budget.seen:
+            continue  # two slots naming one blob: read it once
+        budget.seen.add(block_offset)
+        if not budget.spend(blob_length):
+            result.problems.append("the database's blobs add up to far more than its size; stopped")
+            break
         result.blobs.append(content[blob_position + 16 : blob_position + 16 + blob_length])
     return result

@@ -105,7 +105,8 @@ def parse_header(blob: bytes) -> RpmHeader:
     values: dict[int, list[str] | list[int]] = {}
     for number in range(index_length):
         tag, kind, offset, count = _ENTRY.unpack_from(blob, 8 + 16 * number)
-        if tag not in _WANTED or offset < 0 or offset >= data_length or count == 0:
+        # Each tag once: a hostile index repeating one tag must not make the work quadratic.
+        if tag not in _WANTED or tag in values or offset < 0 or offset >= data_length or count == 0:
             continue
         if kind in (TYPE_STRING, TYPE_I18NSTRING):
             values[tag] = _strings(store, offset, 1)

@@ -180,3 +180,35 @@ def test_mariner_container_manifest(tmp_path: Path) -> None:
         "pkg:rpm/mariner/openssl-libs@1.1.1k-24.cm2?arch=x86_64&distro=mariner-2.0"
         "&upstream=openssl-1.1.1k-24.cm2.src.rpm")
     assert len(warnings) == 1
+
+
+def test_a_hostile_sqlite_database_is_refused_quickly(tmp_path: Path) -> None:
+    """A `Packages` view over an endless recursive query would hang a naive reader."""
+    import sqlite3
+
+    database = tmp_path / "rpmdb.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE VIEW Packages AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                           "SELECT i AS hnum, zeroblob(10) AS blob FROM n")
+    read = read_database(database.read_bytes())
+    assert read.blobs == [] and "no Packages table" in read.problems[0]
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB)")
+        connection.execute("CREATE TABLE n (i INTEGER)")
+        connection.execute("CREATE TRIGGER t AFTER INSERT ON n BEGIN SELECT 1; END")
+    assert read_database(other.read_bytes()).problems == []
+
+
+def test_many_items_naming_one_overflow_chain_are_read_once(rpm_roots: RpmRoots) -> None:
+    content = bytearray((rpm_roots.bdb / "var/lib/rpm/Packages").read_bytes())
+    # Point every H_OFFPAGE item of the hash page at the first package's chain.
+    first_chain = None
+    entries = struct.unpack_from("<H", content, 4096 + 20)[0]
+    for item in range(1, entries, 2):
+        offset = struct.unpack_from("<H", content, 4096 + 26 + 2 * item)[0]
+        if content[4096 + offset] == 3:
+            first_chain = first_chain or struct.unpack_from("<I", content, 4096 + offset + 4)[0]
+            struct.pack_into("<I", content, 4096 + offset + 4, first_chain)
+    read = read_database(bytes(content))
+    assert len(read.blobs) == 1
