@@ -44,20 +44,27 @@ class Stanza:
 def parse_stanzas(text: str, problems: list[str]) -> list[Stanza]:
     """The paragraphs of a deb822 file; malformed lines are reported in `problems` and skipped."""
     stanzas: list[Stanza] = []
-    current = Stanza()
+    # Field values are gathered as lists of lines and joined once: appending to a string would make
+    # a hostile field of a million continuation lines quadratic.
+    current: dict[str, list[str]] = {}
     key = ""
+
+    def close() -> None:
+        if current:
+            stanzas.append(Stanza({name: "\n".join(lines) for name, lines in current.items()}))
+            current.clear()
+
     for number, raw_line in enumerate(text.split("\n"), start=1):
         line = raw_line.rstrip("\r")
         if not line.strip():
-            if current.fields:
-                stanzas.append(current)
-            current, key = Stanza(), ""
+            close()
+            key = ""
             continue
         if line[0] in " \t":
             if not key:
                 problems.append(f"line {number}: a continuation line with no field before it")
                 continue
-            current.fields[key] += "\n" + line.strip()
+            current[key].append(line.strip())
             continue
         name, colon, value = line.partition(":")
         if not colon or not name.strip():
@@ -65,9 +72,8 @@ def parse_stanzas(text: str, problems: list[str]) -> list[Stanza]:
             key = ""
             continue
         key = name.strip().lower()
-        current.fields[key] = value.strip()
-    if current.fields:
-        stanzas.append(current)
+        current[key] = [value.strip()]
+    close()
     return stanzas
 
 

@@ -29,25 +29,26 @@ def normalize(name: str) -> str:
 def parse_metadata(text: str) -> dict[str, list[str]]:
     """The header fields of a core-metadata file (RFC 822 style), each a list of values; the body
     (the long description after the first blank line) is not read."""
-    fields: dict[str, list[str]] = {}
+    # Each value is a list of its lines, joined once at the end (no quadratic string appends).
+    gathered: dict[str, list[list[str]]] = {}
     key = ""
     for line in text.split("\n"):
         line = line.rstrip("\r")
         if not line:
-            if fields:
+            if gathered:
                 break
             continue
         if line[0] in " \t":
-            if key and fields.get(key):
-                fields[key][-1] += "\n" + line.strip()
+            if key and gathered.get(key):
+                gathered[key][-1].append(line.strip())
             continue
         name, colon, value = line.partition(":")
         if not colon or not name.strip():
             key = ""
             continue
         key = name.strip().lower()
-        fields.setdefault(key, []).append(value.strip())
-    return fields
+        gathered.setdefault(key, []).append([value.strip()])
+    return {name: ["\n".join(lines) for lines in values] for name, values in gathered.items()}
 
 
 def licenses_from(fields: dict[str, list[str]]) -> list[str]:
