@@ -140,6 +140,12 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def _is_usage_error(error: Exception) -> bool:
+    """A click usage error, from click itself or from the copy typer bundles (typer._click)."""
+    return any(cls.__name__ == "ClickException" and cls.__module__.endswith("click.exceptions")
+               for cls in type(error).__mro__)
+
+
 def main() -> None:
     """Console entry point: run the app, turning errors into one line and exit code 2."""
     try:
@@ -161,10 +167,10 @@ def main() -> None:
         typer.echo("ci-gate: interrupted", err=True)
         sys.exit(130)
     except Exception as error:
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
+        if _is_usage_error(error):
+            # One line, like every other error: "No such option: --x", "Missing argument 'IMAGE'".
+            message = error.format_message()  # type: ignore[attr-defined]
+            typer.echo(f"ci-gate: error: {message} (see ci-gate --help)", err=True)
             sys.exit(EXIT_ERROR)
         if _state["debug"]:
             raise
