@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "reports"))
 
-from samples import many_findings, sample_analysis  # noqa: E402
+from report_samples import many_findings, sample_analysis  # noqa: E402
 
 from ci_gate.reports.junit import render_junit  # noqa: E402
 from ci_gate.reports.markdown import render_markdown  # noqa: E402

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from actions_runner import ActionRun, CompositeActionRunner, copy_action_checkout, ensure_executable_env
-from servers import FakeGitHub
-from tools import require_command
+from ci_tools import require_command
+from comment_api_servers import FakeGitHub
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 WORKFLOW = REPOSITORY / "examples" / "github" / "build-gate-push.yml"

@@ -13,9 +13,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from ci_tools import GITLAB_CI_LOCAL, GITLAB_SCHEMA, require_command, require_file
+from comment_api_servers import FakeGitLab
 from junitparser import JUnitXml
-from servers import FakeGitLab
-from tools import GITLAB_CI_LOCAL, GITLAB_SCHEMA, require_command, require_file
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 GCL_INSTALL = "npm install --prefix ~/.cache/ci-gate-tools gitlab-ci-local@4.73.0 (and apt-get install rsync)"

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from servers import FakeGitHub
-from tools import JAVA_HOME, require_command
+from ci_tools import JAVA_HOME, require_command
+from comment_api_servers import FakeGitHub
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 LIBRARY = REPOSITORY / "integrations" / "jenkins"

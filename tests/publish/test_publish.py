@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from samples import SECRET_VALUE, sample_analysis, sample_evaluation
-from servers import FakeGitHub, FakeGitLab, Fault
+from comment_api_servers import FakeGitHub, FakeGitLab, Fault
+from report_samples import SECRET_VALUE, sample_analysis, sample_evaluation
 
 from ci_gate.gate import ReportTargets
 from ci_gate.publish import detect_provider, publish_comment
@@ -184,7 +184,7 @@ def test_github_outputs_summary_and_annotations(github, tmp_path):
 
 
 def test_annotations_are_capped_per_level():
-    from samples import many_findings
+    from report_samples import many_findings
 
     evaluation = many_findings(40)
     findings = tuple(f.__class__(**{**{n: getattr(f, n) for n in f.__dataclass_fields__}, "dockerfile_line": 4})

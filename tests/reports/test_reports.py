@@ -11,9 +11,16 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from ci_tools import GITLAB_SCHEMA, SARIF_MULTITOOL, SARIF_SCHEMA, require_file
 from junitparser import Error, Failure, JUnitXml, Skipped
-from samples import AWS_KEY_ID, SECRET_VALUE, compliant_evaluation, many_findings, sample_analysis, sample_evaluation
-from tools import GITLAB_SCHEMA, SARIF_MULTITOOL, SARIF_SCHEMA, require_file
+from report_samples import (
+    AWS_KEY_ID,
+    SECRET_VALUE,
+    compliant_evaluation,
+    many_findings,
+    sample_analysis,
+    sample_evaluation,
+)
 
 from ci_gate.errors import ReportError
 from ci_gate.gate import ReportTargets
