@@ -159,8 +159,10 @@ def _distro_ecosystems(distro: Distro, package_type: str, available: Sequence[st
             return tuple(wanted) or (f"Ubuntu:{version}",)
     if package_type == "apk":
         if distro_id == "alpine":
-            major_minor = ".".join(version.split(".")[:2])
-            return (f"Alpine:v{major_minor}",)
+            release = re.match(r"^(\d+)\.(\d+)", version)
+            if not release:
+                return f"Alpine {version or 'edge'} has no release branch in OSV (only v<major>.<minor>)"
+            return (f"Alpine:v{release.group(1)}.{release.group(2)}",)
         if distro_id == "wolfi":
             return ("Wolfi",)
         if distro_id == "chainguard":
@@ -217,7 +219,11 @@ def language_key(package: Package) -> LookupKey | str:
         return "Maven package without a group id (no pom.properties and no purl namespace)"
     if not package.version:
         return "no version"
-    return LookupKey((ecosystem,), ((normalize_name(ecosystem, name), "exact-direct-match"),), package.version,
+    version = package.version
+    if ecosystem == "Go" and name == "stdlib":
+        # syft reports the Go toolchain as `stdlib` at `go1.21.3`; OSV's Go records say `1.21.3`.
+        version = version.removeprefix("go")
+    return LookupKey((ecosystem,), ((normalize_name(ecosystem, name), "exact-direct-match"),), version,
                      scheme_for_ecosystem(ecosystem))
 
 

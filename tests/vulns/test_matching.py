@@ -10,7 +10,7 @@ import pytest
 
 from ci_gate.errors import VulnerabilityDataError
 from ci_gate.model import Distro
-from ci_gate.vulns.matching import MatchResult, is_affected, match_packages
+from ci_gate.vulns.matching import MatchResult, distro_key, is_affected, match_packages
 from ci_gate.vulns.records import AffectedPackage, Range
 from ci_gate.vulns.store import VulnerabilityStore
 from ci_gate.vulns.vex import load_vex
@@ -130,6 +130,25 @@ def test_language_ecosystems(store_path: Path) -> None:
     assert by_version["requests", "2.28.1"].severity == "medium"  # GHSA MODERATE
     assert by_version["requests", "2.28.1"].cvss_v3_base_score == 4.2
     assert by_version["traverse", "7.22.0"].cvss_v4_base_score == 8.7
+
+
+def test_go_stdlib_and_alpine_release_parsing(tmp_path: Path) -> None:
+    from ci_gate.vulns.importers.osv import import_paths
+
+    (tmp_path / "GO-2023-2185.json").write_text(json.dumps({
+        "id": "GO-2023-2185", "modified": "2023-11-08T00:00:00Z", "aliases": ["CVE-2023-45284"],
+        "affected": [{"package": {"ecosystem": "Go", "name": "stdlib"}, "ranges": [{"type": "SEMVER", "events": [
+            {"introduced": "0"}, {"fixed": "1.20.11"}, {"introduced": "1.21.0-0"}, {"fixed": "1.21.4"}]}]}]}))
+    store = tmp_path / "store.sqlite"
+    import_paths([tmp_path / "GO-2023-2185.json"], store)
+    result = run(store, [package("stdlib", "go1.21.3", "go-module", purl="pkg:golang/stdlib@go1.21.3"),
+                         package("stdlib", "go1.21.4", "go-module", purl="pkg:golang/stdlib@go1.21.4")])
+    assert [(m.package.version, m.fixed_versions) for m in result.matches] == [("go1.21.3", ("1.21.4",))]
+    musl = package("musl", "1.2.5-r0", "apk", origin="musl")
+    key = distro_key(musl, Distro(id="alpine", version_id="3.21_alpha20240807"), [])
+    assert not isinstance(key, str) and key.ecosystems == ("Alpine:v3.21",)
+    reason = distro_key(musl, Distro(id="alpine", version_id="edge"), [])
+    assert isinstance(reason, str) and "no release branch" in reason
 
 
 def test_unmappable_packages_are_skipped_with_a_reason(store_path: Path) -> None:
