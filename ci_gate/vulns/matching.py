@@ -159,10 +159,10 @@ def _distro_ecosystems(distro: Distro, package_type: str, available: Sequence[st
             return tuple(wanted) or (f"Ubuntu:{version}",)
     if package_type == "apk":
         if distro_id == "alpine":
-            release = re.match(r"^(\d+)\.(\d+)", version)
-            if not release:
+            branch = re.match(r"^(\d+)\.(\d+)", version)
+            if not branch:
                 return f"Alpine {version or 'edge'} has no release branch in OSV (only v<major>.<minor>)"
-            return (f"Alpine:v{release.group(1)}.{release.group(2)}",)
+            return (f"Alpine:v{branch.group(1)}.{branch.group(2)}",)
         if distro_id == "wolfi":
             return ("Wolfi",)
         if distro_id == "chainguard":
