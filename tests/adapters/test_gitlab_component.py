@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from ci_tools import GITLAB_CI_LOCAL, GITLAB_SCHEMA, require_command, require_file
+from ci_tools import GITLAB_CI_LOCAL, GITLAB_SCHEMA, multitool_errors, require_command, require_file
 from comment_api_servers import FakeGitLab
 from junitparser import JUnitXml
 
@@ -90,7 +90,7 @@ def test_component_passes_the_compliant_image_with_reports(project):
     assert len(cases) > 20 and all(case.is_passed or case.is_skipped for case in cases)
 
 
-def test_component_fails_the_noncompliant_image_and_notes_the_merge_request(project):
+def test_component_fails_the_noncompliant_image_and_notes_the_merge_request(project, tmp_path):
     with FakeGitLab(project="grp/proj", iid=12) as server:
         variables = {"GITLAB_CI": "true", "CI_API_V4_URL": server.api_url, "CI_MERGE_REQUEST_IID": "12",
                      "CI_MERGE_REQUEST_PROJECT_ID": "grp/proj", "CI_GATE_GITLAB_TOKEN": FakeGitLab.TOKEN,
@@ -104,6 +104,10 @@ def test_component_fails_the_noncompliant_image_and_notes_the_merge_request(proj
         assert len(notes) == 1 and "STOP" in notes[0]
         assert FakeGitLab.TOKEN not in completed.stdout + completed.stderr
     reports = project / "reports" / "noncompliant"
+    scanning = json.loads((reports / "gl-container-scanning-report.json").read_text())
+    jsonschema.validate(scanning, json.loads(GITLAB_SCHEMA.read_text()))
+    assert {v["name"] for v in scanning["vulnerabilities"]} == {"CVE-2025-26465", "CVE-2025-26466"}
+    assert multitool_errors([reports / "ci-gate.sarif"], tmp_path) == []  # the real run's SARIF, GitHub rules
     quality = json.loads((reports / "gl-code-quality-report.json").read_text())
     assert quality and all(issue["location"]["path"] == "examples/images/noncompliant/Dockerfile"
                            for issue in quality)

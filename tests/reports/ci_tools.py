@@ -7,8 +7,10 @@ npm tools are installed in a cache directory (`CI_GATE_TOOLS`, default ~/.cache/
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ SARIF_MULTITOOL = TOOLS / "node_modules" / "@microsoft" / "sarif-multitool-linux
 SARIF_SCHEMA = TOOLS / "node_modules" / "@microsoft" / "sarif-multitool-linux" / "sarif-2.1.0.json"
 GITLAB_CI_LOCAL = TOOLS / "node_modules" / ".bin" / "gitlab-ci-local"
 GITLAB_SCHEMA = Path(__file__).parent / "schemas" / "gitlab-container-scanning-report-format-15.2.4.json"
+MULTITOOL_INSTALL = "npm install --prefix ~/.cache/ci-gate-tools @microsoft/sarif-multitool"
 JAVA_HOME = os.environ.get("CI_GATE_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
 
 
@@ -33,3 +36,29 @@ def require_command(name: str, install: str) -> str:
     if found is None:
         pytest.skip(f"{name} is not installed: {install}")
     return found
+
+
+def _can_unshare_network() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+def multitool_errors(paths: list[Path], tmp_path: Path) -> list[str]:
+    """Console error lines of the SARIF Multitool with GitHub's ingestion rules, for all files at once."""
+    tool = require_file(SARIF_MULTITOOL, MULTITOOL_INSTALL)
+    out = tmp_path / "multitool-output"
+    out.mkdir(exist_ok=True)
+    # Called directly (not through npx, whose shell would split "Sarif;Gh"); its exit code is always 0.
+    # Without network (unshare -n) its helpUri reachability notes fail fast instead of waiting on DNS.
+    command = [str(tool), "validate", *map(str, paths), "-o", str(out / "validation.sarif"), "--level",
+               "Error;Warning;Note", "--rule-kind", "Sarif;Gh", "--log", "ForceOverwrite"]
+    if _can_unshare_network():
+        command = ["unshare", "-n", *command]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert (out / "validation.sarif").exists(), completed.stdout + completed.stderr
+    validated = json.loads((out / "validation.sarif").read_text())
+    assert validated["runs"][0]["invocations"][0]["executionSuccessful"]
+    for path in paths:  # every file was analysed: each gets the (harmless) provenance note
+        assert f"{path}(" in completed.stdout, completed.stdout
+    return [line for line in completed.stdout.splitlines() if ": error " in line]

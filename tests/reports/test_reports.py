@@ -4,14 +4,11 @@ schema, GitLab's official container-scanning schema, junitparser reading the JUn
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
-from ci_tools import GITLAB_SCHEMA, SARIF_MULTITOOL, SARIF_SCHEMA, require_file
+from ci_tools import GITLAB_SCHEMA, MULTITOOL_INSTALL, SARIF_SCHEMA, multitool_errors, require_file
 from junitparser import Error, Failure, JUnitXml, Skipped
 from report_samples import (
     AWS_KEY_ID,
@@ -32,8 +29,6 @@ from ci_gate.reports.gitlab import SCHEMA_VERSION, render_container_scanning
 from ci_gate.reports.junit import render_junit
 from ci_gate.reports.markdown import render_markdown
 from ci_gate.reports.sarif import render_sarif
-
-MULTITOOL_INSTALL = "npm install --prefix ~/.cache/ci-gate-tools @microsoft/sarif-multitool"
 
 
 @pytest.fixture(scope="module")
@@ -134,26 +129,6 @@ def test_junit_size_for_5000_findings_within_gitlab_limits(analysis, tmp_path):
 
 
 # --- SARIF ---------------------------------------------------------------------------------------
-
-
-def multitool_errors(paths: list[Path], tmp_path: Path) -> list[str]:
-    """Console error lines of the SARIF Multitool with GitHub's ingestion rules, for all files at once."""
-    tool = require_file(SARIF_MULTITOOL, MULTITOOL_INSTALL)
-    out = tmp_path / "multitool-output"
-    out.mkdir(exist_ok=True)
-    # Called directly (not through npx, whose shell would split "Sarif;Gh"); its exit code is always 0.
-    # Without network (unshare -n) its helpUri reachability notes fail fast instead of waiting on DNS.
-    command = [str(tool), "validate", *map(str, paths), "-o", str(out / "validation.sarif"), "--level",
-               "Error;Warning;Note", "--rule-kind", "Sarif;Gh", "--log", "ForceOverwrite"]
-    if os.geteuid() == 0 and shutil.which("unshare"):
-        command = ["unshare", "-n", *command]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert (out / "validation.sarif").exists(), completed.stdout + completed.stderr
-    validated = json.loads((out / "validation.sarif").read_text())
-    assert validated["runs"][0]["invocations"][0]["executionSuccessful"]
-    for path in paths:  # every file was analysed: each gets the (harmless) provenance note
-        assert f"{path}(" in completed.stdout, completed.stdout
-    return [line for line in completed.stdout.splitlines() if ": error " in line]
 
 
 def test_sarif_accepted_by_github_rules_and_oasis_schema(analysis, tmp_path, monkeypatch):
