@@ -150,6 +150,9 @@ def test_without_any_data_the_policy_decides(tmp_path: Path) -> None:
              rule("vulnerabilities", "stale_feed_data", {"max_days_since_sync": "2"}, action="WARN", rule_id="s")]
     evaluation = evaluate_rules(rules, missing)
     assert evaluation.final_action == "WARN"
+    assert make_provider(app_image(), missing).notes() == [  # type: ignore[attr-defined]
+        f"vulnerabilities were not checked: no vulnerability store at {missing} (run `ci-gate db import` or "
+        "`ci-gate db update`)"]
     messages = sorted(f.message for f in evaluation.findings)
     assert messages == [
         "Distro-specific feed data not found for distro namespace: debian:12. "
@@ -179,6 +182,8 @@ def test_vex_through_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("CI_GATE_VEX", str(vex))
     provider = make_provider(app_image(), store_path)
     assert [m.vulnerability_id for m in provider.suppressed()] == ["GHSA-jfh8-c2jp-5v3q"]  # type: ignore[attr-defined]
+    assert provider.notes() == [  # type: ignore[attr-defined]
+        "GHSA-jfh8-c2jp-5v3q in log4j-core 2.14.1 suppressed by VEX (not_affected: vulnerable_code_not_present)"]
     assert "GHSA-jfh8-c2jp-5v3q" not in {m.vulnerability_id for m in provider.matches()}
 
 

@@ -90,6 +90,26 @@ class VulnerabilityData:
     def status(self) -> StoreStatus | None:
         return self.result.store_status if self.result else None
 
+    def notes(self) -> list[str]:
+        """Plain sentences for the report: missing data, unchecked packages, VEX suppressions."""
+        notes = []
+        if self.unavailable_reason:
+            notes.append(f"vulnerabilities were not checked: {self.unavailable_reason}")
+        elif self.uncovered_distro:
+            notes.append(f"the vulnerability store has no data for {self.uncovered_distro}: its OS packages "
+                         "were not checked")
+        skipped = self.skipped()
+        if skipped:
+            examples = ", ".join(f"{s.package.name} ({s.reason})" for s in skipped[:3])
+            notes.append(f"{len(skipped)} package(s) could not be checked for vulnerabilities, e.g. {examples}")
+        for match in self.suppressed():
+            statement = match.suppressed_by
+            if statement is not None:
+                why = statement.justification or statement.impact_statement or "no justification given"
+                notes.append(f"{match.vulnerability_id} in {match.package.name} {match.package.version} "
+                             f"suppressed by VEX ({statement.status}: {why})")
+        return notes
+
     def last_synced(self) -> datetime | None:
         status = self.status()
         if status is None or not status.updated_at:
