@@ -34,6 +34,9 @@ from ci_gate.analyze.catalogers.streaming import (
 from ci_gate.model import Package
 
 BUILD_INFO_MAGIC = b"\xff Go buildinf:"
+_GO_BUILD_ID_NOTE = re.compile(rb"\x04\x00\x00\x00.{4}\x04\x00\x00\x00Go\x00\x00", re.DOTALL)
+"""The ELF note (name `Go`, type 4: the build ID) the Go linker puts right after the headers, so even a
+prefix of a big Go binary shows it is one (little-endian layout)."""
 _HEADER_SIZE = 32
 _ALIGNMENT = 16
 _SEARCH_BYTES = 64 * 1024
@@ -281,7 +284,8 @@ class GoModuleBinaryCataloger(StreamingCataloger):
     name = "go-module-binary-cataloger"
     patterns = ("*",)
     """Any file: Go programs are named anything. `visit` keeps only executable ELF files."""
-    max_bytes = 128 * 1024 * 1024
+    max_bytes = 256 * 1024 * 1024
+    """The image walk's default read limit per file; the build info of a bigger binary may lie beyond it."""
 
     def wants(self, path: str, mode: int, size: int) -> int:
         """Bytes to read for a file of this mode and size (0: none): executables only."""
@@ -291,7 +295,9 @@ class GoModuleBinaryCataloger(StreamingCataloger):
         if not is_executable(evidence) or not evidence.content.startswith(ELF_MAGIC):
             return []
         if BUILD_INFO_MAGIC not in evidence.content:
-            # The magic sits early in the data segment, so even a prefix read of a big Go binary holds it.
+            if evidence.truncated and _GO_BUILD_ID_NOTE.search(evidence.content, 0, 64 * 1024):
+                raise EvidenceError(f"a Go binary of {evidence.size:,} bytes whose build info lies beyond the "
+                                    f"{len(evidence.content):,} bytes read; raise CI_GATE_MAX_FILE_READ_BYTES")
             return []
         elf = parse_elf(evidence.content)
         raw = read_raw_build_info(elf)

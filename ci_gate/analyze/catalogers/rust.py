@@ -48,7 +48,7 @@ class CargoAuditableBinaryCataloger(StreamingCataloger):
     name = "cargo-auditable-binary-cataloger"
     patterns = ("*",)
     """Any file: programs are named anything. `visit` keeps only executable ELF files."""
-    max_bytes = 128 * 1024 * 1024
+    max_bytes = 256 * 1024 * 1024
 
     def wants(self, path: str, mode: int, size: int) -> int:
         """Bytes to read for a file of this mode and size (0: none): executables only."""

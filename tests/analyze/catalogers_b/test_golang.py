@@ -193,3 +193,14 @@ def test_pointers_outside_the_binary_are_a_warning() -> None:
     result = run(GoModuleBinaryCataloger, [{"/app/evil": File(elf_with_data(header + bytes(64)), 0o755)}])
     assert result.packages == []
     assert len(result.warnings) == 1 and "outside every loadable segment" in result.warnings[0]
+
+
+def test_go_binary_larger_than_the_read_limit_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    content = Path("/usr/bin/umoci").read_bytes()
+    monkeypatch.setattr(GoModuleBinaryCataloger, "max_bytes", len(content) // 2)  # the build info is near the end
+    result = run(GoModuleBinaryCataloger, [{"/usr/bin/umoci": File(content, 0o755)}])
+    assert result.packages == []
+    assert len(result.warnings) == 1 and "beyond" in result.warnings[0] and "MAX_FILE_READ_BYTES" in result.warnings[0]
+    other = Path("/bin/true").read_bytes()  # not Go: a prefix of it is no reason to warn
+    monkeypatch.setattr(GoModuleBinaryCataloger, "max_bytes", len(other) // 2)
+    assert run(GoModuleBinaryCataloger, [{"/bin/true": File(other, 0o755)}]).warnings == []
