@@ -47,7 +47,9 @@ class PullRequest:
     repository: str
     """owner/repo"""
     number: int
+    """The pull request number."""
     token: str
+    """A token allowed to write issue comments; never logged."""
 
 
 def pull_request_from_env(env: Mapping[str, str]) -> PullRequest | str:

@@ -30,12 +30,16 @@ NOTE_LIMIT = 1_000_000
 
 @dataclass(frozen=True)
 class MergeRequest:
+    """Which merge request to comment on, and with what."""
+
     api_url: str
     """e.g. https://gitlab.example.com/api/v4"""
     project: str
     """Numeric id or the project's full path (URL-encoded when sent)."""
     iid: int
+    """The merge request's project-level id (CI_MERGE_REQUEST_IID)."""
     token: str
+    """A token with scope api; never logged."""
 
 
 def merge_request_from_env(env: Mapping[str, str]) -> MergeRequest | str:

@@ -50,6 +50,7 @@ class Comment:
     id: int
     """The API's id of the comment (GitHub comment id, GitLab note id)."""
     body: str
+    """The comment's Markdown text."""
 
 
 class CommentApi(Protocol):
@@ -75,10 +76,14 @@ def marker_for(image_key: str) -> str:
 
 @dataclass(frozen=True)
 class UpsertResult:
+    """What `upsert_comment` did."""
+
     comment_id: int
+    """The id of the one comment that now carries the marker."""
     action: str
     """created, updated or unchanged."""
     removed_duplicates: int = 0
+    """Extra marker comments (from a race) that were deleted."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,9 @@ class RetryBudget:
     attempts: int = 8
     """At most this many runs of the algorithm."""
     backoff_initial: float = 1.0
+    """Seconds before the second try; doubles after each failure."""
     backoff_max: float = 20.0
+    """Longest pause from backoff alone."""
     retry_after_max: float = 60.0
     """A Retry-After longer than this is clamped (and the budget still applies)."""
 

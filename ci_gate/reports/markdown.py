@@ -190,8 +190,11 @@ class FindingView:
     declared_action: str
     """The rule's own action before any exception."""
     gate: str
+    """The Anchore gate, e.g. dockerfile."""
     trigger: str
+    """The gate's trigger, e.g. exposed_ports."""
     rule_id: str
+    """The policy rule that fired."""
     title: str
     """Short label, e.g. `CVE-2024-3094 in xz-utils 5.6.0-1`."""
     text: str
@@ -199,10 +202,13 @@ class FindingView:
     location: str
     """`Dockerfile:6`, an in-image path, or empty."""
     severity: str
+    """Vulnerability severity (critical … negligible), empty for other findings."""
     score: str
     """CVSS (or severity) score as text, empty for non-vulnerabilities."""
     fixed: str
+    """Fixed versions, comma separated, empty when none is known."""
     controls: tuple[str, ...]
+    """The rule's controls (NIST 800-53, CCI, DISA guide, CIS)."""
     origin: str
     """base or app layer, when known."""
     exception: dict[str, str] | None
@@ -257,12 +263,15 @@ class RequirementRow:
     item: str
     """Section or item number (`2.2`), or `gate/trigger` for plain policy rules."""
     title: str
+    """What the requirement asks, in a few words."""
     status: str
     """FAIL, WARN, EXCEPTION (every finding covered by an exception in force) or PASS."""
     evidence: tuple[str, ...]
+    """Redacted finding summaries, or what was checked when nothing was found."""
     controls: tuple[str, ...]
     """The other controls the rules cite (NIST 800-53, CCI)."""
     rules: tuple[str, ...]
+    """Ids of the policy rules behind this requirement."""
     expired: tuple[str, ...]
     """Expired exceptions touching this requirement, as text."""
 
