@@ -323,7 +323,8 @@ class JavaArchiveCataloger(StreamingCataloger):
 
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
         if evidence.truncated:
-            raise EvidenceError(f"larger than {self.max_bytes:,} bytes; the zip index at its end was not read")
+            raise EvidenceError(f"{evidence.size:,} bytes, of which {len(evidence.content):,} were read; the zip "
+                                "index at its end was not (raise CI_GATE_MAX_FILE_READ_BYTES)")
         budget = _Budget(remaining=MAX_INFLATED_BYTES_PER_EVIDENCE)
         location = location_of(evidence, context)
         origin = origin_of(evidence, context)

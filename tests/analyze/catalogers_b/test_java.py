@@ -246,3 +246,11 @@ def test_pom_xml_beside_pom_properties_and_weaving_jars() -> None:
     assert by_name["widget"].purl == "pkg:maven/widget/widget@1.2.0"
     assert by_name["widget"].licenses == ("EPL-2.0",)
     assert "pom_project" not in by_name["y"].metadata  # an XML document with entities is not parsed
+
+
+def test_archive_larger_than_the_read_limit_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    lang3 = real_jar("commons-lang3.jar")
+    monkeypatch.setattr(JavaArchiveCataloger, "max_bytes", len(lang3) - 1)
+    result = run(JavaArchiveCataloger, [{"/app/commons-lang3-3.12.0.jar": File(lang3)}])
+    assert result.packages == []
+    assert len(result.warnings) == 1 and "CI_GATE_MAX_FILE_READ_BYTES" in result.warnings[0]
