@@ -5,6 +5,7 @@ the reports are produced and valid, and the merge-request note goes to the GitLa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,8 +73,10 @@ def project(tmp_path_factory) -> Path:
 
 
 def gitlab_ci_local(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    # The jobs see gitlab-ci-local's variables and ours, not the CI variables of the machine running the tests.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_", "CHANGE_"))}
     return subprocess.run([str(GITLAB_CI_LOCAL), *arguments], cwd=project, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def test_component_passes_the_compliant_image_with_reports(project):
