@@ -7,7 +7,7 @@ instance to `ALL_CATALOGERS`.
 from __future__ import annotations
 
 from ci_gate.analyze.catalogers.apk import ApkCataloger
-from ci_gate.analyze.catalogers.dotnet import DotnetDepsCataloger
+from ci_gate.analyze.catalogers.dotnet import DotnetDepsCataloger, DotnetPortableExecutableCataloger
 from ci_gate.analyze.catalogers.dpkg import DpkgCataloger
 from ci_gate.analyze.catalogers.golang import GoModuleBinaryCataloger
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence, FinalView
@@ -33,4 +33,5 @@ ALL_CATALOGERS: list[Cataloger] = [
     GemSpecCataloger(),
     ComposerInstalledCataloger(),
     DotnetDepsCataloger(),
+    DotnetPortableExecutableCataloger(),
 ]
