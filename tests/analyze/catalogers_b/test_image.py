@@ -1,8 +1,8 @@
 """The whole analyzer on a real two-layer OCI image holding every ecosystem of this family, against syft.
 
 Layer 0 (the base): a Go program, a jar, a jar later deleted, an installed gem. Layer 1 (the app):
-a war with nested jars, Composer's installed.json, a cargo-auditable program, a .deps.json, a
-whiteout of the old jar and another Go program written over the first one's path.
+a war with nested jars, Composer's installed.json, a cargo-auditable program, a .deps.json and an
+assembly, a whiteout of the old jar and another Go program written over the first one's path.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ KNOWN_DIFFERENCES = {
 def mixed_image(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
     gems = debian_package_tree(("ruby-rack",))
     rack = next(gems.rglob("rack-*.gemspec"))
+    dnlib = next(debian_package_tree(("libmono-cecil-cil", "libdnlib2.1-cil")).rglob("dnlib.dll"))
     war = make_zip({
         "META-INF/MANIFEST.MF": manifest(Implementation_Version="3.1.0"),
         "META-INF/maven/com.example/shop/pom.properties": pom_properties("com.example", "shop", "3.1.0"),
@@ -62,6 +63,7 @@ def mixed_image(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
         TarItem("var/www/app/vendor/composer/installed.json",
                 (FIXTURES / "php-composer2/var/www/app/vendor/composer/installed.json").read_bytes()),
         TarItem("app/WebApi.deps.json", (FIXTURES / "dotnet/app/WebApi.deps.json").read_bytes()),
+        TarItem("app/dnlib.dll", dnlib.read_bytes()),
     ]
     return build_oci_layout(tmp_path_factory.mktemp("mixed-oci"), [base, app], tag="mixed")
 
@@ -96,6 +98,7 @@ def test_packages_point_at_the_layer_that_wrote_their_evidence(mixed_analysis: A
     assert layer_of["commons-lang3"] == 0 and layer_of["rack"] == 0
     assert layer_of["github.com/containers/skopeo/cmd/skopeo"] == 1
     assert layer_of["guava"] == 1 and layer_of["regex"] == 1 and layer_of["monolog/monolog"] == 1
+    assert layer_of["dnlib"] == 1
     syft_layer = {(item["name"], item["version"]): item["locations"][0]["layerID"] for item in mixed_syft}
     for item in packages:
         if (item.name, item.version) in syft_layer:
