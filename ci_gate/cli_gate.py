@@ -29,9 +29,12 @@ SETTINGS = {
     "vuln-db": None, "json": None, "junit": None, "sarif": None, "gitlab-report": None, "codequality": None,
     "markdown": None, "compliance": None, "template": None, "comment": "off", "fail-on": "stop",
     "on-error": "fail", "base-image": None, "platform": None, "insecure-registry": None, "ca-bundle": None,
-    "no-cache": False,
+    "no-cache": False, "vex": None, "secret-rules": None,
 }
 """Every setting the gate reads, by long option name, with its default."""
+
+LIST_SETTINGS = ("insecure-registry", "vex")
+"""Settings that may be given several times (comma-separated in a CI_GATE_* variable)."""
 
 CHOICES = {"backend": ("local", "anchore"), "comment": ("auto", "github", "gitlab", "off"),
            "fail-on": ("stop", "warn", "never"), "on-error": ("fail", "pass")}
@@ -75,11 +78,11 @@ def resolve(flags: Mapping[str, Any], environment: Mapping[str, str], config: Ma
             value = environment[env_name]
             if isinstance(default, bool):
                 value = value.strip().lower() in ("1", "true", "yes", "on")
-            elif name == "insecure-registry":
+            elif name in LIST_SETTINGS:
                 value = [item.strip() for item in value.split(",") if item.strip()]
         elif name in config and config[name] is not None:
             value = config[name]
-            if name == "insecure-registry" and isinstance(value, str):
+            if name in LIST_SETTINGS and isinstance(value, str):
                 value = [value]
         else:
             value = default
@@ -119,6 +122,8 @@ def build_options(settings: Mapping[str, Any]) -> GateOptions:
                               _path(settings.get("ca-bundle"))),
         use_cache=not bool(settings["no-cache"]),
         base_image=settings["base-image"] or None,
+        vex=tuple(Path(str(item)) for item in settings.get("vex") or ()),
+        secret_rules=_path(settings.get("secret-rules")),
     )
 
 
@@ -275,6 +280,11 @@ def register(app: typer.Typer) -> None:
         insecure_registry: InsecureOption = None,
         ca_bundle: CaBundleOption = None,
         no_cache: NoCacheOption = False,
+        vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document whose "
+                                                       "not_affected/fixed statements suppress matches "
+                                                       "(repeatable).")] = None,
+        secret_rules: Annotated[Path | None, typer.Option("--secret-rules", help="YAML file that adds, disables "
+                                                             "or tunes secret rules.")] = None,
     ) -> None:
         """Analyse IMAGE, evaluate the policy, write reports; exit 0 pass, 1 STOP, 2 could not decide."""
         flags = {
@@ -284,6 +294,7 @@ def register(app: typer.Typer) -> None:
             "compliance": compliance, "template": template, "comment": comment, "fail-on": fail_on,
             "on-error": on_error, "base-image": base_image, "platform": platform,
             "insecure-registry": insecure_registry, "ca-bundle": ca_bundle, "no-cache": no_cache,
+            "vex": vex, "secret-rules": secret_rules,
         }
         on_error_value = on_error or os.environ.get("CI_GATE_ON_ERROR") or "fail"
         try:

@@ -61,6 +61,9 @@ class GateOptions:
     source: SourceOptions = field(default_factory=SourceOptions)
     use_cache: bool = True
     base_image: str | None = None
+    vex: tuple[Path, ...] = ()
+    """OpenVEX / CycloneDX VEX documents whose statements suppress vulnerability matches."""
+    secret_rules: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ def run_gate(options: GateOptions, progress: bool = False) -> GateResult:
     request = BackendRequest(
         image=options.image, policy=options.policy, tag=options.tag, dockerfile=options.dockerfile,
         base_image=options.base_image, vuln_db=options.vuln_db, source=options.source, use_cache=options.use_cache,
+        vex=options.vex, secret_rules=options.secret_rules,
     )
     outcome = backend.run(request, progress=progress)
     written = _write_reports(outcome.evaluation, outcome.analysis, options.reports)

@@ -35,6 +35,9 @@ class BackendRequest:
     use_cache: bool = True
     now: datetime | None = None
     """Evaluation time (tests pin it); None = now."""
+    vex: tuple[Path, ...] = ()
+    """VEX documents that suppress vulnerability matches."""
+    secret_rules: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ci_gate.backends.interface import Backend, BackendRequest, BackendResult
@@ -27,13 +29,14 @@ def default_tag(analysis: Analysis, reference: str) -> str | None:
     return reference
 
 
-def vulnerability_provider(analysis: Analysis, vuln_db: Path | None) -> VulnerabilityMatchProvider | None:
+def vulnerability_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path] = ()
+                           ) -> VulnerabilityMatchProvider | None:
     """The vulnerabilities gate's provider, when that gate exists and defines `make_provider`."""
     module = registry.module_for("vulnerabilities")
     make_provider = getattr(module, "make_provider", None) if module is not None else None
     if make_provider is None:
         return None
-    provider: VulnerabilityMatchProvider | None = make_provider(analysis, vuln_db)
+    provider: VulnerabilityMatchProvider | None = make_provider(analysis, vuln_db, vex=list(vex) or None)
     return provider
 
 
@@ -48,7 +51,7 @@ class LocalBackend(Backend):
         analysis = analyze_image(
             request.image,
             AnalyzeOptions(source=request.source, dockerfile=request.dockerfile, base_image=request.base_image,
-                           use_cache=request.use_cache),
+                           use_cache=request.use_cache, secret_rules=request.secret_rules),
             progress=progress,
         )
         return BackendResult(analysis=analysis, evaluation=self.evaluate(policy, analysis, request))
@@ -56,5 +59,8 @@ class LocalBackend(Backend):
     def evaluate(self, policy: Policy, analysis: Analysis, request: BackendRequest) -> Evaluation:
         """Evaluate an already analysed image (also used by `policy test` on analysis fixtures)."""
         tag = request.tag or default_tag(analysis, request.image)
-        return evaluate(policy, analysis, EvaluationInput(
-            tag=tag, now=request.now, vulnerabilities=vulnerability_provider(analysis, request.vuln_db)))
+        provider = vulnerability_provider(analysis, request.vuln_db, request.vex)
+        evaluation = evaluate(policy, analysis, EvaluationInput(tag=tag, now=request.now, vulnerabilities=provider))
+        # Say plainly what the vulnerability check did not cover (no data, unchecked packages, VEX).
+        extra = tuple(provider.notes()) if provider is not None else ()
+        return replace(evaluation, warnings=(*evaluation.warnings, *extra)) if extra else evaluation

@@ -57,3 +57,21 @@ def test_gate_with_and_without_vulnerability_data(tmp_path: Path, store_path: Pa
     else:
         assert result.returncode == 0, result.stderr
         assert "Distro-specific feed data not found for distro namespace: debian:12" in text
+
+
+def test_vex_not_affected_suppresses_the_match_and_says_so(tmp_path: Path, store_path: Path) -> None:
+    root = _rootfs(tmp_path / "rootfs")
+    vex = tmp_path / "openvex.json"
+    vex.write_text(json.dumps({
+        "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.invalid/vex/1",
+        "author": "app team", "timestamp": "2026-01-01T00:00:00Z", "version": 1,
+        "statements": [{"vulnerability": {"name": "CVE-2023-5363"},
+                        "products": [{"@id": "pkg:deb/debian/libssl3"}],
+                        "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"}]}))
+    report = tmp_path / "evaluation.json"
+    result = _gate(f"dir:{root}", "--policy", str(_policy(tmp_path / "policy.json")), "--vuln-db", str(store_path),
+                   "--vex", str(vex), "--json", str(report), "--no-cache", env={"CI_GATE_VULN_DB": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = report.read_text()
+    assert "CVE-2023-5363+libssl3" not in text
+    assert "vulnerable_code_not_in_execute_path" in text

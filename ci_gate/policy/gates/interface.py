@@ -157,6 +157,10 @@ class VulnerabilityMatchProvider(Protocol):
         """When the vulnerability data was last updated (None when unknown or never)."""
         ...
 
+    def notes(self) -> list[str]:
+        """Plain sentences for the reports: missing data, unchecked packages, VEX suppressions."""
+        ...
+
 
 @dataclass(frozen=True)
 class EvaluationContext:
