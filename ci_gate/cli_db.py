@@ -9,11 +9,12 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ci_gate.vulns.store import ImportCounts
+if TYPE_CHECKING:  # the store is imported by the commands that use it: every ci-gate run loads this module
+    from ci_gate.vulns.store import ImportCounts
 
 app = typer.Typer(help="The offline vulnerability store: import OSV data, update it, show its status.",
                   no_args_is_help=True, add_completion=False)
