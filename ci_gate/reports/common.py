@@ -47,13 +47,17 @@ def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
     image must update the same alerts and comment, never create new ones (trivy#2357).
     """
     identity = analysis.identity
-    candidates = [evaluation.tag, *identity.repo_tags, *identity.repo_digests, identity.reference]
+    # A tag naming a local file (oci-dir:/tmp/…) is the weakest name: prefer the repository the
+    # archive itself records (docker-archive RepoTags) over a path that changes from job to job.
+    tag = evaluation.tag if evaluation.tag and not evaluation.tag.startswith(_LOCAL_SCHEMES) else ""
+    candidates = [tag, *identity.repo_tags, *identity.repo_digests, evaluation.tag, identity.reference]
     for candidate in candidates:
-        if candidate:
+        if candidate and candidate != "-":
             return strip_reference(candidate)
     return "image"
 
 
+_LOCAL_SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "sbom:")
 _SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "registry:", "docker:", "sbom:", "oci:")
 
 
