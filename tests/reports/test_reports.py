@@ -349,3 +349,16 @@ def test_write_atomic_keeps_the_old_file_when_it_cannot_write(tmp_path):
         write_atomic(blocked / "x.json", "new")
     write_atomic(target, "new")
     assert target.read_text() == "new"
+
+
+def test_image_key_never_holds_tag_digest_or_scheme():
+    from ci_gate.reports.common import image_key, strip_reference
+
+    assert strip_reference("registry:host:5000/team/app:1.2@sha256:" + "a" * 64) == "host:5000/team/app"
+    assert strip_reference("docker:team/app") == "team/app"
+    assert strip_reference("host:5000/app") == "host:5000/app"
+    analysis = sample_analysis(tag="registry.example.com/team/app:9")
+    local = sample_evaluation(tag="docker-archive:/tmp/build-1234/image.tar")
+    assert image_key(local, analysis) == "registry.example.com/team/app"  # the archive's RepoTags win
+    assert image_key(sample_evaluation(tag="registry.example.com/team/app:1"), analysis) == \
+        "registry.example.com/team/app"
