@@ -115,6 +115,15 @@ def publish_comment(
             "--comment auto: no GitHub Actions, GitLab CI or Jenkins change request detected; no comment posted"
         )
         return notes
+    context = (
+        github.pull_request_from_env(environment)
+        if provider == "github"
+        else gitlab.merge_request_from_env(environment)
+    )
+    if isinstance(context, str) and context.startswith("this job is not for a"):
+        # A branch or tag pipeline: nothing to comment on, and nothing wrong either.
+        notes.append(f"{context}; no comment posted")
+        return notes
     budget = budget or RetryBudget(total_seconds=_float(environment.get("CI_GATE_PUBLISH_TIMEOUT"), 120.0))
     try:
         api: CommentApi

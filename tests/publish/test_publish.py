@@ -310,3 +310,17 @@ def test_no_ci_detected_is_a_note_not_an_error():
 def test_marker_cannot_be_broken_by_the_image_name():
     marker = marker_for("evil --> <script>")
     assert marker.count("-->") == 1 and "<script>" not in marker
+
+
+def test_branch_pipelines_have_nothing_to_comment_on_and_no_warning(github, gitlab, tmp_path):
+    env = github_env(github, tmp_path)
+    Path(env["GITHUB_EVENT_PATH"]).write_text("{}")
+    env["GITHUB_REF"] = "refs/heads/main"
+    notes, _ = publish(env)
+    assert notes == ["this job is not for a pull request; no comment posted"]
+    assert "ci-gate: **STOP**" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()  # the summary still is
+    env = gitlab_env(gitlab)
+    del env["CI_MERGE_REQUEST_IID"]
+    notes, out = publish(env)
+    assert notes == ["this job is not for a merge request (no CI_MERGE_REQUEST_IID); no comment posted"]
+    assert github.requests == [] and gitlab.requests == [] and out == ""
