@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.catalogers import java
-from ci_gate.analyze.catalogers.java import JavaArchiveCataloger, split_file_name
+from ci_gate.analyze.catalogers.java import JavaArchiveCataloger, JvmDistributionCataloger, split_file_name
 from tests.analyze.catalogers_b.layered import (
+    DELETED,
     File,
     run,
     syft_artifacts,
@@ -20,6 +21,7 @@ from tests.analyze.catalogers_b.layered import (
     write_tree,
 )
 
+FIXTURES = Path(__file__).parent / "fixtures"
 DEBIAN_JARS = Path("/usr/share/java")
 """Jars from Debian packages (groovy and its dependencies: ant, maven, guava, commons-lang3, ...)."""
 JAVA_TYPES = ("java-archive", "jenkins-plugin")
@@ -254,3 +256,39 @@ def test_archive_larger_than_the_read_limit_is_a_warning(monkeypatch: pytest.Mon
     result = run(JavaArchiveCataloger, [{"/app/commons-lang3-3.12.0.jar": File(lang3)}])
     assert result.packages == []
     assert len(result.warnings) == 1 and "CI_GATE_MAX_FILE_READ_BYTES" in result.warnings[0]
+
+
+# --- JVM installations ------------------------------------------------------------------------------------
+
+DEBIAN_JVM_RELEASE = Path("/usr/lib/jvm/java-17-openjdk-amd64/release")
+"""From openjdk-17-jre-headless, which groovy pulls in."""
+
+
+@pytest.fixture(scope="session")
+def jvm_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Temurin and Oracle JRE release files (fixtures) and Debian's real OpenJDK one, with their bin/."""
+    assert DEBIAN_JVM_RELEASE.is_file(), "install groovy: it brings openjdk-17-jre-headless"
+    layer = tree_layer(FIXTURES / "jvm")
+    layer["/usr/lib/jvm/java-17-openjdk-amd64/release"] = File(DEBIAN_JVM_RELEASE.read_bytes())
+    layer["/usr/lib/jvm/java-17-openjdk-amd64/bin/java"] = File(b"#!/bin/sh\n", 0o755)
+    return write_tree(tmp_path_factory.mktemp("jvm"), layer)
+
+
+def test_jvm_installations_agree_with_syft(jvm_tree: Path) -> None:
+    theirs = syft_artifacts(jvm_tree, ["binary"])
+    result = run(JvmDistributionCataloger, [tree_layer(jvm_tree)])
+    assert result.warnings == []
+    assert len(theirs) == 3
+    assert result.triples() == syft_triples(theirs)
+    assert {(item.name, item.purl) for item in result.packages} == {(item["name"], item["purl"]) for item in theirs}
+
+
+def test_jvm_product_depends_on_javac_in_the_final_image() -> None:
+    release = b'IMPLEMENTOR="Oracle Corporation"\nJAVA_VERSION="17.0.9"\nIMAGE_TYPE="JRE"\n'
+    with_compiler = run(JvmDistributionCataloger, [{"/opt/jdk/release": File(release),
+                                                     "/opt/jdk/bin/javac": File(b"", 0o755)}])
+    assert [(item.name, item.version) for item in with_compiler.packages] == [("jdk", "17.0.9")]
+    compiler_removed = run(JvmDistributionCataloger, [
+        {"/opt/jdk/release": File(release), "/opt/jdk/bin/javac": File(b"", 0o755)},
+        {"/opt/jdk/bin/javac": DELETED}])
+    assert [item.name for item in compiler_removed.packages] == ["jre"]
