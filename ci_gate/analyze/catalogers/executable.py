@@ -27,6 +27,7 @@ for binaries whose build info has no GOARCH setting)."""
 @dataclass(frozen=True, slots=True)
 class Section:
     name: str
+    """From the section-name table, e.g. `.go.buildinfo`."""
     address: int
     """Virtual address when loaded."""
     offset: int
@@ -38,11 +39,18 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """One program header: what the loader maps where."""
+
     kind: int
+    """p_type: 1 (PT_LOAD) is loaded."""
     flags: int
+    """p_flags: 1 execute, 2 write, 4 read."""
     offset: int
+    """Offset of its bytes in the file."""
     address: int
+    """Virtual address it is loaded at."""
     file_size: int
+    """Bytes taken from the file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +58,12 @@ class ElfFile:
     """The headers of one ELF file, over the bytes we were given (possibly a prefix of the file)."""
 
     data: bytes
+    """The bytes held: the whole file, or the start of it."""
     bits: int
     """32 or 64."""
     big_endian: bool
     machine: int
+    """e_machine, e.g. 62 for x86-64."""
     sections: tuple[Section, ...]
     segments: tuple[Segment, ...]
     sections_missing: bool = False

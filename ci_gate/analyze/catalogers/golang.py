@@ -62,10 +62,16 @@ _STDLIB_VERSION = re.compile(r"\d+(\.\d+)?(\.\d+)?")
 
 @dataclass
 class Module:
+    """One module line of the build info (`mod`, `dep` or `=>`)."""
+
     path: str
+    """The module path, e.g. github.com/pkg/errors."""
     version: str = ""
+    """Its version, `(devel)` for a main module built from a checkout."""
     sum: str = ""
+    """The go.sum hash (`h1:...`), empty for the main module."""
     replaced_by: Module | None = None
+    """The `=>` line after it: the module actually compiled in."""
 
 
 @dataclass
@@ -73,10 +79,15 @@ class BuildInfo:
     """What `go version -m` prints for one binary."""
 
     go_version: str
+    """The toolchain, e.g. `go1.21.5` (experiments follow a space: `go1.21.5 X:boringcrypto`)."""
     path: str = ""
+    """The main package's import path (the `path` line)."""
     main: Module | None = None
+    """The main module (`mod` line); None for GOPATH builds."""
     dependencies: list[Module] = field(default_factory=list)
+    """The `dep` lines, in order."""
     settings: list[tuple[str, str]] = field(default_factory=list)
+    """The `build` lines as (key, value): -ldflags, CGO_ENABLED, GOARCH, vcs.revision, ..."""
 
     def setting(self, key: str) -> str | None:
         return next((value for name, value in self.settings if name == key), None)

@@ -83,7 +83,9 @@ class _Budget:
     """What is left to inflate for one top-level evidence file."""
 
     remaining: int
+    """Bytes that may still be inflated."""
     warnings: list[str] = field(default_factory=list)
+    """Problems met inside the archive tree, reported once the evidence is done."""
 
 
 @dataclass
@@ -93,14 +95,21 @@ class _JavaPackage:
     name: str
     version: str
     type: str
+    """java-archive or jenkins-plugin."""
     virtual_path: str
+    """The archive's path with nested entries after colons: `/app.war:WEB-INF/lib/x.jar`."""
     manifest: dict[str, str] | None = None
+    """The manifest's main section; None for packages known only from a pom.properties."""
     manifest_sections: list[dict[str, str]] = field(default_factory=list)
+    """The manifest's named sections."""
     pom_properties: dict[str, str] | None = None
     pom_project: dict[str, Any] | None = None
+    """groupId, artifactId, version, name, parent and licenses from a pom.xml."""
     licenses: list[str] = field(default_factory=list)
     digest: str = ""
+    """SHA-1 of the archive's bytes (what Maven Central lookups use)."""
     parent: str = ""
+    """Name of the package of the archive that holds this one."""
 
 
 def split_file_name(path: str) -> tuple[str, str]:
