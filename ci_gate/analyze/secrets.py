@@ -509,6 +509,14 @@ class SecretScanner:
             )
         self._compiled = tuple(compiled)
         self._prefilter = _keyword_regex({keyword for item in compiled for keyword in item.keywords})
+        # Which rules a prefilter hit can concern: the prefilter matches exactly one of its (minimal)
+        # keywords, and a rule is concerned when one of its own keywords contains that one.
+        minimal = {k for item in compiled for k in item.keywords}
+        minimal = {k for k in minimal if not any(other != k and other in k for other in minimal)}
+        self._rules_for_hit = {
+            hit: frozenset(index for index, item in enumerate(compiled) if any(hit in k for k in item.keywords))
+            for hit in minimal
+        }
         self._unfiltered = any(not item.keywords for item in compiled)
         self._exclude = (
             re.compile("|".join(f"(?:{pattern})" for pattern in self.exclude_paths)) if self.exclude_paths else None
@@ -540,12 +548,18 @@ class SecretScanner:
         if not content:
             return []
         lowered = content.lower()
-        if not self._unfiltered and not self._prefilter.search(lowered):
+        hits = {match.group() for match in self._prefilter.finditer(lowered)}
+        if not hits and not self._unfiltered:
             return []
+        concerned: set[int] = set()
+        for hit in hits:
+            concerned.update(self._rules_for_hit.get(hit, ()))
         findings: list[SecretFinding] = []
         claimed: set[tuple[int, int]] = set()
         all_lines: list[bytes] | None = None
-        for item in self._compiled:
+        for index, item in enumerate(self._compiled):
+            if item.keywords and index not in concerned:
+                continue
             if item.paths is not None and not item.paths.search(path):
                 continue
             if item.keywords:
