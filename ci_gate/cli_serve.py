@@ -1,0 +1,65 @@
+"""`ci-gate serve`: run the Anchore-compatible service (docs/serve.md).
+
+Parsing only; every ci-gate run imports this module, so the server (starlette, uvicorn, the
+engine) is imported inside the command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ci_gate.errors import UsageError
+
+PASSWORD_VARIABLE = "CI_GATE_ADMIN_PASSWORD"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ci-gate" / "serve"
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (Anchore's default is 8228).")] = 8228,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where the SQLite database lives (default $XDG_DATA_HOME/ci-gate/serve)."),
+    ] = None,
+    vuln_db: Annotated[
+        Path | None,
+        typer.Option("--vuln-db", help="The vulnerability store (default: $CI_GATE_VULN_DB, else "
+                     "$XDG_DATA_HOME/ci-gate/vulns.sqlite)."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Analysis threads (0: only queue).")] = 2,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option("--insecure-registry", help="HOST[:PORT] that may be reached over plain HTTP (repeatable; "
+                     "loopback registries always may)."),
+    ] = None,
+    ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for registry TLS.")] = None,
+) -> None:
+    """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
+    password = os.environ.get(PASSWORD_VARIABLE, "")
+    if not password:
+        raise UsageError(f"set {PASSWORD_VARIABLE} to the password of the admin user before starting ci-gate serve")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise UsageError("ci-gate serve needs the server extra: pip install 'ci-gate[server]'") from None
+    from ci_gate.cli import source_options
+    from ci_gate.server.app import ServerConfig
+    from ci_gate.server.app import serve as run_server
+
+    config = ServerConfig(data_dir=data_dir or _default_data_dir(), admin_password=password, vuln_db=vuln_db,
+                          workers=workers, source=source_options(None, insecure_registry, ca_bundle))
+    run_server(config, host, port)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `serve` on the main app (called by ci_gate.cli)."""
+    app.command("serve")(serve)

@@ -1,0 +1,610 @@
+"""`ci-gate serve`: the subset of Anchore's v2 (and v1) API that CI clients use, on the embedded engine.
+
+Routes parse, authenticate and shape; `Service` does the work against the store, the worker pool
+and the policy engine. Bodies follow reference/anchore.md §1-2 exactly (v2 snake_case objects,
+v1 camelCase arrays, both error shapes), so the Anchore client and anchorectl work unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ci_gate import __version__
+from ci_gate.errors import CiGateError
+from ci_gate.model import Analysis, from_dict
+from ci_gate.policy.documents import Policy, check_text, load_policy
+from ci_gate.server import shapes
+from ci_gate.server.auth import AuthFailure, authenticate
+from ci_gate.server.store import ACCOUNT, ANALYZED, ImageRecord, PolicyRow, Store
+from ci_gate.server.worker import WorkerOptions, WorkerPool
+from ci_gate.sources.interface import SourceOptions
+
+LOG = logging.getLogger("ci_gate.server")
+
+DIGEST_PATTERN = re.compile(r"^sha256:[a-fA-F0-9]{64}$")
+BASE64_PATTERN = re.compile(r"^[a-zA-Z0-9+/=]+$")
+VULNERABILITY_TYPES = ("os", "non-os", "all")
+CONTENT_TYPES = ("os", "files", "npm", "gem", "python", "java", "binary", "go", "malware")
+"""anchore-engine's default content types (§1.6); a package of another ecosystem adds its own."""
+BUILTIN_POLICIES = ("default", "cis", "dod")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How `ci-gate serve` runs."""
+
+    data_dir: Path
+    """Where the SQLite database and scratch files live."""
+    admin_password: str = field(repr=False)
+    """The `admin` user's password (from CI_GATE_ADMIN_PASSWORD)."""
+    vuln_db: Path | None = None
+    """The vulnerability store for checks and listings; None = the default location."""
+    workers: int = 2
+    """Analysis threads; 0 only queues (another process on the same data dir analyses)."""
+    source: SourceOptions = field(default_factory=SourceOptions)
+    """How workers reach registries (credentials, CA bundle, insecure registries)."""
+
+
+class ApiError(Exception):
+    """An error answer: status, one-line message, optional detail object."""
+
+    def __init__(self, status: int, message: str, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def normalise_tag(text: str) -> str:
+    """`nginx` → `docker.io/library/nginx:latest`: the full tag Anchore stores and matches."""
+    from ci_gate.sources.registry import parse_reference
+
+    try:
+        reference = parse_reference(text)
+    except CiGateError as error:
+        raise ApiError(400, f"invalid tag {text!r}: {error}") from None
+    return f"{reference.host}/{reference.repository}:{reference.tag or 'latest'}"
+
+
+class Service:
+    """The server's behaviour, independent of HTTP."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = Store(config.data_dir)
+        self.pool = WorkerPool(self.store, WorkerOptions(source=config.source,
+                                                         scratch_dir=config.data_dir / "scratch"), config.workers)
+        self._analyses: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
+        self._policies: dict[tuple[str, str], Policy] = {}
+        self._cache_lock = threading.Lock()
+        self.started_at = datetime.now(timezone.utc)
+
+    def start(self) -> None:
+        self.seed_policies()
+        self.pool.start()
+
+    def stop(self) -> None:
+        self.pool.stop()
+        self.store.close()
+
+    def seed_policies(self) -> None:
+        """The built-in packs, `builtin:default` active, on a data dir that has no policy yet."""
+        if self.store.list_policies():
+            return
+        for name in BUILTIN_POLICIES:
+            policy = load_policy(f"builtin:{name}")
+            self.store.add_policy(policy.id, policy.name, policy.description, policy.document, source="builtin",
+                                  active=name == "default")
+
+    # --- images ---------------------------------------------------------------------------------
+
+    def add_image(self, body: Any, force: bool) -> ImageRecord:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object (ImageAnalysisRequest)")
+        source = body.get("source")
+        if not source and (body.get("tag") or body.get("digest")):  # v1's deprecated top-level fields
+            if body.get("digest"):
+                if not body.get("tag"):
+                    raise ApiError(400, "For a digest-based analysis, the tag property must also be populated")
+                reference = body["tag"].rsplit(":", 1)[0] if ":" in body["tag"].rsplit("/", 1)[-1] else body["tag"]
+                source = {"digest": {"pull_string": f"{reference}@{body['digest']}", "tag": body["tag"],
+                                     "dockerfile": body.get("dockerfile")}}
+            else:
+                source = {"tag": {"pull_string": body["tag"], "dockerfile": body.get("dockerfile")}}
+        if not isinstance(source, dict):
+            raise ApiError(400, "the request needs a source: {\"source\": {\"tag\": {\"pull_string\": "
+                                "\"HOST/REPO:TAG\"}}} or a digest source")
+        kinds = [kind for kind in ("tag", "digest", "archive", "import") if source.get(kind)]
+        if len(kinds) != 1:
+            raise ApiError(400, "exactly one source type (tag, digest, archive or import) must be set")
+        kind = kinds[0]
+        if kind in ("archive", "import"):
+            raise ApiError(501, f"ci-gate serve does not support {kind} sources; add the image by tag or digest")
+        spec = source[kind]
+        if not isinstance(spec, dict):
+            raise ApiError(400, f"source.{kind} must be an object")
+        pull_string = spec.get("pull_string") or spec.get("pullstring")
+        if not isinstance(pull_string, str) or not pull_string:
+            raise ApiError(400, f"source.{kind}.pull_string is required")
+        dockerfile = spec.get("dockerfile") or None
+        if dockerfile is not None and (not isinstance(dockerfile, str) or not BASE64_PATTERN.match(dockerfile)):
+            raise ApiError(400, "dockerfile must be base64 without line breaks (pattern ^[a-zA-Z0-9+/=]+$)")
+        annotations = body.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise ApiError(400, "annotations must be an object of strings")
+        from ci_gate.sources.registry import parse_reference
+
+        try:
+            reference = parse_reference(pull_string)
+        except CiGateError as error:
+            raise ApiError(400, f"invalid pull_string {pull_string!r}: {error}") from None
+        if kind == "digest":
+            if not reference.digest:
+                raise ApiError(400, "source.digest.pull_string must be HOST/REPO@sha256:<digest>")
+            tag_text = spec.get("tag")
+            if not isinstance(tag_text, str) or not tag_text:
+                raise ApiError(400, "For a digest-based analysis, the tag property must also be populated")
+            digest = reference.digest
+            full_tag = normalise_tag(tag_text)
+        else:
+            full_tag = normalise_tag(pull_string)
+            digest = self.resolve_digest(pull_string)
+        if not DIGEST_PATTERN.match(digest):
+            raise ApiError(400, f"only sha256 digests are supported, got {digest}")
+        existing = self.store.get_image(digest)
+        if existing is not None and dockerfile and not force:
+            raise ApiError(400, "Cannot specify dockerfile for an image that already exists unless using "
+                                "force=True for re-analysis")
+        record, queued = self.store.add_image(digest, f"{reference.host}/{reference.repository}@{digest}", full_tag,
+                                              {str(k): str(v) for k, v in annotations.items()}, dockerfile, force)
+        if queued:
+            self.pool.notify()
+        return record
+
+    def resolve_digest(self, pull_string: str) -> str:
+        """The manifest digest a tag points at now (Anchore resolves it when the image is added)."""
+        from ci_gate.sources.registry import RegistryClient, parse_reference
+
+        reference = parse_reference(pull_string)
+        client = RegistryClient(reference, self.config.source)
+        try:
+            client.ping()
+            _, _, digest = client.manifest(reference.reference)
+        except CiGateError as error:
+            raise ApiError(400, f"cannot fetch image digest/manifest from registry: {error}") from None
+        finally:
+            client.close()
+        return digest
+
+    def image(self, digest: str) -> ImageRecord:
+        if not DIGEST_PATTERN.match(digest):
+            raise ApiError(400, f"image digest {digest!r} must match ^sha256:[a-fA-F0-9]{{64}}$")
+        record = self.store.get_image(digest)
+        if record is None:
+            raise ApiError(404, f"image not found: {digest}")
+        return record
+
+    def analysed(self, digest: str) -> tuple[ImageRecord, Analysis]:
+        record = self.image(digest)
+        if record.analysis_status != ANALYZED:
+            raise ApiError(404, f"image is not analyzed - analysis_status: {record.analysis_status}")
+        key = (digest, record.analyzed_at)
+        with self._cache_lock:
+            cached = self._analyses.get(key)
+            if cached is not None:
+                self._analyses.move_to_end(key)
+                return record, cached
+        document = self.store.analysis_document(digest)
+        if document is None:
+            raise ApiError(404, f"image is not analyzed - analysis_status: {record.analysis_status}")
+        analysis = from_dict(Analysis, document)
+        with self._cache_lock:
+            self._analyses[key] = analysis
+            while len(self._analyses) > 16:
+                self._analyses.popitem(last=False)
+        return record, analysis
+
+    # --- policies -------------------------------------------------------------------------------
+
+    def policy_row(self, policy_id: str | None) -> PolicyRow:
+        if policy_id:
+            row = self.store.get_policy(policy_id)
+            if row is None:
+                raise ApiError(404, f"policy not found: {policy_id}")
+            return row
+        row = self.store.active_policy()
+        if row is None:
+            raise ApiError(404, "user has no active policy to evaluate")
+        return row
+
+    def parsed_policy(self, row: PolicyRow) -> Policy:
+        key = (row.policy_id, row.last_updated)
+        with self._cache_lock:
+            cached = self._policies.get(key)
+        if cached is not None:
+            return cached
+        policy = validate_policy(row.document, row.policy_id)
+        with self._cache_lock:
+            self._policies[key] = policy
+        return policy
+
+    def add_policy(self, body: Any) -> PolicyRow:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a policy document (a JSON object)")
+        policy = validate_policy(body, str(body.get("id") or "policy"))
+        name = str(body.get("name") or policy.name or "")
+        policy_id = str(body.get("id") or hashlib.md5(f"{ACCOUNT}:{name}".encode()).hexdigest())
+        row = self.store.add_policy(policy_id, name or policy_id, str(body.get("description") or ""), body)
+        if row is None:
+            raise ApiError(409, f"a policy with id {policy_id!r} already exists; update it with PUT "
+                                f"/policies/{policy_id}")
+        return row
+
+    def update_policy(self, policy_id: str, body: Any, activate: bool, document_key: str) -> PolicyRow:
+        document = body.get(document_key) if isinstance(body, dict) else None
+        if document is not None:
+            if not isinstance(document, dict):
+                raise ApiError(400, f"{document_key} must be a policy document (a JSON object)")
+            validate_policy(document, policy_id)
+        row = self.store.update_policy(policy_id, document, activate)
+        if row is None:
+            raise ApiError(404, f"policy not found: {policy_id}")
+        return row
+
+    def delete_policy(self, policy_id: str) -> None:
+        row = self.policy_row(policy_id)
+        if row.active:
+            raise ApiError(500, "cannot delete an active policy - activate a different policy then delete this one")
+        self.store.delete_policy(policy_id)
+
+    # --- evaluation and vulnerabilities ------------------------------------------------------------
+
+    def evaluate(self, digest: str, tag: str | None, policy_id: str | None) -> tuple[Any, Analysis, ImageRecord,
+                                                                                     PolicyRow, str]:
+        from ci_gate.backends.interface import BackendRequest
+        from ci_gate.backends.local import LocalBackend
+
+        record, analysis = self.analysed(digest)
+        row = self.policy_row(policy_id)
+        policy = self.parsed_policy(row)
+        full_tag = normalise_tag(tag) if tag else (record.tags[0][0] if record.tags else "")
+        if not full_tag:
+            raise ApiError(400, "the tag query parameter is required")
+        try:
+            evaluation = LocalBackend().evaluate(policy, analysis, BackendRequest(
+                image=f"registry:{record.pull_string}", tag=full_tag, vuln_db=self.config.vuln_db))
+        except CiGateError as error:
+            raise ApiError(500, f"policy evaluation failed: {error}") from None
+        evaluation = replace(evaluation, image_digest=record.digest, policy_id=row.policy_id, backend="serve")
+        return evaluation, analysis, record, row, full_tag
+
+    def vulnerabilities(self, digest: str, vulnerability_type: str, v2: bool) -> list[dict[str, Any]]:
+        from ci_gate.backends.local import vulnerability_provider
+
+        if vulnerability_type not in VULNERABILITY_TYPES:
+            raise ApiError(400, f"vulnerability type must be one of {', '.join(VULNERABILITY_TYPES)}, "
+                                f"not {vulnerability_type!r}")
+        _, analysis = self.analysed(digest)
+        provider = vulnerability_provider(analysis, self.config.vuln_db)
+        matches = list(provider.matches()) if provider is not None else []
+        items = []
+        for match in matches:
+            os_type = shapes.is_os_type(shapes.anchore_package_type(match.package))
+            if (vulnerability_type == "os" and not os_type) or (vulnerability_type == "non-os" and os_type):
+                continue
+            items.append(shapes.vulnerability_item(match, match.package.origin == "base", v2))
+        return items
+
+    def content_types(self, digest: str) -> list[str]:
+        _, analysis = self.analysed(digest)
+        extra = sorted({shapes.content_type_of(p) for p in analysis.packages} - set(CONTENT_TYPES))
+        return [*CONTENT_TYPES, *extra]
+
+    def content(self, digest: str, content_type: str, v2: bool) -> list[dict[str, Any]]:
+        if content_type not in self.content_types(digest):
+            raise ApiError(404, f"content type {content_type!r} not available; see GET /images/{digest}/content")
+        _, analysis = self.analysed(digest)
+        if content_type == "files":
+            return [{"filename": f.path, "gid": f.gid, "linkdest": f.link_target or None, "mode": f"{f.mode:05o}",
+                     "sha256": None, "size": f.size, "type": f.kind, "uid": f.uid} for f in analysis.files]
+        return [shapes.content_item(p, v2) for p in analysis.packages if shapes.content_type_of(p) == content_type]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "available": True, "busy": self.pool.busy > 0, "up": True, "message": "all good",
+            "version": __version__, "db_version": "1",
+            "detail": {
+                "workers": self.config.workers, "busy_workers": self.pool.busy,
+                "images_by_status": self.store.status_counts(),
+                "analyses_started_since_start": self.store.counters.analyses_started,
+                "analyses_failed_since_start": self.store.counters.analyses_failed,
+                "analyses_by_digest": self.store.analysis_counts(),
+                "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        }
+
+    def add_api_key(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+            raise ApiError(400, "an API key needs a name: {\"name\": \"ci\", \"expires_at\": \"...Z\"}")
+        expires_at = body.get("expires_at") or (datetime.now(timezone.utc) + timedelta(days=365)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        value = secrets.token_urlsafe(32)
+        row = self.store.add_api_key(body["name"], str(body.get("description") or ""), value, str(expires_at))
+        if row is None:
+            raise ApiError(409, f"an API key named {body['name']!r} already exists")
+        return shapes.api_key(row, value)
+
+
+def validate_policy(document: Mapping[str, Any], name: str) -> Policy:
+    """The parsed policy, or a 400 listing every problem (Anchore's validation failure body)."""
+    policy, problems = check_text(json.dumps(document), f"{name}.json", strict=False)
+    errors = [p for p in problems if p.severity == "error"]
+    if policy is None or errors:
+        details = [{"message": p.message, "severity": p.severity, "line": p.line, "column": p.column}
+                   for p in problems]
+        first = errors[0].message if errors else "the document is not a policy"
+        raise ApiError(400, f"Policy failed validation: {first}", {"validation_details": details})
+    return policy
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+Handler = Callable[["Call"], Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, read and authenticated, as the handlers see it."""
+
+    service: Service
+    """The server's behaviour."""
+    path_params: Mapping[str, str]
+    """Path parameters by name."""
+    query: Mapping[str, str]
+    """Query parameters (last value wins)."""
+    body: bytes
+    """The raw request body."""
+    content_type: str
+    """The request's Content-Type."""
+    v1: bool
+    """True under /v1: v1 shapes."""
+
+    def json(self) -> Any:
+        if self.content_type and "json" not in self.content_type and "yaml" not in self.content_type:
+            raise ApiError(415, f"unsupported media type {self.content_type}; send application/json")
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            raise ApiError(400, "the request body is not valid JSON") from None
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.query.get(name)
+        return default if value is None else value.lower() in ("true", "1", "yes")
+
+
+def _error(status: int, message: str, v1: bool, detail: Mapping[str, Any] | None = None,
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = shapes.error_v1(status, message, detail) if v1 else shapes.error_v2(status, message, detail)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _dispatch(service: Service, handler: Handler, public: bool, request: Request, body: bytes) -> Response:
+    v1 = request.url.path.startswith("/v1")
+    try:
+        if not public:
+            authenticate(request.headers, service.store, service.config.admin_password)
+        call = Call(service=service, path_params=request.path_params, query=dict(request.query_params), body=body,
+                    content_type=request.headers.get("content-type", "").split(";")[0].strip().lower(), v1=v1)
+        result = handler(call)
+    except AuthFailure as failure:
+        headers = {"WWW-Authenticate": 'Basic realm="ci-gate"'} if failure.status == 401 else None
+        return _error(failure.status, failure.message, v1, failure.detail, headers)
+    except ApiError as error:
+        return _error(error.status, error.message, v1, error.detail)
+    except Exception as error:  # a bug answers 500 in the documented shape, and is logged with its traceback
+        LOG.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error: {type(error).__name__}", v1)
+    if isinstance(result, Response):
+        return result
+    return JSONResponse(result)
+
+
+def _route(path: str, handler: Handler, methods: list[str], service: Service, public: bool = False) -> Route:
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        return await run_in_threadpool(_dispatch, service, handler, public, request, body)
+
+    return Route(path, endpoint, methods=methods)
+
+
+def _post_image(call: Call) -> Any:
+    record = call.service.add_image(call.json(), call.flag("force"))
+    return [shapes.image_v1(record)] if call.v1 else shapes.image_v2(record)
+
+
+def _list_images(call: Call) -> Any:
+    full_tag = call.query.get("fulltag" if call.v1 else "full_tag")
+    records = call.service.store.list_images(normalise_tag(full_tag) if full_tag else None,
+                                             call.query.get("analysis_status"))
+    image_id = call.query.get("image_id")
+    if image_id:
+        records = [r for r in records if r.metadata.get("image_id") == image_id.removeprefix("sha256:")]
+    if call.v1:
+        return [shapes.image_v1(r) for r in records]
+    return {"items": [shapes.image_v2(r) for r in records]}
+
+
+def _get_image(call: Call) -> Any:
+    record = call.service.image(call.path_params["digest"])
+    return [shapes.image_v1(record)] if call.v1 else shapes.image_v2(record)
+
+
+def _check(call: Call) -> Any:
+    evaluation, analysis, record, row, tag = call.service.evaluate(
+        call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
+    detail = call.flag("detail", True)
+    if call.v1:
+        return shapes.check_v1(evaluation, analysis, record, row, tag, detail)
+    from ci_gate.reports.evaluation_json import render_evaluation_json
+
+    return shapes.check_v2(render_evaluation_json(evaluation, analysis), record, row, detail)
+
+
+def _vulnerability_types(call: Call) -> Any:
+    call.service.image(call.path_params["digest"])
+    return list(VULNERABILITY_TYPES)
+
+
+def _vulnerabilities(call: Call) -> Any:
+    digest = call.path_params["digest"]
+    vulnerability_type = call.path_params.get("vtype") or call.query.get("type") or "all"
+    items = call.service.vulnerabilities(digest, vulnerability_type, not call.v1)
+    if call.v1:
+        return shapes.vulnerabilities_v1(digest, vulnerability_type, items)
+    return shapes.vulnerabilities_v2(digest, vulnerability_type, items)
+
+
+def _content_types(call: Call) -> Any:
+    return call.service.content_types(call.path_params["digest"])
+
+
+def _content(call: Call) -> Any:
+    digest, content_type = call.path_params["digest"], call.path_params["ctype"]
+    items = call.service.content(digest, content_type, not call.v1)
+    key = "imageDigest" if call.v1 else "image_digest"
+    return {key: digest, "content_type": content_type, "content": items}
+
+
+def _list_policies(call: Call) -> Any:
+    detail = call.flag("detail", False)
+    rows = call.service.store.list_policies()
+    return [shapes.policy_v1(r, detail) if call.v1 else shapes.policy_v2(r, detail) for r in rows]
+
+
+def _post_policy(call: Call) -> Any:
+    row = call.service.add_policy(call.json())
+    return shapes.policy_v1(row) if call.v1 else shapes.policy_v2(row)
+
+
+def _get_policy(call: Call) -> Any:
+    row = call.service.policy_row(call.path_params["policy_id"])
+    detail = call.flag("detail", True)
+    return [shapes.policy_v1(row, detail)] if call.v1 else shapes.policy_v2(row, detail)
+
+
+def _put_policy(call: Call) -> Any:
+    row = call.service.update_policy(call.path_params["policy_id"], call.json(), call.flag("active"),
+                                     "policybundle" if call.v1 else "policy")
+    return [shapes.policy_v1(row)] if call.v1 else shapes.policy_v2(row)
+
+
+def _delete_policy(call: Call) -> Any:
+    call.service.delete_policy(call.path_params["policy_id"])
+    return Response(status_code=200)
+
+
+def _list_api_keys(call: Call) -> Any:
+    return [shapes.api_key(row) for row in call.service.store.list_api_keys()]
+
+
+def _post_api_key(call: Call) -> Any:
+    return call.service.add_api_key(call.json())
+
+
+def _ping(call: Call) -> Any:
+    """v1's ping: the API version prefix as a JSON string."""
+    return "v1" if call.v1 else "v2"
+
+
+def _health(call: Call) -> Any:
+    return Response(status_code=200)
+
+
+def _version(call: Call) -> Any:
+    return {"service": {"version": __version__, "name": "ci-gate serve"}, "api": {"version": "2"},
+            "db": {"schema_version": "1"}}
+
+
+def _status(call: Call) -> Any:
+    return call.service.status()
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """The ASGI application; workers start and stop with its lifespan."""
+    service = Service(config)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    routes = [
+        _route("/health", _health, ["GET"], service, public=True),
+        _route("/version", _version, ["GET"], service, public=True),
+        _route("/status", _status, ["GET"], service),
+        _route("/v2/user/api-keys", _list_api_keys, ["GET"], service),
+        _route("/v2/user/api-keys", _post_api_key, ["POST"], service),
+    ]
+    for version in ("v1", "v2"):
+        prefix = f"/{version}"
+        routes += [
+            _route(f"{prefix}/", _ping, ["GET"], service, public=True),
+            _route(f"{prefix}/version", _version, ["GET"], service),
+            _route(f"{prefix}/status", _status, ["GET"], service),
+            _route(f"{prefix}/images", _post_image, ["POST"], service),
+            _route(f"{prefix}/images", _list_images, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}", _get_image, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}/check", _check, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}/vuln", _vulnerability_types, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}/vuln/{{vtype}}", _vulnerabilities, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}/content", _content_types, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}/content/{{ctype}}", _content, ["GET"], service),
+            _route(f"{prefix}/policies", _list_policies, ["GET"], service),
+            _route(f"{prefix}/policies", _post_policy, ["POST"], service),
+            _route(f"{prefix}/policies/{{policy_id}}", _get_policy, ["GET"], service),
+            _route(f"{prefix}/policies/{{policy_id}}", _put_policy, ["PUT"], service),
+            _route(f"{prefix}/policies/{{policy_id}}", _delete_policy, ["DELETE"], service),
+        ]
+    routes.append(_route("/v2/images/{digest}/vulnerabilities", _vulnerabilities, ["GET"], service))
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        status = error.status_code if isinstance(error, HTTPException) else 500
+        message = {404: f"no such endpoint: {request.method} {request.url.path}",
+                   405: f"method {request.method} not allowed on {request.url.path}"}.get(status, str(error))
+        return _error(status, message, request.url.path.startswith("/v1"))
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.state.service = service
+    return app
+
+
+def serve(config: ServerConfig, host: str, port: int) -> None:
+    """Run until interrupted."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    LOG.info("ci-gate serve %s on http://%s:%d (data dir %s, %d workers)", __version__, host, port,
+             config.data_dir, config.workers)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,458 @@
+"""SQLite persistence for `ci-gate serve`: images (the analysis queue is their status), analyses,
+policies and API keys.
+
+The image row is the queue: `not_analyzed` rows wait for a worker, a worker claims one by moving
+it to `analyzing` in a single UPDATE (so two workers, or two servers on one data dir, never take
+the same digest), and a restart puts `analyzing` rows back to `not_analyzed`. One connection
+guarded by a lock is enough: every statement is short, and analyses run outside the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+NOT_ANALYZED = "not_analyzed"
+ANALYZING = "analyzing"
+ANALYZED = "analyzed"
+ANALYSIS_FAILED = "analysis_failed"
+
+ACCOUNT = "admin"
+"""The only account this server has (Anchore's default admin account)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    digest TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    analysis_status TEXT NOT NULL,
+    status_history TEXT NOT NULL DEFAULT '[]',
+    failure_reason TEXT NOT NULL DEFAULT '',
+    pull_string TEXT NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]',
+    annotations TEXT NOT NULL DEFAULT '{}',
+    dockerfile TEXT,
+    created_at TEXT NOT NULL,
+    last_updated TEXT NOT NULL,
+    analyzed_at TEXT,
+    analysis_count INTEGER NOT NULL DEFAULT 0,
+    record_version INTEGER NOT NULL DEFAULT 1,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS images_status ON images (analysis_status, created_at);
+CREATE TABLE IF NOT EXISTS analyses (
+    digest TEXT PRIMARY KEY,
+    document BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policies (
+    policy_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    active INTEGER NOT NULL DEFAULT 0,
+    policy_source TEXT NOT NULL DEFAULT 'local',
+    document TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    name TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    value_hash TEXT NOT NULL UNIQUE,
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active'
+);
+"""
+
+
+def now_text() -> str:
+    """UTC now as Anchore writes times: RFC 3339 with a Z."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key_hash(value: str) -> str:
+    """API keys are kept only as their SHA-256, so the data dir never holds a usable secret."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One step of an image's analysis status (Anchore's analysis_status_detail item)."""
+
+    from_status: str
+    """The status before the change (empty for a new record)."""
+    to_status: str
+    """The status after the change."""
+    timestamp: str
+    """When it changed (RFC 3339, UTC)."""
+    source: str
+    """What changed it: api (an add), worker, or startup (resumed after a restart)."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image the server knows, by manifest digest."""
+
+    digest: str
+    """sha256:… of the manifest (Anchore's image_digest)."""
+    account: str
+    """The owning account (always admin here)."""
+    analysis_status: str
+    """not_analyzed, analyzing, analyzed or analysis_failed."""
+    status_history: tuple[StatusChange, ...]
+    """Every status change, oldest first."""
+    failure_reason: str
+    """Why the last analysis failed (one line); empty otherwise."""
+    pull_string: str
+    """HOST/REPO@DIGEST the worker pulls."""
+    tags: tuple[tuple[str, str], ...]
+    """(full tag, when it was first seen) for every tag submitted with this digest."""
+    annotations: Mapping[str, str]
+    """Annotations from the add request(s), merged."""
+    dockerfile: str | None
+    """The Dockerfile sent with the add (base64 as received), or None."""
+    created_at: str
+    """When the record was created."""
+    last_updated: str
+    """When the record last changed."""
+    analyzed_at: str | None
+    """When the analysis finished, if it did."""
+    analysis_count: int
+    """How many analyses were started for this digest (the 'analysed once' guarantee is visible here)."""
+    record_version: int = 1
+    """Bumped on each change."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """A summary of the analysis (image id, arch, distro, size, layer count) so status polls never load it."""
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    """A stored policy document."""
+
+    policy_id: str
+    """The policy's id (the document's `id`)."""
+    account: str
+    """The owning account."""
+    name: str
+    """The policy's name."""
+    description: str
+    """The policy's description."""
+    active: bool
+    """Whether this is the account's active policy (exactly one is)."""
+    policy_source: str
+    """Where it came from: local (added over the API) or builtin."""
+    document: Mapping[str, Any]
+    """The v2 policy document."""
+    created_at: str
+    """When it was added."""
+    last_updated: str
+    """When it last changed."""
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    """An API key (never its value, only its hash is stored)."""
+
+    name: str
+    """The key's name (unique)."""
+    account: str
+    """The account the key acts as."""
+    description: str
+    """Free text."""
+    expires_at: str
+    """RFC 3339 expiry."""
+    created_at: str
+    """When it was made."""
+    updated_at: str
+    """When it last changed."""
+    status: str
+    """active, expired or revoked."""
+
+
+@dataclass
+class Counters:
+    """In-memory figures since start, for /status detail."""
+
+    analyses_started: int = 0
+    """Analyses begun by this process."""
+    analyses_failed: int = 0
+    """Analyses that ended analysis_failed in this process."""
+    by_digest: dict[str, int] = field(default_factory=dict)
+    """Analyses started per digest in this process."""
+
+
+class Store:
+    """The server's database under the data dir (`ci-gate-serve.sqlite`)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "ci-gate-serve.sqlite"
+        self._lock = threading.RLock()
+        self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                           timeout=30)
+        self._connection.row_factory = sqlite3.Row
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(_SCHEMA)
+        self.counters = Counters()
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._connection.execute(sql, parameters))
+
+    # --- images ---------------------------------------------------------------------------------
+
+    def add_image(self, digest: str, pull_string: str, tag: str | None, annotations: Mapping[str, str],
+                  dockerfile: str | None, force: bool) -> tuple[ImageRecord, bool]:
+        """Create or update the record for `digest`; (record, queued) where queued says it (re)entered the queue.
+
+        A known digest is not analysed again unless `force` or its last analysis failed; while an
+        analysis is running, every submission shares it.
+        """
+        now = now_text()
+        with self._transaction() as connection:
+            row = connection.execute("SELECT * FROM images WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
+                tags = [[tag, now]] if tag else []
+                history = [_change("", NOT_ANALYZED, now, "api")]
+                connection.execute(
+                    "INSERT INTO images (digest, account, analysis_status, status_history, pull_string, tags, "
+                    "annotations, dockerfile, created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (digest, ACCOUNT, NOT_ANALYZED, json.dumps(history), pull_string, json.dumps(tags),
+                     json.dumps(dict(annotations)), dockerfile, now, now))
+                queued = True
+            else:
+                tags = json.loads(row["tags"])
+                if tag and tag not in [t for t, _ in tags]:
+                    tags.append([tag, now])
+                merged = {**json.loads(row["annotations"]), **annotations}
+                status = row["analysis_status"]
+                history = json.loads(row["status_history"])
+                queued = status == ANALYSIS_FAILED or (force and status == ANALYZED)
+                if queued:
+                    history.append(_change(status, NOT_ANALYZED, now, "api"))
+                    status = NOT_ANALYZED
+                connection.execute(
+                    "UPDATE images SET analysis_status = ?, status_history = ?, tags = ?, annotations = ?, "
+                    "pull_string = ?, dockerfile = COALESCE(?, dockerfile), failure_reason = "
+                    "CASE WHEN ? THEN '' ELSE failure_reason END, last_updated = ?, "
+                    "record_version = record_version + 1 WHERE digest = ?",
+                    (status, json.dumps(history), json.dumps(tags), json.dumps(merged), pull_string,
+                     dockerfile, queued, now, digest))
+            record = self._image_from_row(connection.execute("SELECT * FROM images WHERE digest = ?",
+                                                             (digest,)).fetchone())
+        return record, queued
+
+    def get_image(self, digest: str) -> ImageRecord | None:
+        rows = self._query("SELECT * FROM images WHERE digest = ?", (digest,))
+        return self._image_from_row(rows[0]) if rows else None
+
+    def list_images(self, full_tag: str | None = None, analysis_status: str | None = None) -> list[ImageRecord]:
+        records = [self._image_from_row(row) for row in
+                   self._query("SELECT * FROM images ORDER BY created_at, digest")]
+        if full_tag:
+            records = [r for r in records if any(t == full_tag for t, _ in r.tags)]
+        if analysis_status:
+            records = [r for r in records if r.analysis_status == analysis_status]
+        return records
+
+    def claim_next(self) -> ImageRecord | None:
+        """Move the oldest not_analyzed image to analyzing and return it (None when the queue is empty)."""
+        now = now_text()
+        with self._transaction() as connection:
+            row = connection.execute("SELECT * FROM images WHERE analysis_status = ? ORDER BY last_updated, digest "
+                                     "LIMIT 1", (NOT_ANALYZED,)).fetchone()
+            if row is None:
+                return None
+            history = json.loads(row["status_history"])
+            history.append(_change(NOT_ANALYZED, ANALYZING, now, "worker"))
+            connection.execute(
+                "UPDATE images SET analysis_status = ?, status_history = ?, analysis_count = analysis_count + 1, "
+                "last_updated = ?, record_version = record_version + 1 WHERE digest = ?",
+                (ANALYZING, json.dumps(history), now, row["digest"]))
+            claimed = self._image_from_row(connection.execute("SELECT * FROM images WHERE digest = ?",
+                                                              (row["digest"],)).fetchone())
+        self.counters.analyses_started += 1
+        self.counters.by_digest[claimed.digest] = self.counters.by_digest.get(claimed.digest, 0) + 1
+        return claimed
+
+    def finish(self, digest: str, analysis: Mapping[str, Any] | None, failure_reason: str = "",
+               metadata: Mapping[str, Any] | None = None) -> None:
+        """Record the end of an analysis: the document when it succeeded, the reason when it failed."""
+        now = now_text()
+        status = ANALYZED if analysis is not None else ANALYSIS_FAILED
+        with self._transaction() as connection:
+            row = connection.execute("SELECT status_history FROM images WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
+                return
+            history = json.loads(row["status_history"])
+            history.append(_change(ANALYZING, status, now, "worker"))
+            if analysis is not None:
+                blob = zlib.compress(json.dumps(analysis, separators=(",", ":")).encode(), 6)
+                connection.execute("INSERT OR REPLACE INTO analyses (digest, document) VALUES (?, ?)", (digest, blob))
+            connection.execute(
+                "UPDATE images SET analysis_status = ?, status_history = ?, failure_reason = ?, last_updated = ?, "
+                "analyzed_at = CASE WHEN ? THEN ? ELSE analyzed_at END, metadata = COALESCE(?, metadata), "
+                "record_version = record_version + 1 WHERE digest = ?",
+                (status, json.dumps(history), failure_reason, now, analysis is not None, now,
+                 json.dumps(metadata) if metadata is not None else None, digest))
+        if analysis is None:
+            self.counters.analyses_failed += 1
+
+    def resume_interrupted(self) -> int:
+        """After a restart: images left `analyzing` go back to the queue. Returns how many."""
+        now = now_text()
+        with self._transaction() as connection:
+            rows = connection.execute("SELECT digest, status_history FROM images WHERE analysis_status = ?",
+                                      (ANALYZING,)).fetchall()
+            for row in rows:
+                history = json.loads(row["status_history"])
+                history.append(_change(ANALYZING, NOT_ANALYZED, now, "startup"))
+                connection.execute("UPDATE images SET analysis_status = ?, status_history = ?, last_updated = ?, "
+                                   "record_version = record_version + 1 WHERE digest = ?",
+                                   (NOT_ANALYZED, json.dumps(history), now, row["digest"]))
+        return len(rows)
+
+    def analysis_document(self, digest: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT document FROM analyses WHERE digest = ?", (digest,))
+        if not rows:
+            return None
+        document: dict[str, Any] = json.loads(zlib.decompress(rows[0]["document"]))
+        return document
+
+    def status_counts(self) -> dict[str, int]:
+        return {row["analysis_status"]: row["n"] for row in
+                self._query("SELECT analysis_status, COUNT(*) AS n FROM images GROUP BY analysis_status")}
+
+    def analysis_counts(self) -> dict[str, int]:
+        """Analyses started per digest over the data dir's whole life (survives restarts)."""
+        rows = self._query("SELECT digest, analysis_count FROM images")
+        return {row["digest"]: row["analysis_count"] for row in rows}
+
+    @staticmethod
+    def _image_from_row(row: sqlite3.Row) -> ImageRecord:
+        return ImageRecord(
+            digest=row["digest"], account=row["account"], analysis_status=row["analysis_status"],
+            status_history=tuple(StatusChange(**c) for c in json.loads(row["status_history"])),
+            failure_reason=row["failure_reason"], pull_string=row["pull_string"],
+            tags=tuple((t, seen) for t, seen in json.loads(row["tags"])),
+            annotations=json.loads(row["annotations"]), dockerfile=row["dockerfile"],
+            created_at=row["created_at"], last_updated=row["last_updated"], analyzed_at=row["analyzed_at"],
+            analysis_count=row["analysis_count"], record_version=row["record_version"],
+            metadata=json.loads(row["metadata"]))
+
+    # --- policies -------------------------------------------------------------------------------
+
+    def add_policy(self, policy_id: str, name: str, description: str, document: Mapping[str, Any],
+                   source: str = "local", active: bool = False) -> PolicyRow | None:
+        """Insert a policy; None when the id exists (409)."""
+        now = now_text()
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM policies WHERE policy_id = ?", (policy_id,)).fetchone():
+                return None
+            if active:
+                connection.execute("UPDATE policies SET active = 0 WHERE account = ?", (ACCOUNT,))
+            connection.execute(
+                "INSERT INTO policies (policy_id, account, name, description, active, policy_source, document, "
+                "created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (policy_id, ACCOUNT, name, description, int(active), source, json.dumps(document), now, now))
+        return self.get_policy(policy_id)
+
+    def update_policy(self, policy_id: str, document: Mapping[str, Any] | None, activate: bool) -> PolicyRow | None:
+        now = now_text()
+        with self._transaction() as connection:
+            if not connection.execute("SELECT 1 FROM policies WHERE policy_id = ?", (policy_id,)).fetchone():
+                return None
+            if document is not None:
+                connection.execute("UPDATE policies SET document = ?, name = ?, description = ?, last_updated = ? "
+                                   "WHERE policy_id = ?",
+                                   (json.dumps(document), str(document.get("name", policy_id)),
+                                    str(document.get("description", "")), now, policy_id))
+            if activate:
+                connection.execute("UPDATE policies SET active = 0 WHERE account = ?", (ACCOUNT,))
+                connection.execute("UPDATE policies SET active = 1, last_updated = ? WHERE policy_id = ?",
+                                   (now, policy_id))
+        return self.get_policy(policy_id)
+
+    def delete_policy(self, policy_id: str) -> None:
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM policies WHERE policy_id = ?", (policy_id,))
+
+    def get_policy(self, policy_id: str) -> PolicyRow | None:
+        rows = self._query("SELECT * FROM policies WHERE policy_id = ?", (policy_id,))
+        return _policy_from_row(rows[0]) if rows else None
+
+    def active_policy(self) -> PolicyRow | None:
+        rows = self._query("SELECT * FROM policies WHERE account = ? AND active = 1", (ACCOUNT,))
+        return _policy_from_row(rows[0]) if rows else None
+
+    def list_policies(self) -> list[PolicyRow]:
+        return [_policy_from_row(row) for row in self._query("SELECT * FROM policies ORDER BY created_at, policy_id")]
+
+    # --- API keys -------------------------------------------------------------------------------
+
+    def add_api_key(self, name: str, description: str, value: str, expires_at: str) -> ApiKeyRow | None:
+        now = now_text()
+        with self._transaction() as connection:
+            if connection.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
+                return None
+            connection.execute(
+                "INSERT INTO api_keys (name, account, description, value_hash, expires_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, ACCOUNT, description, key_hash(value), expires_at, now, now))
+        return next(k for k in self.list_api_keys() if k.name == name)
+
+    def list_api_keys(self) -> list[ApiKeyRow]:
+        return [ApiKeyRow(name=row["name"], account=row["account"], description=row["description"],
+                          expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"],
+                          status=_key_status(row["status"], row["expires_at"]))
+                for row in self._query("SELECT * FROM api_keys ORDER BY created_at, name")]
+
+    def api_key_account(self, value: str) -> str | None:
+        """The account an active, unexpired key acts as; None for an unknown, revoked or expired key."""
+        rows = self._query("SELECT account, status, expires_at FROM api_keys WHERE value_hash = ?", (key_hash(value),))
+        if not rows or _key_status(rows[0]["status"], rows[0]["expires_at"]) != "active":
+            return None
+        return str(rows[0]["account"])
+
+
+def _key_status(status: str, expires_at: str) -> str:
+    if status == "active" and expires_at and expires_at < now_text():
+        return "expired"
+    return status
+
+
+def _change(from_status: str, to_status: str, timestamp: str, source: str) -> dict[str, str]:
+    return {"from_status": from_status, "to_status": to_status, "timestamp": timestamp, "source": source}
+
+
+def _policy_from_row(row: sqlite3.Row) -> PolicyRow:
+    return PolicyRow(policy_id=row["policy_id"], account=row["account"], name=row["name"],
+                     description=row["description"], active=bool(row["active"]), policy_source=row["policy_source"],
+                     document=json.loads(row["document"]), created_at=row["created_at"],
+                     last_updated=row["last_updated"])

@@ -1,0 +1,145 @@
+"""The analysis workers: threads that take queued images from the store and analyse them.
+
+Each worker claims one `not_analyzed` image at a time (the store makes the claim atomic), pulls
+it from the registry named in its pull string by digest, and records the analysis or a one-line
+failure reason. Submissions wake the workers; a slow poll also picks up work another process
+queued in the same data dir.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_gate.errors import CiGateError
+from ci_gate.model import Analysis, to_dict
+from ci_gate.server.store import ImageRecord, Store
+from ci_gate.sources.interface import SourceOptions
+
+LOG = logging.getLogger("ci_gate.server")
+
+IDLE_POLL_SECONDS = 2.0
+"""How often an idle worker looks at the queue without being woken (work queued by another process)."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How workers reach registries and where they may write."""
+
+    source: SourceOptions
+    """Credentials, CA bundle, insecure registries and limits for pulls."""
+    scratch_dir: Path
+    """Where a submitted Dockerfile is written for the analyser to read."""
+
+
+class WorkerPool:
+    """`count` daemon threads analysing queued images until `stop()`."""
+
+    def __init__(self, store: Store, options: WorkerOptions, count: int) -> None:
+        self.store = store
+        self.options = options
+        self.count = count
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.busy = 0
+
+    def start(self) -> None:
+        resumed = self.store.resume_interrupted()
+        if resumed:
+            LOG.info("resumed %d interrupted analyses", resumed)
+        for index in range(self.count):
+            thread = threading.Thread(target=self._run, name=f"ci-gate-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def notify(self) -> None:
+        """New work was queued: wake the idle workers."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self.notify()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                record = self.store.claim_next()
+            except Exception as error:  # a locked or broken database must not kill the worker silently
+                LOG.error("cannot read the queue: %s", error)
+                record = None
+            if record is None:
+                with self._wake:
+                    self._wake.wait(IDLE_POLL_SECONDS)
+                continue
+            self.busy += 1
+            try:
+                self._analyse(record)
+            finally:
+                self.busy -= 1
+
+    def _analyse(self, record: ImageRecord) -> None:
+        LOG.info("analysing %s", record.pull_string)
+        try:
+            document = analyse_record(record, self.options)
+        except CiGateError as error:
+            reason = " ".join(str(error).split())
+            LOG.info("analysis of %s failed: %s", record.digest, reason)
+            self.store.finish(record.digest, None, reason)
+            return
+        except Exception as error:  # an analyser bug still ends the image's lifecycle, with a reason
+            LOG.exception("analysis of %s failed unexpectedly", record.digest)
+            self.store.finish(record.digest, None, f"internal error while analysing: {type(error).__name__}: "
+                              f"{' '.join(str(error).split())}")
+            return
+        self.store.finish(record.digest, to_dict(document), metadata=summary(document))
+        LOG.info("analysed %s", record.digest)
+
+
+def summary(analysis: Analysis) -> dict[str, Any]:
+    """What an image record shows of its analysis (Anchore's image_content.metadata and image id)."""
+    identity = analysis.identity
+    platform = identity.platform.split("/")
+    return {
+        "image_id": (identity.config_digest or "").removeprefix("sha256:"),
+        "arch": platform[1] if len(platform) > 1 else None,
+        "distro": analysis.distro.id if analysis.distro else None,
+        "distro_version": analysis.distro.version_id if analysis.distro else None,
+        "dockerfile_mode": {"actual": "Actual", "guessed": "Guessed"}.get(analysis.dockerfile.mode.lower()),
+        "image_size": identity.total_size,
+        "layer_count": len(identity.layers),
+    }
+
+
+def analyse_record(record: ImageRecord, options: WorkerOptions) -> Analysis:
+    """Pull and analyse one image by digest."""
+    from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
+
+    dockerfile_path: Path | None = None
+    try:
+        if record.dockerfile:
+            try:
+                text = base64.b64decode(record.dockerfile, validate=True)
+            except (binascii.Error, ValueError):
+                raise CiGateError("the submitted dockerfile is not valid base64; re-add the image with "
+                                  "force=true and a base64-encoded Dockerfile") from None
+            options.scratch_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=options.scratch_dir, suffix=".Dockerfile",
+                                             delete=False) as handle:
+                handle.write(text)
+            dockerfile_path = Path(handle.name)
+        analysis = analyze_image(f"registry:{record.pull_string}",
+                                 AnalyzeOptions(source=options.source, dockerfile=dockerfile_path, use_cache=False))
+    finally:
+        if dockerfile_path is not None:
+            dockerfile_path.unlink(missing_ok=True)
+    return analysis
