@@ -157,7 +157,7 @@ class _Server:
         barrier = self.list_barrier
         if barrier is not None:
             with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=5)
+                barrier.wait(timeout=20)
 
 
 class FakeGitHub(_Server):

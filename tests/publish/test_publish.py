@@ -116,10 +116,10 @@ def test_github_create_that_succeeded_but_answered_502_is_not_duplicated(github,
 
 
 def test_github_slow_create_past_the_timeout_is_not_duplicated(github):
-    github.faults = [Fault("POST", delay=2.5, commit=True)]
+    github.faults = [Fault("POST", delay=5.0, commit=True)]
     pull = PullRequest(api_url=github.url, repository=github.repository, number=github.number,
                        token=FakeGitHub.TOKEN)
-    api = GitHubComments(pull, timeout=1.0)
+    api = GitHubComments(pull, timeout=2.0)
     result = upsert_comment(api, MARKER, "body", FAST)
     assert result.action == "unchanged"  # the timed-out create had gone through; the re-list found it
     assert len(github.bodies_with(MARKER)) == 1 and github.count("POST") == 1
