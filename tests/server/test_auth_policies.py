@@ -1,0 +1,104 @@
+"""Auth (basic, API keys, the account header), policies and the error body shapes."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.server.serve_process import PASSWORD, ServeProcess
+
+
+def test_wrong_password_is_401_with_the_documented_body(server: ServeProcess) -> None:
+    answer = requests.get(f"{server.url}/v2/images", auth=("admin", "attempted-pw-123"), timeout=10)
+    assert answer.status_code == 401
+    body = answer.json()
+    assert set(body) == {"code", "error_type", "message", "detail"} and body["code"] == 401
+    assert body["error_type"] == "unauthorized" and "attempted-pw-123" not in answer.text
+    assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    legacy = requests.get(f"{server.url}/v1/images", auth=("admin", "wrong"), timeout=10)
+    assert legacy.status_code == 401 and set(legacy.json()) == {"message", "httpcode", "detail"}
+    assert legacy.json()["httpcode"] == 401
+    assert requests.get(f"{server.url}/v2/images", timeout=10).status_code == 401
+    assert PASSWORD not in answer.text
+
+
+def test_api_key_works_and_is_stored_hashed(server: ServeProcess) -> None:
+    created = server.post("/v2/user/api-keys", json={"name": "ci-runner", "description": "tests",
+                                                     "expires_at": "2999-01-01T00:00:00Z"})
+    assert created.status_code == 200, created.text
+    key = created.json()
+    assert key["name"] == "ci-runner" and key["status"] == "active" and key["value"]
+    with_key = requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10)
+    assert with_key.status_code == 200 and "items" in with_key.json()
+    bad_key = requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"] + "x"), timeout=10)
+    assert bad_key.status_code == 401
+    listed = server.get("/v2/user/api-keys").json()
+    assert [k["name"] for k in listed] == ["ci-runner"] and listed[0]["value"] is None
+    assert key["value"].encode() not in (server.data_dir / "ci-gate-serve.sqlite").read_bytes()
+    assert server.post("/v2/user/api-keys", json={"name": "ci-runner"}).status_code == 409
+
+
+def test_expired_api_key_is_refused(server: ServeProcess) -> None:
+    key = server.post("/v2/user/api-keys", json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"}).json()
+    assert key["status"] == "expired"
+    assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 401
+
+
+def test_account_header(server: ServeProcess) -> None:
+    assert server.get("/v2/images", headers={"x-anchore-account": "admin"}).status_code == 200
+    other = server.get("/v2/images", headers={"x-anchore-account": "team-b"})
+    assert other.status_code == 403
+    body = other.json()
+    assert body["code"] == 403 and body["error_type"] == "access_denied" and "team-b" in body["message"]
+    assert body["detail"]["permission_required"]
+
+
+def test_health_version_and_unknown_paths(server: ServeProcess) -> None:
+    health = requests.get(f"{server.url}/health", timeout=10)
+    assert health.status_code == 200 and health.content == b""
+    version = requests.get(f"{server.url}/version", timeout=10).json()
+    assert set(version) == {"service", "api", "db"} and version["service"]["version"]
+    assert server.get("/v2/version").status_code == 200
+    assert requests.get(f"{server.url}/v1/", timeout=10).json() == "v1"
+    missing = server.get("/v2/no-such-thing")
+    assert missing.status_code == 404 and missing.json()["code"] == 404
+    assert server.get("/v2/images/sha256:" + "0" * 64).json()["error_type"] == "not_found"
+    assert server.get("/v2/images/not-a-digest").status_code == 400
+
+
+POLICY = {
+    "id": "team-policy", "name": "team policy", "version": "2", "description": "deny everything",
+    "rule_sets": [{"id": "rs1", "name": "always", "version": "2", "rules": [
+        {"id": "r1", "gate": "always", "trigger": "always", "action": "stop", "params": []}]}],
+    "allowlists": [], "mappings": [{"id": "m1", "name": "all", "registry": "*", "repository": "*",
+                                    "image": {"type": "tag", "value": "*"}, "rule_set_ids": ["rs1"],
+                                    "allowlist_ids": []}],
+}
+
+
+def test_policies_add_select_activate(server: ServeProcess, pushed_images: list[tuple[str, str]]) -> None:
+    added = server.post("/v2/policies", json=POLICY)
+    assert added.status_code == 200, added.text
+    record = added.json()
+    assert record["policy_id"] == "team-policy" and record["active"] is False and record["policy"]["id"] == POLICY["id"]
+    assert server.post("/v2/policies", json=POLICY).status_code == 409
+    invalid = server.post("/v2/policies", json={**POLICY, "id": "bad", "rule_sets": [
+        {"id": "rs1", "name": "x", "version": "2", "rules": [{"id": "r", "gate": "nope", "trigger": "x",
+                                                               "action": "stop", "params": []}]}]})
+    assert invalid.status_code == 400 and invalid.json()["detail"]["validation_details"]
+
+    tag, digest = pushed_images[0]
+    server.add_tag(tag)
+    server.wait_status(digest)
+    chosen = server.get(f"/v2/images/{digest}/check", params={"tag": tag, "policy_id": "team-policy"}).json()
+    assert chosen["policy_id"] == "team-policy" and chosen["evaluations"][0]["final_action"] == "stop"
+    assert [f["gate"] for f in chosen["evaluations"][0]["details"]["findings"]] == ["always"]
+
+    activated = server.put("/v2/policies/team-policy", params={"active": "true"}, json=record)
+    assert activated.status_code == 200 and activated.json()["active"] is True
+    listed = server.get("/v2/policies").json()
+    assert [p["policy_id"] for p in listed if p["active"]] == ["team-policy"]
+    by_default = server.get(f"/v2/images/{digest}/check", params={"tag": tag}).json()
+    assert by_default["policy_id"] == "team-policy"
+    assert server.get("/v2/policies/team-policy").json()["policy"]["name"] == "team policy"
+    assert server.get("/v2/policies/nope").status_code == 404
+    server.put("/v2/policies/ci-gate-default", params={"active": "true"}, json={})

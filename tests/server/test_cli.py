@@ -1,0 +1,31 @@
+"""`ci-gate serve` refuses to start without its password or its extra: one line, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(arguments: list[str], environment: dict[str, str], prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = f"{prelude}\nimport sys\nsys.argv = ['ci-gate', *{arguments!r}]\nfrom ci_gate.cli import main\nmain()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                          timeout=60)
+
+
+def test_refuses_to_start_without_the_admin_password(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "CI_GATE_ADMIN_PASSWORD"}
+    result = _run(["serve", "--data-dir", str(tmp_path)], environment)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ci-gate: error: set CI_GATE_ADMIN_PASSWORD to the password of the admin user before starting ci-gate serve"]
+
+
+def test_says_how_to_install_the_server_extra(tmp_path: Path) -> None:
+    environment = {**os.environ, "CI_GATE_ADMIN_PASSWORD": "x"}
+    # Without the extra installed, starlette cannot be imported (None in sys.modules makes import fail).
+    result = _run(["serve", "--data-dir", str(tmp_path)], environment, "import sys; sys.modules['starlette'] = None")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ci-gate: error: ci-gate serve needs the server extra: pip install 'ci-gate[server]'"]
