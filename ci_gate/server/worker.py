@@ -48,7 +48,9 @@ class WorkerPool:
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._busy_lock = threading.Lock()
         self.busy = 0
+        """Workers analysing right now (for /status)."""
 
     def start(self) -> None:
         resumed = self.store.resume_interrupted()
@@ -81,11 +83,13 @@ class WorkerPool:
                 with self._wake:
                     self._wake.wait(IDLE_POLL_SECONDS)
                 continue
-            self.busy += 1
+            with self._busy_lock:
+                self.busy += 1
             try:
                 self._analyse(record)
             finally:
-                self.busy -= 1
+                with self._busy_lock:
+                    self.busy -= 1
 
     def _analyse(self, record: ImageRecord) -> None:
         LOG.info("analysing %s", record.pull_string)
