@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.server.serve_process import PASSWORD, ServeProcess, build_variant  # noqa: E402
-from tests.support.oci import OciImage, TarItem, build_oci_layout, push  # noqa: E402
+from tests.support.oci import LayerSource, OciImage, TarItem, build_oci_layout, push  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def debian_variant(out: Path, index: int) -> OciImage:
     """The real Debian rootfs (shared base blob) plus a layer that makes the digest unique."""
     from tests.support.debian import build_rootfs_tar
 
-    layers = [build_rootfs_tar(), [TarItem("etc", kind="dir", mode=0o755),
+    layers: list[LayerSource] = [build_rootfs_tar(), [TarItem("etc", kind="dir", mode=0o755),
                                    TarItem("etc/variant", f"variant {index}\n".encode())]]
     return build_oci_layout(out, layers, tag=f"v{index}", config={"Cmd": ["/bin/bash"], "User": "1000"})
 
