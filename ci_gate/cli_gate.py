@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -21,6 +21,9 @@ import yaml
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, ReportTargets, run_gate
 from ci_gate.model import ACTIONS, Analysis, Evaluation, Finding
+
+if TYPE_CHECKING:
+    from ci_gate.backends.interface import AnchoreOptions
 
 CONFIG_FILE = ".ci-gate.yaml"
 
@@ -30,6 +33,8 @@ SETTINGS = {
     "markdown": None, "compliance": None, "template": None, "comment": "off", "fail-on": "stop",
     "on-error": "fail", "base-image": None, "platform": None, "insecure-registry": None, "ca-bundle": None,
     "no-cache": False, "vex": None, "secret-rules": None,
+    "anchore-url": None, "anchore-user": None, "anchore-account": None, "anchore-policy-id": None,
+    "timeout": None, "poll-interval": None, "force": False,
 }
 """Every setting the gate reads, by long option name, with its default."""
 
@@ -124,6 +129,38 @@ def build_options(settings: Mapping[str, Any]) -> GateOptions:
         base_image=settings["base-image"] or None,
         vex=tuple(Path(str(item)) for item in settings.get("vex") or ()),
         secret_rules=_path(settings.get("secret-rules")),
+        anchore=_anchore_options(settings),
+    )
+
+
+def _seconds(settings: Mapping[str, Any], name: str) -> float | None:
+    value = settings.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} {value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise UsageError(f"{name} {value!r} must be more than 0 seconds")
+    return seconds
+
+
+def _anchore_options(settings: Mapping[str, Any]) -> "AnchoreOptions":
+    """The anchore backend's connection; the password only from --anchore-password or the environment
+    (never .ci-gate.yaml, which is committed), and anything unset falls back to ANCHORE_*/ANCHORECTL_*."""
+    from ci_gate.backends.interface import AnchoreOptions
+
+    def text(name: str) -> str | None:
+        value = settings.get(name)
+        return str(value) if value not in (None, "") else None
+
+    return AnchoreOptions(
+        url=text("anchore-url"), username=text("anchore-user"),
+        password=settings.get("anchore-password") or os.environ.get("CI_GATE_ANCHORE_PASSWORD") or None,
+        account=text("anchore-account"), policy_id=text("anchore-policy-id"),
+        timeout=_seconds(settings, "timeout"), poll_interval=_seconds(settings, "poll-interval"),
+        force=bool(settings.get("force")),
     )
 
 
@@ -285,6 +322,23 @@ def register(app: typer.Typer) -> None:
                                                        "(repeatable).")] = None,
         secret_rules: Annotated[Path | None, typer.Option("--secret-rules", help="YAML file that adds, disables "
                                                              "or tunes secret rules.")] = None,
+        anchore_url: Annotated[str | None, typer.Option("--anchore-url", help="Anchore API URL (default "
+                                                           "$ANCHORE_URL or $ANCHORECTL_URL).")] = None,
+        anchore_user: Annotated[str | None, typer.Option("--anchore-user", help="Anchore user, or _api_key "
+                                                            "(default $ANCHORE_USER or $ANCHORECTL_USERNAME).")] = None,
+        anchore_password: Annotated[str | None, typer.Option("--anchore-password", help="Prefer $ANCHORE_PASS "
+                                                                "(or $ANCHORECTL_PASSWORD): a flag shows in process "
+                                                                "lists.")] = None,
+        anchore_account: Annotated[str | None, typer.Option("--anchore-account", help="Act in this account "
+                                                               "(x-anchore-account header).")] = None,
+        anchore_policy_id: Annotated[str | None, typer.Option("--anchore-policy-id", help="Server policy to "
+                                                                 "evaluate (default: the active one).")] = None,
+        timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for the Anchore "
+                                                         "analysis (default 1800).")] = None,
+        poll_interval: Annotated[float | None, typer.Option("--poll-interval", help="Longest pause between "
+                                                               "analysis status polls (default 5 s).")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Make Anchore re-analyse an already analysed "
+                                               "image.")] = False,
     ) -> None:
         """Analyse IMAGE, evaluate the policy, write reports; exit 0 pass, 1 STOP, 2 could not decide."""
         flags = {
@@ -294,11 +348,14 @@ def register(app: typer.Typer) -> None:
             "compliance": compliance, "template": template, "comment": comment, "fail-on": fail_on,
             "on-error": on_error, "base-image": base_image, "platform": platform,
             "insecure-registry": insecure_registry, "ca-bundle": ca_bundle, "no-cache": no_cache,
-            "vex": vex, "secret-rules": secret_rules,
+            "vex": vex, "secret-rules": secret_rules, "anchore-url": anchore_url, "anchore-user": anchore_user,
+            "anchore-account": anchore_account, "anchore-policy-id": anchore_policy_id, "timeout": timeout,
+            "poll-interval": poll_interval, "force": force,
         }
         on_error_value = on_error or os.environ.get("CI_GATE_ON_ERROR") or "fail"
         try:
             settings = resolve(flags, os.environ, load_config_file(Path.cwd()))
+            settings["anchore-password"] = anchore_password
             on_error_value = str(settings["on-error"])
             options = build_options(settings)
             result = run_gate(options, progress=sys.stderr.isatty() and not os.environ.get("CI"))

@@ -20,7 +20,7 @@ from ci_gate.model import Analysis, Evaluation
 from ci_gate.sources.interface import SourceOptions
 
 if TYPE_CHECKING:
-    from ci_gate.backends.interface import Backend
+    from ci_gate.backends.interface import AnchoreOptions, Backend
 
 EXIT_PASS = 0
 EXIT_STOP = 1
@@ -64,6 +64,8 @@ class GateOptions:
     vex: tuple[Path, ...] = ()
     """OpenVEX / CycloneDX VEX documents whose statements suppress vulnerability matches."""
     secret_rules: Path | None = None
+    anchore: AnchoreOptions | None = None
+    """Connection settings for `--backend anchore` (None: all from the environment)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def run_gate(options: GateOptions, progress: bool = False) -> GateResult:
     request = BackendRequest(
         image=options.image, policy=options.policy, tag=options.tag, dockerfile=options.dockerfile,
         base_image=options.base_image, vuln_db=options.vuln_db, source=options.source, use_cache=options.use_cache,
-        vex=options.vex, secret_rules=options.secret_rules,
+        vex=options.vex, secret_rules=options.secret_rules, anchore=options.anchore,
     )
     outcome = backend.run(request, progress=progress)
     written = _write_reports(outcome.evaluation, outcome.analysis, options.reports)

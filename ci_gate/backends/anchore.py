@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_result
 
 from ci_gate.backends.anchore_api import (
     NOT_ANALYZED_PREFIX,
@@ -44,6 +45,7 @@ from ci_gate.backends.anchore_mapping import (
 )
 from ci_gate.backends.interface import AnchoreOptions, Backend, BackendRequest, BackendResult
 from ci_gate.errors import AnalysisError, BackendError, CiGateError
+from ci_gate.http import RetryPolicy
 from ci_gate.model import Analysis, Evaluation, Package
 
 __all__ = ["AnchoreBackend", "ImageTarget", "ci_annotations", "parse_target", "resolve_connection"]
@@ -205,10 +207,15 @@ class AnchoreBackend(Backend):
     name = "anchore"
 
     def __init__(self, environ: Mapping[str, str] | None = None, log: Callable[[str], None] = _stderr,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None):
         self.environ = os.environ if environ is None else environ
+        """Where connection settings not given as options come from."""
         self.log = log
+        """Receives one line per event (submission, state change); stderr by default."""
         self.sleep = sleep
+        """Pauses between polls (tests keep the real one; the stand-in server runs in real time)."""
+        self.retry = retry
+        """Retries of each request; None = the connection's default."""
 
     def run(self, request: BackendRequest, progress: bool = False) -> BackendResult:
         options = request.anchore or AnchoreOptions()
@@ -219,6 +226,8 @@ class AnchoreBackend(Backend):
         if timeout <= 0 or interval <= 0:
             raise BackendError("--timeout and --poll-interval must be positive numbers of seconds")
         deadline = time.monotonic() + timeout
+        if self.retry is not None:
+            connection = replace(connection, retry=self.retry)
         api = AnchoreApi(connection)
         warnings: list[str] = []
         record = self._submit(api, request, target, options.force, warnings)
@@ -322,11 +331,13 @@ class AnchoreBackend(Backend):
         if str(record.get("analysis_status")) in TERMINAL_STATES:
             final: dict[str, Any] | None = record
         else:
-            backoff = wait_exponential_jitter(initial=min(FIRST_POLL_DELAY, interval), max=interval,
-                                              jitter=min(FIRST_POLL_DELAY, interval))
+            first = min(FIRST_POLL_DELAY, interval)
 
             def pause(call: RetryCallState) -> float:
-                return max(0.0, min(backoff(call), deadline - time.monotonic()))
+                # Exponential backoff from `first`, plus jitter (many runners polling one server spread
+                # out), capped at the poll interval and at what is left of the timeout.
+                backoff = first * 2 ** (call.attempt_number - 1) + random.uniform(0, first)
+                return max(0.0, min(backoff, interval, deadline - time.monotonic()))
 
             retrying = Retrying(
                 stop=lambda call: time.monotonic() >= deadline,

@@ -241,11 +241,11 @@ class AnchoreApi:
 
     def get_image(self, digest: str) -> dict[str, Any]:
         """GET /images/{digest} (§1.3)."""
-        return self.image_record(self._call("GET", f"/images/{quote(digest)}", "image status"))
+        return self.image_record(self._call("GET", f"/images/{quote(digest, safe=':')}", "image status"))
 
     def get_image_response(self, digest: str) -> requests.Response:
         """The raw answer of GET /images/{digest}, for the poll loop to judge."""
-        return self._raw("GET", f"/{self.api_version()}/images/{quote(digest)}")
+        return self._raw("GET", f"/{self.api_version()}/images/{quote(digest, safe=':')}")
 
     def images_by_tag(self, full_tag: str) -> list[dict[str, Any]]:
         """GET /images?full_tag= (v2 `{"items": [...]}`, v1 an array)."""
@@ -269,23 +269,24 @@ class AnchoreApi:
             params = {"tag": tag, "detail": "true", "history": "false"}
             if policy_id:
                 params["policyId"] = policy_id
-        return self._raw("GET", f"/{self.api_version()}/images/{quote(digest)}/check", params=params)
+        return self._raw("GET", f"/{self.api_version()}/images/{quote(digest, safe=':')}/check", params=params)
 
     def vulnerabilities(self, digest: str) -> list[dict[str, Any]]:
         """GET /images/{digest}/vuln/all (§1.5); items keep their shape (v1 and v2 share the keys used)."""
         params = {"vendor_only": "true"}
-        answer = self._call("GET", f"/images/{quote(digest)}/vuln/all", "vulnerability listing", params=params)
+        answer = self._call("GET", f"/images/{quote(digest, safe=':')}/vuln/all", "vulnerability listing",
+                            params=params)
         items = answer.get("vulnerabilities", []) if isinstance(answer, dict) else []
         return [item for item in items if isinstance(item, dict)]
 
     def content_types(self, digest: str) -> list[str]:
         """GET /images/{digest}/content (§1.6): the content types the server has."""
-        answer = self._call("GET", f"/images/{quote(digest)}/content", "content type listing")
+        answer = self._call("GET", f"/images/{quote(digest, safe=':')}/content", "content type listing")
         return [str(item) for item in answer] if isinstance(answer, list) else []
 
     def content(self, digest: str, content_type: str) -> list[dict[str, Any]]:
         """GET /images/{digest}/content/{type} (§1.6) → the `content` items."""
-        answer = self._call("GET", f"/images/{quote(digest)}/content/{quote(content_type)}",
+        answer = self._call("GET", f"/images/{quote(digest, safe=':')}/content/{quote(content_type)}",
                             f"{content_type} content listing")
         items = answer.get("content", []) if isinstance(answer, dict) else []
         return [item for item in items if isinstance(item, dict)]
