@@ -185,10 +185,22 @@ def require_pull_request(env: Mapping[str, str]) -> PullRequest:
 # --- Actions extras ------------------------------------------------------------------------------
 
 
+STEP_SUMMARY_LIMIT = 1024 * 1024
+"""Bytes per step summary; above it GitHub drops the whole summary with an error annotation."""
+
+
 def write_step_summary(path: Path, markdown: str) -> None:
-    """Append the job summary (GitHub shows up to 1 MiB per step)."""
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write(markdown.rstrip() + "\n")
+    """Append the job summary, cut so the step's summary file stays within GitHub's 1 MiB."""
+    used = path.stat().st_size if path.exists() else 0
+    data = (markdown.rstrip() + "\n").encode("utf-8")
+    room = STEP_SUMMARY_LIMIT - used - 200
+    if len(data) > room:
+        note = "\n\n… (truncated to fit GitHub's 1 MiB step summary: see the reports)\n".encode()
+        data = data[: max(room - len(note), 0)].decode("utf-8", errors="ignore").encode("utf-8") + note
+        if room <= len(note):
+            return  # another summary already filled this step's allowance
+    with path.open("ab") as stream:
+        stream.write(data)
 
 
 def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:

@@ -324,3 +324,14 @@ def test_branch_pipelines_have_nothing_to_comment_on_and_no_warning(github, gitl
     notes, out = publish(env)
     assert notes == ["this job is not for a merge request (no CI_MERGE_REQUEST_IID); no comment posted"]
     assert github.requests == [] and gitlab.requests == [] and out == ""
+
+
+def test_step_summary_stays_within_one_mebibyte(tmp_path):
+    from ci_gate.publish.github import STEP_SUMMARY_LIMIT, write_step_summary
+
+    summary = tmp_path / "summary.md"
+    write_step_summary(summary, "x" * 700_000)
+    write_step_summary(summary, "é" * 700_000)  # two bytes each: must be cut on a character boundary
+    data = summary.read_bytes()
+    assert len(data) <= STEP_SUMMARY_LIMIT
+    assert data.decode("utf-8").rstrip().endswith("see the reports)")
