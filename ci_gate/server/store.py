@@ -269,6 +269,13 @@ class Store:
                                                              (digest,)).fetchone())
         return record, queued
 
+    def delete_image(self, digest: str) -> bool:
+        """Forget an image and its analysis; an analysis still running finds no row and is dropped."""
+        with self._transaction() as connection:
+            deleted = connection.execute("DELETE FROM images WHERE digest = ?", (digest,)).rowcount
+            connection.execute("DELETE FROM analyses WHERE digest = ?", (digest,))
+        return bool(deleted)
+
     def get_image(self, digest: str) -> ImageRecord | None:
         rows = self._query("SELECT * FROM images WHERE digest = ?", (digest,))
         return self._image_from_row(rows[0]) if rows else None

@@ -102,3 +102,37 @@ def test_policies_add_select_activate(server: ServeProcess, pushed_images: list[
     assert server.get("/v2/policies/team-policy").json()["policy"]["name"] == "team policy"
     assert server.get("/v2/policies/nope").status_code == 404
     server.put("/v2/policies/ci-gate-default", params={"active": "true"}, json={})
+
+
+V1_BUNDLE = {
+    "id": "legacy-bundle", "version": "1_0", "name": "Legacy", "comment": "an anchore-engine bundle",
+    "whitelisted_images": [], "blacklisted_images": [], "whitelists": [],
+    "mappings": [{"id": "m1", "name": "default", "registry": "*", "repository": "*",
+                  "image": {"type": "tag", "value": "*"}, "policy_id": "p1", "whitelist_ids": []}],
+    "policies": [{"id": "p1", "version": "1_0", "name": "warn on missing healthcheck", "rules": [
+        {"id": "r1", "action": "WARN", "gate": "dockerfile", "trigger": "instruction",
+         "params": [{"name": "instruction", "value": "HEALTHCHECK"}, {"name": "check", "value": "not_exists"}]}]}],
+}
+
+
+def test_v1_bundle_add_check_and_delete_rules(server: ServeProcess, pushed_images: list[tuple[str, str]]) -> None:
+    added = server.post("/v1/policies", json=V1_BUNDLE)
+    assert added.status_code == 200, added.text
+    record = added.json()
+    assert record["policyId"] == "legacy-bundle" and record["policybundle"]["version"] == "1_0"
+    assert server.get("/v1/policies/legacy-bundle").json()[0]["active"] is False
+    tag, digest = pushed_images[0]
+    server.add_tag(tag)
+    server.wait_status(digest)
+    check = server.get(f"/v1/images/{digest}/check", params={"tag": tag, "policyId": "legacy-bundle"}).json()
+    entry = check[0][digest][tag][0]
+    document = entry["detail"]["result"]
+    rows = document["result"][document["image_id"]]["result"]["rows"]
+    assert [(row[3], row[4], row[6]) for row in rows] == [("dockerfile", "instruction", "warn")]
+    assert document["final_action"] == "warn" and entry["status"] == "pass"  # WARN passes (§2.2)
+
+    active = server.session.delete(f"{server.url}/v2/policies/ci-gate-default", timeout=10)
+    assert active.status_code == 500
+    assert active.json()["message"].startswith("cannot delete an active policy")
+    assert server.session.delete(f"{server.url}/v1/policies/legacy-bundle", timeout=10).status_code == 200
+    assert server.get("/v1/policies/legacy-bundle").status_code == 404

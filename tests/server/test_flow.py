@@ -114,3 +114,33 @@ def test_dockerfile_for_a_known_digest_needs_force(server: ServeProcess,
         "dockerfile": base64.b64encode(b"FROM scratch\n").decode()}}})
     assert again.status_code == 400
     assert again.json()["message"].startswith("Cannot specify dockerfile for an image that already exists")
+
+
+def test_content_files_unsupported_sources_and_delete(fresh_server: ServeProcess,
+                                                      pushed_images: list[tuple[str, str]]) -> None:
+    fresh_server.start(workers=1)
+    tag, digest = pushed_images[3]
+    fresh_server.add_tag(tag)
+    fresh_server.wait_status(digest)
+    types = fresh_server.get(f"/v2/images/{digest}/content").json()
+    assert {"os", "files", "python"} <= set(types)
+    files = fresh_server.get(f"/v1/images/{digest}/content/files").json()
+    assert files["imageDigest"] == digest
+    by_name = {item["filename"]: item for item in files["content"]}
+    assert by_name["/etc/variant"]["mode"] == "00644" and by_name["/etc/variant"]["type"] == "file"
+    python = fresh_server.get(f"/v2/images/{digest}/content/python").json()["content"]
+    assert [(p["package"], p["version"]) for p in python] == [("demo", "1.0")]
+
+    archive = fresh_server.post("/v2/images", json={"source": {"archive": {"digest": digest}}})
+    assert archive.status_code == 501 and archive.json()["error_type"] == "not_implemented"
+    two = fresh_server.post("/v2/images", json={"source": {"tag": {"pull_string": tag},
+                                                           "digest": {"pull_string": tag, "tag": tag}}})
+    assert two.status_code == 400
+    wrapped = fresh_server.post("/v2/images", json={"source": {"tag": {"pull_string": tag,
+                                                                       "dockerfile": "RlJP\nTQ=="}}})
+    assert wrapped.status_code == 400 and "base64" in wrapped.json()["message"]
+
+    deleted = fresh_server.session.delete(f"{fresh_server.url}/v2/images/{digest}", timeout=10)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "deleting"
+    assert fresh_server.get(f"/v2/images/{digest}").status_code == 404
+    assert fresh_server.get("/v2/images", params={"full_tag": tag}).json() == {"items": []}
