@@ -294,11 +294,13 @@ def _score(item: Mapping[str, Any]) -> float | None:
 def vulnerability_detail(item: Mapping[str, Any]) -> VulnerabilityDetail:
     """One listing item (§1.5, v1 or v2) as the model's detail."""
     fix = _text(item.get("fix"))
+    kind = _text(item.get("package_type")).lower()
     return VulnerabilityDetail(
         id=_text(item.get("vuln")), severity=_text(item.get("severity")).lower() or "unknown", cvss_score=_score(item),
         fixed_versions=tuple(v.strip() for v in fix.split(",") if v.strip()),
         package_name=_text(item.get("package_name")), package_version=_text(item.get("package_version")),
-        package_type=_text(item.get("package_type")).lower(), package_path=_text(item.get("package_path")),
+        package_type=_PACKAGE_TYPES.get(kind, kind),
+        package_path=_text(item.get("package_path")),
         url=_text(item.get("url")), summary=_text(item.get("description")),
     )
 
@@ -307,7 +309,10 @@ def with_vulnerabilities(evaluation: Evaluation, items: Sequence[Mapping[str, An
     """Attach the listing's detail to each `vulnerabilities/package` finding (trigger id `<vuln>+<pkg>`, §4.1)."""
     by_id: dict[str, list[Mapping[str, Any]]] = {}
     for item in items:
-        by_id.setdefault(_text(item.get("vuln")), []).append(item)
+        # A trigger id may name the advisory's CVE alias (nvd_data) rather than the listing's id.
+        aliases = {_text(entry.get("id")) for entry in item.get("nvd_data") or [] if isinstance(entry, Mapping)}
+        for key in {_text(item.get("vuln")), *aliases} - {""}:
+            by_id.setdefault(key, []).append(item)
     findings = []
     for finding in evaluation.findings:
         detail = finding.vulnerability
@@ -319,7 +324,7 @@ def with_vulnerabilities(evaluation: Evaluation, items: Sequence[Mapping[str, An
             if not chosen and len(candidates) == 1:
                 chosen = candidates
             if chosen:
-                detail = vulnerability_detail(chosen[0])
+                detail = replace(vulnerability_detail(chosen[0]), id=vuln_id)
         findings.append(finding if detail is finding.vulnerability else _replace_detail(finding, detail))
     return replace(evaluation, findings=tuple(findings))
 
