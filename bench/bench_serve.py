@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +50,22 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def apache_bench(url: str, concurrency: int, seconds: float) -> str:
+    """`ab`'s requests per second and failures for one URL, when apache2-utils is installed."""
+    if shutil.which("ab") is None:
+        return ""
+    credentials = f"admin:{PASSWORD}"
+    result = subprocess.run(["ab", "-q", "-k", "-c", str(concurrency), "-t", str(seconds), "-n", "10000000",
+                             "-A", credentials, url], capture_output=True, text=True, timeout=seconds + 60)
+    rate = re.search(r"Requests per second:\s+([\d.]+)", result.stdout)
+    failed = re.search(r"Failed requests:\s+(\d+)", result.stdout)
+    non_2xx = re.search(r"Non-2xx responses:\s+(\d+)", result.stdout)
+    if rate is None:
+        return f"ab failed: {result.stderr.strip()[:200]}"
+    return (f"{float(rate.group(1)):.0f} requests/s ({failed.group(1) if failed else '?'} failed, "
+            f"{non_2xx.group(1) if non_2xx else 0} non-2xx)")
 
 
 def main() -> None:
@@ -123,6 +142,8 @@ def main() -> None:
                 for thread in threads:
                     thread.join()
                 poll_time = time.perf_counter() - poll_start
+                ab_rate = apache_bench(f"{server.url}/v2/images/{images[0][1]}", arguments.pollers,
+                                       arguments.poll_seconds)
                 peak = peak_rss_mb(pid)
 
     print(f"submissions: {arguments.submissions} concurrent over {arguments.images} distinct images, "
@@ -135,6 +156,8 @@ def main() -> None:
     print(f"  server peak RSS: {peak:.0f} MB (idle after start: {idle_rss:.0f} MB)")
     print(f"status polls: {sum(polls) / poll_time:.0f} requests/s from {arguments.pollers} clients "
           f"({sum(poll_errors)} errors, {poll_time:.1f} s)")
+    if ab_rate:
+        print(f"status polls with ab (a C client, keep-alive, {arguments.pollers} concurrent): {ab_rate}")
 
 
 if __name__ == "__main__":
