@@ -428,9 +428,14 @@ def _dispatch(service: Service, handler: Handler, public: bool, request: Request
     return JSONResponse(result)
 
 
-def _route(path: str, handler: Handler, methods: list[str], service: Service, public: bool = False) -> Route:
+def _route(path: str, handler: Handler, methods: list[str], service: Service, public: bool = False,
+           inline: bool = False) -> Route:
+    """`inline` handlers only read one small row, so they run on the event loop (status polls are
+    the hot path); the others may pull from a registry or evaluate a policy, so they run in threads."""
     async def endpoint(request: Request) -> Response:
         body = await request.body()
+        if inline:
+            return _dispatch(service, handler, public, request, body)
         return await run_in_threadpool(_dispatch, service, handler, public, request, body)
 
     return Route(path, endpoint, methods=methods)
@@ -567,7 +572,7 @@ def create_app(config: ServerConfig) -> Starlette:
             service.stop()
 
     routes = [
-        _route("/health", _health, ["GET"], service, public=True),
+        _route("/health", _health, ["GET"], service, public=True, inline=True),
         _route("/version", _version, ["GET"], service, public=True),
         _route("/status", _status, ["GET"], service),
         _route("/v2/user/api-keys", _list_api_keys, ["GET"], service),
@@ -581,7 +586,7 @@ def create_app(config: ServerConfig) -> Starlette:
             _route(f"{prefix}/status", _status, ["GET"], service),
             _route(f"{prefix}/images", _post_image, ["POST"], service),
             _route(f"{prefix}/images", _list_images, ["GET"], service),
-            _route(f"{prefix}/images/{{digest}}", _get_image, ["GET"], service),
+            _route(f"{prefix}/images/{{digest}}", _get_image, ["GET"], service, inline=True),
             _route(f"{prefix}/images/{{digest}}", _delete_image, ["DELETE"], service),
             _route(f"{prefix}/images/{{digest}}/check", _check, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}/vuln", _vulnerability_types, ["GET"], service),

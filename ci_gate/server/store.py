@@ -314,6 +314,8 @@ class Store:
         """Record the end of an analysis: the document when it succeeded, the reason when it failed."""
         now = now_text()
         status = ANALYZED if analysis is not None else ANALYSIS_FAILED
+        # Compressed before taking the lock: status polls on the event loop wait for that lock.
+        blob = zlib.compress(json.dumps(analysis, separators=(",", ":")).encode(), 6) if analysis is not None else b""
         with self._transaction() as connection:
             row = connection.execute("SELECT status_history FROM images WHERE digest = ?", (digest,)).fetchone()
             if row is None:
@@ -321,7 +323,6 @@ class Store:
             history = json.loads(row["status_history"])
             history.append(_change(ANALYZING, status, now, "worker"))
             if analysis is not None:
-                blob = zlib.compress(json.dumps(analysis, separators=(",", ":")).encode(), 6)
                 connection.execute("INSERT OR REPLACE INTO analyses (digest, document) VALUES (?, ?)", (digest, blob))
             connection.execute(
                 "UPDATE images SET analysis_status = ?, status_history = ?, failure_reason = ?, last_updated = ?, "
