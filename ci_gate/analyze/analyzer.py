@@ -145,7 +145,7 @@ class _CatalogerVisitor:
         self.context = context
         self.evidence: dict[int, list[Evidence]] = {id(c): [] for c in self.catalogers}
         # Catalogers of binaries match every path (`*`); they would defeat the prefilter, so they are
-        # asked apart, and only through their cheap `wants(path, mode, size)`.
+        # asked apart, through their cheap `wants(path, mode, size)` alone.
         self._every_path = [c for c in self.catalogers if "*" in c.patterns]
         self._by_pattern = [c for c in self.catalogers if "*" not in c.patterns]
         patterns = [p for c in self._by_pattern for p in c.patterns]
@@ -186,10 +186,7 @@ class _CatalogerVisitor:
 
 
 def _accepts(cataloger: Cataloger, entry: Entry) -> bool:
-    """Binary catalogers (Go, Rust) match every path; their optional `wants(path, mode, size)` spares
-    the walk reading files they would skip (non-executables)."""
-    wants = getattr(cataloger, "wants", None)
-    return wants is None or bool(wants(entry.path, entry.mode, entry.size))
+    return cataloger.wants(entry.path, entry.mode, entry.size) > 0
 
 
 class _FinalView:

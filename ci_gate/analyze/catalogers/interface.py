@@ -82,6 +82,11 @@ class Cataloger(abc.ABC):
             type(self)._compiled = compiled  # type: ignore[attr-defined]
         return compiled
 
+    def wants(self, path: str, mode: int, size: int) -> int:
+        """Bytes of a file matching `patterns` to read for it (0: skip it). Catalogers of binaries,
+        whose pattern is `*`, say no cheaply here to everything that is not an executable."""
+        return self.max_bytes
+
     def visit(self, evidence: Evidence, context: CatalogContext) -> None:  # noqa: B027 - optional hook
         """Streaming catalogers: look at one file as it passes; keep only what you found."""
 
