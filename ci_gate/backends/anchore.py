@@ -23,6 +23,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -235,14 +236,20 @@ class AnchoreBackend(Backend):
         if not digest.startswith("sha256:"):
             raise BackendError("the Anchore server did not say which digest it is analysing (no image_digest)")
         record = self._wait(api, record, digest, request.image, timeout, deadline, interval)
-        evaluation = self._check(api, digest, target.tag or "", options.policy_id, request.image, deadline, interval)
-        try:
-            evaluation = with_vulnerabilities(evaluation, api.vulnerabilities(digest))
-        except BackendError as error:  # the decision stands without the listing (as in the Jenkins plugin)
-            warnings.append(f"vulnerability details not fetched from Anchore: {error}")
+        # The check, the vulnerability listing and the image content are independent: asked at once,
+        # the gate's time after the analysis is the slowest of them, not their sum.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="anchore") as pool:
+            checking = pool.submit(self._check, api, digest, target.tag or "", options.policy_id, deadline, interval)
+            listing = pool.submit(api.vulnerabilities, digest)
+            describing = pool.submit(self._analysis, api, record, digest, request)
+            evaluation = checking.result()
+            try:
+                evaluation = with_vulnerabilities(evaluation, listing.result())
+            except BackendError as error:  # the decision stands without the listing (as in the Jenkins plugin)
+                warnings.append(f"vulnerability details not fetched from Anchore: {error}")
+            analysis = describing.result()
         if warnings:
             evaluation = replace(evaluation, warnings=(*evaluation.warnings, *warnings))
-        analysis = self._analysis(api, record, digest, request)
         return BackendResult(analysis=analysis, evaluation=evaluation)
 
     # --- submit ----------------------------------------------------------------------------------
@@ -334,10 +341,11 @@ class AnchoreBackend(Backend):
             first = min(FIRST_POLL_DELAY, interval)
 
             def pause(call: RetryCallState) -> float:
-                # Exponential backoff from `first`, plus jitter (many runners polling one server spread
-                # out), capped at the poll interval and at what is left of the timeout.
-                backoff = first * 2 ** (call.attempt_number - 1) + random.uniform(0, first)
-                return max(0.0, min(backoff, interval, deadline - time.monotonic()))
+                # Exponential backoff from `first`, capped at the poll interval, less up to a quarter
+                # at random (runners polling one server spread out; never longer than the interval),
+                # and never past the timeout.
+                backoff = min(first * 2 ** (call.attempt_number - 1), interval) * (1 - random.uniform(0, 0.25))
+                return max(0.0, min(backoff, deadline - time.monotonic()))
 
             retrying = Retrying(
                 stop=lambda call: time.monotonic() >= deadline,
@@ -361,7 +369,7 @@ class AnchoreBackend(Backend):
 
     # --- decide ----------------------------------------------------------------------------------
 
-    def _check(self, api: AnchoreApi, digest: str, tag: str, policy_id: str | None, image: str, deadline: float,
+    def _check(self, api: AnchoreApi, digest: str, tag: str, policy_id: str | None, deadline: float,
                interval: float) -> Evaluation:
         while True:
             response = api.check_response(digest, tag, policy_id)
