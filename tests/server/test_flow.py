@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 from tests.server.serve_process import ServeProcess
 
@@ -144,3 +145,23 @@ def test_content_files_unsupported_sources_and_delete(fresh_server: ServeProcess
     assert deleted.status_code == 200 and deleted.json()["status"] == "deleting"
     assert fresh_server.get(f"/v2/images/{digest}").status_code == 404
     assert fresh_server.get("/v2/images", params={"full_tag": tag}).json() == {"items": []}
+
+
+def test_same_decision_as_the_local_backend(server: ServeProcess, pushed_images: list[tuple[str, str]],
+                                            serve_vuln_db: Path) -> None:
+    """The service is the embedded engine behind HTTP: same final action, same trigger ids."""
+    from ci_gate.backends.interface import BackendRequest
+    from ci_gate.backends.local import LocalBackend
+
+    tag, digest = pushed_images[2]
+    server.add_tag(tag)
+    server.wait_status(digest)
+    for policy in ("ci-gate-default", "ci-gate-dod"):
+        remote = server.get(f"/v2/images/{digest}/check", params={"tag": tag, "policy_id": policy}).json()
+        local = LocalBackend().run(BackendRequest(image=f"registry:{tag}", policy=f"builtin:{policy[8:]}",
+                                                  vuln_db=serve_vuln_db, use_cache=False)).evaluation
+        result = remote["evaluations"][0]
+        assert result["final_action"] == local.final_action.lower()
+        assert sorted(f["trigger_id"] for f in result["details"]["findings"]) == sorted(
+            f.trigger_id for f in local.findings)
+        assert local.findings  # a comparison of two empty lists would prove nothing
