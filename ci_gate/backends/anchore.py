@@ -231,6 +231,9 @@ class AnchoreBackend(Backend):
             connection = replace(connection, retry=self.retry)
         api = AnchoreApi(connection)
         warnings: list[str] = []
+        if request.policy != BackendRequest.policy:
+            warnings.append(f"--policy {request.policy} is not used by the anchore backend: the server's policy "
+                            "decides (its active one, or --anchore-policy-id)")
         record = self._submit(api, request, target, options.force, warnings)
         digest = str(record.get("image_digest") or target.digest or "")
         if not digest.startswith("sha256:"):

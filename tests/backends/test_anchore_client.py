@@ -37,13 +37,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[AnchoreStandIn]:
 
 def _run(server: AnchoreStandIn, image: str = f"registry:{TAG}", *, url_suffix: str | None = None,
          options: dict[str, Any] | None = None, environ: dict[str, str] | None = None,
-         dockerfile: Path | None = None) -> tuple[Any, list[str]]:
+         dockerfile: Path | None = None, policy: str = "builtin:default") -> tuple[Any, list[str]]:
     lines: list[str] = []
     suffix = f"/{server.version}" if url_suffix is None else url_suffix
     settings = {"url": server.url + suffix, "username": "admin", "password": PASSWORD, "poll_interval": 0.05,
                 "timeout": 20.0, **(options or {})}
     backend = AnchoreBackend(environ=environ or {}, log=lines.append, retry=FAST_RETRY)
-    request = BackendRequest(image=image, dockerfile=dockerfile, anchore=AnchoreOptions(**settings))
+    request = BackendRequest(image=image, dockerfile=dockerfile, policy=policy, anchore=AnchoreOptions(**settings))
     return backend.run(request), lines
 
 
@@ -118,8 +118,9 @@ def test_the_top_level_final_action_decides(server: AnchoreStandIn, reason: str,
 
 
 def test_the_version_is_detected_when_the_url_has_none(server: AnchoreStandIn) -> None:
-    result, lines = _run(server, url_suffix="")
+    result, lines = _run(server, url_suffix="", policy="builtin:dod")
     assert result.evaluation.final_action == "STOP"
+    assert any("--policy builtin:dod is not used" in warning for warning in result.evaluation.warnings)
     assert any(f"({server.version} API" in line for line in lines)
     assert all(path.startswith(("/v2/", "/v1/")) for _, path, _, _ in server.requests)
 
@@ -210,6 +211,7 @@ def test_wrong_credentials_wrong_account_and_no_policy(server: AnchoreStandIn) -
         _run(server)
     assert "no active policy" in str(raised.value) and "--anchore-policy-id" in str(raised.value)
     result, _ = _run(server, options={"policy_id": POLICY_ID})
+    assert not any("--policy" in warning for warning in result.evaluation.warnings)
     check = [r for r in server.requests if r[1].endswith("/check")][-1]
     assert check[2][("policy_id" if server.version == "v2" else "policyId")] == POLICY_ID
 
