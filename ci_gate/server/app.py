@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import secrets
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ci_gate import __version__
-from ci_gate.errors import CiGateError
+from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import Policy, check_text, load_policy
 from ci_gate.server import shapes
@@ -90,7 +91,11 @@ class Service:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = Store(config.data_dir)
+        try:
+            self.store = Store(config.data_dir)
+        except (OSError, sqlite3.Error) as error:
+            raise UsageError(f"cannot open the data dir {config.data_dir}: {error}; pass a writable "
+                             "--data-dir") from None
         self.pool = WorkerPool(self.store, WorkerOptions(source=config.source,
                                                          scratch_dir=config.data_dir / "scratch"), config.workers)
         self._analyses: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
@@ -614,9 +619,18 @@ def create_app(config: ServerConfig) -> Starlette:
 
 def serve(config: ServerConfig, host: str, port: int) -> None:
     """Run until interrupted."""
+    import socket
+
     import uvicorn
 
+    try:  # uvicorn would log a bind failure and exit 1; say it in one line with exit 2 instead
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port "
+                         "or --host") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
     LOG.info("ci-gate serve %s on http://%s:%d (data dir %s, %d workers)", __version__, host, port,
              config.data_dir, config.workers)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
