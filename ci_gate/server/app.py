@@ -108,8 +108,8 @@ class Service:
         self.pool.start()
 
     def stop(self) -> None:
-        self.pool.stop()
-        self.store.close()
+        if self.pool.stop():
+            self.store.close()  # else a worker still uses it; the process is exiting anyway
 
     def seed_policies(self) -> None:
         """The built-in packs, `builtin:default` active, on a data dir that has no policy yet."""

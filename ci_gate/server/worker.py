@@ -13,6 +13,7 @@ import binascii
 import logging
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,15 @@ class WorkerPool:
         with self._wake:
             self._wake.notify_all()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the workers to stop; True when all did within `timeout` (an analysis may still be running:
+        its image stays `analyzing` and is resumed at the next start)."""
         self._stopping.set()
         self.notify()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
