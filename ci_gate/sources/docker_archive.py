@@ -110,11 +110,7 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
     if archive.find("oci-layout") is not None and archive.find("index.json") is not None:
         resolved = _resolve_oci_inside(archive, repo_tags, config_digest, options)
         if resolved is not None:
-            return ClosingRawImage(
-                reference=reference, scheme=scheme, config=resolved.config,
-                layers=archive_layers(archive, resolved), manifest=resolved.manifest,
-                manifest_digest=resolved.manifest_digest, config_digest=resolved.config_digest,
-                repo_tags=repo_tags, warnings=resolved.warnings)
+            return resolved.opened(reference, scheme, archive_layers(archive, resolved), repo_tags=repo_tags)
 
     config = parse_json_object(config_data, "config", where)
     diff_ids = config_diff_ids(config, where)

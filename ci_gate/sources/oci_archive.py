@@ -12,7 +12,7 @@ import tarfile
 from typing import Any
 
 from ci_gate.errors import LimitExceededError, SourceError
-from ci_gate.sources.archive import ClosingRawImage, TarArchive, open_archive_file
+from ci_gate.sources.archive import TarArchive, open_archive_file
 from ci_gate.sources.interface import ImageSource, LayerBlob, RawImage, SourceOptions
 from ci_gate.sources.oci_layout import (
     Descriptor,
@@ -41,18 +41,7 @@ class OciArchiveSource(ImageSource):
             for action in reversed(cleanups):
                 action()
             raise
-        return ClosingRawImage(
-            reference=f"oci-archive:{location}",
-            scheme=self.scheme,
-            config=resolved.config,
-            layers=layers,
-            manifest=resolved.manifest,
-            manifest_digest=resolved.manifest_digest,
-            config_digest=resolved.config_digest,
-            repo_tags=resolved.repo_tags(),
-            warnings=resolved.warnings,
-            cleanups=cleanups,
-        )
+        return resolved.opened(f"oci-archive:{location}", self.scheme, layers, cleanups)
 
 
 def open_layout_in_archive(archive: TarArchive, tag: str | None,

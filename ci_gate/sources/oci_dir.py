@@ -80,14 +80,4 @@ class OciDirSource(ImageSource):
                                   f"manifest says {layer.size}; the layout is corrupt, re-export it")
             layers.append(FileBlob(file_path, 0, actual_size, layer.digest, layer.media_type, layer.diff_id,
                                    where))
-        return RawImage(
-            reference=f"oci-dir:{location}",
-            scheme=self.scheme,
-            config=resolved.config,
-            layers=layers,
-            manifest=resolved.manifest,
-            manifest_digest=resolved.manifest_digest,
-            config_digest=resolved.config_digest,
-            repo_tags=resolved.repo_tags(),
-            warnings=resolved.warnings,
-        )
+        return resolved.opened(f"oci-dir:{location}", self.scheme, layers)

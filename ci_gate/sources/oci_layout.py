@@ -14,10 +14,13 @@ import platform as host_platform
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_gate.errors import LimitExceededError, SourceError
-from ci_gate.sources.interface import Limits, SourceOptions
+from ci_gate.sources.interface import LayerBlob, Limits, SourceOptions
+
+if TYPE_CHECKING:
+    from ci_gate.sources.archive import ClosingRawImage
 
 # --- media types ---------------------------------------------------------------------------------
 
@@ -169,6 +172,19 @@ class ResolvedImage:
         """The full image name a containerd / docker save layout records, if any."""
         name = self.annotations.get(CONTAINERD_NAME_ANNOTATION)
         return [name] if name else []
+
+    def opened(self, reference: str, scheme: str, layers: list[LayerBlob],
+               cleanups: list[Callable[[], None]] | None = None, repo_tags: list[str] | None = None,
+               repo_digests: list[str] | None = None) -> ClosingRawImage:
+        """The RawImage a source hands on for these verified documents and its layer blobs."""
+        from ci_gate.sources.archive import ClosingRawImage
+
+        return ClosingRawImage(
+            reference=reference, scheme=scheme, config=self.config, layers=layers, manifest=self.manifest,
+            manifest_digest=self.manifest_digest, config_digest=self.config_digest,
+            repo_tags=self.repo_tags() if repo_tags is None else repo_tags, repo_digests=repo_digests or [],
+            warnings=self.warnings, cleanups=cleanups or [],
+        )
 
 
 # --- platforms -----------------------------------------------------------------------------------

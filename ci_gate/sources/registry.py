@@ -447,16 +447,8 @@ class RegistrySource(ImageSource):
         except BaseException:
             client.close()
             raise
-        return ClosingRawImage(
-            reference=f"registry:{location}",
-            scheme=self.scheme,
-            config=resolved.config,
-            layers=layers,
-            manifest=resolved.manifest,
-            manifest_digest=resolved.manifest_digest,
-            config_digest=resolved.config_digest,
+        return resolved.opened(
+            f"registry:{location}", self.scheme, layers, [client.close],
             repo_tags=[f"{reference.host}/{reference.repository}:{reference.tag}"] if reference.tag else [],
             repo_digests=[f"{reference.host}/{reference.repository}@{top_digest}"],
-            warnings=resolved.warnings,
-            cleanups=[client.close],
         )
