@@ -268,9 +268,9 @@ class AnchoreBackend(Backend):
 
     def _submit(self, api: AnchoreApi, request: BackendRequest, target: ImageTarget, force: bool,
                 warnings: list[str]) -> dict[str, Any]:
-        if target.digest is not None and not force:
+        if target.digest is not None:
             response = api.get_image_response(target.digest)
-            if response.status_code == 200:
+            if response.status_code == 200 and not force:
                 record = api.image_record(response.json())
                 state = str(record.get("analysis_status"))
                 if state != "analysis_failed":  # a failed one is re-added: the server resets it (§1.2)
@@ -278,6 +278,8 @@ class AnchoreBackend(Backend):
                         self.log(f"ci-gate: anchore: {_short(target.digest)} is already analysed; not re-analysing "
                                  "(--force re-analyses)")
                     return record
+            elif response.status_code == 404:
+                force = False  # new to the server: nothing to re-analyse (v1 refuses force for unknown digests)
             elif response.status_code in (401, 403):
                 raise api.failure(response, "image lookup")
         dockerfile = self._dockerfile(request)

@@ -126,6 +126,10 @@ def test_the_version_is_detected_when_the_url_has_none(server: AnchoreStandIn) -
 
 
 def test_an_analysed_digest_is_not_reanalysed_unless_forced(server: AnchoreStandIn) -> None:
+    new = "sha256:" + "34" * 32  # unknown to the server: submitted without force (v1 refuses force there)
+    _run(server, image=f"registry.example.com/app:1.2.3@{new}", options={"force": True})
+    assert [query["force"] for _, _, query, _ in _posts(server)] == ["false"]
+    server.requests.clear()
     digest = "sha256:" + "12" * 32
     server.known[digest] = {"polls": 0, "tag": TAG, "annotations": {}, "dockerfile": None}
     server.states = ["analyzed"]

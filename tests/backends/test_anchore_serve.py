@@ -21,6 +21,7 @@ import pytest
 
 from ci_gate.backends.anchore import AnchoreBackend
 from ci_gate.backends.interface import AnchoreOptions, BackendRequest, BackendResult
+from ci_gate.errors import BackendError
 from tests.server.serve_process import PASSWORD, ServeProcess, build_variant, build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
@@ -109,6 +110,20 @@ def test_v1_api_flow(serve: ServeProcess, images: list[str]) -> None:
     assert result.analysis.distro is not None and result.analysis.distro.id == "debian"
     assert {package.name for package in result.analysis.packages} >= {"openssl", "zlib1g"}
     assert any(f.trigger_id.endswith("+openssl") for f in result.evaluation.findings)
+
+
+def test_wrong_credentials_and_account_against_serve(serve: ServeProcess, images: list[str]) -> None:
+    def run(password: str, account: str | None) -> str:
+        backend = AnchoreBackend(environ={}, log=lambda line: None)
+        with pytest.raises(BackendError) as raised:
+            backend.run(BackendRequest(image=f"registry:{images[1]}", anchore=AnchoreOptions(
+                url=serve.url, username="admin", password=password, account=account, timeout=30)))
+        return str(raised.value)
+
+    wrong = run("not-the-Passw0rd", None)
+    assert "HTTP 401" in wrong and "not-the-Passw0rd" not in wrong
+    account = run(PASSWORD, "no-such-account")
+    assert "HTTP 403" in account and "'no-such-account'" in account and PASSWORD not in account
 
 
 def test_the_server_restarted_mid_wait(tmp_path: Path, vuln_db: Path, images: list[str]) -> None:
