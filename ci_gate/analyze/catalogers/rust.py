@@ -17,7 +17,7 @@ from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import (
     EvidenceError,
-    StreamingCataloger,
+    ExecutableCataloger,
     is_executable,
     location_of,
     origin_of,
@@ -44,15 +44,8 @@ def inflate_bounded(compressed: bytes, limit: int = _MAX_JSON) -> bytes:
     return output
 
 
-class CargoAuditableBinaryCataloger(StreamingCataloger):
+class CargoAuditableBinaryCataloger(ExecutableCataloger):
     name = "cargo-auditable-binary-cataloger"
-    patterns = ("*",)
-    """Any file: programs are named anything. `visit` keeps only executable ELF files."""
-    max_bytes = 256 * 1024 * 1024
-
-    def wants(self, path: str, mode: int, size: int) -> int:
-        """Bytes to read for a file of this mode and size (0: none): executables only."""
-        return self.max_bytes if mode & 0o111 and size >= 64 else 0
 
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
         if not is_executable(evidence) or not evidence.content.startswith(ELF_MAGIC):

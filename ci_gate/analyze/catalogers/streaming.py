@@ -93,3 +93,15 @@ def origin_of(evidence: Evidence, context: CatalogContext) -> str | None:
 def is_executable(evidence: Evidence) -> bool:
     """Whether any execute bit is set: syft looks for binaries among executables only."""
     return bool(evidence.mode & 0o111)
+
+
+class ExecutableCataloger(StreamingCataloger):
+    """A cataloger of programs (Go, Rust): they are named anything, so every path matches, and
+    `wants` keeps the walk from reading anything that is not an executable."""
+
+    patterns = ("*",)
+    max_bytes = 256 * 1024 * 1024
+    """The image walk's default read limit per file; data of a bigger binary may lie beyond it."""
+
+    def wants(self, path: str, mode: int, size: int) -> int:
+        return self.max_bytes if mode & 0o111 and size >= 64 else 0
