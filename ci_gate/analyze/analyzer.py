@@ -23,6 +23,7 @@ from ci_gate.model import (
     ContentMatch,
     Dockerfile,
     FileRecord,
+    ImageConfig,
     ImageIdentity,
     Layer,
     Package,
@@ -299,7 +300,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     )
     return Analysis(
         identity=identity,
-        config=image_config_from(raw.config),
+        config=_masked_config(image_config_from(raw.config), scanner),
         distro=distro,
         packages=tuple(sorted(packages, key=lambda p: (p.type, p.name, p.version))),
         users=tuple(users),
@@ -313,6 +314,21 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
         warnings=tuple(dict.fromkeys(warnings)),
         tool_version=__version__,
     )
+
+
+def _masked_config(config: ImageConfig, scanner: SecretScanner) -> ImageConfig:
+    """The runtime config with every secret the rules recognise masked: a token inside a URL in
+    an innocently named ENV, a label, or a command-line flag is reported once, as a finding."""
+
+    def masked(items: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if items is None else tuple(scanner.redact(item) for item in items)
+
+    env = []
+    for variable in config.env:
+        value = scanner.redact(variable.value)
+        env.append(replace(variable, value=value, redacted=variable.redacted or value != variable.value))
+    return replace(config, env=tuple(env), labels={k: scanner.redact(v) for k, v in config.labels.items()},
+                   entrypoint=masked(config.entrypoint), cmd=masked(config.cmd), on_build=masked(config.on_build) or ())
 
 
 def _parse_text(content: bytes | None, parser):  # type: ignore[no-untyped-def]

@@ -288,6 +288,20 @@ def test_gzip_with_a_wrong_digest(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("analyze", f"oci-dir:{image.path}", "--no-cache"))
 
 
+def test_secrets_in_config_values_are_masked_wherever_they_stand(tmp_path: Path) -> None:
+    config = {
+        "Env": [f"GIT_URL=https://bot:{FAKE_GITHUB_TOKEN}@example.invalid/app.git"],
+        "Labels": {"build.note": f"cloned with {FAKE_GITHUB_TOKEN}"},
+        "Cmd": ["/app/run", f"--token={FAKE_GITHUB_TOKEN}"],
+    }
+    image = build_oci_layout(tmp_path / "oci", [[TarItem("etc/os-release", b"ID=debian\n")]], config=config,
+                             tag="config-leak")
+    data = analyze_json(f"oci-dir:{image.path}", tmp_path=tmp_path)
+    assert FAKE_GITHUB_TOKEN not in json.dumps(data)
+    assert data["config"]["env"][0]["redacted"] is True
+    assert {s["where"] for s in data["secrets"]} >= {"env", "label"}
+
+
 def test_secrets_in_history_and_the_dockerfile_are_found_and_masked(tmp_path: Path) -> None:
     history = [
         {"created": "1970-01-01T00:00:00Z",
