@@ -252,6 +252,10 @@ def secret_for(analysis: Analysis, finding: Finding) -> SecretFinding | None:
     candidates = [s for s in analysis.secrets if s.path == finding.path] if finding.path else []
     if not candidates:
         candidates = [s for s in analysis.secrets if s.path and s.path in finding.trigger_id]
+    if len(candidates) > 1:
+        # Several secrets in one file: the trigger message names the rule (Anchore's `regexp=NAME=REGEX`).
+        named = [s for s in candidates if (s.regex and s.regex in finding.message) or s.rule in finding.message]
+        candidates = named or candidates
     for secret in candidates:
         if finding.dockerfile_line is None or secret.line is None:
             return secret
