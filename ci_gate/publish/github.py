@@ -30,7 +30,7 @@ import requests
 from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.interface import Comment, PublishDenied
-from ci_gate.publish.rest import call
+from ci_gate.publish.rest import RestComments, call
 from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, worst_first
 
 COMMENT_LIMIT = 65_536
@@ -108,7 +108,7 @@ def _parse_change_url(url: str) -> tuple[str, str, int] | None:
     return None
 
 
-class GitHubComments:
+class GitHubComments(RestComments):
     """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
 
     def __init__(self, pull: PullRequest, session: requests.Session | None = None, timeout: float = 30.0):
@@ -125,7 +125,7 @@ class GitHubComments:
 
     def list(self) -> list[Comment]:
         comments: list[Comment] = []
-        url: str | None = f"{self._base}/issues/{self.pull.number}/comments"
+        url: str | None = self.collection_url()
         params: dict[str, str] | None = {"per_page": "100"}
         pages = 0
         while url and pages < 1_000:
@@ -139,40 +139,11 @@ class GitHubComments:
             pages += 1
         return comments
 
-    def create(self, body: str) -> Comment:
-        response = call(
-            self.session,
-            "POST",
-            f"{self._base}/issues/{self.pull.number}/comments",
-            self.description,
-            timeout=self.timeout,
-            headers=self._headers,
-            json_body={"body": body},
-        )
-        item = response.json()
-        return Comment(id=int(item["id"]), body=str(item.get("body") or body))
+    def collection_url(self) -> str:
+        return f"{self._base}/issues/{self.pull.number}/comments"
 
-    def update(self, comment_id: int, body: str) -> None:
-        call(
-            self.session,
-            "PATCH",
-            f"{self._base}/issues/comments/{comment_id}",
-            self.description,
-            timeout=self.timeout,
-            headers=self._headers,
-            json_body={"body": body},
-        )
-
-    def delete(self, comment_id: int) -> None:
-        call(
-            self.session,
-            "DELETE",
-            f"{self._base}/issues/comments/{comment_id}",
-            self.description,
-            timeout=self.timeout,
-            headers=self._headers,
-            ok_statuses=(404,),
-        )
+    def comment_url(self, comment_id: int) -> str:
+        return f"{self._base}/issues/comments/{comment_id}"
 
 
 def require_pull_request(env: Mapping[str, str]) -> PullRequest:

@@ -22,7 +22,7 @@ import requests
 
 from ci_gate.http import new_session
 from ci_gate.publish.interface import Comment, PublishDenied
-from ci_gate.publish.rest import call
+from ci_gate.publish.rest import RestComments, call
 
 NOTE_LIMIT = 1_000_000
 """GitLab's note length limit (documented as 1,000,000 characters)."""
@@ -76,8 +76,10 @@ def _parse_change_url(url: str) -> tuple[str, str, str] | None:
     return f"{scheme}://{host}", path, iid
 
 
-class GitLabNotes:
+class GitLabNotes(RestComments):
     """The `CommentApi` over a merge request's notes."""
+
+    update_method = "PUT"
 
     def __init__(self, merge_request: MergeRequest, session: requests.Session | None = None, timeout: float = 30.0):
         self.merge_request = merge_request
@@ -110,40 +112,11 @@ class GitLabNotes:
             pages += 1
         return notes
 
-    def create(self, body: str) -> Comment:
-        response = call(
-            self.session,
-            "POST",
-            self._base,
-            self.description,
-            timeout=self.timeout,
-            headers=self._headers,
-            json_body={"body": body},
-        )
-        item = response.json()
-        return Comment(id=int(item["id"]), body=str(item.get("body") or body))
+    def collection_url(self) -> str:
+        return self._base
 
-    def update(self, comment_id: int, body: str) -> None:
-        call(
-            self.session,
-            "PUT",
-            f"{self._base}/{comment_id}",
-            self.description,
-            timeout=self.timeout,
-            headers=self._headers,
-            json_body={"body": body},
-        )
-
-    def delete(self, comment_id: int) -> None:
-        call(
-            self.session,
-            "DELETE",
-            f"{self._base}/{comment_id}",
-            self.description,
-            timeout=self.timeout,
-            headers=self._headers,
-            ok_statuses=(404,),
-        )
+    def comment_url(self, comment_id: int) -> str:
+        return f"{self._base}/{comment_id}"
 
 
 def require_merge_request(env: Mapping[str, str]) -> MergeRequest:

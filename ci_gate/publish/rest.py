@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from ci_gate.http import HttpError, RetryPolicy, retry_after_seconds, send
-from ci_gate.publish.interface import PublishDenied, PublishTransient
+from ci_gate.publish.interface import Comment, PublishDenied, PublishTransient
 
 NO_RETRY = RetryPolicy(attempts=1)
 """For POST: a create is never repeated at this level (it might have succeeded); the caller re-lists."""
@@ -68,3 +68,35 @@ def call(
         )
     hint = _DENIED_HINTS.get(status, "the API refused the request")
     raise PublishDenied(f"{description}: {method} answered {status} ({hint})")
+
+
+class RestComments:
+    """Create, update and delete of one change request's comments over REST: GitHub and GitLab
+    differ only in where a comment lives and which verb edits it (subclasses set those)."""
+
+    session: requests.Session
+    timeout: float
+    description: str
+    _headers: dict[str, str]
+    update_method = "PATCH"
+
+    def collection_url(self) -> str:
+        """Where comments of this change request are listed and created."""
+        raise NotImplementedError
+
+    def comment_url(self, comment_id: int) -> str:
+        raise NotImplementedError
+
+    def create(self, body: str) -> Comment:
+        response = call(self.session, "POST", self.collection_url(), self.description, timeout=self.timeout,
+                        headers=self._headers, json_body={"body": body})
+        item = response.json()
+        return Comment(id=int(item["id"]), body=str(item.get("body") or body))
+
+    def update(self, comment_id: int, body: str) -> None:
+        call(self.session, self.update_method, self.comment_url(comment_id), self.description,
+             timeout=self.timeout, headers=self._headers, json_body={"body": body})
+
+    def delete(self, comment_id: int) -> None:
+        call(self.session, "DELETE", self.comment_url(comment_id), self.description, timeout=self.timeout,
+             headers=self._headers, ok_statuses=(404,))
