@@ -73,6 +73,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PortTaken(RuntimeError):
+    """The server could not listen: another process took the port between free_port() and start."""
+
+
 class ServeProcess:
     """`ci-gate serve` on a free port of 127.0.0.1 with its own data dir; start, kill, start again."""
 
@@ -90,7 +94,19 @@ class ServeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, workers: int | None = None) -> ServeProcess:
+    def start(self, workers: int | None = None, same_port: bool = False) -> ServeProcess:
+        """Start (again); when the port was taken meanwhile (by another process on this machine), move
+        to a fresh one unless `same_port` (a client test that restarts a server under its feet)."""
+        for _ in range(3):
+            try:
+                return self._start_once(workers)
+            except PortTaken:
+                if same_port:
+                    raise
+                self.port = free_port()
+        return self._start_once(workers)
+
+    def _start_once(self, workers: int | None) -> ServeProcess:
         if workers is not None:
             self.workers = workers
         command = [sys.executable, "-m", "ci_gate.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
@@ -104,6 +120,8 @@ class ServeProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if f"cannot listen on 127.0.0.1:{self.port}" in self.log():
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"ci-gate serve exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if requests.get(f"{self.url}/health", timeout=1).status_code == 200:

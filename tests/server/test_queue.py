@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from tests.server.serve_process import ServeProcess
+from tests.server.serve_process import ServeProcess, build_variant
+from tests.support.oci import push
 from tests.support.registry import RegistryServer
 
 
@@ -41,10 +43,11 @@ def test_restart_resumes_queued_and_interrupted_work(fresh_server: ServeProcess,
         connection.execute("UPDATE images SET analysis_status = 'analyzing' WHERE digest = ?", (digest_b,))
     fresh_server.start(workers=2)
     for digest in (digest_a, digest_b):
-        assert fresh_server.wait_status(digest)["analysis_status"] == "analyzed"
+        record = fresh_server.wait_status(digest)
+        assert record["analysis_status"] == "analyzed", (record, fresh_server.log())
     resumed = fresh_server.get(f"/v2/images/{digest_b}").json()["analysis_status_detail"]
     assert ("analyzing", "not_analyzed", "startup") in [(s["from_status"], s["to_status"], s["source"])
-                                                        for s in resumed]
+                                                        for s in resumed], (resumed, fresh_server.log())
     fresh_server.stop()
     fresh_server.start(workers=1)  # analysed images stay analysed across a clean restart
     assert fresh_server.get(f"/v2/images/{digest_a}").json()["analysis_status"] == "analyzed"
@@ -69,3 +72,20 @@ def test_concurrent_submissions_of_one_digest_share_one_analysis(fresh_server: S
     assert forced["analysis_status"] == "not_analyzed"
     fresh_server.wait_status(digest)
     assert fresh_server.get("/status").json()["detail"]["analyses_by_digest"] == {digest: 2}
+
+
+def test_two_tags_of_one_digest_share_one_record_and_one_analysis(
+        fresh_server: ServeProcess, pushed_images: list[tuple[str, str]], registry: RegistryServer,
+        tmp_path: Path) -> None:
+    tag, digest = pushed_images[0]
+    alias = push(build_variant(tmp_path / "oci", 0), registry.host, "serve/alias:same")  # byte-identical image
+    fresh_server.start(workers=1)
+    first = fresh_server.add_tag(tag).json()
+    second = fresh_server.add_tag(alias).json()
+    assert first["image_digest"] == second["image_digest"] == digest
+    fresh_server.wait_status(digest)
+    record = fresh_server.get(f"/v2/images/{digest}").json()
+    assert sorted(d["full_tag"] for d in record["image_detail"]) == sorted([tag, alias])
+    assert fresh_server.get("/status").json()["detail"]["analyses_by_digest"] == {digest: 1}
+    check = fresh_server.get(f"/v2/images/{digest}/check", params={"tag": alias}).json()
+    assert check["evaluated_tag"] == alias
