@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
 import pytest
 
 from ci_gate.backends.anchore import AnchoreBackend
 from ci_gate.backends.interface import AnchoreOptions, BackendRequest, BackendResult
 from ci_gate.errors import BackendError
+from tests.reports.ci_tools import GITLAB_SCHEMA, MULTITOOL_INSTALL, SARIF_SCHEMA, require_file
 from tests.server.serve_process import PASSWORD, ServeProcess, build_variant, build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
@@ -83,6 +85,13 @@ def test_cli_flow_and_parity_with_the_local_backend(serve: ServeProcess, images:
         assert (tmp_path / name).stat().st_size > 0, name
     anchore = json.loads((tmp_path / "anchore.json").read_text())
     assert anchore["ci_gate"]["backend"] == "anchore"
+    # The reports made from the server's answers are as valid as the local backend's.
+    gitlab = json.loads((tmp_path / "anchore-gitlab.json").read_text())
+    jsonschema.Draft7Validator(json.loads(GITLAB_SCHEMA.read_text()),
+                               format_checker=jsonschema.FormatChecker()).validate(gitlab)
+    assert any("CVE-2099-0001" in json.dumps(item) for item in gitlab["vulnerabilities"])
+    sarif_schema = json.loads(require_file(SARIF_SCHEMA, MULTITOOL_INSTALL).read_text())
+    jsonschema.validate(json.loads((tmp_path / "anchore.sarif").read_text()), sarif_schema)
 
     local = _gate(tmp_path, f"registry:{tag}", "--backend", "local", "--policy", "builtin:default",
                   "--dockerfile", "Dockerfile", "--vuln-db", str(vuln_db), "--insecure-registry", registry.host,
