@@ -224,7 +224,7 @@ class Service:
         analysis = from_dict(Analysis, document)
         with self._cache_lock:
             self._analyses[key] = analysis
-            while len(self._analyses) > 16:
+            while len(self._analyses) > 4:  # a big image's analysis is tens of MB in memory
                 self._analyses.popitem(last=False)
         return record, analysis
 

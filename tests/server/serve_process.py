@@ -80,8 +80,10 @@ class PortTaken(RuntimeError):
 class ServeProcess:
     """`ci-gate serve` on a free port of 127.0.0.1 with its own data dir; start, kill, start again."""
 
-    def __init__(self, data_dir: Path, vuln_db: Path | None = None, workers: int = 2) -> None:
+    def __init__(self, data_dir: Path, vuln_db: Path | None = None, workers: int = 2,
+                 environment: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.environment = dict(environment or {})
         self.vuln_db = vuln_db
         self.workers = workers
         self.port = free_port()
@@ -113,7 +115,7 @@ class ServeProcess:
                    "--data-dir", str(self.data_dir), "--workers", str(self.workers)]
         if self.vuln_db is not None:
             command += ["--vuln-db", str(self.vuln_db)]
-        environment = {**os.environ, "CI_GATE_ADMIN_PASSWORD": PASSWORD}
+        environment = {**os.environ, **self.environment, "CI_GATE_ADMIN_PASSWORD": PASSWORD}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         log.close()

@@ -89,3 +89,27 @@ def test_two_tags_of_one_digest_share_one_record_and_one_analysis(
     assert fresh_server.get("/status").json()["detail"]["analyses_by_digest"] == {digest: 1}
     check = fresh_server.get(f"/v2/images/{digest}/check", params={"tag": alias}).json()
     assert check["evaluated_tag"] == alias
+
+
+def test_registry_credentials_are_used_and_never_shown(tmp_path: Path, auth_registry: RegistryServer,
+                                                       serve_vuln_db: Path) -> None:
+    assert auth_registry.username and auth_registry.password
+    tag = push(build_variant(tmp_path / "oci", 40), auth_registry.host, "private/app:1",
+               creds=(auth_registry.username, auth_registry.password))
+    without = ServeProcess(tmp_path / "anonymous", vuln_db=serve_vuln_db, workers=1,
+                           environment={"DOCKER_CONFIG": str(tmp_path / "no-docker-config")})
+    with without:
+        refused = without.add_tag(tag)
+        assert refused.status_code == 400 and "cannot fetch image digest/manifest" in refused.json()["message"]
+    with ServeProcess(tmp_path / "with-credentials", vuln_db=serve_vuln_db, workers=1, environment={
+            "CI_GATE_REGISTRY_USERNAME": auth_registry.username,
+            "CI_GATE_REGISTRY_PASSWORD": auth_registry.password}) as server:
+        added = server.add_tag(tag)
+        assert added.status_code == 200, added.text
+        digest = added.json()["image_digest"]
+        assert server.wait_status(digest)["analysis_status"] == "analyzed"
+        bodies = [server.get(f"/v2/images/{digest}").text, server.get(f"/v2/images/{digest}/check",
+                                                                      params={"tag": tag}).text]
+        log = server.log()
+    for text in [*bodies, refused.text, log, without.log()]:
+        assert auth_registry.password not in text
