@@ -281,8 +281,13 @@ class Store:
         return self._image_from_row(rows[0]) if rows else None
 
     def list_images(self, full_tag: str | None = None, analysis_status: str | None = None) -> list[ImageRecord]:
-        records = [self._image_from_row(row) for row in
-                   self._query("SELECT * FROM images ORDER BY created_at, digest")]
+        if full_tag:  # narrowed in SQL (the tag as it appears in the JSON column), then checked exactly
+            pattern = "%" + json.dumps(full_tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self._query("SELECT * FROM images WHERE tags LIKE ? ESCAPE '\\' ORDER BY created_at, digest",
+                               (pattern,))
+        else:
+            rows = self._query("SELECT * FROM images ORDER BY created_at, digest")
+        records = [self._image_from_row(row) for row in rows]
         if full_tag:
             records = [r for r in records if any(t == full_tag for t, _ in r.tags)]
         if analysis_status:
