@@ -92,6 +92,8 @@ class WorkerPool:
                 self.busy += 1
             try:
                 self._analyse(record)
+            except Exception:  # the store failed to record it: log, keep the worker; a restart resumes it
+                LOG.exception("cannot record the analysis of %s", record.digest)
             finally:
                 with self._busy_lock:
                     self.busy -= 1
