@@ -47,6 +47,8 @@ VULNERABILITY_TYPES = ("os", "non-os", "all")
 CONTENT_TYPES = ("os", "files", "npm", "gem", "python", "java", "binary", "go", "malware")
 """anchore-engine's default content types (§1.6); a package of another ecosystem adds its own."""
 BUILTIN_POLICIES = ("default", "cis", "dod")
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Largest request body read (a policy or an add request with its Dockerfile is far smaller)."""
 
 
 @dataclass(frozen=True)
@@ -438,7 +440,16 @@ def _route(path: str, handler: Handler, methods: list[str], service: Service, pu
     """`inline` handlers only read one small row, so they run on the event loop (status polls are
     the hot path); the others may pull from a registry or evaluate a policy, so they run in threads."""
     async def endpoint(request: Request) -> Response:
-        body = await request.body()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():  # an oversized body is drained, not kept, so the client reads the 413
+            size += len(chunk)
+            if size <= MAX_BODY_BYTES:
+                chunks.append(chunk)
+        if size > MAX_BODY_BYTES:
+            return _error(413, f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB",
+                          request.url.path.startswith("/v1"))
+        body = b"".join(chunks)
         if inline:
             return _dispatch(service, handler, public, request, body)
         return await run_in_threadpool(_dispatch, service, handler, public, request, body)

@@ -136,3 +136,9 @@ def test_v1_bundle_add_check_and_delete_rules(server: ServeProcess, pushed_image
     assert active.json()["message"].startswith("cannot delete an active policy")
     assert server.session.delete(f"{server.url}/v1/policies/legacy-bundle", timeout=10).status_code == 200
     assert server.get("/v1/policies/legacy-bundle").status_code == 404
+
+
+def test_oversized_body_is_refused(server: ServeProcess) -> None:
+    answer = server.post("/v2/policies", data=b"{" + b" " * (17 * 1024 * 1024) + b"}",
+                         headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error_type"] == "payload_too_large"
