@@ -129,6 +129,8 @@ class Service:
             raise ApiError(400, "the request body must be a JSON object (ImageAnalysisRequest)")
         source = body.get("source")
         if not source and (body.get("tag") or body.get("digest")):  # v1's deprecated top-level fields
+            if not all(isinstance(body.get(key) or "", str) for key in ("tag", "digest", "dockerfile")):
+                raise ApiError(400, "tag, digest and dockerfile must be strings")
             if body.get("digest"):
                 if not body.get("tag"):
                     raise ApiError(400, "For a digest-based analysis, the tag property must also be populated")
@@ -191,15 +193,17 @@ class Service:
         """The manifest digest a tag points at now (Anchore resolves it when the image is added)."""
         from ci_gate.sources.registry import RegistryClient, parse_reference
 
-        reference = parse_reference(pull_string)
-        client = RegistryClient(reference, self.config.source)
+        client: RegistryClient | None = None
         try:
+            reference = parse_reference(pull_string)
+            client = RegistryClient(reference, self.config.source)
             client.ping()
             _, _, digest = client.manifest(reference.reference)
         except CiGateError as error:
             raise ApiError(400, f"cannot fetch image digest/manifest from registry: {error}") from None
         finally:
-            client.close()
+            if client is not None:
+                client.close()
         return digest
 
     def image(self, digest: str) -> ImageRecord:

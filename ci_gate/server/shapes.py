@@ -15,9 +15,6 @@ from typing import Any
 from ci_gate.model import Analysis, Evaluation, Package
 from ci_gate.server.store import ACCOUNT, ApiKeyRow, ImageRecord, PolicyRow
 
-NON_OS_PACKAGE_TYPES = ("java", "python", "npm", "gem", "maven", "js", "composer", "nuget", "binary", "go")
-"""Anchore's `nonos_package_types`: the vuln type split (§1.5)."""
-
 _ANCHORE_PACKAGE_TYPE = {
     "deb": "dpkg", "apk": "APKG", "rpm": "rpm", "python": "python", "npm": "npm", "gem": "gem",
     "java-archive": "java", "jenkins-plugin": "java", "go-module": "go", "dotnet": "nuget",
@@ -38,8 +35,14 @@ def content_type_of(package: Package) -> str:
     return _CONTENT_TYPE.get(kind, kind)
 
 
+OS_PACKAGE_TYPES = ("rpm", "dpkg", "apkg", "kb")
+"""Anchore's os package types (§1.5)."""
+
+
 def is_os_type(package_type: str) -> bool:
-    return package_type.lower() not in NON_OS_PACKAGE_TYPES
+    """Anchore splits by `nonos_package_types`; ecosystems newer than that list (rust …) are not
+    distro packages, so the test here is membership of the os list, which agrees on every listed type."""
+    return package_type.lower() in OS_PACKAGE_TYPES
 
 
 def _split_tag(full_tag: str) -> tuple[str, str, str]:
