@@ -165,3 +165,22 @@ def test_same_decision_as_the_local_backend(server: ServeProcess, pushed_images:
         assert sorted(f["trigger_id"] for f in result["details"]["findings"]) == sorted(
             f.trigger_id for f in local.findings)
         assert local.findings  # a comparison of two empty lists would prove nothing
+
+
+def test_filters_detail_and_malformed_requests(server: ServeProcess, pushed_images: list[tuple[str, str]]) -> None:
+    tag, digest = pushed_images[0]
+    server.add_tag(tag)
+    server.wait_status(digest)
+    analysed = server.get("/v2/images", params={"analysis_status": "analyzed"}).json()["items"]
+    assert digest in [item["image_digest"] for item in analysed]
+    assert server.get("/v2/images", params={"analysis_status": "analysis_failed",
+                                            "full_tag": tag}).json() == {"items": []}
+    short = server.get(f"/v2/images/{digest}/check", params={"tag": tag, "detail": "false"}).json()
+    details = short["evaluations"][0]["details"]
+    assert "findings" not in details and "policy" not in details
+    assert server.get(f"/v2/images/{digest}/vuln/everything").status_code == 400
+    assert server.post("/v1/images", json={"tag": ["not", "a", "string"]}).json()["httpcode"] == 400
+    assert server.post("/v2/images", json={"source": {"digest": {"pull_string": tag, "tag": tag}}}).status_code == 400
+    assert server.post("/v2/images", data=b"{not json", headers={"Content-Type": "application/json"}).json() == {
+        "code": 400, "error_type": "bad_request", "message": "the request body is not valid JSON", "detail": {}}
+    assert server.post("/v2/images", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
