@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import queue
-import threading
 import typing
 import zlib
 from collections.abc import Callable
@@ -33,7 +31,6 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
 
 _CHUNK = 1024 * 1024
 _OUT_CHUNK = 1024 * 1024
-_QUEUE_DEPTH = 4
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -166,12 +163,11 @@ class _Prefixed:
 class LayerStream(io.RawIOBase):
     """A readable, verified, decompressed view of one layer blob. Call `finish()` after reading.
 
-    Reading, hashing and inflating run in a helper thread (all three release the GIL), so on two
-    cores they overlap with the tar parsing and the visitors in the caller's thread. At most
-    `_QUEUE_DEPTH` inflated chunks wait between the two, which bounds the memory this costs."""
+    Everything runs in the caller's thread. A helper thread that read, hashed and inflated ahead
+    was measured slower (1.14 s vs 0.91 s on the Debian image, 14.6 s vs 13.4 s on the 1 GB one):
+    the tar parsing and the visitors hold the GIL, and the helper's glue between C calls starves."""
 
-    def __init__(self, blob: LayerBlob, index: int, budget: ByteBudget, verify: bool = True,
-                 threaded: bool = True) -> None:
+    def __init__(self, blob: LayerBlob, index: int, budget: ByteBudget, verify: bool = True) -> None:
         super().__init__()
         self.blob = blob
         self.index = index
@@ -186,14 +182,6 @@ class LayerStream(io.RawIOBase):
         head = self._stored.read()
         self.compression = compression_of(head)
         self._inflater = _Inflater(self._stored, self.compression, head, lambda: self.what)
-        self._first = self._next_chunk()
-        self._stop = threading.Event()
-        self._queue: queue.Queue[bytes | BaseException | None] | None = None
-        self._thread: threading.Thread | None = None
-        if threaded and self._first is not None:
-            self._queue = queue.Queue(maxsize=_QUEUE_DEPTH)
-            self._thread = threading.Thread(target=self._produce, name=f"layer-{index + 1}", daemon=True)
-            self._thread.start()
 
     @property
     def what(self) -> str:
@@ -211,37 +199,6 @@ class LayerStream(io.RawIOBase):
             self._uncompressed_hash.update(out)
         return out
 
-    def _produce(self) -> None:
-        assert self._queue is not None
-        try:
-            while not self._stop.is_set():
-                chunk = self._next_chunk()
-                self._put(chunk)
-                if chunk is None:
-                    return
-        except BaseException as error:  # handed to the reading thread, which raises it
-            self._put(error)
-
-    def _put(self, item: bytes | BaseException | None) -> None:
-        assert self._queue is not None
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _take(self) -> bytes | None:
-        if self._first is not None:
-            first, self._first = self._first, b""
-            if first:
-                return first
-        if self._queue is None:
-            return self._next_chunk()
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
     def readable(self) -> bool:
         return True
@@ -250,7 +207,7 @@ class LayerStream(io.RawIOBase):
         while not self._pending:
             if self._done:
                 return 0
-            chunk = self._take()
+            chunk = self._next_chunk()
             if chunk is None:
                 self._done = True
                 return 0
@@ -264,7 +221,7 @@ class LayerStream(io.RawIOBase):
         """Read what the tar reader left (end blocks, padding) and check both digests."""
         while not self._done:
             self._pending = memoryview(b"")
-            if self._take() is None:
+            if self._next_chunk() is None:
                 self._done = True
         self.close_raw()
         if not self.verify:
@@ -281,11 +238,7 @@ class LayerStream(io.RawIOBase):
                                   f"{self.blob.diff_id[:19]}…; the image is corrupt or was tampered with")
 
     def close_raw(self) -> None:
-        """Stop the helper thread and close the blob (safe to call more than once)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Close the blob (safe to call more than once)."""
         # Closing a half-read HTTP stream may complain; there is nothing left to do about it.
         with contextlib.suppress(Exception):
             self._raw.close()
