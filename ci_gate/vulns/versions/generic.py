@@ -24,7 +24,12 @@ def _parts(text: str) -> tuple[int | str, ...]:
 
 
 def compare(left: str, right: str) -> int:
-    a, b = _parts(left), _parts(right)
+    return compare_segments(_parts(left), _parts(right))
+
+
+def compare_segments(a: tuple[int | str, ...], b: tuple[int | str, ...]) -> int:
+    """Segment by segment: numbers numerically, strings lexically, a string before a number,
+    missing segments as 0 (the RubyGems rule, which the fallback shares)."""
     for index in range(max(len(a), len(b))):
         x: int | str = a[index] if index < len(a) else 0
         y: int | str = b[index] if index < len(b) else 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ci_gate.vulns.versions.generic import compare_segments
+
 _PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9a-zA-Z]+)*(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?)?\s*$")
 _SEGMENT = re.compile(r"[0-9]+|[a-z]+", re.IGNORECASE)
 
@@ -38,16 +40,4 @@ def canonical_segments(text: str) -> tuple[int | str, ...]:
 def compare(left: str, right: str) -> int:
     """Gem::Version#<=>: -1, 0 or 1."""
     a, b = canonical_segments(left), canonical_segments(right)
-    if a == b:
-        return 0
-    for index in range(max(len(a), len(b))):
-        x: int | str = a[index] if index < len(a) else 0
-        y: int | str = b[index] if index < len(b) else 0
-        if x == y:
-            continue
-        if isinstance(x, str) and isinstance(y, int):
-            return -1
-        if isinstance(x, int) and isinstance(y, str):
-            return 1
-        return 1 if x > y else -1  # type: ignore[operator]
-    return 0
+    return 0 if a == b else compare_segments(a, b)
