@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,10 +149,7 @@ class _CatalogerVisitor:
         # asked apart, through their cheap `wants(path, mode, size)` alone.
         self._every_path = [c for c in self.catalogers if "*" in c.patterns]
         self._by_pattern = [c for c in self.catalogers if "*" not in c.patterns]
-        patterns = [p for c in self._by_pattern for p in c.patterns]
-        import fnmatch
-
-        self._any = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match if patterns else None
+        self._any = _path_prefilter([p for c in self._by_pattern for p in c.patterns])
         self._last_entry: Entry | None = None
         self._last_interested: list[Cataloger] = []
 
@@ -184,6 +181,25 @@ class _CatalogerVisitor:
             except Exception as error:  # a cataloger bug must not lose the rest of the inventory
                 self.context.warnings.append(f"{cataloger.name}: failed on {entry.path}: "
                                              f"{type(error).__name__}")
+
+
+def _path_prefilter(patterns: Sequence[str]) -> Callable[[str], bool] | None:
+    """One test for "does any pattern match this path", asked of every file of every layer.
+
+    Most patterns are `*` + a literal tail (`*/lib/dpkg/status`, `*.jar`): those become one
+    `str.endswith` over a tuple, which costs a fraction of a regex with a leading `.*`."""
+    import fnmatch
+
+    suffixes = tuple(p[1:] for p in patterns if p.startswith("*") and not any(c in p[1:] for c in "*?["))
+    rest = [p for p in patterns if not (p.startswith("*") and p[1:] in suffixes)]
+    regex = re.compile("|".join(fnmatch.translate(p) for p in rest)).match if rest else None
+    if not suffixes and regex is None:
+        return None
+
+    def matches(path: str) -> bool:
+        return path.endswith(suffixes) or (regex is not None and regex(path) is not None)
+
+    return matches
 
 
 def _accepts(cataloger: Cataloger, entry: Entry) -> bool:
