@@ -421,9 +421,11 @@ def write_json(obj: Any, out: typing.TextIO) -> None:
             write_json(getattr(obj, item.name), out)
         out.write("}")
     elif isinstance(obj, tuple) and len(obj) > 64:
+        # Encoded a few hundred records at a time: bounded memory, few encoder calls.
         out.write("[")
-        for position, item in enumerate(obj):
-            out.write(("," if position else "") + encode(_dump_any(item)))
+        for start in range(0, len(obj), 512):
+            chunk = encode([_dump_any(item) for item in obj[start : start + 512]])
+            out.write(("," if start else "") + chunk[1:-1])
         out.write("]")
     else:
         out.write(encode(_dump_any(obj)))
@@ -443,6 +445,9 @@ _LOADERS: dict[Any, _Convert] = {}
 
 
 def _dump_any(obj: Any) -> Any:
+    dumper = _DUMPERS.get(type(obj))
+    if dumper is not None:
+        return dumper(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _dumper(type(obj))(obj)
     if isinstance(obj, (tuple, list)):

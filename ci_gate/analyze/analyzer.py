@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from ci_gate import __version__
 from ci_gate.analyze import cache
-from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
 from ci_gate.errors import AnalysisError, CiGateError
 from ci_gate.model import (
     Analysis,
@@ -30,11 +29,13 @@ from ci_gate.model import (
     SecretFinding,
 )
 from ci_gate.sources import open_image
-from ci_gate.sources.filesystem import Entry, ImageFilesystem, LayerVisitor
 from ci_gate.sources.interface import RawImage, SourceOptions
 
 if TYPE_CHECKING:
+    # The catalogers package imports every cataloger: a cached analysis must not pay for that.
+    from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
     from ci_gate.analyze.secrets import SecretScanner
+    from ci_gate.sources.filesystem import Entry, ImageFilesystem, LayerVisitor
 
 OS_RELEASE_PATHS = (
     "/etc/os-release",
@@ -168,6 +169,8 @@ class _CatalogerVisitor:
         return max((c.max_bytes for c in interested), default=0)
 
     def visit(self, entry: Entry, content: bytes) -> None:
+        from ci_gate.analyze.catalogers.interface import Evidence
+
         for cataloger in self._interested(entry):
             evidence = Evidence(entry.path, entry.layer_index, content[: cataloger.max_bytes], entry.size,
                                 entry.mode)
@@ -228,6 +231,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     """Analyse an opened image: one streaming pass, then the squashed view."""
     # Imported here, not at the top: a cached analysis needs none of them.
     from ci_gate.analyze.catalogers import ALL_CATALOGERS
+    from ci_gate.analyze.catalogers.interface import CatalogContext
     from ci_gate.analyze.distro import detect_distro
     from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
     from ci_gate.analyze.passwd import parse_group, parse_passwd
