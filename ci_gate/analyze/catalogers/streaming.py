@@ -47,8 +47,9 @@ class StreamingCataloger(Cataloger):
             context.warnings.append(f"{self.name}: {self._where(evidence)}: {error}")
             packages = []
         except Exception as error:  # hostile input must never stop the analysis: say so and go on
+            # Only the type: an unexpected exception's text may quote the file's content (a secret).
             context.warnings.append(f"{self.name}: {self._where(evidence)}: could not be read "
-                                    f"({type(error).__name__}: {error})")
+                                    f"({type(error).__name__})")
             packages = []
         # A later layer's version of the same path replaces what an earlier one held.
         if packages:

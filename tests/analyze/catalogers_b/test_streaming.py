@@ -34,4 +34,4 @@ def test_unexpected_errors_become_warnings() -> None:
     cataloger.visit(Evidence(PATH, 0, SPEC, len(SPEC)), context)
     assert cataloger.catalog([], context) == []
     assert context.warnings == [
-        f"ruby-installed-gemspec-cataloger: {PATH} (layer 1): could not be read (KeyError: 'boom')"]
+        f"ruby-installed-gemspec-cataloger: {PATH} (layer 1): could not be read (KeyError)"]
