@@ -16,6 +16,7 @@ import typer
 from ci_gate import __version__
 from ci_gate.errors import CiGateError
 from ci_gate.gate import EXIT_ERROR
+from ci_gate.redaction import escape_control
 from ci_gate.sources.interface import Limits, SourceOptions
 
 app = typer.Typer(
@@ -169,7 +170,7 @@ def main() -> None:
     except Exception as error:
         if _is_usage_error(error):
             # One line, like every other error: "No such option: --x", "Missing argument 'IMAGE'".
-            message = error.format_message()  # type: ignore[attr-defined]
+            message = escape_control(error.format_message())  # type: ignore[attr-defined]
             typer.echo(f"ci-gate: error: {message} (see ci-gate --help)", err=True)
             sys.exit(EXIT_ERROR)
         if _state["debug"]:

@@ -21,6 +21,7 @@ import yaml
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, ReportTargets, run_gate
 from ci_gate.model import ACTIONS, Analysis, Evaluation, Finding
+from ci_gate.redaction import terminal_line
 
 if TYPE_CHECKING:
     from ci_gate.backends.interface import AnchoreOptions
@@ -233,7 +234,8 @@ def render_plain(result: GateResult) -> str:
             lines.append(f"  {_label(finding):<5} {finding.trigger}: {_text(result.analysis, finding)}"
                          + (f" [{where}]" if where else "") + f" (rule {finding.rule_id}, id {finding.trigger_id})")
     lines += _tail(result)
-    return "\n".join(lines) + "\n"
+    # The tag, the image path and messages are anyone's text: one terminal line each, no CI command.
+    return "\n".join(terminal_line(line) for line in lines) + "\n"
 
 
 def _tail(result: GateResult) -> list[str]:
@@ -256,14 +258,18 @@ def _tail(result: GateResult) -> list[str]:
 
 def render_rich(result: GateResult) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    def safe(text: str) -> str:  # image and server text: no control characters, no rich markup
+        return escape(terminal_line(text))
 
     console = Console()
     colour = {"STOP": "bold red", "WARN": "bold yellow", "GO": "bold green"}
     summary = _summary(result)
-    console.print(f"[{colour[result.evaluation.final_action]}]{summary[0]}[/]")
+    console.print(f"[{colour[result.evaluation.final_action]}]{safe(summary[0])}[/]")
     for line in summary[1:]:
-        console.print(line, highlight=False)
+        console.print(safe(line), highlight=False)
     for gate, _worst, findings in grouped(result.evaluation):
         table = Table(title=f"{gate} ({len(findings)})", title_justify="left", show_lines=False, expand=True)
         table.add_column("Action", no_wrap=True)
@@ -272,11 +278,11 @@ def render_rich(result: GateResult) -> None:
         table.add_column("Where", ratio=1)
         table.add_column("Rule", no_wrap=True)
         for finding in findings:
-            table.add_row(f"[{colour[finding.effective_action]}]{_label(finding)}[/]", finding.trigger,
-                          _text(result.analysis, finding), _where(finding), finding.rule_id)
+            table.add_row(f"[{colour[finding.effective_action]}]{_label(finding)}[/]", safe(finding.trigger),
+                          safe(_text(result.analysis, finding)), safe(_where(finding)), safe(finding.rule_id))
         console.print(table)
     for line in _tail(result):
-        console.print(line, highlight=False, style="bold yellow" if line.startswith("EXPIRED") else None)
+        console.print(safe(line), highlight=False, style="bold yellow" if line.startswith("EXPIRED") else None)
 
 
 def _interactive() -> bool:

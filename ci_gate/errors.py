@@ -11,6 +11,14 @@ from __future__ import annotations
 class CiGateError(Exception):
     """Base of every error ci-gate reports to the user as "could not decide" (exit 2)."""
 
+    def __str__(self) -> str:
+        # Wherever a message goes (stderr, serve's failure reasons and log, a report's warning), it
+        # is one line, capped, with anything secret-looking masked: messages quote attacker-chosen
+        # text (a media type, a digest, a file name) and must not carry a secret or a CI command.
+        from ci_gate.redaction import safe_message
+
+        return safe_message(super().__str__())
+
 
 class UsageError(CiGateError):
     """A flag, option or argument is wrong."""

@@ -49,6 +49,8 @@ OS_RELEASE_PATHS = (
     "/etc/SuSE-release",
 )
 ACCOUNT_PATHS = ("/etc/passwd", "/etc/group")
+REDACTION_VERSION = "redaction-2"
+"""Part of the cache key: an analysis cached before the final redaction pass is never served."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,11 @@ def analyze_image(reference: str, options: AnalyzeOptions | None = None, progres
     """Open `reference` with the matching source and analyse it (from the cache when it can)."""
     options = options or AnalyzeOptions()
     if reference.startswith("sbom:"):
+        from ci_gate.redaction import redact_model, redact_text
         from ci_gate.sbom.reader import analysis_from_sbom
 
-        return analysis_from_sbom(Path(reference[len("sbom:"):]))
+        # The final redaction pass: what an SBOM holds leaves the analyzer masked like an image's.
+        return redact_model(analysis_from_sbom(Path(reference[len("sbom:"):])), redact_text)
     raw = open_image(reference, options.source)
     try:
         key = cache.key_for(raw, options_fingerprint(options))
@@ -92,7 +96,7 @@ def analyze_image(reference: str, options: AnalyzeOptions | None = None, progres
 
 def options_fingerprint(options: AnalyzeOptions) -> str:
     """What besides the image changes an analysis: the tool version and every content input."""
-    parts = [__version__, str(options.base_image or "")]
+    parts = [__version__, REDACTION_VERSION, str(options.base_image or "")]
     for extra in (options.dockerfile, options.secret_rules):
         if extra is not None:
             try:
@@ -318,7 +322,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
         history=history,
         total_size=sum(layer.size for layer in layers),
     )
-    return Analysis(
+    analysis = Analysis(
         identity=identity,
         config=_masked_config(image_config_from(raw.config), scanner),
         distro=distro,
@@ -334,6 +338,12 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
         warnings=tuple(dict.fromkeys(warnings)),
         tool_version=__version__,
     )
+    # The final redaction pass: every string (labels, passwd GECOS, package metadata, file names,
+    # link targets, WorkingDir, Healthcheck, warnings ...) masked by the same rules that found the
+    # secrets, before the analysis reaches any output, the cache or the server.
+    from ci_gate.redaction import redact_model
+
+    return redact_model(analysis, scanner.redact)
 
 
 def _masked_config(config: ImageConfig, scanner: SecretScanner) -> ImageConfig:

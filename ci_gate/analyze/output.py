@@ -10,6 +10,7 @@ from pathlib import Path
 from ci_gate.errors import UsageError
 from ci_gate.fileio import atomic_text_writer, write_atomic
 from ci_gate.model import Analysis, to_dict, write_json
+from ci_gate.redaction import terminal_line
 
 FORMATS = ("json", "cyclonedx-json", "spdx-json", "table")
 
@@ -86,4 +87,5 @@ def render_table(analysis: Analysis) -> str:
         for package in analysis.packages:
             lines.append(f"{package.name:<{width_name}}  {package.version:<{width_version}}  "
                          f"{package.type:<13} {package.origin or '-'}")
-    return "\n".join(lines) + "\n"
+    # Names, paths and warnings come from the image: no control character reaches the terminal.
+    return "\n".join(terminal_line(line) for line in lines) + "\n"

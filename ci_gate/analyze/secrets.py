@@ -44,6 +44,12 @@ from ci_gate.analyze.image_config import history_layer_indexes
 from ci_gate.analyze.secret_names import SECRET_NAME_REGEX, is_secret_name
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding
+from ci_gate.redaction import ASSIGNMENT as _ASSIGNMENT
+from ci_gate.redaction import is_reference as _is_reference
+from ci_gate.redaction import mask as _mask
+from ci_gate.redaction import mask_spans as _mask_spans
+from ci_gate.redaction import secret_spans
+from ci_gate.redaction import unquote as _unquote
 
 DEFAULT_MAX_FILE_SIZE = 10000
 """Anchore's default MAXFILESIZE for secret_search, in bytes."""
@@ -654,12 +660,22 @@ class SecretScanner:
         For text the analysis keeps and reports may print (history `created_by`, Dockerfile lines,
         label values): the secret is reported once as a finding and never shown in full elsewhere.
         """
-        spans: list[tuple[int, int]] = []
+        if not text:
+            return text
+        lowered_text = text.lower()
+        # URL user info, secret-named assignments, authorization headers: by shape, every rule set.
+        spans: list[tuple[int, int]] = secret_spans(text, lowered_text)
+        concerned: set[int] = set()
+        if self._keywords is not None:
+            for _, hit in self._keywords.iter(lowered_text):
+                concerned.update(self._rules_for_hit.get(hit, ()))
+        if not concerned and not self._unfiltered:
+            return _mask_spans(text, spans) if spans else text  # the common case: one automaton pass
         offset = 0
         for line in text.split("\n"):
             lowered = line.lower()
-            for item in self._compiled:
-                if item.paths is not None:
+            for index, item in enumerate(self._compiled):
+                if item.paths is not None or (item.keywords and index not in concerned):
                     continue
                 if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
                     continue
@@ -678,12 +694,6 @@ class SecretScanner:
                 if item.secret is None:
                     spans.append((offset + min(4, len(line)), offset + len(line)))  # no locator: keep the start
             offset += len(line) + 1
-        for match in _ASSIGNMENT.finditer(text):
-            value = _unquote(match.group("value"))
-            if value.strip() and is_secret_name(match.group("name")) and not _is_reference(value):
-                start, end = match.span("value")
-                quoted = match.group("value") != value
-                spans.append((start + 1, end - 1) if quoted else (start, end))
         return _mask_spans(text, spans) if spans else text
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -786,29 +796,6 @@ def _lines_with(content: bytes, lowered: bytes, keywords: tuple[bytes, ...]) -> 
     return lines
 
 
-_ASSIGNMENT = re.compile(
-    r"(?<![A-Za-z0-9_$\-{.])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s;&|)]+)"
-)
-"""`NAME=value` in a history line: ENV and ARG steps, `|N NAME=value` build-arg prefixes, `export`."""
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
-
-
-def _is_reference(value: str) -> bool:
-    """True for a value taken from elsewhere (`$TOKEN`, `${TOKEN}`, `$(cat file)`), not written in."""
-    return value.strip().startswith("$")
-
-
-def _mask(secret: str) -> str:
-    """At most the first 4 characters of a secret (fewer for a short one), then `****`."""
-    keep = min(4, len(secret) // 4)
-    return secret[:keep] + "****"
-
-
 _PRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_.\-]+")
@@ -829,25 +816,6 @@ def _redact_context(text: str) -> str:
         ):
             spans.append(match.span())
     return _mask_spans(text, spans)
-
-
-def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """`text` with each span masked; overlapping spans are merged first so no tail escapes."""
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    result, cursor = [], 0
-    for start, end in merged:
-        result.append(text[cursor:start])
-        result.append(_mask(text[start:end]))
-        cursor = end
-    result.append(text[cursor:])
-    return "".join(result)
 
 
 def _preview(line: str, secret: re.Pattern[str] | None, start: int) -> tuple[str, int | None]:

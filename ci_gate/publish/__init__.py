@@ -31,6 +31,7 @@ from ci_gate.publish.interface import (
     marker_for,
     upsert_comment,
 )
+from ci_gate.redaction import terminal_text
 from ci_gate.reports.common import image_key
 from ci_gate.reports.markdown import render_markdown
 
@@ -182,12 +183,15 @@ def _github_extras(
 
 def _print_fallback(body: str, out: TextIO, env: Mapping[str, str]) -> None:
     """Where there is no job summary (GitLab, Jenkins): the comment goes to the job log, folded."""
+    # The body quotes image content: escaped line by line, it can neither close the GitLab section
+    # (ESC, CR) nor start a GitHub workflow command.
+    body = terminal_text(body.rstrip())
     if env.get("GITLAB_CI") == "true":
         out.write("\x1b[0Ksection_start:0:ci_gate_summary[collapsed=false]\r\x1b[0Kci-gate summary\n")
-        out.write(body.rstrip() + "\n")
+        out.write(body + "\n")
         out.write("\x1b[0Ksection_end:0:ci_gate_summary\r\x1b[0K\n")
     else:
-        out.write("---- ci-gate summary ----\n" + body.rstrip() + "\n-------------------------\n")
+        out.write("---- ci-gate summary ----\n" + body + "\n-------------------------\n")
     out.flush()
 
 

@@ -31,6 +31,7 @@ from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.interface import Comment, PublishDenied
 from ci_gate.publish.rest import RestComments, call
+from ci_gate.redaction import escape_control
 from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, worst_first
 
 COMMENT_LIMIT = 65_536
@@ -201,7 +202,9 @@ def gate_outputs(evaluation: Evaluation, reports: Mapping[str, Path | None]) -> 
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """GitHub's workflow-command escaping (%25, %0D, %0A), then every other control character (ESC,
+    NUL, U+2028 ...) shown as an escape: a message can never end the command line early."""
+    return escape_control(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:

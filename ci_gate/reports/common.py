@@ -12,11 +12,12 @@ import functools
 import hashlib
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from ci_gate.model import Analysis, Evaluation, ExpiredException, Finding, SecretFinding
+from ci_gate.redaction import redact_message
 
 TOOL_NAME = "ci-gate"
 
@@ -218,33 +219,10 @@ def counts(evaluation: Evaluation) -> Counts:
 
 # --- redaction -----------------------------------------------------------------------------------
 
-_REDACTIONS: Sequence[tuple[re.Pattern[str], str]] = (
-    (
-        re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(-----END[A-Z ]*PRIVATE KEY-----|$)", re.S),
-        "-----BEGIN PRIVATE KEY----- ****",
-    ),
-    (re.compile(r"\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{4})[A-Z0-9]{12}\b"), r"\1****"),
-    (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{4})[A-Za-z0-9]{20,}"), r"\1****"),
-    (re.compile(r"\b(glpat-[A-Za-z0-9_-]{2})[A-Za-z0-9_-]{10,}"), r"\1****"),
-    (re.compile(r"\b(xox[abposr]-[A-Za-z0-9]{2})[A-Za-z0-9-]{8,}"), r"\1****"),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1****@"),
-    # KEY=VALUE / KEY: VALUE where KEY names a credential; the value goes, the name stays. Anchored
-    # on the keyword (what precedes it stays as is): no backtracking over long texts.
-    (
-        re.compile(
-            r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
-            r"private[_-]?key|credential|auth)[A-Z0-9_.-]*\s*[=:]\s*[\"']?)([^\s\"',;]{3,})"
-        ),
-        r"\1****",
-    ),
-)
-
-
 def redact(text: str) -> str:
-    """Mask anything in a free text that looks like a credential (defence in depth for messages)."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
+    """Mask anything in a free text that looks like a credential (defence in depth for messages);
+    the one definition is `ci_gate.redaction`, shared with the analyzer."""
+    return redact_message(text)
 
 
 def secret_for(analysis: Analysis, finding: Finding) -> SecretFinding | None:

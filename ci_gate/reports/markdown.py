@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
 from ci_gate import __version__
 from ci_gate.errors import ReportError
@@ -152,7 +153,9 @@ def _environment(template: Path | None, default_name: str) -> tuple[jinja2.Envir
 def _cached_environment(search: tuple[str, ...]) -> jinja2.Environment:
     """One environment per search path: its templates compile once per process (the loader still
     notices a changed file)."""
-    environment = jinja2.Environment(
+    # Sandboxed: a --template is code from the repository (a fork's pull request may change it); it
+    # may format the context, never reach Python internals (os.popen through __subclasses__).
+    environment = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         autoescape=False,  # Markdown, not HTML: escaping is explicit through the md/cell filters
         undefined=jinja2.StrictUndefined,

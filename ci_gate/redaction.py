@@ -1,0 +1,282 @@
+"""The one definition of secret-looking text and how it is masked, for every stage that writes text.
+
+Secret-looking is:
+
+1. what the secret rules recognise: Anchore's five defaults and ci-gate's token formats (GitHub,
+   GitLab, Slack, AWS, npm, Stripe, JWT, private keys ...). The rule catalogue lives with the
+   scanner that applies it to image files (`ci_gate.analyze.secrets`); `redact_text` uses the
+   same rules, so whatever is reported as a secret finding is masked everywhere else too;
+2. a value assigned to a secret-looking name: `DB_PASSWORD=...`, `-X main.apiToken=...`,
+   `?access_token=...` (`ci_gate.analyze.secret_names` decides the name), and in a mapping the
+   value under such a key (a label `api.token`, a metadata `password`);
+3. the user info of a URL that carries a password, or a token as user name:
+   `postgres://u:p@h/db`, `https://x-access-token:ghs_…@github.com`; always;
+4. the value of an authorization header written out: `Authorization: Bearer …`, `PRIVATE-TOKEN: …`.
+
+Masking keeps at most the first four characters (fewer of a short secret) and appends `****`, so
+no eight characters of a secret survive.
+
+Also here, because it is the same promise (text from an image or a server never does harm where
+it is printed): `escape_control` / `terminal_line` make a value safe for one terminal or CI-log
+line, and `safe_message` is what an error message goes through before anyone sees it.
+
+`redact_model` is the final pass: it applies a redaction to every string of a model object (an
+`Analysis` before it leaves the analyzer, so `analyze -o json`, the SBOMs, the analysis cache and
+serve's content endpoints all hold the masked text).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from ci_gate.analyze.secret_names import is_secret_name
+
+__all__ = [
+    "ASSIGNMENT",
+    "MASK",
+    "escape_control",
+    "is_reference",
+    "mask",
+    "mask_spans",
+    "redact_message",
+    "redact_model",
+    "redact_text",
+    "safe_message",
+    "secret_spans",
+    "terminal_line",
+    "unquote",
+]
+
+T = TypeVar("T")
+
+MASK = "****"
+
+MESSAGE_LIMIT = 2000
+"""Longest error message shown; attacker-chosen text (a 10 MB media type) is cut, not echoed."""
+
+
+# --- masking -------------------------------------------------------------------------------------
+
+
+def mask(secret: str) -> str:
+    """At most the first 4 characters of a secret (fewer for a short one), then `****`."""
+    keep = min(4, len(secret) // 4)
+    return secret[:keep] + MASK
+
+
+def mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with each span masked; overlapping spans are merged first so no tail escapes."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    if not merged:
+        return text
+    result, cursor = [], 0
+    for start, end in merged:
+        result.append(text[cursor:start])
+        result.append(mask(text[start:end]))
+        cursor = end
+    result.append(text[cursor:])
+    return "".join(result)
+
+
+# --- what is secret-looking besides the rules ------------------------------------------------------
+
+ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_$\-{.])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s;&|)]+)"
+)
+"""`NAME=value`: ENV and ARG steps, `|N NAME=value` build-arg prefixes, `export`, `-X pkg.Name=v`,
+query strings."""
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+"""Where a camelCase name splits into parts (`apiToken` → `api_Token`), for `-X main.apiToken=…`."""
+_URL_USERINFO = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://(?P<userinfo>[^/\s?#\"'<>`]+)@")
+_PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._\-]{0,15}")
+"""A user name alone (`git@`, `oauth2@`) is not a secret; a long one is (a token as user name)."""
+
+_HEADER_VALUE = re.compile(
+    r"(?i)\b(?:proxy-)?(?:authorization|private-token|job-token|x-api-key|x-auth-token|x-registry-auth)"
+    r"[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|negotiate)\s+)?(?P<value>[^\s\"',;}]+)"
+)
+_BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[A-Za-z0-9._~+/\-]{12,}=*)")
+_HEADER_HINTS = ("authorization", "private-token", "job-token", "x-api-key", "x-auth-token", "x-registry-auth",
+                 "bearer")
+
+
+def unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def is_reference(value: str) -> bool:
+    """True for a value taken from elsewhere (`$TOKEN`, `${TOKEN}`, `$(cat file)`), not written in."""
+    return value.strip().startswith("$")
+
+
+def secret_spans(text: str, lowered: str | None = None) -> list[tuple[int, int]]:
+    """Spans of `text` that are secret by shape alone (kinds 2 to 4 of the module docstring)."""
+    spans: list[tuple[int, int]] = []
+    if "=" in text:
+        for match in ASSIGNMENT.finditer(text):
+            raw = match.group("value")
+            value = unquote(raw)
+            name = match.group("name")
+            if value.strip() and (is_secret_name(name) or is_secret_name(_CAMEL.sub("_", name))) \
+                    and not is_reference(value) and MASK not in value:
+                start, end = match.span("value")
+                spans.append((start + 1, end - 1) if raw != value else (start, end))
+    if "@" in text and "://" in text:
+        for match in _URL_USERINFO.finditer(text):
+            userinfo = match.group("userinfo")
+            if ":" in userinfo or not _PLAIN_USER.fullmatch(userinfo):
+                spans.append(match.span("userinfo"))
+    lowered = text.lower() if lowered is None else lowered
+    if any(hint in lowered for hint in _HEADER_HINTS):
+        spans.extend(match.span("value") for match in _HEADER_VALUE.finditer(text))
+        spans.extend(match.span("value") for match in _BEARER.finditer(text))
+    return spans
+
+
+_DEFAULT_REDACT: Callable[[str], str] | None = None
+
+
+def redact_text(text: str) -> str:
+    """`text` with everything secret-looking masked, by the default secret rules and by shape."""
+    global _DEFAULT_REDACT
+    if _DEFAULT_REDACT is None:
+        # Lazily: the rule catalogue compiles once per process, and only when text is redacted.
+        from ci_gate.analyze.secrets import SecretScanner
+
+        _DEFAULT_REDACT = SecretScanner().redact
+    return _DEFAULT_REDACT(text)
+
+
+_KEYWORD_VALUE = re.compile(
+    r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
+    r"private[_-]?key|credential|auth(?!or))[A-Z0-9_.-]*\s*[=:]\s*[\"']?)([^\s\"',;]{3,})"
+)
+"""`password: VALUE`, `token=VALUE`: broader than the name heuristic, for free-text messages only
+(a server's error text, a policy message) where a false positive costs nothing."""
+_PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(-----END[A-Z ]*PRIVATE KEY-----|$)", re.S)
+_AWS_KEY_IDS = re.compile(r"\b((?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{4})[A-Z0-9]{12}\b")
+
+
+def redact_message(text: str) -> str:
+    """`redact_text` plus the broader `keyword: value` masking, for messages people read."""
+    text = redact_text(text)
+    text = _PRIVATE_KEY_BLOCK.sub("-----BEGIN PRIVATE KEY----- " + MASK, text)
+    text = _AWS_KEY_IDS.sub(r"\1" + MASK, text)
+    return _KEYWORD_VALUE.sub(r"\1" + MASK, text)
+
+
+# --- text safe to print ------------------------------------------------------------------------------
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b"}
+
+
+def escape_control(text: str) -> str:
+    """Control characters (all but tab), line and paragraph separators and bidi overrides shown as
+    `\\n`, `\\r`, `\\x1b`, `\\u202e`: a value can neither start a line of its own nor drive the
+    terminal."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda match: _NAMED.get(match.group(0)) or _escape_one(match.group(0)), text)
+
+
+def _escape_one(character: str) -> str:
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_line(text: str) -> str:
+    """One line for a terminal or CI log: control characters escaped, and never a line that a CI
+    runner reads as a command (GitHub's `::error::…` workflow commands start a line, after blanks)."""
+    text = escape_control(text)
+    stripped = text.lstrip()
+    if stripped.startswith("::"):
+        text = text[: len(text) - len(stripped)] + "\\" + stripped
+    return text
+
+
+def terminal_text(text: str) -> str:
+    """Several lines for a terminal: each one made safe by `terminal_line`."""
+    return "\n".join(terminal_line(line) for line in text.split("\n"))
+
+
+def safe_message(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """An error message as it may be shown: cut to `limit`, secrets masked, one line."""
+    if len(text) > limit:
+        text = text[:limit] + " … (cut)"
+    return escape_control(redact_message(text))
+
+
+# --- the final pass over a model object --------------------------------------------------------------
+
+_KEPT_FIELDS = frozenset({("SecretFinding", "rule"), ("SecretFinding", "regex"), ("SecretFinding", "preview")})
+"""Fields written by the redaction itself: the rule's `NAME=REGEX` text (Anchore's trigger messages
+carry it; it names, it is no secret) and the preview, masked when it was made."""
+_NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def redact_model(obj: T, redact: Callable[[str], str]) -> T:
+    """`obj` (a frozen dataclass, tuple, mapping or scalar) with `redact` applied to every string in
+    it, mapping keys included; a mapping value under a secret-looking key is masked whole. Objects
+    with nothing to mask are returned as they are (no copy of a 100,000-file list)."""
+    memo: dict[str, str] = {}
+
+    def text(value: str) -> str:
+        if len(value) > 24:
+            return redact(value)
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = redact(value)
+        return value if found == value else found
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return text(value)
+        if value is None or isinstance(value, (bool, int, float, bytes)):
+            return value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            cls_name = type(value).__name__
+            changes = {}
+            for item in dataclasses.fields(value):
+                if (cls_name, item.name) in _KEPT_FIELDS:
+                    continue
+                old = getattr(value, item.name)
+                new = walk(old)
+                if new is not old:
+                    changes[item.name] = new
+            return dataclasses.replace(value, **changes) if changes else value
+        if isinstance(value, (tuple, list)):
+            items = [walk(item) for item in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, Mapping):
+            result = {}
+            changed = False
+            for key, item in value.items():
+                new_key = walk(key)
+                if (isinstance(item, str) and isinstance(key, str) and item.strip() and _NAME_LIKE.fullmatch(key)
+                        and is_secret_name(key) and not is_reference(item) and MASK not in item):
+                    new_item: Any = mask(item)
+                else:
+                    new_item = walk(item)
+                changed = changed or new_key is not key or new_item is not item
+                result[new_key] = new_item
+            return result if changed else value
+        return value
+
+    result: T = walk(obj)
+    return result
