@@ -60,14 +60,23 @@ NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not read or 
 
 
 def source_options(
-    platform: str | None, insecure: list[str] | None, ca_bundle: Path | None
+    platform: str | None, insecure: list[str] | None, ca_bundle: Path | None, image: str | None = None
 ) -> SourceOptions:
+    """Options from flags and the environment. CI_GATE_REGISTRY_USERNAME/PASSWORD are for the registry
+    CI_GATE_REGISTRY_HOST names, else for the registry of `image` (the one the user asked for)."""
+    username = os.environ.get("CI_GATE_REGISTRY_USERNAME") or None
+    registry_host = os.environ.get("CI_GATE_REGISTRY_HOST") or None
+    if username and registry_host is None:
+        from ci_gate.sources.registry_auth import credentials_host_for_image
+
+        registry_host = credentials_host_for_image(image)
     return SourceOptions(
         platform=platform or os.environ.get("CI_GATE_PLATFORM") or None,
         insecure_registries=tuple(insecure or ()),
         ca_bundle=str(ca_bundle) if ca_bundle else os.environ.get("CI_GATE_CA_BUNDLE") or None,
-        registry_username=os.environ.get("CI_GATE_REGISTRY_USERNAME") or None,
+        registry_username=username,
         registry_password=os.environ.get("CI_GATE_REGISTRY_PASSWORD") or None,
+        registry_host=registry_host,
         limits=Limits.from_env(),
     )
 
@@ -101,7 +110,7 @@ def analyze(
     from ci_gate.analyze.output import render_analysis
 
     options = AnalyzeOptions(
-        source=source_options(platform, insecure_registry, ca_bundle),
+        source=source_options(platform, insecure_registry, ca_bundle, image=image),
         dockerfile=dockerfile,
         base_image=base_image,
         use_cache=not no_cache,

@@ -125,7 +125,7 @@ def build_options(settings: Mapping[str, Any]) -> GateOptions:
             template=_path(settings["template"]),
         ),
         source=source_options(settings.get("platform"), list(insecure) if insecure else None,
-                              _path(settings.get("ca-bundle"))),
+                              _path(settings.get("ca-bundle")), image=str(settings["image"])),
         use_cache=not bool(settings["no-cache"]),
         base_image=settings["base-image"] or None,
         vex=tuple(Path(str(item)) for item in settings.get("vex") or ()),

@@ -7,6 +7,7 @@ engine) is imported inside the command.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,13 @@ def serve(
                      "loopback registries always may)."),
     ] = None,
     ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for registry TLS.")] = None,
+    allow_registry: Annotated[
+        list[str] | None,
+        typer.Option("--allow-registry", envvar="CI_GATE_ALLOW_REGISTRIES",
+                     help="HOST[:PORT] this server may pull from, besides the registries it has credentials "
+                     "for (repeatable; HOST allows every port, '*' any registry; the environment variable "
+                     "takes a space-separated list)."),
+    ] = None,
 ) -> None:
     """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
     password = os.environ.get(PASSWORD_VARIABLE, "")
@@ -54,9 +62,13 @@ def serve(
     from ci_gate.cli import source_options
     from ci_gate.server.app import ServerConfig
     from ci_gate.server.app import serve as run_server
+    from ci_gate.sources.registry_auth import registry_allowlist
 
+    source = source_options(None, insecure_registry, ca_bundle)
+    # Callers name the images: the server pulls only from registries it was told about.
+    source = replace(source, allowed_registries=registry_allowlist(source, allow_registry or []))
     config = ServerConfig(data_dir=data_dir or _default_data_dir(), admin_password=password, vuln_db=vuln_db,
-                          workers=workers, source=source_options(None, insecure_registry, ca_bundle))
+                          workers=workers, source=source)
     run_server(config, host, port)
 
 

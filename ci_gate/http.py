@@ -29,10 +29,10 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.auth
@@ -119,7 +119,7 @@ class HttpError(Exception):
 
     def __init__(self, kind: str, method: str, url: str, detail: str, timeout: float | None = None):
         self.kind = kind
-        """timeout | connection | tls | invalid"""
+        """timeout | connection | tls | invalid | redirects"""
         self.method = method
         self.url = redact_url(url)
         self.host = host_of(url)
@@ -167,6 +167,10 @@ def new_session(ca_bundle: str | None = None, user_agent: str = USER_AGENT) -> S
     return session
 
 
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
 def send(
     session: requests.Session,
     method: str,
@@ -174,6 +178,7 @@ def send(
     *,
     timeout: float,
     retry: RetryPolicy = DEFAULT_RETRY,
+    redirect_check: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
     """Send one request with retries; return the last response whatever its status.
@@ -182,8 +187,56 @@ def send(
     `session.request` (headers, params, data, json, auth, stream, allow_redirects). A response that
     is retried is closed first, so streamed bodies never leak connections.
 
+    With `redirect_check`, redirects are followed here, hop by hop: the check sees each target URL
+    first (and raises to refuse it), `auth` goes only to the origin (scheme, host, port) of `url`,
+    never where a redirect leads, and more than MAX_REDIRECTS hops is an error of kind `redirects`.
+
     Raises HttpError when no response came back after all tries.
     """
+    if redirect_check is None:
+        return _send_with_retries(session, method, url, timeout=timeout, retry=retry, **kwargs)
+    method = method.upper()
+    auth = kwargs.pop("auth", None)
+    kwargs["allow_redirects"] = False
+    first_origin = _origin(url)
+    for _hop in range(MAX_REDIRECTS + 1):
+        response = _send_with_retries(session, method, url, timeout=timeout, retry=retry,
+                                      auth=auth if _origin(url) == first_origin else None, **kwargs)
+        location = response.headers.get("Location")
+        if response.status_code not in REDIRECT_STATUSES or not location:
+            return response
+        response.close()
+        target = urljoin(url, location)
+        if urlsplit(target).scheme not in ("http", "https") or not host_of(target):
+            raise HttpError("invalid", method, url, "redirected to a URL that is not http(s)", timeout)
+        redirect_check(target)
+        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+            method = "GET"
+            kwargs.pop("data", None)
+            kwargs.pop("json", None)
+        url = target
+    raise HttpError("redirects", method, url, f"more than {MAX_REDIRECTS} redirects", timeout)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit: what a credential is for."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ("", url, None)
+    return (parts.scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme))
+
+
+def _send_with_retries(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    **kwargs: Any,
+) -> requests.Response:
     method = method.upper()
     idempotent = method in IDEMPOTENT_METHODS
     retry_exceptions: tuple[type[BaseException], ...] = (requests.ConnectionError,)
@@ -235,6 +288,8 @@ def send(
     )
     try:
         return retrying(attempt)
+    except requests.TooManyRedirects:
+        raise HttpError("redirects", method, url, "too many redirects", timeout) from None
     except requests.exceptions.SSLError:
         raise HttpError("tls", method, url, "TLS verification failed", timeout) from None
     except requests.Timeout:

@@ -27,6 +27,8 @@ serve's content endpoints all hold the masked text).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -176,6 +178,19 @@ def redact_message(text: str) -> str:
     text = _PRIVATE_KEY_BLOCK.sub("-----BEGIN PRIVATE KEY----- " + MASK, text)
     text = _AWS_KEY_IDS.sub(r"\1" + MASK, text)
     return _KEYWORD_VALUE.sub(r"\1" + MASK, text)
+
+
+def redact_base64_text(encoded: str | None) -> str | None:
+    """A base64 text document (the Dockerfile submitted to ci-gate serve) with its secrets masked,
+    base64 again; None when it does not decode to text (it cannot be checked, so it is not echoed)."""
+    if not encoded:
+        return encoded
+    try:
+        text = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    masked = redact_text(text)
+    return encoded if masked == text else base64.b64encode(masked.encode("utf-8")).decode("ascii")
 
 
 # --- text safe to print ------------------------------------------------------------------------------

@@ -161,9 +161,11 @@ class Service:
         if not isinstance(annotations, dict):
             raise ApiError(400, "annotations must be an object of strings")
         from ci_gate.sources.registry import parse_reference
+        from ci_gate.sources.registry_auth import check_registry_allowed
 
         try:
             reference = parse_reference(pull_string)
+            check_registry_allowed(reference.host, self.config.source)
         except CiGateError as error:
             raise ApiError(400, f"invalid pull_string {pull_string!r}: {error}") from None
         if kind == "digest":

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ci_gate.model import Analysis, Evaluation, Package
+from ci_gate.redaction import redact_base64_text
 from ci_gate.server.store import ACCOUNT, ApiKeyRow, ImageRecord, PolicyRow
 
 _ANCHORE_PACKAGE_TYPE = {
@@ -86,7 +87,8 @@ def image_v2(record: ImageRecord) -> dict[str, Any]:
         details.append({
             "image_digest": record.digest, "image_id": meta.get("image_id"), "registry": registry, "repo": repo,
             "tag": tag, "full_tag": full_tag, "full_digest": f"{registry}/{repo}@{record.digest}",
-            "dockerfile": record.dockerfile, "account_name": record.account, "tag_detected_at": seen,
+            "dockerfile": redact_base64_text(record.dockerfile), "account_name": record.account,
+            "tag_detected_at": seen,
             "created_at": seen, "last_updated": record.last_updated,
         })
     body: dict[str, Any] = {
@@ -111,7 +113,8 @@ def image_v1(record: ImageRecord) -> dict[str, Any]:
         registry, repo, tag = _split_tag(full_tag)
         details.append({
             "registry": registry, "repo": repo, "tag": tag, "digest": record.digest, "imageId": meta.get("image_id"),
-            "dockerfile": record.dockerfile, "fulltag": full_tag, "fulldigest": f"{registry}/{repo}@{record.digest}",
+            "dockerfile": redact_base64_text(record.dockerfile), "fulltag": full_tag,
+            "fulldigest": f"{registry}/{repo}@{record.digest}",
             "tag_detected_at": seen, "created_at": seen, "last_updated": record.last_updated,
             "userId": record.account, "imageDigest": record.digest,
         })

@@ -81,6 +81,12 @@ class SourceOptions:
     ca_bundle: str | None = None
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
+    registry_host: str | None = None
+    """The registry HOST[:PORT] that registry_username/password are for; they go nowhere else (and,
+    without a host, nowhere at all)."""
+    allowed_registries: tuple[str, ...] | None = None
+    """When set (ci-gate serve), the only registries that may be contacted, with their token services
+    and redirect targets; HOST matches any port, HOST:PORT that port, `*` anything. None: any."""
     docker_config: str | None = None
     """Path of a Docker config.json; default $DOCKER_CONFIG/config.json or ~/.docker/config.json."""
     docker_host: str | None = None

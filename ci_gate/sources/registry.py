@@ -12,8 +12,13 @@ The flow follows the distribution spec:
    must equal `Docker-Content-Digest` and, for a digest reference, the reference itself.
    An index / list is resolved to the wanted platform and that manifest fetched by digest.
 3. `GET /v2/REPO/blobs/DIGEST` — the config (verified here) and the layers (streamed raw, chunk by
-   chunk; the layer reader verifies the digest). Redirects to blob storage are followed; requests
-   drops the Authorization header when the host changes.
+   chunk; the layer reader verifies the digest). Redirects to blob storage are followed hop by hop
+   (`ci_gate.http.send`): the Authorization goes only to the registry's own origin, never where a
+   redirect leads, and under an allowlist (`ci-gate serve`) a redirect may not leave it.
+
+Credentials are for the registry they are bound to (`registry_auth`), and a Bearer realm gets them
+only when it is the registry's own token service (same host, parent or subdomain; for an address
+the same port).
 
 Plain HTTP is used only for loopback hosts (127.0.0.0/8, localhost, ::1) and hosts the user lists
 as insecure; everything else is HTTPS with certificate verification.
@@ -34,7 +39,7 @@ import requests
 import requests.auth
 
 from ci_gate.errors import LimitExceededError, SourceError
-from ci_gate.http import HttpError, RetryPolicy, TokenAuth, new_session, send
+from ci_gate.http import HttpError, RetryPolicy, TokenAuth, host_of, new_session, send
 from ci_gate.sources.archive import ClosingRawImage
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
 from ci_gate.sources.oci_layout import (
@@ -44,7 +49,17 @@ from ci_gate.sources.oci_layout import (
     digest_of,
     resolve_image,
 )
-from ci_gate.sources.registry_auth import ENV_PASSWORD, ENV_USERNAME, Credentials, resolve_credentials
+from ci_gate.sources.registry_auth import (
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    Credentials,
+    check_registry_allowed,
+    host_allowed,
+    may_receive_credentials,
+    resolve_credentials,
+    same_operator,
+    unbound_credentials_hint,
+)
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -161,6 +176,7 @@ class RegistryClient:
     """The distribution API for one repository, with authentication done on the first 401."""
 
     def __init__(self, reference: RegistryReference, options: SourceOptions):
+        check_registry_allowed(reference.host, options)
         self.reference = reference
         self.options = options
         self.plain_http = uses_plain_http(reference.host, options)
@@ -187,9 +203,22 @@ class RegistryClient:
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             return send(self.session, method, url, timeout=self.options.timeout, retry=REGISTRY_RETRY,
-                        **kwargs)
+                        redirect_check=self._check_redirect, **kwargs)
         except HttpError as error:
             raise self._transport_error(error) from None
+
+    def _check_redirect(self, url: str) -> None:
+        """A redirect (to blob storage) is followed only within the allowlist, never to plain HTTP
+        from HTTPS; it never carries the Authorization (`send` keeps that to the first origin)."""
+        target = host_of(url)
+        allowed = self.options.allowed_registries
+        if allowed is not None and not (host_allowed(target, allowed) or same_operator(self.reference.host, target)):
+            raise SourceError(f"registry {self.reference.host} redirected a download to {target}, which is not on "
+                              "this server's list of registries it may pull from; an administrator can add it "
+                              f"with ci-gate serve --allow-registry {target}")
+        if url.startswith("http://") and not self.plain_http and not uses_plain_http(target, self.options):
+            raise SourceError(f"registry {self.reference.host} redirected a download to plain-HTTP {target}; "
+                              f"refusing (add --insecure-registry {target} to allow it)")
 
     def _transport_error(self, error: HttpError) -> SourceError:
         host = error.host
@@ -203,6 +232,9 @@ class RegistryClient:
             reason = error.detail.removeprefix("could not connect (").rstrip(")")
             return SourceError(f"could not connect to registry {host} ({reason}); check the address, port "
                                "and network")
+        if error.kind == "redirects":
+            return SourceError(f"registry {self.reference.host} redirected too often (a redirect loop); the "
+                               "registry or a proxy is misconfigured")
         return SourceError(f"registry {host}: {error.detail}")
 
     def get(self, path: str, *, headers: dict[str, str] | None = None, stream: bool = False,
@@ -225,7 +257,8 @@ class RegistryClient:
         credentials = self.credentials()
         if credentials is None:
             return SourceError(f"registry {host} requires credentials for {repository} ({status}); run "
-                               f"docker login {host}, or set {ENV_USERNAME} and {ENV_PASSWORD}")
+                               f"docker login {host}, or set {ENV_USERNAME} and {ENV_PASSWORD}"
+                               + unbound_credentials_hint(host, self.options))
         if status == 403:
             return SourceError(f"registry {host} denied access to {repository} ({status}) for the "
                                f"credentials from {credentials.origin}; check that the account may pull it")
@@ -270,6 +303,15 @@ class RegistryClient:
             raise SourceError(f"registry {host} sent a Bearer challenge without a valid realm URL; the "
                               "registry is misconfigured")
         realm_host = realm_parts.netloc.rsplit("@", 1)[-1]
+        allowed = self.options.allowed_registries
+        if allowed is not None and not (host_allowed(realm_host, allowed) or same_operator(host, realm_host)):
+            raise SourceError(f"registry {host} sends its token requests to {realm_host}, which is not on this "
+                              "server's list of registries it may pull from; an administrator can add it with "
+                              f"ci-gate serve --allow-registry {realm_host}")
+        if credentials is not None and not may_receive_credentials(host, realm_host, credentials):
+            raise SourceError(f"registry {host} sends its token requests to {realm_host}, another host; "
+                              f"ci-gate does not send the credentials for {host} there (a token service must be "
+                              "on the registry's own host, a parent or a subdomain of it)")
         if realm_parts.scheme == "http" and not uses_plain_http(realm_host, self.options) and credentials:
             raise SourceError(f"registry {host} sends its token requests to plain-HTTP {realm_host}; "
                               "refusing to send credentials unencrypted (add --insecure-registry "

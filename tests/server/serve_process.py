@@ -81,8 +81,10 @@ class ServeProcess:
     """`ci-gate serve` on a free port of 127.0.0.1 with its own data dir; start, kill, start again."""
 
     def __init__(self, data_dir: Path, vuln_db: Path | None = None, workers: int = 2,
-                 environment: dict[str, str] | None = None) -> None:
+                 environment: dict[str, str] | None = None, allow_registries: tuple[str, ...] = ("127.0.0.1",)) -> None:
         self.data_dir = data_dir
+        self.allow_registries = allow_registries
+        """`--allow-registry` values: by default the test registries on this machine's loopback."""
         self.environment = dict(environment or {})
         self.vuln_db = vuln_db
         self.workers = workers
@@ -115,6 +117,8 @@ class ServeProcess:
                    "--data-dir", str(self.data_dir), "--workers", str(self.workers)]
         if self.vuln_db is not None:
             command += ["--vuln-db", str(self.vuln_db)]
+        for allowed in self.allow_registries:
+            command += ["--allow-registry", allowed]
         environment = {**os.environ, **self.environment, "CI_GATE_ADMIN_PASSWORD": PASSWORD}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)

@@ -103,7 +103,8 @@ def test_registry_credentials_are_used_and_never_shown(tmp_path: Path, auth_regi
         assert refused.status_code == 400 and "cannot fetch image digest/manifest" in refused.json()["message"]
     with ServeProcess(tmp_path / "with-credentials", vuln_db=serve_vuln_db, workers=1, environment={
             "CI_GATE_REGISTRY_USERNAME": auth_registry.username,
-            "CI_GATE_REGISTRY_PASSWORD": auth_registry.password}) as server:
+            "CI_GATE_REGISTRY_PASSWORD": auth_registry.password,
+            "CI_GATE_REGISTRY_HOST": auth_registry.host}) as server:
         added = server.add_tag(tag)
         assert added.status_code == 200, added.text
         digest = added.json()["image_digest"]

@@ -27,7 +27,9 @@ NO_DAEMON = "unix:///nonexistent/ci-gate-test/docker.sock"
 @pytest.fixture(autouse=True)
 def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests see only the credentials they set up themselves."""
-    for name in ("CI_GATE_REGISTRY_USERNAME", "CI_GATE_REGISTRY_PASSWORD", "REGISTRY_AUTH_FILE"):
+    for name in ("CI_GATE_REGISTRY_USERNAME", "CI_GATE_REGISTRY_PASSWORD", "CI_GATE_REGISTRY_HOST",
+                 "REGISTRY_AUTH_FILE", "CI_REGISTRY", "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD", "CI_JOB_TOKEN",
+                 "CI_SERVER_HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
 
@@ -168,7 +170,8 @@ def test_debian_from_the_registry(registry: RegistryServer, debian_oci: OciImage
 
 
 def test_credentials_from_options(auth_registry: RegistryServer, tiny_oci: OciImage, tiny_pushed_auth: str) -> None:
-    options = SourceOptions(registry_username=auth_registry.username, registry_password=auth_registry.password)
+    options = SourceOptions(registry_username=auth_registry.username, registry_password=auth_registry.password,
+                            registry_host=auth_registry.host)
     image = open_image(f"registry:{tiny_pushed_auth}", options)
     assert image.manifest_digest == tiny_oci.manifest_digest
     assert_layers_verify(image)
@@ -179,6 +182,7 @@ def test_credentials_from_environment(auth_registry: RegistryServer, tiny_pushed
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_GATE_REGISTRY_USERNAME", str(auth_registry.username))
     monkeypatch.setenv("CI_GATE_REGISTRY_PASSWORD", str(auth_registry.password))
+    monkeypatch.setenv("CI_GATE_REGISTRY_HOST", auth_registry.host)
     open_image(f"registry:{tiny_pushed_auth}", SourceOptions()).close()
 
 
@@ -250,7 +254,8 @@ def test_wrong_credentials_are_rejected_without_echoing_the_password(auth_regist
     wrong = "not-the-password-" + "x" * 8
     with pytest.raises(SourceError) as caught:
         open_image(f"registry:{tiny_pushed_auth}",
-                   SourceOptions(registry_username=auth_registry.username, registry_password=wrong))
+                   SourceOptions(registry_username=auth_registry.username, registry_password=wrong,
+                                 registry_host=auth_registry.host))
     message = str(caught.value)
     assert message == (f"registry {auth_registry.host} rejected the credentials for test/tiny (401): check the "
                        "username and password from --registry-username")
@@ -271,7 +276,7 @@ def test_no_credentials_for_a_private_registry(auth_registry: RegistryServer, ti
 def test_bearer_token_flow(tiny_oci: OciImage, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with TokenRegistry(tiny_oci.path, "test/tiny", "robot", "s3cret-pass") as server:
-        options = SourceOptions(registry_username="robot", registry_password="s3cret-pass")
+        options = SourceOptions(registry_username="robot", registry_password="s3cret-pass", registry_host=server.host)
         image = open_image(f"registry:{server.host}/test/tiny:tiny", options)
         assert image.manifest_digest == tiny_oci.manifest_digest
         assert_layers_verify(image)
@@ -289,7 +294,7 @@ def test_bearer_token_flow(tiny_oci: OciImage, caplog: pytest.LogCaptureFixture)
 def test_bearer_token_in_access_token_field(tiny_oci: OciImage) -> None:
     with TokenRegistry(tiny_oci.path, "test/tiny", "robot", "pw", token_field="access_token") as server:
         image = open_image(f"registry:{server.host}/test/tiny:tiny",
-                           SourceOptions(registry_username="robot", registry_password="pw"))
+                           SourceOptions(registry_username="robot", registry_password="pw", registry_host=server.host))
         assert image.config_digest == tiny_oci.config_digest
         image.close()
 
@@ -298,7 +303,8 @@ def test_bearer_token_with_wrong_credentials(tiny_oci: OciImage) -> None:
     with TokenRegistry(tiny_oci.path, "test/tiny", "robot", "right") as server, \
             pytest.raises(SourceError) as caught:
         open_image(f"registry:{server.host}/test/tiny:tiny",
-                   SourceOptions(registry_username="robot", registry_password="wrong-one"))
+                   SourceOptions(registry_username="robot", registry_password="wrong-one",
+                                 registry_host=server.host))
     assert str(caught.value) == (f"registry {server.host} rejected the credentials for test/tiny (401): check "
                                  "the username and password from --registry-username")
 
@@ -307,13 +313,14 @@ def test_a_manifest_that_does_not_match_docker_content_digest(tiny_oci: OciImage
     with TokenRegistry(tiny_oci.path, "test/tiny", "u", "p", corrupt_digest_header=True) as server, \
             pytest.raises(SourceError, match="does not match its Docker-Content-Digest sha256:0000"):
         open_image(f"registry:{server.host}/test/tiny:tiny", SourceOptions(registry_username="u",
-                                                                            registry_password="p"))
+                                                                            registry_password="p",
+                                                                            registry_host=server.host))
 
 
 def test_503_with_retry_after_is_retried(tiny_oci: OciImage) -> None:
     with TokenRegistry(tiny_oci.path, "test/tiny", "u", "p", fail_first=2) as server:
         image = open_image(f"registry:{server.host}/test/tiny:tiny",
-                           SourceOptions(registry_username="u", registry_password="p"))
+                           SourceOptions(registry_username="u", registry_password="p", registry_host=server.host))
         assert image.manifest_digest == tiny_oci.manifest_digest
         image.close()
         assert [path for _, path, _ in server.requests[:3]] == ["/v2/", "/v2/", "/v2/"]
