@@ -52,7 +52,8 @@ class TokenRegistry:
     """A pull-only distribution API with bearer-token auth, serving one OCI layout as one repository."""
 
     def __init__(self, layout: Path, repository: str, username: str, password: str, *,
-                 token_field: str = "token", corrupt_digest_header: bool = False, fail_first: int = 0):
+                 token_field: str = "token", corrupt_digest_header: bool = False, fail_first: int = 0,
+                 realm: str | None = None, blob_redirect: str | None = None):
         self.layout = layout
         self.repository = repository
         self.username = username
@@ -67,6 +68,10 @@ class TokenRegistry:
         self.token_requests: list[dict[str, list[str]]] = []
         self.refresh_token: str | None = None
         """When set, POST /token with grant_type=refresh_token and this token gets an access token."""
+        self.realm = realm
+        """The challenge's realm; None = this server's own /token."""
+        self.blob_redirect = blob_redirect
+        """When set, blob GETs answer 307 with Location `{blob_redirect}/blobs/{digest}` (blob storage)."""
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -98,7 +103,8 @@ class TokenRegistry:
 
         class Handler(_QuietHandler):
             def challenge(self, scope: str | None) -> str:
-                text = f'Bearer realm="http://{registry.host}/token",service="fake-registry"'
+                realm = registry.realm or f"http://{registry.host}/token"
+                text = f'Bearer realm="{realm}",service="fake-registry"'
                 return text + (f',scope="{scope}"' if scope else "")
 
             def unauthorized(self, scope: str | None) -> None:
@@ -136,6 +142,11 @@ class TokenRegistry:
                 reference = unquote(reference)
                 if kind == "manifests":
                     self.manifest(reference)
+                elif kind == "blobs" and registry.blob_redirect:
+                    self.send_response(307)
+                    self.send_header("Location", f"{registry.blob_redirect}/blobs/{reference}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif kind == "blobs":
                     data = registry._blob(reference)
                     if data is None:
@@ -195,6 +206,77 @@ class TokenRegistry:
                     return
                 self.send_json(200, {registry.token_field: registry.token, "expires_in": 300,
                                      "issued_at": "2026-01-01T00:00:00Z"})
+
+        return Handler
+
+
+class RecordingServer:
+    """Someone else's server on another loopback port, recording every request's Authorization.
+
+    `mode`: `challenge` answers 401 with `WWW-Authenticate: Basic` (a registry fishing for
+    credentials) and 401 for a token request; `blobs` serves `/blobs/DIGEST` from an OCI layout
+    (blob storage a registry redirects to); `loop` redirects every request to itself."""
+
+    def __init__(self, mode: str, layout: Path | None = None) -> None:
+        self.mode = mode
+        self.layout = layout
+        self.requests: list[tuple[str, str, str | None]] = []
+        """(method, path, Authorization header) of every request, in order."""
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def __enter__(self) -> RecordingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[_QuietHandler]:
+        recorder = self
+
+        class Handler(_QuietHandler):
+            def answer(self, method: str) -> None:
+                recorder.requests.append((method, self.path, self.headers.get("Authorization")))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if recorder.mode == "loop":
+                    self.send_response(302)
+                    self.send_header("Location", f"{recorder.url}{self.path}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                path = urlsplit(self.path).path
+                if recorder.mode == "blobs" and recorder.layout is not None and path.startswith("/blobs/"):
+                    algorithm, _, hex_digest = unquote(path[len("/blobs/"):]).partition(":")
+                    blob = recorder.layout / "blobs" / algorithm / hex_digest
+                    if algorithm == "sha256" and len(hex_digest) == 64 and blob.is_file():
+                        data = blob.read_bytes()
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/octet-stream")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
+                self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                               {"WWW-Authenticate": 'Basic realm="give me your password"'})
+
+            def do_GET(self) -> None:
+                self.answer("GET")
+
+            def do_POST(self) -> None:
+                self.answer("POST")
 
         return Handler
 
