@@ -139,8 +139,12 @@ def secret_spans(text: str, lowered: str | None = None) -> list[tuple[int, int]]
     if "@" in text and "://" in text:
         for match in _URL_USERINFO.finditer(text):
             userinfo = match.group("userinfo")
-            if ":" in userinfo or not _PLAIN_USER.fullmatch(userinfo):
-                spans.append(match.span("userinfo"))
+            start, end = match.span("userinfo")
+            user, colon, _ = userinfo.partition(":")
+            if colon and _PLAIN_USER.fullmatch(user):
+                spans.append((start + len(user) + 1, end))  # the user name stays, the password goes
+            elif colon or not _PLAIN_USER.fullmatch(userinfo):
+                spans.append((start, end))
     lowered = text.lower() if lowered is None else lowered
     if any(hint in lowered for hint in _HEADER_HINTS):
         spans.extend(match.span("value") for match in _HEADER_VALUE.finditer(text))
