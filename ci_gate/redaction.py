@@ -139,6 +139,8 @@ def secret_spans(text: str, lowered: str | None = None) -> list[tuple[int, int]]
     if "@" in text and "://" in text:
         for match in _URL_USERINFO.finditer(text):
             userinfo = match.group("userinfo")
+            if MASK in userinfo:
+                continue  # masked already: a second pass changes nothing
             start, end = match.span("userinfo")
             user, colon, _ = userinfo.partition(":")
             if colon and _PLAIN_USER.fullmatch(user):
@@ -147,8 +149,8 @@ def secret_spans(text: str, lowered: str | None = None) -> list[tuple[int, int]]
                 spans.append((start, end))
     lowered = text.lower() if lowered is None else lowered
     if any(hint in lowered for hint in _HEADER_HINTS):
-        spans.extend(match.span("value") for match in _HEADER_VALUE.finditer(text))
-        spans.extend(match.span("value") for match in _BEARER.finditer(text))
+        spans.extend(match.span("value") for match in _HEADER_VALUE.finditer(text) if MASK not in match.group("value"))
+        spans.extend(match.span("value") for match in _BEARER.finditer(text) if MASK not in match.group("value"))
     return spans
 
 
