@@ -31,6 +31,7 @@ import base64
 import binascii
 import dataclasses
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -109,8 +110,7 @@ _HEADER_VALUE = re.compile(
     r"[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|negotiate)\s+)?(?P<value>[^\s\"',;}]+)"
 )
 _BEARER = re.compile(r"(?i)\bbearer\s+(?P<value>[A-Za-z0-9._~+/\-]{12,}=*)")
-_HEADER_HINTS = ("authorization", "private-token", "job-token", "x-api-key", "x-auth-token", "x-registry-auth",
-                 "bearer")
+_HEADER_HINT = re.compile("authorization|private-token|job-token|x-api-key|x-auth-token|x-registry-auth|bearer")
 
 
 def unquote(value: str) -> str:
@@ -148,7 +148,7 @@ def secret_spans(text: str, lowered: str | None = None) -> list[tuple[int, int]]
             elif colon or not _PLAIN_USER.fullmatch(userinfo):
                 spans.append((start, end))
     lowered = text.lower() if lowered is None else lowered
-    if any(hint in lowered for hint in _HEADER_HINTS):
+    if _HEADER_HINT.search(lowered):
         spans.extend(match.span("value") for match in _HEADER_VALUE.finditer(text) if MASK not in match.group("value"))
         spans.extend(match.span("value") for match in _BEARER.finditer(text) if MASK not in match.group("value"))
     return spans
@@ -247,6 +247,7 @@ _KEPT_FIELDS = frozenset({("SecretFinding", "rule"), ("SecretFinding", "regex"),
 """Fields written by the redaction itself: the rule's `NAME=REGEX` text (Anchore's trigger messages
 carry it; it names, it is no secret) and the preview, masked when it was made."""
 _NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_NUMERIC_HINTS: tuple[Any, ...] = (int, bool, float, int | None, bool | None, float | None)
 
 
 def redact_model(obj: T, redact: Callable[[str], str]) -> T:
@@ -254,42 +255,57 @@ def redact_model(obj: T, redact: Callable[[str], str]) -> T:
     it, mapping keys included; a mapping value under a secret-looking key is masked whole. Objects
     with nothing to mask are returned as they are (no copy of a 100,000-file list)."""
     memo: dict[str, str] = {}
+    plans: dict[type, tuple[str, ...]] = {}
+    scalars = (bool, int, float, bytes, type(None))
 
     def text(value: str) -> str:
-        if len(value) > 24:
-            return redact(value)
         found = memo.get(value)
         if found is None:
-            found = memo[value] = redact(value)
+            found = redact(value)
+            if len(value) <= 64:  # short strings repeat (kinds, types, licenses, owners): ask once
+                memo[value] = found
         return value if found == value else found
 
+    def plan(cls: type) -> tuple[str, ...]:
+        """The fields of a dataclass that can hold text (numbers and flags are skipped unvisited)."""
+        names = plans.get(cls)
+        if names is None:
+            try:
+                hints = typing.get_type_hints(cls)
+            except (NameError, TypeError):
+                hints = {}
+            names = plans[cls] = tuple(item.name for item in dataclasses.fields(cls)
+                                       if (cls.__name__, item.name) not in _KEPT_FIELDS
+                                       and hints.get(item.name) not in _NUMERIC_HINTS)
+        return names
+
     def walk(value: Any) -> Any:
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             return text(value)
-        if value is None or isinstance(value, (bool, int, float, bytes)):
+        if kind in scalars:
             return value
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            cls_name = type(value).__name__
+        if kind in plans or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
             changes = {}
-            for item in dataclasses.fields(value):
-                if (cls_name, item.name) in _KEPT_FIELDS:
-                    continue
-                old = getattr(value, item.name)
+            for name in plan(kind):
+                old = getattr(value, name)
                 new = walk(old)
                 if new is not old:
-                    changes[item.name] = new
+                    changes[name] = new
             return dataclasses.replace(value, **changes) if changes else value
-        if isinstance(value, (tuple, list)):
+        if kind is tuple or kind is list:
             items = [walk(item) for item in value]
             if all(new is old for new, old in zip(items, value, strict=True)):
                 return value
-            return tuple(items) if isinstance(value, tuple) else items
+            return tuple(items) if kind is tuple else items
+        if isinstance(value, str):
+            return text(str(value))
         if isinstance(value, Mapping):
             result = {}
             changed = False
             for key, item in value.items():
                 new_key = walk(key)
-                if (isinstance(item, str) and isinstance(key, str) and item.strip() and _NAME_LIKE.fullmatch(key)
+                if (type(item) is str and type(key) is str and item.strip() and _NAME_LIKE.fullmatch(key)
                         and is_secret_name(key) and not is_reference(item) and MASK not in item):
                     new_item: Any = mask(item)
                 else:
@@ -297,6 +313,8 @@ def redact_model(obj: T, redact: Callable[[str], str]) -> T:
                 changed = changed or new_key is not key or new_item is not item
                 result[new_key] = new_item
             return result if changed else value
+        if isinstance(value, (tuple, list)):
+            return walk(list(value) if isinstance(value, list) else tuple(value))
         return value
 
     result: T = walk(obj)

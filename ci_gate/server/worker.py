@@ -109,8 +109,8 @@ class WorkerPool:
             return
         except Exception as error:  # an analyser bug still ends the image's lifecycle, with a reason
             LOG.exception("analysis of %s failed unexpectedly", record.digest)
-            self.store.finish(record.digest, None, f"internal error while analysing: {type(error).__name__}: "
-                              f"{' '.join(str(error).split())}")
+            # Only the type: an unexpected exception's text may quote image content (a secret).
+            self.store.finish(record.digest, None, f"internal error while analysing: {type(error).__name__}")
             return
         self.store.finish(record.digest, to_dict(document), metadata=summary(document))
         LOG.info("analysed %s", record.digest)
