@@ -27,6 +27,7 @@ from ci_gate.model import (
     RuleOutcome,
     VulnerabilityDetail,
 )
+from ci_gate.redaction import redact_model, redact_text
 
 __all__ = ["analysis_from_image", "evaluation_from_check", "packages_from_content", "with_vulnerabilities"]
 
@@ -377,5 +378,7 @@ def analysis_from_image(record: Mapping[str, Any], reference: str, packages: Seq
         created=_text(record.get("created_at")), total_size=size if isinstance(size, int) else 0,
     )
     distro = Distro(id=distro_name, version_id=_text(metadata.get("distro_version"))) if distro_name else None
-    return Analysis(identity=identity, distro=distro, packages=tuple(packages), warnings=tuple(warnings),
-                    tool_version="anchore")
+    analysis = Analysis(identity=identity, distro=distro, packages=tuple(packages), warnings=tuple(warnings),
+                        tool_version="anchore")
+    # The same final redaction pass as a local analysis: the server's package metadata reaches reports.
+    return redact_model(analysis, redact_text)
