@@ -101,7 +101,7 @@ query strings."""
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 """Where a camelCase name splits into parts (`apiToken` → `api_Token`), for `-X main.apiToken=…`."""
-_URL_USERINFO = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://(?P<userinfo>[^/\s?#\"'<>`]+)@")
+_URL_USERINFO = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://(?P<userinfo>[^/\s?#<>`]+)@")
 _PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z0-9._\-]{0,15}")
 """A user name alone (`git@`, `oauth2@`) is not a secret; a long one is (a token as user name)."""
 
