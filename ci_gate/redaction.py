@@ -235,10 +235,13 @@ def terminal_text(text: str) -> str:
 
 
 def safe_message(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """An error message as it may be shown: cut to `limit`, secrets masked, one line."""
-    if len(text) > limit:
-        text = text[:limit] + " … (cut)"
-    return escape_control(redact_message(text))
+    """An error message as it may be shown: secrets masked, one line, cut to `limit`.
+
+    Masked before the cut, so a cut can never leave the head of a secret too short to recognise
+    (the first 32 x `limit` characters are masked: what lies beyond is never shown anyway)."""
+    cut = len(text) > limit
+    text = escape_control(redact_message(text[: limit * 32]))
+    return text[:limit] + " … (cut)" if cut or len(text) > limit else text
 
 
 # --- the final pass over a model object --------------------------------------------------------------

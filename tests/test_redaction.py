@@ -88,6 +88,8 @@ def test_error_messages_are_capped_masked_and_one_line() -> None:
     assert len(text) < 2100 and text.endswith(" … (cut)")
     assert TOKEN[4:12] not in text and "\n" not in text and "\\n::error::x" in text
     assert safe_message("x" * 50, limit=10) == "x" * 10 + " … (cut)"
+    straddling = str(SourceError("A " * 995 + TOKEN))  # the cut falls inside the token: masked first
+    assert not any(TOKEN[start:start + 8] in straddling for start in range(len(TOKEN) - 7))
 
 
 def test_a_submitted_dockerfile_is_returned_masked() -> None:
