@@ -8,6 +8,14 @@ the file, line and column of the offending node.
 
 Extensions (optional, so a document stays valid for Anchore): `controls` on a rule, `reason`
 and `approved_by` on an allowlist item.
+
+What anchore-engine accepts is accepted here too: `comment` on any object; unknown fields (a
+warning: at the top level of any document, anywhere in a v1 bundle, whose schema allows them);
+allowlist items sharing an id (all of them apply; the first that matches is reported, as in the
+engine); a regular expression that does not compile (a warning: the document loads and that rule
+reports an error finding when it is evaluated). Rule sets carry their `artifact_type` (`image`,
+`source` or `sbom`); `sbom_mappings` select the `sbom` rule sets that an SBOM (`sbom:` source) is
+evaluated with.
 """
 
 from __future__ import annotations
@@ -30,6 +38,40 @@ from ci_gate.policy.gates.interface import TriggerSpec
 
 BUILTIN_PREFIX = "builtin:"
 ACTIONS = ("GO", "WARN", "STOP")
+ARTIFACT_TYPES = ("image", "sbom", "source")
+"""A rule set's `artifact_type`: Enterprise v2 `image` and `source`, v6 `sbom`."""
+SBOM_GATES = ("vulnerabilities", "packages", "licenses", "always")
+"""Gates an SBOM carries the evidence for (Enterprise 6 applies vulnerabilities and always to SBOMs)."""
+POLICY_KEYS = (
+    "id",
+    "name",
+    "version",
+    "description",
+    "rule_sets",
+    "allowlists",
+    "mappings",
+    "allowlisted_images",
+    "denylisted_images",
+    "source_mappings",
+    "sbom_mappings",
+    "last_updated",
+    "comment",
+)
+"""The top-level fields of a v2 policy (docs/policy.md lists the same 13)."""
+BUNDLE_KEYS = (
+    "id",
+    "version",
+    "name",
+    "comment",
+    "description",
+    "policies",
+    "whitelists",
+    "mappings",
+    "whitelisted_images",
+    "blacklisted_images",
+    "last_updated",
+)
+"""The top-level fields of an anchore-engine v1 bundle."""
 
 
 # --- the policy model ---------------------------------------------------------------------------
@@ -68,6 +110,8 @@ class RuleSet:
     version: str
     rules: tuple[Rule, ...]
     description: str = ""
+    artifact_type: str = "image"
+    """What the rule set evaluates: image (images), sbom (SBOMs, through sbom_mappings) or source."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +168,8 @@ class Policy:
     allowlisted_images: tuple[ImageSelectionRule, ...] = ()
     denylisted_images: tuple[ImageSelectionRule, ...] = ()
     description: str = ""
+    sbom_mappings: tuple[MappingRule, ...] = ()
+    """Which sbom rule sets and allowlists apply to an SBOM; registry/repository/image default to `*`."""
     source: str = ""
     """Where it was loaded from: a path or builtin:NAME."""
     original_format: str = "v2"
@@ -275,6 +321,8 @@ class _Builder:
         self.strict = strict
         self.problems = reader.problems
         self.warnings: list[str] = []
+        self.lenient = False
+        """True while reading a v1 bundle: anchore-engine's schema lets unknown fields pass everywhere."""
 
     def at(self, path: tuple[Any, ...]) -> Position:
         while path and path not in self.reader.positions:
@@ -297,14 +345,20 @@ class _Builder:
             return None
         return value
 
-    def keys(self, data: dict[str, Any], path: tuple[Any, ...], what: str, allowed: Iterable[str]) -> None:
-        allowed = list(allowed)
+    def keys(
+        self, data: dict[str, Any], path: tuple[Any, ...], what: str, allowed: Iterable[str], lenient: bool = False
+    ) -> None:
+        """Unknown fields: an error, or a warning where anchore-engine's schema lets them pass (`lenient`).
+
+        `comment` is accepted on every object: Anchore's own published bundles put it everywhere."""
+        allowed = [*allowed, *(() if "comment" in allowed else ("comment",))]
         for key in data:
             if key not in allowed:
-                self.error(
-                    (*path, key),
-                    f"unknown field '{key}' in {what}{_nearest(key, allowed)}; allowed: {', '.join(allowed)}",
-                )
+                message = f"unknown field '{key}' in {what}{_nearest(key, allowed)}; allowed: {', '.join(allowed)}"
+                if lenient or self.lenient:
+                    self.warn((*path, key), message + "; it is ignored")
+                else:
+                    self.error((*path, key), message)
 
     def text(
         self,
@@ -368,29 +422,12 @@ class _Builder:
         original = "v2"
         if "policies" in root or "whitelists" in root or str(root.get("version", "")) == "1_0":
             original = "v1"
+            self.lenient = True
             root = self.convert_v1(root)
             if root is None:
                 return None
-        self.keys(
-            root,
-            (),
-            "the policy",
-            (
-                "id",
-                "name",
-                "version",
-                "description",
-                "rule_sets",
-                "allowlists",
-                "mappings",
-                "allowlisted_images",
-                "denylisted_images",
-                "source_mappings",
-                "sbom_mappings",
-                "last_updated",
-                "comment",
-            ),
-        )
+        else:
+            self.keys(root, (), "the policy", POLICY_KEYS, lenient=True)
         policy_id = self.text(root, "id", (), "the policy")
         name = self.text(root, "name", (), "the policy", required=original == "v2", default=policy_id)
         version = self.text(root, "version", (), "the policy")
@@ -406,6 +443,10 @@ class _Builder:
         mappings = [
             self.mapping(v, ("mappings", i)) for i, v in enumerate(self.items(root, "mappings", (), "the policy"))
         ]
+        sbom_mappings = [
+            self.mapping(v, ("sbom_mappings", i), sbom=True)
+            for i, v in enumerate(self.items(root, "sbom_mappings", (), "the policy", required=False))
+        ]
         allowed = [
             self.selection(v, ("allowlisted_images", i))
             for i, v in enumerate(self.items(root, "allowlisted_images", (), "the policy", required=False))
@@ -417,27 +458,44 @@ class _Builder:
         self.unique([(r.id, ("rule_sets", i)) for i, r in enumerate(rule_sets) if r], "rule set")
         self.unique([(a.id, ("allowlists", i)) for i, a in enumerate(allowlists) if a], "allowlist")
         self.unique([(m.id, ("mappings", i)) for i, m in enumerate(mappings) if m], "mapping")
-        rule_set_ids = {r.id for r in rule_sets if r}
+        self.unique([(m.id, ("sbom_mappings", i)) for i, m in enumerate(sbom_mappings) if m], "sbom mapping")
+        artifact_types = {r.id: r.artifact_type for r in rule_sets if r}
+        rule_set_ids = set(artifact_types)
         allowlist_ids = {a.id for a in allowlists if a}
-        for index, mapping in enumerate(mappings):
-            if mapping is None:
-                continue
-            for position, rule_set_id in enumerate(mapping.rule_set_ids):
-                if rule_set_id not in rule_set_ids:
-                    self.error(
-                        ("mappings", index, "rule_set_ids", position),
-                        f"mapping '{mapping.name}' names rule set '{rule_set_id}', which the policy does "
-                        f"not define{_nearest(rule_set_id, rule_set_ids)}; defined: "
-                        f"{', '.join(sorted(rule_set_ids)) or 'none'}",
-                    )
-            for position, allowlist_id in enumerate(mapping.allowlist_ids):
-                if allowlist_id not in allowlist_ids:
-                    self.error(
-                        ("mappings", index, "allowlist_ids", position),
-                        f"mapping '{mapping.name}' names allowlist '{allowlist_id}', which the policy does "
-                        f"not define{_nearest(allowlist_id, allowlist_ids)}; defined: "
-                        f"{', '.join(sorted(allowlist_ids)) or 'none'}",
-                    )
+        for key, entries, wanted in (("mappings", mappings, "image"), ("sbom_mappings", sbom_mappings, "sbom")):
+            for index, mapping in enumerate(entries):
+                if mapping is None:
+                    continue
+                for position, rule_set_id in enumerate(mapping.rule_set_ids):
+                    if rule_set_id not in rule_set_ids:
+                        self.error(
+                            (key, index, "rule_set_ids", position),
+                            f"mapping '{mapping.name}' names rule set '{rule_set_id}', which the policy does "
+                            f"not define{_nearest(rule_set_id, rule_set_ids)}; defined: "
+                            f"{', '.join(sorted(rule_set_ids)) or 'none'}",
+                        )
+                    elif artifact_types[rule_set_id] != wanted:
+                        self.warn(
+                            (key, index, "rule_set_ids", position),
+                            f"mapping '{mapping.name}' names rule set '{rule_set_id}', whose artifact_type is "
+                            f"{artifact_types[rule_set_id]}: {key} evaluate only {wanted} rule sets, so it is "
+                            "skipped",
+                        )
+                for position, allowlist_id in enumerate(mapping.allowlist_ids):
+                    if allowlist_id not in allowlist_ids:
+                        self.error(
+                            (key, index, "allowlist_ids", position),
+                            f"mapping '{mapping.name}' names allowlist '{allowlist_id}', which the policy does "
+                            f"not define{_nearest(allowlist_id, allowlist_ids)}; defined: "
+                            f"{', '.join(sorted(allowlist_ids)) or 'none'}",
+                        )
+        for index, rule_set in enumerate(rule_sets):
+            if rule_set is not None and rule_set.artifact_type == "source":
+                self.warn(
+                    ("rule_sets", index, "artifact_type"),
+                    f"rule set '{rule_set.id}' has artifact_type source: ci-gate evaluates images and SBOMs, "
+                    "never source repositories, so it is never evaluated here",
+                )
         if any(p.severity == "error" for p in self.problems):
             return None
         return Policy(
@@ -450,6 +508,7 @@ class _Builder:
             allowlists=tuple(a for a in allowlists if a),
             allowlisted_images=tuple(s for s in allowed if s),
             denylisted_images=tuple(s for s in denied if s),
+            sbom_mappings=tuple(m for m in sbom_mappings if m),
             source=source,
             original_format=original,
             document=root,
@@ -463,24 +522,7 @@ class _Builder:
 
     def convert_v1(self, root: dict[str, Any]) -> dict[str, Any] | None:
         """An anchore-engine bundle in the v2 shape (policies→rule_sets, whitelists→allowlists, ...)."""
-        self.keys(
-            root,
-            (),
-            "the bundle",
-            (
-                "id",
-                "version",
-                "name",
-                "comment",
-                "description",
-                "policies",
-                "whitelists",
-                "mappings",
-                "whitelisted_images",
-                "blacklisted_images",
-                "last_updated",
-            ),
-        )
+        self.keys(root, (), "the bundle", BUNDLE_KEYS, lenient=True)
         renamed = {
             "policies": "rule_sets",
             "whitelists": "allowlists",
@@ -552,19 +594,33 @@ class _Builder:
         version = self.text(data, "version", path, f"rule set '{rule_set_id}'")
         self.version(version, (*path, "version"), original)
         artifact = data.get("artifact_type", "image")
-        if artifact not in ("image", "source"):
-            self.error((*path, "artifact_type"), f"artifact_type must be image or source, got {artifact!r}")
+        if artifact not in ARTIFACT_TYPES:
+            self.error(
+                (*path, "artifact_type"),
+                f"artifact_type must be {', '.join(ARTIFACT_TYPES[:-1])} or {ARTIFACT_TYPES[-1]}, got {artifact!r}",
+            )
+            artifact = "image"
         rules = [
             self.rule(v, (*path, "rules", i))
             for i, v in enumerate(self.items(data, "rules", path, f"rule set '{rule_set_id}'"))
         ]
         self.unique([(r.id, (*path, "rules", i)) for i, r in enumerate(rules) if r], "rule")
+        if artifact == "sbom":
+            for index, rule in enumerate(rules):
+                if rule is not None and rule.gate not in SBOM_GATES:
+                    self.warn(
+                        (*path, "rules", index, "gate"),
+                        f"rule '{rule.id}' of sbom rule set '{rule_set_id}': gate '{rule.gate}' reads image "
+                        "content an SBOM does not carry (sbom rule sets check "
+                        f"{', '.join(SBOM_GATES)})",
+                    )
         return RuleSet(
             id=rule_set_id,
             name=self.text(data, "name", path, "a rule set", default=rule_set_id),
             version=version,
             rules=tuple(r for r in rules if r),
             description=self.text(data, "description", path, "", required=False),
+            artifact_type=str(artifact),
         )
 
     def rule(self, value: Any, path: tuple[Any, ...]) -> Rule | None:
@@ -695,6 +751,13 @@ class _Builder:
                 self.error((*positions[name], "value"), f"{what}: parameter '{spec.name}' {problem}")
                 ok = False
                 continue
+            regex_problem = spec.regex_problem(value)
+            if regex_problem:
+                self.warn(
+                    (*positions[name], "value"),
+                    f"{what}: parameter '{spec.name}' {regex_problem}; the rule reports an evaluation "
+                    "error instead of checking anything",
+                )
             canonical[spec.name] = value
         for spec in trigger.parameters:
             if spec.required and spec.name not in canonical and not any(trigger.parameter(n) is spec for n in raw):
@@ -707,6 +770,8 @@ class _Builder:
             for problem in trigger.cross_check(canonical):
                 self.error(path, f"{what}: {problem}")
                 ok = False
+        if ok and trigger.never_fires:
+            self.warn(path, f"{what}: {gate_name}/{trigger.name} never fires here: {trigger.never_fires}")
         if ok and trigger.needs_feed:
             self.warn(
                 path,
@@ -771,7 +836,8 @@ class _Builder:
                     approved_by=self.text(item, "approved_by", item_path, "", required=False),
                 )
             )
-        self.unique([(item.id, (*path, "items", i)) for i, item in enumerate(items)], "allowlist item")
+        # Items may share an id (Anchore's published bundles do): anchore-engine keeps every item and
+        # checks only policy and allowlist ids for duplicates, so all apply and the first match is reported.
         return Allowlist(
             id=allowlist_id,
             name=self.text(data, "name", path, "an allowlist", default=allowlist_id),
@@ -792,26 +858,29 @@ class _Builder:
             self.error((*path, "image", "type"), f"{what}: image type must be tag, digest or id, got {image_type!r}")
         return ImageRef(image_type, self.text(image, "value", (*path, "image"), f"the image of {what}"))
 
-    def mapping(self, value: Any, path: tuple[Any, ...]) -> MappingRule | None:
-        data = self.obj(value, path, "a mapping")
+    def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
+        data = self.obj(value, path, "an sbom mapping" if sbom else "a mapping")
         if data is None:
             return None
         self.keys(
             data,
             path,
-            "a mapping",
+            "an sbom mapping" if sbom else "a mapping",
             ("id", "name", "registry", "repository", "image", "rule_set_ids", "allowlist_ids", "description"),
+            # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
+            lenient=sbom,
         )
         name = self.text(data, "name", path, "a mapping")
         what = f"mapping '{name}'"
+        # An SBOM mapping needs no selector (Enterprise applies it to every SBOM); one given is honoured.
         return MappingRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.text(data, "registry", path, what),
-            repository=self.text(data, "repository", path, what),
-            image=self.image_ref(data, path, what),
+            registry=self.text(data, "registry", path, what, required=not sbom, default="*"),
+            repository=self.text(data, "repository", path, what, required=not sbom, default="*"),
+            image=self.image_ref(data, path, what) if not sbom or "image" in data else ImageRef("tag", "*"),
             rule_set_ids=self.strings(data, "rule_set_ids", path, what),
-            allowlist_ids=self.strings(data, "allowlist_ids", path, what),
+            allowlist_ids=self.strings(data, "allowlist_ids", path, what, required=not sbom),
         )
 
     def selection(self, value: Any, path: tuple[Any, ...]) -> ImageSelectionRule | None:

@@ -9,7 +9,13 @@ Semantics follow anchore-engine's `bundles.py` (reference/anchore.md §5):
 * an allowlist item applies until `now >= expires_on`; an expired item is reported as expired;
 * a denylisted image is STOP (reason denylisted) whatever else matches; else an allowlisted image
   is GO (reason allowlisted); else the worst non-allowlisted rule action (reason policy_evaluation);
-* no matching mapping: GO, with a warning that nothing was evaluated.
+* no matching mapping: GO, with a warning that nothing was evaluated;
+* an image runs only `image` rule sets; an SBOM (`sbom:` source) runs the `sbom` rule sets its
+  first matching `sbom_mappings` entry names, or every `sbom` rule set when there are no sbom
+  mappings (as Enterprise 6 does), or, in a policy with no `sbom` rule sets, the image mappings;
+* a rule that cannot be evaluated (a regular expression that does not compile) reports one
+  finding with trigger id `evaluation_error` (anchore-engine's id for a failed trigger) and the
+  rule's action; no allowlist item covers it, so a broken check never passes silently.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from ci_gate.policy.documents import (
 )
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates._common import origin_of
-from ci_gate.policy.gates.interface import EvaluationContext, TriggerInput, VulnerabilityMatchProvider
+from ci_gate.policy.gates.interface import EvaluationContext, Fired, TriggerInput, VulnerabilityMatchProvider
 
 # --- image references and wildcard matching --------------------------------------------------------
 
@@ -99,7 +105,20 @@ def wildcard(pattern: str) -> re.Pattern[str]:
 
 
 def _matches(pattern: str, value: str) -> bool:
-    return pattern == value or bool(wildcard(pattern).match(value))
+    if pattern == value:
+        return True
+    try:
+        return bool(wildcard(pattern).match(value))
+    except re.error:
+        if pattern.startswith("regexp:"):
+            raise PolicyError(
+                f"the pattern {pattern!r} is not a valid regular expression; fix it in the policy"
+            ) from None
+        raise
+
+
+EVALUATION_ERROR_ID = "evaluation_error"
+"""The trigger id of a finding that says a rule could not be evaluated (anchore-engine's ErrorMatch id)."""
 
 
 def rule_matches(
@@ -168,12 +187,9 @@ def evaluate(policy: Policy, analysis: Analysis, options: EvaluationInput | None
         ),
         None,
     )
+    artifact_type, mappings = mappings_for_artifact(policy, analysis)
     mapping = next(
-        (
-            m
-            for m in policy.mappings
-            if rule_matches(m.registry, m.repository, m.image, tag, digest, image_id)
-        ),
+        (m for m in mappings if rule_matches(m.registry, m.repository, m.image, tag, digest, image_id)),
         None,
     )
 
@@ -194,6 +210,12 @@ def evaluate(policy: Policy, analysis: Analysis, options: EvaluationInput | None
                     f"mapping '{mapping.name}' names rule set '{rule_set_id}', which the policy "
                     "does not define"
                 )
+            if rule_set.artifact_type != artifact_type:
+                warnings.append(
+                    f"rule set '{rule_set.id}' (artifact_type {rule_set.artifact_type}) was skipped: "
+                    f"mapping '{mapping.name}' evaluates an {artifact_type}"
+                )
+                continue
             for rule in rule_set.rules:
                 fired = _run_rule(rule, rule_set.id, policy, context, warnings)
                 findings.extend(fired)
@@ -260,6 +282,8 @@ def _run_rule(
             f"rule '{rule.id}': {rule.gate}/{rule.trigger} needs Anchore's packages feed; not evaluated"
         )
         return []
+    if trigger.never_fires:
+        warnings.append(f"rule '{rule.id}': {rule.gate}/{rule.trigger} never fires here: {trigger.never_fires}")
     raw = dict(rule.params)
     params = {}
     for name, value in raw.items():
@@ -272,9 +296,14 @@ def _run_rule(
     try:
         fired_list = list(trigger.evaluate(call))
     except re.error as error:
-        raise PolicyError(
-            f"rule '{rule.id}' ({rule.gate}/{rule.trigger}): bad regular expression: {error}"
-        ) from None
+        # anchore-engine accepts the document and fails only this trigger; the failure is a
+        # finding with the rule's action, so the rule's author decides what an unchecked rule means.
+        problem = f"bad regular expression: {error}"
+        warnings.append(f"rule '{rule.id}' ({rule.gate}/{rule.trigger}) could not be evaluated: {problem}")
+        fired_list = [
+            Fired(message=f"Could not evaluate trigger {rule.gate}/{rule.trigger}: {problem}",
+                  instance_id=EVALUATION_ERROR_ID)
+        ]
     for fired in fired_list:
         findings.append(
             Finding(
@@ -302,7 +331,10 @@ def _item_expired(item: AllowlistItem, now: datetime) -> bool:
 
 
 def _item_matches(item: AllowlistItem, finding: Finding) -> bool:
-    return item.gate == finding.gate and _matches(item.trigger_id, finding.trigger_id)
+    try:
+        return item.gate == finding.gate and _matches(item.trigger_id, finding.trigger_id)
+    except (PolicyError, re.error):
+        return False  # an item whose regexp: does not compile excepts nothing (policy validate says so)
 
 
 def apply_allowlists(
@@ -324,6 +356,9 @@ def apply_allowlists(
             exact.setdefault((item.gate, item.trigger_id), (allowlist, item))
     result = []
     for finding in findings:
+        if finding.trigger_id == EVALUATION_ERROR_ID:
+            result.append(finding)  # a rule that could not be checked is never excepted
+            continue
         match = exact.get((finding.gate, finding.trigger_id))
         for candidate in patterns:
             # The first item in allowlist order wins, whether exact or wildcard.
@@ -366,16 +401,36 @@ def _with_allowlist(finding: Finding, allowlist: Allowlist, item: AllowlistItem)
     )
 
 
+def mappings_for_artifact(policy: Policy, analysis: Analysis) -> tuple[str, tuple[MappingRule, ...]]:
+    """(artifact type, the mappings that select its rule sets) for an image or an SBOM."""
+    if analysis.identity.scheme != "sbom":
+        return "image", policy.mappings
+    if policy.sbom_mappings:
+        return "sbom", policy.sbom_mappings
+    sbom_rule_sets = tuple(r.id for r in policy.rule_sets if r.artifact_type == "sbom")
+    if sbom_rule_sets:
+        # Enterprise 6 applies every sbom rule set when no sbom mapping selects among them.
+        return "sbom", (
+            MappingRule(
+                id="sbom-rule-sets",
+                name="every sbom rule set",
+                registry="*",
+                repository="*",
+                image=ImageRef("tag", "*"),
+                rule_set_ids=sbom_rule_sets,
+            ),
+        )
+    # A policy written for images only: an SBOM is checked with the image mappings and rule sets.
+    return "image", policy.mappings
+
+
 def mapping_for(policy: Policy, tag: str | None, analysis: Analysis) -> MappingRule | None:
     """The mapping that applies to an image (first match), for commands that explain a decision."""
     parsed = parse_tag(tag)
     digest = image_digest_of(analysis)
     image_id = analysis.identity.config_digest or ""
+    _, mappings = mappings_for_artifact(policy, analysis)
     return next(
-        (
-            m
-            for m in policy.mappings
-            if rule_matches(m.registry, m.repository, m.image, parsed, digest, image_id)
-        ),
+        (m for m in mappings if rule_matches(m.registry, m.repository, m.image, parsed, digest, image_id)),
         None,
     )

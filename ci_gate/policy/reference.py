@@ -25,6 +25,8 @@ def _trigger_title(gate: GateSpec, trigger: TriggerSpec) -> str:
         title += f" (also: {', '.join(trigger.aliases)})"
     if trigger.needs_feed:
         title += " [needs Anchore's packages feed: never fires in ci-gate]"
+    if trigger.never_fires:
+        title += f" [never fires in ci-gate: {trigger.never_fires}]"
     return title
 
 
@@ -58,6 +60,7 @@ def gates_markdown() -> str:
             out += [f"- **`{trigger.name}`**" + (f" (also `{'`, `'.join(trigger.aliases)}`)" if trigger.aliases
                                                   else "") + (" — needs Anchore's packages feed; never fires here"
                                                               if trigger.needs_feed else "")
+                    + (f" — never fires here: {trigger.never_fires}" if trigger.never_fires else "")
                     + f": {trigger.description}"]
             for parameter in trigger.parameters:
                 out.append(f"  - `{_parameter_line(parameter).split(' (', 1)[0]}` "

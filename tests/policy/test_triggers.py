@@ -512,6 +512,9 @@ CASES: list[tuple[str, str, str, dict[str, str] | None, Any, list[str]]] = [
             "'missing'"
         ],
     ),
+    # malware: ci-gate runs no scanner, so the image looks as it does to an engine with ClamAV off
+    ("malware scan not run", "malware", "scan_not_run", None, analysis(), ["No malware scans found for image"]),
+    ("malware scans never fire", "malware", "scans", None, analysis(), []),
     # passwd_file
     (
         "passwd not available",

@@ -117,11 +117,19 @@ class ParameterSpec:
             return f"must be a number, e.g. '7.5'; got {value!r}"
         if self.pattern and not re.match(self.pattern, value):
             return f"does not match {self.pattern}; got {value!r}"
-        if self.is_regex:
-            try:
-                re.compile(value)
-            except re.error as error:
-                return f"is not a valid regular expression ({error}); got {value!r}"
+        return None
+
+    def regex_problem(self, value: str) -> str | None:
+        """Why a regular-expression value does not compile, or None.
+
+        Kept apart from `check`: anchore-engine accepts such a document (the parameter is a plain
+        string to it) and only the rule fails when evaluated, so this is a warning, not an error."""
+        if not self.is_regex:
+            return None
+        try:
+            re.compile(value)
+        except re.error as error:
+            return f"is not a valid regular expression ({error}); got {value!r}"
         return None
 
     def parse(self, value: str) -> Any:
@@ -230,6 +238,8 @@ class TriggerSpec:
     """Other accepted names, e.g. the v1 `blacklist_usernames` for `denylist_usernames`."""
     needs_feed: bool = False
     """True when anchore-engine needs a vulnerability/package feed for it; without one it never fires."""
+    never_fires: str = ""
+    """Why this trigger can never fire here (e.g. ci-gate runs no malware scanner); validation warns."""
     cross_check: Callable[[Mapping[str, str]], list[str]] | None = field(
         default=None, compare=False, repr=False
     )

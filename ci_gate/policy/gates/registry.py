@@ -22,6 +22,7 @@ ANCHORE_GATES = (
     "vulnerabilities",
     "distro",
     "ancestry",
+    "malware",
 )
 EXTENSION_GATES = (
     "image_user",
@@ -55,7 +56,6 @@ END_OF_LIFE = {
 
 UNAVAILABLE = {
     "vulnerabilities": "the vulnerabilities gate is not part of this ci-gate build yet",
-    "malware": "ci-gate does not scan for malware",
 }
 """Known Anchore gates that cannot be evaluated here, with the reason."""
 
