@@ -1,9 +1,13 @@
 """Match an image's packages against the store.
 
 Distro packages are looked up in their distro release's ecosystem (`Debian:12`, `Alpine:v3.19`,
-`Ubuntu:22.04:LTS`, `Red Hat:enterprise_linux:9::...`, `Rocky Linux:9`, ...) by their binary name
-and by their SOURCE package (Debian's `Source:`, Alpine's origin, the source RPM), because that is
-what distro advisories name. Language packages are looked up in their ecosystem by its normalised
+`Ubuntu:22.04:LTS`, `Red Hat:enterprise_linux:9::...`, `Rocky Linux:9`, ...). Debian, Ubuntu and
+apk-based (Alpine, Wolfi, Chainguard) records name SOURCE packages (the OSV schema's rule for
+these ecosystems), so a dpkg or apk package is looked up by its source name only (Debian's
+`Source:`, the apk origin; the binary name when the package is its own source), as osv-scanner
+and trivy do: a record that names `zlib1g` is about a source package called `zlib1g`, not about
+the binary `zlib1g` built from `zlib`. RPM records name binary packages: an rpm is looked up by its
+name and by its source RPM's name. Language packages are looked up in their ecosystem by its normalised
 name (PEP 503 for PyPI, `@scope/name` for npm, `group:artifact` for Maven, module path for Go).
 
 A version is affected under OSV's rules (ossf/osv-schema "Evaluation"): listed in `versions[]`, or
@@ -32,6 +36,8 @@ from ci_gate.vulns.versions import comparator, scheme_for_ecosystem
 
 OS_PACKAGE_TYPES = frozenset({"deb", "apk", "rpm"})
 """syft's package types that belong to the operating system (Anchore's `os` package_type)."""
+SOURCE_NAMED_TYPES = frozenset({"deb", "apk"})
+"""Package types whose distro records (Debian, Ubuntu, Alpine, Wolfi, Chainguard) name source packages."""
 
 _LANGUAGE_ECOSYSTEMS = {
     "python": "PyPI", "npm": "npm", "java-archive": "Maven", "jenkins-plugin": "Maven", "go-module": "Go",
@@ -254,9 +260,18 @@ def distro_key(package: Package, distro: Distro | None, available: Sequence[str]
     if not version:
         return "no version"
     family = ecosystems[0]
-    names = [(normalize_name(family, package.name), "exact-direct-match")]
-    if source and normalize_name(family, source) != names[0][0]:
-        names.append((normalize_name(family, source), "exact-indirect-match"))
+    binary = normalize_name(family, package.name)
+    source_name = normalize_name(family, source) if source else ""
+    if package.type in SOURCE_NAMED_TYPES:
+        # Only the source name: dpkg omits `Source:` when it equals the package name.
+        if source_name and source_name != binary:
+            return LookupKey(ecosystems, ((source_name, "exact-indirect-match"),), source_version,
+                             scheme_for_ecosystem(family))
+        return LookupKey(ecosystems, ((binary, "exact-direct-match"),), source_version,
+                         scheme_for_ecosystem(family))
+    names = [(binary, "exact-direct-match")]
+    if source_name and source_name != binary:
+        names.append((source_name, "exact-indirect-match"))
     # The source name is looked up with the source version; both are usually the same.
     key_version = version if source_version == version else source_version
     return LookupKey(ecosystems, tuple(names), key_version, scheme_for_ecosystem(family))
