@@ -42,7 +42,8 @@ def _summary(location: str, counts: ImportCounts) -> None:
 
 @app.command("import")
 def import_command(
-    paths: Annotated[list[Path], typer.Argument(help="OSV all.zip files, folders of OSV JSON, or .json files.")],
+    paths: Annotated[list[Path], typer.Argument(help="OSV all.zip files, folders of OSV JSON, or .json files "
+                                                 "(CISA's known_exploited_vulnerabilities.json too).")],
     vuln_db: VulnDbOption = None,
     ecosystem: EcosystemOption = None,
 ) -> None:
@@ -109,6 +110,9 @@ def status_command(
     typer.echo(f"last update:    {status.updated_at or 'never'} (age {_age(age)})")
     typer.echo(f"newest record:  {status.newest_modified or '-'}")
     typer.echo(f"records:        {status.vulnerability_count} ({status.withdrawn_count} withdrawn)")
+    kev = (f"{status.kev_catalog_version} (released {status.kev_date_released}), {status.kev_count} CVEs"
+           if status.kev_catalog_version else "not imported (`ci-gate db import known_exploited_vulnerabilities.json`)")
+    typer.echo(f"CISA KEV:       {kev}")
     typer.echo("sources:")
     for source in status.sources:
         typer.echo(f"  {source.location}  imported {source.imported_at}, {source.records} records, "

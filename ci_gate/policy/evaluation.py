@@ -47,7 +47,13 @@ from ci_gate.policy.documents import (
 )
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates._common import origin_of
-from ci_gate.policy.gates.interface import EvaluationContext, Fired, TriggerInput, VulnerabilityMatchProvider
+from ci_gate.policy.gates.interface import (
+    EVALUATION_ERROR_ID,
+    EvaluationContext,
+    Fired,
+    TriggerInput,
+    VulnerabilityMatchProvider,
+)
 
 # --- image references and wildcard matching --------------------------------------------------------
 
@@ -116,9 +122,6 @@ def _matches(pattern: str, value: str) -> bool:
             ) from None
         raise
 
-
-EVALUATION_ERROR_ID = "evaluation_error"
-"""The trigger id of a finding that says a rule could not be evaluated (anchore-engine's ErrorMatch id)."""
 
 
 def rule_matches(

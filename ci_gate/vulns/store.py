@@ -7,6 +7,10 @@ files), so an air-gapped site can copy it as it is.
 Writes happen in one transaction per import (`StoreWriter`): SQLite's journal guarantees that an
 import which fails, is interrupted or is killed leaves the previous contents intact, and readers
 never see half an import.
+
+Schema 2 adds CISA's Known Exploited Vulnerabilities catalog (`known_exploited` and the `kev_*`
+meta keys). A schema 1 store is still read (it simply has no KEV catalog) and is migrated to
+schema 2 by the next import, in that import's transaction.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from typing import Any
 from ci_gate.errors import VulnerabilityDataError
 from ci_gate.vulns.records import AffectedPackage, Range, Severity, VulnerabilityRecord
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+READABLE_SCHEMA_VERSIONS = ("1", "2")
+"""Schema 1 lacks only the KEV catalog; the next import migrates it."""
 ENVIRONMENT_VARIABLE = "CI_GATE_VULN_DB"
 
 _SCHEMA = """
@@ -68,7 +74,18 @@ CREATE INDEX IF NOT EXISTS affected_by_vulnerability ON affected (vuln_id);
 CREATE TABLE IF NOT EXISTS aliases (alias TEXT NOT NULL, vuln_id TEXT NOT NULL, PRIMARY KEY (alias, vuln_id))
     WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS aliases_by_vulnerability ON aliases (vuln_id);
+CREATE TABLE IF NOT EXISTS known_exploited (
+    cve_id TEXT PRIMARY KEY,
+    date_added TEXT NOT NULL,
+    due_date TEXT NOT NULL,
+    ransomware TEXT NOT NULL,
+    vendor_project TEXT NOT NULL,
+    product TEXT NOT NULL,
+    name TEXT NOT NULL
+) WITHOUT ROWID;
 """
+
+KEV_META_KEYS = ("kev_catalog_version", "kev_date_released", "kev_count", "kev_source", "kev_imported_at")
 
 
 def default_path() -> Path:
@@ -124,6 +141,12 @@ class StoreStatus:
     sources: tuple[SourceStatus, ...]
     schema_version: str = SCHEMA_VERSION
     size_bytes: int = 0
+    kev_catalog_version: str = ""
+    """The imported CISA KEV catalog's `catalogVersion`; empty when none was imported."""
+    kev_date_released: str = ""
+    """The catalog's `dateReleased` (normalised UTC time)."""
+    kev_count: int = 0
+    """Entries (CVE ids) in the imported catalog."""
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds since the last import; None when nothing was ever imported."""
@@ -225,7 +248,7 @@ class VulnerabilityStore:
             raise VulnerabilityDataError(
                 f"{self.path} is not a ci-gate vulnerability store ({error}); re-create it with `ci-gate db import`"
             ) from None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             self._connection.close()
             raise VulnerabilityDataError(
                 f"{self.path} has store schema {version or 'unknown'}, this ci-gate reads {SCHEMA_VERSION}: "
@@ -287,6 +310,15 @@ class VulnerabilityStore:
                 result[row[0]] = _record_from_row(row, affected)
         return result
 
+    def known_exploited(self) -> KnownExploitedCatalog | None:
+        """The imported CISA KEV catalog, or None when none was imported (KEV checks cannot be made)."""
+        version = self._meta("kev_catalog_version")
+        if not version:
+            return None
+        ids = frozenset(row[0] for row in self._connection.execute("SELECT cve_id FROM known_exploited"))
+        return KnownExploitedCatalog(catalog_version=version, date_released=self._meta("kev_date_released"),
+                                     cve_ids=ids, source=self._meta("kev_source"))
+
     def record(self, identifier: str) -> VulnerabilityRecord | None:
         return self.records([identifier], with_affected=True).get(identifier)
 
@@ -335,7 +367,41 @@ class VulnerabilityStore:
             sources=sources,
             schema_version=self._meta("schema_version"),
             size_bytes=self.path.stat().st_size if self.path.exists() else 0,
+            kev_catalog_version=self._meta("kev_catalog_version"),
+            kev_date_released=self._meta("kev_date_released"),
+            kev_count=int(self._meta("kev_count") or 0),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KnownExploitedCatalog:
+    """CISA's Known Exploited Vulnerabilities catalog as imported: which CVEs are exploited in the wild."""
+
+    catalog_version: str
+    """`catalogVersion`, e.g. `2025.01.10`."""
+    date_released: str
+    """`dateReleased`, normalised UTC time."""
+    cve_ids: frozenset[str]
+    """Upper-case CVE ids."""
+    source: str = ""
+    """Where it was imported from."""
+
+    def lists(self, identifier: str) -> bool:
+        return identifier.upper() in self.cve_ids
+
+
+@dataclass(frozen=True, slots=True)
+class KnownExploitedEntry:
+    """One `vulnerabilities[]` entry of the KEV catalog (the fields ci-gate keeps)."""
+
+    cve_id: str
+    date_added: str = ""
+    due_date: str = ""
+    ransomware: str = ""
+    """`knownRansomwareCampaignUse`: Known or Unknown."""
+    vendor_project: str = ""
+    product: str = ""
+    name: str = ""
 
 
 @dataclass
@@ -378,6 +444,8 @@ class StoreWriter:
         self._pending: list[VulnerabilityRecord] = []
         self._counts = ImportCounts()
         self._open = False
+        self._synced_vulnerabilities = False
+        """True once an OSV source was imported: only then is `updated_at` (the feed's last sync) moved."""
 
     def __enter__(self) -> StoreWriter:
         connection = self._connection
@@ -397,6 +465,9 @@ class StoreWriter:
         if row is None:
             connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                    [("schema_version", SCHEMA_VERSION), ("built_at", utc_now())])
+        elif row[0] == "1":
+            # Migration 1 → 2: the schema statements above created the KEV table; nothing else changed.
+            connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
             self._abort()
             raise VulnerabilityDataError(
@@ -420,9 +491,11 @@ class StoreWriter:
             newest = self._connection.execute("SELECT COALESCE(MAX(modified), '') FROM vulnerabilities").fetchone()
             ecosystems = [row[0] for row in self._connection.execute(
                 "SELECT DISTINCT ecosystem FROM affected ORDER BY ecosystem")]
+            # A KEV-only import is no vulnerability sync: stale_feed_data must still see the old date.
+            synced = [("updated_at", utc_now())] if self._synced_vulnerabilities else []
             self._connection.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("updated_at", utc_now()), ("newest_modified", newest[0]), ("ecosystems", _dump(ecosystems))])
+                [*synced, ("newest_modified", newest[0]), ("ecosystems", _dump(ecosystems))])
             self._connection.execute("COMMIT")
             self._open = False
         except sqlite3.Error as failure:
@@ -504,7 +577,38 @@ class StoreWriter:
                 stored[record.id] = record.modified
         return stored
 
-    def record_source(self, location: str, counts: ImportCounts) -> None:
+    def replace_known_exploited(self, catalog: KnownExploitedCatalog, entries: Sequence[KnownExploitedEntry],
+                                counts: ImportCounts) -> None:
+        """Store a KEV catalog in place of the previous one, unless the stored one is newer.
+
+        The catalog is published whole, so it replaces rather than merges: a CVE CISA removed
+        stops counting as known exploited."""
+        counts.read += len(entries)
+        stored = self._connection.execute(
+            "SELECT value FROM meta WHERE key = 'kev_date_released'").fetchone()
+        if stored is not None and stored[0] > catalog.date_released:
+            counts.unchanged += len(entries)
+            counts.problems = [*(counts.problems or []),
+                               f"the store holds a newer KEV catalog (released {stored[0]}): kept it"][:20]
+            return
+        previous = {row[0] for row in self._connection.execute("SELECT cve_id FROM known_exploited")}
+        self._connection.execute("DELETE FROM known_exploited")
+        self._connection.executemany(
+            "INSERT OR REPLACE INTO known_exploited (cve_id, date_added, due_date, ransomware, vendor_project, "
+            "product, name) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e.cve_id, e.date_added, e.due_date, e.ransomware, e.vendor_project, e.product, e.name)
+             for e in entries])
+        current = {e.cve_id for e in entries}
+        counts.added += len(current - previous)
+        counts.unchanged += len(current & previous)
+        self._connection.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            list(zip(KEV_META_KEYS, (catalog.catalog_version, catalog.date_released, str(len(current)),
+                                     catalog.source, utc_now()), strict=True)))
+
+    def record_source(self, location: str, counts: ImportCounts, vulnerability_data: bool = True) -> None:
+        """Record an imported source; `vulnerability_data` False for a KEV catalog (no OSV records)."""
+        self._synced_vulnerabilities = self._synced_vulnerabilities or vulnerability_data
         self._connection.execute(
             "INSERT OR REPLACE INTO sources (location, imported_at, records, added, updated, unchanged, skipped, "
             "newest_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

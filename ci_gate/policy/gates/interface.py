@@ -50,6 +50,7 @@ from ci_gate.errors import PolicyError
 from ci_gate.model import Analysis, VulnerabilityDetail
 
 __all__ = [
+    "EVALUATION_ERROR_ID",
     "PARAMETER_TYPES",
     "EvaluationContext",
     "Fired",
@@ -73,6 +74,13 @@ PARAMETER_TYPES = (
     "FloatString",
 )
 """Every parameter value in a policy is a JSON string; the type says how it is read."""
+
+EVALUATION_ERROR_ID = "evaluation_error"
+"""The trigger id of a finding that says a rule could not be evaluated (anchore-engine's ErrorMatch id).
+
+A trigger that cannot check what its rule asks (a regular expression that does not compile, data
+the check needs and does not have) fires one `Fired` with this instance id; no allowlist item
+covers it, so an unchecked rule keeps its action."""
 
 _NUMBER_LIST = re.compile(r"^\s*(\s*(\d+)\s*,)*\s*(\d+){1}\s*$")
 _INTEGER = re.compile(r"^\s*[\d]+\s*$")

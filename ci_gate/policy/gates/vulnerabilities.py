@@ -1,7 +1,9 @@
 """vulnerabilities: CVE checks against the offline store (anchore-engine's gate, same triggers and ids).
 
-Triggers (reference/anchore.md §4): `package` with every anchore-engine parameter plus ci-gate's
-`package_origin` (base or app layers); `stale_feed_data`; `vulnerability_data_unavailable`;
+Triggers (reference/anchore.md §4): `package` with every anchore-engine parameter plus Enterprise's
+`known_exploited_vulnerability` (CISA KEV, from the catalog `ci-gate db import` stored; without one
+the rule reports an `evaluation_error` finding instead of passing) and ci-gate's `package_origin`
+(base or app layers); `stale_feed_data`; `vulnerability_data_unavailable`;
 `denylist` (v1 name `blacklist`). Trigger ids follow anchore-engine (§4.1) so allowlists written
 for Anchore carry over: `package` fires with `<vulnerability id>+<package name>` for OS packages
 and `<vulnerability id>+<jar/gem file name | npm directory | name-version>` for the others; the
@@ -22,7 +24,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import Any
 from ci_gate.errors import CiGateError
 from ci_gate.model import Analysis, VulnerabilityDetail
 from ci_gate.policy.gates.interface import (
+    EVALUATION_ERROR_ID,
     Fired,
     GateSpec,
     ParameterSpec,
@@ -40,7 +43,7 @@ from ci_gate.policy.gates.interface import (
 )
 from ci_gate.vulns.cvss import SEVERITIES
 from ci_gate.vulns.matching import MatchResult, SkippedPackage, VulnerabilityMatch
-from ci_gate.vulns.store import StoreStatus, parse_time
+from ci_gate.vulns.store import KnownExploitedCatalog, StoreStatus, parse_time
 
 VEX_ENVIRONMENT_VARIABLE = "CI_GATE_VEX"
 """VEX files (os.pathsep-separated) applied when the caller passes none explicitly."""
@@ -76,6 +79,8 @@ class VulnerabilityData:
     uncovered_distro: str = ""
     """Set when the store has no data for the image's distro release (e.g. `debian:12`)."""
     store_path: str = ""
+    known_exploited: KnownExploitedCatalog | None = None
+    """CISA's KEV catalog from the store; None when none was imported."""
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def matches(self) -> Sequence[VulnerabilityMatch]:
@@ -147,9 +152,10 @@ def make_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path |
         with VulnerabilityStore(path) as store:
             result = match_packages(analysis, store, vex_documents)
             ecosystems = store.ecosystems()
+            known_exploited = store.known_exploited()
     except CiGateError as error:
         return VulnerabilityData(unavailable_reason=str(error), store_path=str(path))
-    data = VulnerabilityData(result=result, store_path=str(path))
+    data = VulnerabilityData(result=result, store_path=str(path), known_exploited=known_exploited)
     os_packages = [p for p in analysis.packages if p.type in ("deb", "apk", "rpm")]
     if os_packages:
         skipped_os = [s for s in result.skipped if s.package.type in ("deb", "apk", "rpm")]
@@ -218,10 +224,27 @@ def _number(value: float | None) -> float:
 # --- triggers ----------------------------------------------------------------------------------
 
 
+def is_known_exploited(match: VulnerabilityMatch, reported_id: str, catalog: KnownExploitedCatalog) -> bool:
+    """Whether CISA lists the vulnerability a finding reports: its CVE id, else any CVE alias."""
+    if reported_id.upper().startswith("CVE-"):
+        return catalog.lists(reported_id)
+    return any(catalog.lists(i) for i in (match.vulnerability_id, *match.aliases) if i.upper().startswith("CVE-"))
+
+
 def _package(call: TriggerInput) -> Iterator[Fired]:
     data = _data(call)
     params = call.params
     now = call.context.now
+    kev_wanted = params.get("known_exploited_vulnerability")
+    if kev_wanted is not None and data.known_exploited is None:
+        # Fail closed: the rule asks about CISA KEV and there is nothing to ask.
+        yield Fired(
+            message="Could not evaluate trigger vulnerabilities/package: known_exploited_vulnerability needs "
+            "the CISA KEV catalog, which the vulnerability store does not have (import "
+            "known_exploited_vulnerabilities.json with `ci-gate db import`)",
+            instance_id=EVALUATION_ERROR_ID,
+        )
+        return
     package_type = params["package_type"]
     severity_index = SEVERITIES.index(params.get("severity", "unknown").lower())
     severity_compare = COMPARISONS[params.get("severity_comparison", ">")]
@@ -275,10 +298,19 @@ def _package(call: TriggerInput) -> Iterator[Fired]:
             continue
         if fix_available is not None and fix_available != match.fix_available:
             continue
-        yield from _package_fires(match, package_class, details)
+        kev_filter = None
+        if kev_wanted is not None and data.known_exploited is not None:
+            catalog = data.known_exploited
+
+            def kev_filter(reported: str, match: VulnerabilityMatch = match, catalog: KnownExploitedCatalog = catalog
+                           ) -> bool:
+                return is_known_exploited(match, reported, catalog) == kev_wanted
+
+        yield from _package_fires(match, package_class, details, kev_filter)
 
 
-def _package_fires(match: VulnerabilityMatch, package_class: str, details: Mapping[str, Any]) -> Iterator[Fired]:
+def _package_fires(match: VulnerabilityMatch, package_class: str, details: Mapping[str, Any],
+                   kev_filter: Callable[[str], bool] | None = None) -> Iterator[Fired]:
     package = match.package
     anchore_type = _ANCHORE_TYPES.get(package.type, package.type)
     shown_name = package.name if match.is_os else (_location(match) or f"{package.name}-{package.version}")
@@ -294,6 +326,8 @@ def _package_fires(match: VulnerabilityMatch, package_class: str, details: Mappi
                             "vendor_cvss_v3_impact_score"))
     location = match.package.locations[0] if match.package.locations else None
     for vulnerability_id in reported_ids(match):
+        if kev_filter is not None and not kev_filter(vulnerability_id):
+            continue
         link = match.url if vulnerability_id == match.vulnerability_id else _link_for(vulnerability_id, match)
         message = (f"{match.severity.upper()} Vulnerability found in {package_class} package type ({anchore_type}) - "
                    f"{shown_name} {fix_message}{score_message}{time_message}{vendor_message}"
@@ -415,6 +449,11 @@ GATE = GateSpec(
                 _score("vendor_cvss_v3_exploitability_score", "Vendor CVSS v3 exploitability sub score"),
                 _comparison("vendor_cvss_v3_impact_score", "vendor specified CVSS v3 impact sub score"),
                 _score("vendor_cvss_v3_impact_score", "Vendor CVSS v3 impact sub score"),
+                ParameterSpec("known_exploited_vulnerability", "BooleanString", "If true, only vulnerabilities "
+                              "CISA's Known Exploited Vulnerabilities catalog lists (by CVE id or alias); if false, "
+                              "only those it does not list. Needs the catalog (`ci-gate db import "
+                              "known_exploited_vulnerabilities.json`); without it the rule reports an evaluation "
+                              "error.", example="true"),
                 ParameterSpec("package_path_exclude", "string", "The regex to evaluate against the package path to "
                               "exclude vulnerabilities", example=r".*test\.jar*", is_regex=True),
                 ParameterSpec("package_origin", "EnumString", "ci-gate extension: only packages installed by the "

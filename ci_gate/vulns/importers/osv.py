@@ -1,5 +1,8 @@
 """Import OSV data as published: per-ecosystem `all.zip` exports, folders of OSV JSON, single files.
 
+A CISA KEV catalog (`known_exploited_vulnerabilities.json`) among them is recognised by its shape
+and stored as the store's KEV catalog (`ci_gate.vulns.importers.kev`).
+
 Streaming: one document is parsed at a time (a zip member, a file), records are written in
 batches, so memory stays flat whatever the export size. The whole import is one store
 transaction: a corrupt archive, an error or an interruption leaves the previous store intact.
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_gate.errors import VulnerabilityDataError
+from ci_gate.vulns.importers.kev import import_catalog, is_kev_catalog
 from ci_gate.vulns.importers.zipstream import ZipFormatError, read_members
 from ci_gate.vulns.records import InvalidRecord, from_osv, normalize_time
 from ci_gate.vulns.store import ImportCounts, StoreWriter, utc_now
@@ -105,6 +109,7 @@ _BATCH = 1000
 def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, bytes | None, str]],
                 imported_at: str, ecosystems: Sequence[str]) -> ImportCounts:
     counts = ImportCounts()
+    osv_documents = kev_catalogs = 0
     wanted = {e.lower() for e in ecosystems}
     batch: list[tuple[str, str, Any]] = []
 
@@ -143,6 +148,11 @@ def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, 
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             counts.note(f"{name}: not valid JSON ({error})")
             continue
+        if is_kev_catalog(document):
+            import_catalog(writer, name, document, location, counts)
+            kev_catalogs += 1
+            continue
+        osv_documents += 1
         try:
             if not isinstance(document, dict) or not isinstance(document.get("id"), str):
                 raise InvalidRecord("missing id")
@@ -157,7 +167,8 @@ def _import_one(writer: StoreWriter, location: str, source: Iterator[tuple[str, 
     if batch:
         convert(batch)
     writer.flush(counts)
-    writer.record_source(location, counts)
+    # A source that held only a KEV catalog is no vulnerability sync (stale_feed_data must not reset).
+    writer.record_source(location, counts, vulnerability_data=osv_documents > 0 or not kev_catalogs)
     return counts
 
 
