@@ -314,7 +314,7 @@ def _run_rule(
                 trigger=rule.trigger,
                 trigger_id=fired.instance_id or trigger_id(rule.gate, rule.trigger, fired.message),
                 action=rule.action,
-                message=fired.message,
+                message=fired.message if fired.shown_message is None else fired.shown_message,
                 rule_id=rule.id,
                 policy_id=policy.id,
                 rule_set_id=rule_set_id,

@@ -30,7 +30,7 @@ SEVERITY_SCORE = {"critical": 9.5, "high": 8.0, "medium": 5.5, "low": 2.0, "negl
 ACTION_RANK = {"STOP": 0, "WARN": 1, "GO": 2}
 
 SECRET_GATES = frozenset({"secret_scans"})
-"""Gates whose findings are about secrets: their messages are never shown, only rule/path/line/preview."""
+"""Gates whose findings are about secrets: described by rule/path/line/preview in ci-gate's own reports."""
 
 
 # --- the image -----------------------------------------------------------------------------------
@@ -255,11 +255,57 @@ def secret_summary(analysis: Analysis, finding: Finding) -> str:
     return text
 
 
-def finding_text(analysis: Analysis, finding: Finding) -> str:
-    """The finding's message as reports show it: redacted, and for secrets only rule/path/line/preview."""
-    if is_secret(finding):
-        return secret_summary(analysis, finding)
+_SECRET_FOUND = "Secret content search analyzer found regexp match in container: file={} regexp={}"
+_SECRET_NOT_FOUND = re.compile(
+    r"Secret content search analyzer did not find regexp match in container: filename_regex=\S* "
+    r"content_regex_name=\S*"
+)
+_PASSWD_ENTRY = re.compile(r"(?P<user>[^\s:'=]+):(?P<password>[^:\s']*):(?P<ids>\d+:\d+:)")
+_NO_PASSWORD = frozenset({"x", "*", "!", "!!", "!*", "*LK*", "*NP*", "", "****"})
+
+
+def _is_engine_secret_message(analysis: Analysis, finding: Finding) -> bool:
+    """True when a secret_scans message is exactly anchore-engine's: a path and a rule's NAME=REGEX."""
+    if _SECRET_NOT_FOUND.fullmatch(finding.message):
+        return True
+    return any(
+        finding.message == _SECRET_FOUND.format(s.path if s.path.startswith("/") else "/" + s.path, s.regex or s.rule)
+        for s in analysis.secrets
+    )
+
+
+def _mask_password_hashes(text: str) -> str:
+    """A passwd entry is no secret, but a password hash in its second field is: only that goes."""
+
+    def mask(match: re.Match[str]) -> str:
+        if match.group("password") in _NO_PASSWORD:
+            return match.group(0)
+        return f"{match.group('user')}:****:{match.group('ids')}"
+
+    return _PASSWD_ENTRY.sub(mask, text)
+
+
+def finding_message(analysis: Analysis, finding: Finding) -> str:
+    """The message as anchore-engine prints it, wherever it holds no secret; else made safe.
+
+    secret_scans: the engine's message names a path and a rule's NAME=REGEX, never the secret, so it
+    is shown byte for byte when it is exactly that (anything else gets the rule/path/preview summary).
+    passwd_file: the entry stays (`pentry=`), a password hash in it is masked. Other gates: the
+    generic redaction, which would mangle those two (`/etc/passwd: pentry=...`, `SECRET_KEY=(?i)...`)."""
+    gate = finding.gate.lower()
+    if gate == "secret_scans":
+        return finding.message if _is_engine_secret_message(analysis, finding) else secret_summary(analysis, finding)
+    if gate == "passwd_file":
+        return _mask_password_hashes(finding.message)
     return redact(finding.message)
+
+
+def finding_text(analysis: Analysis, finding: Finding) -> str:
+    """The finding's message as reports show it: a found secret as rule/path/line/preview, else the message."""
+    if is_secret(finding) and secret_for(analysis, finding) is not None:
+        return secret_summary(analysis, finding)
+    # e.g. secret_scans with match_type notfound: the engine's "did not find" message, not a secret.
+    return finding_message(analysis, finding)
 
 
 def finding_title(finding: Finding) -> str:

@@ -16,11 +16,12 @@ from ci_gate.model import Analysis, Evaluation, Finding, to_dict
 
 
 def _message(analysis: Analysis, finding: Finding) -> str:
+    """Anchore's message (byte for byte where it holds no secret): the field Anchore tooling reads."""
     try:
-        from ci_gate.reports.common import finding_text
+        from ci_gate.reports.common import finding_message
     except ImportError:  # the reports package is another stage's work; the message is already redacted
         return finding.message
-    return finding_text(analysis, finding)
+    return finding_message(analysis, finding)
 
 
 def _finding(analysis: Analysis, finding: Finding) -> dict[str, Any]:

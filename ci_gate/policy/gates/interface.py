@@ -216,6 +216,9 @@ class Fired:
 
     message: str
     """The exact message; for Anchore triggers byte-for-byte anchore-engine's (it feeds the md5 id)."""
+    shown_message: str | None = None
+    """The message to show when `message` holds a secret: the engine's message with only the secret
+    part replaced. The trigger id still hashes `message`, so allowlists keep matching."""
     instance_id: str | None = None
     """A trigger id that replaces the default md5 (e.g. `always`, `<rule id>+file://<path>`)."""
     path: str = ""

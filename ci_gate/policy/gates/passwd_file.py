@@ -1,7 +1,13 @@
-"""passwd_file: content checks on /etc/passwd (user names, ids, shells, whole entries)."""
+"""passwd_file: content checks on /etc/passwd (user names, ids, shells, whole entries).
+
+Messages are anchore-engine's, `pentry=` included: a passwd entry is no secret. The one exception
+is an entry that carries a password hash in its second field (instead of `x` and /etc/shadow):
+the message shown replaces only that field with `****`; the trigger id hashes the engine's message.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from ci_gate.policy.gates._common import passwd_entries
@@ -26,6 +32,19 @@ def _matches(call: TriggerInput, items: set[str], index: int | None) -> Iterator
             yield candidate, ":".join([user, *fields])
 
 
+_NO_PASSWORD = re.compile(r"^(x|\*|!|!!|!\*|\*LK\*|\*NP\*|)$")
+"""Second passwd fields that hold no password hash: `x` (see /etc/shadow), locked markers, empty."""
+
+
+def _fired(message: str, entry: str) -> Fired:
+    """A passwd finding; a password hash in the entry is masked in the message shown."""
+    fields = entry.split(":")
+    if len(fields) > 1 and not _NO_PASSWORD.match(fields[1]):
+        masked = ":".join([fields[0], "****", *fields[2:]])
+        return Fired(message=message, shown_message=message.replace(entry, masked), path="/etc/passwd")
+    return Fired(message=message, path="/etc/passwd")
+
+
 def _not_available(call: TriggerInput) -> Iterator[Fired]:
     if not passwd_entries(call.context):
         yield Fired(
@@ -35,42 +54,27 @@ def _not_available(call: TriggerInput) -> Iterator[Fired]:
 
 def _usernames(call: TriggerInput) -> Iterator[Fired]:
     for name, entry in _matches(call, set(call.params["user_names"]), -1):
-        yield Fired(
-            message=f"Blacklisted user '{name}' found in image's /etc/passwd: pentry={entry}",
-            path="/etc/passwd",
-        )
+        yield _fired(f"Blacklisted user '{name}' found in image's /etc/passwd: pentry={entry}", entry)
 
 
 def _userids(call: TriggerInput) -> Iterator[Fired]:
     for uid, entry in _matches(call, {str(x) for x in call.params["user_ids"]}, 1):
-        yield Fired(
-            message=f"Blacklisted uid '{uid}' found in image's /etc/passwd: pentry={entry}",
-            path="/etc/passwd",
-        )
+        yield _fired(f"Blacklisted uid '{uid}' found in image's /etc/passwd: pentry={entry}", entry)
 
 
 def _groupids(call: TriggerInput) -> Iterator[Fired]:
     for gid, entry in _matches(call, {str(x) for x in call.params["group_ids"]}, 2):
-        yield Fired(
-            message=f"Blacklisted gid '{gid}' found in image's /etc/passwd: pentry={entry}",
-            path="/etc/passwd",
-        )
+        yield _fired(f"Blacklisted gid '{gid}' found in image's /etc/passwd: pentry={entry}", entry)
 
 
 def _shells(call: TriggerInput) -> Iterator[Fired]:
     for shell, entry in _matches(call, set(call.params["shells"]), 5):
-        yield Fired(
-            message=f"Blacklisted shell '{shell}' found in image's /etc/passwd: pentry={entry}",
-            path="/etc/passwd",
-        )
+        yield _fired(f"Blacklisted shell '{shell}' found in image's /etc/passwd: pentry={entry}", entry)
 
 
 def _full_entry(call: TriggerInput) -> Iterator[Fired]:
     for _, entry in _matches(call, {call.params["entry"].strip()}, None):
-        yield Fired(
-            message=f"Blacklisted pentry '{entry}' found in image's /etc/passwd: pentry={entry}",
-            path="/etc/passwd",
-        )
+        yield _fired(f"Blacklisted pentry '{entry}' found in image's /etc/passwd: pentry={entry}", entry)
 
 
 GATE = GateSpec(
