@@ -285,8 +285,6 @@ def _run_rule(
             f"rule '{rule.id}': {rule.gate}/{rule.trigger} needs Anchore's packages feed; not evaluated"
         )
         return []
-    if trigger.never_fires:
-        warnings.append(f"rule '{rule.id}': {rule.gate}/{rule.trigger} never fires here: {trigger.never_fires}")
     raw = dict(rule.params)
     params = {}
     for name, value in raw.items():
