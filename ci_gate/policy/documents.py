@@ -403,6 +403,15 @@ class _Builder:
             result.append(value)
         return tuple(result)
 
+    def pattern(self, value: str, path: tuple[Any, ...], what: str, consequence: str) -> str:
+        """A `regexp:` pattern that does not compile: a warning (anchore-engine accepts the document)."""
+        if value.startswith("regexp:"):
+            try:
+                re.compile(value[len("regexp:") :])
+            except re.error as error:
+                self.warn(path, f"{what}: {value!r} is not a valid regular expression ({error}); {consequence}")
+        return value
+
     def unique(self, entries: list[tuple[str, tuple[Any, ...]]], what: str) -> None:
         seen: dict[str, tuple[Any, ...]] = {}
         for entry_id, path in entries:
@@ -770,6 +779,9 @@ class _Builder:
             for problem in trigger.cross_check(canonical):
                 self.error(path, f"{what}: {problem}")
                 ok = False
+        if ok and trigger.cross_warnings:
+            for problem in trigger.cross_warnings(canonical):
+                self.warn(path, f"{what}: {problem}")
         if ok and trigger.never_fires:
             self.warn(path, f"{what}: {gate_name}/{trigger.name} never fires here: {trigger.never_fires}")
         if ok and trigger.needs_feed:
@@ -828,7 +840,12 @@ class _Builder:
                 AllowlistItem(
                     id=item_id,
                     gate=gate_name.lower(),
-                    trigger_id=self.text(item, "trigger_id", item_path, f"allowlist item '{item_id}'"),
+                    trigger_id=self.pattern(
+                        self.text(item, "trigger_id", item_path, f"allowlist item '{item_id}'"),
+                        (*item_path, "trigger_id"),
+                        f"allowlist item '{item_id}'",
+                        "the item excepts nothing",
+                    ),
                     expires_on=expires,
                     expires_on_text=expires_text,
                     description=self.text(item, "description", item_path, "", required=False),
@@ -856,7 +873,8 @@ class _Builder:
         image_type = self.text(image, "type", (*path, "image"), f"the image of {what}")
         if image_type and image_type not in ("tag", "digest", "id"):
             self.error((*path, "image", "type"), f"{what}: image type must be tag, digest or id, got {image_type!r}")
-        return ImageRef(image_type, self.text(image, "value", (*path, "image"), f"the image of {what}"))
+        value = self.text(image, "value", (*path, "image"), f"the image of {what}")
+        return ImageRef(image_type, self.pattern(value, (*path, "image", "value"), what, _UNDECIDABLE))
 
     def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
         data = self.obj(value, path, "an sbom mapping" if sbom else "a mapping")
@@ -876,8 +894,10 @@ class _Builder:
         return MappingRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.text(data, "registry", path, what, required=not sbom, default="*"),
-            repository=self.text(data, "repository", path, what, required=not sbom, default="*"),
+            registry=self.pattern(self.text(data, "registry", path, what, required=not sbom, default="*"),
+                                  (*path, "registry"), what, _UNDECIDABLE),
+            repository=self.pattern(self.text(data, "repository", path, what, required=not sbom, default="*"),
+                                    (*path, "repository"), what, _UNDECIDABLE),
             image=self.image_ref(data, path, what) if not sbom or "image" in data else ImageRef("tag", "*"),
             rule_set_ids=self.strings(data, "rule_set_ids", path, what),
             allowlist_ids=self.strings(data, "allowlist_ids", path, what, required=not sbom),
@@ -898,10 +918,15 @@ class _Builder:
         return ImageSelectionRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.text(data, "registry", path, what),
-            repository=self.text(data, "repository", path, what),
+            registry=self.pattern(self.text(data, "registry", path, what), (*path, "registry"), what, _UNDECIDABLE),
+            repository=self.pattern(
+                self.text(data, "repository", path, what), (*path, "repository"), what, _UNDECIDABLE
+            ),
             image=self.image_ref(data, path, what),
         )
+
+
+_UNDECIDABLE = "an evaluation that reaches this rule stops with an error (which rules apply cannot be decided)"
 
 
 def _kind(value: Any) -> str:

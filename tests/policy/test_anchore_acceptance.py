@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from ci_gate.errors import PolicyError
 from ci_gate.policy.documents import POLICY_KEYS, check_text
 from ci_gate.reports.evaluation_json import render_evaluation_json
-from tests.policy.helpers import analysis, identity, policy_document, rule, run
+from tests.policy.helpers import analysis, dockerfile, identity, policy_document, rule, run
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
 
@@ -89,6 +90,22 @@ def test_a_regex_that_does_not_compile_fails_only_its_rule() -> None:
     assert error.message.startswith("Could not evaluate trigger files/name_match: bad regular expression")
     assert evaluation.final_action == "WARN"
     assert any("'broken' (files/name_match) could not be evaluated" in w for w in evaluation.warnings)
+
+
+def test_instruction_checks_the_engine_lets_pass_are_warnings() -> None:
+    no_value = rule("dockerfile", "instruction", {"instruction": "RUN", "check": "like"}, rule_id="no-value")
+    bad_like = rule("dockerfile", "instruction", {"instruction": "RUN", "check": "like", "value": "apt-get ("},
+                    rule_id="bad-like")
+    errors, warnings = problems(policy_document([no_value, bad_like]))
+    assert errors == []
+    assert warnings == [
+        "rule 'no-value': check 'like' needs a 'value' parameter; without it the rule never fires",
+        "rule 'bad-like': 'value' is not a valid regular expression for check 'like'; the rule reports an "
+        "evaluation error instead of checking anything",
+    ]
+    image = analysis(dockerfile=dockerfile("FROM debian:12", "RUN apt-get update"))
+    findings = run(policy_document([no_value, bad_like]), image).findings
+    assert [(f.rule_id, f.trigger_id) for f in findings] == [("bad-like", "evaluation_error")]
 
 
 def test_artifact_types_and_sbom_mappings_are_checked() -> None:
@@ -172,3 +189,18 @@ def test_the_evaluation_json_carries_engine_secret_scans_messages() -> None:
 def test_docs_list_every_top_level_field(key: str) -> None:
     section = DOCS.read_text().split("## Documents", 1)[1].split("\n## ", 1)[0]
     assert re.search(rf"`{key}`", section), key
+
+
+def test_regexp_patterns_that_do_not_compile() -> None:
+    document = with_allowlist([rule("always", "always")], [{"id": "i", "gate": "always", "trigger_id": "regexp:(al"}])
+    document["mappings"][0]["repository"] = "regexp:team/(app"
+    errors, warnings = problems(document)
+    assert errors == [] and len(warnings) == 2
+    assert "allowlist item 'i': 'regexp:(al' is not a valid regular expression" in warnings[0]
+    assert warnings[0].endswith("the item excepts nothing")
+    # Which mapping applies cannot be decided: the evaluation stops (exit 2), it does not guess.
+    with pytest.raises(PolicyError, match="'regexp:team/\\(app' is not a valid regular expression"):
+        run(document, analysis())
+    document["mappings"][0]["repository"] = "*"
+    [finding] = run(document, analysis()).findings
+    assert finding.allowlisted is None  # the broken item excepts nothing

@@ -218,14 +218,16 @@ GATE = GateSpec(
                 ),
                 ACTUAL_DOCKERFILE_ONLY,
             ),
-            cross_check=lambda raw: (
+            # anchore-engine accepts both (the rule then never fires, or errs when evaluated): warnings.
+            cross_warnings=lambda raw: (
                 (
                     [f"check '{raw['check']}' needs a 'value' parameter; without it the rule never fires"]
                     if raw.get("check") in _NEEDS_VALUE and "value" not in raw
                     else []
                 )
                 + (
-                    [f"'value' is not a valid regular expression for check '{raw['check']}'"]
+                    [f"'value' is not a valid regular expression for check '{raw['check']}'; the rule reports "
+                     "an evaluation error instead of checking anything"]
                     if raw.get("check") in ("like", "not_like") and not _compiles(raw.get("value", ""))
                     else []
                 )

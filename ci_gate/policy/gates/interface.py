@@ -255,6 +255,10 @@ class TriggerSpec:
         default=None, compare=False, repr=False
     )
     """Checks that involve several parameters (raw strings by canonical name); returns problems."""
+    cross_warnings: Callable[[Mapping[str, str]], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    """Like `cross_check`, for what anchore-engine accepts but what cannot work (validation warns)."""
     extension: bool = False
     """True for a ci-gate trigger that Anchore does not have."""
 
