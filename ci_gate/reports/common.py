@@ -257,8 +257,8 @@ def secret_summary(analysis: Analysis, finding: Finding) -> str:
 
 _SECRET_FOUND = "Secret content search analyzer found regexp match in container: file={} regexp={}"
 _SECRET_NOT_FOUND = re.compile(
-    r"Secret content search analyzer did not find regexp match in container: filename_regex=\S* "
-    r"content_regex_name=\S*"
+    r"Secret content search analyzer did not find regexp match in container: filename_regex=.* "
+    r"content_regex_name=.*"
 )
 _PASSWD_ENTRY = re.compile(r"(?P<user>[^\s:'=]+):(?P<password>[^:\s']*):(?P<ids>\d+:\d+:)")
 _NO_PASSWORD = frozenset({"x", "*", "!", "!!", "!*", "*LK*", "*NP*", "", "****"})
