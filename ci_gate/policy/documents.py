@@ -441,14 +441,18 @@ class _Builder:
         name = self.text(root, "name", (), "the policy", required=original == "v2", default=policy_id)
         version = self.text(root, "version", (), "the policy")
         self.version(version, ("version",), original)
-        rule_sets = [
-            self.rule_set(v, ("rule_sets", i), original)
-            for i, v in enumerate(self.items(root, "rule_sets", (), "the policy"))
-        ]
-        allowlists = [
-            self.allowlist(v, ("allowlists", i), original)
-            for i, v in enumerate(self.items(root, "allowlists", (), "the policy", required=False))
-        ]
+        # Where each rule set's and allowlist's problems are: a v1 bundle's unreferenced ones are only warned about.
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        rule_sets = []
+        for i, v in enumerate(self.items(root, "rule_sets", (), "the policy")):
+            start = len(self.problems)
+            rule_sets.append(self.rule_set(v, ("rule_sets", i), original))
+            spans[("rule set", _entry_id(v))] = (start, len(self.problems))
+        allowlists = []
+        for i, v in enumerate(self.items(root, "allowlists", (), "the policy", required=False)):
+            start = len(self.problems)
+            allowlists.append(self.allowlist(v, ("allowlists", i), original))
+            spans[("allowlist", _entry_id(v))] = (start, len(self.problems))
         mappings = [
             self.mapping(v, ("mappings", i)) for i, v in enumerate(self.items(root, "mappings", (), "the policy"))
         ]
@@ -505,6 +509,8 @@ class _Builder:
                     f"rule set '{rule_set.id}' has artifact_type source: ci-gate evaluates images and SBOMs, "
                     "never source repositories, so it is never evaluated here",
                 )
+        if original == "v1":
+            self.excuse_unreferenced(spans, mappings)
         if any(p.severity == "error" for p in self.problems):
             return None
         return Policy(
@@ -523,6 +529,25 @@ class _Builder:
             document=root,
             warnings=tuple(self.warnings),
         )
+
+    def excuse_unreferenced(
+        self, spans: dict[tuple[str, str], tuple[int, int]], mappings: list[MappingRule | None]
+    ) -> None:
+        """anchore-engine builds only the policies and whitelists a mapping names: the problems of
+        the others do not stop it. They are warnings here, and those entries are never evaluated."""
+        referenced = {("rule set", i) for m in mappings if m for i in m.rule_set_ids}
+        referenced |= {("allowlist", i) for m in mappings if m for i in m.allowlist_ids}
+        for (kind, entry_id), (start, end) in spans.items():
+            if (kind, entry_id) in referenced:
+                continue
+            for index in range(start, end):
+                problem = self.problems[index]
+                if problem.severity != "error":
+                    continue
+                message = (f"{problem.message} (in {kind} '{entry_id}', which no mapping names: anchore-engine does "
+                           "not check it, and it is never evaluated)")
+                self.problems[index] = Problem(message, problem.line, problem.column, "warning")
+                self.warnings.append(message)
 
     def version(self, version: str, path: tuple[Any, ...], original: str) -> None:
         accepted = ("1_0",) if original == "v1" else ("2", "v2", "V2")
@@ -927,6 +952,10 @@ class _Builder:
 
 
 _UNDECIDABLE = "an evaluation that reaches this rule stops with an error (which rules apply cannot be decided)"
+
+
+def _entry_id(value: Any) -> str:
+    return str(value.get("id", "")) if isinstance(value, dict) else ""
 
 
 def _kind(value: Any) -> str:

@@ -204,3 +204,24 @@ def test_regexp_patterns_that_do_not_compile() -> None:
     document["mappings"][0]["repository"] = "*"
     [finding] = run(document, analysis()).findings
     assert finding.allowlisted is None  # the broken item excepts nothing
+
+
+def test_a_v1_bundle_policy_no_mapping_names_is_not_checked_as_the_engine_does_not() -> None:
+    broken_policy = {"id": "old", "version": "1_0", "rules": [
+        {"gate": "no_such_gate", "trigger": "x", "action": "STOP", "params": []},
+        {"gate": "anchoresec", "trigger": "VULNHIGH", "action": "STOP", "params": []}]}
+    broken_whitelist = {"id": "old-wl", "version": "1_0", "items": [
+        {"id": "i", "gate": "always", "trigger_id": "x", "expires_on": "2020-10-15"}]}
+    bundle = {"id": "b", "version": "1_0", "mappings": [
+        {"name": "m", "registry": "*", "repository": "*", "image": {"type": "tag", "value": "*"},
+         "policy_id": "used", "whitelist_ids": []}],
+        "policies": [{"id": "used", "version": "1_0", "rules": [
+            {"gate": "always", "trigger": "always", "action": "WARN", "params": []}]}, broken_policy],
+        "whitelists": [broken_whitelist]}
+    policy, found = check_text(json.dumps(bundle), "b.json", strict=True)
+    assert policy is not None and [p.severity for p in found] == ["warning"] * 3
+    assert all("which no mapping names: anchore-engine does not check it" in p.message for p in found)
+    assert [f.rule_id for f in run(bundle, analysis()).findings] == ["used-rule-0"]
+    bundle["mappings"][0]["policy_id"] = "old"  # once a mapping names it, its problems are errors again
+    errors, _ = problems(bundle)
+    assert any("unknown gate 'no_such_gate'" in e for e in errors)
