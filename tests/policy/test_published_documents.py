@@ -28,6 +28,23 @@ SUID_PATHS = {"/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/expi
               "/usr/bin/mount", "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount",
               "/usr/sbin/unix_chkpwd", "/var/local", "/var/mail"}
 """The setuid/setgid files of Debian bookworm minbase, as the documents' allowlists list them."""
+ENGINE_SUID_IDS = {
+    "/usr/bin/chage": "75d08d8c7b064bbd44f2f524c924d17b",
+    "/usr/bin/chfn": "6329fe232b699ab5b4c9002b9f1b1f9e",
+    "/usr/bin/chsh": "e56b64c2a7d254d4174ecaed69899327",
+    "/usr/bin/expiry": "eec438eed6560f1ea7792b726009538e",
+    "/usr/bin/gpasswd": "c2e44319ae5b3b040044d8ae116d1c2f",
+    "/usr/bin/mount": "698044205a9c4a6d48b7937e66a6bf4f",
+    "/usr/bin/newgrp": "463a9a24225c26f7a5bf3f38908e5cb3",
+    "/usr/bin/passwd": "bcd159901fe47efddae5c095b4b0d7fd",
+    "/usr/bin/su": "320a97c6816565eedf3545833df99dd0",
+    "/usr/bin/umount": "e7573262736ef52353cde3bae2617782",
+    "/var/local": "4f9abc83a7a1c95e222b659e0fab27fa",
+    "/var/mail": "da870e801836e419385f2f300713cf7f",
+}
+"""Trigger ids that a real anchore-engine produced, as Anchore's policy hub CIS bundle 1.13.0 lists them
+in its `DEB SUID Files` and `RHEL SUID Files` whitelists (anchore/hub sources/bundles): the same files
+on the Debian image must get exactly these ids here."""
 
 
 def engine_id(gate: str, trigger: str, message: str) -> str:
@@ -131,6 +148,8 @@ def test_cis_style_bundle_on_the_debian_app_image(debian_app_oci: OciImage, vuln
     assert {f["path"] for f in suid} == SUID_PATHS
     assert all(f["allowlisted"] and f["allowlist_match"]["id"] == "deb-suid" for f in suid)
     assert all(f["trigger_id"] == engine_id("files", "suid_or_guid_set", f["message"]) for f in suid)
+    by_path = {f["path"]: f["trigger_id"] for f in suid}
+    assert {path: by_path[path] for path in ENGINE_SUID_IDS} == ENGINE_SUID_IDS
     [notfound] = [f for f in findings(evaluation, "secret_scans") if f["rule_id"] == "cis-expect-secret"]
     assert notfound["message"] == ("Secret content search analyzer did not find regexp match in container: "
                                    "filename_regex=* content_regex_name=AWS_SECRET_KEY")
