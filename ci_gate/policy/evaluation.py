@@ -123,7 +123,6 @@ def _matches(pattern: str, value: str) -> bool:
         raise
 
 
-
 def rule_matches(
     registry_pattern: str, repository: str, image: ImageRef, tag: ImageTag, image_digest: str, image_id: str
 ) -> bool:
