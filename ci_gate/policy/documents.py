@@ -502,6 +502,12 @@ class _Builder:
                             f"not define{_nearest(allowlist_id, allowlist_ids)}; defined: "
                             f"{', '.join(sorted(allowlist_ids)) or 'none'}",
                         )
+        if self.items(root, "source_mappings", (), "the policy", required=False):
+            self.warn(
+                ("source_mappings",),
+                "source_mappings select rule sets for source repositories, which ci-gate never evaluates: "
+                "they are ignored",
+            )
         for index, rule_set in enumerate(rule_sets):
             if rule_set is not None and rule_set.artifact_type == "source":
                 self.warn(

@@ -120,6 +120,13 @@ def test_artifact_types_and_sbom_mappings_are_checked() -> None:
     assert any("gate 'files' reads image content an SBOM does not carry" in w for w in warnings)
     document["sbom_mappings"] = [{"id": "s", "name": "sboms", "rule_set_ids": ["missing"]}]
     assert any("mapping 'sboms' names rule set 'missing'" in e for e in problems(document)[0])
+    document = policy_document([rule("always", "always")], source_mappings=[{"id": "src", "name": "repos"}])
+    document["rule_sets"][0]["artifact_type"] = "source"
+    document["mappings"][0]["rule_set_ids"] = []
+    errors, warnings = problems(document)
+    assert errors == []
+    assert any(w.startswith("source_mappings select rule sets for source repositories") for w in warnings)
+    assert any("has artifact_type source: ci-gate evaluates images and SBOMs" in w for w in warnings)
 
 
 def _two_kinds() -> dict[str, Any]:
