@@ -179,7 +179,7 @@ def test_killed_import_leaves_a_usable_store(tmp_path: Path, store_path: Path) -
 
 
 def test_missing_and_foreign_store_files(tmp_path: Path) -> None:
-    with pytest.raises(VulnerabilityDataError, match="absent.sqlite does not exist: create it with `ci-gate db"):
+    with pytest.raises(VulnerabilityDataError, match=r"absent\.sqlite does not exist: create it with `ci-gate db"):
         VulnerabilityStore(tmp_path / "absent.sqlite")
     (tmp_path / "junk.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(VulnerabilityDataError, match="not a ci-gate vulnerability store"):
