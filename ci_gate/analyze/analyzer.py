@@ -98,11 +98,14 @@ def options_fingerprint(options: AnalyzeOptions) -> str:
     """What besides the image changes an analysis: the tool version and every content input."""
     parts = [__version__, REDACTION_VERSION, str(options.base_image or "")]
     for extra in (options.dockerfile, options.secret_rules):
+        # The path as given and the content: the analysis names the Dockerfile's path (SARIF and the
+        # annotations point at it), and a new Dockerfile must be judged, never the old one's result.
+        parts.append(str(extra) if extra is not None else "")
         if extra is not None:
             try:
                 parts.append(Path(extra).read_text(encoding="utf-8", errors="replace"))
-            except OSError:
-                parts.append(str(extra))
+            except OSError as error:
+                parts.append(f"unreadable: {error.strerror}")
     parts.append(repr(sorted(options.content_searches.items())))
     parts.append(repr(options.retrieve_files))
     return "\x00".join(parts)
