@@ -437,10 +437,12 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+            # On stderr: stdout is the data (`ci-gate analyze -o json > sbom.json` must hold only JSON).
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                      TimeRemainingColumn(), transient=True)
+                                      TimeRemainingColumn(), transient=True, console=Console(stderr=True))
             self._progress.start()
             total = sum(blob.size for blob in self.raw.layers) or None
             self._task = self._progress.add_task("analyzing", total=total)
