@@ -210,13 +210,14 @@ def _interrupted_exit(signal_number: int) -> None:
     """One line and 128+N. Worker threads (layer readers, servers) must not hold the process open."""
     import signal
 
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    sys.stderr.write("ci-gate: interrupted\n")
-    sys.stderr.flush()
-    # Further signals while leaving would print a second traceback.
+    # A second Ctrl-C while leaving must not print a traceback or a second line.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.write("ci-gate: interrupted\n")
+        sys.stderr.flush()
     os._exit(128 + signal_number)
 
 
