@@ -132,3 +132,14 @@ def test_vex_not_affected_suppresses_the_match_and_says_so(tmp_path: Path, store
     text = report.read_text()
     assert "CVE-2023-5363+libssl3" not in text
     assert "vulnerable_code_not_in_execute_path" in text
+
+
+def test_a_bad_store_is_reported_before_the_image_is_read(tmp_path: Path) -> None:
+    # Checked before the (slow) analysis: the image here does not even exist, and the store is named.
+    missing = tmp_path / "missing.sqlite"
+    result = _gate(f"oci-dir:{tmp_path / 'no-image'}", "--vuln-db", str(missing), "--no-cache",
+                   env={"CI_GATE_VULN_DB": ""})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"ci-gate: error: --vuln-db {missing} does not exist: create it with "
+                                          f"`ci-gate db import OSV-DATA --vuln-db {missing}` or `ci-gate db update "
+                                          f"--vuln-db {missing}`, or correct the path"]
