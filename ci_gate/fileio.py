@@ -61,7 +61,8 @@ def append_output(path: Path | str, data: bytes | str) -> None:
         with _socket_writer(target) as out:
             out.write(payload)
         return
-    _make_parents(Path(os.path.realpath(target)), target)
+    if kind == "missing":
+        _make_parents(Path(os.path.realpath(target)), target)
     try:
         with open(target, "ab") as out:
             out.write(payload)
