@@ -100,7 +100,7 @@ class RegistryServer:
             "  storagedriver: {enabled: false}",
         ]
         if self.username is not None and self.password is not None:
-            hashed = subprocess.run(["htpasswd", "-Bbn", self.username, self.password], check=True,
+            hashed = subprocess.run([require_tool("htpasswd"), "-Bbn", self.username, self.password], check=True,
                                     capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
             htpasswd = self.workdir / "htpasswd"
             htpasswd.write_text(hashed)

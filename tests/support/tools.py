@@ -21,6 +21,9 @@ INSTALL_HINTS = {
     "gitlab-ci-local": "npm install --prefix ~/.cache/ci-gate-tools gitlab-ci-local@4.73.0 and put its "
                        "node_modules/.bin on PATH",
     "npm": "apt-get install -y npm",
+    "rpm": "apt-get install -y rpm",
+    "rpmbuild": "apt-get install -y rpm",
+    "objcopy": "apt-get install -y binutils",
 }
 
 
