@@ -259,7 +259,8 @@ def main(arguments: list[str] | None = None) -> None:
         if _is_usage_error(error):
             # One line, like every other error: "No such option: --x", "Missing argument 'IMAGE'".
             message = escape_control(error.format_message())  # type: ignore[attr-defined]
-            typer.echo(f"ci-gate: error: {message} (see ci-gate --help)", err=True)
+            if message.strip():  # empty when the help was shown instead (`ci-gate` with no arguments)
+                typer.echo(f"ci-gate: error: {message} (see ci-gate --help)", err=True)
             sys.exit(EXIT_ERROR)
         if debug:
             traceback.print_exc()
