@@ -202,8 +202,8 @@ def _internal_error_line(error: BaseException) -> str:
         detail = f": module {error.name!r} is missing (reinstall ci-gate with its dependencies: pip install ci-gate)"
     elif isinstance(error, OSError) and error.filename:
         detail = f": {error.strerror or 'error'}: {error.filename}"
-    return (f"ci-gate: internal error: {type(error).__name__}{detail} (rerun with --debug for a traceback, and "
-            "please report it)")
+    return (f"ci-gate: internal error: {type(error).__name__}{escape_control(detail)} (rerun with --debug for a "
+            "traceback, and please report it)")
 
 
 def _interrupted_exit(signal_number: int) -> None:
