@@ -61,6 +61,11 @@ def serve(
         raise UsageError("ci-gate serve needs the server extra: pip install 'ci-gate[server]'") from None
     from ci_gate.cli import source_options
     from ci_gate.server.app import ServerConfig
+    from ci_gate.vulns.store import check_store_file, locate
+
+    store_path, origin = locate(vuln_db)
+    if origin != "default":  # a store that was named must be readable before the first image is gated
+        check_store_file(store_path, origin)
     from ci_gate.server.app import serve as run_server
     from ci_gate.sources.registry_auth import registry_allowlist
 

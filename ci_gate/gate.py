@@ -6,16 +6,14 @@ flags or prints tables: `run_gate` returns a `GateResult` that the CLI renders.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ci_gate.errors import PublishError, ReportError, UsageError
+from ci_gate.errors import PublishError, UsageError
+from ci_gate.fileio import write_output
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.sources.interface import SourceOptions
 
@@ -119,24 +117,8 @@ def _write_reports(result_evaluation: Evaluation, analysis: Analysis, targets: R
     from ci_gate.reports.evaluation_json import render_evaluation_json
 
     document = render_evaluation_json(result_evaluation, analysis)
-    _write_atomic(Path(targets.json), json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write_output(Path(targets.json), json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return [Path(targets.json)]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as error:
-        raise ReportError(f"cannot write {path}: {error.strerror} (does the folder exist?)") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise ReportError(f"cannot write {path}: {error.strerror}") from None
 
 
 def _publish(evaluation: Evaluation, analysis: Analysis, mode: str, targets: ReportTargets) -> list[str]:

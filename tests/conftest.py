@@ -27,6 +27,7 @@ from tests.support.oci import OciImage  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 from tests.support.syft import run_syft_json  # noqa: E402
 from tests.support.tiny import build_tiny_image  # noqa: E402
+from tests.support.tools import MissingTool  # noqa: E402
 
 
 def _skips_fail() -> bool:
@@ -37,9 +38,13 @@ def _skips_fail() -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
-    """With CI=true, a skipped test is reported as failed (set CI_GATE_ALLOW_SKIPS=1 to allow)."""
+    """A missing tool is a one-line skip naming it and how to get it; with CI=true, a skipped test is
+    reported as failed (set CI_GATE_ALLOW_SKIPS=1 to allow)."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(MissingTool):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
     if report.skipped and not hasattr(report, "wasxfail") and _skips_fail():
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"

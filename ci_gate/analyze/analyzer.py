@@ -98,11 +98,14 @@ def options_fingerprint(options: AnalyzeOptions) -> str:
     """What besides the image changes an analysis: the tool version and every content input."""
     parts = [__version__, REDACTION_VERSION, str(options.base_image or "")]
     for extra in (options.dockerfile, options.secret_rules):
+        # The path as given and the content: the analysis names the Dockerfile's path (SARIF and the
+        # annotations point at it), and a new Dockerfile must be judged, never the old one's result.
+        parts.append(str(extra) if extra is not None else "")
         if extra is not None:
             try:
                 parts.append(Path(extra).read_text(encoding="utf-8", errors="replace"))
-            except OSError:
-                parts.append(str(extra))
+            except OSError as error:
+                parts.append(f"unreadable: {error.strerror}")
     parts.append(repr(sorted(options.content_searches.items())))
     parts.append(repr(options.retrieve_files))
     return "\x00".join(parts)
@@ -434,10 +437,12 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+            # On stderr: stdout is the data (`ci-gate analyze -o json > sbom.json` must hold only JSON).
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                      TimeRemainingColumn(), transient=True)
+                                      TimeRemainingColumn(), transient=True, console=Console(stderr=True))
             self._progress.start()
             total = sum(blob.size for blob in self.raw.layers) or None
             self._task = self._progress.add_task("analyzing", total=total)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 from ci_gate.errors import UsageError
-from ci_gate.fileio import atomic_text_writer, write_atomic
+from ci_gate.fileio import STDOUT, text_output, write_output
 from ci_gate.model import Analysis, to_dict, write_json
 from ci_gate.redaction import terminal_line
 
@@ -33,21 +32,15 @@ def render_analysis_text(analysis: Analysis, output: str) -> str:
 
 
 def render_analysis(analysis: Analysis, output: str, file: Path | None) -> None:
+    """Write the analysis to `file` (the one output writer: devices, FIFOs and links are safe), else stdout."""
+    target: Path | str = file if file is not None else STDOUT
     if output == "json":
         # Streamed: the files list of a large image never exists as one string.
-        if file is not None:
-            with atomic_text_writer(file) as out:
-                write_json(analysis, out)
-                out.write("\n")
-        else:
-            write_json(analysis, sys.stdout)
-            sys.stdout.write("\n")
+        with text_output(target) as out:
+            write_json(analysis, out)
+            out.write("\n")
         return
-    text = render_analysis_text(analysis, output)
-    if file is not None:
-        write_atomic(file, text)
-    else:
-        sys.stdout.write(text)
+    write_output(target, render_analysis_text(analysis, output))
 
 
 def render_table(analysis: Analysis) -> str:

@@ -40,12 +40,22 @@ def vulnerability_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequen
     return provider
 
 
+def _check_named_store(vuln_db: Path | None) -> None:
+    """A store named by --vuln-db or $CI_GATE_VULN_DB must open (VulnerabilityDataError, exit 2, if not)."""
+    from ci_gate.vulns.store import VulnerabilityStore, locate
+
+    if locate(vuln_db)[1] != "default":
+        VulnerabilityStore(vuln_db).close()
+
+
 class LocalBackend(Backend):
     name = "local"
 
     def run(self, request: BackendRequest, progress: bool = False) -> BackendResult:
-        # The policy is checked before the (slow) analysis so a typo fails in milliseconds.
+        # The policy and a named vulnerability store are checked before the (slow) analysis, so a typo
+        # fails in milliseconds.
         policy = load_policy(request.policy)
+        _check_named_store(request.vuln_db)
         from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
 
         analysis = analyze_image(

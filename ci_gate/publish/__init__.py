@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ci_gate.errors import ReportError
+from ci_gate.fileio import append_output
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish import github, gitlab
 from ci_gate.publish.interface import (
@@ -102,11 +104,10 @@ def publish_comment(
     ci_gate_output = environment.get("CI_GATE_OUTPUT")
     if ci_gate_output:
         try:
-            with Path(ci_gate_output).open("a", encoding="utf-8") as handle:
-                for name, value in outputs.items():
-                    handle.write(f"{name.upper().replace('-', '_')}={' '.join(value.split())}\n")
-        except OSError as error:
-            notes.append(f"could not write CI_GATE_OUTPUT {ci_gate_output}: {error.strerror or error}")
+            append_output(Path(ci_gate_output), "".join(
+                f"{name.upper().replace('-', '_')}={' '.join(value.split())}\n" for name, value in outputs.items()))
+        except ReportError as error:
+            notes.append(f"could not write CI_GATE_OUTPUT: {error}")
 
     if mode == "off":
         return notes
@@ -169,14 +170,14 @@ def _github_extras(
         try:
             github.write_step_summary(Path(summary_path), render_markdown(evaluation, analysis, "summary"))
             summary_written = True
-        except OSError as error:
-            notes.append(f"could not write GITHUB_STEP_SUMMARY: {error.strerror or error}")
+        except (OSError, ReportError) as error:
+            notes.append(f"could not write GITHUB_STEP_SUMMARY: {getattr(error, 'strerror', None) or error}")
     output_path = env.get("GITHUB_OUTPUT")
     if output_path:
         try:
             github.write_outputs(Path(output_path), outputs)
-        except OSError as error:
-            notes.append(f"could not write GITHUB_OUTPUT: {error.strerror or error}")
+        except (OSError, ReportError) as error:
+            notes.append(f"could not write GITHUB_OUTPUT: {getattr(error, 'strerror', None) or error}")
     github.emit_annotations(github.annotation_lines(evaluation, analysis), out)
     return summary_written
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import requests
 
+from ci_gate.fileio import append_output
 from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.interface import Comment, PublishDenied
@@ -171,16 +172,16 @@ def write_step_summary(path: Path, markdown: str) -> None:
         data = data[: max(room - len(note), 0)].decode("utf-8", errors="ignore").encode("utf-8") + note
         if room <= len(note):
             return  # another summary already filled this step's allowance
-    with path.open("ab") as stream:
-        stream.write(data)
+    append_output(path, data)
 
 
 def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
     """Append step outputs in the `name<<DELIMITER` form, safe for any value."""
-    with path.open("a", encoding="utf-8") as stream:
-        for name, value in outputs.items():
-            delimiter = f"ghadelimiter_{secrets.token_hex(8)}"
-            stream.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    lines = []
+    for name, value in outputs.items():
+        delimiter = f"ghadelimiter_{secrets.token_hex(8)}"
+        lines.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    append_output(path, "".join(lines))
 
 
 def gate_outputs(evaluation: Evaluation, reports: Mapping[str, Path | None]) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """Report formats: each a pure function of (Evaluation, Analysis) in its own module.
 
-`write_reports` renders the formats the user asked for and writes each file atomically (a
-temporary file in the same directory, then `os.replace`), so a CI system never picks up half a
-report, and a failed run never leaves a stale file looking fresh.
+`write_reports` renders the formats the user asked for and writes each through the one output
+writer (`ci_gate.fileio`): a regular file is replaced atomically, so a CI system never picks up half
+a report; a device, FIFO or link is written through, never replaced.
 
 | target        | module              | function                      |
 |---------------|---------------------|-------------------------------|
@@ -17,23 +17,20 @@ report, and a failed run never leaves a stale file looking fresh.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ci_gate.errors import ReportError
+from ci_gate.fileio import write_output
 from ci_gate.model import Analysis, Evaluation, to_dict
 from ci_gate.reports.common import finding_text
 
 if TYPE_CHECKING:
     from ci_gate.gate import ReportTargets
 
-__all__ = ["render_json", "write_atomic", "write_reports"]
+__all__ = ["render_json", "write_reports"]
 
 
 def render_json(evaluation: Evaluation, analysis: Analysis) -> Any:
@@ -56,7 +53,7 @@ def _json_text(document: Any) -> str:
 
 
 def write_reports(evaluation: Evaluation, analysis: Analysis, targets: ReportTargets) -> list[Path]:
-    """Render and atomically write every report in `targets`; return the paths written, in order."""
+    """Render and write every report in `targets` (`ci_gate.fileio`); return the paths written, in order."""
     from ci_gate.reports.codequality import render_codequality
     from ci_gate.reports.gitlab import render_container_scanning
     from ci_gate.reports.junit import render_junit
@@ -76,33 +73,7 @@ def write_reports(evaluation: Evaluation, analysis: Analysis, targets: ReportTar
     for path, render in renderers:
         if path is None:
             continue
-        write_atomic(Path(path), render())
+        write_output(Path(path), render())
         written.append(Path(path))
     return written
 
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and `os.replace`."""
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as error:
-        raise ReportError(
-            f"cannot write report {path}: {error.strerror or error}; "
-            "check that the directory exists and is writable"
-        ) from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise ReportError(
-            f"cannot write report {path}: {error.strerror or error}; check free space and permissions"
-        ) from None

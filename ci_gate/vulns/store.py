@@ -96,10 +96,54 @@ def default_path() -> Path:
 
 def resolve_path(explicit: Path | str | None = None) -> Path:
     """The store file: the explicit path, else $CI_GATE_VULN_DB, else the default."""
+    return locate(explicit)[0]
+
+
+def locate(explicit: Path | str | None = None) -> tuple[Path, str]:
+    """The store file and how it was chosen: `--vuln-db`, `$CI_GATE_VULN_DB` or `default`.
+
+    Only the default may be absent (then the policy's vulnerability_data_unavailable rule decides);
+    a location the user gave must hold a store, or the gate cannot check what was asked (exit 2)."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit), "--vuln-db"
     from_environment = os.environ.get(ENVIRONMENT_VARIABLE)
-    return Path(from_environment) if from_environment else default_path()
+    if from_environment:
+        return Path(from_environment), f"${ENVIRONMENT_VARIABLE}"
+    return default_path(), "default"
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_store_file(path: Path, origin: str = "--vuln-db") -> None:
+    """Fail closed on a store location that cannot be read as a store: one line naming it and the fix.
+
+    The schema itself is checked when the store is opened (`VulnerabilityStore`)."""
+    given = f"{origin} {path}" if origin != "default" else f"the vulnerability store {path}"
+    create = f"`ci-gate db import OSV-DATA --vuln-db {path}` or `ci-gate db update --vuln-db {path}`"
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise VulnerabilityDataError(f"{given} does not exist: create it with {create}, or correct the path"
+                                     ) from None
+    except OSError as error:
+        raise VulnerabilityDataError(f"cannot read {given}: {error.strerror or error}; fix the path or its "
+                                     "permissions") from None
+    if path.is_dir():
+        raise VulnerabilityDataError(f"{given} is a directory, not a store file: give the store file itself "
+                                     f"(e.g. {path / 'vulns.sqlite'})")
+    if not path.is_file():
+        raise VulnerabilityDataError(f"{given} is not a regular file: give the store file written by {create}")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise VulnerabilityDataError(f"cannot read {given}: {error.strerror or error}; fix its permissions or "
+                                     "choose another --vuln-db") from None
+    if header != SQLITE_HEADER:
+        kind = "an empty file" if status.st_size == 0 else "not an SQLite database"
+        raise VulnerabilityDataError(f"{given} is not a ci-gate vulnerability store ({kind}): point --vuln-db "
+                                     f"at the store file, or create one with {create}")
 
 
 def utc_now() -> str:
@@ -212,12 +256,13 @@ _RECORD_COLUMNS = "id, modified, published, withdrawn, aliases, summary, severit
 _AFFECTED_COLUMNS = "ecosystem, name, normalized_name, severity, spec"
 
 
-def _connect(path: Path, create: bool) -> sqlite3.Connection:
-    if not create and not path.is_file():
-        raise VulnerabilityDataError(
-            f"no vulnerability data at {path}: run `ci-gate db import PATH` (offline) or `ci-gate db update`, "
-            f"or point --vuln-db / ${ENVIRONMENT_VARIABLE} at a store")
-    if create:
+def _connect(path: Path, create: bool, origin: str = "--vuln-db") -> sqlite3.Connection:
+    if not create:
+        check_store_file(path, origin)
+    else:
+        if path.is_dir():
+            raise VulnerabilityDataError(f"--vuln-db {path} is a directory: give the path of the store file "
+                                         f"(e.g. {path / 'vulns.sqlite'})")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -239,8 +284,8 @@ class VulnerabilityStore:
     """Read access to a store file. Use as a context manager or call `close()`."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.path = resolve_path(path)
-        self._connection = _connect(self.path, create=False)
+        self.path, origin = locate(path)
+        self._connection = _connect(self.path, create=False, origin=origin)
         try:
             version = self._meta("schema_version")
         except sqlite3.DatabaseError as error:
@@ -250,6 +295,11 @@ class VulnerabilityStore:
             ) from None
         if version not in READABLE_SCHEMA_VERSIONS:
             self._connection.close()
+            if version.isdigit() and int(version) > int(SCHEMA_VERSION):
+                raise VulnerabilityDataError(
+                    f"{self.path} was written by a newer ci-gate (store schema {version}; this one reads "
+                    f"{SCHEMA_VERSION}): upgrade ci-gate, or re-create the store with this version's `ci-gate db "
+                    "import`")
             raise VulnerabilityDataError(
                 f"{self.path} has store schema {version or 'unknown'}, this ci-gate reads {SCHEMA_VERSION}: "
                 "re-create it with `ci-gate db import` or `ci-gate db update`")

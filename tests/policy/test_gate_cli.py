@@ -108,7 +108,7 @@ def test_warn_passes_unless_fail_on_warn(images: dict[str, OciImage], tmp_path: 
 def test_settings_from_ci_gate_yaml(images: dict[str, OciImage], tmp_path: Path) -> None:
     (tmp_path / ".ci-gate.yaml").write_text(yaml.safe_dump({"policy": "builtin:cis", "fail_on": "warn",
                                                             "image": f"oci-dir:{images['good'].path}"}))
-    result = _gate(cwd=tmp_path, env={"CI_GATE_VULN_DB": str(tmp_path / "no-store.sqlite")})
+    result = _gate(cwd=tmp_path, env={"XDG_DATA_HOME": str(tmp_path / "no-store-here")})  # no store at all
     assert "policy ci-gate cis" in result.stdout
     # fail_on warn from the file; without vulnerability data cis warns (CIS 4.4)
     assert result.returncode == 1, result.stdout

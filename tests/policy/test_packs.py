@@ -17,6 +17,13 @@ FRESH_AND_CLEAN = VulnerabilityData(result=MatchResult(matches=(), store_status=
     newest_modified="2026-06-01T05:00:00Z", vulnerability_count=1000, withdrawn_count=0, ecosystems=(), sources=())))
 """A vulnerability store synced six hours before NOW that knows no vulnerability of the image."""
 
+STALE_AND_UNCOVERED = VulnerabilityData(result=MatchResult(matches=(), store_status=StoreStatus(
+    path="vulns.sqlite", built_at="2025-01-01T00:00:00Z", updated_at="2025-01-02T00:00:00.000000Z",
+    newest_modified="2025-01-01T00:00:00Z", vulnerability_count=10, withdrawn_count=0, ecosystems=(), sources=())),
+    uncovered_distro="debian:12")
+"""A store that exists but was last updated long before NOW and holds nothing for the image's distro:
+stale_feed_data fires only on data that exists and is old, vulnerability_data_unavailable on the gap."""
+
 UBI = "registry1.dso.mil/ironbank/redhat/ubi/ubi9@sha256:" + "e" * 64
 LABELS = {f"org.opencontainers.image.{key}": "x" for key in ("title", "description", "licenses", "vendor", "version")}
 
@@ -68,8 +75,9 @@ PASSING = analysis(
 @pytest.mark.parametrize("pack", ["dod", "cis", "default"])
 def test_pack_fails_every_rule_on_the_failing_image(pack: str) -> None:
     policy = load_policy(f"builtin:{pack}", strict=True)
-    # No vulnerability data at all: the data rules fire; `package` rules need matches (tested with the gate).
-    evaluation = evaluate(policy, FAILING, EvaluationInput(tag="docker.io/team/app:1", now=NOW))
+    # Old data without the distro: both data rules fire; `package` rules need matches (tested with the gate).
+    evaluation = evaluate(policy, FAILING, EvaluationInput(tag="docker.io/team/app:1", now=NOW,
+                                                           vulnerabilities=STALE_AND_UNCOVERED))
     rules = {rule.id for rule_set in policy.rule_sets for rule in rule_set.rules
              if (rule.gate, rule.trigger) != ("vulnerabilities", "package")}
     fired = {finding.rule_id for finding in evaluation.findings}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,10 @@ def _fixture(directory: Path) -> None:
 
 
 def _run(directory: Path) -> subprocess.CompletedProcess[str]:
+    # The analysis cache of `image:` cases goes next to the test's folder, never into ~/.cache/ci-gate.
+    environment = {**os.environ, "CI_GATE_CACHE_DIR": str(directory.parent / "ci-gate-cache")}
     return subprocess.run([sys.executable, "-m", "ci_gate.cli", "policy", "test", str(directory)],
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=120, check=False, env=environment)
 
 
 def test_passing_cases(tmp_path: Path) -> None:
@@ -83,11 +86,14 @@ def test_bad_case_files_exit_2(tmp_path: Path) -> None:
 def test_case_on_an_image(tmp_path: Path) -> None:
     from tests.support.oci import TarItem, build_oci_layout
 
-    build_oci_layout(tmp_path / "img", [[TarItem("etc/", kind="dir", mode=0o755),
-                                         TarItem("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")]],
+    cases = tmp_path / "cases"
+    build_oci_layout(cases / "img", [[TarItem("etc/", kind="dir", mode=0o755),
+                                      TarItem("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")]],
                      tag="t", config={"User": "0:0"})
-    (tmp_path / "cases.yaml").write_text(yaml.safe_dump({"cases": [
+    (cases / "cases.yaml").write_text(yaml.safe_dump({"cases": [
         {"name": "uid 0 is root", "image": "oci-dir:img", "policy": "builtin:default",
          "expect": {"final_action": "WARN", "findings": [{"rule_id": "default-root-user"}]}}]}))
-    result = _run(tmp_path)
+    result = _run(cases)
     assert result.returncode == 0, result.stdout + result.stderr
+    # The analysis was cached in this test's folder (CI_GATE_CACHE_DIR), not in the user's ~/.cache/ci-gate.
+    assert len(list((tmp_path / "ci-gate-cache" / "analysis").glob("*.json"))) == 1

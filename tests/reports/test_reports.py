@@ -23,7 +23,7 @@ from ci_gate.errors import ReportError
 from ci_gate.gate import ReportTargets
 from ci_gate.reports import junit as junit_module
 from ci_gate.reports import sarif as sarif_module
-from ci_gate.reports import write_atomic, write_reports
+from ci_gate.reports import write_reports
 from ci_gate.reports.codequality import render_codequality
 from ci_gate.reports.gitlab import SCHEMA_VERSION, render_container_scanning
 from ci_gate.reports.junit import render_junit
@@ -338,17 +338,6 @@ def test_write_reports_writes_every_target_atomically(evaluation, analysis, tmp_
     assert (out / "junit.xml").read_text().startswith("<?xml")
     json.loads((out / "ci-gate.sarif").read_text())
     json.loads((out / "ci-gate.json").read_text())
-
-
-def test_write_atomic_keeps_the_old_file_when_it_cannot_write(tmp_path):
-    target = tmp_path / "report.json"
-    target.write_text("old")
-    blocked = tmp_path / "not-a-dir"
-    blocked.write_text("file")
-    with pytest.raises(ReportError, match="cannot write report"):
-        write_atomic(blocked / "x.json", "new")
-    write_atomic(target, "new")
-    assert target.read_text() == "new"
 
 
 def test_image_key_never_holds_tag_digest_or_scheme():

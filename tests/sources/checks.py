@@ -11,6 +11,7 @@ from pathlib import Path
 import zstandard
 
 from ci_gate.sources.interface import LayerBlob, RawImage
+from tests.support.tools import require_tool
 
 
 def stored_digest(blob: LayerBlob) -> str:
@@ -52,8 +53,7 @@ def assert_layers_verify(image: RawImage) -> None:
 
 def skopeo_digest(reference: str) -> str:
     """`skopeo inspect --format {{.Digest}}` — the manifest digest as the real tool sees it."""
-    skopeo = shutil.which("skopeo")
-    assert skopeo is not None
+    skopeo = require_tool("skopeo")
     return subprocess.run([skopeo, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", reference],
                           capture_output=True, text=True, check=True, timeout=120).stdout.strip()
 

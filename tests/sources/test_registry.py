@@ -178,34 +178,54 @@ def test_credentials_from_options(auth_registry: RegistryServer, tiny_oci: OciIm
     image.close()
 
 
-def test_credentials_from_environment(auth_registry: RegistryServer, tiny_pushed_auth: str,
+def _reads_the_image(reference: str, options: SourceOptions, expected: OciImage) -> None:
+    """The pull worked: the manifest is the pushed one and every layer verifies (not just "no exception")."""
+    image = open_image(f"registry:{reference}", options)
+    try:
+        assert image.manifest_digest == expected.manifest_digest
+        assert [layer.digest for layer in image.layers] == list(expected.layer_digests)
+        assert_layers_verify(image)
+    finally:
+        image.close()
+
+
+def _refused_without_credentials(reference: str) -> None:
+    """The control: with no credential source at all the same pull is refused, so the source above was used."""
+    with pytest.raises(SourceError, match="requires credentials"):
+        open_image(f"registry:{reference}", SourceOptions()).close()
+
+
+def test_credentials_from_environment(auth_registry: RegistryServer, tiny_oci: OciImage, tiny_pushed_auth: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _refused_without_credentials(tiny_pushed_auth)
     monkeypatch.setenv("CI_GATE_REGISTRY_USERNAME", str(auth_registry.username))
     monkeypatch.setenv("CI_GATE_REGISTRY_PASSWORD", str(auth_registry.password))
     monkeypatch.setenv("CI_GATE_REGISTRY_HOST", auth_registry.host)
-    open_image(f"registry:{tiny_pushed_auth}", SourceOptions()).close()
+    _reads_the_image(tiny_pushed_auth, SourceOptions(), tiny_oci)
 
 
-def test_credentials_from_registry_auth_file(auth_registry: RegistryServer, tiny_pushed_auth: str,
+def test_credentials_from_registry_auth_file(auth_registry: RegistryServer, tiny_oci: OciImage, tiny_pushed_auth: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     assert auth_registry.auth_file is not None
+    _refused_without_credentials(tiny_pushed_auth)
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_registry.auth_file))
-    open_image(f"registry:{tiny_pushed_auth}", SourceOptions()).close()
+    _reads_the_image(tiny_pushed_auth, SourceOptions(), tiny_oci)
 
 
-def test_credentials_from_docker_config_auths(auth_registry: RegistryServer, tiny_pushed_auth: str,
+def test_credentials_from_docker_config_auths(auth_registry: RegistryServer, tiny_oci: OciImage, tiny_pushed_auth: str,
                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _refused_without_credentials(tiny_pushed_auth)
     encoded = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode()).decode()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"auths": {f"https://{auth_registry.host}": {"auth": encoded}}}))
-    open_image(f"registry:{tiny_pushed_auth}", SourceOptions(docker_config=str(config))).close()
+    _reads_the_image(tiny_pushed_auth, SourceOptions(docker_config=str(config)), tiny_oci)
     # $DOCKER_CONFIG/config.json, with username/password fields instead of `auth`.
     folder = tmp_path / "docker"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {
         "username": auth_registry.username, "password": auth_registry.password}}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(folder))
-    open_image(f"registry:{tiny_pushed_auth}", SourceOptions()).close()
+    _reads_the_image(tiny_pushed_auth, SourceOptions(), tiny_oci)
 
 
 def _helper(folder: Path, name: str, username: str, secret: str) -> Path:
@@ -222,19 +242,19 @@ def _helper(folder: Path, name: str, username: str, secret: str) -> Path:
     return script
 
 
-def test_credentials_from_a_credential_helper(auth_registry: RegistryServer, tiny_pushed_auth: str,
+def test_credentials_from_a_credential_helper(auth_registry: RegistryServer, tiny_oci: OciImage, tiny_pushed_auth: str,
                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_folder = tmp_path / "bin"
     _helper(bin_folder, "citest", str(auth_registry.username), str(auth_registry.password))
     monkeypatch.setenv("PATH", f"{bin_folder}{os.pathsep}{os.environ['PATH']}")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"credHelpers": {auth_registry.host: "citest"}}))
-    open_image(f"registry:{tiny_pushed_auth}", SourceOptions(docker_config=str(config))).close()
+    _reads_the_image(tiny_pushed_auth, SourceOptions(docker_config=str(config)), tiny_oci)
     assert (bin_folder / "asked-citest").read_text().strip() == auth_registry.host
     # credsStore is the fallback for every registry.
     config.write_text(json.dumps({"credsStore": "citest"}))
     (bin_folder / "asked-citest").unlink()
-    open_image(f"registry:{tiny_pushed_auth}", SourceOptions(docker_config=str(config))).close()
+    _reads_the_image(tiny_pushed_auth, SourceOptions(docker_config=str(config)), tiny_oci)
     assert (bin_folder / "asked-citest").read_text().strip() == auth_registry.host
 
 

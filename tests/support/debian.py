@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tests.support import oci
 from tests.support.cache import cached, key_of
+from tests.support.tools import require_tool
 
 __all__ = [
     "APP_CONFIG",
@@ -72,6 +73,7 @@ def debian_mirror() -> str:
 
 def _run(command: list[str], **options: object) -> None:
     """Run a build step; on failure show its output tail (these tools print nothing secret)."""
+    require_tool(command[0])  # a missing debootstrap is a skip naming it (a failure in CI), not FileNotFoundError
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             check=False, **options)  # type: ignore[call-overload]
     if result.returncode != 0:

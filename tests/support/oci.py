@@ -510,9 +510,9 @@ def build_image_index(
 
 def run_skopeo(arguments: Sequence[str], *, secret: str | None = None, timeout: float = 300) -> str:
     """Run skopeo; on failure raise SkopeoError with its stderr, never echoing `secret`."""
-    skopeo = shutil.which("skopeo")
-    if skopeo is None:
-        raise SkopeoError("skopeo is not installed; run `apt-get install -y skopeo` (see .ci/run)")
+    from tests.support.tools import require_tool  # here: examples/build_images.py uses this module alone
+
+    skopeo = require_tool("skopeo")
     result = subprocess.run([skopeo, *arguments], capture_output=True, text=True, timeout=timeout,
                             stdin=subprocess.DEVNULL, check=False)
     if result.returncode != 0:

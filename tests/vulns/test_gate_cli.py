@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -46,10 +47,12 @@ def _gate(*arguments: str, env: dict[str, str] | None = None) -> subprocess.Comp
 @pytest.mark.parametrize("with_store", [True, False])
 def test_gate_with_and_without_vulnerability_data(tmp_path: Path, store_path: Path, with_store: bool) -> None:
     root = _rootfs(tmp_path / "rootfs")
-    store = store_path if with_store else tmp_path / "missing.sqlite"
     report = tmp_path / "evaluation.json"
-    result = _gate(f"dir:{root}", "--policy", str(_policy(tmp_path / "policy.json")), "--vuln-db", str(store),
-                   "--json", str(report), "--no-cache", env={"CI_GATE_VULN_DB": ""})
+    # Without a store: nothing named, and nothing at the default location (only that may be absent).
+    store = ["--vuln-db", str(store_path)] if with_store else []
+    result = _gate(f"dir:{root}", "--policy", str(_policy(tmp_path / "policy.json")), *store,
+                   "--json", str(report), "--no-cache",
+                   env={"CI_GATE_VULN_DB": "", "XDG_DATA_HOME": str(tmp_path / "empty-data-home")})
     text = report.read_text()
     if with_store:
         assert result.returncode == 1, result.stderr
@@ -57,6 +60,60 @@ def test_gate_with_and_without_vulnerability_data(tmp_path: Path, store_path: Pa
     else:
         assert result.returncode == 0, result.stderr
         assert "Distro-specific feed data not found for distro namespace: debian:12" in text
+
+
+def _future_schema_store(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes())
+    with sqlite3.connect(target) as connection:
+        connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    connection.close()
+    return target
+
+
+def _foreign_sqlite(target: Path) -> Path:
+    with sqlite3.connect(target) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.close()
+    return target
+
+
+BAD_STORES = {
+    "missing": (lambda tmp, store: tmp / "missing.sqlite", "does not exist: create it with `ci-gate db import"),
+    "directory": (lambda tmp, store: tmp, "is a directory, not a store file"),
+    "readme": (lambda tmp, store: _write(tmp / "README.md", "# not a store\n"), "not an SQLite database"),
+    "empty": (lambda tmp, store: _write(tmp / "empty.sqlite", ""), "(an empty file)"),
+    "foreign-sqlite": (lambda tmp, store: _foreign_sqlite(tmp / "other.sqlite"), "not a ci-gate vulnerability store"),
+    "future-schema": (lambda tmp, store: _future_schema_store(store, tmp / "future.sqlite"),
+                      "written by a newer ci-gate (store schema 99; this one reads 1): upgrade ci-gate"),
+}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_STORES))
+@pytest.mark.parametrize("given_by", ["flag", "environment"])
+def test_a_named_store_that_cannot_be_used_fails_closed(tmp_path: Path, store_path: Path, kind: str,
+                                                         given_by: str) -> None:
+    """Never a silent pass without the data that was asked for: exit 2, one line naming the path and the fix."""
+    root = _rootfs(tmp_path / "rootfs")
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    make, expected = BAD_STORES[kind]
+    bad = make(stores, store_path)
+    report = tmp_path / "evaluation.json"
+    flag = ["--vuln-db", str(bad)] if given_by == "flag" else []
+    result = _gate(f"dir:{root}", "--policy", str(_policy(tmp_path / "policy.json")), *flag, "--json", str(report),
+                   "--no-cache", env={"CI_GATE_VULN_DB": str(bad) if given_by == "environment" else "",
+                                      "XDG_DATA_HOME": str(tmp_path / "data-home")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ci-gate: error: ") and str(bad) in lines[0] and expected in lines[0], lines[0]
+    assert not report.exists()
+    assert "GO" not in result.stdout
 
 
 def test_vex_not_affected_suppresses_the_match_and_says_so(tmp_path: Path, store_path: Path) -> None:
@@ -75,3 +132,14 @@ def test_vex_not_affected_suppresses_the_match_and_says_so(tmp_path: Path, store
     text = report.read_text()
     assert "CVE-2023-5363+libssl3" not in text
     assert "vulnerable_code_not_in_execute_path" in text
+
+
+def test_a_bad_store_is_reported_before_the_image_is_read(tmp_path: Path) -> None:
+    # Checked before the (slow) analysis: the image here does not even exist, and the store is named.
+    missing = tmp_path / "missing.sqlite"
+    result = _gate(f"oci-dir:{tmp_path / 'no-image'}", "--vuln-db", str(missing), "--no-cache",
+                   env={"CI_GATE_VULN_DB": ""})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"ci-gate: error: --vuln-db {missing} does not exist: create it with "
+                                          f"`ci-gate db import OSV-DATA --vuln-db {missing}` or `ci-gate db update "
+                                          f"--vuln-db {missing}`, or correct the path"]

@@ -158,20 +158,29 @@ def test_killed_import_leaves_a_usable_store(tmp_path: Path, store_path: Path) -
                 "affected": [{"package": {"ecosystem": "npm", "name": f"pkg{number}"},
                               "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0.0"}]}]}]}))
     journal = store_path.with_name(store_path.name + "-journal")
+    # A second source that never ends: a FIFO whose only writer (this test) never writes. The import
+    # writes the zip's records, then waits on it inside its transaction, so it is certainly still
+    # running, half-way, when it is killed (no timing guess: a fast runner cannot finish first).
+    never_ending = tmp_path / "more.json"
+    os.mkfifo(never_ending)
+    writer = os.open(never_ending, os.O_RDWR)  # keeps the FIFO open: the import's read blocks, never sees EOF
     process = subprocess.Popen([sys.executable, "-m", "ci_gate.cli", "db", "import", "--vuln-db", str(store_path),
-                                str(archive)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                str(archive), str(never_ending)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         # Wait until the import has written into the store (the rollback journal holds the old pages).
         while time.monotonic() < deadline and process.poll() is None:
             if journal.exists() and journal.stat().st_size > 0:
-                time.sleep(0.3)
                 break
             time.sleep(0.01)
-        assert process.poll() is None, "the import finished before it could be interrupted"
+        assert process.poll() is None, "the import ended before it could be interrupted"
+        assert journal.exists() and journal.stat().st_size > 0, "the import never wrote into the store"
         os.kill(process.pid, signal.SIGKILL)
     finally:
+        process.kill()
         process.wait()
+        os.close(writer)
     assert _snapshot(store_path) == before
     with VulnerabilityStore(store_path) as store:
         assert store.affected("npm", ["pkg10"]) == []
@@ -179,7 +188,7 @@ def test_killed_import_leaves_a_usable_store(tmp_path: Path, store_path: Path) -
 
 
 def test_missing_and_foreign_store_files(tmp_path: Path) -> None:
-    with pytest.raises(VulnerabilityDataError, match="no vulnerability data"):
+    with pytest.raises(VulnerabilityDataError, match=r"absent\.sqlite does not exist: create it with `ci-gate db"):
         VulnerabilityStore(tmp_path / "absent.sqlite")
     (tmp_path / "junk.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(VulnerabilityDataError, match="not a ci-gate vulnerability store"):

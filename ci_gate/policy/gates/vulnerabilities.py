@@ -21,6 +21,7 @@ the policy says.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
@@ -30,7 +31,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ci_gate.errors import CiGateError
 from ci_gate.model import Analysis, VulnerabilityDetail
 from ci_gate.policy.gates.interface import (
     EVALUATION_ERROR_ID,
@@ -136,25 +136,27 @@ def _distro_label(analysis: Analysis) -> str:
 
 def make_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path | str] | None = None
                   ) -> VulnerabilityMatchProvider:
-    """Match the image against the store once; never raises for missing data (the triggers decide).
+    """Match the image against the store once.
 
-    A VEX file that cannot be read is an error (exit 2): silently ignoring it would un-suppress."""
+    Only the default store location may be absent: then the provider says why and the
+    vulnerability_data_unavailable rule decides, as the policy says. A store the user named
+    (--vuln-db, $CI_GATE_VULN_DB) that is missing or unreadable, any file that is not a store, and a
+    store of another schema fail closed (VulnerabilityDataError, exit 2): silently gating without the
+    data that was asked for would be a pass the gate did not earn. A VEX file that cannot be read is
+    an error for the same reason: silently ignoring it would un-suppress."""
     from ci_gate.vulns.matching import match_packages
-    from ci_gate.vulns.store import VulnerabilityStore, resolve_path
+    from ci_gate.vulns.store import VulnerabilityStore, locate
     from ci_gate.vulns.vex import load_vex
 
-    path = resolve_path(vuln_db)
+    path, origin = locate(vuln_db)
     vex_documents = load_vex(_vex_paths(vex)) if _vex_paths(vex) else None
-    if not path.is_file():
+    if origin == "default" and not path.exists() and not path.is_symlink():
         return VulnerabilityData(unavailable_reason=f"no vulnerability store at {path} (run `ci-gate db import` or "
                                  "`ci-gate db update`)", store_path=str(path))
-    try:
-        with VulnerabilityStore(path) as store:
-            result = match_packages(analysis, store, vex_documents)
-            ecosystems = store.ecosystems()
-            known_exploited = store.known_exploited()
-    except CiGateError as error:
-        return VulnerabilityData(unavailable_reason=str(error), store_path=str(path))
+    with VulnerabilityStore(vuln_db) as store:
+        result = match_packages(analysis, store, vex_documents)
+        ecosystems = store.ecosystems()
+        known_exploited = store.known_exploited()
     data = VulnerabilityData(result=result, store_path=str(path), known_exploited=known_exploited)
     os_packages = [p for p in analysis.packages if p.type in ("deb", "apk", "rpm")]
     if os_packages:
@@ -368,11 +370,20 @@ def _time(value: str) -> datetime | None:
 
 
 def _stale(call: TriggerInput) -> Iterator[Fired]:
+    """Fires only on data that exists and is old (no data at all is vulnerability_data_unavailable's case).
+
+    The message adds the real age to anchore-engine's text; the trigger id stays the md5 of
+    anchore-engine's text, so an allowlist item keeps matching as the age grows."""
     data = _data(call)
     days = call.params["max_days_since_sync"]
     synced = data.last_synced()
-    if synced is None or synced < call.context.now - timedelta(days=days):
-        yield Fired(message=f"The vulnerability feed for this image distro is older than MAXAGE ({days}) days")
+    if synced is None or synced >= call.context.now - timedelta(days=days):
+        return
+    anchore_message = f"The vulnerability feed for this image distro is older than MAXAGE ({days}) days"
+    age_days = (call.context.now - synced).total_seconds() / 86400
+    yield Fired(message=f"{anchore_message} (last updated {synced:%Y-%m-%d %H:%M} UTC, {age_days:.0f} days ago)",
+                instance_id=hashlib.md5(f"vulnerabilitiesstale_feed_data{anchore_message}".encode(),
+                                        usedforsecurity=False).hexdigest())
 
 
 def _unavailable(call: TriggerInput) -> Iterator[Fired]:

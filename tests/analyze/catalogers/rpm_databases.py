@@ -8,13 +8,14 @@ go-rpmdb reader) reading the same packages from them is the check that they are 
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import struct
 import subprocess
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.tools import require_tool
 
 OS_RELEASE = 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.4"\n'
 
@@ -81,8 +82,8 @@ def _run(command: list[str]) -> None:
 
 
 def build_rpm_roots(work: Path) -> RpmRoots:
-    if shutil.which("rpmbuild") is None or shutil.which("rpm") is None:
-        raise RuntimeError("rpm and rpmbuild are needed: apt-get install rpm")
+    require_tool("rpmbuild")
+    require_tool("rpm")
     top = work / "rpmbuild"
     for name, spec in SPECS.items():
         spec_path = work / f"{name}.spec"

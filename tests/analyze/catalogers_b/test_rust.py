@@ -7,7 +7,6 @@ linker would hold it: zlib-compressed JSON in a section named `.dep-v0` (objcopy
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import zlib
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from ci_gate.analyze.catalogers.rust import CargoAuditableBinaryCataloger
 from tests.analyze.catalogers_b.layered import File, run, syft_artifacts, syft_triples, tree_layer
+from tests.support.tools import require_tool
 
 HOST_PROGRAM = Path("/bin/true")
 DEPENDENCIES: dict[str, Any] = {"packages": [
@@ -30,8 +30,7 @@ DEPENDENCIES: dict[str, Any] = {"packages": [
 
 def auditable_binary(work: Path, section: bytes) -> bytes:
     """A copy of a real ELF program with `section` as its .dep-v0 section."""
-    objcopy = shutil.which("objcopy")
-    assert objcopy, "objcopy missing: install binutils"
+    objcopy = require_tool("objcopy")
     payload, output = work / "dep-v0.bin", work / "program"
     payload.write_bytes(section)
     subprocess.run([objcopy, "--add-section", f".dep-v0={payload}", "--set-section-flags", ".dep-v0=noload,readonly",

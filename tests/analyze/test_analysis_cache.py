@@ -1,0 +1,123 @@
+"""The analysis cache answers only for the same image AND the same inputs, and a hit is really served.
+
+Guards two fail-open mutations: an input left out of the cache key (a later run would judge the old
+Dockerfile and miss a new `EXPOSE 22`), and a cache that is written but never read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
+from ci_gate.model import Analysis
+from tests.support.oci import OciImage, TarItem, build_oci_layout
+
+MARK = "served from the analysis cache"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("CI_GATE_CACHE_DIR", str(directory))
+    return directory / "analysis"
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
+    folder = tmp_path_factory.mktemp("cached")
+    return build_oci_layout(folder / "oci", [[
+        TarItem("etc/", kind="dir", mode=0o755),
+        TarItem("etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n"),
+        TarItem("app/settings.ini", b"greeting = hello\nacme_token = acme_0123456789abcdef0123456789abcdef\n"),
+    ]], tag="cached")
+
+
+@pytest.fixture
+def base_image(tmp_path: Path) -> OciImage:
+    return build_oci_layout(tmp_path / "base", [[TarItem("etc/", kind="dir", mode=0o755),
+                                                 TarItem("etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n")]],
+                            tag="base")
+
+
+def _mark_every_entry(cache: Path) -> int:
+    """Plant a warning into each stored analysis: a result that carries it came from the cache."""
+    entries = sorted(cache.glob("*.json"))
+    for entry in entries:
+        data = json.loads(entry.read_text())
+        data["analysis"]["warnings"] = [*data["analysis"].get("warnings", []), MARK]
+        entry.write_text(json.dumps(data))
+    return len(entries)
+
+
+def _analyze(image: OciImage, options: AnalyzeOptions) -> Analysis:
+    return analyze_image(f"oci-dir:{image.path}", options)
+
+
+def test_a_hit_is_really_served_from_the_cache(cache: Path, image: OciImage) -> None:
+    first = _analyze(image, AnalyzeOptions())
+    assert MARK not in first.warnings
+    assert _mark_every_entry(cache) == 1
+    second = _analyze(image, AnalyzeOptions())
+    assert MARK in second.warnings  # read from the entry, not recomputed
+    assert replace(second, warnings=first.warnings) == replace(first, identity=second.identity)
+    assert MARK not in _analyze(image, AnalyzeOptions(use_cache=False)).warnings
+
+
+def _dockerfile(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+Options = Callable[[Path, OciImage], AnalyzeOptions]
+"""Writes the input files it needs (under tmp_path), then returns the options naming them."""
+
+CHANGES: dict[str, tuple[Options, Options]] = {
+    "dockerfile content": (
+        lambda tmp, base: AnalyzeOptions(dockerfile=_dockerfile(tmp, "Dockerfile", "FROM alpine:3.19\nUSER 1000\n")),
+        lambda tmp, base: AnalyzeOptions(dockerfile=_dockerfile(tmp, "Dockerfile",
+                                                                "FROM alpine:3.19\nUSER 1000\nEXPOSE 22\n"))),
+    "dockerfile path": (
+        lambda tmp, base: AnalyzeOptions(dockerfile=_dockerfile(tmp, "a/Dockerfile", "FROM alpine:3.19\n")),
+        lambda tmp, base: AnalyzeOptions(dockerfile=_dockerfile(tmp, "b/Dockerfile", "FROM alpine:3.19\n"))),
+    "dockerfile given": (
+        lambda tmp, base: AnalyzeOptions(),
+        lambda tmp, base: AnalyzeOptions(dockerfile=_dockerfile(tmp, "Dockerfile", "FROM alpine:3.19\nEXPOSE 22\n"))),
+    "secret rules": (
+        lambda tmp, base: AnalyzeOptions(secret_rules=_dockerfile(tmp, "rules.yaml", "disable: [GITHUB_TOKEN]\n")),
+        lambda tmp, base: AnalyzeOptions(secret_rules=_dockerfile(
+            tmp, "rules.yaml", "rules:\n  - name: ACME_TOKEN\n    regex: '.*acme_[a-z0-9]{32}'\n"
+                               "    keywords: [acme_]\n"))),
+    "base image": (
+        lambda tmp, base: AnalyzeOptions(),
+        lambda tmp, base: AnalyzeOptions(base_image=f"oci-dir:{base.path}")),
+    "content searches": (
+        lambda tmp, base: AnalyzeOptions(content_searches={"greeting": "greeting = hello"}),
+        lambda tmp, base: AnalyzeOptions(content_searches={"greeting": "greeting = hello", "token": "acme_token"})),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_changing_an_input_misses_the_cache(cache: Path, image: OciImage, base_image: OciImage, tmp_path: Path,
+                                            change: str) -> None:
+    before, after = CHANGES[change]
+    _analyze(image, before(tmp_path, base_image))
+    assert _mark_every_entry(cache) == 1
+    assert MARK in _analyze(image, before(tmp_path, base_image)).warnings  # the same inputs do hit
+    result = _analyze(image, after(tmp_path, base_image))
+    assert MARK not in result.warnings, f"{change}: the old analysis was served"
+    assert len(list(cache.glob("*.json"))) == 2
+    if change in ("dockerfile content", "dockerfile given"):
+        assert ("EXPOSE", "22") in [(i.instruction, i.value) for i in result.dockerfile.instructions]
+    if change == "dockerfile path":
+        assert result.dockerfile.path.endswith("b/Dockerfile")
+    if change == "secret rules":
+        assert "ACME_TOKEN" in {s.rule for s in result.secrets}
+    if change == "content searches":
+        assert {m.name for m in result.content_matches} >= {"token"}
