@@ -107,10 +107,11 @@ def analysis_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("published-analysis-cache")
 
 
-def gate(image: str, document: str, tmp_path: Path, cache: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+def gate(image: str, document: str, tmp_path: Path, cache: Path, *extra: str,
+         env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     report = tmp_path / f"{document}.evaluation.json"
     result = run_cli("gate", image, "--policy", str(PUBLISHED / document), "--json", str(report), *extra,
-                     cwd=tmp_path, env={"CI_GATE_CACHE_DIR": str(cache)})
+                     cwd=tmp_path, env={"CI_GATE_CACHE_DIR": str(cache), **(env or {})})
     assert result.returncode in (0, 1), result.stdout + result.stderr
     evaluation: dict[str, Any] = json.loads(report.read_text())["evaluations"][0]
     return result.returncode, evaluation
@@ -199,7 +200,7 @@ def test_iron_bank_style_modular_bundle(debian_app_oci: OciImage, vuln_db: Path,
 @pytest.mark.slow
 def test_nist_800_190_style_bundle(debian_app_oci: OciImage, analysis_cache: Path, tmp_path: Path) -> None:
     code, evaluation = gate(f"oci-dir:{debian_app_oci.path}", "nist_800_190_style_bundle.json", tmp_path,
-                            analysis_cache, "--vuln-db", str(tmp_path / "no-store.sqlite"))
+                            analysis_cache, env={"XDG_DATA_HOME": str(tmp_path / "no-data")})
     [malware] = findings(evaluation, "malware")
     assert (malware["trigger"], malware["message"]) == ("scan_not_run", "No malware scans found for image")
     names = {f["message"] for f in findings(evaluation, "files", "name_match")}

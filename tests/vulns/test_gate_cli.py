@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ci_gate.vulns.store import SCHEMA_VERSION
+
 
 def _rootfs(root: Path) -> Path:
     (root / "etc").mkdir(parents=True)
@@ -84,7 +86,8 @@ BAD_STORES = {
     "empty": (lambda tmp, store: _write(tmp / "empty.sqlite", ""), "(an empty file)"),
     "foreign-sqlite": (lambda tmp, store: _foreign_sqlite(tmp / "other.sqlite"), "not a ci-gate vulnerability store"),
     "future-schema": (lambda tmp, store: _future_schema_store(store, tmp / "future.sqlite"),
-                      "written by a newer ci-gate (store schema 99; this one reads 1): upgrade ci-gate"),
+                      f"written by a newer ci-gate (store schema 99; "
+                      f"this one reads {SCHEMA_VERSION}): upgrade ci-gate"),
 }
 
 
