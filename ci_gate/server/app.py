@@ -98,8 +98,11 @@ class Service:
         except (OSError, sqlite3.Error) as error:
             raise UsageError(f"cannot open the data dir {config.data_dir}: {error}; pass a writable "
                              "--data-dir") from None
-        self.pool = WorkerPool(self.store, WorkerOptions(source=config.source,
-                                                         scratch_dir=config.data_dir / "scratch"), config.workers)
+        from ci_gate.server.records import CredentialBox
+
+        self.credentials = CredentialBox(self.store, config.admin_password)
+        self.pool = WorkerPool(self.store, WorkerOptions(source=config.source, scratch_dir=config.data_dir / "scratch",
+                                                         source_for=self.source_for), config.workers)
         self._analyses: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
         self._policies: dict[tuple[str, str], Policy] = {}
         self._cache_lock = threading.Lock()
@@ -191,6 +194,12 @@ class Service:
             self.pool.notify()
         return record
 
+    def source_for(self, pull_string: str) -> SourceOptions:
+        """Pull options for one image: the server's, plus a registry added over the API (credentials, --insecure)."""
+        from ci_gate.server.routes_registries import source_options_for
+
+        return source_options_for(self, pull_string)
+
     def resolve_digest(self, pull_string: str) -> str:
         """The manifest digest a tag points at now (Anchore resolves it when the image is added)."""
         from ci_gate.sources.registry import RegistryClient, parse_reference
@@ -198,7 +207,7 @@ class Service:
         client: RegistryClient | None = None
         try:
             reference = parse_reference(pull_string)
-            client = RegistryClient(reference, self.config.source)
+            client = RegistryClient(reference, self.source_for(pull_string))
             client.ping()
             _, _, digest = client.manifest(reference.reference)
         except CiGateError as error:
@@ -464,7 +473,10 @@ def _route(path: str, handler: Handler, methods: list[str], service: Service, pu
 
 
 def _post_image(call: Call) -> Any:
+    from ci_gate.server.routes_events import subscribe_added_image
+
     record = call.service.add_image(call.json(), call.flag("force"))
+    subscribe_added_image(call)
     return [shapes.image_v1(record)] if call.v1 else shapes.image_v2(record)
 
 
@@ -494,6 +506,10 @@ def _delete_image(call: Call) -> Any:
 def _check(call: Call) -> Any:
     evaluation, analysis, record, row, tag = call.service.evaluate(
         call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
+    from ci_gate.server.records import record_evaluation
+
+    record_evaluation(call.service.store, tag, row.policy_id, record.digest,
+                      "fail" if evaluation.final_action.lower() == "stop" else "pass")
     detail = call.flag("detail", True)
     if call.v1:
         return shapes.check_v1(evaluation, analysis, record, row, tag, detail)
@@ -583,6 +599,8 @@ def _status(call: Call) -> Any:
 
 def create_app(config: ServerConfig) -> Starlette:
     """The ASGI application; workers start and stop with its lifespan."""
+    from ci_gate.server import routes_events, routes_images, routes_policies, routes_registries, routes_system
+
     service = Service(config)
 
     @asynccontextmanager
@@ -595,7 +613,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     routes = [
         _route("/health", _health, ["GET"], service, public=True, inline=True),
-        _route("/version", _version, ["GET"], service, public=True),
+        _route("/version", routes_system.version_v2, ["GET"], service, public=True),
         _route("/status", _status, ["GET"], service),
         _route("/v2/user/api-keys", _list_api_keys, ["GET"], service),
         _route("/v2/user/api-keys", _post_api_key, ["POST"], service),
@@ -604,10 +622,11 @@ def create_app(config: ServerConfig) -> Starlette:
         prefix = f"/{version}"
         routes += [
             _route(f"{prefix}/", _ping, ["GET"], service, public=True),
-            _route(f"{prefix}/version", _version, ["GET"], service),
+            _route(f"{prefix}/version", routes_system.version_v1 if version == "v1" else routes_system.version_v2,
+                   ["GET"], service),
             _route(f"{prefix}/status", _status, ["GET"], service),
             _route(f"{prefix}/images", _post_image, ["POST"], service),
-            _route(f"{prefix}/images", _list_images, ["GET"], service),
+            _route(f"{prefix}/images", routes_images.list_images, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}", _get_image, ["GET"], service, inline=True),
             _route(f"{prefix}/images/{{digest}}", _delete_image, ["DELETE"], service),
             _route(f"{prefix}/images/{{digest}}/check", _check, ["GET"], service),
@@ -615,13 +634,18 @@ def create_app(config: ServerConfig) -> Starlette:
             _route(f"{prefix}/images/{{digest}}/vuln/{{vtype}}", _vulnerabilities, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}/content", _content_types, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}/content/{{ctype}}", _content, ["GET"], service),
-            _route(f"{prefix}/policies", _list_policies, ["GET"], service),
-            _route(f"{prefix}/policies", _post_policy, ["POST"], service),
-            _route(f"{prefix}/policies/{{policy_id}}", _get_policy, ["GET"], service),
-            _route(f"{prefix}/policies/{{policy_id}}", _put_policy, ["PUT"], service),
+            _route(f"{prefix}/policies", routes_policies.list_policies, ["GET"], service),
+            _route(f"{prefix}/policies", routes_policies.add_policy, ["POST"], service),
+            _route(f"{prefix}/policies/{{policy_id}}", routes_policies.get_policy, ["GET"], service),
+            _route(f"{prefix}/policies/{{policy_id}}", routes_policies.update_policy, ["PUT"], service),
             _route(f"{prefix}/policies/{{policy_id}}", _delete_policy, ["DELETE"], service),
         ]
     routes.append(_route("/v2/images/{digest}/vulnerabilities", _vulnerabilities, ["GET"], service))
+    routes += routes_images.routes(service, _route, {
+        "get": _get_image, "delete": _delete_image, "check": _check, "vulnerability_types": _vulnerability_types,
+        "vulnerabilities": _vulnerabilities, "content_types": _content_types, "content": _content})
+    routes += routes_policies.routes(service, _route) + routes_registries.routes(service, _route)
+    routes += routes_events.routes(service, _route) + routes_system.routes(service, _route, routes)
 
     async def http_error(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500

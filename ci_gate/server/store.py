@@ -1,5 +1,5 @@
 """SQLite persistence for `ci-gate serve`: images (the analysis queue is their status), analyses,
-policies and API keys.
+policies, API keys, registry credentials, subscriptions and events.
 
 The image row is the queue: `not_analyzed` rows wait for a worker, a worker claims one by moving
 it to `analyzing` in a single UPDATE (so two workers, or two servers on one data dir, never take
@@ -62,6 +62,54 @@ CREATE TABLE IF NOT EXISTS policies (
     document TEXT NOT NULL,
     created_at TEXT NOT NULL,
     last_updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registries (
+    registry TEXT NOT NULL,
+    account TEXT NOT NULL,
+    registry_name TEXT NOT NULL,
+    registry_type TEXT NOT NULL DEFAULT 'docker_v2',
+    registry_user TEXT NOT NULL DEFAULT '',
+    secret BLOB NOT NULL,
+    registry_verify INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    last_updated TEXT NOT NULL,
+    PRIMARY KEY (account, registry)
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    subscription_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    subscription_key TEXT NOT NULL,
+    subscription_type TEXT NOT NULL,
+    subscription_value TEXT,
+    active INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    last_updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    generated_uuid TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    type TEXT NOT NULL,
+    notification_type TEXT NOT NULL DEFAULT '',
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}',
+    timestamp TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (account, timestamp);
+CREATE TABLE IF NOT EXISTS evaluation_status (
+    account TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (account, tag, policy_id)
+);
+CREATE TABLE IF NOT EXISTS serve_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT PRIMARY KEY,
@@ -237,6 +285,7 @@ class Store:
         """
         now = now_text()
         with self._transaction() as connection:
+            previous = _latest_digest_for_tag(connection, tag) if tag else None
             row = connection.execute("SELECT * FROM images WHERE digest = ?", (digest,)).fetchone()
             if row is None:
                 tags = [[tag, now]] if tag else []
@@ -251,6 +300,8 @@ class Store:
                 tags = json.loads(row["tags"])
                 if tag and tag not in [t for t, _ in tags]:
                     tags.append([tag, now])
+                elif tag and previous is not None and previous != digest:  # the tag moved back to this digest
+                    tags = [[t, now if t == tag else seen] for t, seen in tags]
                 merged = {**json.loads(row["annotations"]), **annotations}
                 status = row["analysis_status"]
                 history = json.loads(row["status_history"])
@@ -267,6 +318,8 @@ class Store:
                      dockerfile, queued, now, digest))
             record = self._image_from_row(connection.execute("SELECT * FROM images WHERE digest = ?",
                                                              (digest,)).fetchone())
+            if tag and previous is not None and previous != digest:
+                add_event(connection, ACCOUNT, "tag_update", tag, {"last_eval": [previous], "curr_eval": [digest]})
         return record, queued
 
     def delete_image(self, digest: str) -> bool:
@@ -293,6 +346,14 @@ class Store:
         if analysis_status:
             records = [r for r in records if r.analysis_status == analysis_status]
         return records
+
+    def images_for_tag(self, full_tag: str, history: bool = False) -> list[ImageRecord]:
+        """The images `full_tag` was seen on, newest detection first (anchore-engine's order); with
+        `history` False only the newest: the digest the tag points to now."""
+        holders = sorted(((seen, record.created_at, record.digest, record) for record in self.list_images(full_tag)
+                          for tag, seen in record.tags if tag == full_tag), key=lambda h: h[:3], reverse=True)
+        records = [holder[3] for holder in holders]
+        return records if history else records[:1]
 
     def claim_next(self) -> ImageRecord | None:
         """Move the oldest not_analyzed image to analyzing and return it (None when the queue is empty)."""
@@ -322,9 +383,14 @@ class Store:
         # Compressed before taking the lock: status polls on the event loop wait for that lock.
         blob = zlib.compress(json.dumps(analysis, separators=(",", ":")).encode(), 6) if analysis is not None else b""
         with self._transaction() as connection:
-            row = connection.execute("SELECT status_history FROM images WHERE digest = ?", (digest,)).fetchone()
+            row = connection.execute("SELECT status_history, tags FROM images WHERE digest = ?",
+                                     (digest,)).fetchone()
             if row is None:
                 return
+            for full_tag, _ in json.loads(row["tags"]):
+                add_event(connection, ACCOUNT, "analysis_update", full_tag,
+                          {"image_digest": digest, "analysis_status": status,
+                           **({"error": failure_reason} if failure_reason else {})})
             history = json.loads(row["status_history"])
             history.append(_change(ANALYZING, status, now, "worker"))
             if analysis is not None:
@@ -452,6 +518,44 @@ class Store:
         if not rows or _key_status(rows[0]["status"], rows[0]["expires_at"]) != "active":
             return None
         return str(rows[0]["account"])
+
+
+def _latest_digest_for_tag(connection: sqlite3.Connection, full_tag: str) -> str | None:
+    """The digest `full_tag` was most recently seen on (inside a transaction)."""
+    pattern = "%" + json.dumps(full_tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    latest: tuple[str, str] | None = None
+    for row in connection.execute("SELECT digest, tags FROM images WHERE tags LIKE ? ESCAPE '\\'", (pattern,)):
+        for tag, seen in json.loads(row["tags"]):
+            if tag == full_tag and (latest is None or (seen, row["digest"]) > latest):
+                latest = (seen, row["digest"])
+    return latest[1] if latest else None
+
+
+EVENT_TYPES = {
+    "analysis_update": ("user.image.analysis.completed", "info", "Image analysis available"),
+    "analysis_failed": ("user.image.analysis.failed", "error", "Failed to analyze image"),
+    "tag_update": ("user.image.tag.update", "info", "Tag update detected: the tag now points to another digest"),
+    "policy_eval": ("user.checks.tag.policy_evaluation.update", "info",
+                    "Policy evaluation update detected for a tagged image"),
+    "vuln_update": ("user.checks.tag.vulnerabilities.update", "info", "Vulnerability update detected for tagged image"),
+}
+"""Notification type -> (anchore-engine event type, level, message). The engine has no event class for
+tag_update (only a notification), so that one is named after the engine's scheme."""
+
+
+def add_event(connection: sqlite3.Connection, account: str, notification_type: str, full_tag: str,
+              details: Mapping[str, Any]) -> None:
+    """Record one event for a tag (inside the caller's transaction); the notifications sender delivers them."""
+    import uuid
+
+    failed = notification_type == "analysis_update" and details.get("analysis_status") == ANALYSIS_FAILED
+    key = "analysis_failed" if failed else notification_type
+    event_type, level, message = EVENT_TYPES[key]
+    connection.execute(
+        "INSERT INTO events (generated_uuid, account, type, notification_type, level, message, resource_type, "
+        "resource_id, details, timestamp) VALUES (?, ?, ?, ?, ?, ?, 'image_tag', ?, ?, ?)",
+        (uuid.uuid4().hex, account, event_type, notification_type, level, message, full_tag,
+         json.dumps(dict(details)), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
 
 
 def _key_status(status: str, expires_at: str) -> str:

@@ -14,6 +14,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class WorkerOptions:
     """Credentials, CA bundle, insecure registries and limits for pulls."""
     scratch_dir: Path
     """Where a submitted Dockerfile is written for the analyser to read."""
+    source_for: Callable[[str], SourceOptions] | None = None
+    """The options for one pull string (credentials and --insecure of a registry added over the API)."""
 
 
 class WorkerPool:
@@ -148,8 +151,9 @@ def analyse_record(record: ImageRecord, options: WorkerOptions) -> Analysis:
                                              delete=False) as handle:
                 handle.write(text)
             dockerfile_path = Path(handle.name)
+        source = options.source_for(record.pull_string) if options.source_for is not None else options.source
         analysis = analyze_image(f"registry:{record.pull_string}",
-                                 AnalyzeOptions(source=options.source, dockerfile=dockerfile_path, use_cache=False))
+                                 AnalyzeOptions(source=source, dockerfile=dockerfile_path, use_cache=False))
     finally:
         if dockerfile_path is not None:
             dockerfile_path.unlink(missing_ok=True)
