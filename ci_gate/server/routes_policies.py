@@ -34,7 +34,7 @@ def _v1_word(text: str) -> str:
 def _v1_rule(rule: dict[str, Any]) -> dict[str, Any]:
     from ci_gate.policy.gates import registry
 
-    out = {k: v for k, v in rule.items() if k not in ("description", "recommendation")}
+    out = dict(rule)  # description, recommendation, controls kept: ci-gate reads them back, the engine ignores them
     gate = registry.gates().get(str(rule.get("gate", "")).lower())
     trigger = gate.trigger(str(rule.get("trigger", ""))) if gate is not None else None
     if trigger is not None:
@@ -52,8 +52,6 @@ def _v1_rule(rule: dict[str, Any]) -> dict[str, Any]:
                 value = _v1_word(value)
         params.append({"name": name, "value": value})
     out["params"] = params
-    if rule.get("description"):
-        out["comment"] = rule["description"]
     return out
 
 
