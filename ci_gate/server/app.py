@@ -7,7 +7,6 @@ v1 camelCase arrays, both error shapes), so the Anchore client and anchorectl wo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -35,7 +34,7 @@ from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import Policy, check_text, load_policy
 from ci_gate.server import shapes
 from ci_gate.server.auth import AuthFailure, authenticate
-from ci_gate.server.store import ACCOUNT, ANALYZED, ImageRecord, PolicyRow, Store
+from ci_gate.server.store import ANALYZED, ImageRecord, PolicyRow, Store
 from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
 
@@ -269,29 +268,6 @@ class Service:
             self._policies[key] = policy
         return policy
 
-    def add_policy(self, body: Any) -> PolicyRow:
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a policy document (a JSON object)")
-        policy = validate_policy(body, str(body.get("id") or "policy"))
-        name = str(body.get("name") or policy.name or "")
-        policy_id = str(body.get("id") or hashlib.md5(f"{ACCOUNT}:{name}".encode()).hexdigest())
-        row = self.store.add_policy(policy_id, name or policy_id, str(body.get("description") or ""), body)
-        if row is None:
-            raise ApiError(409, f"a policy with id {policy_id!r} already exists; update it with PUT "
-                                f"/policies/{policy_id}")
-        return row
-
-    def update_policy(self, policy_id: str, body: Any, activate: bool, document_key: str) -> PolicyRow:
-        document = body.get(document_key) if isinstance(body, dict) else None
-        if document is not None:
-            if not isinstance(document, dict):
-                raise ApiError(400, f"{document_key} must be a policy document (a JSON object)")
-            validate_policy(document, policy_id)
-        row = self.store.update_policy(policy_id, document, activate)
-        if row is None:
-            raise ApiError(404, f"policy not found: {policy_id}")
-        return row
-
     def delete_policy(self, policy_id: str) -> None:
         row = self.policy_row(policy_id)
         if row.active:
@@ -480,18 +456,6 @@ def _post_image(call: Call) -> Any:
     return [shapes.image_v1(record)] if call.v1 else shapes.image_v2(record)
 
 
-def _list_images(call: Call) -> Any:
-    full_tag = call.query.get("fulltag" if call.v1 else "full_tag")
-    records = call.service.store.list_images(normalise_tag(full_tag) if full_tag else None,
-                                             call.query.get("analysis_status"))
-    image_id = call.query.get("image_id")
-    if image_id:
-        records = [r for r in records if r.metadata.get("image_id") == image_id.removeprefix("sha256:")]
-    if call.v1:
-        return [shapes.image_v1(r) for r in records]
-    return {"items": [shapes.image_v2(r) for r in records]}
-
-
 def _get_image(call: Call) -> Any:
     record = call.service.image(call.path_params["digest"])
     return [shapes.image_v1(record)] if call.v1 else shapes.image_v2(record)
@@ -543,29 +507,6 @@ def _content(call: Call) -> Any:
     return {key: digest, "content_type": content_type, "content": items}
 
 
-def _list_policies(call: Call) -> Any:
-    detail = call.flag("detail", False)
-    rows = call.service.store.list_policies()
-    return [shapes.policy_v1(r, detail) if call.v1 else shapes.policy_v2(r, detail) for r in rows]
-
-
-def _post_policy(call: Call) -> Any:
-    row = call.service.add_policy(call.json())
-    return shapes.policy_v1(row) if call.v1 else shapes.policy_v2(row)
-
-
-def _get_policy(call: Call) -> Any:
-    row = call.service.policy_row(call.path_params["policy_id"])
-    detail = call.flag("detail", True)
-    return [shapes.policy_v1(row, detail)] if call.v1 else shapes.policy_v2(row, detail)
-
-
-def _put_policy(call: Call) -> Any:
-    row = call.service.update_policy(call.path_params["policy_id"], call.json(), call.flag("active"),
-                                     "policybundle" if call.v1 else "policy")
-    return [shapes.policy_v1(row)] if call.v1 else shapes.policy_v2(row)
-
-
 def _delete_policy(call: Call) -> Any:
     call.service.delete_policy(call.path_params["policy_id"])
     return Response(status_code=200)
@@ -586,11 +527,6 @@ def _ping(call: Call) -> Any:
 
 def _health(call: Call) -> Any:
     return Response(status_code=200)
-
-
-def _version(call: Call) -> Any:
-    return {"service": {"version": __version__, "name": "ci-gate serve"}, "api": {"version": "2"},
-            "db": {"schema_version": "1"}}
 
 
 def _status(call: Call) -> Any:

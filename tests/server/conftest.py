@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.server.serve_process import ServeProcess, build_variant, build_vuln_db
+from tests.server.serve_process import DEMO_ADVISORY, ServeProcess, build_variant, build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
 
@@ -16,6 +17,20 @@ from tests.support.registry import RegistryServer
 def serve_vuln_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with a Debian openssl advisory and a PyPI `demo` advisory that match the tiny image."""
     return build_vuln_db(tmp_path_factory.mktemp("serve-vulns"))
+
+
+@pytest.fixture(scope="session")
+def demo_vuln_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with only the medium PyPI `demo` advisory: the default policy warns on it, so a clean image
+    passes it (the anchore-cli and admission controller tests tell a clean image from a leaky one)."""
+    from ci_gate.vulns.importers.osv import import_paths
+
+    tree = tmp_path_factory.mktemp("demo-vulns") / "osv"
+    (tree / "PyPI").mkdir(parents=True)
+    (tree / "PyPI" / "GHSA-test-demo-0001.json").write_text(json.dumps(DEMO_ADVISORY))
+    path = tree.parent / "vulns.sqlite"
+    import_paths([tree], path)
+    return path
 
 
 @pytest.fixture(scope="session")

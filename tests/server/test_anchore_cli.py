@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.anchore_cli import AnchoreCli, anchore_cli_path, build_app_image, field
-from tests.server.serve_process import DEMO_ADVISORY, ServeProcess
+from tests.server.serve_process import ServeProcess
 from tests.support.oci import OciImage, push
 from tests.support.registry import RegistryServer
 
@@ -29,20 +29,6 @@ CLEAN_DOCKERFILE = "FROM debian:12\nCOPY app.conf /etc/app.conf\nUSER 1000\n"
 def app_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OciImage]:
     root = tmp_path_factory.mktemp("cli-images")
     return {"clean": build_app_image(root / "clean", leaky=False), "leaky": build_app_image(root / "leaky", leaky=True)}
-
-
-@pytest.fixture(scope="module")
-def demo_vuln_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with only the medium PyPI `demo` advisory: the default policy warns on it, so the clean image
-    passes and only the planted credentials can fail the leaky one."""
-    from ci_gate.vulns.importers.osv import import_paths
-
-    tree = tmp_path_factory.mktemp("cli-vulns") / "osv"
-    (tree / "PyPI").mkdir(parents=True)
-    (tree / "PyPI" / "GHSA-test-demo-0001.json").write_text(json.dumps(DEMO_ADVISORY))
-    path = tree.parent / "vulns.sqlite"
-    import_paths([tree], path)
-    return path
 
 
 @pytest.fixture
