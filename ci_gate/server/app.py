@@ -99,7 +99,7 @@ class Service:
                              "--data-dir") from None
         from ci_gate.server.records import CredentialBox
 
-        self.credentials = CredentialBox(self.store, config.admin_password)
+        self.credentials = CredentialBox(config.admin_password)
         self.pool = WorkerPool(self.store, WorkerOptions(source=config.source, scratch_dir=config.data_dir / "scratch",
                                                          source_for=self.source_for), config.workers)
         self._analyses: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
@@ -193,11 +193,12 @@ class Service:
             self.pool.notify()
         return record
 
-    def source_for(self, pull_string: str) -> SourceOptions:
-        """Pull options for one image: the server's, plus a registry added over the API (credentials, --insecure)."""
+    def source_for(self, pull_string: str, store: Store | None = None) -> SourceOptions:
+        """Pull options for one image: the server's, plus the registry entry added over the API to `store`
+        (default: the service's) for its host (credentials, --insecure)."""
         from ci_gate.server.routes_registries import source_options_for
 
-        return source_options_for(self, pull_string)
+        return source_options_for(self.config.source, store or self.store, self.credentials, pull_string)
 
     def resolve_digest(self, pull_string: str) -> str:
         """The manifest digest a tag points at now (Anchore resolves it when the image is added)."""

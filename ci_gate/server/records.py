@@ -40,20 +40,21 @@ class RegistryRecord:
 
 
 class CredentialBox:
-    """Encrypts and decrypts registry passwords with a key derived from the admin password."""
+    """Encrypts and decrypts registry passwords with a key derived from the admin password and a salt
+    kept in each store (so it serves one store or several)."""
 
-    def __init__(self, store: Store, admin_password: str) -> None:
-        self._store = store
+    def __init__(self, admin_password: str) -> None:
         self._admin_password = admin_password
-        self._fernet: Any = None
+        self._ciphers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def _cipher(self) -> Any:
+    def _cipher(self, store: Store) -> Any:
         from cryptography.fernet import Fernet
 
         with self._lock:
-            if self._fernet is None:
-                with self._store._transaction() as connection:
+            cipher = self._ciphers.get(str(store.path))
+            if cipher is None:
+                with store._transaction() as connection:
                     row = connection.execute("SELECT value FROM serve_meta WHERE key = 'credential_salt'").fetchone()
                     if row is None:
                         salt = secrets.token_hex(16)
@@ -62,18 +63,18 @@ class CredentialBox:
                     else:
                         salt = row["value"]
                 key = hashlib.pbkdf2_hmac("sha256", self._admin_password.encode(), bytes.fromhex(salt), 200_000)
-                self._fernet = Fernet(base64.urlsafe_b64encode(key))
-            return self._fernet
+                cipher = self._ciphers[str(store.path)] = Fernet(base64.urlsafe_b64encode(key))
+            return cipher
 
-    def seal(self, password: str) -> bytes:
-        token: bytes = self._cipher().encrypt(password.encode())
+    def seal(self, store: Store, password: str) -> bytes:
+        token: bytes = self._cipher(store).encrypt(password.encode())
         return token
 
-    def open(self, token: bytes) -> str | None:
+    def open(self, store: Store, token: bytes) -> str | None:
         from cryptography.fernet import InvalidToken
 
         try:
-            return str(self._cipher().decrypt(token).decode())
+            return str(self._cipher(store).decrypt(token).decode())
         except InvalidToken:
             return None
 
@@ -81,12 +82,12 @@ class CredentialBox:
 # --- registries -----------------------------------------------------------------------------------
 
 
-def _registry_from_row(row: Any, box: CredentialBox | None) -> RegistryRecord:
+def _registry_from_row(store: Store, row: Any, box: CredentialBox | None) -> RegistryRecord:
     return RegistryRecord(registry=row["registry"], registry_name=row["registry_name"],
                           registry_type=row["registry_type"], registry_user=row["registry_user"],
                           registry_verify=bool(row["registry_verify"]), created_at=row["created_at"],
                           last_updated=row["last_updated"],
-                          password=box.open(row["secret"]) if box is not None else None)
+                          password=box.open(store, row["secret"]) if box is not None else None)
 
 
 def list_registries(store: Store, registry: str | None = None, box: CredentialBox | None = None
@@ -95,14 +96,14 @@ def list_registries(store: Store, registry: str | None = None, box: CredentialBo
         rows = store._query("SELECT * FROM registries WHERE account = ? ORDER BY registry", (ACCOUNT,))
     else:
         rows = store._query("SELECT * FROM registries WHERE account = ? AND registry = ?", (ACCOUNT, registry))
-    return [_registry_from_row(row, box) for row in rows]
+    return [_registry_from_row(store, row, box) for row in rows]
 
 
 def save_registry(store: Store, box: CredentialBox, registry: str, name: str, registry_type: str, user: str,
                   password: str, verify: bool, create: bool) -> RegistryRecord | None:
     """Insert (create) or replace (update) a registry; None when create finds it exists or update does not."""
     now = now_text()
-    sealed = box.seal(password)
+    sealed = box.seal(store, password)
     with store._transaction() as connection:
         exists = connection.execute("SELECT created_at FROM registries WHERE account = ? AND registry = ?",
                                     (ACCOUNT, registry)).fetchone()

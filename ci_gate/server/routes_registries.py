@@ -17,31 +17,33 @@ from urllib.parse import unquote
 
 from starlette.routing import Route
 
-from ci_gate.errors import CiGateError
+from ci_gate.errors import CiGateError, SourceError
 from ci_gate.server import records
 from ci_gate.server.app import ApiError, Call, Service
 from ci_gate.server.records import RegistryRecord
+from ci_gate.server.store import Store
 from ci_gate.sources.interface import SourceOptions
 
 REGISTRY_TYPES = ("docker_v2", "awsecr")
 
 
-def source_options_for(service: Service, pull_string: str) -> SourceOptions:
-    """The server's pull options, with the matching registry entry's credentials and --insecure applied."""
+def source_options_for(base: SourceOptions, store: Store, box: records.CredentialBox, pull_string: str
+                       ) -> SourceOptions:
+    """`base` (the server's pull options) with the matching registry entry of `store` applied:
+    its credentials, and plain HTTP when it was added with --insecure."""
     from ci_gate.sources.registry import parse_reference
 
-    base = service.config.source
     try:
         reference = parse_reference(pull_string)
     except CiGateError:
         return base
-    entry = records.registry_for(service.store, service.credentials, reference.host, reference.repository)
+    entry = records.registry_for(store, box, reference.host, reference.repository)
     if entry is None:
         return base
     if entry.password is None:
-        raise ApiError(400, f"the stored credentials for registry {entry.registry} cannot be decrypted (the "
-                            "admin password changed since they were added); update them with `anchore-cli "
-                            "registry update`")
+        raise SourceError(f"the stored credentials for registry {entry.registry} cannot be decrypted (the admin "
+                          "password changed since they were added); update them with `anchore-cli registry "
+                          "update`")
     options = replace(base, registry_username=entry.registry_user, registry_password=entry.password)
     if not entry.registry_verify and reference.host not in options.insecure_registries:
         options = replace(options, insecure_registries=(*options.insecure_registries, reference.host))
