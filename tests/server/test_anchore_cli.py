@@ -179,6 +179,20 @@ def test_a_tag_that_moves_to_a_leaky_image_is_reported_as_the_leaky_one(
     policy_events = cli.json("event", "list", "--event_type", "user.checks.*")["results"]
     assert [(e["event"]["details"]["last_eval"]["status"], e["event"]["details"]["curr_eval"]["status"])
             for e in policy_events] == [("pass", "fail")]
+    event_id = policy_events[0]["generated_uuid"]
+    assert "type: user.checks.tag.policy_evaluation.update" in cli.ok("event", "get", event_id)
+    assert cli.run("event", "delete", event_id).returncode == 0  # anchore-cli prints nothing for one event
+    assert cli.run("event", "get", event_id).returncode != 0
+
+    assert cli.ok("subscription", "activate", "policy_eval", tag).strip() == "Success"
+    active = {s["subscription_type"]: s for s in cli.json("subscription", "list") if s["subscription_key"] == tag}
+    assert active["policy_eval"]["active"] is True and active["vuln_update"]["active"] is False
+    assert cli.ok("subscription", "deactivate", "tag_update", tag).strip() == "Success"
+    assert "tag_update" in cli.ok("subscription", "get", active["tag_update"]["subscription_id"])
+    assert cli.ok("subscription", "del", active["vuln_update"]["subscription_id"]).strip() == "Success"
+    left = {s["subscription_type"]: s["active"] for s in cli.json("subscription", "list")
+            if s["subscription_key"] == tag}
+    assert left == {"analysis_update": True, "policy_eval": True, "tag_update": False}
 
 
 PERMISSIVE = {
