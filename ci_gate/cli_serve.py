@@ -55,6 +55,7 @@ def serve(
     if not password:
         raise UsageError(f"set {PASSWORD_VARIABLE} to the password of the admin user before starting ci-gate serve")
     try:
+        import cryptography  # noqa: F401  (registry credentials are stored encrypted)
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
