@@ -107,6 +107,12 @@ CREATE TABLE IF NOT EXISTS evaluation_status (
     status TEXT NOT NULL,
     PRIMARY KEY (account, tag, policy_id)
 );
+CREATE TABLE IF NOT EXISTS tag_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tag_history_tag ON tag_history (tag, seq);
 CREATE TABLE IF NOT EXISTS serve_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -286,6 +292,8 @@ class Store:
         now = now_text()
         with self._transaction() as connection:
             previous = _latest_digest_for_tag(connection, tag) if tag else None
+            if tag and previous != digest:  # the tag (now) names this digest: ordered by seq, not by clock
+                connection.execute("INSERT INTO tag_history (tag, digest) VALUES (?, ?)", (tag, digest))
             row = connection.execute("SELECT * FROM images WHERE digest = ?", (digest,)).fetchone()
             if row is None:
                 tags = [[tag, now]] if tag else []
@@ -350,9 +358,12 @@ class Store:
     def images_for_tag(self, full_tag: str, history: bool = False) -> list[ImageRecord]:
         """The images `full_tag` was seen on, newest detection first (anchore-engine's order); with
         `history` False only the newest: the digest the tag points to now."""
-        holders = sorted(((seen, record.created_at, record.digest, record) for record in self.list_images(full_tag)
-                          for tag, seen in record.tags if tag == full_tag), key=lambda h: h[:3], reverse=True)
-        records = [holder[3] for holder in holders]
+        order = {row["digest"]: row["seq"] for row in self._query(
+            "SELECT digest, MAX(seq) AS seq FROM tag_history WHERE tag = ? GROUP BY digest", (full_tag,))}
+        holders = sorted(((order.get(record.digest, 0), seen, record.created_at, record.digest, record)
+                          for record in self.list_images(full_tag) for tag, seen in record.tags if tag == full_tag),
+                         key=lambda h: h[:4], reverse=True)
+        records = [holder[4] for holder in holders]
         return records if history else records[:1]
 
     def claim_next(self) -> ImageRecord | None:
@@ -521,7 +532,12 @@ class Store:
 
 
 def _latest_digest_for_tag(connection: sqlite3.Connection, full_tag: str) -> str | None:
-    """The digest `full_tag` was most recently seen on (inside a transaction)."""
+    """The digest `full_tag` was most recently seen on (inside a transaction): the tag history's last
+    entry; for a data dir from before the history, the image whose tag was seen last."""
+    row = connection.execute("SELECT digest FROM tag_history WHERE tag = ? ORDER BY seq DESC LIMIT 1",
+                             (full_tag,)).fetchone()
+    if row is not None:
+        return str(row["digest"])
     pattern = "%" + json.dumps(full_tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     latest: tuple[str, str] | None = None
     for row in connection.execute("SELECT digest, tags FROM images WHERE tags LIKE ? ESCAPE '\\'", (pattern,)):

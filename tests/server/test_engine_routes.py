@@ -159,3 +159,27 @@ def test_event_store_pages_and_filters(tmp_path: Path) -> None:
         assert records.get_event(store, ids[0]) is None
     finally:
         store.close()
+
+
+def test_a_tag_moving_within_one_second_names_its_newest_digest(tmp_path: Path) -> None:
+    """Tag detection times have one-second resolution; the order comes from the tag history, not the clock."""
+    store = Store(tmp_path)
+    first, second = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    tag = "registry.example/app:latest"
+
+    def add(digest: str) -> None:
+        store.add_image(digest, f"registry.example/app@{digest}", tag, {}, None, False)
+
+    try:
+        add(first)
+        add(second)  # the tag was pushed again and re-added within the same second
+        assert [r.digest for r in store.images_for_tag(tag)] == [second]
+        add(first)  # and moved back
+        assert [r.digest for r in store.images_for_tag(tag)] == [first]
+        assert [r.digest for r in store.images_for_tag(tag, history=True)] == [first, second]
+        add(first)  # re-adding what the tag already names is no move
+        moves = records.list_events(store, {"event_type": "user.image.tag.update"}, 1, 100)["results"]
+        assert sorted(e["event"]["details"]["curr_eval"][0] for e in moves) == [first, second]
+        assert store.images_for_tag("registry.example/app:other") == []
+    finally:
+        store.close()
