@@ -97,7 +97,8 @@ def _validate(service: Service, registry: str, user: str, password: str, verify:
         client.ping()
         client.get("/v2/", what="login").close()
     except CiGateError as error:
-        raise ApiError(406, f"cannot ping supplied registry with supplied credentials - exception: {error}") from None
+        reason = str(error).replace("from --registry-username", "supplied")  # they came from this request
+        raise ApiError(406, f"cannot ping supplied registry with supplied credentials - exception: {reason}") from None
     finally:
         if client is not None:
             client.close()
