@@ -108,10 +108,17 @@ class Service:
         self.started_at = datetime.now(timezone.utc)
 
     def start(self) -> None:
+        from ci_gate.server.vuln_watch import VulnWatcher, store_stamp
+
         self.seed_policies()
         self.pool.start()
+        self.vuln_watcher = VulnWatcher(lambda: self.store, lambda digest: self.vulnerabilities(digest, "all", True),
+                                        lambda: store_stamp(self.config.vuln_db))
+        self.vuln_watcher.start()
 
     def stop(self) -> None:
+        if getattr(self, "vuln_watcher", None) is not None:
+            self.vuln_watcher.stop()
         if self.pool.stop():
             self.store.close()  # else a worker still uses it; the process is exiting anyway
 

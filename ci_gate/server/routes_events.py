@@ -2,9 +2,9 @@
 
 Subscriptions are created as anchore-engine creates them when an image is added: the four tag types,
 `analysis_update` always active, `tag_update` active when the add asked for autosubscribe. Events are
-recorded for analysis results (analysis_update), a tag that moves to another digest (tag_update) and a
-check whose result changed (policy_eval); the notifications sender delivers them. vuln_update events
-are accepted by the store but not produced yet (that needs re-matching after `db update`).
+recorded for analysis results (analysis_update), a tag that moves to another digest (tag_update), a
+check whose result changed (policy_eval) and, after a vulnerability store import, changed matches of
+subscribed tags (vuln_update, `vuln_watch.py`); the notifications sender delivers them.
 """
 
 from __future__ import annotations

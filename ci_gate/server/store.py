@@ -113,6 +113,13 @@ CREATE TABLE IF NOT EXISTS tag_history (
     digest TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tag_history_tag ON tag_history (tag, seq);
+CREATE TABLE IF NOT EXISTS vuln_status (
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    matches TEXT NOT NULL,
+    PRIMARY KEY (tag, digest)
+);
 CREATE TABLE IF NOT EXISTS serve_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

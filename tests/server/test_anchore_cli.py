@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,10 +127,12 @@ def test_images_by_tag_and_digest_in_either_order(cli: AnchoreCli, registry: Reg
 
     # a tag that matches nothing never answers with another image
     missing = tags["clean"].rsplit(":", 1)[0] + ":does-not-exist"
-    for arguments in (("image", "get", missing), ("evaluate", "check", missing), ("image", "vuln", missing, "all"),
-                      ("image", "wait", missing, "--timeout", "1", "--interval", "0.2")):
-        result = cli.run(*arguments)
-        assert result.returncode != 0, (arguments, result.stdout)
+    commands: list[tuple[str, ...]] = [("image", "get", missing), ("evaluate", "check", missing),
+                                       ("image", "vuln", missing, "all"),
+                                       ("image", "wait", missing, "--timeout", "1", "--interval", "0.2")]
+    for command in commands:
+        result = cli.run(*command)
+        assert result.returncode != 0, (command, result.stdout)
         assert not any(digest in result.stdout for digest in digests.values()), result.stdout
         assert "Status: pass" not in result.stdout
 
@@ -301,7 +304,7 @@ def _loopback_alias() -> str:
 
     for name in (socket.gethostname(), "localhost.localdomain"):
         try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+            addresses = {str(info[4][0]) for info in socket.getaddrinfo(name, None, socket.AF_INET)}
         except OSError:
             continue
         if addresses and all(a.startswith("127.") for a in addresses) and not is_loopback(name):
@@ -347,3 +350,50 @@ def test_tag_sent_in_a_get_body_is_honoured(cli: AnchoreCli, registry: RegistryS
     assert checked.returncode == 1 and field(checked.stdout, "Image Digest") == [app_images["leaky"].manifest_digest]
     missing = cli.run("--api-version", "0.1.5", "image", "get", tags["clean"].rsplit(":", 1)[0] + ":nope")
     assert missing.returncode != 0 and "sha256:" not in missing.stdout
+
+
+def test_vuln_update_events_after_a_store_import(tmp_path: Path, demo_vuln_db: Path, registry: RegistryServer,
+                                                app_images: dict[str, OciImage]) -> None:
+    """`subscription activate vuln_update TAG`; a `db import` that adds a matching advisory records the
+    engine's `user.checks.tag.vulnerabilities.update` event with the difference, for that tag only."""
+    import shutil
+    import time
+
+    from ci_gate.vulns.importers.osv import import_paths
+    from tests.server.serve_process import OPENSSL_ADVISORY
+
+    vuln_db = tmp_path / "vulns.sqlite"
+    shutil.copyfile(demo_vuln_db, vuln_db)
+    tags = _push_pair(registry, app_images)
+    (tmp_path / "home").mkdir()
+    with ServeProcess(tmp_path / "data", vuln_db=vuln_db,
+                      environment={"CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) as server:
+        cli = AnchoreCli(anchore_cli_path(), server, tmp_path / "home")
+        for name in ("clean", "leaky"):
+            cli.ok("image", "add", tags[name])
+            cli.ok("image", "wait", tags[name], "--interval", "0.2")
+        assert cli.ok("subscription", "activate", "vuln_update", tags["clean"]).strip() == "Success"
+        time.sleep(1.5)  # the watcher records the subscribed tag's baseline: no event for it
+        event_type = "user.checks.tag.vulnerabilities.update"
+        assert cli.json("event", "list", "--event_type", event_type)["results"] == []
+
+        tree = tmp_path / "osv" / "Debian"
+        tree.mkdir(parents=True)
+        (tree / "DSA-9999-1.json").write_text(json.dumps(OPENSSL_ADVISORY))
+        import_paths([tree.parent], vuln_db)  # what `ci-gate db import` does
+        deadline = time.monotonic() + 30
+        events: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not events:
+            events = cli.json("event", "list", "--event_type", event_type)["results"]
+            time.sleep(0.3)
+        assert len(events) == 1, server.log()
+        event = events[0]["event"]
+        assert event["resource"] == {"user_id": "admin", "type": "image_tag", "id": tags["clean"]}
+        details = event["details"]
+        assert details["imageDigest"] == app_images["clean"].manifest_digest
+        changes = details["diff_vulnerability_result"]
+        assert [(v["CVE_ID"], v["Package_Name"], v["Severity"]) for v in changes["added"]] == [
+            ("DSA-9999-1", "openssl", "Critical")]
+        assert changes["removed"] == [] and changes["updated"] == []
+        time.sleep(0.6)  # later polls with the same store add nothing
+        assert len(cli.json("event", "list", "--event_type", event_type)["results"]) == 1
