@@ -254,12 +254,24 @@ def test_policy_commands(cli: AnchoreCli, registry: RegistryServer, app_images: 
     assert cli.ok("policy", "del", "permissive-bundle").strip() == "Success"
     assert "permissive-bundle" not in cli.ok("policy", "list")
 
+    digest = app_images["leaky"].manifest_digest
+    for reference in (tag, digest):
+        assert cli.ok("image", "vuln", reference).split() == ["os:", "available", "non-os:", "available", "all:",
+                                                               "available"]
+        types = cli.ok("image", "content", reference)
+        assert {"os: available", "files: available", "python: available"} <= set(types.splitlines())
+        table = cli.ok("image", "vuln", reference, "non-os")
+        assert re.search(r"^GHSA-test-demo-0001\s+demo-1\.0\s+Medium", table, flags=re.MULTILINE), table
+
     described = cli.ok("policy", "describe")
     assert re.search(r"\|\s+secret_scans\s+\|", described) and re.search(r"\|\s+vulnerabilities\s+\|", described)
     triggers = cli.ok("policy", "describe", "--gate", "dockerfile")
     assert "exposed_ports" in triggers and "instruction" in triggers
     parameters = cli.ok("policy", "describe", "--gate", "dockerfile", "--trigger", "exposed_ports")
     assert re.search(r"\|\s+ports\s+\|", parameters), parameters
+
+    assert cli.ok("image", "del", digest).strip() == "Success"  # by digest
+    assert cli.run("image", "get", tag).returncode != 0 and cli.run("image", "get", digest).returncode != 0
 
 
 def test_registry_credentials_are_used_for_pulls_and_never_shown(
