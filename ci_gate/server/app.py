@@ -469,12 +469,6 @@ def _get_image(call: Call) -> Any:
     return [shapes.image_v1(record)] if call.v1 else shapes.image_v2(record)
 
 
-def _delete_image(call: Call) -> Any:
-    record = call.service.image(call.path_params["digest"])
-    call.service.store.delete_image(record.digest)
-    return {"image_digest" if not call.v1 else "imageDigest": record.digest, "status": "deleting", "detail": ""}
-
-
 def _check(call: Call) -> Any:
     evaluation, analysis, record, row, tag = call.service.evaluate(
         call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
@@ -572,7 +566,7 @@ def create_app(config: ServerConfig) -> Starlette:
             _route(f"{prefix}/images", _post_image, ["POST"], service),
             _route(f"{prefix}/images", routes_images.list_images, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}", _get_image, ["GET"], service, inline=True),
-            _route(f"{prefix}/images/{{digest}}", _delete_image, ["DELETE"], service),
+            _route(f"{prefix}/images/{{digest}}", routes_images.delete_image, ["DELETE"], service),
             _route(f"{prefix}/images/{{digest}}/check", _check, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}/vuln", _vulnerability_types, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}/vuln/{{vtype}}", _vulnerabilities, ["GET"], service),
@@ -586,7 +580,7 @@ def create_app(config: ServerConfig) -> Starlette:
         ]
     routes.append(_route("/v2/images/{digest}/vulnerabilities", _vulnerabilities, ["GET"], service))
     routes += routes_images.routes(service, _route, {
-        "get": _get_image, "delete": _delete_image, "check": _check, "vulnerability_types": _vulnerability_types,
+        "get": _get_image, "check": _check, "vulnerability_types": _vulnerability_types,
         "vulnerabilities": _vulnerabilities, "content_types": _content_types, "content": _content})
     routes += routes_policies.routes(service, _route) + routes_registries.routes(service, _route)
     routes += routes_events.routes(service, _route) + routes_system.routes(service, _route, routes)

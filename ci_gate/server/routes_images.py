@@ -21,7 +21,7 @@ from ci_gate.errors import CiGateError
 from ci_gate.model import Analysis
 from ci_gate.server import shapes
 from ci_gate.server.app import ApiError, Call, Service, normalise_tag
-from ci_gate.server.store import ImageRecord
+from ci_gate.server.store import ANALYZING, ImageRecord
 
 METADATA_TYPES = ("manifest", "docker_history", "dockerfile")
 """anchore-engine's `image_metadata_types`."""
@@ -81,6 +81,32 @@ def by_image_id(handler: Any) -> Any:
         record = record_by_image_id(call.service, call.path_params["image_id"])
         return handler(replace(call, path_params={**call.path_params, "digest": record.digest}))
     return run
+
+
+def delete_image(call: Call) -> Any:
+    """Delete an image. Under v1 with anchore-engine's checks (`_image_deletion_checks_and_prep`): without
+    `force`, an image being analysed, or the newest image of a tag with an active subscription, is not
+    deleted (200, status `delete_failed`); with `force` those subscriptions are switched off first."""
+    from ci_gate.server import records
+
+    record = call.service.image(call.path_params["digest"])
+    if not call.v1:
+        call.service.store.delete_image(record.digest)
+        return {"image_digest": record.digest, "status": "deleting", "detail": ""}
+    force = call.flag("force")
+    if record.analysis_status == ANALYZING and not force:
+        return {"digest": record.digest, "status": "delete_failed",
+                "detail": "cannot delete image that is being analyzed"}
+    newest_of = [tag for tag, _ in record.tags if [r.digest for r in call.service.store.images_for_tag(tag)]
+                 == [record.digest]]
+    subscribed = [s for tag in newest_of for s in records.list_subscriptions(call.service.store, tag) if s["active"]]
+    if subscribed and not force:
+        return {"digest": record.digest, "status": "delete_failed",
+                "detail": "cannot delete image that is the latest of its tags, and has active subscription"}
+    for subscription in subscribed:
+        records.update_subscription(call.service.store, subscription["subscription_id"], False, None)
+    call.service.store.delete_image(record.digest)
+    return {"digest": record.digest, "status": "deleting", "detail": None}
 
 
 # --- metadata -------------------------------------------------------------------------------------
@@ -151,7 +177,7 @@ def metadata(call: Call) -> Any:
 
 
 def routes(service: Service, route: Any, handlers: dict[str, Any]) -> list[Route]:
-    """`handlers`: the app's digest handlers (get, delete, check, vuln types, vulns, content types, content)."""
+    """`handlers`: the app's digest handlers (get, check, vuln types, vulns, content types, content)."""
     out = []
     for prefix in ("/v1", "/v2"):
         by_id = f"{prefix}/images/by_id/{{image_id}}"
@@ -159,7 +185,7 @@ def routes(service: Service, route: Any, handlers: dict[str, Any]) -> list[Route
             route(f"{prefix}/images/{{digest}}/metadata", metadata_types, ["GET"], service),
             route(f"{prefix}/images/{{digest}}/metadata/{{mtype}}", metadata, ["GET"], service),
             route(by_id, by_image_id(handlers["get"]), ["GET"], service),
-            route(by_id, by_image_id(handlers["delete"]), ["DELETE"], service),
+            route(by_id, by_image_id(delete_image), ["DELETE"], service),
             route(f"{by_id}/check", by_image_id(handlers["check"]), ["GET"], service),
             route(f"{by_id}/vuln", by_image_id(handlers["vulnerability_types"]), ["GET"], service),
             route(f"{by_id}/vuln/{{vtype}}", by_image_id(handlers["vulnerabilities"]), ["GET"], service),

@@ -150,8 +150,14 @@ def test_images_by_tag_and_digest_in_either_order(cli: AnchoreCli, registry: Reg
     assert completed == set(tags.values())
     assert "user.image.analysis.completed" in cli.ok("event", "list")
 
-    # image del TAG deletes that tag's image, and only it
-    assert cli.ok("image", "del", tags["leaky"]).strip() == "Success"
+    # image del TAG deletes that tag's image, and only it; as in anchore-engine, the newest image of a tag
+    # with an active subscription (analysis_update always is) needs --force, which switches them off
+    refused = cli.run("image", "del", tags["leaky"])
+    assert refused.returncode == 1, refused.stdout
+    assert "cannot delete image that is the latest of its tags, and has active subscription" in refused.stdout
+    assert field(cli.ok("image", "get", digests["leaky"]), "Image Digest") == [digests["leaky"]]
+    assert cli.ok("image", "del", tags["leaky"], "--force").strip() == "Success"
+    assert not any(s["active"] for s in cli.json("subscription", "list") if s["subscription_key"] == tags["leaky"])
     assert cli.run("image", "get", digests["leaky"]).returncode != 0
     assert field(cli.ok("image", "get", tags["clean"]), "Image Digest") == [digests["clean"]]
     assert cli.run("image", "get", tags["leaky"]).returncode != 0
@@ -182,6 +188,10 @@ def test_a_tag_that_moves_to_a_leaky_image_is_reported_as_the_leaky_one(
     policy_events = cli.json("event", "list", "--event_type", "user.checks.*")["results"]
     assert [(e["event"]["details"]["last_eval"]["status"], e["event"]["details"]["curr_eval"]["status"])
             for e in policy_events] == [("pass", "fail")]
+    # the clean image is no longer the newest of the tag: deleting it by digest needs no --force
+    assert cli.ok("image", "del", app_images["clean"].manifest_digest).strip() == "Success"
+    assert [r["imageDigest"] for r in cli.json("image", "get", tag, "--show-history")] == [
+        app_images["leaky"].manifest_digest]
     event_id = policy_events[0]["generated_uuid"]
     assert "type: user.checks.tag.policy_evaluation.update" in cli.ok("event", "get", event_id)
     assert cli.run("event", "delete", event_id).returncode == 0  # anchore-cli prints nothing for one event
@@ -270,7 +280,7 @@ def test_policy_commands(cli: AnchoreCli, registry: RegistryServer, app_images: 
     parameters = cli.ok("policy", "describe", "--gate", "dockerfile", "--trigger", "exposed_ports")
     assert re.search(r"\|\s+ports\s+\|", parameters), parameters
 
-    assert cli.ok("image", "del", digest).strip() == "Success"  # by digest
+    assert cli.ok("image", "del", digest, "--force").strip() == "Success"  # by digest
     assert cli.run("image", "get", tag).returncode != 0 and cli.run("image", "get", digest).returncode != 0
 
 
