@@ -2,7 +2,9 @@
 
 Routes parse, authenticate and shape; `Service` does the work against the store, the worker pool
 and the policy engine. Bodies follow reference/anchore.md §1-2 exactly (v2 snake_case objects,
-v1 camelCase arrays, both error shapes), so the Anchore client and anchorectl work unchanged.
+v1 camelCase arrays, both error shapes), so the Anchore client and anchorectl work unchanged. What
+anchore-engine's clients need beyond that (swagger, tag lookups, registries, subscriptions, events,
+system, metadata) lives in the `routes_*` modules.
 """
 
 from __future__ import annotations
@@ -470,10 +472,10 @@ def _get_image(call: Call) -> Any:
 
 
 def _check(call: Call) -> Any:
-    evaluation, analysis, record, row, tag = call.service.evaluate(
-        call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
     from ci_gate.server.records import record_evaluation
 
+    evaluation, analysis, record, row, tag = call.service.evaluate(
+        call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
     record_evaluation(call.service.store, tag, row.policy_id, record.digest,
                       "fail" if evaluation.final_action.lower() == "stop" else "pass")
     detail = call.flag("detail", True)
