@@ -5,7 +5,9 @@ anchore-engine's semantics (`controllers/registries.py`, `catalog_impl.py`): `PO
 (the default) logs in to the registry first and answers 406 when it cannot; a registry that exists
 answers 500 "registry already exists in DB"; `PUT` needs the path and body names to agree (409).
 Responses never carry the password. `registry_verify: false` (anchore-cli `--insecure`) lets ci-gate
-speak plain HTTP to that registry (ci-gate has no "TLS without verification" mode).
+speak plain HTTP to that registry (ci-gate has no "TLS without verification" mode). Adding a registry
+does not add it to the server's pull allowlist (`--allow-registry`): any API caller may add one, so the
+administrator's list still decides where the server may connect, validation included.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def source_options_for(base: SourceOptions, store: Store, box: records.Credentia
         raise SourceError(f"the stored credentials for registry {entry.registry} cannot be decrypted (the admin "
                           "password changed since they were added); update them with `anchore-cli registry "
                           "update`")
-    options = replace(base, registry_username=entry.registry_user, registry_password=entry.password)
+    options = replace(base, registry_username=entry.registry_user, registry_password=entry.password,
+                      registry_host=reference.host)  # bound: they are sent to this registry only
     if not entry.registry_verify and reference.host not in options.insecure_registries:
         options = replace(options, insecure_registries=(*options.insecure_registries, reference.host))
     return options
@@ -88,7 +91,7 @@ def _validate(service: Service, registry: str, user: str, password: str, verify:
     from ci_gate.sources.registry import RegistryClient, parse_reference
 
     host = registry.rstrip("*").split("/", 1)[0]
-    options = replace(service.config.source, registry_username=user, registry_password=password)
+    options = replace(service.config.source, registry_username=user, registry_password=password, registry_host=host)
     if not verify:
         options = replace(options, insecure_registries=(*options.insecure_registries, host))
     client = None

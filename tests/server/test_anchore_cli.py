@@ -336,27 +336,36 @@ def _loopback_alias() -> str:
                          "hostname in /etc/hosts)")
 
 
-def test_registry_insecure_allows_plain_http(cli: AnchoreCli, registry: RegistryServer,
+def test_registry_insecure_allows_plain_http(tmp_path: Path, demo_vuln_db: Path, registry: RegistryServer,
                                             app_images: dict[str, OciImage]) -> None:
-    host = f"{_loopback_alias()}:{registry.host.rsplit(':', 1)[1]}"
+    alias = _loopback_alias()
+    host = f"{alias}:{registry.host.rsplit(':', 1)[1]}"
     repo = f"cli/insecure-{uuid.uuid4().hex[:8]}"
     push(app_images["clean"], registry.host, f"{repo}:v1")
     tag = f"{host}/{repo}:v1"
-    refused = cli.run("image", "add", tag)
-    assert refused.returncode != 0 and "cannot fetch image digest" in refused.stdout, refused.stdout
+    (tmp_path / "home").mkdir()
+    with ServeProcess(tmp_path / "closed", vuln_db=demo_vuln_db) as closed:  # the alias is not allowed
+        refused_entry = AnchoreCli(anchore_cli_path(), closed, tmp_path / "home").run(
+            "registry", "add", host, "anyone", "anything", "--insecure")
+        assert refused_entry.returncode != 0 and "--allow-registry" in refused_entry.stdout, refused_entry.stdout
+    with ServeProcess(tmp_path / "data", vuln_db=demo_vuln_db, allow_registries=("127.0.0.1", alias)) as server:
+        cli = AnchoreCli(anchore_cli_path(), server, tmp_path / "home")
+        refused = cli.run("image", "add", tag)
+        assert refused.returncode != 0 and "cannot fetch image digest" in refused.stdout, refused.stdout
 
-    strict = cli.run("registry", "add", host, "anyone", "anything")  # validation speaks TLS: refused
-    assert strict.returncode != 0 and "cannot ping supplied registry" in strict.stdout
-    added = cli.ok("registry", "add", host, "anyone", "anything", "--insecure")
-    assert field(added, "Verify TLS") == ["False"]
-    assert field(cli.ok("image", "add", tag), "Image Digest") == [app_images["clean"].manifest_digest]
-    assert field(cli.ok("image", "wait", tag, "--interval", "0.2"), "Analysis Status") == ["analyzed"]
-    manifest = cli.json("image", "metadata", tag, "manifest")  # fetched from the registry through the entry
-    assert json.loads(base64.b64decode(manifest["metadata"]))["config"]["digest"] == app_images["clean"].config_digest
+        strict = cli.run("registry", "add", host, "anyone", "anything")  # validation speaks TLS: refused
+        assert strict.returncode != 0 and "cannot ping supplied registry" in strict.stdout
+        added = cli.ok("registry", "add", host, "anyone", "anything", "--insecure")
+        assert field(added, "Verify TLS") == ["False"]
+        assert field(cli.ok("image", "add", tag), "Image Digest") == [app_images["clean"].manifest_digest]
+        assert field(cli.ok("image", "wait", tag, "--interval", "0.2"), "Analysis Status") == ["analyzed"]
+        manifest = cli.json("image", "metadata", tag, "manifest")  # fetched from the registry through the entry
+        decoded = json.loads(base64.b64decode(manifest["metadata"]))
+        assert decoded["config"]["digest"] == app_images["clean"].config_digest
 
-    secured = cli.run("registry", "update", host, "anyone", "anything", "--skip-validate")
-    assert secured.returncode == 0, secured.stdout
-    assert cli.run("image", "add", tag, "--force").returncode != 0  # TLS again: the pull is refused
+        secured = cli.run("registry", "update", host, "anyone", "anything", "--skip-validate")
+        assert secured.returncode == 0, secured.stdout
+        assert cli.run("image", "add", tag, "--force").returncode != 0  # TLS again: the pull is refused
 
 
 def test_tag_sent_in_a_get_body_is_honoured(cli: AnchoreCli, registry: RegistryServer,
