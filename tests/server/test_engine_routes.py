@@ -107,7 +107,8 @@ def test_system_feeds_and_policy_spec(tmp_path: Path, demo_vuln_db: Path) -> Non
         assert by_name["anchoresec"]["state"] == "eol" and by_name["anchoresec"]["superceded_by"] == "vulnerabilities"
         ports = next(t for t in by_name["dockerfile"]["triggers"] if t["name"] == "exposed_ports")
         assert {p["name"] for p in ports["parameters"]} >= {"ports", "type"}
-    with ServeProcess(tmp_path / "no-store", vuln_db=tmp_path / "missing.sqlite") as server:
+    no_store = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "CI_GATE_VULN_DB": ""}  # the default store, absent
+    with ServeProcess(tmp_path / "no-store", environment=no_store) as server:
         assert server.get("/v1/system").json()["service_states"][-1]["status"] is True
         assert server.get("/v1/system/feeds").json() == [
             {"name": "vulnerabilities", "enabled": True, "created_at": None, "updated_at": None,
