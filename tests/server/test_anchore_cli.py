@@ -325,7 +325,7 @@ def _loopback_alias() -> str:
 
     from ci_gate.sources.registry import is_loopback
 
-    for name in (socket.gethostname(), "localhost.localdomain"):
+    for name in ("ci-gate-registry.test", socket.gethostname(), "localhost.localdomain"):
         try:
             addresses = {str(info[4][0]) for info in socket.getaddrinfo(name, None, socket.AF_INET)}
         except OSError:
