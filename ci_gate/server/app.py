@@ -40,9 +40,11 @@ from ci_gate.server.auth import AuthFailure, Gatekeeper, Principal
 from ci_gate.server.limits import (
     DEFAULT_REQUEST_TIMEOUT,
     MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
     BodyError,
     Throttled,
     guarded_protocol,
+    json_depth_exceeds,
     read_body,
 )
 from ci_gate.server.registry_work import BUSY_RETRY_AFTER, DEFAULT_DEADLINE, RegistryBusy, RegistryFailure, RegistryPool
@@ -459,9 +461,12 @@ class Call:
         if self.content_type and "json" not in self.content_type and "yaml" not in self.content_type:
             raise ApiError(415, f"unsupported media type {self.content_type}; send application/json")
         try:
-            return json.loads(self.body or b"null")
-        except ValueError:
+            document = json.loads(self.body or b"null")
+        except (ValueError, RecursionError):
             raise ApiError(400, "the request body is not valid JSON") from None
+        if json_depth_exceeds(document):
+            raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        return document
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.query.get(name)

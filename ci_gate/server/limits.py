@@ -79,6 +79,23 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES,
     return bytes(body)
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting a request document may have (a policy bundle is 5 levels deep)."""
+
+
+def json_depth_exceeds(document: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `document` nests deeper than `limit` (walked without recursion)."""
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class Throttled(Exception):
     """Too many failed logins: answer 429 and ask the client to come back after `retry_after` seconds."""
 
