@@ -15,6 +15,7 @@ and ports. The full reason is logged for the operator either way.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -26,7 +27,7 @@ from typing import Generic, TypeVar
 
 import requests
 
-from ci_gate.errors import CiGateError
+from ci_gate.errors import CiGateError, SourceError
 from ci_gate.sources.interface import SourceOptions
 from ci_gate.sources.registry import RegistryReference
 
@@ -137,10 +138,22 @@ def fetch_digest(reference: RegistryReference, options: SourceOptions) -> str:
     client = RegistryClient(reference, options)
     try:
         client.ping()
-        _, _, digest = client.manifest(reference.reference)
+        body, _, digest = client.manifest(reference.reference)
     finally:
         client.close()
+    if not _looks_like_manifest(body):  # any web server answers 200 to a GET; that is not an image
+        raise SourceError(f"registry {reference.host} did not answer with an image manifest for "
+                          f"{reference.repository}:{reference.reference}")
     return digest
+
+
+def _looks_like_manifest(body: bytes) -> bool:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return (isinstance(document, dict) and document.get("schemaVersion") in (1, 2)
+            and any(key in document for key in ("config", "manifests", "layers", "fsLayers")))
 
 
 def resolve_digest(pool: RegistryPool, reference: RegistryReference, options: SourceOptions) -> str:
@@ -160,7 +173,7 @@ def resolve_digest(pool: RegistryPool, reference: RegistryReference, options: So
         reason = f"registry {host} did not answer within {pool.deadline:g} s"
         raise RegistryFailure(reason if trusted else generic, reason) from None
     except requests.TooManyRedirects:  # before everything else: a loop is neither TLS nor a timeout
-        reason = f"registry {host} redirected too many times (a redirect loop)"
+        reason = f"registry {host}: too many redirects (a redirect loop)"
         raise RegistryFailure(reason if trusted else generic, reason) from None
     except CiGateError as error:
         reason = " ".join(str(error).split())
