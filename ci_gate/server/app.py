@@ -40,11 +40,10 @@ from ci_gate.server.auth import AuthFailure, Gatekeeper, Principal
 from ci_gate.server.limits import (
     DEFAULT_REQUEST_TIMEOUT,
     MAX_BODY_BYTES,
-    MAX_JSON_DEPTH,
     BodyError,
     Throttled,
     guarded_protocol,
-    json_depth_exceeds,
+    json_problem,
     read_body,
 )
 from ci_gate.server.registry_work import BUSY_RETRY_AFTER, DEFAULT_DEADLINE, RegistryBusy, RegistryFailure, RegistryPool
@@ -464,8 +463,9 @@ class Call:
             document = json.loads(self.body or b"null")
         except (ValueError, RecursionError):
             raise ApiError(400, "the request body is not valid JSON") from None
-        if json_depth_exceeds(document):
-            raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        problem = json_problem(document)
+        if problem:
+            raise ApiError(400, problem)
         return document
 
     def flag(self, name: str, default: bool = False) -> bool:
@@ -475,6 +475,7 @@ class Call:
 
 def _error(status: int, message: str, v1: bool, detail: Mapping[str, Any] | None = None,
            headers: Mapping[str, str] | None = None) -> JSONResponse:
+    message = message.encode("utf-8", "replace").decode("utf-8")  # a path or value may carry a lone surrogate
     body = shapes.error_v1(status, message, detail) if v1 else shapes.error_v2(status, message, detail)
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 

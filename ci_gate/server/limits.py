@@ -83,16 +83,31 @@ MAX_JSON_DEPTH = 64
 """Deepest nesting a request document may have (a policy bundle is 5 levels deep)."""
 
 
-def json_depth_exceeds(document: object, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when `document` nests deeper than `limit` (walked without recursion)."""
+def json_problem(document: object, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Why `document` cannot be taken (nesting deeper than `limit`, a lone surrogate that no answer
+    or database could encode), or None. Walked without recursion."""
     stack: list[tuple[object, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                return "the request body holds invalid Unicode (a lone surrogate escape such as \\ud800)"
+        elif isinstance(value, (dict, list)):
             if depth > limit:
-                return True
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
+                return f"the request body nests deeper than {limit} levels"
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                stack.extend((child, depth + 1) for child in value.values())
+            else:
+                stack.extend((child, depth + 1) for child in value)
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 

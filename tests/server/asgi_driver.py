@@ -27,12 +27,12 @@ class Answer:
 
 async def _call(app: Starlette, method: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]],
                 chunks: list[bytes], client: str) -> Answer:
-    from urllib.parse import unquote_to_bytes
+    from urllib.parse import unquote
 
     scope = {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
         "method": method, "scheme": "http", "root_path": "", "server": ("127.0.0.1", 8228),
-        "client": (client, 40000), "path": unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape"),
+        "client": (client, 40000), "path": unquote(raw_path.decode("ascii")),  # as uvicorn decodes it
         "raw_path": raw_path, "query_string": query, "headers": headers, "state": {},
     }
     pending = list(chunks) or [b""]

@@ -230,3 +230,16 @@ def test_deeply_nested_bodies_are_400_not_500(target: Target) -> None:
     nested_policy = {**DENY_ALL, "id": "nested", "description": json.loads("[" * 900 + "]" * 900)}
     answer = target.driver.call("POST", "/v2/policies", headers=headers, body=json.dumps(nested_policy).encode())
     assert answer.status == 400, answer.body[:300]
+
+
+def test_lone_surrogates_are_400_not_500(target: Target) -> None:
+    headers = [(b"authorization", _basic("admin", PASSWORD)), (b"content-type", b"application/json")]
+    policy = json.dumps({**DENY_ALL, "id": "surrogate", "name": "\ud800"}).encode()
+    key = b'{"name": "k", "description": "\\udfff"}'
+    tagged = b'{"source": {"tag": {"pull_string": "127.0.0.1:1/a:v1"}}, "annotations": {"\\ud800": "x"}}'
+    for path, body in (("/v2/policies", policy), ("/v1/policies", policy), ("/v2/user/api-keys", key),
+                       ("/v2/images", tagged)):
+        answer = target.driver.call("POST", path, headers=headers, body=body)
+        assert answer.status == 400 and b"lone surrogate" in answer.body, (path, answer.status, answer.body[:200])
+    answer = target.driver.call("GET", "/v2/policies/%ED%A0%80", headers=headers)
+    assert answer.status == 404 and answer.json()["code"] == 404
