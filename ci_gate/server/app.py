@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,8 @@ from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import Policy, check_text, load_policy
 from ci_gate.server import keys, shapes
-from ci_gate.server.auth import AuthFailure, Gatekeeper, Principal
+from ci_gate.server.accounts import AccountDirectory, AccountError
+from ci_gate.server.auth import ADMIN_USER, AuthFailure, Gatekeeper, Principal
 from ci_gate.server.limits import (
     DEFAULT_REQUEST_TIMEOUT,
     MAX_BODY_BYTES,
@@ -55,6 +57,9 @@ from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
 
 LOG = logging.getLogger("ci_gate.server")
+
+CURRENT_ACCOUNT: ContextVar[str] = ContextVar("ci_gate_serve_account", default=ACCOUNT)
+"""The account the request being handled acts in (set per request by _dispatch)."""
 
 DIGEST_PATTERN = re.compile(r"^sha256:[a-fA-F0-9]{64}$")
 BASE64_PATTERN = re.compile(r"^[a-zA-Z0-9+/=]+$")
@@ -112,40 +117,92 @@ class Service:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._stores: dict[str, Store] = {}
+        self._pools: dict[str, WorkerPool] = {}
+        self._accounts_lock = threading.RLock()
+        self._started = False
         try:
-            self.store = Store(config.data_dir)
+            admin_store = self._open_store(ACCOUNT, config.data_dir)
+            self.accounts = AccountDirectory(config.data_dir)
+            for account in self.accounts.accounts():
+                self._open_store(account.name, self.accounts.store_dir(account.name))
         except (OSError, sqlite3.Error) as error:
             raise UsageError(f"cannot open the data dir {config.data_dir}: {error}; pass a writable "
                              "--data-dir") from None
-        for warning in permission_warnings(config.data_dir, self.store.path):
+        for warning in permission_warnings(config.data_dir, admin_store.path):
             LOG.warning("%s", warning)
-        self.gatekeeper = Gatekeeper(self.store, config.admin_password)
+        self.gatekeeper = Gatekeeper(admin_store, config.admin_password, directory=self.accounts,
+                                     find_key=self.find_key)
         self.registry = RegistryPool(deadline=config.registry_deadline)
         self.registry_callers: anyio.CapacityLimiter | None = None
-        self.pool = WorkerPool(self.store, WorkerOptions(source=config.source,
-                                                         scratch_dir=config.data_dir / "scratch"), config.workers)
-        self._analyses: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
-        self._policies: dict[tuple[str, str], Policy] = {}
+        self._analyses: OrderedDict[tuple[str, str, str | None], Analysis] = OrderedDict()
+        self._policies: dict[tuple[str, str, str], Policy] = {}
         self._cache_lock = threading.Lock()
         self.started_at = datetime.now(timezone.utc)
 
+    # --- accounts: one store (and worker pool) each; the request's account picks them ----------------
+
+    @property
+    def store(self) -> Store:
+        """The store of the account the current request acts in (the admin account outside requests)."""
+        return self.store_for(CURRENT_ACCOUNT.get())
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool of the current request's account."""
+        self.store_for(CURRENT_ACCOUNT.get())
+        return self._pools[CURRENT_ACCOUNT.get()]
+
+    def store_for(self, account: str) -> Store:
+        """An account's store; an account that does not exist is refused, never mapped to another's store."""
+        store = self._stores.get(account)
+        if store is not None:
+            return store
+        if not self.accounts.exists(account):
+            raise ApiError(403, f"Access Denied: no account {account[:64]!r}", {"permission_required": "*"})
+        return self._open_store(account, self.accounts.store_dir(account))
+
+    def _open_store(self, account: str, directory: Path) -> Store:
+        with self._accounts_lock:
+            if account in self._stores:
+                return self._stores[account]
+            if account != ACCOUNT:
+                directory.parent.mkdir(mode=0o700, exist_ok=True)
+            store = Store(directory)
+            pool = WorkerPool(store, WorkerOptions(source=self.config.source, scratch_dir=directory / "scratch"),
+                              self.config.workers)
+            self._stores[account] = store
+            self._pools[account] = pool
+            if self._started:
+                seed_policies(store)
+                pool.start()
+            return store
+
+    def find_key(self, value: str) -> Any:
+        """The active API key with this value, in whichever account's store holds it."""
+        for store in list(self._stores.values()):
+            key = store.api_key_for_value(value)
+            if key is not None:
+                return key
+        return None
+
     def start(self) -> None:
-        self.seed_policies()
-        self.pool.start()
+        with self._accounts_lock:
+            self._started = True
+            for account, store in self._stores.items():
+                seed_policies(store)
+                self._pools[account].start()
 
     def stop(self) -> None:
         self.registry.stop()
-        if self.pool.stop():
-            self.store.close()  # else a worker still uses it; the process is exiting anyway
+        for account, store in self._stores.items():
+            if self._pools[account].stop():
+                store.close()  # else a worker still uses it; the process is exiting anyway
+        self.accounts.close()
 
     def seed_policies(self) -> None:
         """The built-in packs, `builtin:default` active, on a data dir that has no policy yet."""
-        if self.store.list_policies():
-            return
-        for name in BUILTIN_POLICIES:
-            policy = load_policy(f"builtin:{name}")
-            self.store.add_policy(policy.id, policy.name, policy.description, policy.document, source="builtin",
-                                  active=name == "default")
+        seed_policies(self.store)
 
     # --- images ---------------------------------------------------------------------------------
 
@@ -246,7 +303,7 @@ class Service:
         record = self.image(digest)
         if record.analysis_status != ANALYZED:
             raise ApiError(404, f"image is not analyzed - analysis_status: {record.analysis_status}")
-        key = (digest, record.analyzed_at)
+        key = (str(self.store.path), digest, record.analyzed_at)  # the same digest in two accounts: two entries
         with self._cache_lock:
             cached = self._analyses.get(key)
             if cached is not None:
@@ -276,7 +333,7 @@ class Service:
         return row
 
     def parsed_policy(self, row: PolicyRow) -> Policy:
-        key = (row.policy_id, row.last_updated)
+        key = (str(self.store.path), row.policy_id, row.last_updated)
         with self._cache_lock:
             cached = self._policies.get(key)
         if cached is not None:
@@ -420,6 +477,16 @@ def require_password(principal: Principal | None) -> None:
                             "with the user's password", {"permission_required": "createApiKey"})
 
 
+def seed_policies(store: Store) -> None:
+    """The built-in packs, `builtin:default` active, in a store that has no policy yet."""
+    if store.list_policies():
+        return
+    for name in BUILTIN_POLICIES:
+        policy = load_policy(f"builtin:{name}")
+        store.add_policy(policy.id, policy.name, policy.description, policy.document, source="builtin",
+                         active=name == "default")
+
+
 def validate_policy(document: Mapping[str, Any], name: str) -> Policy:
     """The parsed policy, or a 400 listing every problem (Anchore's validation failure body)."""
     policy, problems = check_text(json.dumps(document), f"{name}.json", strict=False)
@@ -483,19 +550,21 @@ def _error(status: int, message: str, v1: bool, detail: Mapping[str, Any] | None
 def _dispatch(service: Service, handler: Handler, principal: Principal | None, request: Request,
               body: bytes) -> Response:
     v1 = request.url.path.startswith("/v1")
+    token = CURRENT_ACCOUNT.set(principal.account if principal is not None else ACCOUNT)
     try:
+        service.store_for(CURRENT_ACCOUNT.get())
         call = Call(service=service, path_params=request.path_params, query=dict(request.query_params), body=body,
                     content_type=request.headers.get("content-type", "").split(";")[0].strip().lower(), v1=v1,
                     principal=principal)
         result = handler(call)
+        return result if isinstance(result, Response) else JSONResponse(result)
     except ApiError as error:
         return _error(error.status, error.message, v1, error.detail, error.headers)
     except Exception as error:  # a bug answers 500 in the documented shape, and is logged with its traceback
         LOG.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error: {type(error).__name__}", v1)
-    if isinstance(result, Response):
-        return result
-    return JSONResponse(result)
+    finally:
+        CURRENT_ACCOUNT.reset(token)
 
 
 def _route(path: str, handler: Handler, methods: list[str], service: Service, public: bool = False,
@@ -667,6 +736,52 @@ def _delete_api_key(call: Call) -> Any:
     return Response(status_code=204)
 
 
+def _require_admin(call: Call) -> None:
+    if call.principal is None or call.principal.username != ADMIN_USER or call.principal.api_key is not None:
+        raise ApiError(403, "Access Denied: only the admin user (with its password) manages accounts",
+                       {"permission_required": "createAccount"})
+
+
+def _account_body(name: str, email: str, created_at: str) -> dict[str, Any]:
+    """Anchore Enterprise's `Account`."""
+    return {"name": name, "email": email, "state": "enabled", "type": "admin" if name == ACCOUNT else "user",
+            "created_at": created_at, "last_updated": created_at}
+
+
+def _list_accounts(call: Call) -> Any:
+    _require_admin(call)
+    started = call.service.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [_account_body(ACCOUNT, "", started)] + [_account_body(a.name, a.email, a.created_at)
+                                                     for a in call.service.accounts.accounts()]
+
+
+def _post_account(call: Call) -> Any:
+    _require_admin(call)
+    body = call.json()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be an Account object: {\"name\": \"team-b\"}")
+    try:
+        row = call.service.accounts.create_account(body.get("name"), body.get("email") or "")
+    except AccountError as error:
+        raise ApiError(error.status, str(error)) from None
+    call.service.store_for(row.name)
+    return _account_body(row.name, row.email, row.created_at)
+
+
+def _post_account_user(call: Call) -> Any:
+    _require_admin(call)
+    body = call.json()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a user: {\"username\": \"bob\", \"password\": \"...\"}")
+    try:
+        username = call.service.accounts.add_user(call.path_params["account_name"], body.get("username"),
+                                                  body.get("password"))
+    except AccountError as error:
+        raise ApiError(error.status, str(error)) from None
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"username": username, "type": "native", "source": None, "created_at": now, "last_updated": now}
+
+
 def _ping(call: Call) -> Any:
     """v1's ping: the API version prefix as a JSON string."""
     return "v1" if call.v1 else "v2"
@@ -706,6 +821,9 @@ def create_app(config: ServerConfig) -> Starlette:
         _route("/v2/user/api-keys/{key_name}", _get_api_key, ["GET"], service),
         _route("/v2/user/api-keys/{key_name}", _patch_api_key, ["PATCH"], service),
         _route("/v2/user/api-keys/{key_name}", _delete_api_key, ["DELETE"], service),
+        _route("/v2/accounts", _list_accounts, ["GET"], service),
+        _route("/v2/accounts", _post_account, ["POST"], service),
+        _route("/v2/accounts/{account_name}/users", _post_account_user, ["POST"], service),
     ]
     for version in ("v1", "v2"):
         prefix = f"/{version}"

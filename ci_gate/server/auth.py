@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ci_gate.server.accounts import AccountDirectory
 from ci_gate.server.limits import LoginThrottle
-from ci_gate.server.store import ACCOUNT, Store
+from ci_gate.server.store import ACCOUNT, ApiKeyRow, Store
 
 ADMIN_USER = "admin"
 API_KEY_USER = "_api_key"
@@ -58,20 +59,35 @@ def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str]:
     return username, password
 
 
-def authenticate_principal(headers: Mapping[str, str], store: Store, admin_password: str) -> Principal:
-    """The caller; AuthFailure when the credentials or the account header are wrong."""
+KeyLookup = Callable[[str], "ApiKeyRow | None"]
+"""The active key with a given value, in whichever account holds it."""
+
+
+def authenticate_principal(headers: Mapping[str, str], store: Store, admin_password: str,
+                           directory: AccountDirectory | None = None, find_key: KeyLookup | None = None) -> Principal:
+    """The caller; AuthFailure when the credentials or the account header are wrong.
+
+    The admin user (with its password) may act in another account with `x-anchore-account`, as in
+    Anchore; anyone else only in their own."""
     username, password = _basic_credentials(headers)
     principal: Principal | None = None
     if username == ADMIN_USER:
         if hmac.compare_digest(password.encode(), admin_password.encode()):
             principal = Principal(account=ACCOUNT, username=ADMIN_USER)
     elif username == API_KEY_USER:
-        key = store.api_key_for_value(password)
+        key = (find_key or store.api_key_for_value)(password)
         if key is not None:
             principal = Principal(account=key.account, username=API_KEY_USER, api_key=key.name)
+    elif directory is not None:
+        account = directory.verify(username, password)
+        if account is not None:
+            principal = Principal(account=account, username=username)
     if principal is None:
         raise AuthFailure(401, "Unauthorized: wrong username, password or API key")
     scoped = headers.get(ACCOUNT_HEADER, "").strip()
+    if (scoped and scoped != principal.account and principal.username == ADMIN_USER and directory is not None
+            and directory.exists(scoped)):
+        return Principal(account=scoped, username=ADMIN_USER)
     if scoped and scoped != principal.account:
         raise AuthFailure(403, f"Access Denied: no account {scoped[:80]!r} is accessible to this user",
                           {"permission_required": "*", "account": scoped[:80]})
@@ -98,17 +114,21 @@ def claimed_user(headers: Mapping[str, str]) -> str | None:
 class Gatekeeper:
     """Authentication with throttling: the one entry point routes use."""
 
-    def __init__(self, store: Store, admin_password: str, throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, store: Store, admin_password: str, throttle: LoginThrottle | None = None,
+                 directory: AccountDirectory | None = None, find_key: KeyLookup | None = None) -> None:
         self.store = store
+        self.find_key = find_key
         self.admin_password = admin_password
         self.throttle = throttle or LoginThrottle()
+        self.directory = directory
 
     def admit(self, client: str, headers: Mapping[str, str]) -> Principal:
         """The caller, or AuthFailure (wrong credentials) / Throttled (too many failures, credentials unchecked)."""
         user = claimed_user(headers)
         self.throttle.check(client, user)
         try:
-            principal = authenticate_principal(headers, self.store, self.admin_password)
+            principal = authenticate_principal(headers, self.store, self.admin_password, self.directory,
+                                               self.find_key)
         except AuthFailure as failure:
             # A request without credentials is not a guess: HTTP clients that wait for the challenge
             # (Apache HttpClient in the Jenkins plugin) send one before every authenticated request.
