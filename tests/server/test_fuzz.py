@@ -8,6 +8,7 @@ the admin password. The suite runs a few hundred examples; CI_GATE_SERVE_FUZZ_EX
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ci_gate.model import to_dict
@@ -24,7 +25,8 @@ from ci_gate.server.app import ServerConfig, create_app
 from ci_gate.server.limits import MAX_BODY_BYTES
 from ci_gate.server.worker import summary
 from tests.server.asgi_driver import Answer, Driver
-from tests.server.serve_process import PASSWORD
+from tests.server.raw_http import connect, read_answer
+from tests.server.serve_process import PASSWORD, ServeProcess
 from tests.support.tiny import build_tiny_image
 
 EXAMPLES = int(os.environ.get("CI_GATE_SERVE_FUZZ_EXAMPLES", "300"))
@@ -140,8 +142,8 @@ def _bytes(text: str) -> bytes:
 @st.composite
 def requests_(draw: st.DrawFn) -> dict[str, Any]:
     template = draw(st.sampled_from(ROUTES))
-    digest = draw(st.one_of(st.just("{target}"), st.just("sha256:" + "0" * 64), ODD_TEXT))
-    path = (template.replace("{v}", draw(st.sampled_from(["v1", "v2", "v3", "V2", ""])))
+    digest = draw(st.one_of(st.sampled_from(["{target}"] * 3 + ["sha256:" + "0" * 64]), ODD_TEXT))
+    path = (template.replace("{v}", draw(st.sampled_from(["v1", "v2"] * 4 + ["v3", "V2", ""])))
             .replace("{d}", quote(_bytes(digest), safe=draw(st.sampled_from(["", "/:", "%"]))))
             .replace("{x}", quote(_bytes(draw(ODD_TEXT)), safe="")))
     if draw(st.booleans()) and draw(st.booleans()):
@@ -176,8 +178,8 @@ def requests_(draw: st.DrawFn) -> dict[str, Any]:
     headers += draw(st.lists(st.tuples(st.sampled_from([b"x-anchore-account", b"x-forwarded-for", b"host",
                                                         b"transfer-encoding", b"expect", b"accept"]),
                                        st.binary(max_size=30)), max_size=3))
-    return {"method": draw(st.sampled_from(["GET", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
-                                            "TRACE", "get", "BREW"])),
+    return {"method": draw(st.sampled_from(["GET"] * 6 + ["POST"] * 4 + ["PUT", "PUT", "PATCH", "DELETE", "DELETE",
+                                                                          "HEAD", "OPTIONS", "TRACE", "get", "BREW"])),
             "path": path, "query": query, "headers": headers, "body": body, "auth": auth,
             "client": f"10.0.{draw(st.integers(0, 255))}.{draw(st.integers(1, 254))}"}
 
@@ -209,6 +211,7 @@ def send(target: Target, request: dict[str, Any]) -> Answer:
 @given(request=requests_())
 def test_no_request_breaks_the_server_or_passes_an_image(target: Target, request: dict[str, Any]) -> None:
     answer = send(target, request)
+    event(f"status {answer.status}")
     assert answer.status not in (500, 502, 504) and 200 <= answer.status < 600, (answer.status, answer.body[:300])
     assert PASSWORD.encode() not in answer.body
     if answer.body and "json" in answer.headers.get("content-type", ""):
@@ -243,3 +246,50 @@ def test_lone_surrogates_are_400_not_500(target: Target) -> None:
         assert answer.status == 400 and b"lone surrogate" in answer.body, (path, answer.status, answer.body[:200])
     answer = target.driver.call("GET", "/v2/policies/%ED%A0%80", headers=headers)
     assert answer.status == 404 and answer.json()["code"] == 404
+
+
+# --- over a real socket: what reaches uvicorn's HTTP parser before the application ------------------
+
+@pytest.fixture(scope="module")
+def socket_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NO_PROXY", "127.0.0.1")  # the in-process fixture points proxies at a closed port
+        with ServeProcess(tmp_path_factory.mktemp("serve-socket-fuzz") / "data", workers=0,
+                          extra_args=["--request-timeout", "2"]) as process:
+            yield process
+
+
+HEADER_BYTES = st.one_of(
+    st.sampled_from([b"0", b"5", b"chunked", b"100-continue", b"admin", b"gzip, chunked", b"-1",
+                     b"18446744073709551616"]),
+    st.binary(max_size=60),
+    st.sampled_from([b"\r\nX-Injected: 1", b"\n", b" folded\r\n continued", b"\x00", b"a" * 70_000, b"\xff\xfe"]),
+)
+
+
+@settings(max_examples=max(EXAMPLES // 5, 40), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(method=st.sampled_from([b"GET"] * 4 + [b"POST"] * 3 + [b"PUT", b"G\x00T", b"", b"GET GET"]),
+       target=st.sampled_from([b"/v2/policies", b"/v2/images", b"/v1/policies", b"/v2/user/api-keys"] * 3 +
+                              [b"*", b"http://evil.test/v2/policies", b"/%zz", b"//",
+                               b"/v2/policies?" + b"a=" * 2000]) | st.binary(max_size=40),
+       version=st.sampled_from([b"HTTP/1.1"] * 6 + [b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.1x", b""]),
+       headers=st.lists(st.tuples(st.sampled_from([b"Authorization", b"Content-Length", b"Transfer-Encoding",
+                                                   b"Host", b"Expect", b"X-Anchore-Account", b""]), HEADER_BYTES),
+                        max_size=4),
+       body=st.binary(max_size=100), authorised=st.booleans())
+def test_raw_requests_never_break_the_http_layer(socket_server: ServeProcess, method: bytes, target: bytes,
+                                                  version: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+                                                  authorised: bool) -> None:
+    head = method + b" " + target + b" " + version + b"\r\nHost: 127.0.0.1\r\n"
+    if authorised:
+        head += b"Authorization: " + _basic("admin", PASSWORD) + b"\r\n"
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+    with connect(socket_server.port, timeout=10) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head + body)
+        answer = read_answer(sock)
+    event(f"status {answer.status}")
+    assert answer.status not in (500, 502, 504), answer.body[:300]
+    assert PASSWORD.encode() not in answer.body
+    if answer.status and 200 <= answer.status < 300:
+        assert authorised or target.split(b"?")[0] in (b"/health", b"/version", b"/v1/", b"/v2/")
