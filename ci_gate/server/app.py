@@ -52,7 +52,7 @@ from ci_gate.server.registry_work import BUSY_RETRY_AFTER, DEFAULT_DEADLINE, Reg
 from ci_gate.server.registry_work import CALLERS as REGISTRY_CALLERS
 from ci_gate.server.registry_work import resolve_digest as resolve_registry_digest
 from ci_gate.server.startup import permission_warnings
-from ci_gate.server.store import ACCOUNT, ANALYZED, ImageRecord, PolicyRow, Store
+from ci_gate.server.store import ACCOUNT, ANALYZED, ApiKeyRow, ImageRecord, PolicyRow, Store
 from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
 
@@ -178,7 +178,7 @@ class Service:
                 pool.start()
             return store
 
-    def find_key(self, value: str) -> Any:
+    def find_key(self, value: str) -> ApiKeyRow | None:
         """The active API key with this value, in whichever account's store holds it."""
         for store in list(self._stores.values()):
             key = store.api_key_for_value(value)
