@@ -7,10 +7,11 @@ Retry-After). The handlers that wait on registry work run under their own thread
 app.py), so the threads answering everything else (policies, status polls, checks) are never
 spent on a registry.
 
-Error texts: for a registry the operator named (`--insecure-registry`, or one with credentials)
-the full reason is given; for any other host the answer is the same whatever happened (refused,
-timed out, not a registry, redirected, TLS), so the API cannot be used to probe internal hosts
-and ports. The full reason is logged for the operator either way.
+Error texts: for a registry the operator named (`--allow-registry HOST`, or one with credentials)
+the full reason is given; for any other host (one let through by `--allow-registry '*'`) the
+answer is the same whatever happened (refused, timed out, not a registry, redirected, TLS), so the
+API cannot be used to probe internal hosts and ports. The full reason is logged for the operator
+either way.
 """
 
 from __future__ import annotations
@@ -120,9 +121,13 @@ class RegistryPool:
 
 
 def trusted_registry(host: str, options: SourceOptions) -> bool:
-    """A registry the operator named: an insecure registry, or one the server has credentials for."""
-    from ci_gate.sources.registry_auth import resolve_credentials
+    """A registry the operator named: on the allowlist by name (`--allow-registry HOST`, or one the
+    server has credentials for), not merely let through by `--allow-registry '*'`. Without an
+    allowlist (an in-process server): an insecure registry or one with credentials."""
+    from ci_gate.sources.registry_auth import ALLOW_ANY, host_allowed, resolve_credentials
 
+    if options.allowed_registries is not None:
+        return host_allowed(host, tuple(entry for entry in options.allowed_registries if entry != ALLOW_ANY))
     if host in options.insecure_registries:
         return True
     try:
@@ -163,7 +168,7 @@ def resolve_digest(pool: RegistryPool, reference: RegistryReference, options: So
     bounded = replace(options, timeout=min(options.timeout, max(pool.deadline / 3, 0.1)))
     host = reference.host
     generic = (f"registry {host} could not be reached or did not answer as a registry; check the address, "
-               "or ask the operator to allow it (--insecure-registry, credentials)")
+               "or ask the operator to name it (ci-gate serve --allow-registry HOST)")
     trusted = trusted_registry(host, options)
     try:
         return pool.run(lambda: fetch_digest(reference, bounded))

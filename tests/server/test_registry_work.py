@@ -144,12 +144,13 @@ def test_a_redirect_loop_is_reported_as_one(tmp_path: Path) -> None:
         answer, _ = _add(server, f"127.0.0.1:{port}/app:v1")
     assert answer.status_code == 400
     message = answer.json()["message"]
-    assert "too many redirects (a redirect loop)" in message and "TLS" not in message
+    assert re.search(r"redirected too often \(a redirect loop\)", message) and "TLS" not in message
 
 
 def test_errors_for_registries_nobody_named_are_all_alike(tmp_path: Path) -> None:
-    """No port-scan oracle: refused, hanging, a web service's 200/404/500 and a redirect to an
-    internal port all read the same, naming neither the status nor the redirect target."""
+    """No port-scan oracle: for registries the operator did not name (pulls allowed by '*'), refused,
+    hanging, a web service's 200/404/500 and a redirect to an internal port all read the same,
+    naming neither the status nor the redirect target."""
     internal = closed_port()
     targets: list[tuple[str, Any]] = [("refused", None), ("hanging", None),
                                       ("ok", _status(200)), ("not found", _status(404)), ("error", _status(500)),
@@ -165,7 +166,8 @@ def test_errors_for_registries_nobody_named_are_all_alike(tmp_path: Path) -> Non
                 ports[name] = stack.enter_context(hanging_registry())
             else:
                 ports[name] = stack.enter_context(http_stand_in(answer))
-        server = stack.enter_context(ServeProcess(tmp_path / "data", workers=0,
+        # '*' lets the server pull from any registry, but names none: their errors stay generic.
+        server = stack.enter_context(ServeProcess(tmp_path / "data", workers=0, allow_registries=("*",),
                                                   extra_args=["--registry-timeout", str(DEADLINE)]))
         for name, port in ports.items():
             answer, _ = _add(server, f"127.0.0.1:{port}/app:v1")
@@ -176,5 +178,5 @@ def test_errors_for_registries_nobody_named_are_all_alike(tmp_path: Path) -> Non
         log = server.log()
     assert len(set(messages.values())) == 1, messages
     assert not re.search(r"refused|404|500|timed out|within|redirect|TLS", next(iter(messages.values())))
-    assert "too many redirects (a redirect loop)" in log  # the operator still learns what happened
+    assert re.search(r"redirected too often \(a redirect loop\)", log)  # the operator still learns what happened
     assert "did not answer with an image manifest" in log
