@@ -37,8 +37,10 @@ def test_a_loose_data_dir_is_reported_at_start(fresh_server: ServeProcess) -> No
 
 def test_check_answers_do_not_show_the_vulnerability_store_path(tmp_path: Path,
                                                                 pushed_images: list[tuple[str, str]]) -> None:
-    hidden = tmp_path / "operator-private-dir-5c1e" / "vulns.sqlite"  # does not exist: a warning names it
-    with ServeProcess(tmp_path / "data", vuln_db=hidden, workers=1) as server:
+    # The default store location under a distinctive data home, absent: the check warns about it.
+    private = tmp_path / "operator-private-dir-5c1e"
+    with ServeProcess(tmp_path / "data", workers=1,
+                      environment={"XDG_DATA_HOME": str(private), "CI_GATE_VULN_DB": ""}) as server:
         tag, digest = pushed_images[2]
         assert server.add_tag(tag).status_code == 200
         assert server.wait_status(digest)["analysis_status"] == "analyzed"
