@@ -49,6 +49,10 @@ def serve(
                      "for (repeatable; HOST allows every port, '*' any registry; the environment variable "
                      "takes a space-separated list)."),
     ] = None,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", min=0.1, help="Seconds a client has to "
+                               "send its request headers, and again its body.")] = 30.0,
+    registry_timeout: Annotated[float, typer.Option("--registry-timeout", min=0.1, help="Seconds an add waits for "
+                                "the registry in all (resolving the tag).")] = 30.0,
 ) -> None:
     """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
     password = os.environ.get(PASSWORD_VARIABLE, "")
@@ -74,7 +78,8 @@ def serve(
     # Callers name the images: the server pulls only from registries it was told about.
     source = replace(source, allowed_registries=registry_allowlist(source, allow_registry or []))
     config = ServerConfig(data_dir=data_dir or _default_data_dir(), admin_password=password, vuln_db=vuln_db,
-                          workers=workers, source=source)
+                          workers=workers, source=source, request_timeout=request_timeout,
+                          registry_deadline=registry_timeout)
     run_server(config, host, port)
 
 

@@ -9,6 +9,7 @@ system, metadata) lives in the `routes_*` modules.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -18,11 +19,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -34,13 +38,30 @@ from ci_gate import __version__
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import Policy, check_text, load_policy
-from ci_gate.server import shapes
-from ci_gate.server.auth import AuthFailure, authenticate
-from ci_gate.server.store import ANALYZED, ImageRecord, PolicyRow, Store
+from ci_gate.server import keys, shapes
+from ci_gate.server.accounts import AccountDirectory, AccountError
+from ci_gate.server.auth import ADMIN_USER, AuthFailure, Gatekeeper, Principal
+from ci_gate.server.limits import (
+    DEFAULT_REQUEST_TIMEOUT,
+    MAX_BODY_BYTES,
+    BodyError,
+    Throttled,
+    guarded_protocol,
+    json_problem,
+    read_body,
+)
+from ci_gate.server.registry_work import BUSY_RETRY_AFTER, DEFAULT_DEADLINE, RegistryBusy, RegistryFailure, RegistryPool
+from ci_gate.server.registry_work import CALLERS as REGISTRY_CALLERS
+from ci_gate.server.registry_work import resolve_digest as resolve_registry_digest
+from ci_gate.server.startup import permission_warnings
+from ci_gate.server.store import ACCOUNT, ANALYZED, ApiKeyRow, ImageRecord, PolicyRow, Store
 from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
 
 LOG = logging.getLogger("ci_gate.server")
+
+CURRENT_ACCOUNT: ContextVar[str] = ContextVar("ci_gate_serve_account", default=ACCOUNT)
+"""The account the request being handled acts in (set per request by _dispatch)."""
 
 DIGEST_PATTERN = re.compile(r"^sha256:[a-fA-F0-9]{64}$")
 BASE64_PATTERN = re.compile(r"^[a-zA-Z0-9+/=]+$")
@@ -48,8 +69,6 @@ VULNERABILITY_TYPES = ("os", "non-os", "all")
 CONTENT_TYPES = ("os", "files", "npm", "gem", "python", "java", "binary", "go", "malware")
 """anchore-engine's default content types (§1.6); a package of another ecosystem adds its own."""
 BUILTIN_POLICIES = ("default", "cis", "dod")
-MAX_BODY_BYTES = 16 * 1024 * 1024
-"""Largest request body read (a policy or an add request with its Dockerfile is far smaller)."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +85,22 @@ class ServerConfig:
     """Analysis threads; 0 only queues (another process on the same data dir analyses)."""
     source: SourceOptions = field(default_factory=SourceOptions)
     """How workers reach registries (credentials, CA bundle, insecure registries)."""
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    """Seconds a client has to send its request headers, and again its body."""
+    registry_deadline: float = DEFAULT_DEADLINE
+    """Seconds an API call waits for registry work (resolving a tag) in all."""
 
 
 class ApiError(Exception):
     """An error answer: status, one-line message, optional detail object."""
 
-    def __init__(self, status: int, message: str, detail: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, status: int, message: str, detail: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.headers = headers
 
 
 def normalise_tag(text: str) -> str:
@@ -94,26 +119,88 @@ class Service:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._stores: dict[str, Store] = {}
+        self._pools: dict[str, WorkerPool] = {}
+        self._accounts_lock = threading.RLock()
+        self._started = False
         try:
-            self.store = Store(config.data_dir)
+            admin_store = self._open_store(ACCOUNT, config.data_dir)
+            self.accounts = AccountDirectory(config.data_dir)
+            for account in self.accounts.accounts():
+                self._open_store(account.name, self.accounts.store_dir(account.name))
         except (OSError, sqlite3.Error) as error:
             raise UsageError(f"cannot open the data dir {config.data_dir}: {error}; pass a writable "
                              "--data-dir") from None
+        for warning in permission_warnings(config.data_dir, admin_store.path):
+            LOG.warning("%s", warning)
+        self.gatekeeper = Gatekeeper(admin_store, config.admin_password, directory=self.accounts,
+                                     find_key=self.find_key)
         from ci_gate.server.records import CredentialBox
 
         self.credentials = CredentialBox(config.admin_password)
-        self.pool = WorkerPool(self.store, WorkerOptions(source=config.source, scratch_dir=config.data_dir / "scratch",
-                                                         source_for=self.source_for), config.workers)
-        self._analyses: OrderedDict[tuple[str, str | None], Analysis] = OrderedDict()
-        self._policies: dict[tuple[str, str], Policy] = {}
+        self.registry = RegistryPool(deadline=config.registry_deadline)
+        self.registry_callers: anyio.CapacityLimiter | None = None
+        self._analyses: OrderedDict[tuple[str, str, str | None], Analysis] = OrderedDict()
+        self._policies: dict[tuple[str, str, str], Policy] = {}
         self._cache_lock = threading.Lock()
         self.started_at = datetime.now(timezone.utc)
 
+    # --- accounts: one store (and worker pool) each; the request's account picks them ----------------
+
+    @property
+    def store(self) -> Store:
+        """The store of the account the current request acts in (the admin account outside requests)."""
+        return self.store_for(CURRENT_ACCOUNT.get())
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool of the current request's account."""
+        self.store_for(CURRENT_ACCOUNT.get())
+        return self._pools[CURRENT_ACCOUNT.get()]
+
+    def store_for(self, account: str) -> Store:
+        """An account's store; an account that does not exist is refused, never mapped to another's store."""
+        store = self._stores.get(account)
+        if store is not None:
+            return store
+        if not self.accounts.exists(account):
+            raise ApiError(403, f"Access Denied: no account {account[:64]!r}", {"permission_required": "*"})
+        return self._open_store(account, self.accounts.store_dir(account))
+
+    def _open_store(self, account: str, directory: Path) -> Store:
+        with self._accounts_lock:
+            if account in self._stores:
+                return self._stores[account]
+            if account != ACCOUNT:
+                directory.parent.mkdir(mode=0o700, exist_ok=True)
+            store = Store(directory)
+            pool = WorkerPool(store, WorkerOptions(source=self.config.source, scratch_dir=directory / "scratch",
+                                                   source_for=functools.partial(self.source_for, store=store)),
+                              self.config.workers)
+            self._stores[account] = store
+            self._pools[account] = pool
+            if self._started:
+                seed_policies(store)
+                pool.start()
+            return store
+
+    def find_key(self, value: str) -> ApiKeyRow | None:
+        """The active API key with this value, in whichever account's store holds it."""
+        for store in list(self._stores.values()):
+            key = store.api_key_for_value(value)
+            if key is not None:
+                return key
+        return None
+
     def start(self) -> None:
+        with self._accounts_lock:
+            self._started = True
+            for account, store in self._stores.items():
+                seed_policies(store)
+                self._pools[account].start()
         from ci_gate.server.vuln_watch import VulnWatcher, store_stamp
 
-        self.seed_policies()
-        self.pool.start()
+        # Watches the admin account's tags (the store outside a request); other accounts are not watched yet.
         self.vuln_watcher = VulnWatcher(lambda: self.store, lambda digest: self.vulnerabilities(digest, "all", True),
                                         lambda: store_stamp(self.config.vuln_db))
         self.vuln_watcher.start()
@@ -121,17 +208,15 @@ class Service:
     def stop(self) -> None:
         if getattr(self, "vuln_watcher", None) is not None:
             self.vuln_watcher.stop()
-        if self.pool.stop():
-            self.store.close()  # else a worker still uses it; the process is exiting anyway
+        self.registry.stop()
+        for account, store in self._stores.items():
+            if self._pools[account].stop():
+                store.close()  # else a worker still uses it; the process is exiting anyway
+        self.accounts.close()
 
     def seed_policies(self) -> None:
         """The built-in packs, `builtin:default` active, on a data dir that has no policy yet."""
-        if self.store.list_policies():
-            return
-        for name in BUILTIN_POLICIES:
-            policy = load_policy(f"builtin:{name}")
-            self.store.add_policy(policy.id, policy.name, policy.description, policy.document, source="builtin",
-                                  active=name == "default")
+        seed_policies(self.store)
 
     # --- images ---------------------------------------------------------------------------------
 
@@ -210,21 +295,22 @@ class Service:
         return source_options_for(self.config.source, store or self.store, self.credentials, pull_string)
 
     def resolve_digest(self, pull_string: str) -> str:
-        """The manifest digest a tag points at now (Anchore resolves it when the image is added)."""
-        from ci_gate.sources.registry import RegistryClient, parse_reference
+        """The manifest digest a tag points at now (Anchore resolves it when the image is added), from
+        the registry pool: never longer than its deadline, refused at once when it is saturated."""
+        from ci_gate.sources.registry import parse_reference
 
-        client: RegistryClient | None = None
         try:
             reference = parse_reference(pull_string)
-            client = RegistryClient(reference, self.source_for(pull_string))
-            client.ping()
-            _, _, digest = client.manifest(reference.reference)
         except CiGateError as error:
             raise ApiError(400, f"cannot fetch image digest/manifest from registry: {error}") from None
-        finally:
-            if client is not None:
-                client.close()
-        return digest
+        try:
+            return resolve_registry_digest(self.registry, reference, self.source_for(pull_string))
+        except RegistryBusy:
+            raise ApiError(503, "the server is busy with slow registries; retry the add later",
+                           headers={"Retry-After": str(BUSY_RETRY_AFTER)}) from None
+        except RegistryFailure as failure:
+            LOG.info("cannot fetch the digest of %s: %s", pull_string[:200], failure.reason)
+            raise ApiError(400, f"cannot fetch image digest/manifest from registry: {failure.public}") from None
 
     def image(self, digest: str) -> ImageRecord:
         if not DIGEST_PATTERN.match(digest):
@@ -238,7 +324,7 @@ class Service:
         record = self.image(digest)
         if record.analysis_status != ANALYZED:
             raise ApiError(404, f"image is not analyzed - analysis_status: {record.analysis_status}")
-        key = (digest, record.analyzed_at)
+        key = (str(self.store.path), digest, record.analyzed_at)  # the same digest in two accounts: two entries
         with self._cache_lock:
             cached = self._analyses.get(key)
             if cached is not None:
@@ -268,7 +354,7 @@ class Service:
         return row
 
     def parsed_policy(self, row: PolicyRow) -> Policy:
-        key = (row.policy_id, row.last_updated)
+        key = (str(self.store.path), row.policy_id, row.last_updated)
         with self._cache_lock:
             cached = self._policies.get(key)
         if cached is not None:
@@ -279,10 +365,11 @@ class Service:
         return policy
 
     def delete_policy(self, policy_id: str) -> None:
-        row = self.policy_row(policy_id)
-        if row.active:
+        outcome = self.store.delete_policy(policy_id)
+        if outcome == "missing":
+            raise ApiError(404, f"policy not found: {policy_id}")
+        if outcome == "active":
             raise ApiError(500, "cannot delete an active policy - activate a different policy then delete this one")
-        self.store.delete_policy(policy_id)
 
     # --- evaluation and vulnerabilities ------------------------------------------------------------
 
@@ -302,7 +389,8 @@ class Service:
                 image=f"registry:{record.pull_string}", tag=full_tag, vuln_db=self.config.vuln_db))
         except CiGateError as error:
             raise ApiError(500, f"policy evaluation failed: {error}") from None
-        evaluation = replace(evaluation, image_digest=record.digest, policy_id=row.policy_id, backend="serve")
+        evaluation = replace(evaluation, image_digest=record.digest, policy_id=row.policy_id, backend="serve",
+                             warnings=tuple(self.public_text(w) for w in evaluation.warnings))
         return evaluation, analysis, record, row, full_tag
 
     def vulnerabilities(self, digest: str, vulnerability_type: str, v2: bool) -> list[dict[str, Any]]:
@@ -350,16 +438,51 @@ class Service:
             },
         }
 
-    def add_api_key(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
-            raise ApiError(400, "an API key needs a name: {\"name\": \"ci\", \"expires_at\": \"...Z\"}")
-        expires_at = body.get("expires_at") or (datetime.now(timezone.utc) + timedelta(days=365)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
+    def public_text(self, text: str) -> str:
+        """`text` without the server's file system paths (the vulnerability store's location is the
+        operator's business, not every API caller's)."""
+        from ci_gate.vulns.store import resolve_path
+
+        store_path = resolve_path(self.config.vuln_db)
+        for path in (str(store_path), str(store_path.parent)):
+            text = text.replace(path, "the server's vulnerability store")
+        return text
+
+    def add_api_key(self, body: Any, principal: Principal) -> dict[str, Any]:
+        require_password(principal)
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a UserApiKey object: {\"name\": \"ci\", "
+                                "\"expires_at\": \"2027-01-01T00:00:00Z\"}")
+        description = body.get("description") or ""
+        if not isinstance(description, str) or len(description) > 1024:
+            raise ApiError(400, "description must be a string of at most 1024 characters")
+        try:
+            name = keys.key_name(body.get("name"))
+            expires_at = keys.expiry(body.get("expires_at"), datetime.now(timezone.utc))
+        except keys.KeyRequestError as error:
+            raise ApiError(400, str(error)) from None
         value = secrets.token_urlsafe(32)
-        row = self.store.add_api_key(body["name"], str(body.get("description") or ""), value, str(expires_at))
+        row = self.store.add_api_key(name, description, value, expires_at, principal.account)
         if row is None:
-            raise ApiError(409, f"an API key named {body['name']!r} already exists")
+            raise ApiError(409, f"an API key named {name!r} already exists")
         return shapes.api_key(row, value)
+
+
+def require_password(principal: Principal | None) -> None:
+    """API keys are managed by the user with the password; a key may not mint, change or delete keys."""
+    if principal is not None and principal.api_key is not None:
+        raise ApiError(403, "Access Denied: API keys cannot create, change or delete API keys; authenticate "
+                            "with the user's password", {"permission_required": "createApiKey"})
+
+
+def seed_policies(store: Store) -> None:
+    """The built-in packs, `builtin:default` active, in a store that has no policy yet."""
+    if store.list_policies():
+        return
+    for name in BUILTIN_POLICIES:
+        policy = load_policy(f"builtin:{name}")
+        store.add_policy(policy.id, policy.name, policy.description, policy.document, source="builtin",
+                         active=name == "default")
 
 
 def validate_policy(document: Mapping[str, Any], name: str) -> Policy:
@@ -395,14 +518,20 @@ class Call:
     """The request's Content-Type."""
     v1: bool
     """True under /v1: v1 shapes."""
+    principal: Principal | None = None
+    """Who is calling (None on public routes)."""
 
     def json(self) -> Any:
         if self.content_type and "json" not in self.content_type and "yaml" not in self.content_type:
             raise ApiError(415, f"unsupported media type {self.content_type}; send application/json")
         try:
-            return json.loads(self.body or b"null")
-        except ValueError:
+            document = json.loads(self.body or b"null")
+        except (ValueError, RecursionError):
             raise ApiError(400, "the request body is not valid JSON") from None
+        problem = json_problem(document)
+        if problem:
+            raise ApiError(400, problem)
+        return document
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.query.get(name)
@@ -411,49 +540,65 @@ class Call:
 
 def _error(status: int, message: str, v1: bool, detail: Mapping[str, Any] | None = None,
            headers: Mapping[str, str] | None = None) -> JSONResponse:
+    message = message.encode("utf-8", "replace").decode("utf-8")  # a path or value may carry a lone surrogate
     body = shapes.error_v1(status, message, detail) if v1 else shapes.error_v2(status, message, detail)
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def _dispatch(service: Service, handler: Handler, public: bool, request: Request, body: bytes) -> Response:
+def _dispatch(service: Service, handler: Handler, principal: Principal | None, request: Request,
+              body: bytes) -> Response:
     v1 = request.url.path.startswith("/v1")
+    token = CURRENT_ACCOUNT.set(principal.account if principal is not None else ACCOUNT)
     try:
-        if not public:
-            authenticate(request.headers, service.store, service.config.admin_password)
+        service.store_for(CURRENT_ACCOUNT.get())
         call = Call(service=service, path_params=request.path_params, query=dict(request.query_params), body=body,
-                    content_type=request.headers.get("content-type", "").split(";")[0].strip().lower(), v1=v1)
+                    content_type=request.headers.get("content-type", "").split(";")[0].strip().lower(), v1=v1,
+                    principal=principal)
         result = handler(call)
-    except AuthFailure as failure:
-        headers = {"WWW-Authenticate": 'Basic realm="ci-gate"'} if failure.status == 401 else None
-        return _error(failure.status, failure.message, v1, failure.detail, headers)
+        return result if isinstance(result, Response) else JSONResponse(result)
     except ApiError as error:
-        return _error(error.status, error.message, v1, error.detail)
+        return _error(error.status, error.message, v1, error.detail, error.headers)
     except Exception as error:  # a bug answers 500 in the documented shape, and is logged with its traceback
         LOG.exception("internal error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error: {type(error).__name__}", v1)
-    if isinstance(result, Response):
-        return result
-    return JSONResponse(result)
+    finally:
+        CURRENT_ACCOUNT.reset(token)
 
 
 def _route(path: str, handler: Handler, methods: list[str], service: Service, public: bool = False,
-           inline: bool = False) -> Route:
+           inline: bool = False, registry: bool = False) -> Route:
     """`inline` handlers only read one small row, so they run on the event loop (status polls are
-    the hot path); the others may pull from a registry or evaluate a policy, so they run in threads."""
+    the hot path); the others evaluate a policy or wait on a registry, so they run in threads.
+    `registry` handlers (adds, which resolve a tag) run under a thread limit of their own, so a
+    registry that hangs never holds the threads that answer everything else."""
     async def endpoint(request: Request) -> Response:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():  # an oversized body is drained, not kept, so the client reads the 413
-            size += len(chunk)
-            if size <= MAX_BODY_BYTES:
-                chunks.append(chunk)
-        if size > MAX_BODY_BYTES:
-            return _error(413, f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB",
-                          request.url.path.startswith("/v1"))
-        body = b"".join(chunks)
+        v1 = request.url.path.startswith("/v1")
+        principal: Principal | None = None
+        body = b""
+        if not public:  # who is calling is settled on the headers alone, before a byte of the body is read
+            try:
+                client = request.client.host if request.client else "unknown"
+                principal = service.gatekeeper.admit(client, request.headers)
+            except Throttled as throttled:
+                who = "client address" if throttled.scope == "client" else "user"
+                return _error(429, f"Too many failed logins for this {who}; retry after {throttled.retry_after} s",
+                              v1, {"retry_after_seconds": throttled.retry_after},
+                              {"Retry-After": str(throttled.retry_after)})
+            except AuthFailure as failure:
+                headers = {"WWW-Authenticate": 'Basic realm="ci-gate"'} if failure.status == 401 else None
+                return _error(failure.status, failure.message, v1, failure.detail, headers)
+            try:
+                body = await read_body(request, MAX_BODY_BYTES, service.config.request_timeout)
+            except BodyError as error:
+                return _error(error.status, error.message, v1, headers={"Connection": "close"})
         if inline:
-            return _dispatch(service, handler, public, request, body)
-        return await run_in_threadpool(_dispatch, service, handler, public, request, body)
+            return _dispatch(service, handler, principal, request, body)
+        if registry:
+            if service.registry_callers is None:  # created on the event loop, at first use
+                service.registry_callers = anyio.CapacityLimiter(REGISTRY_CALLERS)
+            return await anyio.to_thread.run_sync(_dispatch, service, handler, principal, request, body,
+                                                  limiter=service.registry_callers)
+        return await run_in_threadpool(_dispatch, service, handler, principal, request, body)
 
     return Route(path, endpoint, methods=methods)
 
@@ -516,12 +661,89 @@ def _delete_policy(call: Call) -> Any:
     return Response(status_code=200)
 
 
+def _account(call: Call) -> str:
+    return call.principal.account if call.principal is not None else ACCOUNT
+
+
 def _list_api_keys(call: Call) -> Any:
-    return [shapes.api_key(row) for row in call.service.store.list_api_keys()]
+    return [shapes.api_key(row) for row in call.service.store.list_api_keys(_account(call))]
 
 
 def _post_api_key(call: Call) -> Any:
-    return call.service.add_api_key(call.json())
+    assert call.principal is not None
+    return call.service.add_api_key(call.json(), call.principal)
+
+
+def _get_api_key(call: Call) -> Any:
+    row = call.service.store.get_api_key(call.path_params["key_name"], _account(call))
+    if row is None:
+        raise ApiError(404, "API key not found")
+    return shapes.api_key(row)
+
+
+def _patch_api_key(call: Call) -> Any:
+    """PATCH {"status": "revoked"}: the key stops working at once and stays listed as revoked."""
+    require_password(call.principal)
+    body = call.json()
+    if not isinstance(body, dict) or body.get("status") != "revoked" or set(body) - {"status"}:
+        raise ApiError(400, "a key can only be revoked: send {\"status\": \"revoked\"}")
+    row = call.service.store.revoke_api_key(call.path_params["key_name"], _account(call))
+    if row is None:
+        raise ApiError(404, "API key not found")
+    return shapes.api_key(row)
+
+
+def _delete_api_key(call: Call) -> Any:
+    require_password(call.principal)
+    if not call.service.store.delete_api_key(call.path_params["key_name"], _account(call)):
+        raise ApiError(404, "API key not found")
+    return Response(status_code=204)
+
+
+def _require_admin(call: Call) -> None:
+    if call.principal is None or call.principal.username != ADMIN_USER or call.principal.api_key is not None:
+        raise ApiError(403, "Access Denied: only the admin user (with its password) manages accounts",
+                       {"permission_required": "createAccount"})
+
+
+def _account_body(name: str, email: str, created_at: str) -> dict[str, Any]:
+    """Anchore Enterprise's `Account`."""
+    return {"name": name, "email": email, "state": "enabled", "type": "admin" if name == ACCOUNT else "user",
+            "created_at": created_at, "last_updated": created_at}
+
+
+def _list_accounts(call: Call) -> Any:
+    _require_admin(call)
+    started = call.service.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [_account_body(ACCOUNT, "", started)] + [_account_body(a.name, a.email, a.created_at)
+                                                     for a in call.service.accounts.accounts()]
+
+
+def _post_account(call: Call) -> Any:
+    _require_admin(call)
+    body = call.json()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be an Account object: {\"name\": \"team-b\"}")
+    try:
+        row = call.service.accounts.create_account(body.get("name"), body.get("email") or "")
+    except AccountError as error:
+        raise ApiError(error.status, str(error)) from None
+    call.service.store_for(row.name)
+    return _account_body(row.name, row.email, row.created_at)
+
+
+def _post_account_user(call: Call) -> Any:
+    _require_admin(call)
+    body = call.json()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a user: {\"username\": \"bob\", \"password\": \"...\"}")
+    try:
+        username = call.service.accounts.add_user(call.path_params["account_name"], body.get("username"),
+                                                  body.get("password"))
+    except AccountError as error:
+        raise ApiError(error.status, str(error)) from None
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"username": username, "type": "native", "source": None, "created_at": now, "last_updated": now}
 
 
 def _ping(call: Call) -> Any:
@@ -557,6 +779,12 @@ def create_app(config: ServerConfig) -> Starlette:
         _route("/status", _status, ["GET"], service),
         _route("/v2/user/api-keys", _list_api_keys, ["GET"], service),
         _route("/v2/user/api-keys", _post_api_key, ["POST"], service),
+        _route("/v2/user/api-keys/{key_name}", _get_api_key, ["GET"], service),
+        _route("/v2/user/api-keys/{key_name}", _patch_api_key, ["PATCH"], service),
+        _route("/v2/user/api-keys/{key_name}", _delete_api_key, ["DELETE"], service),
+        _route("/v2/accounts", _list_accounts, ["GET"], service),
+        _route("/v2/accounts", _post_account, ["POST"], service),
+        _route("/v2/accounts/{account_name}/users", _post_account_user, ["POST"], service),
     ]
     for version in ("v1", "v2"):
         prefix = f"/{version}"
@@ -565,7 +793,7 @@ def create_app(config: ServerConfig) -> Starlette:
             _route(f"{prefix}/version", routes_system.version_v1 if version == "v1" else routes_system.version_v2,
                    ["GET"], service),
             _route(f"{prefix}/status", _status, ["GET"], service),
-            _route(f"{prefix}/images", _post_image, ["POST"], service),
+            _route(f"{prefix}/images", _post_image, ["POST"], service, registry=True),
             _route(f"{prefix}/images", routes_images.list_images, ["GET"], service),
             _route(f"{prefix}/images/{{digest}}", _get_image, ["GET"], service, inline=True),
             _route(f"{prefix}/images/{{digest}}", routes_images.delete_image, ["DELETE"], service),
@@ -614,4 +842,8 @@ def serve(config: ServerConfig, host: str, port: int) -> None:
     app = create_app(config)
     LOG.info("ci-gate serve %s on http://%s:%d (data dir %s, %d workers)", __version__, host, port,
              config.data_dir, config.workers)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # Idle keep-alive connections close after 5 s (uvicorn); unfinished request headers after
+    # request_timeout (GuardedH11Protocol); past 512 connections new requests get 503.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                http=guarded_protocol(config.request_timeout), timeout_keep_alive=5, limit_concurrency=512,
+                h11_max_incomplete_event_size=64 * 1024)

@@ -12,6 +12,7 @@ administrator's list still decides where the server may connect, validation incl
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 from typing import Any
@@ -25,6 +26,8 @@ from ci_gate.server.app import ApiError, Call, Service
 from ci_gate.server.records import RegistryRecord
 from ci_gate.server.store import Store
 from ci_gate.sources.interface import SourceOptions
+
+LOG = logging.getLogger("ci_gate.server")
 
 REGISTRY_TYPES = ("docker_v2", "awsecr")
 
@@ -100,7 +103,13 @@ def _validate(service: Service, registry: str, user: str, password: str, verify:
         client.ping()
         client.get("/v2/", what="login").close()
     except CiGateError as error:
+        from ci_gate.server.registry_work import trusted_registry
+
         reason = str(error).replace("from --registry-username", "supplied")  # they came from this request
+        if not trusted_registry(host, service.config.source):
+            # A host nobody named: the same words whatever happened, so the API is no port scanner.
+            LOG.info("cannot validate registry %s: %s", host[:200], reason)
+            reason = f"registry {host} could not be reached or refused the credentials"
         raise ApiError(406, f"cannot ping supplied registry with supplied credentials - exception: {reason}") from None
     finally:
         if client is not None:
@@ -158,9 +167,9 @@ def routes(service: Service, route: Any) -> list[Route]:
     for prefix in ("/v1", "/v2"):
         out += [
             route(f"{prefix}/registries", _list, ["GET"], service),
-            route(f"{prefix}/registries", _add, ["POST"], service),
+            route(f"{prefix}/registries", _add, ["POST"], service, registry=True),
             route(f"{prefix}/registries/{{registry:path}}", _get, ["GET"], service),
-            route(f"{prefix}/registries/{{registry:path}}", _update, ["PUT"], service),
+            route(f"{prefix}/registries/{{registry:path}}", _update, ["PUT"], service, registry=True),
             route(f"{prefix}/registries/{{registry:path}}", _delete, ["DELETE"], service),
         ]
     return out

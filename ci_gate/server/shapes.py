@@ -56,7 +56,8 @@ def _split_tag(full_tag: str) -> tuple[str, str, str]:
 # --- errors ---------------------------------------------------------------------------------------
 
 _ERROR_TYPES = {400: "bad_request", 401: "unauthorized", 403: "access_denied", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+                405: "method_not_allowed", 409: "conflict", 408: "request_timeout", 413: "payload_too_large",
+                415: "unsupported_media_type", 429: "too_many_requests",
                 500: "internal_error", 501: "not_implemented", 503: "unavailable"}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import zlib
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ci_gate.server.keys import effective_status
 
 NOT_ANALYZED = "not_analyzed"
 ANALYZING = "analyzing"
@@ -124,6 +127,7 @@ CREATE TABLE IF NOT EXISTS serve_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS policies_one_active ON policies (account) WHERE active = 1;
 CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT PRIMARY KEY,
     account TEXT NOT NULL,
@@ -257,8 +261,12 @@ class Store:
     """The server's database under the data dir (`ci-gate-serve.sqlite`)."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # Analyses and submitted Dockerfiles are private: the directory 0700 and the database 0600
+        # from the start (SQLite gives its -wal and -shm files the database file's mode).
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = data_dir / "ci-gate-serve.sqlite"
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.RLock()
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                            timeout=30)
@@ -497,9 +505,16 @@ class Store:
                                    (now, policy_id))
         return self.get_policy(policy_id)
 
-    def delete_policy(self, policy_id: str) -> None:
+    def delete_policy(self, policy_id: str) -> str:
+        """Delete an inactive policy: `deleted`, `active` (refused: the account keeps exactly one active
+        policy) or `missing`. Checked and deleted in one transaction, so an activation that lands
+        between a check and a delete can never leave the account without an active policy."""
         with self._transaction() as connection:
-            connection.execute("DELETE FROM policies WHERE policy_id = ?", (policy_id,))
+            if connection.execute("DELETE FROM policies WHERE policy_id = ? AND active = 0",
+                                  (policy_id,)).rowcount:
+                return "deleted"
+            exists = connection.execute("SELECT 1 FROM policies WHERE policy_id = ?", (policy_id,)).fetchone()
+        return "active" if exists else "missing"
 
     def get_policy(self, policy_id: str) -> PolicyRow | None:
         rows = self._query("SELECT * FROM policies WHERE policy_id = ?", (policy_id,))
@@ -514,28 +529,50 @@ class Store:
 
     # --- API keys -------------------------------------------------------------------------------
 
-    def add_api_key(self, name: str, description: str, value: str, expires_at: str) -> ApiKeyRow | None:
+    def add_api_key(self, name: str, description: str, value: str, expires_at: str,
+                    account: str = ACCOUNT) -> ApiKeyRow | None:
+        """Insert a key (its value only as a hash); None when the name is taken (409)."""
         now = now_text()
         with self._transaction() as connection:
             if connection.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
                 return None
             connection.execute(
                 "INSERT INTO api_keys (name, account, description, value_hash, expires_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, ACCOUNT, description, key_hash(value), expires_at, now, now))
-        return next(k for k in self.list_api_keys() if k.name == name)
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, account, description, key_hash(value), expires_at, now, now))
+        return self.get_api_key(name, account)
 
-    def list_api_keys(self) -> list[ApiKeyRow]:
-        return [ApiKeyRow(name=row["name"], account=row["account"], description=row["description"],
-                          expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"],
-                          status=_key_status(row["status"], row["expires_at"]))
-                for row in self._query("SELECT * FROM api_keys ORDER BY created_at, name")]
+    def list_api_keys(self, account: str = ACCOUNT) -> list[ApiKeyRow]:
+        return [_api_key_from_row(row) for row in
+                self._query("SELECT * FROM api_keys WHERE account = ? ORDER BY created_at, name", (account,))]
+
+    def get_api_key(self, name: str, account: str = ACCOUNT) -> ApiKeyRow | None:
+        rows = self._query("SELECT * FROM api_keys WHERE name = ? AND account = ?", (name, account))
+        return _api_key_from_row(rows[0]) if rows else None
+
+    def revoke_api_key(self, name: str, account: str = ACCOUNT) -> ApiKeyRow | None:
+        """Mark a key revoked (it stops working at once); None when the account has no such key."""
+        with self._transaction() as connection:
+            changed = connection.execute("UPDATE api_keys SET status = 'revoked', updated_at = ? WHERE name = ? "
+                                         "AND account = ?", (now_text(), name, account)).rowcount
+        return self.get_api_key(name, account) if changed else None
+
+    def delete_api_key(self, name: str, account: str = ACCOUNT) -> bool:
+        with self._transaction() as connection:
+            return bool(connection.execute("DELETE FROM api_keys WHERE name = ? AND account = ?",
+                                           (name, account)).rowcount)
+
+    def api_key_for_value(self, value: str) -> ApiKeyRow | None:
+        """The active, unexpired key with this value; None for an unknown, revoked or expired key."""
+        rows = self._query("SELECT * FROM api_keys WHERE value_hash = ?", (key_hash(value),))
+        if not rows:
+            return None
+        key = _api_key_from_row(rows[0])
+        return key if key.status == "active" else None
 
     def api_key_account(self, value: str) -> str | None:
         """The account an active, unexpired key acts as; None for an unknown, revoked or expired key."""
-        rows = self._query("SELECT account, status, expires_at FROM api_keys WHERE value_hash = ?", (key_hash(value),))
-        if not rows or _key_status(rows[0]["status"], rows[0]["expires_at"]) != "active":
-            return None
-        return str(rows[0]["account"])
+        key = self.api_key_for_value(value)
+        return key.account if key is not None else None
 
 
 def _latest_digest_for_tag(connection: sqlite3.Connection, full_tag: str) -> str | None:
@@ -581,10 +618,11 @@ def add_event(connection: sqlite3.Connection, account: str, notification_type: s
          json.dumps(dict(details)), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
 
 
-def _key_status(status: str, expires_at: str) -> str:
-    if status == "active" and expires_at and expires_at < now_text():
-        return "expired"
-    return status
+def _api_key_from_row(row: sqlite3.Row) -> ApiKeyRow:
+    return ApiKeyRow(name=row["name"], account=row["account"], description=row["description"],
+                     expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"],
+                     status=effective_status(row["status"], row["expires_at"], row["created_at"],
+                                             datetime.now(timezone.utc)))
 
 
 def _change(from_status: str, to_status: str, timestamp: str, source: str) -> dict[str, str]:

@@ -81,10 +81,13 @@ class ServeProcess:
     """`ci-gate serve` on a free port of 127.0.0.1 with its own data dir; start, kill, start again."""
 
     def __init__(self, data_dir: Path, vuln_db: Path | None = None, workers: int = 2,
-                 environment: dict[str, str] | None = None, allow_registries: tuple[str, ...] = ("127.0.0.1",)) -> None:
+                 environment: dict[str, str] | None = None, allow_registries: tuple[str, ...] = ("127.0.0.1",),
+                 extra_args: list[str] | None = None) -> None:
         self.data_dir = data_dir
         self.allow_registries = allow_registries
         """`--allow-registry` values: by default the test registries on this machine's loopback."""
+        self.extra_args = list(extra_args or [])
+        """More command-line options (timeouts, insecure registries)."""
         self.environment = dict(environment or {})
         self.vuln_db = vuln_db
         self.workers = workers
@@ -119,6 +122,7 @@ class ServeProcess:
             command += ["--vuln-db", str(self.vuln_db)]
         for allowed in self.allow_registries:
             command += ["--allow-registry", allowed]
+        command += self.extra_args
         environment = {**os.environ, **self.environment, "CI_GATE_ADMIN_PASSWORD": PASSWORD}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
@@ -163,6 +167,14 @@ class ServeProcess:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.post(self.url + path, timeout=60, **kwargs)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.delete(self.url + path, timeout=30, **kwargs)
 
     def put(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.put(self.url + path, timeout=30, **kwargs)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timedelta, timezone
+
 import requests
 
 from tests.server.serve_process import PASSWORD, ServeProcess
+
+
+def _in(**delta: float) -> str:
+    """An RFC 3339 time `delta` from now."""
+    return (datetime.now(timezone.utc) + timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_wrong_password_is_401_with_the_documented_body(server: ServeProcess) -> None:
@@ -23,7 +31,7 @@ def test_wrong_password_is_401_with_the_documented_body(server: ServeProcess) ->
 
 def test_api_key_works_and_is_stored_hashed(server: ServeProcess) -> None:
     created = server.post("/v2/user/api-keys", json={"name": "ci-runner", "description": "tests",
-                                                     "expires_at": "2999-01-01T00:00:00Z"})
+                                                     "expires_at": _in(days=30)})
     assert created.status_code == 200, created.text
     key = created.json()
     assert key["name"] == "ci-runner" and key["status"] == "active" and key["value"]
@@ -38,9 +46,12 @@ def test_api_key_works_and_is_stored_hashed(server: ServeProcess) -> None:
 
 
 def test_expired_api_key_is_refused(server: ServeProcess) -> None:
-    key = server.post("/v2/user/api-keys", json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"}).json()
-    assert key["status"] == "expired"
+    key = server.post("/v2/user/api-keys", json={"name": "short-lived", "expires_at": _in(seconds=2)}).json()
+    assert key["status"] == "active"
+    assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 200
+    time.sleep(2.5)
     assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 401
+    assert server.get("/v2/user/api-keys/short-lived").json()["status"] == "expired"
 
 
 def test_account_header(server: ServeProcess) -> None:
