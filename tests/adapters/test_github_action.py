@@ -22,11 +22,12 @@ from actions_runner import (
     copy_action_checkout,
     ensure_executable_env,
 )
-from ci_gate.vulns.update import DEFAULT_ECOSYSTEMS
 from ci_tools import require_command
 from comment_api_servers import FakeGitHub
 from install_support import bare_python, clean_path, locked_wheelhouse, offline_pip_env
 from osv_mirror import OsvMirror
+
+from ci_gate.vulns.update import DEFAULT_ECOSYSTEMS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 WORKFLOW = REPOSITORY / "examples" / "github" / "build-gate-push.yml"
@@ -110,7 +111,8 @@ def test_noncompliant_image_fails_the_step_with_outputs_summary_annotations_comm
         vulndb = step(run, "vulndb")
         assert vulndb.exit_code == 0, vulndb.stdout + vulndb.stderr
         assert "/Debian/all.zip" in " ".join(mirror.downloads())
-        assert f"Vulnerability data: {mirror.url} ({len(DEFAULT_ECOSYSTEMS)} OSV exports); last updated 20" in vulndb.summary
+        stated = f"Vulnerability data: {mirror.url} ({len(DEFAULT_ECOSYSTEMS)} OSV exports); last updated 20"
+        assert stated in vulndb.summary
         assert "downloaded today" in vulndb.summary and run.outputs["vuln-data-updated"]
         assert action_job["cache"].saved == [f"ci-gate-vulndb-v1-Linux-{vulndb_day(run)}"]
         assert gate.exit_code == 1, gate.stdout + gate.stderr

@@ -21,8 +21,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from ci_tools import GITLAB_CI_LOCAL, GITLAB_SCHEMA, multitool_errors, require_command, require_file
 from actions_runner import copy_action_checkout
+from ci_tools import GITLAB_CI_LOCAL, GITLAB_SCHEMA, multitool_errors, require_command, require_file
 from comment_api_servers import FakeGitLab
 from git_http import GitHttpServer, commit_tree, git
 from install_support import bare_python, clean_path, locked_wheelhouse, offline_pip_env
