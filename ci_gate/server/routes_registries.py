@@ -109,7 +109,8 @@ def _validate(service: Service, registry: str, user: str, password: str, verify:
         if not trusted_registry(host, service.config.source):
             # A host nobody named: the same words whatever happened, so the API is no port scanner.
             LOG.info("cannot validate registry %s: %s", host[:200], reason)
-            reason = f"registry {host} could not be reached or refused the credentials"
+            reason = (f"registry {host} could not be reached or refused the credentials; check the address, "
+                      "or ask the operator to name it (ci-gate serve --allow-registry HOST)")
         raise ApiError(406, f"cannot ping supplied registry with supplied credentials - exception: {reason}") from None
     finally:
         if client is not None:
