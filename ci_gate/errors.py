@@ -67,3 +67,11 @@ def quoted(text: object, limit: int = QUOTE_LIMIT) -> str:
     if len(shown) <= limit:
         return repr(shown)
     return f"{shown[:limit]!r}… ({len(shown):,} characters)"
+
+
+def clipped(text: object, limit: int = QUOTE_LIMIT) -> str:
+    """Like `quoted`, without the quotes, for names listed in an error line (tags, platforms): control
+    characters are escaped and the text is cut to `limit` characters."""
+    shown = text if isinstance(text, str) else str(text)
+    escaped = shown[:limit].encode("unicode_escape", "backslashreplace").decode("ascii")
+    return escaped + ("…" if len(shown) > limit else "")

@@ -22,7 +22,7 @@ import re
 import tarfile
 from typing import Any
 
-from ci_gate.errors import LimitExceededError, SourceError, quoted
+from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.sources.archive import ClosingRawImage, TarArchive, is_compressed, open_archive_file
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
 from ci_gate.sources.oci_archive import archive_fetcher, archive_layers, read_archive_index
@@ -142,7 +142,7 @@ def _choose_entry(entries: list[dict[str, Any]], selector: str | None, where: st
 
 def _listing(names: list[str], most: int = 10) -> str:
     """Tags for an error line, each quoted short, at most `most` of them (they come from the archive)."""
-    shown = ", ".join(quoted(name) for name in names[:most])
+    shown = ", ".join(clipped(name) for name in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 

@@ -81,10 +81,10 @@ def hasher_for(digest: str, what: str) -> Any:
 class _StoredReader:
     """Reads the stored blob in chunks, hashing and counting every byte that passes."""
 
-    def __init__(self, raw: IO[bytes], what: Callable[[], str], hasher: Any) -> None:
+    def __init__(self, raw: IO[bytes], what: Callable[[], str], hasher: Any = None) -> None:
         self.raw = raw
         self.what = what
-        self.hash = hasher
+        self.hash = hasher if hasher is not None else hashlib.sha256()
         self.count = 0
 
     def read(self, size: int = _CHUNK) -> bytes:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ci_gate.errors import LimitExceededError, SourceError, quoted
+from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.sources.interface import LayerBlob, Limits, SourceOptions
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def select_platform(entries: Sequence[Descriptor], options: SourceOptions, where
             if wanted.matches(entry.platform):
                 return entry
     offered = sorted({str(entry.platform) for entry in with_platform})
-    available = ", ".join(quoted(name).strip("'") for name in offered[:10])
+    available = ", ".join(clipped(name) for name in offered[:10])
     if len(offered) > 10:
         available += f" and {len(offered) - 10} more"
     wanted_text = options.platform or " or ".join(str(p) for p in wanted_platforms(options))
@@ -416,7 +416,7 @@ def _listing(names: Sequence[str], most: int = 10) -> str:
     """Names for an error line, each quoted short, at most `most` of them (they come from the image)."""
     if not names:
         return "none"
-    shown = ", ".join(quoted(name) for name in names[:most])
+    shown = ", ".join(clipped(name) for name in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 

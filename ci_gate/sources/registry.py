@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import requests
 import requests.auth
 
-from ci_gate.errors import LimitExceededError, SourceError, quoted
+from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.http import HttpError, RetryPolicy, TokenAuth, host_of, new_session, send
 from ci_gate.sources.archive import ClosingRawImage
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
@@ -397,7 +397,7 @@ class RegistryClient:
                                   "verified (only sha256 and sha512 can); the registry is misbehaving")
             if digest_of(body, algorithm) != header_digest:
                 raise SourceError(f"registry {self.reference.host}: the manifest of {reference} does not "
-                                  f"match its Docker-Content-Digest {quoted(header_digest)}; a proxy or the registry "
+                                  f"match its Docker-Content-Digest {clipped(header_digest, 140)}; a proxy or the registry "
                                   "corrupted it, try again")
         return body, media_type, digest
 
