@@ -279,7 +279,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     """Analyse an opened image: one streaming pass, then the squashed view."""
     # Imported here, not at the top: a cached analysis needs none of them.
     from ci_gate.analyze.catalogers import ALL_CATALOGERS
-    from ci_gate.analyze.catalogers.interface import CatalogContext
+    from ci_gate.analyze.catalogers.interface import CatalogContext, InflationBudget
     from ci_gate.analyze.distro import detect_distro
     from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
     from ci_gate.analyze.passwd import parse_group, parse_passwd
@@ -297,7 +297,9 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
         for index, blob in enumerate(raw.layers)
     ]
     final_view = _FinalView()
-    context = CatalogContext(final=final_view, layers=layers)
+    inflation_limit = options.source.limits.max_archive_inflation_bytes
+    context = CatalogContext(final=final_view, layers=layers,
+                             inflation=InflationBudget(inflation_limit, inflation_limit))
     secret_visitor = _SecretVisitor(scanner)
     cataloger_visitor = _CatalogerVisitor(ALL_CATALOGERS, context, options.source.limits)
     visitors: list[LayerVisitor] = [cataloger_visitor, secret_visitor]

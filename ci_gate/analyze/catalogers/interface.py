@@ -87,6 +87,19 @@ class FinalView(Protocol):
         ...
 
 
+DEFAULT_INFLATION_BYTES = 4 * 1024**3
+"""Bytes the catalogers may inflate from archives (jars in jars) over one whole image."""
+
+
+@dataclass
+class InflationBudget:
+    """Bytes left to inflate from archives for the whole image: ten jars that each inflate to a
+    gigabyte cost one budget, not ten."""
+
+    remaining: int = DEFAULT_INFLATION_BYTES
+    limit: int = DEFAULT_INFLATION_BYTES
+
+
 @dataclass
 class CatalogContext:
     """What every cataloger may know besides its evidence."""
@@ -96,6 +109,7 @@ class CatalogContext:
     distro: Distro | None = None
     warnings: list[str] = field(default_factory=list)
     """Append one line per problem (a corrupt database, a truncated binary); never raise for bad evidence."""
+    inflation: InflationBudget = field(default_factory=InflationBudget)
 
 
 class Cataloger(abc.ABC):
