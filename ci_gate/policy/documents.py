@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import PolicyError
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import TriggerSpec
@@ -200,7 +201,9 @@ class Problem:
         where = source
         if self.line:
             where += f":{self.line}:{self.column}"
-        return f"{where}: {self.severity}: {self.message}"
+        # A message may quote the document (an unknown gate name, a bad value): never a flood.
+        message = self.message if len(self.message) <= MAX_MESSAGE_CHARS else self.message[:MAX_MESSAGE_CHARS] + "…"
+        return f"{where}: {self.severity}: {message}"
 
 
 class PolicyValidationError(PolicyError):
@@ -1028,7 +1031,24 @@ def _fast_read(text: str, json_like: bool) -> Any:
         return None
 
 
+MAX_POLICY_CHARS = 32 * 1024 * 1024
+"""A policy document's size limit: the largest real bundles (long allowlists) are a few megabytes."""
+MAX_MESSAGE_CHARS = 1000
+
+
 def check_text(text: str, source: str, strict: bool = True) -> tuple[Policy | None, list[Problem]]:
+    """Parse and validate a policy document; problems (never exceptions) for anything wrong with it."""
+    try:
+        check_shape(text, "the policy document", MAX_POLICY_CHARS)
+    except YamlLimitError as error:
+        return None, [Problem(str(error))]
+    try:
+        return _check_text(text, source, strict)
+    except RecursionError:
+        return None, [Problem("the policy document nests too deeply to be a policy; it is corrupt or hostile")]
+
+
+def _check_text(text: str, source: str, strict: bool) -> tuple[Policy | None, list[Problem]]:
     json_like = source.lower().endswith(".json") or text.lstrip().startswith("{")
     # Fast path: parse with the C parsers and build; only a document with problems is read again,
     # slowly, to give every problem its line and column.

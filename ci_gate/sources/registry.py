@@ -397,8 +397,8 @@ class RegistryClient:
                                   "verified (only sha256 and sha512 can); the registry is misbehaving")
             if digest_of(body, algorithm) != header_digest:
                 raise SourceError(f"registry {self.reference.host}: the manifest of {reference} does not "
-                                  f"match its Docker-Content-Digest {clipped(header_digest, 140)}; a proxy or the registry "
-                                  "corrupted it, try again")
+                                  f"match its Docker-Content-Digest {clipped(header_digest, 140)}; a proxy or the "
+                                  "registry corrupted it, try again")
         return body, media_type, digest
 
     def blob(self, digest: str, *, what: str) -> requests.Response:
