@@ -39,6 +39,7 @@ from ci_gate.sources.oci_layout import (
     parse_json_object,
     resolve_image,
     split_location_tag,
+    without_lone_surrogates,
 )
 
 _DIGEST_IN_NAME = re.compile(
@@ -86,6 +87,8 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise SourceError(f"{where}: manifest.json is not valid JSON; the archive is corrupt, re-export "
                           "it") from None
+    if b"\\ud" in data or b"\\uD" in data:
+        document = without_lone_surrogates({"manifest": document})["manifest"]
     if not isinstance(document, list) or not document or not all(isinstance(item, dict) for item in document):
         raise SourceError(f"{where}: manifest.json is not a list of images; the archive is corrupt, "
                           "re-export it")

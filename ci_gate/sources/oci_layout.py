@@ -108,7 +108,40 @@ def parse_json_object(data: bytes, what: str, where: str) -> dict[str, Any]:
                           "re-export it") from None
     if not isinstance(document, dict):
         raise SourceError(f"{where}: {what} is not a JSON object; the image is corrupt, re-export it")
+    if b"\\ud" in data or b"\\uD" in data:
+        document = without_lone_surrogates(document)
     return document
+
+
+def without_lone_surrogates(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with every lone surrogate (a `\\ud800` escape, valid JSON but not Unicode text) in
+    its keys and strings replaced by U+FFFD, so a label or env value cannot break the UTF-8 writers of
+    every report. A loop, not recursion: the document may nest as deep as json.loads allowed."""
+
+    def clean(text: str) -> str:
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    root: dict[str, Any] = {}
+    pending: list[tuple[Any, Any]] = [(document, root)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, str):
+                value = clean(value)
+            elif isinstance(value, dict | list):
+                copy: Any = {} if isinstance(value, dict) else [None] * len(value)
+                pending.append((value, copy))
+                value = copy
+            if isinstance(target, dict):
+                target[clean(str(key))] = value
+            else:
+                target[key] = value
+    return root
 
 
 # --- descriptors ---------------------------------------------------------------------------------

@@ -67,8 +67,10 @@ class TarMember:
 
 
 def _text(raw: bytes) -> str:
+    # Bytes that are not UTF-8 become U+FFFD, as syft shows them: a lone surrogate from
+    # "surrogateescape" would make every JSON writer downstream fail on one hostile file name.
     end = raw.find(b"\0")
-    return (raw if end < 0 else raw[:end]).decode("utf-8", "surrogateescape")
+    return (raw if end < 0 else raw[:end]).decode("utf-8", "replace")
 
 
 def _number(raw: bytes, field: str, offset: int) -> int:
@@ -102,7 +104,7 @@ def _parse_pax(data: bytes, offset: int) -> dict[str, str]:
             raise TarFormatError(f"invalid PAX record length at offset {offset}")
         record = data[space + 1 : position + length - 1]
         key, _, value = record.partition(b"=")
-        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
         position += length
     return records
 
@@ -230,7 +232,7 @@ class TarReader:
                 linkname = long_link
             pax, long_name, long_link = {}, None, None
             for text, field in ((name, "name"), (linkname, "link target")):
-                if len(text) > PATH_MAX // 4 and len(text.encode("utf-8", "surrogateescape")) > PATH_MAX:
+                if len(text) > PATH_MAX // 4 and len(text.encode("utf-8")) > PATH_MAX:
                     raise TarFormatError(f"a {field} of {len(text):,} characters (longer than PATH_MAX, "
                                          f"{PATH_MAX}) at offset {header_offset}; the layer is corrupt or hostile")
             self._budget.spend(len(name) + len(linkname), header_offset)

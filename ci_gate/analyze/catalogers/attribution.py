@@ -165,3 +165,14 @@ def each(context: CatalogContext, cataloger: str, items: Iterable[tuple[str, Ite
             context.warnings.append(f"{cataloger}: {clean_text(where, 200)}: skipped, it could not be read "
                                     f"({type(error).__name__})")
     return built
+
+
+def clean_package(package: Package) -> Package:
+    """The package with every text bounded and encodable (see `clean_text`): what a cataloger parsed
+    from a hostile file can neither flood memory nor break a report writer."""
+    import dataclasses
+
+    return dataclasses.replace(
+        package, name=clean_text(package.name, 1024), version=clean_text(package.version, 1024),
+        purl=clean_text(package.purl, 4096), licenses=tuple(clean_text(item) for item in package.licenses[:64]),
+        metadata=clean_value(package.metadata))
