@@ -58,7 +58,7 @@ class PackedEvidence(Evidence):
 
     @property
     def content(self) -> bytes:
-        return _inflate(self._packed)
+        return _inflate(self._packed, self._length)
 
     @property
     def packed_bytes(self) -> int:
@@ -69,10 +69,10 @@ class PackedEvidence(Evidence):
         return self._length < self.size
 
 
-def _inflate(packed: bytes) -> bytes:
+def _inflate(packed: bytes, length: int) -> bytes:
     from ci_gate.analyze.catalogers import packing
 
-    return packing.inflate(packed)
+    return packing.inflate(packed, length)
 
 
 class FinalView(Protocol):

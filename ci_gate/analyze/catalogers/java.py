@@ -318,6 +318,10 @@ class _ArchiveReader:
         allowed = min(limit, self.budget.remaining)
         if limit == MAX_NESTED_ARCHIVE_BYTES:
             allowed = min(allowed, MAX_HELD_NESTED_BYTES - self.budget.held)
+        if allowed <= 0:
+            self.budget.warnings.append(f"entry {quoted(entry_name)} not read: the archive's inflation budget is "
+                                        "spent (a zip bomb?)")
+            return None
         try:
             with self.archive.open(entry_name) as stream:
                 # Read one byte more than allowed: the header's sizes may lie, the inflated stream cannot.

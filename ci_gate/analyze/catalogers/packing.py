@@ -23,5 +23,6 @@ def deflate(data: bytes) -> bytes:
     return bytes(_codec.compress(data, _LEVEL))
 
 
-def inflate(packed: bytes) -> bytes:
-    return bytes(_codec.decompress(packed))
+def inflate(packed: bytes, length: int) -> bytes:
+    """The `length` bytes `deflate` packed (the size given up front: one allocation, no regrowing)."""
+    return bytes(_codec.decompress(packed, 15, max(length, 1)))
