@@ -19,6 +19,8 @@ PATH_MAX = 4096
 """Linux's PATH_MAX: no name or link target in a layer may be longer (in bytes, as stored)."""
 MAX_RECORD_BYTES = 1024 * 1024
 """One PAX or GNU long-name record: far above any real one (a 4 KiB path, a few xattrs)."""
+MAX_MEMBER_SIZE = 1 << 53
+"""8 PiB: beyond any disk. GNU base-256 sizes reach 2**95, which no seek or read could even take."""
 DEFAULT_METADATA_BUDGET = 128 * 1024 * 1024
 """Bytes of names, link targets and PAX/GNU records over a whole image (see `MetadataBudget`)."""
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
@@ -185,6 +187,8 @@ class TarReader:
             size = _number(fields[4], "size", header_offset)
             if size < 0:
                 raise TarFormatError(f"negative size in the tar header at offset {header_offset}")
+            if size > MAX_MEMBER_SIZE:
+                raise TarFormatError(f"implausible member size in the tar header at offset {header_offset}")
             typeflag = fields[7]
             padded = (size + BLOCK - 1) // BLOCK * BLOCK
             if typeflag in (b"x", b"g", b"L", b"K"):
@@ -223,6 +227,8 @@ class TarReader:
                         raise TarFormatError(f"invalid PAX size at offset {header_offset}") from None
                     if size < 0:
                         raise TarFormatError(f"negative PAX size at offset {header_offset}")
+                    if size > MAX_MEMBER_SIZE:
+                        raise TarFormatError(f"implausible PAX size at offset {header_offset}")
                     padded = (size + BLOCK - 1) // BLOCK * BLOCK
                 uid = _pax_int(merged, "uid", uid)
                 gid = _pax_int(merged, "gid", gid)

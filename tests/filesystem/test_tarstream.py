@@ -164,3 +164,13 @@ def test_names_that_are_not_utf8_read_as_replacement_characters() -> None:
     [(name, _)] = _members(data)
     assert name == "caf\ufffd"
     name.encode("utf-8")  # never a lone surrogate that a report writer would choke on
+
+
+def test_a_base256_size_beyond_any_disk_is_refused() -> None:
+    # Found by fuzzing: a 12-byte base-256 size field holds up to 2**95, which no read or seek can take.
+    block = bytearray(tarfile.TarInfo("x").tobuf(format=tarfile.USTAR_FORMAT))
+    block[124:136] = b"\x80" + (1 << 80).to_bytes(11, "big")
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    with pytest.raises(TarFormatError, match="implausible member size"):
+        _members(bytes(block) + b"\0" * 1024)
