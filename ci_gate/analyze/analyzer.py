@@ -208,7 +208,6 @@ class _CatalogerVisitor:
                 self.context.warnings.append(f"{cataloger.name}: failed on {entry.path}: "
                                              f"{type(error).__name__}")
 
-
     @staticmethod
     def _pack(content: bytes) -> bytes:
         from ci_gate.analyze.catalogers import packing
