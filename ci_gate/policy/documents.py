@@ -302,8 +302,9 @@ def builtin_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in directory.iterdir() if p.name.endswith(".yaml"))
 
 
-def _nearest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+def _nearest(name: object, choices: Iterable[str]) -> str:
+    # A YAML key may be null or a number (`?` alone is {None: None}), and any length: never a crash.
+    close = difflib.get_close_matches(str(name)[:200], list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -153,3 +153,10 @@ def test_arbitrary_yaml_text_gets_problems_never_an_exception(text: str) -> None
         check_shape(text, "fuzz", 10_000)
     policy, problems = check_text(text, "fuzz.yaml")
     assert policy is not None or problems
+
+
+@pytest.mark.parametrize("text", ["?", "? 1\n", "1: 2\n", "null: x\nid: p\n"])
+def test_keys_that_are_not_strings_are_problems(text: str) -> None:
+    # Found by the property test above: `?` alone is the mapping {None: None}, whose key broke the hint.
+    policy, problems = check_text(text, "keys.yaml")
+    assert policy is None and any("unknown field" in problem.message for problem in problems)
