@@ -9,6 +9,7 @@ bench/fuzz_parsers.py for coverage-guided fuzzing with atheris).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -116,8 +117,9 @@ def _images(draw: st.DrawFn) -> tuple[dict[str, bytes], Descriptor]:
                 elif isinstance(target, list) and isinstance(step, int) and target:
                     target = target[0]
             if isinstance(target, dict):
-                target[draw(st.sampled_from(["mediaType", "digest", "size", "diff_ids", "os", "layers", "x"]))] = \
-                    draw(_JSON)
+                key = draw(st.sampled_from(["mediaType", "digest", "size", "diff_ids", "os", "layers", "x"]))
+                # A copy: a drawn value must never be changed in place by a later damage.
+                target[key] = copy.deepcopy(draw(_JSON))
         if draw(st.integers(0, 9)) == 0:
             return b"[" * draw(st.integers(1, 5000))
         return json.dumps(document).encode()
