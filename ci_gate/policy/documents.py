@@ -1062,7 +1062,8 @@ def _check_text(text: str, source: str, strict: bool) -> tuple[Policy | None, li
     reader = _Reader()
     data = reader.read(text, json_like)
     if data is None:
-        return None, reader.problems
+        # A document that is only `null` (or `~`, or a bare `!`) parses without a problem of its own.
+        return None, reader.problems or [Problem("the document is empty (null); a policy is a mapping")]
     builder = _Builder(reader, strict)
     policy = builder.policy(data, source)
     return policy, builder.problems

@@ -160,3 +160,17 @@ def test_keys_that_are_not_strings_are_problems(text: str) -> None:
     # Found by the property test above: `?` alone is the mapping {None: None}, whose key broke the hint.
     policy, problems = check_text(text, "keys.yaml")
     assert policy is None and any("unknown field" in problem.message for problem in problems)
+
+
+@pytest.mark.parametrize("text", ["null", "~", "!", "--- null\n"])
+def test_a_null_document_is_a_problem_not_an_empty_answer(text: str) -> None:
+    # Found by the property test above: no policy and no problem either, which callers could not tell apart.
+    policy, problems = check_text(text, "null.yaml")
+    assert policy is None and problems and problems[0].severity == "error"
+
+
+def test_validate_refuses_a_null_policy(tmp_path: Path) -> None:
+    (tmp_path / "null.yaml").write_text("null\n")
+    result = subprocess.run([sys.executable, "-m", "ci_gate.cli", "policy", "validate", str(tmp_path / "null.yaml")],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode != 0 and "empty" in (result.stdout + result.stderr)
