@@ -253,7 +253,14 @@ class _Reader:
         if node is None:
             self.problems.append(Problem("the document is empty"))
             return None
-        return self._convert(node, ())
+        try:
+            return self._convert(node, ())
+        except yaml.MarkedYAMLError as error:  # a tag no safe loader constructs: `!0`, `!!python/object`
+            mark = error.problem_mark or error.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            problem = str(error.problem or "invalid YAML")[:200]
+            self.problems.append(Problem(f"invalid YAML: {problem}", line, column))
+            return None
 
     def _convert(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)

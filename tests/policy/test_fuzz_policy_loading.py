@@ -174,3 +174,10 @@ def test_validate_refuses_a_null_policy(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "ci_gate.cli", "policy", "validate", str(tmp_path / "null.yaml")],
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode != 0 and "empty" in (result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize("text", ["!0", "a: !custom x\n", "name: !!python/name:os.system\n"])
+def test_a_tag_no_safe_loader_knows_is_a_problem(text: str) -> None:
+    # Found by the property test above: the constructor's error escaped check_text (an internal error).
+    policy, problems = check_text(text, "tag.yaml")
+    assert policy is None and any("could not determine a constructor" in problem.message for problem in problems)
