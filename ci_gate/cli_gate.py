@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
-from ci_gate.errors import CiGateError, UsageError
+from ci_gate.bounded_yaml import YamlLimitError, check_shape
+from ci_gate.errors import CiGateError, UsageError, quoted
 from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, ReportTargets, run_gate
 from ci_gate.model import ACTIONS, Analysis, Evaluation, Finding
 from ci_gate.redaction import terminal_line
@@ -46,13 +47,22 @@ CHOICES = {"backend": ("local", "anchore"), "comment": ("auto", "github", "gitla
            "fail-on": ("stop", "warn", "never"), "on-error": ("fail", "pass")}
 
 
+MAX_CONFIG_CHARS = 1024 * 1024
+"""`.ci-gate.yaml` is a few lines of settings; a megabyte is not a settings file."""
+
+
 def load_config_file(directory: Path) -> dict[str, Any]:
     """The settings of `.ci-gate.yaml` (a flat mapping, or one under a `gate:` key)."""
     path = directory / CONFIG_FILE
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
+        text = path.read_text("utf-8")
+        check_shape(text, str(path), MAX_CONFIG_CHARS)
+        data = yaml.safe_load(text) or {}
+    except (YamlLimitError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: {error}" if isinstance(error, YamlLimitError)
+                         else f"{path}: {CONFIG_FILE} is not UTF-8 text") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -67,7 +77,7 @@ def load_config_file(directory: Path) -> dict[str, Any]:
         if name not in SETTINGS:
             close = difflib.get_close_matches(name, list(SETTINGS), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UsageError(f"{path}: unknown setting '{key}'{hint}; settings: {', '.join(SETTINGS)}")
+            raise UsageError(f"{path}: unknown setting {quoted(str(key))}{hint}; settings: {', '.join(SETTINGS)}")
         settings[name] = value
     return settings
 

@@ -54,3 +54,24 @@ class ReportError(CiGateError):
 
 class PublishError(CiGateError):
     """A comment or summary could not be published."""
+
+
+QUOTE_LIMIT = 80
+"""Characters of input text an error line may quote: enough to recognise it, too few to flood a log."""
+
+
+def quoted(text: object, limit: int = QUOTE_LIMIT) -> str:
+    """`repr` of attacker-controlled text for an error line, cut to `limit` characters with a count of
+    the rest, so a 10 MB media type or YAML line cannot become a 10 MB line on stderr."""
+    shown = text if isinstance(text, str) else str(text)
+    if len(shown) <= limit:
+        return repr(shown)
+    return f"{shown[:limit]!r}… ({len(shown):,} characters)"
+
+
+def clipped(text: object, limit: int = QUOTE_LIMIT) -> str:
+    """Like `quoted`, without the quotes, for names listed in an error line (tags, platforms): control
+    characters are escaped and the text is cut to `limit` characters."""
+    shown = text if isinstance(text, str) else str(text)
+    escaped = shown[:limit].encode("unicode_escape", "backslashreplace").decode("ascii")
+    return escaped + ("…" if len(shown) > limit else "")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_gate import __version__
 from ci_gate.analyze import cache
-from ci_gate.errors import AnalysisError, CiGateError
+from ci_gate.errors import AnalysisError, CiGateError, LimitExceededError, quoted
 from ci_gate.model import (
     Analysis,
     ContentMatch,
@@ -29,7 +29,7 @@ from ci_gate.model import (
     SecretFinding,
 )
 from ci_gate.sources import open_image
-from ci_gate.sources.interface import RawImage, SourceOptions
+from ci_gate.sources.interface import DEFAULT_LIMITS, Limits, RawImage, SourceOptions
 
 if TYPE_CHECKING:
     # The catalogers package imports every cataloger: a cached analysis must not pay for that.
@@ -146,13 +146,26 @@ class _ContentSearchVisitor:
                     self.matches.append(ContentMatch(name, entry.path, number, entry.layer_index))
 
 
-class _CatalogerVisitor:
-    """Routes evidence files to the catalogers that asked for them, with one prefilter for all."""
+_PACK_FROM_BYTES = 4096
+"""Evidence at least this large is held compressed; smaller files cost more to pack than they save."""
 
-    def __init__(self, catalogers: Sequence[Cataloger], context: CatalogContext) -> None:
+
+class _CatalogerVisitor:
+    """Routes evidence files to the catalogers that asked for them, with one prefilter for all.
+
+    What non-streaming catalogers are given is held until the walk ends (they need every version of a
+    package database to tell which layer introduced each package), so it is held compressed and
+    counted against one image-wide budget, `Limits.max_evidence_bytes`: an image of many huge
+    evidence files stops with a clear error instead of exhausting memory."""
+
+    def __init__(self, catalogers: Sequence[Cataloger], context: CatalogContext,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.catalogers = list(catalogers)
         self.context = context
         self.evidence: dict[int, list[Evidence]] = {id(c): [] for c in self.catalogers}
+        self.evidence_limit = limits.max_evidence_bytes
+        self.evidence_bytes = 0
+        """Bytes held for all catalogers (compressed size for packed evidence)."""
         # Catalogers of binaries match every path (`*`); they would defeat the prefilter, so they are
         # asked apart, through their cheap `wants(path, mode, size)` alone.
         self._every_path = [c for c in self.catalogers if "*" in c.patterns]
@@ -178,19 +191,46 @@ class _CatalogerVisitor:
     def visit(self, entry: Entry, content: bytes) -> None:
         from ci_gate.analyze.catalogers.interface import Evidence
 
+        packed: tuple[int, bytes] | None = None
         for cataloger in self._interested(entry):
-            evidence = Evidence(entry.path, entry.layer_index, content[: cataloger.max_bytes], entry.size,
-                                entry.mode)
+            kept = content[: cataloger.max_bytes]
             try:
                 if cataloger.streaming:
-                    cataloger.visit(evidence, self.context)
+                    cataloger.visit(Evidence(entry.path, entry.layer_index, kept, entry.size, entry.mode),
+                                    self.context)
                 else:
-                    self.evidence[id(cataloger)].append(evidence)
+                    if packed is None or packed[0] != len(kept):
+                        packed = (len(kept), self._pack(kept))
+                    self.evidence[id(cataloger)].append(self._held(entry, kept, packed[1]))
             except CiGateError:
                 raise
             except Exception as error:  # a cataloger bug must not lose the rest of the inventory
                 self.context.warnings.append(f"{cataloger.name}: failed on {entry.path}: "
                                              f"{type(error).__name__}")
+
+    @staticmethod
+    def _pack(content: bytes) -> bytes:
+        from ci_gate.analyze.catalogers import packing
+
+        return packing.deflate(content) if len(content) >= _PACK_FROM_BYTES else b""
+
+    def _held(self, entry: Entry, content: bytes, packed: bytes) -> Evidence:
+        """The evidence to keep until the walk ends, counted against the image-wide budget."""
+        from ci_gate.analyze.catalogers.interface import Evidence, PackedEvidence
+
+        held: Evidence
+        if packed:
+            held = PackedEvidence(entry.path, entry.layer_index, packed, len(content), entry.size, entry.mode)
+            self.evidence_bytes += len(packed)
+        else:
+            held = Evidence(entry.path, entry.layer_index, content, entry.size, entry.mode)
+            self.evidence_bytes += len(content)
+        if self.evidence_bytes > self.evidence_limit:
+            raise LimitExceededError(
+                f"the image's package databases and manifests need more than {self.evidence_limit:,} bytes "
+                f"held in memory (at {quoted(entry.path)}, layer "
+                f"{entry.layer_index + 1}); a hostile image? Raise CI_GATE_MAX_EVIDENCE_BYTES if it is genuine")
+        return held
 
 
 def _path_prefilter(patterns: Sequence[str]) -> Callable[[str], bool] | None:
@@ -238,7 +278,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     """Analyse an opened image: one streaming pass, then the squashed view."""
     # Imported here, not at the top: a cached analysis needs none of them.
     from ci_gate.analyze.catalogers import ALL_CATALOGERS
-    from ci_gate.analyze.catalogers.interface import CatalogContext
+    from ci_gate.analyze.catalogers.interface import CatalogContext, InflationBudget
     from ci_gate.analyze.distro import detect_distro
     from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
     from ci_gate.analyze.passwd import parse_group, parse_passwd
@@ -256,9 +296,11 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
         for index, blob in enumerate(raw.layers)
     ]
     final_view = _FinalView()
-    context = CatalogContext(final=final_view, layers=layers)
+    inflation_limit = options.source.limits.max_archive_inflation_bytes
+    context = CatalogContext(final=final_view, layers=layers,
+                             inflation=InflationBudget(inflation_limit, inflation_limit))
     secret_visitor = _SecretVisitor(scanner)
-    cataloger_visitor = _CatalogerVisitor(ALL_CATALOGERS, context)
+    cataloger_visitor = _CatalogerVisitor(ALL_CATALOGERS, context, options.source.limits)
     visitors: list[LayerVisitor] = [cataloger_visitor, secret_visitor]
     content_visitor = None
     if options.content_searches:

@@ -37,12 +37,16 @@ def key_for(raw: RawImage, fingerprint: str) -> str | None:
     digest = raw.manifest_digest or raw.config_digest
     if not digest:
         return None
-    layers = ",".join(blob.digest for blob in raw.layers)
-    return hashlib.sha256(f"{digest}\x00{layers}\x00{fingerprint}".encode()).hexdigest()
+    # Every digest the walk verifies is in the key, each with its algorithm: an entry is stored only
+    # after all of them matched, so a wrong blob can never be cached under a right digest.
+    layers = ",".join(f"{blob.digest}/{blob.diff_id or ''}" for blob in raw.layers)
+    identity = f"{digest}\x00{raw.config_digest or ''}\x00{layers}\x00{fingerprint}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
-CACHE_FORMAT = 2
-"""Bumped whenever the layout below changes; an entry of another format is a miss."""
+CACHE_FORMAT = 3
+"""Bumped whenever the layout below changes, or an older entry may be wrong; another format is a miss.
+3: entries written before every digest algorithm was verified (a sha512 layer was not) are dropped."""
 
 _FILE_FIELDS = tuple(f.name for f in dataclasses.fields(FileRecord))
 

@@ -42,6 +42,7 @@ import yaml
 
 from ci_gate.analyze.image_config import history_layer_indexes
 from ci_gate.analyze.secret_names import SECRET_NAME_REGEX, is_secret_name
+from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding
 from ci_gate.redaction import ASSIGNMENT as _ASSIGNMENT
@@ -328,7 +329,10 @@ def load_secret_settings(path: Path | None = None) -> SecretSettings:
     except (OSError, UnicodeDecodeError) as error:
         raise AnalysisError(f"cannot read secret rules file {path}: {error}; give a readable YAML file") from None
     try:
+        check_shape(text, f"secret rules file {path}", 4 * 1024 * 1024)
         document = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+    except YamlLimitError as error:
+        raise AnalysisError(str(error)) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

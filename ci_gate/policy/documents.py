@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import PolicyError
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import TriggerSpec
@@ -200,7 +201,9 @@ class Problem:
         where = source
         if self.line:
             where += f":{self.line}:{self.column}"
-        return f"{where}: {self.severity}: {self.message}"
+        # A message may quote the document (an unknown gate name, a bad value): never a flood.
+        message = self.message if len(self.message) <= MAX_MESSAGE_CHARS else self.message[:MAX_MESSAGE_CHARS] + "…"
+        return f"{where}: {self.severity}: {message}"
 
 
 class PolicyValidationError(PolicyError):
@@ -250,7 +253,14 @@ class _Reader:
         if node is None:
             self.problems.append(Problem("the document is empty"))
             return None
-        return self._convert(node, ())
+        try:
+            return self._convert(node, ())
+        except yaml.MarkedYAMLError as error:  # a tag no safe loader constructs: `!0`, `!!python/object`
+            mark = error.problem_mark or error.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            problem = str(error.problem or "invalid YAML")[:200]
+            self.problems.append(Problem(f"invalid YAML: {problem}", line, column))
+            return None
 
     def _convert(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
         self.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -299,8 +309,9 @@ def builtin_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in directory.iterdir() if p.name.endswith(".yaml"))
 
 
-def _nearest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+def _nearest(name: object, choices: Iterable[str]) -> str:
+    # A YAML key may be null or a number (`?` alone is {None: None}), and any length: never a crash.
+    close = difflib.get_close_matches(str(name)[:200], list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -1028,7 +1039,24 @@ def _fast_read(text: str, json_like: bool) -> Any:
         return None
 
 
+MAX_POLICY_CHARS = 32 * 1024 * 1024
+"""A policy document's size limit: the largest real bundles (long allowlists) are a few megabytes."""
+MAX_MESSAGE_CHARS = 1000
+
+
 def check_text(text: str, source: str, strict: bool = True) -> tuple[Policy | None, list[Problem]]:
+    """Parse and validate a policy document; problems (never exceptions) for anything wrong with it."""
+    try:
+        check_shape(text, "the policy document", MAX_POLICY_CHARS)
+    except YamlLimitError as error:
+        return None, [Problem(str(error))]
+    try:
+        return _check_text(text, source, strict)
+    except RecursionError:
+        return None, [Problem("the policy document nests too deeply to be a policy; it is corrupt or hostile")]
+
+
+def _check_text(text: str, source: str, strict: bool) -> tuple[Policy | None, list[Problem]]:
     json_like = source.lower().endswith(".json") or text.lstrip().startswith("{")
     # Fast path: parse with the C parsers and build; only a document with problems is read again,
     # slowly, to give every problem its line and column.
@@ -1041,7 +1069,8 @@ def check_text(text: str, source: str, strict: bool = True) -> tuple[Policy | No
     reader = _Reader()
     data = reader.read(text, json_like)
     if data is None:
-        return None, reader.problems
+        # A document that is only `null` (or `~`, or a bare `!`) parses without a problem of its own.
+        return None, reader.problems or [Problem("the document is empty (null); a policy is a mapping")]
     builder = _Builder(reader, strict)
     policy = builder.policy(data, source)
     return policy, builder.problems

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import CiGateError, PolicyError
 from ci_gate.model import Analysis, Evaluation, Finding, from_dict
 from ci_gate.policy.documents import load_policy, parse_timestamp
@@ -55,9 +56,16 @@ def run_directory(directory: Path) -> list[CaseResult]:
     return results
 
 
+MAX_TEST_FILE_CHARS = 16 * 1024 * 1024
+
+
 def run_file(path: Path, required: bool = True) -> list[CaseResult]:
     try:
-        document = yaml.safe_load(path.read_text("utf-8"))
+        text = path.read_text("utf-8")
+        check_shape(text, f"{path}", MAX_TEST_FILE_CHARS)
+        document = yaml.safe_load(text)
+    except YamlLimitError as error:
+        raise PolicyError(str(error)) from None
     except yaml.YAMLError as error:
         if not required:
             return []

@@ -19,11 +19,12 @@ import os
 import posixpath
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import LimitExceededError, SourceError, quoted
 from ci_gate.sources.interface import LayerBlob, RawImage
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -136,25 +137,89 @@ class ClosingRawImage(RawImage):
         self.close()
 
 
-def spool_to_temp(stream: IO[bytes], limit: int, what: str) -> str:
-    """Copy a stream into a private (0600) temporary file in $TMPDIR; return its path to delete later."""
+SPOOL_DIRECTORY_FALLBACK = "/proc/self/fd"
+"""Where an open descriptor can be reopened by name (Linux): how an unlinked spool file stays readable."""
+
+
+def _anonymous_file() -> tuple[int, str | None]:
+    """A private (0600) temporary file that has no name in $TMPDIR, and a name to delete if it has one.
+
+    O_TMPFILE makes a file that never had a name; where the filesystem cannot (or outside Linux) a
+    named file is unlinked at once. Either way nothing is left behind when the process is killed
+    (a CI cancel sends SIGTERM, a timeout SIGKILL): the kernel frees the space with the last descriptor.
+    Without /proc the file must keep its name for other handles to open it; the caller deletes it."""
+    directory = tempfile.gettempdir()
+    reopenable = os.path.isdir(SPOOL_DIRECTORY_FALLBACK)
+    if reopenable and hasattr(os, "O_TMPFILE"):
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600), None
+        except OSError:
+            pass  # the filesystem of $TMPDIR does not support O_TMPFILE
     descriptor, path = tempfile.mkstemp(prefix="ci-gate-", suffix=".tar")
+    if reopenable:
+        os.unlink(path)
+        return descriptor, None
+    return descriptor, path
+
+
+@dataclass
+class SpooledFile:
+    """A private temporary copy of a stream, open for reading by `path` until `close()`."""
+
+    descriptor: int
+    path: str
+    """A name that opens the copy: /proc/self/fd/N for an unlinked file, else the file's own name."""
+    named_path: str | None
+    """The file's name in $TMPDIR when it has one (no /proc): deleted by `close()`."""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.descriptor)
+        if self.named_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.named_path)
+            self.named_path = None
+
+
+def spool_to_temp(stream: IO[bytes], limit: int, what: str) -> SpooledFile:
+    """Copy a stream into a private temporary file that has no name (see `_anonymous_file`).
+
+    The ceiling is the image budget (the spooled tar is the image, byte for byte, plus headers), or
+    the free space of $TMPDIR when that is less: a bomb in the outer compression stops at the first
+    of them with an error that says which, not with a full disk."""
+    descriptor, named_path = _anonymous_file()
+    spooled = SpooledFile(descriptor, f"{SPOOL_DIRECTORY_FALLBACK}/{descriptor}" if named_path is None
+                          else named_path, named_path)
+    try:
+        free = os.fstatvfs(descriptor)
+        room = free.f_bavail * free.f_frsize
+    except OSError:
+        room = limit
+    ceiling = min(limit, room)
     written = 0
     try:
-        with os.fdopen(descriptor, "wb") as output:
-            while chunk := stream.read(1024 * 1024):
-                written += len(chunk)
-                if written > limit:
-                    raise LimitExceededError(f"{what} is larger than the image size limit ({limit} bytes); "
-                                             "raise CI_GATE_MAX_IMAGE_BYTES if the image is genuine")
-                output.write(chunk)
+        while chunk := stream.read(1024 * 1024):
+            written += len(chunk)
+            if written > ceiling:
+                if ceiling < limit:
+                    raise SourceError(f"{what}: the decompressed archive does not fit in the {room:,} bytes free "
+                                      "in $TMPDIR; free space there or point TMPDIR elsewhere")
+                raise LimitExceededError(f"{what} is larger than the image size limit ({limit:,} bytes "
+                                         "uncompressed); raise CI_GATE_MAX_IMAGE_BYTES if the image is genuine")
+            view = memoryview(chunk)
+            while view:
+                try:
+                    view = view[os.write(descriptor, view):]
+                except OSError as error:
+                    raise SourceError(f"{what}: cannot write the temporary copy ({error.strerror or error}); "
+                                      "free space in $TMPDIR or point TMPDIR elsewhere") from None
     except BaseException:
-        os.unlink(path)
+        spooled.close()
         raise
-    return path
+    return spooled
 
 
-def decompress_to_temp(path: str, head: bytes, limit: int, where: str) -> str:
+def decompress_to_temp(path: str, head: bytes, limit: int, where: str) -> SpooledFile:
     """A gzip or zstd compressed archive (`docker save | gzip`) decompressed into a private temp file."""
     try:
         with open(path, "rb") as raw:
@@ -165,13 +230,15 @@ def decompress_to_temp(path: str, head: bytes, limit: int, where: str) -> str:
 
             with zstandard.ZstdDecompressor().stream_reader(raw) as zstream:
                 return spool_to_temp(zstream, limit, where)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise SourceError(f"{where}: the compressed archive is truncated or corrupt ({error}); re-export the "
-                          "image") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise SourceError(f"{where}: the compressed archive is truncated or corrupt ({type(error).__name__}); "
+                          "re-export the image") from None
+    except OSError as error:
+        raise SourceError(f"{where}: the compressed archive cannot be read ({error.strerror or error}); "
+                          "re-export the image") from None
     except Exception as error:
         if type(error).__name__ == "ZstdError":
-            raise SourceError(f"{where}: the zstd archive is corrupt ({error}); re-export the "
-                              "image") from None
+            raise SourceError(f"{where}: the zstd archive is corrupt; re-export the image") from None
         raise
 
 
@@ -215,10 +282,10 @@ class TarArchive:
                 return None
             if member.isreg():
                 if member.offset_data + member.size > self.file_size:
-                    raise SourceError(f"{self.where}: member {current!r} runs past the end of the archive; "
+                    raise SourceError(f"{self.where}: member {quoted(current)} runs past the end of the archive; "
                                       "the archive is truncated, re-export it")
                 if member.issparse():
-                    raise SourceError(f"{self.where}: member {current!r} is a sparse file, which image "
+                    raise SourceError(f"{self.where}: member {quoted(current)} is a sparse file, which image "
                                       "archives never contain; the archive is corrupt")
                 return member
             if member.issym():
@@ -227,13 +294,13 @@ class TarArchive:
                 current = normalise_member(member.linkname)
             else:
                 return None
-        raise SourceError(f"{self.where}: member {name!r} is a chain of more than {self.MAX_LINK_HOPS} "
+        raise SourceError(f"{self.where}: member {quoted(name)} is a chain of more than {self.MAX_LINK_HOPS} "
                           "links; the archive is corrupt or hostile")
 
     def require(self, name: str, what: str) -> tarfile.TarInfo:
         member = self.find(name)
         if member is None:
-            raise SourceError(f"{self.where}: {what} {name!r} is missing from the archive; the archive is "
+            raise SourceError(f"{self.where}: {what} {quoted(name)} is missing from the archive; the archive is "
                               "incomplete or corrupt, re-export it")
         return member
 
@@ -271,5 +338,5 @@ def open_archive_file(path: str, where: str, limit: int) -> tuple[str, list[Call
                           "skopeo copy")
     if is_compressed(head):
         spooled = decompress_to_temp(path, head, limit, where)
-        return spooled, [lambda: os.unlink(spooled)]
+        return spooled.path, [spooled.close]
     return path, []

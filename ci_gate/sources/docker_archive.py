@@ -22,7 +22,7 @@ import re
 import tarfile
 from typing import Any
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.sources.archive import ClosingRawImage, TarArchive, is_compressed, open_archive_file
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
 from ci_gate.sources.oci_archive import archive_fetcher, archive_layers, read_archive_index
@@ -39,6 +39,7 @@ from ci_gate.sources.oci_layout import (
     parse_json_object,
     resolve_image,
     split_location_tag,
+    without_lone_surrogates,
 )
 
 _DIGEST_IN_NAME = re.compile(
@@ -83,9 +84,11 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
         raise LimitExceededError(f"{where}: manifest.json is larger than the metadata limit ({limit} bytes)")
     try:
         document = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise SourceError(f"{where}: manifest.json is not valid JSON; the archive is corrupt, re-export "
                           "it") from None
+    if b"\\ud" in data or b"\\uD" in data:
+        document = without_lone_surrogates({"manifest": document})["manifest"]
     if not isinstance(document, list) or not document or not all(isinstance(item, dict) for item in document):
         raise SourceError(f"{where}: manifest.json is not a list of images; the archive is corrupt, "
                           "re-export it")
@@ -103,7 +106,7 @@ def open_docker_tar(tar_path: str, where: str, selector: str | None, options: So
                                  "bytes)")
     config_digest = _expected_digest(config_name)
     if config_digest is not None and digest_of(config_data, config_digest.split(":")[0]) != config_digest:
-        raise SourceError(f"{where}: the config {config_name!r} does not match its digest {config_digest}; "
+        raise SourceError(f"{where}: the config {quoted(config_name)} does not match its digest {config_digest}; "
                           "the archive is corrupt or was modified, re-export it")
     config_digest = config_digest or digest_of(config_data)
 
@@ -129,15 +132,21 @@ def _choose_entry(entries: list[dict[str, Any]], selector: str | None, where: st
     if selector is None:
         if len(entries) == 1:
             return entries[0]
-        listing = ", ".join(tag for entry in entries for tag in tags(entry)) or "untagged images"
+        listing = _listing([tag for entry in entries for tag in tags(entry)]) or "untagged images"
         raise SourceError(f"{where}: the archive holds {len(entries)} images ({listing}); choose one with "
                           "PATH:REPO:TAG")
     wanted = {selector, f"docker.io/{selector}", f"docker.io/library/{selector}"}
     for entry in entries:
         if wanted & set(tags(entry)):
             return entry
-    listing = ", ".join(tag for entry in entries for tag in tags(entry)) or "none"
-    raise SourceError(f"{where}: no image tagged {selector!r} in the archive (tags: {listing})")
+    listing = _listing([tag for entry in entries for tag in tags(entry)]) or "none"
+    raise SourceError(f"{where}: no image tagged {quoted(selector)} in the archive (tags: {listing})")
+
+
+def _listing(names: list[str], most: int = 10) -> str:
+    """Tags for an error line, each quoted short, at most `most` of them (they come from the archive)."""
+    shown = ", ".join(clipped(name) for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _repo_tags(entry: dict[str, Any]) -> list[str]:

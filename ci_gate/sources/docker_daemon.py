@@ -83,11 +83,11 @@ class DockerDaemonSource(ImageSource):
         finally:
             connection.close()
         try:
-            image = open_docker_tar(spooled, where, None, options, where, self.scheme)
+            image = open_docker_tar(spooled.path, where, None, options, where, self.scheme)
         except BaseException:
-            os.unlink(spooled)
+            spooled.close()
             raise
-        image.cleanups.append(lambda: os.unlink(spooled))
+        image.cleanups.append(spooled.close)
         return image
 
     def _ping(self, socket_path: str, options: SourceOptions, where: str) -> None:

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import LimitExceededError, SourceError, quoted
 from ci_gate.sources.interface import LayerBlob, Limits, RawImage
 from ci_gate.sources.layers import ByteBudget, LayerStream, open_layer
-from ci_gate.sources.tarstream import TarFormatError, TarReader
+from ci_gate.sources.tarstream import MetadataBudget, TarFormatError, TarMetadataLimitError, TarReader
 
 MAX_SYMLINK_HOPS = 40
 """As Linux's ELOOP limit: more hops than this is a loop."""
@@ -202,7 +202,7 @@ class ImageFilesystem:
         stream, reader = open_layer(blob, found.layer_index, ByteBudget(self.limits.max_image_bytes))
         content: bytes | None = None
         try:
-            archive = TarReader(reader)
+            archive = TarReader(reader, MetadataBudget(self.limits.max_tar_metadata_bytes))
             for member in archive:
                 same_member = member.offset_data == found.data_offset
                 if same_member and normalize_path(member.name)[0] == found.path:
@@ -218,9 +218,12 @@ class ImageFilesystem:
     # --- building --------------------------------------------------------------------------------
 
     def _remove_tree(self, path: str) -> None:
-        self.entries.pop(path, None)
-        for child in self._children.pop(path, ()):
-            self._remove_tree(child)
+        # A loop, not recursion: a layer may nest directories 10,000 deep.
+        pending = [path]
+        while pending:
+            current = pending.pop()
+            self.entries.pop(current, None)
+            pending.extend(self._children.pop(current, ()))
 
     def _remove_children(self, directory: str) -> None:
         for child in self._children.pop(directory, ()):
@@ -236,14 +239,17 @@ class ImageFilesystem:
 
     def _link(self, path: str) -> None:
         """Record `path` under its parent, and parents a tar left implicit under theirs."""
-        parent = posixpath.dirname(path)
-        siblings = self._children.get(parent)
-        if siblings is not None:
-            siblings.append(path)
-            return
-        self._children[parent] = [path]
-        if parent != "/" and parent not in self.entries:
-            self._link(parent)
+        # A loop, not recursion: a layer may nest directories 10,000 deep.
+        while True:
+            parent = posixpath.dirname(path)
+            siblings = self._children.get(parent)
+            if siblings is not None:
+                siblings.append(path)
+                return
+            self._children[parent] = [path]
+            if parent == "/" or parent in self.entries:
+                return
+            path = parent
 
     def apply_layer(self, index: int, layer_entries: dict[str, Entry], whiteouts: list[str],
                     opaque_dirs: list[str]) -> None:
@@ -261,8 +267,8 @@ class ImageFilesystem:
             self._add(entry)
         for entry in layer_entries.values():
             if entry.kind == "hardlink" and entry.link_target not in self.entries:
-                self.warnings.append(f"layer {index + 1}: hard link {entry.path} points to "
-                                     f"{entry.link_target}, which is not in the image; it reads as empty")
+                self.warnings.append(f"layer {index + 1}: hard link {quoted(entry.path)} points to "
+                                     f"{quoted(entry.link_target)}, which is not in the image; it reads as empty")
 
 
 def _read_host_file(root: str, path: str, limit: int) -> bytes | None:
@@ -338,8 +344,8 @@ def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
     for member in archive:
         path, escaped = normalize_path(member.name)
         if escaped:
-            filesystem.warnings.append(f"layer {index + 1}: entry {member.name!r} points outside the image "
-                                       f"root; kept inside it as {path}")
+            filesystem.warnings.append(f"layer {index + 1}: entry {quoted(member.name)} points outside the "
+                                       f"image root; kept inside it as {quoted(path)}")
         if path == "/":
             continue
         base = path.rsplit("/", 1)[1]
@@ -352,14 +358,15 @@ def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
             continue
         kind = _KINDS.get(member.type, "")
         if not kind:
-            filesystem.warnings.append(f"layer {index + 1}: entry {path} has an unknown tar type "
+            filesystem.warnings.append(f"layer {index + 1}: entry {quoted(path)} has an unknown tar type "
                                        f"{member.type!r}; skipped")
             continue
         if kind == "hardlink":
             target, target_escaped = normalize_path(member.linkname)
             if target_escaped:
-                filesystem.warnings.append(f"layer {index + 1}: hard link {path} points outside the image "
-                                           f"root ({member.linkname!r}); kept inside it as {target}")
+                filesystem.warnings.append(f"layer {index + 1}: hard link {quoted(path)} points outside the "
+                                           f"image root ({quoted(member.linkname)}); kept inside it as "
+                                           f"{quoted(target)}")
         else:
             target = member.linkname if kind == "symlink" else ""
         entry = Entry(path, kind, member.mode & 0o7777, member.size if kind == "file" else 0,
@@ -385,6 +392,7 @@ def walk_image(raw: RawImage, visitors: Sequence[LayerVisitor] = (), limits: Lim
     if capture:
         visitors = [*visitors, CaptureVisitor(filesystem.captured, capture)]
     budget = ByteBudget(limits.max_image_bytes)
+    metadata_budget = MetadataBudget(limits.max_tar_metadata_bytes)
     for index, blob in enumerate(raw.layers):
         stream: LayerStream | None = None
         if blob.directory_root is not None:
@@ -398,10 +406,12 @@ def walk_image(raw: RawImage, visitors: Sequence[LayerVisitor] = (), limits: Lim
         if on_layer:
             on_layer(index, len(raw.layers), stream)
         try:
-            archive = TarReader(reader)
+            archive = TarReader(reader, metadata_budget)
             _apply_members(filesystem, index, _tar_members(archive, index, filesystem), visitors, limits,
                            on_progress)
             stream.finish()
+        except TarMetadataLimitError as error:
+            raise LimitExceededError(f"layer {index + 1} ({blob.digest[:19]}): {error}") from None
         except TarFormatError as error:
             raise SourceError(f"layer {index + 1} ({blob.digest[:19]}) is not a valid tar: {error}; "
                               "re-export or re-pull the image") from None

@@ -38,15 +38,25 @@ class Limits:
     """Entries over all layers."""
     max_metadata_bytes: int = 16 * 1024**2
     """Manifest, index and config documents."""
+    max_tar_metadata_bytes: int = 128 * 1024**2
+    """File names, link targets and PAX/GNU records over all layers (each name at most PATH_MAX)."""
+    max_evidence_bytes: int = 256 * 1024**2
+    """Evidence file contents the catalogers hold over the whole image until the walk ends."""
+    max_archive_inflation_bytes: int = 4 * 1024**3
+    """Bytes inflated from nested archives (jars in jars) over the whole image."""
 
     @classmethod
     def from_env(cls) -> Limits:
-        """Limits from CI_GATE_MAX_IMAGE_BYTES, CI_GATE_MAX_FILE_READ_BYTES, CI_GATE_MAX_FILES."""
+        """Limits from CI_GATE_MAX_IMAGE_BYTES, CI_GATE_MAX_FILE_READ_BYTES, CI_GATE_MAX_FILES,
+        CI_GATE_MAX_TAR_METADATA_BYTES, CI_GATE_MAX_EVIDENCE_BYTES, CI_GATE_MAX_ARCHIVE_INFLATION_BYTES."""
         values: dict[str, int] = {}
         for name, env in (
             ("max_image_bytes", "CI_GATE_MAX_IMAGE_BYTES"),
             ("max_file_read_bytes", "CI_GATE_MAX_FILE_READ_BYTES"),
             ("max_files", "CI_GATE_MAX_FILES"),
+            ("max_tar_metadata_bytes", "CI_GATE_MAX_TAR_METADATA_BYTES"),
+            ("max_evidence_bytes", "CI_GATE_MAX_EVIDENCE_BYTES"),
+            ("max_archive_inflation_bytes", "CI_GATE_MAX_ARCHIVE_INFLATION_BYTES"),
         ):
             raw = os.environ.get(env)
             if raw:

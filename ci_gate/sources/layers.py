@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import LimitExceededError, SourceError, quoted
 from ci_gate.sources.interface import LayerBlob, Limits
 
 _inflate: Any
@@ -61,13 +61,30 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
+_HASHES: dict[str, Callable[[], Any]] = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+"""The digest algorithms of the OCI image spec that ci-gate verifies; any other is refused."""
+
+
+def hasher_for(digest: str, what: str) -> Any:
+    """A fresh hashlib object for the algorithm `digest` names; SourceError for any other algorithm.
+
+    A digest whose algorithm we cannot compute must never pass as verified: an image that names its
+    layers `md5:` or `sha384:` could otherwise carry any content under any name."""
+    algorithm = digest.partition(":")[0]
+    factory = _HASHES.get(algorithm)
+    if factory is None:
+        raise SourceError(f"{what}: digest algorithm {quoted(algorithm, 20)} is not supported (only sha256 and "
+                          "sha512 can be verified); the image is corrupt or hostile")
+    return factory()
+
+
 class _StoredReader:
     """Reads the stored blob in chunks, hashing and counting every byte that passes."""
 
-    def __init__(self, raw: IO[bytes], what: Callable[[], str]) -> None:
+    def __init__(self, raw: IO[bytes], what: Callable[[], str], hasher: Any = None) -> None:
         self.raw = raw
         self.what = what
-        self.hash = hashlib.sha256()
+        self.hash = hasher if hasher is not None else hashlib.sha256()
         self.count = 0
 
     def read(self, size: int = _CHUNK) -> bytes:
@@ -173,9 +190,11 @@ class LayerStream(io.RawIOBase):
         self.index = index
         self.budget = budget
         self.verify = verify
+        # Both algorithms are known before a byte is read: an unverifiable digest fails up front.
+        stored_hash = hasher_for(blob.digest, self.what)
+        self._uncompressed_hash: Any = hasher_for(blob.diff_id, self.what) if blob.diff_id else None
         self._raw: IO[bytes] = blob.open()
-        self._stored = _StoredReader(self._raw, lambda: self.what)
-        self._uncompressed_hash = hashlib.sha256()
+        self._stored = _StoredReader(self._raw, lambda: self.what, stored_hash)
         self._pending = memoryview(b"")
         self._done = False
         self.uncompressed_bytes = 0
@@ -196,7 +215,8 @@ class LayerStream(io.RawIOBase):
         if out:
             self.budget.spend(len(out), self.what)
             self.uncompressed_bytes += len(out)
-            self._uncompressed_hash.update(out)
+            if self._uncompressed_hash is not None:
+                self._uncompressed_hash.update(out)
         return out
 
 
@@ -226,13 +246,14 @@ class LayerStream(io.RawIOBase):
         self.close_raw()
         if not self.verify:
             return
-        stored = "sha256:" + self._stored.hash.hexdigest()
-        algorithm, _, _ = self.blob.digest.partition(":")
-        if algorithm == "sha256" and stored != self.blob.digest:
+        # Each digest with its own algorithm: a sha512 digest is checked as strictly as a sha256 one.
+        algorithm = self.blob.digest.partition(":")[0]
+        stored = f"{algorithm}:{self._stored.hash.hexdigest()}"
+        if stored != self.blob.digest:
             raise SourceError(f"{self.what}: the blob's content does not match its digest "
                               f"(got {stored[:19]}…); the image is corrupt or was tampered with")
-        if self.blob.diff_id and self.blob.diff_id.startswith("sha256:"):
-            uncompressed = "sha256:" + self._uncompressed_hash.hexdigest()
+        if self.blob.diff_id and self._uncompressed_hash is not None:
+            uncompressed = f"{self.blob.diff_id.partition(':')[0]}:{self._uncompressed_hash.hexdigest()}"
             if uncompressed != self.blob.diff_id:
                 raise SourceError(f"{self.what}: the uncompressed layer does not match the config's diff_id "
                                   f"{self.blob.diff_id[:19]}…; the image is corrupt or was tampered with")

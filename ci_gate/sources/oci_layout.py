@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.sources.interface import LayerBlob, Limits, SourceOptions
 
 if TYPE_CHECKING:
@@ -65,8 +65,8 @@ _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 def check_digest(digest: object, where: str) -> str:
     """The digest if it is a well-formed sha256/sha512 digest (so it is safe as a blob path)."""
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        shown = digest if isinstance(digest, str) and len(digest) < 80 else type(digest).__name__
-        raise SourceError(f"{where}: {shown!r} is not a valid sha256/sha512 digest; the image metadata is "
+        shown = quoted(digest) if isinstance(digest, str) else type(digest).__name__
+        raise SourceError(f"{where}: {shown} is not a valid sha256/sha512 digest; the image metadata is "
                           "corrupt, rebuild or re-export the image")
     return digest
 
@@ -99,13 +99,49 @@ def parse_json_object(data: bytes, what: str, where: str) -> dict[str, Any]:
     """Parse a JSON document that must be an object."""
     try:
         document = json.loads(data)
+    except RecursionError:
+        raise SourceError(f"{where}: {what} is corrupt: its JSON is nested too deeply to be an image document; "
+                          "re-export the image") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SourceError(f"{where}: {what} is not valid JSON ({error.__class__.__name__} at byte "
                           f"{getattr(error, 'pos', getattr(error, 'start', '?'))}); the image is corrupt, "
                           "re-export it") from None
     if not isinstance(document, dict):
         raise SourceError(f"{where}: {what} is not a JSON object; the image is corrupt, re-export it")
+    if b"\\ud" in data or b"\\uD" in data:
+        document = without_lone_surrogates(document)
     return document
+
+
+def without_lone_surrogates(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with every lone surrogate (a `\\ud800` escape, valid JSON but not Unicode text) in
+    its keys and strings replaced by U+FFFD, so a label or env value cannot break the UTF-8 writers of
+    every report. A loop, not recursion: the document may nest as deep as json.loads allowed."""
+
+    def clean(text: str) -> str:
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    root: dict[str, Any] = {}
+    pending: list[tuple[Any, Any]] = [(document, root)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, str):
+                value = clean(value)
+            elif isinstance(value, dict | list):
+                copy: Any = {} if isinstance(value, dict) else [None] * len(value)
+                pending.append((value, copy))
+                value = copy
+            if isinstance(target, dict):
+                target[clean(str(key))] = value
+            else:
+                target[key] = value
+    return root
 
 
 # --- descriptors ---------------------------------------------------------------------------------
@@ -130,7 +166,7 @@ class Descriptor:
             raise SourceError(f"{where}: a descriptor is not a JSON object; the image metadata is corrupt")
         size = document.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            raise SourceError(f"{where}: descriptor size {size!r} is not a non-negative integer")
+            raise SourceError(f"{where}: descriptor size {quoted(size)} is not a non-negative integer")
         annotations = document.get("annotations") or {}
         if not isinstance(annotations, dict):
             annotations = {}
@@ -261,7 +297,10 @@ def select_platform(entries: Sequence[Descriptor], options: SourceOptions, where
             assert entry.platform is not None
             if wanted.matches(entry.platform):
                 return entry
-    available = ", ".join(sorted({str(entry.platform) for entry in with_platform}))
+    offered = sorted({str(entry.platform) for entry in with_platform})
+    available = ", ".join(clipped(name) for name in offered[:10])
+    if len(offered) > 10:
+        available += f" and {len(offered) - 10} more"
     wanted_text = options.platform or " or ".join(str(p) for p in wanted_platforms(options))
     raise SourceError(f"{where}: no manifest for platform {wanted_text}; the index offers {available}. "
                       "Choose one with --platform")
@@ -319,7 +358,7 @@ def resolve_image(
                           "re-push the image with a current Docker or skopeo")
     if kind != "manifest":
         raise SourceError(f"{where}: manifest {descriptor.digest[:19]}… has unknown media type "
-                          f"{document.get('mediaType') or descriptor.media_type or 'none'!r}; not a "
+                          f"{quoted(document.get('mediaType') or descriptor.media_type or 'none')}; not a "
                           "container image")
     resolved = _resolve_manifest(fetch, document, descriptor.digest, options, where)
     if options.platform:
@@ -334,7 +373,7 @@ def _resolve_manifest(fetch: FetchDocument, manifest: dict[str, Any], manifest_d
                       options: SourceOptions, where: str) -> ResolvedImage:
     config_descriptor = Descriptor.parse(manifest.get("config"), f"{where} (manifest config)")
     if config_descriptor.media_type and config_descriptor.media_type not in CONFIG_MEDIA_TYPES:
-        raise SourceError(f"{where}: the manifest's config has media type {config_descriptor.media_type!r}: "
+        raise SourceError(f"{where}: the manifest's config has media type {quoted(config_descriptor.media_type)}: "
                           "this is an OCI artifact, not a container image")
     config_data = fetch(config_descriptor, "config")
     verify_document(config_data, config_descriptor.digest, config_descriptor.size, "config", where,
@@ -352,7 +391,7 @@ def _resolve_manifest(fetch: FetchDocument, manifest: dict[str, Any], manifest_d
     layers = []
     for index, (layer, diff_id) in enumerate(zip(layer_descriptors, diff_ids, strict=True)):
         if layer.media_type not in LAYER_MEDIA_TYPES:
-            raise SourceError(f"{where}: layer {index} has media type {layer.media_type!r}, which is not a "
+            raise SourceError(f"{where}: layer {index} has media type {quoted(layer.media_type)}, which is not a "
                               "filesystem layer; this is not a container image")
         if layer.size is None:
             raise SourceError(f"{where}: layer {index} has no size in the manifest; the image is corrupt")
@@ -395,15 +434,23 @@ def select_layout_entry(index: dict[str, Any], tag: str | None, where: str) -> D
         chosen = [d for d in descriptors if layout_tag(d) == tag
                   or d.annotations.get(CONTAINERD_NAME_ANNOTATION, "").endswith(f":{tag}")]
         if not chosen:
-            listing = ", ".join(tags) if tags else "none"
+            listing = _listing(tags)
             raise SourceError(f"{where}: no image tagged {tag!r} in the layout (tags: {listing}); use one of "
                               "those after the path, PATH:TAG")
     else:
         if len(tags) > 1:
-            raise SourceError(f"{where}: the layout holds {len(tags)} images ({', '.join(tags)}); choose one "
+            raise SourceError(f"{where}: the layout holds {len(tags)} images ({_listing(tags)}); choose one "
                               "with PATH:TAG")
         chosen = descriptors
     return chosen[0] if len(chosen) == 1 else chosen
+
+
+def _listing(names: Sequence[str], most: int = 10) -> str:
+    """Names for an error line, each quoted short, at most `most` of them (they come from the image)."""
+    if not names:
+        return "none"
+    shown = ", ".join(clipped(name) for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def resolve_layout(fetch: FetchDocument, index: dict[str, Any], tag: str | None, options: SourceOptions,

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import requests
 import requests.auth
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.http import HttpError, RetryPolicy, TokenAuth, host_of, new_session, send
 from ci_gate.sources.archive import ClosingRawImage
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
@@ -391,10 +391,14 @@ class RegistryClient:
         if header_digest:
             header_digest = header_digest.strip()
             algorithm = header_digest.split(":", 1)[0]
-            if algorithm in ("sha256", "sha512") and digest_of(body, algorithm) != header_digest:
+            if algorithm not in ("sha256", "sha512"):
+                raise SourceError(f"registry {self.reference.host}: the manifest of {reference} carries a "
+                                  f"Docker-Content-Digest with algorithm {quoted(algorithm, 20)}, which cannot be "
+                                  "verified (only sha256 and sha512 can); the registry is misbehaving")
+            if digest_of(body, algorithm) != header_digest:
                 raise SourceError(f"registry {self.reference.host}: the manifest of {reference} does not "
-                                  f"match its Docker-Content-Digest {header_digest}; a proxy or the registry "
-                                  "corrupted it, try again")
+                                  f"match its Docker-Content-Digest {clipped(header_digest, 140)}; a proxy or the "
+                                  "registry corrupted it, try again")
         return body, media_type, digest
 
     def blob(self, digest: str, *, what: str) -> requests.Response:

@@ -15,12 +15,43 @@ from dataclasses import dataclass
 from typing import IO
 
 BLOCK = 512
+PATH_MAX = 4096
+"""Linux's PATH_MAX: no name or link target in a layer may be longer (in bytes, as stored)."""
+MAX_RECORD_BYTES = 1024 * 1024
+"""One PAX or GNU long-name record: far above any real one (a 4 KiB path, a few xattrs)."""
+MAX_MEMBER_SIZE = 1 << 53
+"""8 PiB: beyond any disk. GNU base-256 sizes reach 2**95, which no seek or read could even take."""
+DEFAULT_METADATA_BUDGET = 128 * 1024 * 1024
+"""Bytes of names, link targets and PAX/GNU records over a whole image (see `MetadataBudget`)."""
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
 _SKIP_CHUNK = 1024 * 1024
 
 
 class TarFormatError(ValueError):
     """The stream is not a valid tar archive (or is truncated)."""
+
+
+class TarMetadataLimitError(TarFormatError):
+    """The image's tar headers (names, links, PAX records) exceed the image-wide metadata budget."""
+
+
+class MetadataBudget:
+    """Header bytes left for one image, shared by the readers of all its layers.
+
+    Every name and link target kept costs memory for as long as the image is analysed, and a layer
+    of empty files with long names compresses to almost nothing: 1 MB of gzip can carry gigabytes
+    of names. Spending them against one budget turns that into one clear error."""
+
+    def __init__(self, limit: int = DEFAULT_METADATA_BUDGET) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self, amount: int, offset: int) -> None:
+        self.used += amount
+        if self.used > self.limit:
+            raise TarMetadataLimitError(
+                f"the image's file names, link targets and PAX records exceed {self.limit:,} bytes "
+                f"(at offset {offset}); a hostile image? Raise CI_GATE_MAX_TAR_METADATA_BYTES if it is genuine")
 
 
 @dataclass(slots=True)
@@ -38,8 +69,10 @@ class TarMember:
 
 
 def _text(raw: bytes) -> str:
+    # Bytes that are not UTF-8 become U+FFFD, as syft shows them: a lone surrogate from
+    # "surrogateescape" would make every JSON writer downstream fail on one hostile file name.
     end = raw.find(b"\0")
-    return (raw if end < 0 else raw[:end]).decode("utf-8", "surrogateescape")
+    return (raw if end < 0 else raw[:end]).decode("utf-8", "replace")
 
 
 def _number(raw: bytes, field: str, offset: int) -> int:
@@ -69,11 +102,11 @@ def _parse_pax(data: bytes, offset: int) -> dict[str, str]:
             length = int(data[position:space])
         except ValueError:
             raise TarFormatError(f"invalid PAX header at offset {offset}") from None
-        if length <= 0:
+        if length <= space - position or position + length > len(data):
             raise TarFormatError(f"invalid PAX record length at offset {offset}")
         record = data[space + 1 : position + length - 1]
         key, _, value = record.partition(b"=")
-        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
         position += length
     return records
 
@@ -81,13 +114,13 @@ def _parse_pax(data: bytes, offset: int) -> dict[str, str]:
 class TarReader:
     """Iterate over the members of a tar stream; call `read(n)` on the current member before moving on."""
 
-    def __init__(self, stream: IO[bytes], max_metadata_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, stream: IO[bytes], budget: MetadataBudget | None = None) -> None:
         self._stream = stream
+        self._budget = budget if budget is not None else MetadataBudget()
         self._position = 0
         self._remaining = 0
         """Data (with padding) of the current member not consumed yet."""
         self._data_left = 0
-        self._max_metadata = max_metadata_bytes
         try:
             self._seekable = bool(stream.seekable())
         except (AttributeError, OSError):
@@ -154,12 +187,15 @@ class TarReader:
             size = _number(fields[4], "size", header_offset)
             if size < 0:
                 raise TarFormatError(f"negative size in the tar header at offset {header_offset}")
+            if size > MAX_MEMBER_SIZE:
+                raise TarFormatError(f"implausible member size in the tar header at offset {header_offset}")
             typeflag = fields[7]
             padded = (size + BLOCK - 1) // BLOCK * BLOCK
             if typeflag in (b"x", b"g", b"L", b"K"):
-                if size > self._max_metadata:
-                    raise TarFormatError(f"oversized tar metadata record ({size} bytes) at offset "
-                                         f"{header_offset}")
+                if size > MAX_RECORD_BYTES:
+                    raise TarFormatError(f"oversized tar metadata record ({size:,} bytes, at most "
+                                         f"{MAX_RECORD_BYTES:,}) at offset {header_offset}")
+                self._budget.spend(size, header_offset)
                 data = self._read_exact(padded)[:size]
                 if typeflag == b"x":
                     pax.update(_parse_pax(data, header_offset))
@@ -189,6 +225,10 @@ class TarReader:
                         size = int(merged["size"])
                     except ValueError:
                         raise TarFormatError(f"invalid PAX size at offset {header_offset}") from None
+                    if size < 0:
+                        raise TarFormatError(f"negative PAX size at offset {header_offset}")
+                    if size > MAX_MEMBER_SIZE:
+                        raise TarFormatError(f"implausible PAX size at offset {header_offset}")
                     padded = (size + BLOCK - 1) // BLOCK * BLOCK
                 uid = _pax_int(merged, "uid", uid)
                 gid = _pax_int(merged, "gid", gid)
@@ -197,6 +237,11 @@ class TarReader:
             if long_link is not None:
                 linkname = long_link
             pax, long_name, long_link = {}, None, None
+            for text, field in ((name, "name"), (linkname, "link target")):
+                if len(text) > PATH_MAX // 4 and len(text.encode("utf-8")) > PATH_MAX:
+                    raise TarFormatError(f"a {field} of {len(text):,} characters (longer than PATH_MAX, "
+                                         f"{PATH_MAX}) at offset {header_offset}; the layer is corrupt or hostile")
+            self._budget.spend(len(name) + len(linkname), header_offset)
             if typeflag in (b"1", b"2", b"3", b"4", b"5", b"6"):
                 # Links, devices, directories and fifos carry no data (their size field is ignored, as
                 # Python's tarfile and GNU tar do).
@@ -213,6 +258,7 @@ def _pax_int(records: dict[str, str], key: str, default: int) -> int:
     if value is None:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         return default
+    return number if number >= 0 else default

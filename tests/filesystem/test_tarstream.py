@@ -7,7 +7,14 @@ import tarfile
 
 import pytest
 
-from ci_gate.sources.tarstream import TarFormatError, TarReader
+from ci_gate.sources.tarstream import (
+    MAX_RECORD_BYTES,
+    MetadataBudget,
+    TarFormatError,
+    TarMetadataLimitError,
+    TarReader,
+)
+from tests.support import hostile
 
 LONG = "very/" * 40 + "long-name.txt"
 
@@ -89,3 +96,81 @@ def test_base256_numbers_are_decoded() -> None:
         archive.addfile(info, io.BytesIO(b""))
     (member,) = list(TarReader(io.BytesIO(out.getvalue())))
     assert member.uid == 10**10
+
+
+# --- hostile headers -----------------------------------------------------------------------------------
+
+
+def _members(data: bytes, budget: MetadataBudget | None = None) -> list[tuple[str, int]]:
+    return [(member.name, member.size) for member in TarReader(io.BytesIO(data), budget)]
+
+
+def test_a_negative_pax_size_is_refused() -> None:
+    data = b"".join(hostile.layer(hostile.data_member("etc/x", b"", pax={"size": "-5"})))
+    with pytest.raises(TarFormatError, match="negative PAX size"):
+        _members(data)
+
+
+def test_pax_records_are_written_and_read_back_exactly() -> None:
+    # The corpus writer's own PAX records must be what tar readers expect, or the tests below prove nothing.
+    data = b"".join(hostile.layer(hostile.data_member("x" * 150, b"abc", pax={"uid": "77"})))
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        assert [(m.name, m.uid, m.size) for m in archive.getmembers()] == [("x" * 150, 77, 3)]
+    assert _members(data) == [("x" * 150, 3)]
+
+
+@pytest.mark.parametrize("carrier", ["pax", "gnu"])
+def test_a_name_longer_than_path_max_is_refused(carrier: str) -> None:
+    name = "d/" * 2100 + "f"  # 4,201 bytes
+    if carrier == "pax":
+        data = b"".join(hostile.layer(hostile.data_member(name, b"x")))
+    else:
+        data = b"".join(hostile.layer([hostile.gnu_long_name(name)], hostile.data_member("short", b"x")))
+    with pytest.raises(TarFormatError, match="longer than PATH_MAX"):
+        _members(data)
+    at_limit = "d/" * 2047 + "f"  # 4,095 bytes: allowed
+    assert _members(b"".join(hostile.layer(hostile.data_member(at_limit, b"x")))) == [(at_limit, 1)]
+
+
+def test_one_metadata_budget_spans_every_layer_of_an_image() -> None:
+    layer = b"".join(hostile.layer(*(hostile.data_member(f"{index}/" + "n" * 3000, b"") for index in range(10))))
+    budget = MetadataBudget(100_000)
+    assert len(_members(layer, budget)) == 10  # ~60 KB of names and PAX records: within the budget
+    with pytest.raises(TarMetadataLimitError, match="exceed 100,000 bytes"):
+        _members(layer, budget)  # the same again, as the next layer of the same image: over it
+    assert len(_members(layer, MetadataBudget(100_000))) == 10  # a new image starts afresh
+
+
+def test_one_pax_record_is_bounded_on_its_own() -> None:
+    data = b"".join(hostile.layer(hostile.data_member("x", b"", pax={"comment": "c" * (MAX_RECORD_BYTES + 1)})))
+    with pytest.raises(TarFormatError, match="oversized tar metadata record"):
+        _members(data)
+
+
+def test_a_pax_record_whose_length_runs_past_its_header_is_refused() -> None:
+    records = b"999 path=x\n"
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = len(records)
+    data = (info.tobuf(format=tarfile.USTAR_FORMAT) + records + hostile.padding(len(records))
+            + b"".join(hostile.layer(hostile.data_member("y", b""))))
+    with pytest.raises(TarFormatError, match="invalid PAX record length"):
+        _members(data)
+
+
+def test_names_that_are_not_utf8_read_as_replacement_characters() -> None:
+    info = tarfile.TarInfo("caf\udce9")
+    data = info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="surrogateescape") + b"\0" * 1024
+    [(name, _)] = _members(data)
+    assert name == "caf\ufffd"
+    name.encode("utf-8")  # never a lone surrogate that a report writer would choke on
+
+
+def test_a_base256_size_beyond_any_disk_is_refused() -> None:
+    # Found by fuzzing: a 12-byte base-256 size field holds up to 2**95, which no read or seek can take.
+    block = bytearray(tarfile.TarInfo("x").tobuf(format=tarfile.USTAR_FORMAT))
+    block[124:136] = b"\x80" + (1 << 80).to_bytes(11, "big")
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    with pytest.raises(TarFormatError, match="implausible member size"):
+        _members(bytes(block) + b"\0" * 1024)

@@ -138,57 +138,67 @@ class ApkCataloger(Cataloger):
     patterns = ("*/lib/apk/db/installed",)
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        by_path = sorted(attribution.final_versions(evidence, context).items())
+        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
+                                lambda item: self._database(item[0], item[1], context))
+
+    def _database(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+        """The packages of one database file (every version of it, for attribution)."""
         packages: list[Package] = []
-        for path, versions in sorted(attribution.final_versions(evidence, context).items()):
-            history: list[tuple[int, dict[str, str]]] = []
-            final_entries: list[ApkEntry] = []
-            for item in versions:
-                problems: list[str] = []
-                entries = parse_installed(attribution.decode(item.content), problems)
-                if item.truncated and entries:
-                    entries.pop()
-                history.append((item.layer_index, {entry.name: entry.version for entry in entries}))
-                if item is versions[-1]:
-                    final_entries = entries
-                    attribution.truncation_warning(context, self.name, item)
-                    if problems:
-                        context.warnings.append(
-                            f"{self.name}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
-                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                            + "; the readable entries were kept"
-                        )
-            introduced = attribution.introduced_layers(history)
-            distro = context.distro
-            for entry in final_entries:
-                layer_index = introduced.get(entry.name, versions[-1].layer_index)
-                packages.append(
-                    Package(
-                        name=entry.name,
-                        version=entry.version,
-                        type="apk",
-                        purl=package_url(entry, distro),
-                        licenses=tuple(split_license(entry.license)),
-                        locations=(attribution.location(context, path, layer_index),),
-                        found_by=self.name,
-                        metadata={
-                            "package": entry.name,
-                            "origin": entry.origin or entry.name,
-                            "source": entry.origin or entry.name,
-                            "architecture": entry.architecture,
-                            "url": entry.url,
-                            "maintainer": entry.maintainer,
-                            "description": entry.description,
-                            "size": entry.size,
-                            "installed_size": entry.installed_size,
-                            "dependencies": entry.dependencies,
-                            "provides": entry.provides,
-                            "checksum": entry.checksum,
-                            "git_commit": entry.git_commit,
-                            "distro": attribution.distro_label(distro),
-                            "distro_id": distro.id if distro else "",
-                            "distro_version": distro.version_id if distro else "",
-                        },
-                        origin=attribution.origin(context, layer_index),
+        distro = context.distro
+        history: list[tuple[int, dict[str, str]]] = []
+        final_entries: list[ApkEntry] = []
+        for item in versions:
+            problems: list[str] = []
+            entries = parse_installed(attribution.decode(item.content), problems)
+            if item.truncated and entries:
+                entries.pop()
+            history.append((item.layer_index, {entry.name: entry.version for entry in entries}))
+            if item is versions[-1]:
+                final_entries = entries
+                attribution.truncation_warning(context, self.name, item)
+                if problems:
+                    context.warnings.append(
+                        f"{self.name}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
+                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                        + "; the readable entries were kept"
                     )
+        introduced = attribution.introduced_layers(history)
+
+        def build(entry: ApkEntry) -> list[Package]:
+            layer_index = introduced.get(entry.name, versions[-1].layer_index)
+            return [
+                Package(
+                    name=entry.name,
+                    version=entry.version,
+                    type="apk",
+                    purl=package_url(entry, distro),
+                    licenses=tuple(split_license(entry.license)),
+                    locations=(attribution.location(context, path, layer_index),),
+                    found_by=self.name,
+                    metadata={
+                        "package": entry.name,
+                        "origin": entry.origin or entry.name,
+                        "source": entry.origin or entry.name,
+                        "architecture": entry.architecture,
+                        "url": entry.url,
+                        "maintainer": entry.maintainer,
+                        "description": entry.description,
+                        "size": entry.size,
+                        "installed_size": entry.installed_size,
+                        "dependencies": entry.dependencies,
+                        "provides": entry.provides,
+                        "checksum": entry.checksum,
+                        "git_commit": entry.git_commit,
+                        "distro": attribution.distro_label(distro),
+                        "distro_id": distro.id if distro else "",
+                        "distro_version": distro.version_id if distro else "",
+                    },
+                    origin=attribution.origin(context, layer_index),
                 )
+            ]
+
+        packages.extend(attribution.each(
+            context, self.name, ((f"{path}: package {entry.name}", entry) for entry in final_entries), build))
         return packages
+

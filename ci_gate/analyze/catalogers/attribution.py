@@ -10,8 +10,8 @@ installed again in layer 6 is credited to layer 6.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.model import Distro, Location, Package
@@ -115,3 +115,64 @@ def truncation_warning(context: CatalogContext, cataloger: str, item: Evidence) 
             f"{cataloger}: {item.path} (layer {item.layer_index + 1}) is {item.size} bytes; only the first "
             f"{len(item.content)} were read, packages past that point are missing"
         )
+
+
+MAX_FIELD_CHARS = 4096
+"""Characters of one metadata text kept per package: an author or homepage is never longer in a real
+package, and 300 package.json files with a 4 MiB author each must not cost 1.2 GB."""
+
+
+def clean_text(value: object, limit: int = MAX_FIELD_CHARS) -> str:
+    """A string fit for every output: not a string → "", cut to `limit`, lone surrogates (a JSON
+    `\\ud800` escape, a file name that is not UTF-8) replaced so that encoding it can never fail."""
+    if not isinstance(value, str):
+        return ""
+    text = value if len(value) <= limit else value[:limit] + "…"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def clean_value(value: Any, limit: int = MAX_FIELD_CHARS, depth: int = 0) -> Any:
+    """`clean_text` over every string of a JSON-like value (dicts, lists), at most 8 levels deep."""
+    if isinstance(value, str):
+        return clean_text(value, limit)
+    if depth >= 8:
+        return None
+    if isinstance(value, Mapping):
+        return {clean_text(str(key), 256): clean_value(item, limit, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_value(item, limit, depth + 1) for item in value]
+    return value
+
+
+Item = TypeVar("Item")
+Built = TypeVar("Built")
+
+
+def each(context: CatalogContext, cataloger: str, items: Iterable[tuple[str, Item]],
+         build: Callable[[Item], Iterable[Built]]) -> list[Built]:
+    """`build` applied to each item, where one failing item costs only itself: a package that cannot
+    be built (hostile text, a parser bug) is a warning naming where it was, and the rest stands."""
+    built: list[Built] = []
+    for where, item in items:
+        try:
+            built.extend(build(item))
+        except Exception as error:  # per package, never per ecosystem
+            # Only the type: an unexpected exception's text may quote the file's content (a secret).
+            context.warnings.append(f"{cataloger}: {clean_text(where, 200)}: skipped, it could not be read "
+                                    f"({type(error).__name__})")
+    return built
+
+
+def clean_package(package: Package) -> Package:
+    """The package with every text bounded and encodable (see `clean_text`): what a cataloger parsed
+    from a hostile file can neither flood memory nor break a report writer."""
+    import dataclasses
+
+    return dataclasses.replace(
+        package, name=clean_text(package.name, 1024), version=clean_text(package.version, 1024),
+        purl=clean_text(package.purl, 4096), licenses=tuple(clean_text(item) for item in package.licenses[:64]),
+        metadata=clean_value(package.metadata))

@@ -211,12 +211,10 @@ class DpkgCataloger(Cataloger):
             for path, versions in by_path.items()
             if path.startswith(COPYRIGHT_PREFIX) and path.count("/") == 5
         }
-        packages: list[Package] = []
-        for path, versions in sorted(by_path.items()):
-            if path in copyrights or path.endswith(_STATUS_D_SIDE_FILES):
-                continue
-            packages.extend(self._catalog_database(path, versions, copyrights, context))
-        return packages
+        databases = [(path, (path, versions)) for path, versions in sorted(by_path.items())
+                     if path not in copyrights and not path.endswith(_STATUS_D_SIDE_FILES)]
+        return attribution.each(context, self.name, databases,
+                                lambda item: self._catalog_database(item[0], item[1], copyrights, context))
 
     def _catalog_database(
         self,
@@ -247,7 +245,8 @@ class DpkgCataloger(Cataloger):
         introduced = attribution.introduced_layers(history)
         distro = context.distro
         packages = []
-        for entry in final_entries:
+
+        def build(entry: DebEntry) -> list[Package]:
             layer_index = introduced.get(entry.key, versions[-1].layer_index)
             locations = [attribution.location(context, path, layer_index)]
             licenses: list[str] = []
@@ -275,7 +274,7 @@ class DpkgCataloger(Cataloger):
                 "distro_version": distro.version_id if distro else "",
                 "distro_codename": distro.version_codename if distro else "",
             }
-            packages.append(
+            return [
                 Package(
                     name=entry.name,
                     version=entry.version,
@@ -287,5 +286,8 @@ class DpkgCataloger(Cataloger):
                     metadata=metadata,
                     origin=attribution.origin(context, layer_index),
                 )
-            )
+            ]
+
+        packages.extend(attribution.each(
+            context, self.name, ((f"{path}: package {entry.name}", entry) for entry in final_entries), build))
         return packages

@@ -35,6 +35,7 @@ from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.license_text import LICENSE_FILE_NAMES, identify_licenses
 from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of, origin_of
+from ci_gate.errors import quoted
 from ci_gate.model import Location, Package
 
 ARCHIVE_EXTENSIONS = ("jar", "war", "ear", "par", "sar", "nar", "jpi", "hpi", "kar", "lpkg")
@@ -48,7 +49,12 @@ MAX_NESTED_ARCHIVE_BYTES = 128 * 1024 * 1024
 MAX_METADATA_ENTRY_BYTES = 1024 * 1024
 """A manifest, pom.properties or pom.xml larger than this is not a real one."""
 MAX_INFLATED_BYTES_PER_EVIDENCE = 1024 * 1024 * 1024
-"""What one top-level archive may inflate to, nested archives included; beyond is a bomb."""
+"""What one top-level archive may inflate to, nested archives included; beyond is a bomb. All archives
+of an image together share `CatalogContext.inflation` too."""
+MAX_HELD_NESTED_BYTES = 256 * 1024 * 1024
+"""Inflated nested archives held at once while their own nested archives are read (a chain of jars
+inside jars keeps each level in memory until its children are done)."""
+MAX_WARNINGS_PER_EVIDENCE = 20
 MAX_ENTRIES = 200_000
 
 JAVA_ARCHIVE = "java-archive"
@@ -84,6 +90,8 @@ class _Budget:
 
     remaining: int
     """Bytes that may still be inflated."""
+    held: int = 0
+    """Bytes of inflated nested archives in memory now."""
     warnings: list[str] = field(default_factory=list)
     """Problems met inside the archive tree, reported once the evidence is done."""
 
@@ -308,17 +316,23 @@ class _ArchiveReader:
     def read(self, entry_name: str, limit: int) -> bytes | None:
         """The entry's bytes, or None (with a warning) when it is corrupt or inflates past `limit`."""
         allowed = min(limit, self.budget.remaining)
+        if limit == MAX_NESTED_ARCHIVE_BYTES:
+            allowed = min(allowed, MAX_HELD_NESTED_BYTES - self.budget.held)
+        if allowed <= 0:
+            self.budget.warnings.append(f"entry {quoted(entry_name)} not read: the archive's inflation budget is "
+                                        "spent (a zip bomb?)")
+            return None
         try:
             with self.archive.open(entry_name) as stream:
                 # Read one byte more than allowed: the header's sizes may lie, the inflated stream cannot.
                 data = stream.read(allowed + 1)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, OSError,
                 EOFError, zlib.error, RuntimeError) as error:
-            self.budget.warnings.append(f"entry {entry_name!r} is unreadable ({error})")
+            self.budget.warnings.append(f"entry {quoted(entry_name)} is unreadable ({type(error).__name__})")
             return None
         if len(data) > allowed:
             self.budget.remaining = max(0, self.budget.remaining - allowed)
-            self.budget.warnings.append(f"entry {entry_name!r} inflates past {allowed:,} bytes "
+            self.budget.warnings.append(f"entry {quoted(entry_name)} inflates past {allowed:,} bytes "
                                         "(a zip bomb?); skipped")
             return None
         self.budget.remaining -= len(data)
@@ -338,7 +352,13 @@ class JavaArchiveCataloger(StreamingCataloger):
         if evidence.truncated:
             raise EvidenceError(f"{evidence.size:,} bytes, of which {len(evidence.content):,} were read; the zip "
                                 "index at its end was not (raise CI_GATE_MAX_FILE_READ_BYTES)")
-        budget = _Budget(remaining=MAX_INFLATED_BYTES_PER_EVIDENCE)
+        image_budget = context.inflation
+        if image_budget.remaining <= 0:
+            raise EvidenceError(f"not opened: the archives of this image already inflated to "
+                                f"{image_budget.limit:,} bytes (zip bombs?); raise "
+                                "CI_GATE_MAX_ARCHIVE_INFLATION_BYTES if the image is genuine")
+        start = min(MAX_INFLATED_BYTES_PER_EVIDENCE, image_budget.remaining)
+        budget = _Budget(remaining=start)
         location = location_of(evidence, context)
         origin = origin_of(evidence, context)
         is_wrapper = posixpath.splitext(evidence.path)[1].lstrip(".") in WRAPPER_EXTENSIONS
@@ -346,8 +366,12 @@ class JavaArchiveCataloger(StreamingCataloger):
             found = self._archive(evidence.content, evidence.path, evidence.path, 0, budget,
                                   main_package=not is_wrapper, parent="")
         finally:
-            for warning in budget.warnings:
+            image_budget.remaining -= start - budget.remaining
+            for warning in budget.warnings[:MAX_WARNINGS_PER_EVIDENCE]:
                 context.warnings.append(f"{self.name}: {self._where(evidence)}: {warning}")
+            if len(budget.warnings) > MAX_WARNINGS_PER_EVIDENCE:
+                context.warnings.append(f"{self.name}: {self._where(evidence)}: and "
+                                        f"{len(budget.warnings) - MAX_WARNINGS_PER_EVIDENCE:,} more problems")
         return [self._package(item, location, origin) for item in found]
 
     def _package(self, item: _JavaPackage, location: Location, origin: str | None) -> Package:
@@ -404,11 +428,15 @@ class JavaArchiveCataloger(StreamingCataloger):
             if nested_data is None:
                 continue
             nested_path = f"{virtual_path}:{name}"
+            budget.held += len(nested_data)
             try:
                 found.extend(self._archive(nested_data, nested_path, name, depth + 1, budget,
                                            main_package=True, parent=main.name if main else parent))
             except EvidenceError as error:
-                budget.warnings.append(f"nested archive {name!r}: {error}")
+                budget.warnings.append(f"nested archive {quoted(name)}: {error}")
+            finally:
+                budget.held -= len(nested_data)
+                del nested_data
         return found
 
     def _main_package(self, reader: _ArchiveReader, data: bytes, virtual_path: str, file_path: str,

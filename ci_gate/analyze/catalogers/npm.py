@@ -71,58 +71,63 @@ def repository_url(document: dict[str, Any]) -> str:
     return ""
 
 
+MAX_NAME_CHARS = 1024
+"""npm allows 214 characters in a name; a longer one is cut, never carried whole."""
+
+
 class NpmCataloger(Cataloger):
     name = "javascript-package-cataloger"
     patterns = ("*/package.json",)
     max_bytes = 4 * 1024 * 1024
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
-        packages: list[Package] = []
-        for path, versions in sorted(attribution.final_versions(evidence, context).items()):
-            history: list[tuple[int, dict[str, str]]] = []
-            document: dict[str, Any] = {}
-            for item in versions:
-                parsed = self._parse(item, context, is_final=item is versions[-1])
-                name = parsed.get("name") if isinstance(parsed.get("name"), str) else ""
-                version = parsed.get("version") if isinstance(parsed.get("version"), str) else ""
-                history.append((item.layer_index, {str(name): str(version)} if name else {}))
-                document = parsed
-            name = document.get("name")
-            if not isinstance(name, str) or not name:
-                continue
-            version = document.get("version")
-            version = version if isinstance(version, str) else ""
-            layer_index = attribution.introduced_layers(history).get(name, versions[-1].layer_index)
-            packages.append(
-                Package(
-                    name=name,
-                    version=version,
-                    type="npm",
-                    purl=package_url(name, version),
-                    licenses=tuple(licenses_of(document)),
-                    locations=(attribution.location(context, path, layer_index),),
-                    found_by=self.name,
-                    metadata={
-                        "name": name,
-                        "version": version,
-                        "author": author_of(document),
-                        "homepage": document.get("homepage") if isinstance(document.get("homepage"), str)
-                        else "",
-                        "url": repository_url(document),
-                        "private": document.get("private") is True,
-                        "in_node_modules": "/node_modules/" in path,
-                    },
-                    origin=attribution.origin(context, layer_index),
-                )
-            )
-        return packages
+        by_path = sorted(attribution.final_versions(evidence, context).items())
+        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
+                                lambda item: self._package(item[0], item[1], context))
+
+    def _package(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+        clean = attribution.clean_text
+        history: list[tuple[int, dict[str, str]]] = []
+        document: dict[str, Any] = {}
+        for item in versions:
+            parsed = self._parse(item, context, is_final=item is versions[-1])
+            name = clean(parsed.get("name"), MAX_NAME_CHARS)
+            version = clean(parsed.get("version"), MAX_NAME_CHARS)
+            history.append((item.layer_index, {name: version} if name else {}))
+            document = parsed
+        name = clean(document.get("name"), MAX_NAME_CHARS)
+        if not name:
+            return []
+        version = clean(document.get("version"), MAX_NAME_CHARS)
+        layer_index = attribution.introduced_layers(history).get(name, versions[-1].layer_index)
+        return [Package(
+            name=name,
+            version=version,
+            type="npm",
+            purl=package_url(name, version),
+            licenses=tuple(clean(license) for license in licenses_of(document)[:32]),
+            locations=(attribution.location(context, path, layer_index),),
+            found_by=self.name,
+            metadata={
+                "name": name,
+                "version": version,
+                "author": clean(author_of(document)),
+                "homepage": clean(document.get("homepage")),
+                "url": clean(repository_url(document)),
+                "private": document.get("private") is True,
+                "in_node_modules": "/node_modules/" in path,
+            },
+            origin=attribution.origin(context, layer_index),
+        )]
 
     def _parse(self, item: Evidence, context: CatalogContext, is_final: bool) -> dict[str, Any]:
         try:
             parsed = json.loads(item.content.decode("utf-8-sig", errors="replace"))
         except (ValueError, RecursionError) as error:
             if is_final:
-                reason = "it is cut off at the read limit" if item.truncated else f"invalid JSON ({error})"
+                reason = ("it is cut off at the read limit" if item.truncated
+                          else "it is nested too deeply" if isinstance(error, RecursionError)
+                          else f"invalid JSON ({type(error).__name__})")
                 context.warnings.append(
                     f"{self.name}: {item.path} (layer {item.layer_index + 1}) was skipped: {reason}"
                 )

@@ -69,7 +69,7 @@ def licenses_from(fields: dict[str, list[str]]) -> list[str]:
 
 def _first(fields: dict[str, list[str]], name: str) -> str:
     values = fields.get(name)
-    return values[0].strip() if values else ""
+    return attribution.clean_text(values[0].strip()) if values else ""
 
 
 def site_packages_of(path: str) -> str:
@@ -91,53 +91,57 @@ class PythonCataloger(Cataloger):
     max_bytes = 4 * 1024 * 1024
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        by_path = sorted(attribution.final_versions(evidence, context).items())
+        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
+                                lambda item: self._package(item[0], item[1], context))
+
+    def _package(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
         packages: list[Package] = []
-        for path, versions in sorted(attribution.final_versions(evidence, context).items()):
-            history: list[tuple[int, dict[str, str]]] = []
-            final_fields: dict[str, list[str]] = {}
-            for item in versions:
-                if item.mode & 0o170000 == 0o040000:
-                    continue  # an `.egg-info` folder: its PKG-INFO is matched on its own
-                fields = parse_metadata(attribution.decode(item.content))
-                name = normalize(_first(fields, "name"))
-                history.append((item.layer_index, {name: _first(fields, "version")} if name else {}))
-                final_fields = fields
-            if not history:
-                continue
-            name = normalize(_first(final_fields, "name"))
-            version = _first(final_fields, "version")
-            if not name:
-                context.warnings.append(
-                    f"{self.name}: {path} (layer {versions[-1].layer_index + 1}) has no Name field; skipped"
-                )
-                continue
-            if _first(final_fields, "name") == "Python":
-                continue
-            layer_index = attribution.introduced_layers(history).get(name, versions[-1].layer_index)
-            packages.append(
-                Package(
-                    name=name,
-                    version=version,
-                    type="python",
-                    purl=PackageURL(type="pypi", name=name, version=version or None).to_string(),
-                    licenses=tuple(licenses_from(final_fields)),
-                    locations=(attribution.location(context, path, layer_index),),
-                    found_by=self.name,
-                    metadata={
-                        "name": _first(final_fields, "name"),
-                        "version": version,
-                        "author": _first(final_fields, "author"),
-                        "author_email": _first(final_fields, "author-email"),
-                        "platform": _first(final_fields, "platform"),
-                        "requires_python": _first(final_fields, "requires-python"),
-                        "requires_dist": fields_list(final_fields, "requires-dist"),
-                        "site_packages_root_path": site_packages_of(path),
-                    },
-                    origin=attribution.origin(context, layer_index),
-                )
+        history: list[tuple[int, dict[str, str]]] = []
+        final_fields: dict[str, list[str]] = {}
+        for item in versions:
+            if item.mode & 0o170000 == 0o040000:
+                continue  # an `.egg-info` folder: its PKG-INFO is matched on its own
+            fields = parse_metadata(attribution.decode(item.content))
+            name = normalize(_first(fields, "name"))
+            history.append((item.layer_index, {name: _first(fields, "version")} if name else {}))
+            final_fields = fields
+        if not history:
+            return []
+        name = normalize(_first(final_fields, "name"))
+        version = _first(final_fields, "version")
+        if not name:
+            context.warnings.append(
+                f"{self.name}: {path} (layer {versions[-1].layer_index + 1}) has no Name field; skipped"
             )
+            return []
+        if _first(final_fields, "name") == "Python":
+            return []
+        layer_index = attribution.introduced_layers(history).get(name, versions[-1].layer_index)
+        packages.append(
+            Package(
+                name=name,
+                version=version,
+                type="python",
+                purl=PackageURL(type="pypi", name=name, version=version or None).to_string(),
+                licenses=tuple(licenses_from(final_fields)),
+                locations=(attribution.location(context, path, layer_index),),
+                found_by=self.name,
+                metadata={
+                    "name": _first(final_fields, "name"),
+                    "version": version,
+                    "author": _first(final_fields, "author"),
+                    "author_email": _first(final_fields, "author-email"),
+                    "platform": _first(final_fields, "platform"),
+                    "requires_python": _first(final_fields, "requires-python"),
+                    "requires_dist": fields_list(final_fields, "requires-dist"),
+                    "site_packages_root_path": site_packages_of(path),
+                },
+                origin=attribution.origin(context, layer_index),
+            )
+        )
         return packages
 
 
 def fields_list(fields: dict[str, list[str]], name: str) -> list[str]:
-    return list(fields.get(name, []))
+    return [attribution.clean_text(value) for value in fields.get(name, [])[:1000]]

@@ -99,59 +99,69 @@ class RpmCataloger(Cataloger):
         return headers
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        by_path = sorted(attribution.final_versions(evidence, context).items())
+        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
+                                lambda item: self._database(item[0], item[1], context))
+
+    def _database(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+        """The packages of one database file (every version of it, for attribution)."""
         packages: list[Package] = []
         distro = context.distro
-        for path, versions in sorted(attribution.final_versions(evidence, context).items()):
-            history: list[tuple[int, dict[tuple[str, str], str]]] = []
-            final_headers: list[RpmHeader] = []
-            for item in versions:
-                problems: list[str] = []
-                is_final = item is versions[-1]
-                headers = self._headers(item, problems)
-                keyed = {(header.name, header.arch): full_version(header) for header in headers}
-                history.append((item.layer_index, keyed))
-                if is_final:
-                    final_headers = headers
-                    attribution.truncation_warning(context, self.name, item)
-                    if problems:
-                        context.warnings.append(
-                            f"{self.name}: {path} (layer {item.layer_index + 1}): {problems[0]}"
-                            + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
-                            + f"; {len(headers)} packages were read"
-                        )
-            introduced = attribution.introduced_layers(history)
-            for header in final_headers:
-                layer_index = introduced.get((header.name, header.arch), versions[-1].layer_index)
-                packages.append(
-                    Package(
-                        name=header.name,
-                        version=full_version(header),
-                        type="rpm",
-                        purl=package_url(header, distro),
-                        licenses=(header.license,) if header.license else (),
-                        locations=(attribution.location(context, path, layer_index),),
-                        found_by=self.name,
-                        metadata={
-                            "name": header.name,
-                            "version": header.version,
-                            "release": header.release,
-                            "epoch": header.epoch,
-                            "architecture": header.arch,
-                            "source_rpm": header.source_rpm,
-                            "source": _source_name(header.source_rpm) or header.name,
-                            "vendor": header.vendor,
-                            "size": header.size,
-                            "modularity_label": header.modularity_label,
-                            "provides": list(header.provides),
-                            "requires": list(header.requires),
-                            "distro": attribution.distro_label(distro),
-                            "distro_id": distro.id if distro else "",
-                            "distro_version": distro.version_id if distro else "",
-                        },
-                        origin=attribution.origin(context, layer_index),
+        history: list[tuple[int, dict[tuple[str, str], str]]] = []
+        final_headers: list[RpmHeader] = []
+        for item in versions:
+            problems: list[str] = []
+            is_final = item is versions[-1]
+            headers = self._headers(item, problems)
+            keyed = {(header.name, header.arch): full_version(header) for header in headers}
+            history.append((item.layer_index, keyed))
+            if is_final:
+                final_headers = headers
+                attribution.truncation_warning(context, self.name, item)
+                if problems:
+                    context.warnings.append(
+                        f"{self.name}: {path} (layer {item.layer_index + 1}): {problems[0]}"
+                        + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
+                        + f"; {len(headers)} packages were read"
                     )
+        introduced = attribution.introduced_layers(history)
+
+        def build(header: RpmHeader) -> list[Package]:
+            layer_index = introduced.get((header.name, header.arch), versions[-1].layer_index)
+            return [
+                Package(
+                    name=header.name,
+                    version=full_version(header),
+                    type="rpm",
+                    purl=package_url(header, distro),
+                    licenses=(header.license,) if header.license else (),
+                    locations=(attribution.location(context, path, layer_index),),
+                    found_by=self.name,
+                    metadata={
+                        "name": header.name,
+                        "version": header.version,
+                        "release": header.release,
+                        "epoch": header.epoch,
+                        "architecture": header.arch,
+                        "source_rpm": header.source_rpm,
+                        "source": _source_name(header.source_rpm) or header.name,
+                        "vendor": header.vendor,
+                        "size": header.size,
+                        "modularity_label": header.modularity_label,
+                        "provides": list(header.provides),
+                        "requires": list(header.requires),
+                        "distro": attribution.distro_label(distro),
+                        "distro_id": distro.id if distro else "",
+                        "distro_version": distro.version_id if distro else "",
+                    },
+                    origin=attribution.origin(context, layer_index),
                 )
+            ]
+
+        packages.extend(attribution.each(
+            context, self.name, ((f"{path}: package {header.name}", header) for header in final_headers), build))
         return packages
+
 
 
 def _source_name(source_rpm: str) -> str:

@@ -51,11 +51,23 @@ class StreamingCataloger(Cataloger):
             context.warnings.append(f"{self.name}: {self._where(evidence)}: could not be read "
                                     f"({type(error).__name__})")
             packages = []
+        if packages:
+            packages = self._cleaned(packages, evidence, context)
         # A later layer's version of the same path replaces what an earlier one held.
         if packages:
             self._found[evidence.path] = (evidence.layer_index, packages)
         else:
             self._found.pop(evidence.path, None)
+
+    def _cleaned(self, packages: list[Package], evidence: Evidence, context: CatalogContext) -> list[Package]:
+        from ci_gate.analyze.catalogers.attribution import clean_package
+
+        try:
+            return [clean_package(package) for package in packages]
+        except Exception as error:  # a metadata value no report could write
+            context.warnings.append(f"{self.name}: {self._where(evidence)}: could not be read "
+                                    f"({type(error).__name__})")
+            return []
 
     @staticmethod
     def _where(evidence: Evidence) -> str:
