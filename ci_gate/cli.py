@@ -136,7 +136,7 @@ def _mount_subcommands() -> None:
                 raise
             continue
         app.add_typer(module.app, name=group)
-    for module_name in ("ci_gate.cli_gate", "ci_gate.cli_serve"):
+    for module_name in ("ci_gate.cli_gate", "ci_gate.cli_serve", "ci_gate.cli_stig"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:

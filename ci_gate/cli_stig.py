@@ -1,0 +1,64 @@
+"""`ci-gate stig`: evaluate an image against SCAP Security Guide / DISA STIG content, write checklists.
+
+Parsing and printing only; the work is in `ci_gate.stig`. Exit codes as `gate`: 0 no open rule,
+1 at least one open (failed) rule, 2 not evaluated (missing tools or content, a profile whose
+platform does not match the image, bad input).
+"""
+
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ci_gate.errors import AnalysisError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `stig` command to the root app."""
+
+    from ci_gate.cli import CaBundleOption, InsecureOption, NoCacheOption, PlatformOption, source_options
+
+    @app.command()
+    def stig(
+        image: Annotated[str, typer.Argument(help="The image: SCHEME:LOCATION or a path/reference.")],
+        profile: Annotated[str, typer.Option("--profile", help="auto (the DISA STIG profile for the image's "
+                                             "distribution) or an XCCDF profile id / short name.")] = "auto",
+        datastream: Annotated[Path | None, typer.Option("--datastream", help="SCAP source datastream to use "
+                                                        "instead of the SSG content for the distribution.")] = None,
+        ckl: Annotated[Path | None, typer.Option("--ckl", help="Write a STIG Viewer 2 checklist (.ckl).")] = None,
+        cklb: Annotated[Path | None, typer.Option("--cklb", help="Write a STIG Viewer 3 checklist (.cklb).")] = None,
+        json_report: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+        platform: PlatformOption = None,
+        insecure_registry: InsecureOption = None,
+        ca_bundle: CaBundleOption = None,
+        no_cache: NoCacheOption = False,
+    ) -> None:
+        """Evaluate the image with OpenSCAP and the SCAP Security Guide; write STIG Viewer checklists."""
+        from ci_gate.fileio import write_atomic
+        from ci_gate.stig.checklists import render_ckl, render_cklb
+        from ci_gate.stig.evaluate import evaluate_image, summary_line
+
+        evaluation = evaluate_image(image, source_options(platform, insecure_registry, ca_bundle, image=image),
+                                    profile=profile, datastream=datastream, use_cache=not no_cache,
+                                    log=lambda line: typer.echo(f"ci-gate: {line}", err=True))
+        for warning in evaluation.warnings:
+            typer.echo(f"ci-gate: warning: {warning}", err=True)
+        if not evaluation.platform_matched:
+            raise AnalysisError(f"every rule of {evaluation.profile_id} is notapplicable: the content "
+                                f"({Path(evaluation.datastream).name}) is for another distribution or release "
+                                "than the image; pick the matching --datastream")
+        outputs = [(ckl, render_ckl), (cklb, render_cklb)]
+        rendered = [(path, render(evaluation)) for path, render in outputs if path is not None]
+        if json_report is not None:
+            rendered.append((json_report, (json.dumps(evaluation.to_json(), indent=2) + "\n").encode()))
+        for path, data in rendered:
+            write_atomic(path, data)
+        typer.echo(summary_line(evaluation))
+        for rule in evaluation.rules:
+            if rule.result == "fail":
+                ids = " ".join(part for part in (rule.vuln_id, rule.stig_rule_ver) if part)
+                typer.echo(f"  open {rule.category or rule.severity}: {rule.short_id} {ids} - {rule.title}")
+        if any(rule.result == "fail" for rule in evaluation.rules):
+            raise typer.Exit(1)

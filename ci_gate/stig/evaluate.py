@@ -1,0 +1,127 @@
+"""`evaluate_image`: open the image, materialise its root filesystem, run OpenSCAP, parse the results.
+
+Results are cached by image digest (manifest, layers), datastream content and profile, so a
+pipeline that gates and then writes checklists evaluates once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ci_gate.errors import AnalysisError, CiGateError
+from ci_gate.fileio import write_atomic
+from ci_gate.sources import open_image
+from ci_gate.sources.interface import SourceOptions
+from ci_gate.stig import oscap
+from ci_gate.stig.model import StigEvaluation, StigRule
+
+CACHE_FORMAT = 1
+_OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
+DPKG_PROBE_WARNING = ("oscap {version} cannot read an image's dpkg database under OSCAP_PROBE_ROOT "
+                      "(fixed in OpenSCAP 1.4, PR #2046): package rules of this profile are unreliable")
+
+
+def stig_cache_dir() -> Path:
+    explicit = os.environ.get("CI_GATE_CACHE_DIR")
+    base = Path(explicit) if explicit else Path(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "ci-gate"
+    return base / "stig"
+
+
+def _cache_key(digest: str, layers: str, content: oscap.Content, scanner: str) -> str:
+    content_hash = hashlib.sha256(content.datastream.read_bytes()).hexdigest()
+    return hashlib.sha256(f"{CACHE_FORMAT}\0{digest}\0{layers}\0{content_hash}\0{content.profile}\0{scanner}"
+                          .encode()).hexdigest()
+
+
+def _load_cached(path: Path) -> StigEvaluation | None:
+    try:
+        document = json.loads(path.read_text())
+        rules = [StigRule(**{f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
+                             for f in dataclasses.fields(StigRule)}) for rule in document["rules"]]
+        fields = {f.name: document[f.name] for f in dataclasses.fields(StigEvaluation) if f.name != "rules"}
+        return StigEvaluation(**fields, rules=rules)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
+                   datastream: Path | None = None, use_cache: bool = True,
+                   log: Callable[[str], None] | None = None) -> StigEvaluation:
+    from ci_gate.analyze.distro import parse_os_release
+    from ci_gate.sources.filesystem import walk_image
+    from ci_gate.stig.rootfs import materialized_rootfs
+
+    binary = oscap.oscap_binary()
+    version = oscap.oscap_version(binary)
+    scanner = "OpenSCAP " + ".".join(map(str, version))
+    raw = open_image(reference, source)
+    try:
+        digest = raw.manifest_digest or raw.config_digest or ""
+        layers = ",".join(blob.digest for blob in raw.layers)
+        filesystem = walk_image(raw, limits=source.limits, capture_paths=_OS_RELEASE)
+        os_release: dict[str, str] = {}
+        for path in _OS_RELEASE:
+            text = filesystem.read(path)
+            if text:
+                os_release = parse_os_release(text.decode("utf-8", "replace"))
+                break
+        content = oscap.choose_content(os_release, profile, datastream)
+        cache_file: Path | None = None
+        if use_cache and digest and raw.scheme != "dir":
+            cache_file = stig_cache_dir() / f"{_cache_key(digest, layers, content, scanner)}.json"
+            cached = _load_cached(cache_file)
+            if cached is not None:
+                return cached
+        warnings = list(raw.warnings)
+        dpkg_based = os_release.get("ID") in ("debian", "ubuntu") or "debian" in os_release.get("ID_LIKE", "")
+        if version < (1, 4) and dpkg_based:
+            warnings.append(DPKG_PROBE_WARNING.format(version=".".join(map(str, version))))
+        with materialized_rootfs(filesystem, source.limits) as rootfs, \
+                tempfile.TemporaryDirectory(prefix="ci-gate-oscap-") as work:
+            if log:
+                log(f"materialised {rootfs.files} files, {rootfs.directories} directories, {rootfs.links} links; "
+                    f"evaluating {content.profile} of {content.datastream.name}")
+            if not rootfs.owners_kept:
+                warnings.append("not running as root: file owners in the evaluated tree are the current "
+                                "user's, so owner rules are not reliable")
+            skipped_devices = sum(1 for line in rootfs.skipped if "device/FIFO" in line)
+            if skipped_devices:
+                warnings.append(f"{skipped_devices} device nodes/FIFOs were not materialised")
+            for line in (line for line in rootfs.skipped if "device/FIFO" not in line):
+                warnings.append(f"not materialised: {line}")
+            results_path = Path(work) / "results.xml"
+            oscap.run_eval(binary, content, rootfs.path, results_path)
+            parsed = oscap.parse_results(results_path, content.profile)
+    finally:
+        raw.close()
+    evaluation = StigEvaluation(
+        image=reference, image_digest=digest, datastream=str(content.datastream),
+        benchmark_id=parsed.benchmark_id, benchmark_title=parsed.benchmark_title,
+        benchmark_version=parsed.benchmark_version, profile_id=content.profile,
+        profile_title=parsed.profile_title, scanner=scanner, rules=parsed.rules, warnings=warnings)
+    if not parsed.rules:
+        raise AnalysisError(f"profile {content.profile} of {content.datastream.name} selects no rules")
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cache_file, json.dumps(evaluation.to_json()))
+        except (OSError, CiGateError):  # a cache that cannot be written must not fail the evaluation
+            pass
+    return evaluation
+
+
+def summary_line(evaluation: StigEvaluation) -> str:
+    counts = evaluation.counts()
+    cats = evaluation.open_by_category()
+    parts = ", ".join(f"{count} {result}" for result, count in counts.items())
+    return (f"{evaluation.profile_title or evaluation.profile_id} ({evaluation.benchmark_id} "
+            f"{evaluation.benchmark_version}): {parts}; open: {cats['CAT I']} CAT I, {cats['CAT II']} CAT II, "
+            f"{cats['CAT III']} CAT III")
+

@@ -1,0 +1,323 @@
+"""Materialise an image's squashed root filesystem into a private temporary directory for OpenSCAP.
+
+OpenSCAP's probes read real files under `OSCAP_PROBE_ROOT`, so the read-only view of
+`ci_gate.sources.filesystem` is written out once: directories, regular files, hard links and
+symbolic links, with the image's modes and owners. Device nodes and FIFOs are never created.
+
+Safety rules (a hostile image must not touch anything outside the directory):
+- every entry is created relative to a directory file descriptor that was opened component by
+  component with O_NOFOLLOW, so a symlink in the image can never redirect a write;
+- files are created with O_CREAT|O_EXCL|O_NOFOLLOW, links are created, never followed;
+- file data is what the layer's tar holds (bounded by the image byte budget); runs of zero bytes
+  become holes, so a large sparse file costs no disk;
+- the directory is removed when the context ends, also on Ctrl-C and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+
+from ci_gate.errors import SourceError
+from ci_gate.sources.filesystem import Entry, ImageFilesystem, normalize_path
+from ci_gate.sources.interface import Limits
+from ci_gate.sources.layers import ByteBudget, open_layer
+from ci_gate.sources.tarstream import TarFormatError, TarReader
+
+_CHUNK = 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_ZEROS = bytes(_CHUNK)
+CONTAINER_MARKER = ".dockerenv"
+"""SSG's container platform check looks for /.dockerenv or /run/.containerenv."""
+
+
+@dataclass(slots=True)
+class MaterializedRoot:
+    """A written-out root filesystem and what was left out of it."""
+
+    path: str
+    files: int = 0
+    directories: int = 0
+    links: int = 0
+    bytes_written: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """One line per entry not materialised (device nodes, FIFOs, entries under a symlink...)."""
+    owners_kept: bool = True
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every `finally` (the temp dir removal) runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def materialized_rootfs(filesystem: ImageFilesystem, limits: Limits,
+                        parent_dir: str | None = None) -> Iterator[MaterializedRoot]:
+    """Write `filesystem` into a fresh private directory; it is removed when the block ends."""
+    with _sigterm_as_interrupt():
+        temporary = tempfile.mkdtemp(prefix="ci-gate-stig-", dir=parent_dir)
+        try:
+            root = os.path.join(temporary, "rootfs")
+            os.mkdir(root, 0o755)
+            result = MaterializedRoot(root)
+            _Writer(filesystem, limits, result).write_all()
+            yield result
+        finally:
+            remove_tree(temporary)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a materialised tree; directories an image made unwritable are opened up first."""
+    if os.geteuid() != 0:
+        for directory, subdirectories, _ in os.walk(path, followlinks=False):
+            for name in subdirectories:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(directory, name), 0o700, follow_symlinks=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class _Writer:
+    def __init__(self, filesystem: ImageFilesystem, limits: Limits, result: MaterializedRoot) -> None:
+        self.filesystem = filesystem
+        self.limits = limits
+        self.result = result
+        self.is_root = os.geteuid() == 0
+        self.root_fd = os.open(result.path, _DIR_FLAGS)
+        self._cached_dir: tuple[str, int] | None = None
+
+    # --- directory descriptors, never following a link ----------------------------------------
+
+    def _parent_fd(self, path: str) -> int | None:
+        """An fd for the parent directory of `path` (created as needed), or None if a link is in the way."""
+        parent = path.rsplit("/", 1)[0] or "/"
+        if self._cached_dir is not None and self._cached_dir[0] == parent:
+            return self._cached_dir[1]
+        fd = os.dup(self.root_fd)
+        for part in (p for p in parent.split("/") if p):
+            try:
+                next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    os.close(fd)
+                    return None
+            except OSError:  # ELOOP / ENOTDIR: a symlink or a file where a directory should be
+                os.close(fd)
+                return None
+            os.close(fd)
+            fd = next_fd
+        if self._cached_dir is not None:
+            os.close(self._cached_dir[1])
+        self._cached_dir = (parent, fd)
+        return fd
+
+    def _skip(self, entry: Entry, why: str) -> None:
+        self.result.skipped.append(f"{entry.path}: {why}")
+
+    def _chown(self, uid: int, gid: int, fd: int | None = None, name: str = "", dir_fd: int | None = None) -> None:
+        if not self.is_root:
+            self.result.owners_kept = False
+            return
+        if fd is not None:
+            os.fchown(fd, uid, gid)
+        else:
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+
+    # --- the passes ------------------------------------------------------------------------------
+
+    def write_all(self) -> None:
+        try:
+            entries = sorted(self.filesystem.entries.values(), key=lambda e: e.path)
+            directories = [e for e in entries if e.kind == "dir" and e.path != "/"]
+            for entry in directories:
+                self._make_directory(entry)
+            self._write_files([e for e in entries if e.kind == "file"])
+            for entry in entries:
+                if entry.kind == "hardlink":
+                    self._make_hardlink(entry)
+                elif entry.kind == "symlink":
+                    self._make_symlink(entry)
+                elif entry.kind in ("char", "block", "fifo"):
+                    self._skip(entry, f"{entry.kind} device/FIFO not materialised")
+            self._add_container_marker()
+            # Modes last, deepest first: a read-only directory must not stop its children being written.
+            for entry in sorted(directories, key=lambda e: e.path.count("/"), reverse=True):
+                self._finish_directory(entry)
+            root_entry = self.filesystem.entries.get("/")
+            if root_entry is not None:
+                self._chown(root_entry.uid, root_entry.gid, fd=self.root_fd)
+                os.fchmod(self.root_fd, root_entry.mode & 0o7777)
+        finally:
+            if self._cached_dir is not None:
+                os.close(self._cached_dir[1])
+                self._cached_dir = None
+            os.close(self.root_fd)
+
+    def _make_directory(self, entry: Entry) -> None:
+        parent = self._parent_fd(entry.path)
+        if parent is None:
+            self._skip(entry, "a parent is a link or a file")
+            return
+        name = entry.path.rsplit("/", 1)[1]
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent)
+        except FileExistsError:
+            pass  # created earlier as an implicit parent
+        self.result.directories += 1
+
+    def _finish_directory(self, entry: Entry) -> None:
+        parent = self._parent_fd(entry.path)
+        if parent is None:
+            return
+        try:
+            fd = os.open(entry.path.rsplit("/", 1)[1], _DIR_FLAGS, dir_fd=parent)
+        except OSError:
+            return
+        try:
+            self._chown(entry.uid, entry.gid, fd=fd)
+            os.fchmod(fd, entry.mode & 0o7777)
+        finally:
+            os.close(fd)
+
+    def _open_new_file(self, entry: Entry) -> int | None:
+        parent = self._parent_fd(entry.path)
+        if parent is None:
+            self._skip(entry, "a parent is a link or a file")
+            return None
+        try:
+            return os.open(entry.path.rsplit("/", 1)[1],
+                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
+        except OSError as error:
+            self._skip(entry, f"cannot create ({error.strerror})")
+            return None
+
+    def _finish_file(self, fd: int, entry: Entry, written: int) -> None:
+        os.ftruncate(fd, written)  # a trailing hole is only allocated by the size
+        self._chown(entry.uid, entry.gid, fd=fd)
+        os.fchmod(fd, entry.mode & 0o7777)  # after chown: chown clears setuid/setgid
+        self.result.files += 1
+        self.result.bytes_written += written
+
+    def _write_files(self, files: list[Entry]) -> None:
+        by_layer: dict[int, dict[tuple[str, int], Entry]] = {}
+        for entry in files:
+            by_layer.setdefault(entry.layer_index, {})[(entry.path, entry.data_offset)] = entry
+        budget = ByteBudget(self.limits.max_image_bytes)
+        for index in sorted(by_layer):
+            wanted = by_layer[index]
+            blob = self.filesystem.layers[index]
+            if blob.directory_root is not None:
+                for entry in wanted.values():
+                    content = self.filesystem.read(entry.path, max_bytes=entry.size) or b""
+                    budget.spend(len(content), f"layer {index + 1}")
+                    fd = self._open_new_file(entry)
+                    if fd is not None:
+                        try:
+                            os.write(fd, content)
+                            self._finish_file(fd, entry, len(content))
+                        finally:
+                            os.close(fd)
+                continue
+            stream, reader = open_layer(blob, index, budget)
+            try:
+                archive = TarReader(reader)
+                for member in archive:
+                    entry = wanted.get((normalize_path(member.name)[0], member.offset_data))
+                    if entry is None:
+                        continue
+                    fd = self._open_new_file(entry)
+                    if fd is None:
+                        continue
+                    try:
+                        self._finish_file(fd, entry, self._copy(archive, fd))
+                    finally:
+                        os.close(fd)
+                stream.finish()
+            except TarFormatError as error:
+                raise SourceError(f"layer {index + 1} could not be re-read: {error}") from None
+            finally:
+                stream.close_raw()
+
+    @staticmethod
+    def _copy(archive: TarReader, fd: int) -> int:
+        """Copy the current member into `fd`, leaving holes for runs of zeros; the bytes it spans."""
+        position = 0
+        while True:
+            chunk = archive.read(_CHUNK)
+            if not chunk:
+                return position
+            if chunk == _ZEROS[:len(chunk)]:
+                os.lseek(fd, len(chunk), os.SEEK_CUR)
+            else:
+                os.write(fd, chunk)
+            position += len(chunk)
+
+    def _make_hardlink(self, entry: Entry) -> None:
+        target = self.filesystem.entries.get(entry.link_target)
+        if target is None or target.kind != "file":
+            self._skip(entry, "hard link to something that is not a regular file in the image")
+            return
+        target_parent = self._parent_fd(target.path)
+        if target_parent is None:
+            self._skip(entry, "hard link target is under a link")
+            return
+        target_fd = os.dup(target_parent)
+        try:
+            parent = self._parent_fd(entry.path)
+            if parent is None:
+                self._skip(entry, "a parent is a link or a file")
+                return
+            os.link(target.path.rsplit("/", 1)[1], entry.path.rsplit("/", 1)[1],
+                    src_dir_fd=target_fd, dst_dir_fd=parent, follow_symlinks=False)
+            self.result.links += 1
+        except OSError as error:
+            self._skip(entry, f"cannot link ({error.strerror})")
+        finally:
+            os.close(target_fd)
+
+    def _make_symlink(self, entry: Entry) -> None:
+        parent = self._parent_fd(entry.path)
+        if parent is None:
+            self._skip(entry, "a parent is a link or a file")
+            return
+        name = entry.path.rsplit("/", 1)[1]
+        try:
+            # The target is stored as written: oscap resolves it under OSCAP_PROBE_ROOT, and nothing
+            # in ci-gate writes through it.
+            os.symlink(entry.link_target, name, dir_fd=parent)
+            self._chown(entry.uid, entry.gid, name=name, dir_fd=parent)
+            self.result.links += 1
+        except OSError as error:
+            self._skip(entry, f"cannot create the link ({error.strerror})")
+
+    def _add_container_marker(self) -> None:
+        try:
+            fd = os.open(CONTAINER_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                         dir_fd=self.root_fd)
+            os.close(fd)
+        except FileExistsError:
+            pass
+

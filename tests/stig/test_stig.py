@@ -1,0 +1,220 @@
+"""`ci-gate stig` with the real oscap and SCAP Security Guide content, and checklists read back by
+STIG Manager's own parsers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ci_gate.sources import open_image
+from ci_gate.sources.filesystem import walk_image
+from ci_gate.sources.interface import Limits
+from ci_gate.stig.checklists import ASSET_ORDER, CKL_STATUSES, STIG_DATA_ORDER
+from ci_gate.stig.rootfs import materialized_rootfs
+from tests.support import oci
+from tests.support.oci import TarItem
+
+SSG = Path("/usr/share/xml/scap/ssg/content")
+DEBIAN11_DS = SSG / "ssg-debian11-ds.xml"
+STANDARD = "xccdf_org.ssgproject.content_profile_standard"
+RULE = "xccdf_org.ssgproject.content_rule_"
+CLIENT_MODULES = Path(os.environ.get("CI_GATE_TOOLS", Path.home() / ".cache/ci-gate-tools")) / \
+    "node_modules/@nuwcdivnpt/stig-manager-client-modules"
+
+pytestmark = pytest.mark.skipif(shutil.which("oscap") is None or not DEBIAN11_DS.is_file(),
+                                reason="oscap / ssg-debian not installed (.ci/run installs them)")
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CI_GATE_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run([sys.executable, "-m", "ci_gate.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def planted_image(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The real bookworm rootfs relabelled as Debian 11 (so the Debian 11 content's platform check,
+    which reads /etc/debian_version, applies) with outcomes set up on purpose: /etc/shadow mode 0644
+    and a world-writable file."""
+    planted = [
+        TarItem("etc/debian_version", b"11.9\n"),
+        TarItem("etc/shadow", b"root:*:19000:0:99999:7:::\n", mode=0o644, gid=42),
+        TarItem("opt/data/", kind="dir", mode=0o755),
+        TarItem("opt/data/world-writable.txt", b"anyone may write me\n", mode=0o666),
+    ]
+    out = tmp_path_factory.mktemp("stig") / "oci"
+    oci.build_oci_layout(out, [debian_rootfs, planted], tag="planted")
+    return f"oci-dir:{out}"
+
+
+def _by_hand(image: str, datastream: Path, profile: str) -> dict[str, str]:
+    """oscap run directly on the same materialised tree: rule id -> result."""
+    raw = open_image(image)
+    filesystem = walk_image(raw)
+    with materialized_rootfs(filesystem, Limits()) as rootfs, tempfile.TemporaryDirectory() as work:
+        results = Path(work) / "r.xml"
+        env = {**os.environ, "OSCAP_PROBE_ROOT": rootfs.path}
+        subprocess.run(["oscap", "xccdf", "eval", "--profile", profile, "--results", str(results), str(datastream)],
+                       env=env, capture_output=True, check=False)
+        text = results.read_text()
+    found = re.findall(r'<rule-result idref="([^"]+)"[^>]*>\s*<result>([a-z]+)</result>', text)
+    return {rule: result for rule, result in found if result != "notselected"}
+
+
+def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image: str, tmp_path: Path) -> None:
+    done = _cli("stig", planted_image, "--datastream", str(DEBIAN11_DS), "--profile", "standard",
+                "--json", "out.json", "--ckl", "out.ckl", "--cklb", "out.cklb", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # open rules
+    document = json.loads((tmp_path / "out.json").read_text())
+    ours = {rule["rule_id"]: rule["result"] for rule in document["rules"]}
+    assert ours == _by_hand(planted_image, DEBIAN11_DS, STANDARD)
+    assert ours[RULE + "file_permissions_etc_shadow"] == "fail"
+    assert ours[RULE + "file_permissions_unauthorized_world_writable"] == "fail"
+    assert ours[RULE + "file_owner_etc_passwd"] == "pass"
+    counts = document["counts"]
+    assert counts["fail"] >= 2 and counts["pass"] >= 1
+    shadow = next(r for r in document["rules"] if r["rule_id"] == RULE + "file_permissions_etc_shadow")
+    assert shadow["category"] == "CAT II" and shadow["ckl_status"] == "Open"
+    assert "CCI-002223" in shadow["ccis"]
+    assert "Debian 11" in done.stdout or "DEBIAN-11" in done.stdout
+    assert "dpkg" in done.stderr  # oscap 1.3.7's dpkg probe warning
+    _check_ckl(tmp_path / "out.ckl", ours)
+    _check_with_stig_manager(tmp_path / "out.ckl", tmp_path / "out.cklb", ours)
+
+
+def _check_ckl(path: Path, ours: dict[str, str]) -> None:
+    root = ET.parse(path).getroot()
+    asset = root.find("ASSET")
+    assert asset is not None
+    assert [child.tag for child in asset] == list(ASSET_ORDER)
+    assert asset.findtext("ROLE") == "None" and asset.findtext("HOST_NAME")
+    info = {si.findtext("SID_NAME"): si.findtext("SID_DATA") for si in root.iter("SI_DATA")}
+    assert info["stigid"] == "DEBIAN-11_standard"
+    vulns = list(root.iter("VULN"))
+    assert len(vulns) == len(ours)
+    expected_status = {"pass": "NotAFinding", "fail": "Open", "notapplicable": "Not_Applicable"}
+    for vuln in vulns:
+        names = [data.findtext("VULN_ATTRIBUTE") for data in vuln.findall("STIG_DATA")]
+        assert names[:len(STIG_DATA_ORDER)] == list(STIG_DATA_ORDER)
+        assert set(names[len(STIG_DATA_ORDER):]) <= {"CCI_REF", "LEGACY_ID"}
+        assert [child.tag for child in vuln][-5:] == ["STATUS", "FINDING_DETAILS", "COMMENTS",
+                                                       "SEVERITY_OVERRIDE", "SEVERITY_JUSTIFICATION"]
+        status = vuln.findtext("STATUS")
+        assert status in CKL_STATUSES
+        rule_ver = dict(zip(names, [d.findtext("ATTRIBUTE_DATA") for d in vuln.findall("STIG_DATA")],
+                            strict=True))["Rule_Ver"]
+        assert status == expected_status.get(ours[RULE + rule_ver], "Not_Reviewed")
+        assert "ci-gate" in (vuln.findtext("COMMENTS") or "") and "sha256:" in (vuln.findtext("COMMENTS") or "")
+
+
+NODE_READER = """
+const fs = require('fs');
+const m = require(process.argv[2]);
+const opts = {importOptions: {autoStatus: 'saved', unreviewed: 'commented', unreviewedCommented: 'informational',
+  emptyDetail: 'replace', emptyComment: 'ignore', allowCustom: true}, fieldSettings: {detail: {enabled: 'always',
+  required: 'always'}, comment: {enabled: 'findings', required: 'findings'}}, allowAccept: true, importRules: true};
+const out = {};
+for (const [fn, file] of [['reviewsFromCkl', process.argv[3]], ['reviewsFromCklb', process.argv[4]]]) {
+  const data = fs.readFileSync(file, fn === 'reviewsFromCkl' ? 'utf8' : 'utf8');
+  const r = m[fn]({data, ...opts, sourceRef: file});
+  out[fn] = {target: r.target.name, checklists: r.checklists.map(c => ({benchmarkId: c.benchmarkId,
+    reviews: c.reviews.map(v => [v.ruleId, v.result])}))};
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def _check_with_stig_manager(ckl: Path, cklb: Path, ours: dict[str, str]) -> None:
+    if not CLIENT_MODULES.is_dir() and os.environ.get("CI") != "true":
+        pytest.skip("@nuwcdivnpt/stig-manager-client-modules not installed (.ci/run installs it)")
+    script = ckl.parent / "read.js"
+    script.write_text(NODE_READER)
+    done = subprocess.run(["node", str(script), str(CLIENT_MODULES), str(ckl), str(cklb)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    parsed = json.loads(done.stdout)
+    stig_manager_result = {"pass": "pass", "fail": "fail", "notapplicable": "notapplicable"}
+    for reader in ("reviewsFromCkl", "reviewsFromCklb"):
+        checklists = parsed[reader]["checklists"]
+        assert len(checklists) == 1 and checklists[0]["benchmarkId"] == "DEBIAN-11_standard"
+        reviews = dict(checklists[0]["reviews"])
+        decided = {rule: result for rule, result in ours.items() if result in stig_manager_result}
+        # Every decided rule is imported with its result (STIG Manager drops Not_Reviewed without text).
+        assert len(reviews) >= len(decided)
+        assert sorted(reviews.values()).count("fail") == list(decided.values()).count("fail")
+        assert sorted(reviews.values()).count("pass") == list(decided.values()).count("pass")
+
+
+def test_real_bookworm_image_without_matching_content_is_not_evaluated(debian_oci: oci.OciImage,
+                                                                        tmp_path: Path) -> None:
+    auto = _cli("stig", f"oci-dir:{debian_oci.path}", "--ckl", "x.ckl", cwd=tmp_path)
+    assert auto.returncode == 2 and "debian12" in auto.stderr and len(auto.stderr.strip().splitlines()) == 1
+    wrong = _cli("stig", f"oci-dir:{debian_oci.path}", "--datastream", str(DEBIAN11_DS), "--profile", "standard",
+                 "--ckl", "x.ckl", cwd=tmp_path)
+    assert wrong.returncode == 2 and "notapplicable" in wrong.stderr
+    assert not (tmp_path / "x.ckl").exists()
+
+
+def test_missing_oscap_is_one_line_with_the_install_command(tmp_path: Path, debian_oci: oci.OciImage) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "ci_gate.cli", "stig", f"oci-dir:{debian_oci.path}"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 2
+    assert "apt-get install openscap-scanner" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_hostile_entries_stay_inside_and_the_tree_is_removed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("untouched\n")
+    layers = [[
+        TarItem("etc/", kind="dir", mode=0o755),
+        TarItem("etc/link", kind="symlink", link_target=str(outside)),
+        TarItem("escape", kind="symlink", link_target="../../../../../../" + str(outside).lstrip("/")),
+    ], [
+        TarItem("etc/link/victim", b"overwritten\n"),
+        TarItem("etc/link/new", b"created\n"),
+        TarItem("escape/new2", b"created\n"),
+        TarItem("../../outside/victim", b"overwritten\n"),
+        TarItem("dev/sda", kind="block", device_major=8, device_minor=0),
+        TarItem("dev/null", kind="char", device_major=1, device_minor=3),
+        TarItem("dev/fifo", kind="fifo"),
+        TarItem("opt/zeros", bytes(24 * 1024 * 1024) + b"end"),
+        TarItem("bin/su", b"\x7fELF", mode=0o4755),
+    ]]
+    image = oci.build_oci_layout(tmp_path / "oci", layers, tag="hostile")
+    work = tmp_path / "work"
+    work.mkdir()
+    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
+    with materialized_rootfs(filesystem, Limits(), parent_dir=str(work)) as rootfs:
+        root = Path(rootfs.path)
+        assert (root / ".dockerenv").is_file()
+        assert not (root / "dev/sda").exists() and not (root / "dev/null").exists()
+        assert not os.path.lexists(root / "dev/fifo")
+        assert os.readlink(root / "etc/link") == str(outside)
+        zeros = os.stat(root / "opt/zeros")
+        assert zeros.st_size == 24 * 1024 * 1024 + 3
+        assert zeros.st_blocks * 512 < 1024 * 1024  # holes, not 24 MiB of zeros
+        assert os.stat(root / "bin/su").st_mode & 0o7777 == 0o4755
+        assert any("etc/link/victim" in line for line in rootfs.skipped)
+        assert (root / "outside/victim").read_text() == "overwritten\n"  # `..` was kept inside the root
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert (outside / "victim").read_text() == "untouched\n"
+    assert list(work.iterdir()) == []
+
+
+def test_tree_is_removed_on_interrupt(tmp_path: Path, tiny_oci: oci.OciImage) -> None:
+    filesystem = walk_image(open_image(f"oci-dir:{tiny_oci.path}"))
+    with pytest.raises(KeyboardInterrupt), materialized_rootfs(filesystem, Limits(), parent_dir=str(tmp_path)):
+        assert len(list(tmp_path.iterdir())) == 1
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
