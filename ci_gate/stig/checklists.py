@@ -8,9 +8,11 @@ COMMENTS, SEVERITY_OVERRIDE, SEVERITY_JUSTIFICATION.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from typing import Any
 
 from ci_gate import __version__
@@ -31,6 +33,58 @@ _NAMESPACE = uuid.UUID("6f1b2a4e-8c1d-4e0b-9a57-3c2f5d7e9b10")
 """Fixed namespace: the same image and rule give the same checklist UUIDs on every run."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChecklistItem:
+    """One checklist entry: a DISA rule, decided by one or more SSG rules (SSG splits some DISA rules)."""
+
+    rule: StigRule
+    """The first SSG rule: titles, texts and DISA ids come from it."""
+    members: tuple[StigRule, ...]
+
+    @property
+    def status(self) -> str:
+        statuses = {member.ckl_status for member in self.members}
+        if "Open" in statuses:
+            return "Open"
+        if "Not_Reviewed" in statuses:
+            return "Not_Reviewed"
+        if statuses == {"Not_Applicable"}:
+            return "Not_Applicable"
+        return "NotAFinding"
+
+    @property
+    def finding_details(self) -> str:
+        lines = []
+        for member in self.members:
+            line = f"{member.short_id}: {member.evidence}"
+            if member.ckl_status == "Not_Reviewed":
+                line += (f". Not decided by the automated scan (result {member.result}): review manually")
+            lines.append(line)
+        return "\n".join(lines)
+
+
+MAX_RULE_ID = 45
+"""STIG Manager stores at most 45 characters of a Rule_ID (and truncates longer ones on import)."""
+
+
+def checklist_rule_id(rule: StigRule) -> str:
+    """DISA's Rule_ID (SV-…_rule), else the SSG rule's short name, kept unique within 45 characters."""
+    if rule.sv_rule_id:
+        return rule.sv_rule_id
+    if len(rule.short_id) <= MAX_RULE_ID:
+        return rule.short_id
+    digest = hashlib.sha256(rule.rule_id.encode()).hexdigest()[:8]
+    return f"{rule.short_id[:MAX_RULE_ID - 9]}_{digest}"
+
+
+def checklist_items(evaluation: StigEvaluation) -> list[ChecklistItem]:
+    """The evaluation's rules grouped by DISA Rule_ID (the SSG rule's name when the content has none)."""
+    groups: dict[str, list[StigRule]] = {}
+    for rule in evaluation.rules:
+        groups.setdefault(checklist_rule_id(rule), []).append(rule)
+    return [ChecklistItem(members[0], tuple(members)) for members in groups.values()]
+
+
 def host_name(evaluation: StigEvaluation) -> str:
     """The checklist's asset name: the image reference (STIG Manager needs one)."""
     return evaluation.image[:255] or "container-image"
@@ -45,13 +99,6 @@ def _comment(evaluation: StigEvaluation) -> str:
     return (f"Automated result from ci-gate {__version__} with {evaluation.scanner}, "
             f"{evaluation.benchmark_id} {evaluation.benchmark_version}, profile {evaluation.profile_id}; "
             f"image {evaluation.image} digest {evaluation.image_digest or 'unknown'}.")
-
-
-def _finding_details(rule: StigRule) -> str:
-    if rule.ckl_status == "Not_Reviewed":
-        return (f"{rule.evidence}. Not decided by the automated scan (result {rule.result}): "
-                "review manually.")
-    return rule.evidence
 
 
 def _vuln_num(rule: StigRule) -> str:
@@ -70,12 +117,14 @@ def _release_info(evaluation: StigEvaluation) -> str:
     return f"Release: {evaluation.benchmark_version} Benchmark Date: unknown"
 
 
-def _stig_data(evaluation: StigEvaluation, rule: StigRule) -> list[tuple[str, str]]:
+def _stig_data(evaluation: StigEvaluation, item: ChecklistItem) -> list[tuple[str, str]]:
+    rule = item.rule
+    ccis = sorted({cci for member in item.members for cci in member.ccis})
     values = {
         "Vuln_Num": _vuln_num(rule),
         "Severity": rule.severity if rule.severity in ("high", "medium", "low") else "medium",
         "Group_Title": rule.srgs[0] if rule.srgs else rule.title,
-        "Rule_ID": rule.sv_rule_id or rule.rule_id,
+        "Rule_ID": checklist_rule_id(rule),
         "Rule_Ver": rule.stig_rule_ver or rule.short_id,
         "Rule_Title": rule.title,
         "Vuln_Discuss": rule.rationale,
@@ -89,7 +138,7 @@ def _stig_data(evaluation: StigEvaluation, rule: StigRule) -> list[tuple[str, st
         "STIG_UUID": _stig_uuid(evaluation),
     }
     data = [(name, values.get(name, "")) for name in STIG_DATA_ORDER]
-    data.extend(("CCI_REF", cci) for cci in rule.ccis)
+    data.extend(("CCI_REF", cci) for cci in ccis)
     return data
 
 
@@ -115,14 +164,15 @@ def render_ckl(evaluation: StigEvaluation) -> bytes:
         if value:
             ET.SubElement(si_data, "SID_DATA").text = value
     comment = _comment(evaluation)
-    for rule in evaluation.rules:
+    for item in checklist_items(evaluation):
+        rule = item.rule
         vuln = ET.SubElement(istig, "VULN")
-        for attribute, value in _stig_data(evaluation, rule):
+        for attribute, value in _stig_data(evaluation, item):
             stig_data = ET.SubElement(vuln, "STIG_DATA")
             ET.SubElement(stig_data, "VULN_ATTRIBUTE").text = attribute
             ET.SubElement(stig_data, "ATTRIBUTE_DATA").text = value
-        ET.SubElement(vuln, "STATUS").text = rule.ckl_status
-        ET.SubElement(vuln, "FINDING_DETAILS").text = _finding_details(rule)
+        ET.SubElement(vuln, "STATUS").text = item.status
+        ET.SubElement(vuln, "FINDING_DETAILS").text = item.finding_details
         ET.SubElement(vuln, "COMMENTS").text = comment
         ET.SubElement(vuln, "SEVERITY_OVERRIDE").text = ""
         ET.SubElement(vuln, "SEVERITY_JUSTIFICATION").text = ""
@@ -135,13 +185,14 @@ def render_cklb(evaluation: StigEvaluation) -> bytes:
     stig_uuid = _stig_uuid(evaluation)
     comment = _comment(evaluation)
     rules: list[dict[str, Any]] = []
-    for rule in evaluation.rules:
+    for item in checklist_items(evaluation):
+        rule = item.rule
         group_title = rule.srgs[0] if rule.srgs else rule.title
         rules.append({
             "uuid": _rule_uuid(evaluation, rule), "stig_uuid": stig_uuid,
             "group_id": _vuln_num(rule), "group_id_src": _vuln_num(rule),
-            "rule_id": (rule.sv_rule_id or rule.rule_id).removesuffix("_rule"),
-            "rule_id_src": rule.sv_rule_id or rule.rule_id,
+            "rule_id": checklist_rule_id(rule).removesuffix("_rule"),
+            "rule_id_src": checklist_rule_id(rule),
             "rule_version": rule.stig_rule_ver or rule.short_id,
             "group_title": group_title, "rule_title": rule.title,
             "severity": rule.severity if rule.severity in ("high", "medium", "low") else "medium",
@@ -149,13 +200,13 @@ def render_cklb(evaluation: StigEvaluation) -> bytes:
             "discussion": rule.rationale,
             "check_content": f"Automated check {rule.check_ref}" if rule.check_ref else "",
             "check_content_ref": {"href": evaluation.datastream.rsplit("/", 1)[-1], "name": rule.check_ref or "M"},
-            "fix_text": rule.description, "legacy_ids": [], "ccis": list(rule.ccis),
+            "fix_text": rule.description, "legacy_ids": [], "ccis": sorted({cci for member in item.members for cci in member.ccis}),
             "group_tree": [{"id": _vuln_num(rule), "title": group_title, "description": "<GroupDescription></GroupDescription>"}],
             "false_positives": "", "false_negatives": "", "documentable": "false", "mitigations": "",
             "potential_impacts": "", "third_party_tools": "", "mitigation_control": "", "responsibility": "",
             "security_override_guidance": "", "ia_controls": "", "reference_identifier": "",
-            "status": CKLB_STATUS[rule.ckl_status], "overrides": {}, "comments": comment,
-            "finding_details": _finding_details(rule),
+            "status": CKLB_STATUS[item.status], "overrides": {}, "comments": comment,
+            "finding_details": item.finding_details,
         })
     document = {
         "title": f"{stig_id(evaluation)} - {host_name(evaluation)}",

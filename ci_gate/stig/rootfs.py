@@ -114,10 +114,18 @@ class _Writer:
         if self._cached_dir is not None and self._cached_dir[0] == parent:
             return self._cached_dir[1]
         fd = os.dup(self.root_fd)
+        prefix = ""
         for part in (p for p in parent.split("/") if p):
+            prefix += "/" + part
             try:
                 next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
+                known = self.filesystem.entries.get(prefix)
+                if known is not None and known.kind != "dir":
+                    # The image has a link or file here: an entry "under" it is never written through it
+                    # and never turns it into a directory.
+                    os.close(fd)
+                    return None
                 try:
                     os.mkdir(part, 0o755, dir_fd=fd)
                     next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,12 +45,12 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def planted_image(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The real bookworm rootfs relabelled as Debian 11 (so the Debian 11 content's platform check,
     which reads /etc/debian_version, applies) with outcomes set up on purpose: /etc/shadow mode 0644
-    and a world-writable file."""
+    and /etc/gshadow owned by uid 1000 (the Debian profiles have no world-writable rule; the RHEL 8
+    fixture covers that)."""
     planted = [
         TarItem("etc/debian_version", b"11.9\n"),
         TarItem("etc/shadow", b"root:*:19000:0:99999:7:::\n", mode=0o644, gid=42),
-        TarItem("opt/data/", kind="dir", mode=0o755),
-        TarItem("opt/data/world-writable.txt", b"anyone may write me\n", mode=0o666),
+        TarItem("etc/gshadow", b"root:*::\n", mode=0o640, uid=1000, gid=42),
     ]
     out = tmp_path_factory.mktemp("stig") / "oci"
     oci.build_oci_layout(out, [debian_rootfs, planted], tag="planted")
@@ -78,8 +79,9 @@ def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image
     ours = {rule["rule_id"]: rule["result"] for rule in document["rules"]}
     assert ours == _by_hand(planted_image, DEBIAN11_DS, STANDARD)
     assert ours[RULE + "file_permissions_etc_shadow"] == "fail"
-    assert ours[RULE + "file_permissions_unauthorized_world_writable"] == "fail"
+    assert ours[RULE + "file_owner_etc_gshadow"] == "fail"
     assert ours[RULE + "file_owner_etc_passwd"] == "pass"
+    assert ours[RULE + "file_permissions_etc_gshadow"] == "pass"
     counts = document["counts"]
     assert counts["fail"] >= 2 and counts["pass"] >= 1
     shadow = next(r for r in document["rules"] if r["rule_id"] == RULE + "file_permissions_etc_shadow")
@@ -88,7 +90,7 @@ def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image
     assert "Debian 11" in done.stdout or "DEBIAN-11" in done.stdout
     assert "dpkg" in done.stderr  # oscap 1.3.7's dpkg probe warning
     _check_ckl(tmp_path / "out.ckl", ours)
-    _check_with_stig_manager(tmp_path / "out.ckl", tmp_path / "out.cklb", ours)
+    _check_with_stig_manager(tmp_path / "out.ckl", tmp_path / "out.cklb", document, "DEBIAN-11_standard")
 
 
 def _check_ckl(path: Path, ours: dict[str, str]) -> None:
@@ -100,7 +102,7 @@ def _check_ckl(path: Path, ours: dict[str, str]) -> None:
     info = {si.findtext("SID_NAME"): si.findtext("SID_DATA") for si in root.iter("SI_DATA")}
     assert info["stigid"] == "DEBIAN-11_standard"
     vulns = list(root.iter("VULN"))
-    assert len(vulns) == len(ours)
+    assert len(vulns) == len(ours)  # the Debian content has no DISA ids: one VULN per SSG rule
     expected_status = {"pass": "NotAFinding", "fail": "Open", "notapplicable": "Not_Applicable"}
     for vuln in vulns:
         names = [data.findtext("VULN_ATTRIBUTE") for data in vuln.findall("STIG_DATA")]
@@ -113,6 +115,8 @@ def _check_ckl(path: Path, ours: dict[str, str]) -> None:
         rule_ver = dict(zip(names, [d.findtext("ATTRIBUTE_DATA") for d in vuln.findall("STIG_DATA")],
                             strict=True))["Rule_Ver"]
         assert status == expected_status.get(ours[RULE + rule_ver], "Not_Reviewed")
+        assert len(dict(zip(names, [d.findtext("ATTRIBUTE_DATA") for d in vuln.findall("STIG_DATA")],
+                            strict=True))["Rule_ID"]) <= 45
         assert "ci-gate" in (vuln.findtext("COMMENTS") or "") and "sha256:" in (vuln.findtext("COMMENTS") or "")
 
 
@@ -124,8 +128,7 @@ const opts = {importOptions: {autoStatus: 'saved', unreviewed: 'commented', unre
   required: 'always'}, comment: {enabled: 'findings', required: 'findings'}}, allowAccept: true, importRules: true};
 const out = {};
 for (const [fn, file] of [['reviewsFromCkl', process.argv[3]], ['reviewsFromCklb', process.argv[4]]]) {
-  const data = fs.readFileSync(file, fn === 'reviewsFromCkl' ? 'utf8' : 'utf8');
-  const r = m[fn]({data, ...opts, sourceRef: file});
+  const r = m[fn]({data: fs.readFileSync(file, 'utf8'), ...opts, sourceRef: file});
   out[fn] = {target: r.target.name, checklists: r.checklists.map(c => ({benchmarkId: c.benchmarkId,
     reviews: c.reviews.map(v => [v.ruleId, v.result])}))};
 }
@@ -133,7 +136,28 @@ console.log(JSON.stringify(out));
 """
 
 
-def _check_with_stig_manager(ckl: Path, cklb: Path, ours: dict[str, str]) -> None:
+def _expected_reviews(document: dict[str, Any]) -> dict[str, str]:
+    """What STIG Manager should import: one review per DISA rule (the SSG rule id when there is none),
+    fail if any SSG rule behind it failed, informational when one was not decided (Not_Reviewed)."""
+    groups: dict[str, list[str]] = {}
+    for rule in document["rules"]:
+        short = rule["rule_id"].removeprefix(RULE)
+        key = rule["sv_rule_id"] or (short if len(short) <= 45 else short[:36])
+        groups.setdefault(key, []).append(rule["result"])
+    expected = {}
+    for rule_id, results in groups.items():
+        if "fail" in results:
+            expected[rule_id] = "fail"
+        elif set(results) - {"pass", "notapplicable"}:
+            expected[rule_id] = "informational"
+        elif set(results) == {"notapplicable"}:
+            expected[rule_id] = "notapplicable"
+        else:
+            expected[rule_id] = "pass"
+    return expected
+
+
+def _check_with_stig_manager(ckl: Path, cklb: Path, document: dict[str, Any], benchmark: str) -> None:
     if not CLIENT_MODULES.is_dir() and os.environ.get("CI") != "true":
         pytest.skip("@nuwcdivnpt/stig-manager-client-modules not installed (.ci/run installs it)")
     script = ckl.parent / "read.js"
@@ -142,16 +166,14 @@ def _check_with_stig_manager(ckl: Path, cklb: Path, ours: dict[str, str]) -> Non
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
     parsed = json.loads(done.stdout)
-    stig_manager_result = {"pass": "pass", "fail": "fail", "notapplicable": "notapplicable"}
+    expected = _expected_reviews(document)
     for reader in ("reviewsFromCkl", "reviewsFromCklb"):
+        assert parsed[reader]["target"] == document["image"]
         checklists = parsed[reader]["checklists"]
-        assert len(checklists) == 1 and checklists[0]["benchmarkId"] == "DEBIAN-11_standard"
-        reviews = dict(checklists[0]["reviews"])
-        decided = {rule: result for rule, result in ours.items() if result in stig_manager_result}
-        # Every decided rule is imported with its result (STIG Manager drops Not_Reviewed without text).
-        assert len(reviews) >= len(decided)
-        assert sorted(reviews.values()).count("fail") == list(decided.values()).count("fail")
-        assert sorted(reviews.values()).count("pass") == list(decided.values()).count("pass")
+        assert len(checklists) == 1 and checklists[0]["benchmarkId"] == benchmark
+        reviews = {rule_id if rule_id.startswith("SV-") or len(rule_id) <= 36 else rule_id[:36]: result
+                   for rule_id, result in checklists[0]["reviews"]}
+        assert reviews == expected, reader
 
 
 def test_real_bookworm_image_without_matching_content_is_not_evaluated(debian_oci: oci.OciImage,
@@ -218,3 +240,35 @@ def test_tree_is_removed_on_interrupt(tmp_path: Path, tiny_oci: oci.OciImage) ->
         assert len(list(tmp_path.iterdir())) == 1
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def rhel8_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tests.stig.rpm_fixture import build_rhel8_rootfs
+
+    work = tmp_path_factory.mktemp("rhel8")
+    image = oci.build_oci_layout(work / "oci", [build_rhel8_rootfs(work)], tag="rhel8")
+    return f"oci-dir:{image.path}"
+
+
+def test_rhel8_stig_on_an_rpm_fixture(rhel8_image: str, tmp_path: Path) -> None:
+    done = _cli("stig", rhel8_image, "--json", "out.json", "--ckl", "out.ckl", "--cklb", "out.cklb", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert document["profile_id"] == "xccdf_org.ssgproject.content_profile_stig"  # picked from os-release
+    assert document["datastream"].endswith("ssg-rhel8-ds.xml")
+    ours = {rule["rule_id"]: rule["result"] for rule in document["rules"]}
+    assert ours == _by_hand(rhel8_image, SSG / "ssg-rhel8-ds.xml", "xccdf_org.ssgproject.content_profile_stig")
+    by_id = {rule["rule_id"]: rule for rule in document["rules"]}
+    telnet = by_id[RULE + "package_telnet-server_removed"]  # read from the fixture's real rpmdb
+    assert telnet["result"] == "fail" and telnet["category"] == "CAT I"
+    assert (telnet["vuln_id"], telnet["stig_rule_ver"]) == ("V-230487", "RHEL-08-040000")
+    assert telnet["sv_rule_id"].startswith("SV-230487r") and "CCI-000381" in telnet["ccis"]
+    sticky = by_id[RULE + "dir_perms_world_writable_sticky_bits"]
+    assert sticky["result"] == "fail" and sticky["vuln_id"] == "V-230243"
+    assert document["open_by_category"]["CAT I"] >= 1
+    assert "V-230487 RHEL-08-040000" in done.stdout
+    _check_with_stig_manager(tmp_path / "out.ckl", tmp_path / "out.cklb", document, "RHEL-8_stig")
+    vulns = {v.findtext("STIG_DATA/ATTRIBUTE_DATA"): v for v in ET.parse(tmp_path / "out.ckl").getroot().iter("VULN")}
+    assert vulns["V-230487"].findtext("STATUS") == "Open"
+    assert "package_telnet-server_removed" in (vulns["V-230487"].findtext("FINDING_DETAILS") or "")
