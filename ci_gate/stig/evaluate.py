@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,39 @@ def stig_cache_dir() -> Path:
     base = Path(explicit) if explicit else Path(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "ci-gate"
     return base / "stig"
+
+
+def digest_index_dir(image_digest: str) -> Path:
+    """Where the latest evaluation of each profile for one image digest is kept (read by the stig gate)."""
+    return stig_cache_dir() / "by-digest" / hashlib.sha256(image_digest.encode()).hexdigest()[:32]
+
+
+def _profile_file_name(profile: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", profile.removeprefix(oscap.PROFILE_PREFIX)) + ".json"
+
+
+def record_for_gate(evaluation: StigEvaluation) -> None:
+    """Keep `evaluation` as the one the stig gate sees for its image digest and profile."""
+    if not evaluation.image_digest:
+        return
+    try:
+        directory = digest_index_dir(evaluation.image_digest)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
+    except (OSError, CiGateError):
+        pass
+
+
+def evaluations_for_digest(image_digest: str, profile: str = "") -> list[StigEvaluation]:
+    """The recorded evaluations of an image digest (one per profile; only `profile` when given)."""
+    directory = digest_index_dir(image_digest)
+    if profile:
+        wanted = profile if profile.startswith("xccdf_") else oscap.PROFILE_PREFIX + profile
+        files = [directory / _profile_file_name(wanted)]
+    else:
+        files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    found = [evaluation for evaluation in map(_load_cached, files) if evaluation is not None]
+    return [evaluation for evaluation in found if evaluation.image_digest == image_digest]
 
 
 def _cache_key(digest: str, layers: str, content: oscap.Content, scanner: str) -> str:
@@ -78,6 +112,7 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
             cache_file = stig_cache_dir() / f"{_cache_key(digest, layers, content, scanner)}.json"
             cached = _load_cached(cache_file)
             if cached is not None:
+                record_for_gate(cached)
                 return cached
         warnings = list(raw.warnings)
         dpkg_based = os_release.get("ID") in ("debian", "ubuntu") or "debian" in os_release.get("ID_LIKE", "")
@@ -114,6 +149,8 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
             write_atomic(cache_file, json.dumps(evaluation.to_json()))
         except (OSError, CiGateError):  # a cache that cannot be written must not fail the evaluation
             pass
+    if evaluation.platform_matched:
+        record_for_gate(evaluation)
     return evaluation
 
 

@@ -63,7 +63,9 @@ def _by_hand(image: str, datastream: Path, profile: str) -> dict[str, str]:
     filesystem = walk_image(raw)
     with materialized_rootfs(filesystem, Limits()) as rootfs, tempfile.TemporaryDirectory() as work:
         results = Path(work) / "r.xml"
-        env = {**os.environ, "OSCAP_PROBE_ROOT": rootfs.path}
+        # By hand as docs/stig.md says: Debian's rpm looks for the rpmdb in ~/.rpmdb unless told.
+        (Path(work) / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+        env = {**os.environ, "OSCAP_PROBE_ROOT": rootfs.path, "HOME": work}
         subprocess.run(["oscap", "xccdf", "eval", "--profile", profile, "--results", str(results), str(datastream)],
                        env=env, capture_output=True, check=False)
         text = results.read_text()
@@ -240,15 +242,6 @@ def test_tree_is_removed_on_interrupt(tmp_path: Path, tiny_oci: oci.OciImage) ->
         assert len(list(tmp_path.iterdir())) == 1
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture(scope="module")
-def rhel8_image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.stig.rpm_fixture import build_rhel8_rootfs
-
-    work = tmp_path_factory.mktemp("rhel8")
-    image = oci.build_oci_layout(work / "oci", [build_rhel8_rootfs(work)], tag="rhel8")
-    return f"oci-dir:{image.path}"
 
 
 def test_rhel8_stig_on_an_rpm_fixture(rhel8_image: str, tmp_path: Path) -> None:

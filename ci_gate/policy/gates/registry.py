@@ -34,6 +34,7 @@ EXTENSION_GATES = (
     "embedded_secrets",
     "volumes",
     "accounts",
+    "stig",
 )
 
 END_OF_LIFE = {
