@@ -165,7 +165,6 @@ def render_ckl(evaluation: StigEvaluation) -> bytes:
             ET.SubElement(si_data, "SID_DATA").text = value
     comment = _comment(evaluation)
     for item in checklist_items(evaluation):
-        rule = item.rule
         vuln = ET.SubElement(istig, "VULN")
         for attribute, value in _stig_data(evaluation, item):
             stig_data = ET.SubElement(vuln, "STIG_DATA")
@@ -200,8 +199,10 @@ def render_cklb(evaluation: StigEvaluation) -> bytes:
             "discussion": rule.rationale,
             "check_content": f"Automated check {rule.check_ref}" if rule.check_ref else "",
             "check_content_ref": {"href": evaluation.datastream.rsplit("/", 1)[-1], "name": rule.check_ref or "M"},
-            "fix_text": rule.description, "legacy_ids": [], "ccis": sorted({cci for member in item.members for cci in member.ccis}),
-            "group_tree": [{"id": _vuln_num(rule), "title": group_title, "description": "<GroupDescription></GroupDescription>"}],
+            "fix_text": rule.description, "legacy_ids": [],
+            "ccis": sorted({cci for member in item.members for cci in member.ccis}),
+            "group_tree": [{"id": _vuln_num(rule), "title": group_title,
+                            "description": "<GroupDescription></GroupDescription>"}],
             "false_positives": "", "false_negatives": "", "documentable": "false", "mitigations": "",
             "potential_impacts": "", "third_party_tools": "", "mitigation_control": "", "responsibility": "",
             "security_override_guidance": "", "ia_controls": "", "reference_identifier": "",

@@ -14,6 +14,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ci_gate.errors import AnalysisError, CiGateError
 from ci_gate.fileio import write_atomic
@@ -77,8 +78,10 @@ def _cache_key(digest: str, layers: str, content: oscap.Content, scanner: str) -
 def _load_cached(path: Path) -> StigEvaluation | None:
     try:
         document = json.loads(path.read_text())
-        rules = [StigRule(**{f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
-                             for f in dataclasses.fields(StigRule)}) for rule in document["rules"]]
+        values: list[dict[str, Any]] = [
+            {f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
+             for f in dataclasses.fields(StigRule)} for rule in document["rules"]]
+        rules = [StigRule(**value) for value in values]
         fields = {f.name: document[f.name] for f in dataclasses.fields(StigEvaluation) if f.name != "rules"}
         return StigEvaluation(**fields, rules=rules)
     except (OSError, ValueError, KeyError, TypeError):

@@ -190,10 +190,8 @@ class _Writer:
             self._skip(entry, "a parent is a link or a file")
             return
         name = entry.path.rsplit("/", 1)[1]
-        try:
+        with contextlib.suppress(FileExistsError):  # created earlier as an implicit parent
             os.mkdir(name, 0o755, dir_fd=parent)
-        except FileExistsError:
-            pass  # created earlier as an implicit parent
         self.result.directories += 1
 
     def _finish_directory(self, entry: Entry) -> None:
@@ -253,14 +251,14 @@ class _Writer:
             try:
                 archive = TarReader(reader)
                 for member in archive:
-                    entry = wanted.get((normalize_path(member.name)[0], member.offset_data))
-                    if entry is None:
+                    target = wanted.get((normalize_path(member.name)[0], member.offset_data))
+                    if target is None:
                         continue
-                    fd = self._open_new_file(entry)
+                    fd = self._open_new_file(target)
                     if fd is None:
                         continue
                     try:
-                        self._finish_file(fd, entry, self._copy(archive, fd))
+                        self._finish_file(fd, target, self._copy(archive, fd))
                     finally:
                         os.close(fd)
                 stream.finish()

@@ -45,8 +45,9 @@ def _build_rpm(work: Path, name: str, version: str, files: dict[str, str]) -> Pa
         install.append(f"mkdir -p %{{buildroot}}{path.rsplit('/', 1)[0]} && cp {source} %{{buildroot}}{path}")
     spec = work / f"{name}.spec"
     spec.write_text(SPEC.format(name=name, version=version, install="\n".join(install), files="\n".join(files)))
-    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {work / 'rpmbuild'}", "--define", "_binary_payload w.gzdio",
-                    str(spec)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {work / 'rpmbuild'}",
+                    "--define", "_binary_payload w.gzdio", str(spec)],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
     return next((work / "rpmbuild" / "RPMS" / "noarch").glob(f"{name}-{version}-*.rpm"))
 
 

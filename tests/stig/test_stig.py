@@ -265,3 +265,23 @@ def test_rhel8_stig_on_an_rpm_fixture(rhel8_image: str, tmp_path: Path) -> None:
     vulns = {v.findtext("STIG_DATA/ATTRIBUTE_DATA"): v for v in ET.parse(tmp_path / "out.ckl").getroot().iter("VULN")}
     assert vulns["V-230487"].findtext("STATUS") == "Open"
     assert "package_telnet-server_removed" in (vulns["V-230487"].findtext("FINDING_DETAILS") or "")
+
+
+def test_sigterm_during_materialisation_removes_the_tree(debian_oci: oci.OciImage, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "CI_GATE_CACHE_DIR": str(tmp_path / "cache")}
+    process = subprocess.Popen([sys.executable, "-m", "ci_gate.cli", "stig", f"oci-dir:{debian_oci.path}",
+                                "--datastream", str(DEBIAN11_DS), "--profile", "standard"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(temp.glob("ci-gate-stig-*/rootfs/usr")):
+        time.sleep(0.05)
+    assert any(temp.glob("ci-gate-stig-*")), "materialisation never started"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr  # handled like Ctrl-C, not killed
+    assert list(temp.iterdir()) == []
