@@ -29,6 +29,22 @@ DPKG_PROBE_WARNING = ("oscap {version} cannot read an image's dpkg database unde
                       "(fixed in OpenSCAP 1.4, PR #2046): package rules of this profile are unreliable")
 
 
+def materialise_parent(image_bytes: int) -> str | None:
+    """Where to materialise: $CI_GATE_STIG_TMPDIR, else $TMPDIR when set, else /dev/shm when it has
+    room for twice the image (tmpfs: creating thousands of files there is ~10x faster than on a
+    CI runner's disk), else the system default."""
+    for variable in ("CI_GATE_STIG_TMPDIR", "TMPDIR"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        stats = os.statvfs("/dev/shm")
+        if os.access("/dev/shm", os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize > 2 * image_bytes + 2**26:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
 def stig_cache_dir() -> Path:
     explicit = os.environ.get("CI_GATE_CACHE_DIR")
     base = Path(explicit) if explicit else Path(
@@ -121,7 +137,9 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
         dpkg_based = os_release.get("ID") in ("debian", "ubuntu") or "debian" in os_release.get("ID_LIKE", "")
         if version < (1, 4) and dpkg_based:
             warnings.append(DPKG_PROBE_WARNING.format(version=".".join(map(str, version))))
-        with materialized_rootfs(filesystem, source.limits) as rootfs, \
+        image_bytes = sum(entry.size for entry in filesystem.iter_entries() if entry.kind == "file")
+        parent = materialise_parent(max(image_bytes, filesystem.uncompressed_bytes))
+        with materialized_rootfs(filesystem, source.limits, parent_dir=parent) as rootfs, \
                 tempfile.TemporaryDirectory(prefix="ci-gate-oscap-") as work:
             if log:
                 log(f"materialised {rootfs.files} files, {rootfs.directories} directories, {rootfs.links} links; "

@@ -285,3 +285,16 @@ def test_sigterm_during_materialisation_removes_the_tree(debian_oci: oci.OciImag
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr  # handled like Ctrl-C, not killed
     assert list(temp.iterdir()) == []
+
+
+def test_image_budget_bounds_what_is_written(tmp_path: Path) -> None:
+    from ci_gate.errors import LimitExceededError
+
+    image = oci.build_oci_layout(tmp_path / "oci", [[TarItem("big", bytes(range(256)) * 65536)]], tag="big")
+    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(LimitExceededError), \
+            materialized_rootfs(filesystem, Limits(max_image_bytes=4 * 1024 * 1024), parent_dir=str(work)):
+        pass
+    assert list(work.iterdir()) == []
