@@ -8,6 +8,7 @@ so the DISA references and texts come from the exact content that produced the r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -112,9 +113,10 @@ def run_eval(binary: str, content: Content, root: str, results: Path) -> subproc
     (home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
     env = {**os.environ, "HOME": str(home), "OSCAP_PROBE_ROOT": root, "OSCAP_EVALUATION_TARGET": f"chroot://{root}"}
     command = [binary, "xccdf", "eval", "--profile", content.profile, "--results", str(results),
-               str(content.datastream)]
+               "--oval-results", str(content.datastream)]
+    # --oval-results writes <oval file>.result.xml into the working directory: the evidence source.
     completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, cwd=results.parent)
     if completed.returncode not in (0, 2) or not results.is_file():
         detail = next((line.strip() for line in completed.stderr.splitlines() if line.strip()),
                       f"exit code {completed.returncode}")
@@ -162,6 +164,13 @@ def parse_results(path: Path, profile: str) -> ParsedResults:
             continue
         rule_id = result.get("idref", "")
         rules.append(_rule(rule_id, outcome, result, definitions.get(rule_id)))
+    failing = {rule.check_ref for rule in rules if rule.result == "fail" and rule.check_ref}
+    found: dict[str, str] = {}
+    for oval_results in sorted(path.parent.glob("*.result.xml")):
+        if "cpe-oval" not in oval_results.name:  # the platform checks' results carry no rule evidence
+            found.update(oval_evidence(oval_results, failing - set(found)))
+    rules = [dataclasses.replace(rule, evidence=f"{rule.evidence}; looked at: {found[rule.check_ref]}")
+             if rule.result == "fail" and rule.check_ref in found else rule for rule in rules]
     return ParsedResults(benchmark.get("id", ""), _text(benchmark.find(f"{_XCCDF}title")),
                          _text(benchmark.find(f"{_XCCDF}version")), profile_title, rules)
 
@@ -198,3 +207,97 @@ def _rule(rule_id: str, outcome: str, result: ET.Element, definition: ET.Element
         evidence += "; " + "; ".join(messages)[:1000]
     return StigRule(rule_id, title, outcome, severity, vuln_id, sv_rule_id, stig_rule_ver, tuple(ccis),
                     tuple(srgs), description, rationale, check_ref, evidence)
+
+
+_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+_MODE_BITS = (("uread", "r"), ("uwrite", "w"), ("uexec", "x"), ("gread", "r"), ("gwrite", "w"), ("gexec", "x"),
+              ("oread", "r"), ("owrite", "w"), ("oexec", "x"))
+MAX_EVIDENCE_ITEMS = 8
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _item_summary(item: ET.Element) -> str:
+    """One line for an OVAL system-characteristics item: the file, line or package that was looked at."""
+    from ci_gate.redaction import redact_text
+
+    fields = {_local(child.tag): (child.text or "").strip() for child in item}
+    kind = _local(item.tag).removesuffix("_item")
+    path = fields.get("filepath") or (fields.get("path", "").rstrip("/") + "/" + fields.get("filename", "")).rstrip("/")
+    if kind == "file" or "uread" in fields:
+        mode = "".join(letter if fields.get(bit) == "true" else "-" for bit, letter in _MODE_BITS)
+        special = [name for name in ("suid", "sgid", "sticky") if fields.get(name) == "true"]
+        return (f"{path or '?'} ({fields.get('type', 'file')}, uid {fields.get('user_id', '?')}, gid "
+                f"{fields.get('group_id', '?')}, mode {mode}{' ' + '+'.join(special) if special else ''})")
+    if kind.startswith("textfilecontent"):
+        text = fields.get("text", "")
+        if path in _SECRET_FILES:
+            text = "(line content not shown)"
+        return f"{path}: {redact_text(text)[:200]}"
+    if "extended_name" in fields or kind in ("rpminfo", "dpkginfo"):
+        return f"package {fields.get('extended_name') or fields.get('name', '?')} installed"
+    shown = ", ".join(f"{name}={value[:80]}" for name, value in fields.items()
+                      if value and not name.endswith("_time"))
+    return redact_text(f"{kind}: {shown}")[:300]
+
+
+def oval_evidence(arf: Path, definition_ids: set[str]) -> dict[str, str]:
+    """For each wanted OVAL definition: the items its tests looked at, from an OVAL results file."""
+    if not definition_ids or not arf.is_file():
+        return {}
+    definition_tests: dict[str, list[str]] = {}
+    definition_extends: dict[str, list[str]] = {}
+    test_items: dict[str, list[str]] = {}
+    items: dict[str, ET.Element] = {}
+    wanted_items: set[str] | None = None
+    try:
+        for _, element in ET.iterparse(arf, events=("end",)):
+            name = _local(element.tag)
+            if name == "definition" and element.get("definition_id"):
+                definition_id = element.get("definition_id", "")
+                definition_tests[definition_id] = [c.get("test_ref", "") for c in element.iter()
+                                                   if _local(c.tag) == "criterion"]
+                definition_extends[definition_id] = [c.get("definition_ref", "") for c in element.iter()
+                                                     if _local(c.tag) == "extend_definition"]
+                element.clear()
+            elif name == "test" and element.get("test_id"):
+                test_items[element.get("test_id", "")] = [c.get("item_id", "") for c in element
+                                                          if _local(c.tag) == "tested_item"]
+                element.clear()
+                wanted_items = None  # a file may hold several result sets: recompute at the next item
+            elif name.endswith("_item") and element.get("id"):
+                if wanted_items is None:
+                    wanted_items = {item for definition in definition_ids
+                                    for test in _tests_of(definition, definition_tests, definition_extends)
+                                    for item in test_items.get(test, [])}
+                if element.get("id") in wanted_items:
+                    items[element.get("id", "")] = element
+                else:
+                    element.clear()
+    except ET.ParseError:
+        return {}
+    evidence: dict[str, str] = {}
+    for definition in definition_ids:
+        if definition not in definition_tests:
+            continue
+        lines: list[str] = []
+        for test in _tests_of(definition, definition_tests, definition_extends):
+            found = test_items.get(test, [])
+            if not found:
+                lines.append(f"nothing matched {test}")
+            lines.extend(_item_summary(items[item]) for item in found if item in items)
+        if lines:
+            more = f" (+{len(lines) - MAX_EVIDENCE_ITEMS} more)" if len(lines) > MAX_EVIDENCE_ITEMS else ""
+            evidence[definition] = "; ".join(lines[:MAX_EVIDENCE_ITEMS]) + more
+    return evidence
+
+
+def _tests_of(definition: str, tests: dict[str, list[str]], extends: dict[str, list[str]],
+              depth: int = 0) -> list[str]:
+    found = list(tests.get(definition, []))
+    if depth < 8:
+        for extended in extends.get(definition, []):
+            found.extend(_tests_of(extended, tests, extends, depth + 1))
+    return found

@@ -28,6 +28,8 @@ SSG = Path("/usr/share/xml/scap/ssg/content")
 DEBIAN11_DS = SSG / "ssg-debian11-ds.xml"
 STANDARD = "xccdf_org.ssgproject.content_profile_standard"
 RULE = "xccdf_org.ssgproject.content_rule_"
+HASH = "Zm9vYmFyU2VjcmV0SGFzaFZhbHVlRG9Ob3RMZWFr"
+"""A password hash planted in /etc/shadow: it must appear in no output."""
 CLIENT_MODULES = Path(os.environ.get("CI_GATE_TOOLS", Path.home() / ".cache/ci-gate-tools")) / \
     "node_modules/@nuwcdivnpt/stig-manager-client-modules"
 
@@ -49,7 +51,7 @@ def planted_image(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory)
     fixture covers that)."""
     planted = [
         TarItem("etc/debian_version", b"11.9\n"),
-        TarItem("etc/shadow", b"root:*:19000:0:99999:7:::\n", mode=0o644, gid=42),
+        TarItem("etc/shadow", b"root:$6$saltsalt$" + HASH.encode() + b":19000:0:99999:7:::\n", mode=0o644, gid=42),
         TarItem("etc/gshadow", b"root:*::\n", mode=0o640, uid=1000, gid=42),
     ]
     out = tmp_path_factory.mktemp("stig") / "oci"
@@ -89,6 +91,9 @@ def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image
     shadow = next(r for r in document["rules"] if r["rule_id"] == RULE + "file_permissions_etc_shadow")
     assert shadow["category"] == "CAT II" and shadow["ckl_status"] == "Open"
     assert "CCI-002223" in shadow["ccis"]
+    assert "/etc/shadow (file, uid 0, gid 42, mode rw-r--r--)" in shadow["evidence"]  # what decided it
+    for output in ("out.json", "out.ckl", "out.cklb"):
+        assert HASH not in (tmp_path / output).read_text()
     assert "Debian 11" in done.stdout or "DEBIAN-11" in done.stdout
     assert "dpkg" in done.stderr  # oscap 1.3.7's dpkg probe warning
     _check_ckl(tmp_path / "out.ckl", ours)
@@ -259,6 +264,8 @@ def test_rhel8_stig_on_an_rpm_fixture(rhel8_image: str, tmp_path: Path) -> None:
     assert telnet["sv_rule_id"].startswith("SV-230487r") and "CCI-000381" in telnet["ccis"]
     sticky = by_id[RULE + "dir_perms_world_writable_sticky_bits"]
     assert sticky["result"] == "fail" and sticky["vuln_id"] == "V-230243"
+    assert "/srv/shared (directory, uid 0, gid 0, mode rwxrwxrwx)" in sticky["evidence"]
+    assert "package telnet-server-0:0.17-1.el8.noarch installed" in telnet["evidence"]
     assert document["open_by_category"]["CAT I"] >= 1
     assert "V-230487 RHEL-08-040000" in done.stdout
     _check_with_stig_manager(tmp_path / "out.ckl", tmp_path / "out.cklb", document, "RHEL-8_stig")
