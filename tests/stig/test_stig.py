@@ -91,7 +91,7 @@ def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image
     shadow = next(r for r in document["rules"] if r["rule_id"] == RULE + "file_permissions_etc_shadow")
     assert shadow["category"] == "CAT II" and shadow["ckl_status"] == "Open"
     assert "CCI-002223" in shadow["ccis"]
-    assert "/etc/shadow (file, uid 0, gid 42, mode rw-r--r--)" in shadow["evidence"]  # what decided it
+    assert "/etc/shadow (regular, uid 0, gid 42, mode rw-r--r--)" in shadow["evidence"]  # what decided it
     for output in ("out.json", "out.ckl", "out.cklb"):
         assert HASH not in (tmp_path / output).read_text()
     assert "Debian 11" in done.stdout or "DEBIAN-11" in done.stdout
