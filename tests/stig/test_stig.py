@@ -269,6 +269,9 @@ def test_rhel8_stig_on_an_rpm_fixture(rhel8_image: str, tmp_path: Path) -> None:
     assert document["open_by_category"]["CAT I"] >= 1
     assert "V-230487 RHEL-08-040000" in done.stdout
     _check_with_stig_manager(tmp_path / "out.ckl", tmp_path / "out.cklb", document, "RHEL-8_stig")
+    unknown = _cli("stig", rhel8_image, "--profile", "no_such_profile", "--ckl", "u.ckl", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no_such_profile" in unknown.stderr and not (tmp_path / "u.ckl").exists()
+    assert unknown.stderr.count("ci-gate: error:") == 1
     vulns = {v.findtext("STIG_DATA/ATTRIBUTE_DATA"): v for v in ET.parse(tmp_path / "out.ckl").getroot().iter("VULN")}
     assert vulns["V-230487"].findtext("STATUS") == "Open"
     assert "package_telnet-server_removed" in (vulns["V-230487"].findtext("FINDING_DETAILS") or "")

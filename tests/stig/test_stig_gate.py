@@ -74,10 +74,16 @@ def test_open_cat_i_stops_and_is_allowlistable(rhel8_image: str, tmp_path: Path)
 
     only_telnet = _policy([_rule("t", "rule_failed", rule_ids="V-230487")])
     policy_file.write_text(json.dumps(only_telnet))
-    telnet_only = _cli("gate", rhel8_image, "--policy", str(policy_file), "--json", "third.json", cache=cache,
-                       cwd=tmp_path)
+    # (the GitLab container-scanning report carries vulnerabilities only, not policy findings)
+    formats = {"--junit": "r.xml", "--sarif": "r.sarif", "--markdown": "r.md", "--compliance": "r.html",
+               "--codequality": "r.cq.json"}
+    telnet_only = _cli("gate", rhel8_image, "--policy", str(policy_file), "--json", "third.json",
+                       *[part for flag, name in formats.items() for part in (flag, name)], cache=cache, cwd=tmp_path)
     findings = json.loads((tmp_path / "third.json").read_text())["evaluations"][0]["details"]["findings"]
     assert telnet_only.returncode == 1 and len(findings) == 1 and "telnet" in findings[0]["message"]
+    for name in formats.values():  # the open CAT I rule with its DISA ids, in every findings report
+        text = (tmp_path / name).read_text()
+        assert "V-230487" in text and "RHEL-08-040000" in text, name
 
 
 def test_another_image_digest_is_not_evaluated(rhel8_image: str, tmp_path: Path) -> None:
