@@ -1081,6 +1081,8 @@ def test_every_declared_trigger_has_a_case() -> None:
     for gate in gates().values():
         if gate.name == "vulnerabilities":  # its own tests live with the vulnerability matching
             continue
+        if gate.name == "stig":  # its own tests live in tests/stig (they need real oscap results)
+            continue
         for trigger in gate.triggers:
             names = {trigger.name, *trigger.aliases}
             if not any((gate.name, name) in covered for name in names):
