@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from ci_gate.errors import SourceError
-from ci_gate.sources.filesystem import Entry, ImageFilesystem, normalize_path
+from ci_gate.sources.filesystem import Entry, ImageFilesystem, _read_host_file, normalize_path
 from ci_gate.sources.interface import Limits
 from ci_gate.sources.layers import ByteBudget, open_layer
 from ci_gate.sources.tarstream import TarFormatError, TarReader
@@ -237,8 +237,9 @@ class _Writer:
             blob = self.filesystem.layers[index]
             if blob.directory_root is not None:
                 for entry in wanted.values():
-                    content = self.filesystem.read(entry.path, max_bytes=entry.size) or b""
-                    budget.spend(len(content), f"layer {index + 1}")
+                    # the whole file (not capped at the analysis read limit), within the image budget
+                    budget.spend(entry.size, f"layer {index + 1}")
+                    content = _read_host_file(blob.directory_root, entry.path, entry.size) or b""
                     fd = self._open_new_file(entry)
                     if fd is not None:
                         try:
