@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ci_gate.model import EnvVar, FileRecord, ImageConfig, Location, Package, SecretFinding, UserEntry
@@ -72,8 +74,25 @@ PASSING = analysis(
 )
 
 
+def _record_open_cat_i_stig_result() -> None:
+    """A recorded `ci-gate stig` result for FAILING's digest with one open CAT I rule (tests/stig runs
+    the real oscap; here only the dod rule that reads the record is under test)."""
+    from ci_gate.stig.evaluate import record_for_gate
+    from ci_gate.stig.model import StigEvaluation, StigRule
+
+    rule = StigRule("xccdf_org.ssgproject.content_rule_package_telnet-server_removed", "Uninstall telnet-server",
+                    "fail", "high", "V-230487", "SV-230487r627750_rule", "RHEL-08-040000")
+    record_for_gate(StigEvaluation("oci-dir:/images/app", str(FAILING.identity.manifest_digest), "ssg-rhel8-ds.xml",
+                                   "xccdf_org.ssgproject.content_benchmark_RHEL-8", "RHEL 8", "0.1.65",
+                                   "xccdf_org.ssgproject.content_profile_stig", "DISA STIG", "OpenSCAP 1.3.7",
+                                   [rule]))
+
+
 @pytest.mark.parametrize("pack", ["dod", "cis", "default"])
-def test_pack_fails_every_rule_on_the_failing_image(pack: str) -> None:
+def test_pack_fails_every_rule_on_the_failing_image(pack: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_GATE_CACHE_DIR", str(tmp_path))
+    _record_open_cat_i_stig_result()
     policy = load_policy(f"builtin:{pack}", strict=True)
     # Old data without the distro: both data rules fire; `package` rules need matches (tested with the gate).
     evaluation = evaluate(policy, FAILING, EvaluationInput(tag="docker.io/team/app:1", now=NOW,

@@ -95,3 +95,21 @@ def test_another_image_digest_is_not_evaluated(rhel8_image: str, tmp_path: Path)
     policy_file.write_text(yaml.safe_dump(_policy([_rule("ne", "not_evaluated", profile="stig")])))
     result = _cli("gate", f"oci-dir:{other.path}", "--policy", str(policy_file), cache=cache, cwd=tmp_path)
     assert result.returncode == 1
+
+
+def test_builtin_dod_stops_on_open_cat_i(rhel8_image: str, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    before = _cli("gate", rhel8_image, "--policy", "builtin:dod", "--json", "before.json", cache=cache, cwd=tmp_path)
+    findings = json.loads((tmp_path / "before.json").read_text())["evaluations"][0]["details"]["findings"]
+    assert before.returncode in (1, 2) and not [f for f in findings if f["gate"] == "stig"]
+    assert _cli("stig", rhel8_image, cache=cache, cwd=tmp_path).returncode == 1
+    after = _cli("gate", rhel8_image, "--policy", "builtin:dod", "--json", "after.json", "--junit", "after.xml",
+                 "--sarif", "after.sarif", cache=cache, cwd=tmp_path)
+    assert after.returncode == 1, after.stderr
+    findings = json.loads((tmp_path / "after.json").read_text())["evaluations"][0]["details"]["findings"]
+    stig = [f for f in findings if f["gate"] == "stig"]
+    assert stig and {f["rule_id"] for f in stig} == {"dod-stig-cat1-open"}
+    assert all(f["action"] == "stop" for f in stig)
+    assert any("V-230487, RHEL-08-040000" in f["message"] for f in stig)
+    for name in ("after.xml", "after.sarif"):
+        assert "V-230487" in (tmp_path / name).read_text()
