@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -142,13 +143,21 @@ def _stig_data(evaluation: StigEvaluation, item: ChecklistItem) -> list[tuple[st
     return data
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(parent: ET.Element, tag: str, value: str) -> None:
+    """A child element with `value` as text, minus characters XML 1.0 cannot carry (from image files)."""
+    ET.SubElement(parent, tag).text = _NOT_XML.sub("\ufffd", value)
+
+
 def render_ckl(evaluation: StigEvaluation) -> bytes:
     checklist = ET.Element("CHECKLIST")
     asset = ET.SubElement(checklist, "ASSET")
     asset_values = {"ROLE": "None", "ASSET_TYPE": "Computing", "HOST_NAME": host_name(evaluation),
                     "TARGET_COMMENT": _comment(evaluation), "TECH_AREA": "", "WEB_OR_DATABASE": "false"}
     for name in ASSET_ORDER:
-        ET.SubElement(asset, name).text = asset_values.get(name, "")
+        _text(asset, name, asset_values.get(name, ""))
     stigs = ET.SubElement(checklist, "STIGS")
     istig = ET.SubElement(stigs, "iSTIG")
     info = ET.SubElement(istig, "STIG_INFO")
@@ -160,21 +169,21 @@ def render_ckl(evaluation: StigEvaluation) -> bytes:
         ("notice", ""), ("source", evaluation.scanner),
     ):
         si_data = ET.SubElement(info, "SI_DATA")
-        ET.SubElement(si_data, "SID_NAME").text = name
+        _text(si_data, "SID_NAME", name)
         if value:
-            ET.SubElement(si_data, "SID_DATA").text = value
+            _text(si_data, "SID_DATA", value)
     comment = _comment(evaluation)
     for item in checklist_items(evaluation):
         vuln = ET.SubElement(istig, "VULN")
         for attribute, value in _stig_data(evaluation, item):
             stig_data = ET.SubElement(vuln, "STIG_DATA")
-            ET.SubElement(stig_data, "VULN_ATTRIBUTE").text = attribute
-            ET.SubElement(stig_data, "ATTRIBUTE_DATA").text = value
-        ET.SubElement(vuln, "STATUS").text = item.status
-        ET.SubElement(vuln, "FINDING_DETAILS").text = item.finding_details
-        ET.SubElement(vuln, "COMMENTS").text = comment
-        ET.SubElement(vuln, "SEVERITY_OVERRIDE").text = ""
-        ET.SubElement(vuln, "SEVERITY_JUSTIFICATION").text = ""
+            _text(stig_data, "VULN_ATTRIBUTE", attribute)
+            _text(stig_data, "ATTRIBUTE_DATA", value)
+        _text(vuln, "STATUS", item.status)
+        _text(vuln, "FINDING_DETAILS", item.finding_details)
+        _text(vuln, "COMMENTS", comment)
+        _text(vuln, "SEVERITY_OVERRIDE", "")
+        _text(vuln, "SEVERITY_JUSTIFICATION", "")
     ET.indent(checklist, space="\t")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n<!--DISA STIG Viewer :: 2.17-->\n' + \
         ET.tostring(checklist, encoding="utf-8", xml_declaration=False) + b"\n"
