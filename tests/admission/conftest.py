@@ -10,7 +10,7 @@ import pytest
 import trustme
 import yaml
 
-from tests.admission.support import TlsServeProcess, build_image, admission_policy
+from tests.admission.support import TlsServeProcess, admission_policy, build_image
 from tests.server.serve_process import build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer

@@ -62,7 +62,8 @@ def pod_spec(containers: Sequence[str], init: Sequence[str] = (), ephemeral: Seq
     return spec
 
 
-def workload(kind: str, spec: dict[str, Any], name: str = "app", labels: dict[str, str] | None = None) -> dict[str, Any]:
+def workload(kind: str, spec: dict[str, Any], name: str = "app",
+             labels: dict[str, str] | None = None) -> dict[str, Any]:
     """A minimal object of `kind` whose pod (template) spec is `spec`."""
     group, version = KIND_GROUPS.get(kind, ("apps", "v1"))
     metadata = {"name": name, "labels": labels or {"app": name}}
