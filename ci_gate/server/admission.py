@@ -316,7 +316,11 @@ class Admission:
             earlier = [r.digest for r in self.service.store.list_images(full_tag)] if full_tag else []
             moved = f"; the tag pointed at {earlier[-1]} when it was gated" if earlier else ""
             verdict.final = False
-            if self.config.request_analysis and mode != "breakglass" and not dry_run:
+            pullable = self._may_pull(parsed.host)
+            if not pullable:
+                verdict.reasons.append(f"not analysed{moved}, and serve may not pull from {parsed.host} "
+                                       "(serve --allow-registry)")
+            elif self.config.request_analysis and mode != "breakglass" and not dry_run:
                 self.service.store.add_image(digest, f"{repository}@{digest}", full_tag, {"requestor": REQUESTOR},
                                              None, False)
                 self.service.pool.notify()
@@ -360,6 +364,15 @@ class Admission:
             verdict.warnings.insert(0, f"breakglass: {verdict.reference} admitted without the policy's approval "
                                        f"({shown})")
         return verdict
+
+    def _may_pull(self, host: str) -> bool:
+        from ci_gate.sources.registry_auth import check_registry_allowed
+
+        try:
+            check_registry_allowed(host, self.service.config.source)
+        except CiGateError:
+            return False
+        return True
 
     def resolve(self, reference: str, full_tag: str) -> tuple[str | None, str | None]:
         """(digest, None) or (None, why): the registry is asked at most once per tagCacheSeconds."""
@@ -568,8 +581,8 @@ def _images_of(kind: str, obj: Mapping[str, Any]) -> tuple[list[ImageUse], dict[
             container_name = container.get("name")
             shown = f" ({container_name})" if isinstance(container_name, str) and container_name else ""
             uses.append(ImageUse(image.strip(), f"{list_name}[{index}]{shown}"))
-    if not uses and kind != "Pod":
-        raise ReviewError(f"request.object.{path}.containers is missing: no pod template to check")
+    if not uses:  # the API server validates objects before validating webhooks: a pod has containers
+        raise ReviewError(f"request.object.{path}.containers is missing or empty: no pod spec to check")
     return uses, dict(labels)
 
 

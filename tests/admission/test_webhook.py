@@ -129,6 +129,15 @@ def test_dry_run_has_no_side_effect(admission_server: TlsServeProcess, registry:
     assert admission_server.get(f"/v2/images/{oci.manifest_digest}").status_code == 404
 
 
+def test_image_from_a_registry_serve_may_not_pull_is_denied_not_queued(admission_server: TlsServeProcess) -> None:
+    digest = "sha256:" + "ab" * 32
+    for reference in (f"registry.example.invalid/app@{digest}", "registry.example.invalid/app:v1"):
+        result = answer(admission_server, review(workload("Pod", pod_spec([reference]))))
+        assert result["allowed"] is False
+        assert "registry.example.invalid" in result["status"]["message"]
+    assert admission_server.get(f"/v2/images/{digest}").status_code == 404
+
+
 def test_moved_tag_is_evaluated_again(admission_server: TlsServeProcess, registry: RegistryServer,
                                       tmp_path: Path) -> None:
     """A tag gated clean, then pushed over with the secrets image: the new digest is what runs."""
@@ -168,7 +177,8 @@ def _malformed(images: Images) -> list[Any]:
                    lambda r: r["object"]["spec"]["containers"][0].update(image=["x"]),
                    lambda r: r["object"]["spec"].update(initContainers=[None]),
                    lambda r: r["object"]["metadata"].update(labels={"a": 1}),
-                   lambda r: r.update(namespace=["default"])):
+                   lambda r: r.update(namespace=["default"]),
+                   lambda r: r["object"]["spec"].pop("containers")):
         body = json.loads(json.dumps(good))
         mutate(body["request"])
         bodies.append(body)
