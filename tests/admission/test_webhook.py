@@ -5,6 +5,9 @@ and every container list."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from tests.admission.support import (
     review,
     workload,
 )
+from tests.server.serve_process import PASSWORD
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
 
@@ -226,3 +230,22 @@ def test_decision_log_line_per_request(admission_server: TlsServeProcess, admiss
     assert decision["images"][0]["image"] == admission_images.secrets
     assert decision["images"][0]["digest"] == admission_images.secrets_digest
     assert "secret_scans/content_regex_checks" in decision["reasons"][0]
+
+
+def test_an_image_gated_in_ci_is_admitted_without_a_second_analysis(admission_server: TlsServeProcess,
+                                                                    registry: RegistryServer, tmp_path: Path) -> None:
+    """`ci-gate gate --backend anchore` against this serve fills the record the webhook answers from."""
+    oci = build_image(tmp_path / "gated", "gated-in-ci")
+    tag = push(oci, registry.host, "admission/gated:v1")
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("ANCHORE", "CI_GATE_", "GITHUB_", "GITLAB", "CI_"))}
+    environment.update(CI="true", ANCHORE_URL=admission_server.url, ANCHORE_USER="admin", ANCHORE_PASS=PASSWORD,
+                       REQUESTS_CA_BUNDLE=str(admission_server.ca_file))
+    gate = subprocess.run([sys.executable, "-m", "ci_gate.cli", "gate", f"registry:{tag}", "--backend", "anchore",
+                           "--poll-interval", "0.2"], capture_output=True, text=True, cwd=tmp_path, env=environment,
+                          timeout=300)
+    assert gate.returncode in (0, 1), gate.stderr
+    assert admission_server.get(f"/v2/images/{oci.manifest_digest}").json()["analysis_status"] == "analyzed"
+    assert answer(admission_server, review(workload("Deployment", pod_spec([tag]))))["allowed"] is True
+    analyses = admission_server.get("/status").json()["detail"]["analyses_by_digest"]
+    assert analyses[oci.manifest_digest] == 1
