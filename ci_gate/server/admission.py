@@ -436,6 +436,7 @@ class Admission:
     # --- AdmissionReview -----------------------------------------------------------------------------
 
     def review(self, document: Any) -> dict[str, Any]:
+        started = time.perf_counter()
         request = _review_request(document)
         uid = request["uid"]
         operation = request.get("operation")
@@ -449,7 +450,7 @@ class Admission:
         if kind not in CHECKED_KINDS:
             refusal = (f"ci-gate does not check {kind} objects; register the webhook only for Pods and "
                        f"{', '.join(CHECKED_KINDS[1:])}")
-            self._log(request, kind, namespace, name, dry_run, False, [], [refusal])
+            self._log(request, kind, namespace, name, dry_run, False, [], [refusal], started)
             return _review_response(uid, False, refusal, [])
         uses, labels = _images_of(kind, obj)
         metadata: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
@@ -475,18 +476,19 @@ class Admission:
             if len(message) > MAX_MESSAGE_CHARS:
                 message = message[: MAX_MESSAGE_CHARS - 40] + " … (see serve's decision log)"
         self._log(request, kind, namespace, name, dry_run, not denied, list(verdicts.values()),
-                  [message] if message else [])
+                  [message] if message else [], started)
         return _review_response(uid, not denied, message, warnings)
 
     def _log(self, request: Mapping[str, Any], kind: str, namespace: str | None, name: str, dry_run: bool,
-             allowed: bool, verdicts: Sequence[ImageVerdict], reasons: Sequence[str]) -> None:
+             allowed: bool, verdicts: Sequence[ImageVerdict], reasons: Sequence[str], started: float) -> None:
         images = [{"image": v.reference, "digest": v.digest, "mode": v.mode, "policy": v.policy_id,
                    "allowed": v.allowed, "queued": v.queued} for v in verdicts]
         LOG.info("%s", escape_control(
             "admission decision " + json.dumps({
                 "uid": request.get("uid"), "operation": request.get("operation"), "kind": kind,
                 "namespace": namespace, "name": name, "dry_run": dry_run,
-                "decision": "allow" if allowed else "deny", "images": images, "reasons": list(reasons)},
+                "decision": "allow" if allowed else "deny", "images": images, "reasons": list(reasons),
+                "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)},
                 separators=(",", ":"))))
 
     # --- Gatekeeper external data ----------------------------------------------------------------------

@@ -226,7 +226,7 @@ def test_decision_log_line_per_request(admission_server: TlsServeProcess, admiss
     line = next(line for line in admission_server.log().splitlines() if body["request"]["uid"] in line)
     decision = json.loads(line.split("admission decision ", 1)[1])
     assert decision["namespace"] == "batch-ns" and decision["kind"] == "Job" and decision["name"] == "nightly"
-    assert decision["decision"] == "deny"
+    assert decision["decision"] == "deny" and 0 < decision["elapsed_ms"] < 30_000
     assert decision["images"][0]["image"] == admission_images.secrets
     assert decision["images"][0]["digest"] == admission_images.secrets_digest
     assert "secret_scans/content_regex_checks" in decision["reasons"][0]
