@@ -847,11 +847,12 @@ def serve(config: ServerConfig, host: str, port: int) -> None:
                          "or --host") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
-    tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)} if config.tls_cert else {}
+    tls = config.tls_cert is not None
     LOG.info("ci-gate serve %s on %s://%s:%d (data dir %s, %d workers)", __version__, "https" if tls else "http",
              host, port, config.data_dir, config.workers)
     # Idle keep-alive connections close after 5 s (uvicorn); unfinished request headers after
     # request_timeout (GuardedH11Protocol); past 512 connections new requests get 503.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 http=guarded_protocol(config.request_timeout), timeout_keep_alive=5, limit_concurrency=512,
-                h11_max_incomplete_event_size=64 * 1024, **tls)
+                h11_max_incomplete_event_size=64 * 1024,
+                ssl_certfile=str(config.tls_cert) if tls else None, ssl_keyfile=str(config.tls_key) if tls else None)
