@@ -128,7 +128,8 @@ def _mount_subcommands() -> None:
     """Mount the command groups that exist; each lives in its own module."""
     import importlib
 
-    for module_name, group in (("ci_gate.cli_policy", "policy"), ("ci_gate.cli_db", "db")):
+    for module_name, group in (("ci_gate.cli_policy", "policy"), ("ci_gate.cli_db", "db"),
+                              ("ci_gate.cli_admission", "admission")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:

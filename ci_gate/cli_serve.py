@@ -53,6 +53,13 @@ def serve(
                                "send its request headers, and again its body.")] = 30.0,
     registry_timeout: Annotated[float, typer.Option("--registry-timeout", min=0.1, help="Seconds an add waits for "
                                 "the registry in all (resolving the tag).")] = 30.0,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    admission_config: Annotated[
+        Path | None,
+        typer.Option("--admission-config", help="YAML file: serve the Kubernetes admission webhook and Gatekeeper "
+                     "provider (docs/admission.md); needs --tls-cert/--tls-key."),
+    ] = None,
 ) -> None:
     """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
     password = os.environ.get(PASSWORD_VARIABLE, "")
@@ -79,8 +86,24 @@ def serve(
     source = replace(source, allowed_registries=registry_allowlist(source, allow_registry or []))
     config = ServerConfig(data_dir=data_dir or _default_data_dir(), admin_password=password, vuln_db=vuln_db,
                           workers=workers, source=source, request_timeout=request_timeout,
-                          registry_deadline=registry_timeout)
+                          registry_deadline=registry_timeout, tls_cert=tls_cert, tls_key=tls_key,
+                          admission_config=admission_config)
+    _check_tls(tls_cert, tls_key)
     run_server(config, host, port)
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and loadable: uvicorn would otherwise fail with a traceback."""
+    if (cert is None) != (key is None):
+        raise UsageError("give --tls-cert and --tls-key together (the certificate chain and its private key)")
+    if cert is not None and key is not None:
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as error:
+            raise UsageError(f"cannot load --tls-cert {cert} with --tls-key {key}: {error}; give PEM files of "
+                             "one certificate chain and its key") from None
 
 
 def register(app: typer.Typer) -> None:

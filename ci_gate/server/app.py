@@ -38,7 +38,7 @@ from ci_gate import __version__
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import Policy, check_text, load_policy
-from ci_gate.server import keys, shapes
+from ci_gate.server import admission, keys, shapes
 from ci_gate.server.accounts import AccountDirectory, AccountError
 from ci_gate.server.auth import ADMIN_USER, AuthFailure, Gatekeeper, Principal
 from ci_gate.server.limits import (
@@ -89,6 +89,12 @@ class ServerConfig:
     """Seconds a client has to send its request headers, and again its body."""
     registry_deadline: float = DEFAULT_DEADLINE
     """Seconds an API call waits for registry work (resolving a tag) in all."""
+    tls_cert: Path | None = None
+    """PEM certificate chain to serve HTTPS with (with tls_key); None = plain HTTP."""
+    tls_key: Path | None = None
+    """PEM private key of tls_cert."""
+    admission_config: Path | None = None
+    """The Kubernetes admission configuration (docs/admission.md); None = no admission routes."""
 
 
 class ApiError(Exception):
@@ -814,6 +820,7 @@ def create_app(config: ServerConfig) -> Starlette:
         "vulnerabilities": _vulnerabilities, "content_types": _content_types, "content": _content})
     routes += routes_policies.routes(service, _route) + routes_registries.routes(service, _route)
     routes += routes_events.routes(service, _route) + routes_system.routes(service, _route, routes)
+    routes += admission.routes(service)  # public, TLS-only: the API server calls webhooks without credentials
 
     async def http_error(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500
@@ -840,10 +847,12 @@ def serve(config: ServerConfig, host: str, port: int) -> None:
                          "or --host") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
-    LOG.info("ci-gate serve %s on http://%s:%d (data dir %s, %d workers)", __version__, host, port,
-             config.data_dir, config.workers)
+    tls = config.tls_cert is not None
+    LOG.info("ci-gate serve %s on %s://%s:%d (data dir %s, %d workers)", __version__, "https" if tls else "http",
+             host, port, config.data_dir, config.workers)
     # Idle keep-alive connections close after 5 s (uvicorn); unfinished request headers after
     # request_timeout (GuardedH11Protocol); past 512 connections new requests get 503.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 http=guarded_protocol(config.request_timeout), timeout_keep_alive=5, limit_concurrency=512,
-                h11_max_incomplete_event_size=64 * 1024)
+                h11_max_incomplete_event_size=64 * 1024,
+                ssl_certfile=str(config.tls_cert) if tls else None, ssl_keyfile=str(config.tls_key) if tls else None)
