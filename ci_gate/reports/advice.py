@@ -106,9 +106,9 @@ RULE_ADVICE: dict[tuple[str, str], str] = {
     "user first if the service needs a named one).",
     ("network_ports", "privileged_ports"): "Make the service listen on an unprivileged port (1024 or above, e.g. "
     "8080 instead of 80), EXPOSE that, and map it at deploy time.",
-    ("healthcheck", "missing"): "Add a HEALTHCHECK before CMD, e.g. `HEALTHCHECK CMD [\"/app/healthcheck\"]`: a "
-    "command that exits 0 while the service is healthy.",
-    ("image_labels", "required"): "Add the missing label to the Dockerfile: `LABEL NAME=\"value\"`.",
+    ("healthcheck", "missing"): "Add `HEALTHCHECK CMD [\"/app/healthcheck\"]` before CMD (a command that exits 0 "
+    "while healthy).",
+    ("image_labels", "required"): "Add the missing labels to the Dockerfile: `LABEL NAME=\"value\"`.",
     ("ssh_daemon", "present"): "Do not ship an SSH server: remove the package (or do not install it) and do not "
     "EXPOSE 22; use `docker exec` / `kubectl exec` to get a shell.",
     ("build_instructions", "add_remote_url"): "Download the file in a pre-build step, verify its checksum, and "
@@ -241,21 +241,18 @@ def recommendation(finding: Finding, analysis: Analysis) -> str:
         package = _SSH_PACKAGE.search(finding.message)
         name = package.group(1) if package else "openssh-server"
         return (
-            f"Do not ship an SSH server: remove {name} (do not install it, or `apt-get purge -y {name}` in the "
-            f"RUN that installs it){_base_note(finding, analysis)}; use `docker exec` / `kubectl exec` for a shell."
+            f"Remove {name} (do not install it, or `apt-get purge -y {name}` where it is installed)"
+            f"{_base_note(finding, analysis)}; use `docker exec` / `kubectl exec` instead of SSH."
         )
     if key == ("packages", "denylist"):
         denied = _PACKAGE_DENIED.search(finding.message)
         name = denied.group(1) if denied else (finding.trigger_id or "the package")
         return (
-            f"Remove {name}: do not install it, or `apt-get purge -y {name}` / `apk del {name}` in the RUN that "
-            f"installs it{_base_note(finding, analysis)}."
+            f"Do not install {name} (or `apt-get purge -y {name}` / `apk del {name}` in the RUN that installs it)"
+            f"{_base_note(finding, analysis)}."
         )
     if key == ("files", "suid_or_guid_set") and finding.path:
-        return (
-            f"Remove the setuid/setgid bit: `RUN chmod a-s {finding.path}` in the Dockerfile, or do not ship the "
-            f"file{_where_added(finding, analysis)}."
-        )
+        return f"`RUN chmod a-s {finding.path}`{_where_added(finding, analysis)}, or do not ship it."
     if key == ("image_labels", "required"):
         label = _LABEL.search(finding.message)
         if label:
@@ -306,7 +303,7 @@ def _vulnerability_advice(finding: Finding, analysis: Analysis) -> str:
             if command:
                 text += f", or upgrade it in your Dockerfile: `RUN {command.format(name=name, fixed=fixed)}`"
         elif command:
-            text += f": `RUN {command.format(name=name, fixed=fixed)}` where your build installs it"
+            text += f" (`RUN {command.format(name=name, fixed=fixed)}`)"
         else:
             text += ", or rebuild on a base that has it"
         return text + "."
@@ -326,22 +323,18 @@ def _secret_advice(finding: Finding, analysis: Analysis) -> str:
     step = _layer_step(analysis, layer)
     where = f"{path} " if path else "the credential "
     text = f"Remove {where}in the layer that added it" + (f" ({step})" if step else "")
-    text += ", then rotate the credential: deleting it in a later layer leaves it in the image, and anyone who "
-    text += "can pull the image has it. Pass secrets at run time, or with `RUN --mount=type=secret`."
-    return text
+    return text + ", not later (it stays in the image), then rotate it."
 
 
 def _port_advice(port: int, finding: Finding) -> str:
     line = f" (Dockerfile line {finding.dockerfile_line})" if finding.dockerfile_line else ""
     if port == 22:
-        return (
-            f"Remove 22 from EXPOSE{line} and do not run an SSH server; use `docker exec` / `kubectl exec` to get "
-            "a shell."
-        )
+        return f"Remove 22 from EXPOSE{line}; use `docker exec` / `kubectl exec` instead of SSH."
     if port < 1024 and finding.trigger == "privileged_ports":
+        unprivileged = 8000 + port if port < 100 else 8443
         return (
-            f"Listen on an unprivileged port instead of {port} (e.g. {8000 + port if port < 100 else 8443}), "
-            f"EXPOSE that{line}, and map it to {port} at deploy time."
+            f"Listen on {unprivileged} instead of {port} and EXPOSE {unprivileged}{line}; map {port} to it at "
+            "deploy time."
         )
     return f"Remove port {port} from EXPOSE{line}; the service must not listen on it."
 
@@ -349,11 +342,8 @@ def _port_advice(port: int, finding: Finding) -> str:
 def _user_advice(finding: Finding, analysis: Analysis) -> str:
     users = [u for u in analysis.users if u.uid is not None and u.uid >= 1000 and u.name != "nobody"]
     if users:
-        return (
-            f"Add `USER {users[0].name}` (uid {users[0].uid}, already in /etc/passwd) after the last RUN of the "
-            "Dockerfile."
-        )
-    return f"Add `USER {NON_ROOT_USER}` after the last RUN of the Dockerfile (the uid needs no /etc/passwd entry)."
+        return f"Add `USER {users[0].name}` (uid {users[0].uid}) after the last RUN of the Dockerfile."
+    return f"Add `USER {NON_ROOT_USER}` after the last RUN of the Dockerfile (no /etc/passwd entry needed)."
 
 
 _DIRECTIVE = re.compile(r"Dockerfile directive '([A-Z]+)'")
@@ -575,12 +565,14 @@ def issue_title(issue: Issue, analysis: Analysis) -> str:
     if kind == "ssh-server":
         parts = []
         for member in issue.findings:
-            package = _SSH_PACKAGE.search(member.message)
-            if package:
+            package = _SSH_PACKAGE.search(member.message) or _PACKAGE_DENIED.search(member.message)
+            if port_of(member) == 22:
+                parts.append("port 22")
+            elif package:
                 parts.append(package.group(1))
             elif member.path:
                 parts.append(member.path)
-        return "SSH server in the image" + (f" ({', '.join(dict.fromkeys(parts))})" if parts else "")
+        return "SSH server" + (f" ({', '.join(dict.fromkeys(parts))})" if parts else "")
     if kind == "package":
         return f"Denied package {detail}"
     if kind == "setuid":
@@ -635,6 +627,8 @@ def cause_of(finding: Finding, analysis: Analysis) -> tuple[str, str]:
         where = f"{secret.path}:{secret.line}" if secret else f"{finding.path}:{finding.trigger_id}"
         return f"secret:{where}", "secret"
     port = port_of(finding)
+    if port == 22:
+        return "ssh-server", "SSH server"  # port 22 exposed, sshd, openssh-server: one SSH server to remove
     if port is not None:
         return f"port:{port}", "port"
     if key in (("dockerfile", "effective_user"), ("image_user", "runs_as_root")):
@@ -737,10 +731,28 @@ def issue_recommendation(issue: Issue, analysis: Analysis) -> str:
     for finding in issue.findings:
         if finding.recommendation.strip():
             return recommendation(finding, analysis)
-    if issue.key.startswith("port:22"):
-        return recommendation(next((f for f in issue.findings if f.trigger == "exposed_ports"), issue.first),
-                              analysis)
+    if issue.key == "ssh-server":
+        return _ssh_advice(issue, analysis)
     return recommendation(issue.first, analysis)
+
+
+def _ssh_advice(issue: Issue, analysis: Analysis) -> str:
+    """One fix for every sign of an SSH server: the package, the daemon, port 22."""
+    packages = []
+    for finding in issue.findings:
+        match = _SSH_PACKAGE.search(finding.message) or _PACKAGE_DENIED.search(finding.message)
+        if match:
+            packages.append(match.group(1))
+    parts = []
+    if packages or any(f.path for f in issue.findings if port_of(f) != 22):
+        name = packages[0] if packages else "the SSH server"
+        parts.append(f"remove {name} (do not install it, or `apt-get purge -y {name}`)")
+    if any(port_of(f) == 22 for f in issue.findings):
+        line = next((f.dockerfile_line for f in issue.findings if port_of(f) == 22 and f.dockerfile_line), None)
+        parts.append("remove 22 from EXPOSE" + (f" (Dockerfile line {line})" if line else ""))
+    base = _base_note(issue.first, analysis) if packages else ""
+    text = " and ".join(parts) if parts else "remove the SSH server"
+    return f"{text[:1].upper()}{text[1:]}{base}; use `docker exec` / `kubectl exec` instead of SSH."
 
 
 def category_counts(items: Sequence[Issue]) -> str:
@@ -788,7 +800,7 @@ def _unchecked_reason(rule: RuleOutcome, analysis: Analysis, no_data: str, data_
             return "no vulnerability data for the image's distribution (give --vuln-db)"
     if rule.gate == "ancestry" and rule.trigger != "no_ancestors_analyzed":
         if from_scratch(analysis):
-            return "the image is built FROM scratch: there is no base image whose source could be checked"
+            return "FROM scratch: no base image whose source could be checked"
         if not analysis.dockerfile.base_image.strip() and not any(layer.base for layer in analysis.identity.layers):
             return "the base image is unknown (give --dockerfile or --base-image)"
     if rule.gate == "dockerfile" and rule.trigger != "no_dockerfile_provided":
