@@ -462,15 +462,16 @@ def dockerfile_fix(finding: Finding, analysis: Analysis, dockerfile_path: str | 
     return None
 
 
-def dockerfile_fixes(findings: Sequence[Finding], analysis: Analysis, dockerfile_path: str | None
-                     ) -> list[tuple[DockerfileFix, tuple[Finding, ...]]]:
+def dockerfile_fixes(findings: Sequence[Finding], analysis: Analysis, dockerfile_path: str | None,
+                     exact_only: bool = False) -> list[tuple[DockerfileFix, tuple[Finding, ...]]]:
     """The Dockerfile changes for several findings, one per line: changes of the same line are combined
     (port 22 removed and port 80 moved to 8080 make one new EXPOSE line; USER and HEALTHCHECK are both
-    inserted before CMD), so each suggestion can be applied without undoing another."""
+    inserted before CMD), so each suggestion can be applied without undoing another. `exact_only` keeps
+    only the changes that can be applied as they are (pull-request suggestions)."""
     by_line: dict[int, list[tuple[DockerfileFix, Finding]]] = {}
     for finding in findings:
         fix = dockerfile_fix(finding, analysis, dockerfile_path)
-        if fix is not None:
+        if fix is not None and (fix.exact or not exact_only):
             by_line.setdefault(fix.start_line, []).append((fix, finding))
     combined = []
     for line in sorted(by_line):
@@ -482,7 +483,7 @@ def dockerfile_fixes(findings: Sequence[Finding], analysis: Analysis, dockerfile
             continue
         instruction = _instruction_at(analysis, line)
         if instruction is not None and instruction.instruction == "EXPOSE":
-            combined.append((_combined_expose(instruction, members, dockerfile_path or ""), members))
+            combined.append((_combined_expose(instruction, members, dockerfile_path or "", exact_only), members))
             continue
         inserted: list[str] = []
         for fix in fixes:
@@ -499,7 +500,8 @@ def dockerfile_fixes(findings: Sequence[Finding], analysis: Analysis, dockerfile
     return combined
 
 
-def _combined_expose(expose: DockerfileInstruction, findings: Sequence[Finding], path: str) -> DockerfileFix:
+def _combined_expose(expose: DockerfileInstruction, findings: Sequence[Finding], path: str, exact_only: bool = False
+                     ) -> DockerfileFix:
     ports = expose.value.split()
     exact = True
     for finding in findings:
@@ -507,6 +509,8 @@ def _combined_expose(expose: DockerfileInstruction, findings: Sequence[Finding],
         if port is None:
             continue
         if port != 22 and port < 1024 and finding.trigger == "privileged_ports":
+            if exact_only:
+                continue
             replacement = f"{8000 + port if port < 100 else 8443}"
             ports = [replacement if _port_number(p) == port else p for p in ports]
             exact = False

@@ -328,9 +328,11 @@ def _issue_view(evaluation: Evaluation, analysis: Analysis, issue: Issue, fix: F
                 ) -> FindingView:
     """One row for findings that share a cause: the worst one's details, every rule, one fix."""
     view = _view(evaluation, analysis, issue.first)
+    expired = [expired_for(evaluation, member) for member in issue.findings if member.allowlisted is None]
     return replace(
         view,
         title=issue_title(issue, analysis),
+        expired_on=next((e.expires_on for e in expired if e is not None), ""),
         action=issue.action,
         controls=issue.controls,
         recommendation=issue_recommendation(issue, analysis),
