@@ -46,10 +46,8 @@ from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding
 from ci_gate.redaction import ASSIGNMENT as _ASSIGNMENT
+from ci_gate.redaction import MASK, mask_spans, secret_spans
 from ci_gate.redaction import is_reference as _is_reference
-from ci_gate.redaction import mask as _mask
-from ci_gate.redaction import mask_spans as _mask_spans
-from ci_gate.redaction import secret_spans
 from ci_gate.redaction import unquote as _unquote
 
 DEFAULT_MAX_FILE_SIZE = 10000
@@ -57,6 +55,15 @@ DEFAULT_MAX_FILE_SIZE = 10000
 
 SECRET_ENV_NAME = "SECRET_ENV_NAME"
 """The rule that fires on a secret-looking variable name with a value (ENV, ARG, build args, labels)."""
+
+def _mask(secret: str) -> str:
+    """A secret in a preview is `****`: no character of it, as the gate's reports show it."""
+    return MASK
+
+
+def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    return mask_spans(text, spans, keep=0)
+
 
 _PREVIEW_PREFIX_LIMIT = 48
 """How many characters before the secret a preview keeps (the variable name and the `=`)."""
