@@ -456,6 +456,12 @@ def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[Requiremen
                 evidence.append(f"{prefix}: {finding_title(finding)} — {finding_text(analysis, finding)}")
         if len(findings) > 5:
             evidence.append(f"… and {len(findings) - 5} more")
+        if findings:  # the rules that fired are shown; one that could not check says so too
+            evidence.extend(
+                f"not checked {rule.gate}/{rule.trigger}: {unchecked[rule.rule_id]}"
+                for rule in group
+                if rule.rule_id in unchecked
+            )
         if not findings:
             for rule in group:
                 params = ", ".join(f"{k}={v}" for k, v in sorted(rule.params.items()))
