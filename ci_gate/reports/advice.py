@@ -106,8 +106,8 @@ RULE_ADVICE: dict[tuple[str, str], str] = {
     "user first if the service needs a named one).",
     ("network_ports", "privileged_ports"): "Make the service listen on an unprivileged port (1024 or above, e.g. "
     "8080 instead of 80), EXPOSE that, and map it at deploy time.",
-    ("healthcheck", "missing"): "Add `HEALTHCHECK CMD [\"/app/healthcheck\"]` before CMD (a command that exits 0 "
-    "while healthy).",
+    ("healthcheck", "missing"): "Add `HEALTHCHECK CMD [\"/app/healthcheck\"]` before CMD (any command that exits 0 "
+    "when healthy).",
     ("image_labels", "required"): "Add the missing labels to the Dockerfile: `LABEL NAME=\"value\"`.",
     ("ssh_daemon", "present"): "Do not ship an SSH server: remove the package (or do not install it) and do not "
     "EXPOSE 22; use `docker exec` / `kubectl exec` to get a shell.",
@@ -750,10 +750,10 @@ def _ssh_advice(issue: Issue, analysis: Analysis) -> str:
     parts = []
     if packages or any(f.path for f in issue.findings if port_of(f) != 22):
         name = packages[0] if packages else "the SSH server"
-        parts.append(f"remove {name} (do not install it, or `apt-get purge -y {name}`)")
+        parts.append(f"remove {name} (or `apt-get purge -y {name}`)")
     if any(port_of(f) == 22 for f in issue.findings):
         line = next((f.dockerfile_line for f in issue.findings if port_of(f) == 22 and f.dockerfile_line), None)
-        parts.append("remove 22 from EXPOSE" + (f" (Dockerfile line {line})" if line else ""))
+        parts.append("22 from EXPOSE" + (f" (Dockerfile line {line})" if line else ""))
     base = _base_note(issue.first, analysis) if packages else ""
     text = " and ".join(parts) if parts else "remove the SSH server"
     return f"{text[:1].upper()}{text[1:]}{base}; use `docker exec` / `kubectl exec` instead of SSH."
