@@ -229,8 +229,9 @@ def register(app: typer.Typer) -> None:
         # `show_default` prints the real one.
         return typer.Option(*names, help=help, rich_help_panel=panel, show_default=default or False)
 
-    @app.command(help=GATE_HELP, epilog="Exit codes: 0 the image may be pushed (GO or WARN), 1 policy STOP (or WARN with --fail-on warn), "
-                 "2 ci-gate could not decide. Every option can also be set as CI_GATE_<OPTION> or in .ci-gate.yaml.")
+    @app.command(help=GATE_HELP, epilog="Exit codes: 0 the image may be pushed (GO or WARN), 1 policy STOP (or WARN "
+                 "with --fail-on warn), 2 ci-gate could not decide. Every option can also be set as "
+                 "CI_GATE_<OPTION> or in .ci-gate.yaml.")
     def gate(
         image: Annotated[str | None, typer.Argument(help=IMAGE_HELP, show_default=False)] = None,
         policy: Annotated[str | None, option("--policy", help="Policy file (Anchore v2 JSON/YAML) or builtin:NAME "

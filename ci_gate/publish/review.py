@@ -11,7 +11,8 @@ REST calls (docs.github.com/rest/pulls/comments and /rest/pulls/pulls):
     GET   {api}/repos/{owner}/{repo}/pulls/{number}                     head.sha (when the event lacks it)
     GET   {api}/repos/{owner}/{repo}/pulls/{number}/files?per_page=100  filename, patch   (Link: rel="next")
     GET   {api}/repos/{owner}/{repo}/pulls/{number}/comments?per_page=100
-    POST  {api}/repos/{owner}/{repo}/pulls/{number}/comments  {body, commit_id, path, line, side[, start_line, start_side]}
+    POST  {api}/repos/{owner}/{repo}/pulls/{number}/comments
+          {body, commit_id, path, line, side[, start_line, start_side]}
     PATCH {api}/repos/{owner}/{repo}/pulls/comments/{comment_id}  {body}
 
 Each comment carries a hidden marker naming the image, the file and the line, so the next run updates

@@ -587,6 +587,10 @@ def issue_title(issue: Issue, analysis: Analysis) -> str:
         return f"Missing label {detail}"
     if kind == "volume":
         return f"VOLUME on {detail}"
+    if kind == "vulndata":
+        if finding.trigger == "stale_feed_data":
+            return "Vulnerability data is out of date"
+        return "No vulnerability data for the image's distribution"
     # Anything else: the trigger's own message says best what fired (redacted, never a secret).
     text = finding_text(analysis, finding)
     return text if len(text) <= 160 else text[:159] + "…"
@@ -610,7 +614,7 @@ _CATEGORY_PLURAL = {
     "volume": "volumes",
     "build step": "build steps",
     "instruction": "instructions",
-    "vulnerability data": "vulnerability data",
+    "vulnerability-data problem": "vulnerability-data problems",
     "other": "other",
 }
 
@@ -647,7 +651,8 @@ def cause_of(finding: Finding, analysis: Analysis) -> tuple[str, str]:
         return f"package:{denied.group(1) if denied else finding.trigger_id}", "package"
     if key == ("files", "suid_or_guid_set"):
         return f"setuid:{finding.path}", "setuid file"
-    if key == ("healthcheck", "missing") or (key == ("dockerfile", "instruction") and "'HEALTHCHECK'" in finding.message):
+    healthcheck_instruction = key == ("dockerfile", "instruction") and "'HEALTHCHECK'" in finding.message
+    if key == ("healthcheck", "missing") or healthcheck_instruction:
         return "healthcheck", "healthcheck"
     if key == ("image_labels", "required"):
         label = _LABEL.search(finding.message)
@@ -655,7 +660,7 @@ def cause_of(finding: Finding, analysis: Analysis) -> tuple[str, str]:
     if finding.gate == "ancestry" or (key == ("dockerfile", "instruction") and "'FROM'" in finding.message):
         return f"base:{finding.trigger}:{finding.trigger_id}", "base image"
     if finding.gate == "vulnerabilities":
-        return f"vulndata:{finding.trigger}", "vulnerability data"
+        return f"vulndata:{finding.trigger}", "vulnerability-data problem"
     if finding.gate == "volumes":
         return f"volume:{finding.path}", "volume"
     if finding.gate in ("accounts", "passwd_file"):
@@ -811,9 +816,9 @@ def _unchecked_reason(rule: RuleOutcome, analysis: Analysis, no_data: str, data_
         actual_only = rule.params.get("actual_dockerfile_only", "false").strip().lower() == "true"
         if analysis.dockerfile.mode == "unknown" or (actual_only and analysis.dockerfile.mode != "actual"):
             return "no Dockerfile was given (--dockerfile), so its instructions could not be checked"
-    if rule.gate == "passwd_file" and rule.trigger != "content_not_available":
-        if "/etc/passwd" not in analysis.retrieved_files and not analysis.users:
-            return "the image has no /etc/passwd to check"
+    no_passwd = "/etc/passwd" not in analysis.retrieved_files and not analysis.users
+    if rule.gate == "passwd_file" and rule.trigger != "content_not_available" and no_passwd:
+        return "the image has no /etc/passwd to check"
     if rule.gate in ("npms", "ruby_gems") and "feed" in rule.trigger:
         return "needs Anchore's package feeds, which ci-gate does not have"
     return ""

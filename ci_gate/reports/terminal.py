@@ -117,9 +117,10 @@ def _fit(head: str, counted: list[Issue], tail: str, extras: list[str], width: i
         return text(len(kinds), len(extras))
     for extra_count in range(len(extras), -1, -1):
         for shown in range(len(kinds), -1, -1):
-            if len(text(shown, extra_count)) <= width or (shown == 0 and extra_count == 0):
-                if shown == len(kinds) or extra_count == 0:
-                    return text(shown, extra_count)
+            fits = len(text(shown, extra_count)) <= width or (shown == 0 and extra_count == 0)
+            # Extras only when every kind is listed: the kinds matter more than the extras.
+            if fits and (shown == len(kinds) or extra_count == 0):
+                return text(shown, extra_count)
     return text(0, 0)
 
 
@@ -168,7 +169,7 @@ def rows(result: GateResult, verbose: bool = False) -> list[Row]:
     by_category: dict[str, list[Issue]] = {}
     for issue in (i for i in found if i.action == "WARN"):
         by_category.setdefault(issue.category, []).append(issue)
-    for category, members in by_category.items():
+    for members in by_category.values():
         if len(members) == 1:
             result_rows.append(_issue_row(members[0], analysis))
             continue
@@ -274,7 +275,6 @@ _COLOUR = {"STOP": "bold red", "WARN": "yellow", "GO": "green"}
 def render_rich(result: GateResult, verbose: bool = False, policy: str = "", console: Console | None = None
                 ) -> None:
     """The same verdict for a terminal: one compact table (cells wrap, nothing is cut), the decision last."""
-    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -75,7 +75,8 @@ def test_terminal_verdict_ends_with_the_decision_and_fixes(capsys: pytest.Captur
     result = GateResult(analysis=image, evaluation=evaluation, exit_code=1)  # type: ignore[arg-type]
     text = render_plain(result, policy="policy.yaml")
     lines = text.splitlines()
-    assert lines[0] == "ci-gate: checking oci-dir:/images/app (docker.io/team/app:1.0) against policy.yaml (test): 4 rules"
+    assert lines[0] == ("ci-gate: checking oci-dir:/images/app (docker.io/team/app:1.0) against policy.yaml (test): "
+                        "4 rules")
     # the decision last, counted by kind; STOPs first, each with its fix
     assert lines[-1] == "STOP: 2 findings must be fixed before this image can be pushed (1 root user, 1 secret); " \
         "1 warning"

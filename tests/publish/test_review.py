@@ -98,5 +98,6 @@ def test_read_only_token_is_a_note_not_a_failure(github, tmp_path):
 
 
 def test_diff_lines_follow_hunks():
-    patch = "@@ -1,4 +1,5 @@\n FROM a\n-RUN x\n+RUN y\n+RUN z\n USER 1\n@@ -20,2 +21,2 @@\n-EXPOSE 22\n+EXPOSE 80\n CMD x"
+    patch = ("@@ -1,4 +1,5 @@\n FROM a\n-RUN x\n+RUN y\n+RUN z\n USER 1\n"
+             "@@ -20,2 +21,2 @@\n-EXPOSE 22\n+EXPOSE 80\n CMD x")
     assert diff_lines(patch) == {1, 2, 3, 4, 21, 22}

@@ -86,7 +86,7 @@ def test_noncompliant_example_fits_one_100x30_screen_with_the_verdict_last(image
     screen = "\n".join(lines)
     assert "/root/.aws/credentials" in screen  # paths whole, never "…" cut
     assert "USER 10001:10001" in screen  # every problem with its fix
-    assert [line[:4] for line in lines if line[:4] in ("STOP", "WARN")][0] == "STOP"  # STOP problems first
+    assert next(line[:4] for line in lines if line[:4] in ("STOP", "WARN")) == "STOP"  # STOP problems first
     assert "wJalrXUtnFEMI" not in screen and "IOSFODNN7EXAMPLE" not in screen
 
 
