@@ -16,7 +16,7 @@ from collections import defaultdict
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
-from ci_gate.reports.advice import recommendation, rule_advice, unchecked_rules
+from ci_gate.reports.advice import category_counts, issues, recommendation, rule_advice, unchecked_rules
 from ci_gate.reports.common import (
     TOOL_NAME,
     counts,
@@ -112,7 +112,11 @@ def _decision_suite(
         f"{tally.allowlisted} allowlisted, {tally.expired} expired exceptions"
     )
     if evaluation.final_action.upper() == "STOP":
-        case.add_failure_info(message=f"policy STOP for {image}", output=summary, failure_type="policy-stop")
+        found = issues([f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")], analysis)
+        stops = [issue for issue in found if issue.action == "STOP"]
+        verdict = (f"policy STOP for {image}: {len(stops)} finding{'s' if len(stops) != 1 else ''} must be fixed "
+                   f"before this image can be pushed ({category_counts(stops)})")
+        case.add_failure_info(message=verdict, output=summary, failure_type="policy-stop")
     else:
         case.stdout = summary
     cases = [case]
