@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -176,6 +176,14 @@ def head_sha_from_event(env: Mapping[str, str]) -> str:
     return str(head.get("sha") or "") if isinstance(head, dict) else ""
 
 
+def _pull_request_path(path: str, files: Mapping[str, str]) -> str | None:
+    """The pull request's name for the Dockerfile given as `path` (relative, or absolute inside the checkout)."""
+    if path in files:
+        return path
+    candidates = [name for name in files if path.endswith("/" + name) or name.endswith("/" + path)]
+    return candidates[0] if len(candidates) == 1 else None
+
+
 def post_review_suggestions(api: ReviewComments, evaluation: Evaluation, analysis: Analysis,
                             env: Mapping[str, str]) -> str:
     """Post (or update) the suggestion comments; return a note saying what was done."""
@@ -183,9 +191,11 @@ def post_review_suggestions(api: ReviewComments, evaluation: Evaluation, analysi
     if not wanted:
         return "--comment review: no exact Dockerfile fix to suggest"
     files = api.files()
-    path = wanted[0].path
-    if path not in files:
-        return f"--comment review: {path} is not part of the pull request's diff; its fixes are in the comment"
+    path = _pull_request_path(wanted[0].path, files)
+    if path is None:
+        return (f"--comment review: {wanted[0].path} is not part of the pull request's diff; its fixes are in the "
+                "comment")
+    wanted = [replace(s, path=path) for s in wanted]
     commentable = diff_lines(files[path])
     placeable = [s for s in wanted if all(line in commentable for line in range(s.start_line, s.line + 1))]
     if not placeable:

@@ -419,6 +419,8 @@ def _requirement_keys(controls: Iterable[str]) -> list[tuple[str, str]]:
 
 def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[RequirementRow]:
     unchecked = unchecked_rules(evaluation, analysis)
+    in_force = [f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")]
+    cause = {id(finding): issue for issue in issues(in_force, analysis) for finding in issue.findings}
     by_rule: dict[str, list[Finding]] = {}
     for finding in evaluation.findings:
         by_rule.setdefault(finding.rule_id or f"{finding.gate}/{finding.trigger}", []).append(finding)
@@ -478,7 +480,8 @@ def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[Requiremen
         advice = ""
         if status in ("FAIL", "WARN"):
             firing = [f for f in worst_first(findings) if f.effective_action.upper() in ("STOP", "WARN")]
-            advice = recommendation(firing[0], analysis) if firing else ""
+            issue = cause.get(id(firing[0])) if firing else None
+            advice = issue_recommendation(issue, analysis) if issue is not None else ""
         controls = sorted({c for rule in group for c in rule.controls if not _requirement_keys([c])})
         expired = []
         for exception in evaluation.expired_exceptions:

@@ -101,3 +101,17 @@ def test_diff_lines_follow_hunks():
     patch = ("@@ -1,4 +1,5 @@\n FROM a\n-RUN x\n+RUN y\n+RUN z\n USER 1\n"
              "@@ -20,2 +21,2 @@\n-EXPOSE 22\n+EXPOSE 80\n CMD x")
     assert diff_lines(patch) == {1, 2, 3, 4, 21, 22}
+
+
+def test_dockerfile_given_by_absolute_path_is_found_in_the_pull_request(github, tmp_path):
+    import io
+
+    # `--dockerfile /home/runner/work/app/app/services/api/Dockerfile` reports name it `Dockerfile`
+    github.pull_files = [{"filename": "services/api/Dockerfile", "status": "added", "patch": NEW_DOCKERFILE},
+                         {"filename": "README.md", "status": "modified", "patch": "@@ -1 +1 @@\n-a\n+b"}]
+    analysis = sample_analysis(dockerfile_path="/home/runner/work/app/app/services/api/Dockerfile")
+    notes = publish_comment(sample_evaluation(), analysis, "review", env=env_for(github, tmp_path),
+                            stream=io.StringIO(), budget=FAST)
+    assert "--comment review: 1 suggestion posted, 0 updated on services/api/Dockerfile" in notes
+    [comment] = github.review_comments.values()
+    assert (comment["path"], comment["line"]) == ("services/api/Dockerfile", 6)
