@@ -106,8 +106,7 @@ RULE_ADVICE: dict[tuple[str, str], str] = {
     "user first if the service needs a named one).",
     ("network_ports", "privileged_ports"): "Make the service listen on an unprivileged port (1024 or above, e.g. "
     "8080 instead of 80), EXPOSE that, and map it at deploy time.",
-    ("healthcheck", "missing"): "Add `HEALTHCHECK CMD [\"/app/healthcheck\"]` before CMD (any command that exits 0 "
-    "when healthy).",
+    ("healthcheck", "missing"): "Add `HEALTHCHECK CMD [\"/app/healthcheck\"]` before CMD (it exits 0 when healthy).",
     ("image_labels", "required"): "Add the missing labels to the Dockerfile: `LABEL NAME=\"value\"`.",
     ("ssh_daemon", "present"): "Do not ship an SSH server: remove the package (or do not install it) and do not "
     "EXPOSE 22; use `docker exec` / `kubectl exec` to get a shell.",
@@ -197,8 +196,8 @@ _SSH_PACKAGE = re.compile(r"SSH server package (\S+) (\S+)")
 _USER = re.compile(r"^User (\S+) ")
 
 _INSTALL = {
-    "deb": "apt-get install -y --only-upgrade {name}",
-    "apk": "apk add --upgrade {name}",
+    "deb": "apt-get update && apt-get install -y --only-upgrade {name}",
+    "apk": "apk add --no-cache --upgrade {name}",
     "rpm": "dnf upgrade -y {name}",
     "python": "pip install '{name}>={fixed}'",
     "npm": "npm install {name}@{fixed}",
