@@ -187,7 +187,7 @@ def test_vulnerability_from_the_base_image_says_update_the_base():
     advice = recommendation(finding, analysis)
     assert advice.startswith("Upgrade xz-utils to 5.6.1+really5.4.5-1. It came with the base image debian:bookworm: "
                              "update the base image")
-    assert "`RUN apt-get install -y --only-upgrade xz-utils`" in advice
+    assert "`RUN apt-get update && apt-get install -y --only-upgrade xz-utils`" in advice
     no_fix = replace(finding, vulnerability=replace(finding.vulnerability, fixed_versions=()))
     assert recommendation(no_fix, analysis).startswith("No fixed version of xz-utils is known yet")
 

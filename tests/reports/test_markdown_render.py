@@ -77,7 +77,7 @@ def test_comment_structure_headline_fixes_and_sections():
     assert parsed.tags[0] == "h3" and "<strong>STOP</strong>" in html
     # the issues table: the "How to fix" column holds the advice, code spans kept as code
     assert "<th>How to fix</th>" in html
-    assert "<code>apt-get install -y --only-upgrade xz-utils</code>" in html.replace("RUN ", "")
+    assert "<code>RUN apt-get update &amp;&amp; apt-get install -y --only-upgrade xz-utils</code>" in html
     # the Dockerfile fix: the line and its replacement as a diff block
     assert parsed.code_languages.count("diff") >= 1
     assert "- EXPOSE 22 8080\n+ EXPOSE 8080" in html
