@@ -37,6 +37,7 @@ from ci_gate.publish.github import PullRequest
 from ci_gate.publish.rest import call
 from ci_gate.reports.advice import FIXING_GUIDE_URL, DockerfileFix, dockerfile_fixes, issue_title, issues
 from ci_gate.reports.common import dockerfile_uri, image_key
+from ci_gate.reports.markdown import escape_markdown
 
 REVIEW_MARKER = "<!-- ci-gate:review "
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
@@ -98,7 +99,7 @@ def _body(fix: DockerfileFix, titles: list[str], action: str, marker: str) -> st
     replacement = fix.replacement
     longest = max((len(run) for run in re.findall(r"`+", replacement)), default=0)
     fence = "`" * max(3, longest + 1)
-    what = "; ".join(titles)
+    what = escape_markdown("; ".join(titles))  # paths and package names come from the image: text, not Markdown
     verb = "deletes this line" if not replacement else "fixes it"
     return (
         f"**ci-gate {action}**: {what}. This suggestion {verb}.\n\n"
