@@ -216,7 +216,7 @@ def test_preview_hides_other_secrets_on_the_line(scanner: SecretScanner) -> None
     assert "API_KEY" in [f.rule for f in findings]
     assert_no_secret_leaks(findings)
     preview = next(f.preview for f in findings if f.rule == "API_KEY")
-    assert preview.endswith("api_key=AKIA****")
+    assert preview.endswith("api_key=****")
     assert NETRC[:4] not in preview  # nothing after the secret is kept
 
 
@@ -493,7 +493,7 @@ def test_preview_of_a_huge_line_is_short_and_clean(scanner: SecretScanner) -> No
     findings = scanner.scan_file("/x", 0, line.encode())
     assert [f.rule for f in findings] == ["API_KEY"]
     preview = findings[0].preview
-    assert preview.startswith("…") and preview.endswith("api_key=AKIA****") and len(preview) < 80
+    assert preview.startswith("…") and preview.endswith("api_key=****") and len(preview) < 80
     assert_no_secret_leaks(findings)
 
 
@@ -506,10 +506,10 @@ def test_history_scan_of_a_huge_dotted_word(scanner: SecretScanner) -> None:
     ("text", "expected"),
     [
         (f"/bin/sh -c #(nop)  ENV DB_PASSWORD={DB_PASSWORD}", "/bin/sh -c #(nop)  ENV DB_PASSWORD=****"),
-        (f"|2 NPM_TOKEN={NPM} VERSION=1.2 /bin/sh -c npm ci", "|2 NPM_TOKEN=npm_**** VERSION=1.2 /bin/sh -c npm ci"),
+        (f"|2 NPM_TOKEN={NPM} VERSION=1.2 /bin/sh -c npm ci", "|2 NPM_TOKEN=**** VERSION=1.2 /bin/sh -c npm ci"),
         (f'ARG ADMIN_PASSWORD="{DB_PASSWORD}"', 'ARG ADMIN_PASSWORD="****"'),
-        (f"RUN echo {GITHUB} > /t && echo plain {GITHUB}", "RUN echo ghp_**** > /t && echo plain ghp_****"),
-        (f"aws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}", "aws_access_key_id = AKIA****\n"
+        (f"RUN echo {GITHUB} > /t && echo plain {GITHUB}", "RUN echo **** > /t && echo plain ****"),
+        (f"aws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}", "aws_access_key_id = ****\n"
          "aws_secret_access_key = ****"),
         ("RUN apt-get install -y curl=7.88.1-10 && PATH=/x make",
          "RUN apt-get install -y curl=7.88.1-10 && PATH=/x make"),
