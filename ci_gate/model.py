@@ -198,7 +198,7 @@ class SecretFinding:
     line: int | None = None
     layer_index: int | None = None
     preview: str = ""
-    """A short redacted excerpt, e.g. `aws_secret_access_key = wJal****`."""
+    """A short redacted excerpt, e.g. `aws_secret_access_key = ****` (no character of the secret)."""
     deleted: bool = False
     """True when the file is not in the final filesystem (deleted by a later layer) but still shipped."""
     regex: str = ""

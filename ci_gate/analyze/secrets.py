@@ -8,9 +8,9 @@ only the lines holding a rule's keyword are matched against that rule, so the th
 without a candidate cost one search each; Anchore's quadratic regexes are decided by linear
 equivalents (see _LINEAR_EQUIVALENTS). docs/secret-rules.md describes the rules for users.
 
-A finding never keeps the secret: only a short preview where the secret is cut to its first few
-characters followed by `****`, and anything secret-looking before it on the line is cut the same
-way; nothing after the secret is kept.
+A finding never keeps the secret: only a short preview where the secret is replaced by `****`, and
+anything secret-looking before it on the line is replaced the same way; nothing after the secret is
+kept.
 
 Rules file (YAML, `--secret-rules FILE`)::
 
