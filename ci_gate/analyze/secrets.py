@@ -62,6 +62,7 @@ def _mask(secret: str) -> str:
 
 
 def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Spans of a preview masked whole (`redact` keeps ci_gate.redaction's masking for other text)."""
     return mask_spans(text, spans, keep=0)
 
 
@@ -681,7 +682,7 @@ class SecretScanner:
             for _, hit in self._keywords.iter(lowered_text):
                 concerned.update(self._rules_for_hit.get(hit, ()))
         if not concerned and not self._unfiltered:
-            return _mask_spans(text, spans) if spans else text  # the common case: one automaton pass
+            return mask_spans(text, spans) if spans else text  # the common case: one automaton pass
         offset = 0
         for line in text.split("\n"):
             lowered = line.lower()
@@ -705,7 +706,7 @@ class SecretScanner:
                 if item.secret is None:
                     spans.append((offset + min(4, len(line)), offset + len(line)))  # no locator: keep the start
             offset += len(line) + 1
-        return _mask_spans(text, spans) if spans else text
+        return mask_spans(text, spans) if spans else text
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -505,12 +505,12 @@ def test_history_scan_of_a_huge_dotted_word(scanner: SecretScanner) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (f"/bin/sh -c #(nop)  ENV DB_PASSWORD={DB_PASSWORD}", "/bin/sh -c #(nop)  ENV DB_PASSWORD=****"),
-        (f"|2 NPM_TOKEN={NPM} VERSION=1.2 /bin/sh -c npm ci", "|2 NPM_TOKEN=**** VERSION=1.2 /bin/sh -c npm ci"),
-        (f'ARG ADMIN_PASSWORD="{DB_PASSWORD}"', 'ARG ADMIN_PASSWORD="****"'),
-        (f"RUN echo {GITHUB} > /t && echo plain {GITHUB}", "RUN echo **** > /t && echo plain ****"),
-        (f"aws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}", "aws_access_key_id = ****\n"
-         "aws_secret_access_key = ****"),
+        (f"/bin/sh -c #(nop)  ENV DB_PASSWORD={DB_PASSWORD}", "/bin/sh -c #(nop)  ENV DB_PASSWORD=Pg5e****"),
+        (f"|2 NPM_TOKEN={NPM} VERSION=1.2 /bin/sh -c npm ci", "|2 NPM_TOKEN=npm_**** VERSION=1.2 /bin/sh -c npm ci"),
+        (f'ARG ADMIN_PASSWORD="{DB_PASSWORD}"', 'ARG ADMIN_PASSWORD="Pg5e****"'),
+        (f"RUN echo {GITHUB} > /t && echo plain {GITHUB}", "RUN echo ghp_**** > /t && echo plain ghp_****"),
+        (f"aws_access_key_id = {AWS_ID}\naws_secret_access_key = {AWS_SECRET}", "aws_access_key_id = AKIA****\n"
+         "aws_secret_access_key = qV3n****"),
         ("RUN apt-get install -y curl=7.88.1-10 && PATH=/x make",
          "RUN apt-get install -y curl=7.88.1-10 && PATH=/x make"),
         ("ENV TOKEN=${CI_TOKEN}", "ENV TOKEN=${CI_TOKEN}"),
