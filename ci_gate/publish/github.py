@@ -223,13 +223,13 @@ def annotation_lines(evaluation: Evaluation, analysis: Analysis) -> list[str]:
         image = image_display_name(evaluation, analysis)
         found = issues([f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")], analysis)
         stops = [issue for issue in found if issue.action == "STOP"]
-        lines.append(
-            f"::error title={_escape_property(f'ci-gate: STOP for {image}')}::"
-            + _escape_data(
-                f"{len(stops)} finding{'s' if len(stops) != 1 else ''} must be fixed before this image can be "
-                f"pushed ({category_counts(stops)}); how to fix each is in the job summary"
-            )
+        verdict = (
+            f"{len(stops)} finding{'s' if len(stops) != 1 else ''} must be fixed before this image can be pushed "
+            f"({category_counts(stops)}); how to fix each is in the job summary"
+            if stops
+            else "the policy says STOP; see the job summary"
         )
+        lines.append(f"::error title={_escape_property(f'ci-gate: STOP for {image}')}::" + _escape_data(verdict))
         emitted["error"] += 1
     if dockerfile:
         for finding in worst_first(evaluation.findings):

@@ -56,6 +56,10 @@ RULE_ADVICE: dict[tuple[str, str], str] = {
     "with one under an allowed license.",
     ("licenses", "denylist_partial_match"): "Remove the package distributed under the denied license, or replace "
     "it with one under an allowed license.",
+    ("malware", "scans"): "Remove the file the malware scanner matched, find how it got into the build (a "
+    "dependency, a download), and rebuild from clean sources.",
+    ("malware", "scan_not_run"): "ci-gate runs no malware scanner: evaluate with `--backend anchore` where one "
+    "runs, or drop the rule.",
     ("metadata", "attribute"): "Change the image metadata the rule checks (size, architecture, OS, layer count…) "
     "so it meets the rule's condition.",
     ("npms", "newer_version_in_feed"): "Upgrade the npm package to its latest version (npm install NAME@latest).",
@@ -820,4 +824,6 @@ def _unchecked_reason(rule: RuleOutcome, analysis: Analysis, no_data: str, data_
         return "the image has no /etc/passwd to check"
     if rule.gate in ("npms", "ruby_gems") and "feed" in rule.trigger:
         return "needs Anchore's package feeds, which ci-gate does not have"
+    if key == ("malware", "scans"):
+        return "no malware scanner ran (ci-gate has none; Anchore Enterprise runs one)"
     return ""

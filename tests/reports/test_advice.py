@@ -274,3 +274,15 @@ def test_without_vulnerability_data_nothing_says_pass(images, tmp_path):
                for m in scanning["scan"]["messages"])
     assert "could not be checked" in (tmp_path / "comment.md").read_text()
     assert "not checked: cis-4.4-fixable-vulnerabilities: no vulnerability data" in completed.stdout
+
+
+def test_a_malware_rule_without_a_scanner_is_not_checked():
+    from tests.policy.helpers import analysis, policy_document, rule, run
+
+    from ci_gate.reports.advice import unchecked_rules
+
+    document = policy_document([rule("malware", "scans", rule_id="malware-found")])
+    evaluation = run(document, analysis())
+    assert not evaluation.findings
+    assert unchecked_rules(evaluation, analysis()) == {
+        "malware-found": "no malware scanner ran (ci-gate has none; Anchore Enterprise runs one)"}
