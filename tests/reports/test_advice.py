@@ -277,9 +277,8 @@ def test_without_vulnerability_data_nothing_says_pass(images, tmp_path):
 
 
 def test_a_malware_rule_without_a_scanner_is_not_checked():
-    from tests.policy.helpers import analysis, policy_document, rule, run
-
     from ci_gate.reports.advice import unchecked_rules
+    from tests.policy.helpers import analysis, policy_document, rule, run
 
     document = policy_document([rule("malware", "scans", rule_id="malware-found")])
     evaluation = run(document, analysis())
