@@ -231,6 +231,9 @@ def recommendation(finding: Finding, analysis: Analysis) -> str:
     if finding.recommendation.strip():
         return redact(finding.recommendation.strip())
     key = (finding.gate, finding.trigger)
+    if finding.trigger_id == "evaluation_error":  # the rule itself is broken, not the image
+        return (f"Fix policy rule {finding.rule_id or key[0] + '/' + key[1]}: it could not be evaluated (see the "
+                "message); until then it fails closed.")
     if finding.vulnerability is not None:
         return _vulnerability_advice(finding, analysis)
     if is_secret(finding) or key == ("embedded_secrets", "deleted_file"):
