@@ -21,8 +21,6 @@ import yaml
 from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import CiGateError, UsageError, quoted
 from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, ReportTargets, run_gate
-from ci_gate.model import ACTIONS, Analysis, Evaluation, Finding
-from ci_gate.redaction import terminal_line
 
 if TYPE_CHECKING:
     from ci_gate.backends.interface import AnchoreOptions
@@ -36,14 +34,14 @@ SETTINGS = {
     "on-error": "fail", "base-image": None, "platform": None, "insecure-registry": None, "ca-bundle": None,
     "no-cache": False, "vex": None, "secret-rules": None,
     "anchore-url": None, "anchore-user": None, "anchore-account": None, "anchore-policy-id": None,
-    "timeout": None, "poll-interval": None, "force": False,
+    "timeout": None, "poll-interval": None, "force": False, "verbose": False,
 }
 """Every setting the gate reads, by long option name, with its default."""
 
 LIST_SETTINGS = ("insecure-registry", "vex")
 """Settings that may be given several times (comma-separated in a CI_GATE_* variable)."""
 
-CHOICES = {"backend": ("local", "anchore"), "comment": ("auto", "github", "gitlab", "off"),
+CHOICES = {"backend": ("local", "anchore"), "comment": ("auto", "github", "gitlab", "review", "off"),
            "fail-on": ("stop", "warn", "never"), "on-error": ("fail", "pass")}
 
 
@@ -177,186 +175,143 @@ def _anchore_options(settings: Mapping[str, Any]) -> "AnchoreOptions":
 
 # --- the terminal verdict --------------------------------------------------------------------------
 
-_RANK = {action: index for index, action in enumerate(reversed(ACTIONS))}
-"""STOP 0, WARN 1, GO 2: worst first."""
+
+def render_plain(result: GateResult, verbose: bool = False, policy: str = "") -> str:
+    """Plain lines (CI logs, pipes); see `ci_gate.reports.terminal`."""
+    from ci_gate.reports.terminal import render_plain as plain
+
+    return plain(result, verbose=verbose, policy=policy)
 
 
-def _text(analysis: Analysis, finding: Finding) -> str:
-    try:
-        from ci_gate.reports.common import finding_text
-    except ImportError:
-        return finding.message
-    return finding_text(analysis, finding)
+def render_rich(result: GateResult, verbose: bool = False, policy: str = "") -> None:
+    from ci_gate.reports.terminal import render_rich as rich
 
-
-def grouped(evaluation: Evaluation) -> list[tuple[str, str, list[Finding]]]:
-    """(gate, worst effective action, findings worst first), gates worst first."""
-    by_gate: dict[str, list[Finding]] = {}
-    for finding in evaluation.findings:
-        by_gate.setdefault(finding.gate, []).append(finding)
-    groups = []
-    for gate, findings in by_gate.items():
-        findings.sort(key=lambda f: (_RANK[f.effective_action], f.trigger, f.message))
-        groups.append((gate, findings[0].effective_action, findings))
-    groups.sort(key=lambda group: (_RANK[group[1]], group[0]))
-    return groups
-
-
-def _where(finding: Finding) -> str:
-    parts = []
-    if finding.path:
-        parts.append(finding.path)
-    if finding.dockerfile_line is not None:
-        parts.append(f"Dockerfile:{finding.dockerfile_line}")
-    if finding.origin:
-        parts.append(f"{finding.origin} layer")
-    return ", ".join(parts)
-
-
-def _label(finding: Finding) -> str:
-    if finding.allowlisted:
-        return f"GO (allowlisted; was {finding.action})"
-    return finding.action
-
-
-def _summary(result: GateResult) -> list[str]:
-    evaluation = result.evaluation
-    counts = {action: sum(1 for f in evaluation.findings if f.effective_action == action) for action in ACTIONS}
-    allowlisted = sum(1 for f in evaluation.findings if f.allowlisted)
-    reason = "" if evaluation.final_action_reason == "policy_evaluation" else f" ({evaluation.final_action_reason}"\
-        f"{': ' + evaluation.matched_image_rule if evaluation.matched_image_rule else ''})"
-    return [
-        f"{evaluation.final_action}{reason}  {result.analysis.identity.reference}",
-        f"policy {evaluation.policy_name or evaluation.policy_id}, mapping "
-        f"{evaluation.matched_mapping or '(none)'}, tag {evaluation.tag or '-'}",
-        f"findings: {counts['STOP']} STOP, {counts['WARN']} WARN, {counts['GO']} GO, {allowlisted} allowlisted; "
-        f"{len(evaluation.rules)} rules checked",
-    ]
-
-
-def render_plain(result: GateResult) -> str:
-    """Plain lines (CI logs, pipes)."""
-    lines = [f"ci-gate: {line}" for line in _summary(result)]
-    for gate, worst, findings in grouped(result.evaluation):
-        lines.append(f"[{worst}] {gate} ({len(findings)})")
-        for finding in findings:
-            where = _where(finding)
-            lines.append(f"  {_label(finding):<5} {finding.trigger}: {_text(result.analysis, finding)}"
-                         + (f" [{where}]" if where else "") + f" (rule {finding.rule_id}, id {finding.trigger_id})")
-    lines += _tail(result)
-    # The tag, the image path and messages are anyone's text: one terminal line each, no CI command.
-    return "\n".join(terminal_line(line) for line in lines) + "\n"
-
-
-def _tail(result: GateResult) -> list[str]:
-    lines = []
-    for expired in result.evaluation.expired_exceptions:
-        lines.append(f"EXPIRED EXCEPTION: allowlist {expired.allowlist_id} item {expired.item_id} ({expired.gate} "
-                     f"{expired.trigger_id}) expired {expired.expires_on}"
-                     + (f"; reason was: {expired.reason}" if expired.reason else ""))
-    expired_ids = {e.item_id for e in result.evaluation.expired_exceptions}
-    for warning in result.evaluation.warnings:
-        if warning.startswith("EXPIRED exception") and any(f"'{i}'" in warning for i in expired_ids):
-            continue
-        lines.append(f"warning: {warning}")
-    for note in result.notes:
-        lines.append(f"note: {note}")
-    for path in result.written:
-        lines.append(f"wrote {path}")
-    return lines
-
-
-def render_rich(result: GateResult) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    def safe(text: str) -> str:  # image and server text: no control characters, no rich markup
-        return escape(terminal_line(text))
-
-    console = Console()
-    colour = {"STOP": "bold red", "WARN": "bold yellow", "GO": "bold green"}
-    summary = _summary(result)
-    console.print(f"[{colour[result.evaluation.final_action]}]{safe(summary[0])}[/]")
-    for line in summary[1:]:
-        console.print(safe(line), highlight=False)
-    for gate, _worst, findings in grouped(result.evaluation):
-        table = Table(title=f"{gate} ({len(findings)})", title_justify="left", show_lines=False, expand=True)
-        table.add_column("Action", no_wrap=True)
-        table.add_column("Trigger", no_wrap=True)
-        table.add_column("Message", ratio=3)
-        table.add_column("Where", ratio=1)
-        table.add_column("Rule", no_wrap=True)
-        for finding in findings:
-            table.add_row(f"[{colour[finding.effective_action]}]{_label(finding)}[/]", safe(finding.trigger),
-                          safe(_text(result.analysis, finding)), safe(_where(finding)), safe(finding.rule_id))
-        console.print(table)
-    for line in _tail(result):
-        console.print(safe(line), highlight=False, style="bold yellow" if line.startswith("EXPIRED") else None)
+    rich(result, verbose=verbose, policy=policy)
 
 
 def _interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("CI")
 
 
+GATE_HELP = "\n".join((
+    "Analyse IMAGE, evaluate the policy, write the reports, and end with the verdict: what must be fixed before "
+    "the image can be pushed, and how.",
+    "",
+    "IMAGE is SCHEME:LOCATION (the schemes syft uses):",
+    "  docker-archive:PATH  a `docker save` archive       e.g. docker-archive:app.tar",
+    "  oci-archive:PATH     an OCI archive                e.g. oci-archive:app-oci.tar",
+    "  oci-dir:PATH         an OCI image layout           e.g. oci-dir:build/oci",
+    "  dir:PATH             a root filesystem             e.g. dir:rootfs",
+    "  registry:REF         a registry, no daemon needed  e.g. registry:ghcr.io/acme/app:1.4",
+    "  docker:REF           the local Docker daemon       e.g. docker:acme/app:1.4",
+    "  sbom:PATH            an SBOM (syft/CycloneDX/SPDX) e.g. sbom:app.cdx.json",
+    "A bare path is detected; a bare reference tries the Docker daemon, then the registry.",
+    "",
+    "Example: ci-gate gate oci-dir:build/oci --policy builtin:dod --dockerfile Dockerfile --sarif ci-gate.sarif",
+))
+
+IMAGE_HELP = "The image: SCHEME:LOCATION, see above."
+"""(Typer with Click 8.2 drops an argument's help; the schemes are in the command's help.)"""
+
+POLICY_PANEL = "Policy"
+VULNERABILITY_PANEL = "Vulnerabilities"
+REPORT_PANEL = "Reports (each written only when asked for)"
+PUBLISH_PANEL = "Publishing and exit code"
+SOURCE_PANEL = "Image source"
+ANCHORE_PANEL = "Anchore backend (--backend anchore)"
+
+
 def register(app: typer.Typer) -> None:
     """Add the `gate` command to the root app."""
 
-    from ci_gate.cli import CaBundleOption, InsecureOption, NoCacheOption, PlatformOption
+    def option(*names: str, help: str, panel: str, default: str | None = None) -> Any:
+        # The defaults live in SETTINGS (flags, CI_GATE_* and .ci-gate.yaml are layered), so typer sees None;
+        # `show_default` prints the real one.
+        return typer.Option(*names, help=help, rich_help_panel=panel, show_default=default or False)
 
-    @app.command()
+    @app.command(help=GATE_HELP, epilog="Exit codes: 0 the image may be pushed (GO or WARN), 1 policy STOP (or WARN "
+                 "with --fail-on warn), 2 ci-gate could not decide. Every option can also be set as "
+                 "CI_GATE_<OPTION> or in .ci-gate.yaml.")
     def gate(
-        image: Annotated[str | None, typer.Argument(help="The image: SCHEME:LOCATION or a path/reference.")] = None,
-        policy: Annotated[str | None, typer.Option("--policy", help="Policy file or builtin:NAME "
-                                                      "(default builtin:default).")] = None,
-        dockerfile: Annotated[Path | None, typer.Option("--dockerfile", help="The Dockerfile the image was built "
-                                                           "from.")] = None,
-        tag: Annotated[str | None, typer.Option("--tag", help="The tag policy mappings match on.")] = None,
-        backend: Annotated[str | None, typer.Option("--backend", help="local or anchore.")] = None,
-        vuln_db: Annotated[Path | None, typer.Option("--vuln-db", help="Vulnerability database.")] = None,
-        json_report: Annotated[Path | None, typer.Option("--json", help="Write the evaluation JSON.")] = None,
-        junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
-        sarif: Annotated[Path | None, typer.Option("--sarif", help="Write a SARIF 2.1.0 report.")] = None,
-        gitlab_report: Annotated[Path | None, typer.Option("--gitlab-report", help="Write a GitLab container "
-                                                              "scanning report.")] = None,
-        codequality: Annotated[Path | None, typer.Option("--codequality", help="Write a GitLab Code Quality "
-                                                            "report.")] = None,
-        markdown: Annotated[Path | None, typer.Option("--markdown", help="Write the Markdown summary.")] = None,
-        compliance: Annotated[Path | None, typer.Option("--compliance", help="Write the compliance report.")] = None,
-        template: Annotated[Path | None, typer.Option("--template", help="A jinja2 template for --markdown.")] = None,
-        comment: Annotated[str | None, typer.Option("--comment", help="auto, github, gitlab or off.")] = None,
-        fail_on: Annotated[str | None, typer.Option("--fail-on", help="stop, warn or never.")] = None,
-        on_error: Annotated[str | None, typer.Option("--on-error", help="fail or pass.")] = None,
-        base_image: Annotated[str | None, typer.Option("--base-image", help="The base image (reference or "
-                                                          "path).")] = None,
-        platform: PlatformOption = None,
-        insecure_registry: InsecureOption = None,
-        ca_bundle: CaBundleOption = None,
-        no_cache: NoCacheOption = False,
-        vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document whose "
-                                                       "not_affected/fixed statements suppress matches "
-                                                       "(repeatable).")] = None,
-        secret_rules: Annotated[Path | None, typer.Option("--secret-rules", help="YAML file that adds, disables "
-                                                             "or tunes secret rules.")] = None,
-        anchore_url: Annotated[str | None, typer.Option("--anchore-url", help="Anchore API URL (default "
-                                                           "$ANCHORE_URL or $ANCHORECTL_URL).")] = None,
-        anchore_user: Annotated[str | None, typer.Option("--anchore-user", help="Anchore user, or _api_key "
-                                                            "(default $ANCHORE_USER or $ANCHORECTL_USERNAME).")] = None,
-        anchore_password: Annotated[str | None, typer.Option("--anchore-password", help="Prefer $ANCHORE_PASS "
-                                                                "(or $ANCHORECTL_PASSWORD): a flag shows in process "
-                                                                "lists.")] = None,
-        anchore_account: Annotated[str | None, typer.Option("--anchore-account", help="Act in this account "
-                                                               "(x-anchore-account header).")] = None,
-        anchore_policy_id: Annotated[str | None, typer.Option("--anchore-policy-id", help="Server policy to "
-                                                                 "evaluate (default: the active one).")] = None,
-        timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for the Anchore "
-                                                         "analysis (default 1800).")] = None,
-        poll_interval: Annotated[float | None, typer.Option("--poll-interval", help="Longest pause between "
-                                                               "analysis status polls (default 5 s).")] = None,
-        force: Annotated[bool, typer.Option("--force", help="Make Anchore re-analyse an already analysed "
-                                               "image.")] = False,
+        image: Annotated[str | None, typer.Argument(help=IMAGE_HELP, show_default=False)] = None,
+        policy: Annotated[str | None, option("--policy", help="Policy file (Anchore v2 JSON/YAML) or builtin:NAME "
+                                             "(builtin:default, builtin:dod, builtin:cis).", panel=POLICY_PANEL,
+                                             default="builtin:default")] = None,
+        dockerfile: Annotated[Path | None, option("--dockerfile", help="The Dockerfile the image was built from: "
+                                                  "findings point at its lines, and fixes are suggested for them.",
+                                                  panel=POLICY_PANEL)] = None,
+        tag: Annotated[str | None, option("--tag", help="The tag policy mappings match on.", panel=POLICY_PANEL,
+                                          default="the image's own tag")] = None,
+        base_image: Annotated[str | None, option("--base-image", help="The base image (reference or path): tells "
+                                                 "base-image packages from yours.", panel=POLICY_PANEL)] = None,
+        secret_rules: Annotated[Path | None, option("--secret-rules", help="YAML file that adds, disables or tunes "
+                                                    "secret rules.", panel=POLICY_PANEL)] = None,
+        vuln_db: Annotated[Path | None, option("--vuln-db", help="The offline vulnerability store (ci-gate db "
+                                               "import / db update make it).", panel=VULNERABILITY_PANEL,
+                                               default="~/.local/share/ci-gate/vulns.sqlite")] = None,
+        vex: Annotated[list[Path] | None, option("--vex", help="OpenVEX or CycloneDX VEX document whose "
+                                                 "not_affected/fixed statements suppress matches (repeatable).",
+                                                 panel=VULNERABILITY_PANEL)] = None,
+        json_report: Annotated[Path | None, option("--json", help="The evaluation JSON (Anchore v2 shaped).",
+                                                   panel=REPORT_PANEL)] = None,
+        junit: Annotated[Path | None, option("--junit", help="JUnit XML (GitLab, Jenkins test tabs).",
+                                             panel=REPORT_PANEL)] = None,
+        sarif: Annotated[Path | None, option("--sarif", help="SARIF 2.1.0 (GitHub code scanning).",
+                                             panel=REPORT_PANEL)] = None,
+        gitlab_report: Annotated[Path | None, option("--gitlab-report", help="GitLab container scanning report.",
+                                                     panel=REPORT_PANEL)] = None,
+        codequality: Annotated[Path | None, option("--codequality", help="GitLab Code Quality report.",
+                                                   panel=REPORT_PANEL)] = None,
+        markdown: Annotated[Path | None, option("--markdown", help="The Markdown comment, with fixes.",
+                                                panel=REPORT_PANEL)] = None,
+        compliance: Annotated[Path | None, option("--compliance", help="The compliance report (DISA / CIS item, "
+                                                  "status, evidence, fix).", panel=REPORT_PANEL)] = None,
+        template: Annotated[Path | None, option("--template", help="A jinja2 template that replaces the Markdown "
+                                                "comment's.", panel=REPORT_PANEL)] = None,
+        comment: Annotated[str | None, option("--comment", help="Post one comment per image on the pull/merge "
+                                              "request: auto, github, gitlab, review (GitHub, plus review "
+                                              "comments with suggested Dockerfile fixes) or off.",
+                                              panel=PUBLISH_PANEL, default="off")] = None,
+        fail_on: Annotated[str | None, option("--fail-on", help="Which verdict fails the build: stop, warn or "
+                                              "never.", panel=PUBLISH_PANEL, default="stop")] = None,
+        on_error: Annotated[str | None, option("--on-error", help="When ci-gate cannot decide: fail (exit 2) or "
+                                               "pass (exit 0, loudly).", panel=PUBLISH_PANEL,
+                                               default="fail")] = None,
+        verbose: Annotated[bool, option("--verbose", help="Show every finding on its own row, trigger ids and "
+                                        "allowlisted findings.", panel=PUBLISH_PANEL)] = False,
+        platform: Annotated[str | None, option("--platform", help="os/arch or os/arch/variant to pick from a "
+                                               "multi-platform image.", panel=SOURCE_PANEL,
+                                               default="this machine's")] = None,
+        insecure_registry: Annotated[list[str] | None, option("--insecure-registry", help="HOST[:PORT] that may be "
+                                                              "reached over plain HTTP (repeatable).",
+                                                              panel=SOURCE_PANEL)] = None,
+        ca_bundle: Annotated[Path | None, option("--ca-bundle", help="CA bundle for registry TLS.",
+                                                 panel=SOURCE_PANEL, default="the system's")] = None,
+        no_cache: Annotated[bool, option("--no-cache", help="Do not read or write the analysis cache.",
+                                         panel=SOURCE_PANEL)] = False,
+        backend: Annotated[str | None, option("--backend", help="local (analyse and evaluate here) or anchore "
+                                              "(an Anchore Enterprise server).", panel=ANCHORE_PANEL,
+                                              default="local")] = None,
+        anchore_url: Annotated[str | None, option("--anchore-url", help="Anchore API URL.", panel=ANCHORE_PANEL,
+                                                  default="$ANCHORE_URL or $ANCHORECTL_URL")] = None,
+        anchore_user: Annotated[str | None, option("--anchore-user", help="Anchore user, or _api_key.",
+                                                   panel=ANCHORE_PANEL,
+                                                   default="$ANCHORE_USER or $ANCHORECTL_USERNAME")] = None,
+        anchore_password: Annotated[str | None, option("--anchore-password", help="Prefer $ANCHORE_PASS (or "
+                                                       "$ANCHORECTL_PASSWORD): a flag shows in process lists.",
+                                                       panel=ANCHORE_PANEL)] = None,
+        anchore_account: Annotated[str | None, option("--anchore-account", help="Act in this account "
+                                                      "(x-anchore-account header).", panel=ANCHORE_PANEL)] = None,
+        anchore_policy_id: Annotated[str | None, option("--anchore-policy-id", help="Server policy to evaluate.",
+                                                        panel=ANCHORE_PANEL, default="the active one")] = None,
+        timeout: Annotated[float | None, option("--timeout", help="Seconds to wait for the Anchore analysis.",
+                                                panel=ANCHORE_PANEL, default="1800")] = None,
+        poll_interval: Annotated[float | None, option("--poll-interval", help="Longest pause between analysis "
+                                                      "status polls, in seconds.", panel=ANCHORE_PANEL,
+                                                      default="5")] = None,
+        force: Annotated[bool, option("--force", help="Make Anchore re-analyse an already analysed image.",
+                                      panel=ANCHORE_PANEL)] = False,
     ) -> None:
-        """Analyse IMAGE, evaluate the policy, write reports; exit 0 pass, 1 STOP, 2 could not decide."""
         flags = {
             "image": image, "policy": policy, "dockerfile": dockerfile, "tag": tag, "backend": backend,
             "vuln-db": vuln_db, "json": json_report, "junit": junit, "sarif": sarif,
@@ -366,7 +321,7 @@ def register(app: typer.Typer) -> None:
             "insecure-registry": insecure_registry, "ca-bundle": ca_bundle, "no-cache": no_cache,
             "vex": vex, "secret-rules": secret_rules, "anchore-url": anchore_url, "anchore-user": anchore_user,
             "anchore-account": anchore_account, "anchore-policy-id": anchore_policy_id, "timeout": timeout,
-            "poll-interval": poll_interval, "force": force,
+            "poll-interval": poll_interval, "force": force, "verbose": verbose,
         }
         on_error_value = on_error or os.environ.get("CI_GATE_ON_ERROR") or "fail"
         try:
@@ -382,8 +337,9 @@ def register(app: typer.Typer) -> None:
             typer.echo("ci-gate: WARNING: the gate could NOT decide, and --on-error pass lets the build continue "
                        "unchecked", err=True)
             raise typer.Exit(EXIT_PASS) from None
+        show_all = bool(settings.get("verbose"))
         if _interactive():
-            render_rich(result)
+            render_rich(result, verbose=show_all, policy=options.policy)
         else:
-            typer.echo(render_plain(result), nl=False)
+            typer.echo(render_plain(result, verbose=show_all, policy=options.policy), nl=False)
         raise typer.Exit(result.exit_code)

@@ -198,7 +198,7 @@ class SecretFinding:
     line: int | None = None
     layer_index: int | None = None
     preview: str = ""
-    """A short redacted excerpt, e.g. `aws_secret_access_key = wJal****`."""
+    """A short redacted excerpt, e.g. `aws_secret_access_key = ****` (no character of the secret)."""
     deleted: bool = False
     """True when the file is not in the final filesystem (deleted by a later layer) but still shipped."""
     regex: str = ""
@@ -340,6 +340,9 @@ class Finding:
     """base or app, where the finding is tied to a layer."""
     dockerfile_line: int | None = None
     vulnerability: VulnerabilityDetail | None = None
+    recommendation: str = ""
+    """The rule's own `recommendation` (Anchore v2 rules may carry one); empty when the rule has none, and
+    the reports then give the built-in advice for the gate and trigger (`ci_gate.reports.advice`)."""
 
     @property
     def effective_action(self) -> str:
@@ -360,6 +363,8 @@ class RuleOutcome:
     params: Mapping[str, str] = field(default_factory=dict)
     fired: int = 0
     description: str = ""
+    recommendation: str = ""
+    """The rule's own `recommendation`, empty when it has none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,13 +64,13 @@ MESSAGE_LIMIT = 2000
 # --- masking -------------------------------------------------------------------------------------
 
 
-def mask(secret: str) -> str:
-    """At most the first 4 characters of a secret (fewer for a short one), then `****`."""
-    keep = min(4, len(secret) // 4)
+def mask(secret: str, keep: int = 4) -> str:
+    """At most the first `keep` characters of a secret (fewer for a short one), then `****`."""
+    keep = min(keep, len(secret) // 4)
     return secret[:keep] + MASK
 
 
-def mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+def mask_spans(text: str, spans: Iterable[tuple[int, int]], keep: int = 4) -> str:
     """`text` with each span masked; overlapping spans are merged first so no tail escapes."""
     merged: list[list[int]] = []
     for start, end in sorted(spans):
@@ -85,7 +85,7 @@ def mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
     result, cursor = [], 0
     for start, end in merged:
         result.append(text[cursor:start])
-        result.append(mask(text[start:end]))
+        result.append(mask(text[start:end], keep))
         cursor = end
     result.append(text[cursor:])
     return "".join(result)

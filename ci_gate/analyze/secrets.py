@@ -8,9 +8,9 @@ only the lines holding a rule's keyword are matched against that rule, so the th
 without a candidate cost one search each; Anchore's quadratic regexes are decided by linear
 equivalents (see _LINEAR_EQUIVALENTS). docs/secret-rules.md describes the rules for users.
 
-A finding never keeps the secret: only a short preview where the secret is cut to its first few
-characters followed by `****`, and anything secret-looking before it on the line is cut the same
-way; nothing after the secret is kept.
+A finding never keeps the secret: only a short preview where the secret is replaced by `****`, and
+anything secret-looking before it on the line is replaced the same way; nothing after the secret is
+kept.
 
 Rules file (YAML, `--secret-rules FILE`)::
 
@@ -46,10 +46,8 @@ from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding
 from ci_gate.redaction import ASSIGNMENT as _ASSIGNMENT
+from ci_gate.redaction import MASK, mask_spans, secret_spans
 from ci_gate.redaction import is_reference as _is_reference
-from ci_gate.redaction import mask as _mask
-from ci_gate.redaction import mask_spans as _mask_spans
-from ci_gate.redaction import secret_spans
 from ci_gate.redaction import unquote as _unquote
 
 DEFAULT_MAX_FILE_SIZE = 10000
@@ -57,6 +55,16 @@ DEFAULT_MAX_FILE_SIZE = 10000
 
 SECRET_ENV_NAME = "SECRET_ENV_NAME"
 """The rule that fires on a secret-looking variable name with a value (ENV, ARG, build args, labels)."""
+
+def _mask(secret: str) -> str:
+    """A secret in a preview is `****`: no character of it, as the gate's reports show it."""
+    return MASK
+
+
+def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Spans of a preview masked whole (`redact` keeps ci_gate.redaction's masking for other text)."""
+    return mask_spans(text, spans, keep=0)
+
 
 _PREVIEW_PREFIX_LIMIT = 48
 """How many characters before the secret a preview keeps (the variable name and the `=`)."""
@@ -674,7 +682,7 @@ class SecretScanner:
             for _, hit in self._keywords.iter(lowered_text):
                 concerned.update(self._rules_for_hit.get(hit, ()))
         if not concerned and not self._unfiltered:
-            return _mask_spans(text, spans) if spans else text  # the common case: one automaton pass
+            return mask_spans(text, spans) if spans else text  # the common case: one automaton pass
         offset = 0
         for line in text.split("\n"):
             lowered = line.lower()
@@ -698,7 +706,7 @@ class SecretScanner:
                 if item.secret is None:
                     spans.append((offset + min(4, len(line)), offset + len(line)))  # no locator: keep the start
             offset += len(line) + 1
-        return _mask_spans(text, spans) if spans else text
+        return mask_spans(text, spans) if spans else text
 
     # --- helpers ---------------------------------------------------------------------------------
 

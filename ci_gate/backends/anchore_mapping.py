@@ -102,6 +102,7 @@ def _rule_outcomes(rules: Mapping[str, tuple[str, Mapping[str, Any]]], findings:
             rule_id=rule_id, gate=_text(rule.get("gate")).lower(), trigger=_text(rule.get("trigger")).lower(),
             action=_text(rule.get("action")).upper() or "GO", policy_id=policy_id, rule_set_id=set_id,
             params=params, fired=fired.get(rule_id, 0), description=_text(rule.get("description")),
+            recommendation=_text(rule.get("recommendation")),
         ))
     return tuple(outcomes)
 
@@ -155,6 +156,7 @@ def _from_v2(document: Any, digest: str, tag: str) -> Evaluation:
             trigger_id=_text(item.get("trigger_id")), action=action, message=_text(item.get("message")),
             rule_id=rule_id, policy_id=policy_id, rule_set_id=_text(item.get("policy_id")),
             allowlisted=allowlisted, origin="base" if item.get("inherited_from_base") is True else None,
+            recommendation=_text(item.get("recommendation")),
         ))
     reason = _text(evaluation.get("final_action_reason")) or "policy_evaluation"
     image_rule = None

@@ -297,8 +297,12 @@ def read_source(reference: str) -> tuple[str, str]:
     try:
         return path.read_text("utf-8"), reference
     except FileNotFoundError:
+        packs = builtin_names()
+        if reference in packs or reference.removesuffix(".yaml") in packs:
+            name = reference.removesuffix(".yaml")
+            raise PolicyError(f"policy file {reference} does not exist; did you mean builtin:{name}?") from None
         raise PolicyError(
-            f"policy file {reference} does not exist; give a path or builtin:NAME ({', '.join(builtin_names())})"
+            f"policy file {reference} does not exist; give a path or builtin:NAME ({', '.join(packs)})"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyError(f"cannot read policy file {reference}: {error}") from None

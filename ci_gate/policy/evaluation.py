@@ -233,6 +233,7 @@ def evaluate(policy: Policy, analysis: Analysis, options: EvaluationInput | None
                         params=dict(rule.params),
                         fired=len(fired),
                         description=rule.description,
+                        recommendation=rule.recommendation,
                     )
                 )
         allowlists = [a for a in (policy.allowlist(i) for i in mapping.allowlist_ids) if a is not None]
@@ -321,6 +322,7 @@ def _run_rule(
                 origin=origin_of(analysis, fired.layer_index),
                 dockerfile_line=fired.dockerfile_line,
                 vulnerability=fired.vulnerability,
+                recommendation=rule.recommendation,
             )
         )
     return findings

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["detect_provider", "publish_comment"]
 
-MODES = ("auto", "github", "gitlab", "off")
+MODES = ("auto", "github", "gitlab", "review", "off")
+"""`review` is `github` plus review comments with suggested Dockerfile fixes (`ci_gate.publish.review`)."""
 
 
 def detect_provider(env: Mapping[str, str]) -> str | None:
@@ -94,7 +95,7 @@ def publish_comment(
     out = sys.stdout if stream is None else stream
     notes: list[str] = []
     if mode not in MODES:
-        return [f"unknown --comment mode {mode!r} (use auto, github, gitlab or off); no comment posted"]
+        return [f"unknown --comment mode {mode!r} (use auto, github, gitlab, review or off); no comment posted"]
     outputs = github.gate_outputs(evaluation, _report_paths(reports))
 
     in_actions = github.in_github_actions(environment)
@@ -111,7 +112,7 @@ def publish_comment(
 
     if mode == "off":
         return notes
-    provider = mode if mode in ("github", "gitlab") else detect_provider(environment)
+    provider = "github" if mode == "review" else mode if mode in ("github", "gitlab") else detect_provider(environment)
     if provider is None:
         notes.append(
             "--comment auto: no GitHub Actions, GitLab CI or Jenkins change request detected; no comment posted"
@@ -147,6 +148,8 @@ def publish_comment(
             f"{result.action} the ci-gate comment on {api.description}"
             + (f" (removed {result.removed_duplicates} duplicate)" if result.removed_duplicates else "")
         )
+        if mode == "review":
+            notes.append(_review(evaluation, analysis, environment))
     except (PublishDenied, PublishTransient) as error:
         where = "the job summary" if summary_written else "the job log below"
         notes.append(f"warning: could not comment ({error}); the result is in {where} instead")
@@ -154,6 +157,17 @@ def publish_comment(
             fallback = markdown if markdown is not None else render_markdown(evaluation, analysis, "comment")
             _print_fallback(fallback, out, environment)
     return notes
+
+
+def _review(evaluation: Evaluation, analysis: Analysis, env: Mapping[str, str]) -> str:
+    """The suggested Dockerfile fixes as review comments; a problem is a note, never a failure."""
+    from ci_gate.publish.review import ReviewComments, post_review_suggestions
+
+    try:
+        api = ReviewComments(github.require_pull_request(env))
+        return post_review_suggestions(api, evaluation, analysis, env)
+    except (PublishDenied, PublishTransient) as error:
+        return f"warning: could not post review suggestions ({error}); the fixes are in the comment"
 
 
 def _github_extras(

@@ -33,7 +33,8 @@ from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.interface import Comment, PublishDenied
 from ci_gate.publish.rest import RestComments, call
 from ci_gate.redaction import escape_control
-from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, worst_first
+from ci_gate.reports.advice import category_counts, issues, recommendation
+from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, image_display_name, worst_first
 
 COMMENT_LIMIT = 65_536
 """GitHub: "body is too long (maximum is 65536 characters)"."""
@@ -219,14 +220,16 @@ def annotation_lines(evaluation: Evaluation, analysis: Analysis) -> list[str]:
     emitted = {"error": 0, "warning": 0}
     skipped = {"error": 0, "warning": 0}
     if evaluation.final_action.upper() == "STOP":
-        tally = counts(evaluation)
-        lines.append(
-            f"::error title={_escape_property('ci-gate: policy STOP')}::"
-            + _escape_data(
-                f"{evaluation.tag or evaluation.image_digest}: {tally.stop} STOP and "
-                f"{tally.warn} WARN findings (see the job summary)"
-            )
+        image = image_display_name(evaluation, analysis)
+        found = issues([f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")], analysis)
+        stops = [issue for issue in found if issue.action == "STOP"]
+        verdict = (
+            f"{len(stops)} finding{'s' if len(stops) != 1 else ''} must be fixed before this image can be pushed "
+            f"({category_counts(stops)}); how to fix each is in the job summary"
+            if stops
+            else "the policy says STOP; see the job summary"
         )
+        lines.append(f"::error title={_escape_property(f'ci-gate: STOP for {image}')}::" + _escape_data(verdict))
         emitted["error"] += 1
     if dockerfile:
         for finding in worst_first(evaluation.findings):
@@ -236,8 +239,8 @@ def annotation_lines(evaluation: Evaluation, analysis: Analysis) -> list[str]:
             if emitted[level] >= ANNOTATIONS_PER_LEVEL:
                 skipped[level] += 1
                 continue
-            title = f"ci-gate {finding.gate}/{finding.trigger}"
-            message = f"{finding_title(finding)}: {finding_text(analysis, finding)}"
+            title = f"ci-gate {finding.effective_action.upper()}: {finding_title(finding)}"
+            message = f"{finding_text(analysis, finding)}. How to fix: {recommendation(finding, analysis)}"
             lines.append(
                 f"::{level} file={_escape_property(dockerfile)},line={finding.dockerfile_line},"
                 f"title={_escape_property(title)}::{_escape_data(message)}"

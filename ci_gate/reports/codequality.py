@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ci_gate.model import Analysis, Evaluation, Finding
+from ci_gate.reports.advice import recommendation
 from ci_gate.reports.common import (
     TOOL_NAME,
     dockerfile_uri,
@@ -48,7 +49,8 @@ def render_codequality(evaluation: Evaluation, analysis: Analysis) -> list[dict[
             {
                 "type": "issue",
                 "description": truncate(
-                    f"{action} {finding_title(finding)}: {finding_text(analysis, finding)} (image {image})",
+                    f"{action} {finding_title(finding)}: {finding_text(analysis, finding)} (image {image}). "
+                    f"How to fix: {recommendation(finding, analysis)}",
                     2_000,
                 ),
                 "check_name": f"{TOOL_NAME}/{finding.gate}/{finding.trigger}",

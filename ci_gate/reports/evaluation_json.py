@@ -25,6 +25,8 @@ def _message(analysis: Analysis, finding: Finding) -> str:
 
 
 def _finding(analysis: Analysis, finding: Finding) -> dict[str, Any]:
+    from ci_gate.reports.advice import recommendation
+
     allowlisted = finding.allowlisted
     return {
         "trigger_id": finding.trigger_id,
@@ -34,7 +36,7 @@ def _finding(analysis: Analysis, finding: Finding) -> dict[str, Any]:
         "action": finding.action.lower(),
         "policy_id": finding.rule_set_id,
         "rule_id": finding.rule_id,
-        "recommendation": "",
+        "recommendation": recommendation(finding, analysis),
         "allowlisted": allowlisted is not None,
         "allowlist_match": None if allowlisted is None else {
             "id": allowlisted.allowlist_id,
@@ -53,6 +55,21 @@ def _finding(analysis: Analysis, finding: Finding) -> dict[str, Any]:
         "dockerfile_line": finding.dockerfile_line,
         "vulnerability": to_dict(finding.vulnerability) if finding.vulnerability else None,
     }
+
+
+def _rules(evaluation: Evaluation, analysis: Analysis) -> list[dict[str, Any]]:
+    """Every rule checked, with `checked: false` and the reason for one that could not check anything."""
+    from ci_gate.reports.advice import rule_advice, unchecked_rules
+
+    unchecked = unchecked_rules(evaluation, analysis)
+    rules = []
+    for rule in evaluation.rules:
+        item = to_dict(rule)
+        item["recommendation"] = rule_advice(rule.gate, rule.trigger, rule.recommendation)
+        item["checked"] = rule.rule_id not in unchecked
+        item["not_checked_reason"] = unchecked.get(rule.rule_id, "")
+        rules.append(item)
+    return rules
 
 
 def _problem(warning: str) -> dict[str, str]:
@@ -97,6 +114,6 @@ def render_evaluation_json(evaluation: Evaluation, analysis: Analysis) -> dict[s
             "config_digest": analysis.identity.config_digest,
             "warnings": list(evaluation.warnings),
             "expired_exceptions": [to_dict(e) for e in evaluation.expired_exceptions],
-            "rules": [to_dict(r) for r in evaluation.rules],
+            "rules": _rules(evaluation, analysis),
         },
     }

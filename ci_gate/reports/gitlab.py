@@ -16,6 +16,7 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Evaluation, Finding
+from ci_gate.reports.advice import recommendation, unchecked_rules
 from ci_gate.reports.common import (
     TOOL_NAME,
     finding_text,
@@ -60,6 +61,13 @@ def render_container_scanning(evaluation: Evaluation, analysis: Analysis) -> dic
             f"action {evaluation.final_action} ({evaluation.final_action_reason})",
         }
     ]
+    unchecked = unchecked_rules(evaluation, analysis)
+    for rule in evaluation.rules:
+        if rule.rule_id in unchecked:
+            messages.append(
+                {"level": "warn", "value": f"rule {rule.rule_id} ({rule.gate}/{rule.trigger}) was not checked: "
+                 f"{unchecked[rule.rule_id]}"}
+            )
     if evaluation.expired_exceptions:
         messages.append(
             {
@@ -111,15 +119,12 @@ def _vulnerability(evaluation: Evaluation, analysis: Analysis, finding: Finding)
             + (f"; approved by {match.approved_by}" if match.approved_by else "")
             + (f"; expires {match.expires_on}" if match.expires_on else "")
         )
-    fixed = ", ".join(vulnerability.fixed_versions)
     entry: dict[str, Any] = {
         "id": str(uuid.uuid5(_NAMESPACE, identity)),
         "name": truncate(vulnerability.id, 255),
         "description": truncate(description, 1_048_576),
         "severity": _GITLAB_SEVERITY[severity_of(finding)],
-        "solution": truncate(
-            f"Upgrade {vulnerability.package_name} to {fixed}" if fixed else "No fix is available yet", 7_000
-        ),
+        "solution": truncate(recommendation(finding, analysis), 7_000),
         "location": {
             "dependency": {
                 "package": {"name": vulnerability.package_name or "unknown"},

@@ -16,6 +16,7 @@ from collections import defaultdict
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
+from ci_gate.reports.advice import category_counts, issues, recommendation, rule_advice, unchecked_rules
 from ci_gate.reports.common import (
     TOOL_NAME,
     counts,
@@ -56,6 +57,7 @@ def render_junit(evaluation: Evaluation, analysis: Analysis) -> str:
     fired_by_gate: dict[str, list[Finding]] = defaultdict(list)
     for finding in worst_first(evaluation.findings):
         fired_by_gate[finding.gate].append(finding)
+    unchecked = unchecked_rules(evaluation, analysis)
     quiet_by_gate: dict[str, list[RuleOutcome]] = defaultdict(list)
     for rule in evaluation.rules:
         if rule.fired == 0:
@@ -76,7 +78,7 @@ def render_junit(evaluation: Evaluation, analysis: Analysis) -> str:
             if budget <= 0:
                 left_out += 1
                 continue
-            cases.append(_quiet_rule_case(rule, classname, names, dockerfile))
+            cases.append(_quiet_rule_case(rule, classname, names, unchecked.get(rule.rule_id, "")))
             budget -= 1
         if cases:
             suites.append(
@@ -110,7 +112,11 @@ def _decision_suite(
         f"{tally.allowlisted} allowlisted, {tally.expired} expired exceptions"
     )
     if evaluation.final_action.upper() == "STOP":
-        case.add_failure_info(message=f"policy STOP for {image}", output=summary, failure_type="policy-stop")
+        found = issues([f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")], analysis)
+        stops = [issue for issue in found if issue.action == "STOP"]
+        verdict = (f"policy STOP for {image}: {len(stops)} finding{'s' if len(stops) != 1 else ''} must be fixed "
+                   f"before this image can be pushed ({category_counts(stops)})")
+        case.add_failure_info(message=verdict, output=summary, failure_type="policy-stop")
     else:
         case.stdout = summary
     cases = [case]
@@ -162,7 +168,12 @@ def _finding_case(
         line=finding.dockerfile_line if dockerfile else None,
     )
     text = finding_text(analysis, finding)
-    details = [text, f"rule: {finding.rule_id or '-'}  gate: {finding.gate}  trigger: {finding.trigger}"]
+    advice = recommendation(finding, analysis)
+    details = [
+        text,
+        f"how to fix: {advice}",
+        f"rule: {finding.rule_id or '-'}  gate: {finding.gate}  trigger: {finding.trigger}",
+    ]
     if finding.path:
         details.append(
             f"path: {finding.path}"
@@ -198,16 +209,30 @@ def _finding_case(
         case.add_skipped_info(message=truncate(reason, MAX_TEXT), output=output)
     elif action == "STOP":
         case.add_failure_info(
-            message=truncate(f"STOP: {text}", MAX_TEXT), output=output, failure_type="policy-stop"
+            message=truncate(f"STOP: {text}. How to fix: {advice}", MAX_TEXT), output=output,
+            failure_type="policy-stop",
         )
     else:
         case.stdout = truncate(f"{action}: ", MAX_TEXT) + output
     return case
 
 
-def _quiet_rule_case(
-    rule: RuleOutcome, classname: str, names: _UniqueNames, dockerfile: str | None
-) -> TestCase:
+def _quiet_rule_case(rule: RuleOutcome, classname: str, names: _UniqueNames, not_checked: str = "") -> TestCase:
+    """A rule that found nothing passes; one that could not check anything is skipped with the reason
+    (a pass would claim a check that never happened)."""
+    if not_checked:
+        case = TestCase(
+            names.take(classname, f"{rule.trigger}: not checked", disambiguator=rule.rule_id), classname=classname
+        )
+        case.add_skipped_info(
+            message=truncate(f"not checked: {not_checked}", MAX_TEXT),
+            output=truncate(
+                f"rule {rule.rule_id or '-'} ({rule.action}) {rule.gate}/{rule.trigger} could not check this image: "
+                f"{not_checked}",
+                MAX_TEXT,
+            ),
+        )
+        return case
     case = TestCase(
         names.take(classname, f"{rule.trigger}: no findings", disambiguator=rule.rule_id), classname=classname
     )
@@ -216,6 +241,7 @@ def _quiet_rule_case(
         lines.append("params: " + ", ".join(f"{key}={value}" for key, value in sorted(rule.params.items())))
     if rule.description:
         lines.append(rule.description)
+    lines.append("if it fires: " + rule_advice(rule.gate, rule.trigger, rule.recommendation))
     if rule.controls:
         lines.append("controls: " + ", ".join(rule.controls))
     case.stdout = truncate("\n".join(lines), MAX_TEXT)

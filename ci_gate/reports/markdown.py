@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,21 @@ import jinja2.sandbox
 from ci_gate import __version__
 from ci_gate.errors import ReportError
 from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
+from ci_gate.reports.advice import (
+    FIXING_GUIDE_URL,
+    DockerfileFix,
+    Issue,
+    category_counts,
+    display_origin,
+    dockerfile_fix,
+    dockerfile_fixes,
+    issue_recommendation,
+    issue_title,
+    issues,
+    recommendation,
+    rule_advice,
+    unchecked_rules,
+)
 from ci_gate.reports.common import (
     counts,
     dockerfile_uri,
@@ -69,8 +84,11 @@ DISA_SECTIONS = {
     "2.16": "Relevant STIG/SRG applied",
     "2.17": "From a trusted and approved source",
     "2.18": "No embedded credentials",
+    "3.1": "The platform's registry or runtime socket is not mounted",
+    "3.4": "No sensitive host system directories are mounted",
 }
-"""DISA Container Image Creation and Deployment Guide V2R0.6 §2 (reference/peers.md §1.1)."""
+"""DISA Container Image Creation and Deployment Guide V2R0.6 §2, and the two §3 items an image's VOLUME
+declarations can break."""
 
 CIS_ITEMS = {
     "4.1": "A user for the container has been created",
@@ -89,7 +107,7 @@ CIS_ITEMS = {
 """CIS Docker Benchmark §4 (container images and build files)."""
 
 _REQUIREMENT = re.compile(r"^(DISA|CIS)[\w-]*\s*([0-9]+(?:\.[0-9]+)*)", re.I)
-_STATUS_ORDER = ("FAIL", "WARN", "EXCEPTION", "PASS")
+_STATUS_ORDER = ("FAIL", "WARN", "EXCEPTION", "NOT CHECKED", "PASS")
 
 
 def render_markdown(
@@ -165,6 +183,8 @@ def _cached_environment(search: tuple[str, ...]) -> jinja2.Environment:
     )
     environment.filters["md"] = escape_markdown
     environment.filters["cell"] = escape_cell
+    environment.filters["advice"] = escape_advice
+    environment.filters["code_block"] = code_block
     return environment
 
 
@@ -179,6 +199,30 @@ def escape_cell(value: object) -> str:
     """Text for one Markdown table cell: escaped, on one line, not too long."""
     text = " ".join(str(value).split())
     return escape_markdown(truncate(text, 300))
+
+
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def escape_advice(value: object, limit: int = 600) -> str:
+    """Advice text for running text or a table cell: `code` spans kept as code, the rest escaped."""
+    text = truncate(" ".join(str(value).split()), limit)
+    parts = []
+    position = 0
+    for match in _CODE_SPAN.finditer(text):
+        parts.append(escape_markdown(text[position : match.start()]))
+        parts.append("`" + match.group(1).replace("|", "\\|") + "`")
+        position = match.end()
+    parts.append(escape_markdown(text[position:]))
+    return "".join(parts)
+
+
+def code_block(value: object, language: str = "") -> str:
+    """A fenced code block that its content cannot close (the fence is longer than any backtick run)."""
+    text = str(value).rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
 
 
 # --- the context ---------------------------------------------------------------------------------
@@ -218,6 +262,84 @@ class FindingView:
     """The exception in force: id, reason, approved_by, expires_on."""
     expired_on: str
     """When an exception that would have covered this finding expired, else empty."""
+    recommendation: str = ""
+    """How to fix it: the rule's own recommendation, else ci-gate's advice for the gate and trigger."""
+    fix: FixView | None = None
+    """The Dockerfile line it maps to and a suggested replacement, when there is one."""
+    rules: tuple[str, ...] = ()
+    """Every policy rule this finding's cause fires (one row for port 22, not three)."""
+    count: int = 1
+    """How many findings this row stands for (findings sharing a cause are merged)."""
+
+
+@dataclass(frozen=True)
+class FixView:
+    """A suggested Dockerfile change, as templates see it."""
+
+    location: str
+    """`Dockerfile:6` or `Dockerfile:6-7`."""
+    original: str
+    """The line as it is (empty when it may hold a secret)."""
+    replacement: str
+    """The suggested text; empty means delete the line."""
+    exact: bool
+    """True when the replacement can be applied as it is."""
+    diff: str
+    """The change as diff lines (`- old`, `+ new`)."""
+
+
+@dataclass(frozen=True)
+class FixItem:
+    """One suggested Dockerfile change and the problems it fixes."""
+
+    title: str
+    fix: FixView
+
+
+def _fix_view(finding: Finding, analysis: Analysis) -> FixView | None:
+    fix = dockerfile_fix(finding, analysis, dockerfile_uri(analysis))
+    return _as_fix_view(fix) if fix is not None else None
+
+
+def _as_fix_view(fix: DockerfileFix) -> FixView:
+    lines = f"{fix.start_line}" + (f"-{fix.end_line}" if fix.end_line > fix.start_line else "")
+    before = f"- {fix.original}" if fix.original else "- (this line: not quoted here, it may hold a secret)"
+    after = [f"+ {line}" for line in fix.replacement.splitlines()] if fix.replacement else []
+    return FixView(f"{fix.path}:{lines}", fix.original, fix.replacement, fix.exact, "\n".join([before, *after]))
+
+
+def _fix_items(merged: list[Issue], analysis: Analysis) -> tuple[list[FixItem], dict[str, FixView]]:
+    """The combined Dockerfile changes (one per line) with the titles of the problems each fixes, and the
+    change that fixes each issue (by issue key)."""
+    owner = {id(finding): issue for issue in merged for finding in issue.findings}
+    items = []
+    by_issue: dict[str, FixView] = {}
+    for fix, findings in dockerfile_fixes([f for i in merged for f in i.findings], analysis, dockerfile_uri(analysis)):
+        view = _as_fix_view(fix)
+        covered = list(dict.fromkeys(owner[id(finding)].key for finding in findings))
+        titles = [issue_title(issue, analysis) for issue in merged if issue.key in covered]
+        for key in covered:
+            by_issue.setdefault(key, view)
+        items.append(FixItem("; ".join(titles), view))
+    return items, by_issue
+
+
+def _issue_view(evaluation: Evaluation, analysis: Analysis, issue: Issue, fix: FixView | None = None
+                ) -> FindingView:
+    """One row for findings that share a cause: the worst one's details, every rule, one fix."""
+    view = _view(evaluation, analysis, issue.first)
+    expired = [expired_for(evaluation, member) for member in issue.findings if member.allowlisted is None]
+    return replace(
+        view,
+        title=issue_title(issue, analysis),
+        expired_on=next((e.expires_on for e in expired if e is not None), ""),
+        action=issue.action,
+        controls=issue.controls,
+        recommendation=issue_recommendation(issue, analysis),
+        fix=fix,
+        rules=issue.rules,
+        count=len(issue.findings),
+    )
 
 
 def _view(evaluation: Evaluation, analysis: Analysis, finding: Finding) -> FindingView:
@@ -251,9 +373,12 @@ def _view(evaluation: Evaluation, analysis: Analysis, finding: Finding) -> Findi
         score=f"{score:.1f}" if score is not None else "",
         fixed=", ".join(finding.vulnerability.fixed_versions) if finding.vulnerability else "",
         controls=finding.controls,
-        origin=finding.origin or "",
+        origin=display_origin(finding, analysis),
         exception=exception,
         expired_on=expired.expires_on if expired is not None and finding.allowlisted is None else "",
+        recommendation=recommendation(finding, analysis),
+        fix=_fix_view(finding, analysis),
+        rules=(finding.rule_id,) if finding.rule_id else (),
     )
 
 
@@ -268,7 +393,8 @@ class RequirementRow:
     title: str
     """What the requirement asks, in a few words."""
     status: str
-    """FAIL, WARN, EXCEPTION (every finding covered by an exception in force) or PASS."""
+    """FAIL, WARN, EXCEPTION (every finding covered by an exception in force), NOT CHECKED (a rule behind it
+    could not check anything, and nothing fired) or PASS (checked, nothing found)."""
     evidence: tuple[str, ...]
     """Redacted finding summaries, or what was checked when nothing was found."""
     controls: tuple[str, ...]
@@ -277,6 +403,8 @@ class RequirementRow:
     """Ids of the policy rules behind this requirement."""
     expired: tuple[str, ...]
     """Expired exceptions touching this requirement, as text."""
+    recommendation: str = ""
+    """How to fix it, for FAIL and WARN rows."""
 
 
 def _requirement_keys(controls: Iterable[str]) -> list[tuple[str, str]]:
@@ -290,6 +418,9 @@ def _requirement_keys(controls: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[RequirementRow]:
+    unchecked = unchecked_rules(evaluation, analysis)
+    in_force = [f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")]
+    cause = {id(finding): issue for issue in issues(in_force, analysis) for finding in issue.findings}
     by_rule: dict[str, list[Finding]] = {}
     for finding in evaluation.findings:
         by_rule.setdefault(finding.rule_id or f"{finding.gate}/{finding.trigger}", []).append(finding)
@@ -327,15 +458,30 @@ def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[Requiremen
                 evidence.append(f"{prefix}: {finding_title(finding)} — {finding_text(analysis, finding)}")
         if len(findings) > 5:
             evidence.append(f"… and {len(findings) - 5} more")
+        if findings:  # the rules that fired are shown; one that could not check says so too
+            evidence.extend(
+                f"not checked {rule.gate}/{rule.trigger}: {unchecked[rule.rule_id]}"
+                for rule in group
+                if rule.rule_id in unchecked
+            )
         if not findings:
             for rule in group:
                 params = ", ".join(f"{k}={v}" for k, v in sorted(rule.params.items()))
+                if rule.rule_id in unchecked:
+                    statuses.append("NOT CHECKED")
+                    evidence.append(f"not checked {rule.gate}/{rule.trigger}: {unchecked[rule.rule_id]}")
+                    continue
                 evidence.append(
                     f"checked {rule.gate}/{rule.trigger}"
                     + (f" ({params})" if params else "")
                     + ": nothing found"
                 )
         status = min(statuses, key=_STATUS_ORDER.index)
+        advice = ""
+        if status in ("FAIL", "WARN"):
+            firing = [f for f in worst_first(findings) if f.effective_action.upper() in ("STOP", "WARN")]
+            issue = cause.get(id(firing[0])) if firing else None
+            advice = issue_recommendation(issue, analysis) if issue is not None else ""
         controls = sorted({c for rule in group for c in rule.controls if not _requirement_keys([c])})
         expired = []
         for exception in evaluation.expired_exceptions:
@@ -356,6 +502,7 @@ def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[Requiremen
                 tuple(controls),
                 tuple(sorted({rule.rule_id for rule in group})),
                 tuple(expired),
+                advice,
             )
         )
     framework_order = {"DISA CIDG": 0, "CIS Docker": 1, "Policy": 2}
@@ -367,9 +514,25 @@ def _number_key(item: str) -> tuple[Any, ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[./]", item))
 
 
+def _distro_name(analysis: Analysis) -> str:
+    """`Debian GNU/Linux 12 (bookworm)`: the pretty name, with the version only when it does not say it."""
+    distro = analysis.distro
+    if distro is None:
+        return ""
+    name = distro.pretty_name or distro.name or distro.id
+    if distro.version_id and distro.version_id not in name:
+        name = f"{name} {distro.version_id}"
+    return name
+
+
 def markdown_context(evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
     """Everything a markdown template may use; every text in it is already redacted."""
     ordered = [_view(evaluation, analysis, finding) for finding in worst_first(evaluation.findings)]
+    in_force = [f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")]
+    merged = issues(in_force, analysis)
+    fix_items, fix_by_issue = _fix_items(merged, analysis)
+    issue_views = [_issue_view(evaluation, analysis, issue, fix_by_issue.get(issue.key)) for issue in merged]
+    unchecked = unchecked_rules(evaluation, analysis)
     tally = counts(evaluation)
     final_action = evaluation.final_action.upper()
     return {
@@ -385,6 +548,22 @@ def markdown_context(evaluation: Evaluation, analysis: Analysis) -> dict[str, An
         "icons": ICONS,
         "counts": tally,
         "findings": [view for view in ordered if view.action in ("STOP", "WARN")],
+        "issues": issue_views,
+        "issue_counts": {
+            action: category_counts([i for i in merged if i.action == action]) for action in ("STOP", "WARN")
+        },
+        "stop_issues": sum(1 for issue in merged if issue.action == "STOP"),
+        "warn_issues": sum(1 for issue in merged if issue.action == "WARN"),
+        "fixes": fix_items,
+        "unchecked": [
+            {"rule_id": rule.rule_id, "gate": rule.gate, "trigger": rule.trigger, "reason": unchecked[rule.rule_id]}
+            for rule in evaluation.rules
+            if rule.rule_id in unchecked
+        ],
+        "unchecked_ids": sorted(unchecked),
+        "rule_advice": {rule.rule_id: rule_advice(rule.gate, rule.trigger, rule.recommendation)
+                        for rule in evaluation.rules},
+        "guide_url": FIXING_GUIDE_URL,
         "allowlisted": [view for view in ordered if view.exception is not None],
         "expired": list(evaluation.expired_exceptions),
         "rules": list(evaluation.rules),
@@ -396,13 +575,5 @@ def markdown_context(evaluation: Evaluation, analysis: Analysis) -> dict[str, An
         "matched_mapping": evaluation.matched_mapping or "",
         "warnings": list(evaluation.warnings),
         "dockerfile": dockerfile_uri(analysis) or "",
-        "distro": " ".join(
-            p
-            for p in (
-                (analysis.distro.pretty_name or analysis.distro.name, analysis.distro.version_id)
-                if analysis.distro
-                else ()
-            )
-            if p
-        ),
+        "distro": _distro_name(analysis),
     }

@@ -18,6 +18,7 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
+from ci_gate.reports.advice import dockerfile_fix, recommendation, rule_advice, unchecked_rules
 from ci_gate.reports.common import (
     TOOL_NAME,
     counts,
@@ -62,14 +63,15 @@ def _run(evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
     kept = ordered[:MAX_RESULTS]
     rules: dict[str, dict[str, Any]] = {}
     policy_rule_ids = _policy_rule_ids(evaluation.rules)
+    unchecked = unchecked_rules(evaluation, analysis)
     for rule in evaluation.rules:
         rule_id = policy_rule_ids[_rule_key(rule.gate, rule.trigger, rule.rule_id)]
-        rules.setdefault(rule_id, _policy_rule(rule_id, rule))
+        rules.setdefault(rule_id, _policy_rule(rule_id, rule, unchecked.get(rule.rule_id, "")))
     results = []
     for finding in kept:
         rule_id = _result_rule_id(finding, policy_rule_ids)
         if rule_id not in rules:
-            rules[rule_id] = _rule_for_finding(rule_id, finding, evaluation)
+            rules[rule_id] = _rule_for_finding(rule_id, finding, evaluation, analysis)
         else:
             _raise_rule_severity(rules[rule_id], finding)
         results.append(_result(evaluation, analysis, finding, rule_id))
@@ -81,7 +83,16 @@ def _run(evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
 
     tally = counts(evaluation)
     image = image_display_name(evaluation, analysis)
-    notifications = []
+    notifications: list[dict[str, Any]] = [
+        {
+            "level": "warning",
+            "message": {"text": f"rule {rule.rule_id} ({rule.gate}/{rule.trigger}) was NOT checked, which is not a "
+                        f"pass: {unchecked[rule.rule_id]}"},
+            "descriptor": {"id": policy_rule_ids[_rule_key(rule.gate, rule.trigger, rule.rule_id)]},
+        }
+        for rule in evaluation.rules
+        if rule.rule_id in unchecked
+    ]
     if len(ordered) > len(kept):
         notifications.append(
             {
@@ -119,6 +130,7 @@ def _run(evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
             "expiredExceptions": tally.expired,
             "resultsCapped": len(ordered) > len(kept),
             "resultsOmitted": len(ordered) - len(kept),
+            "rulesNotChecked": sorted(unchecked),
         },
     }
     return run
@@ -163,7 +175,7 @@ def _level(action: str) -> str:
     return {"STOP": "error", "WARN": "warning"}.get(action.upper(), "note")
 
 
-def _policy_rule(rule_id: str, rule: RuleOutcome) -> dict[str, Any]:
+def _policy_rule(rule_id: str, rule: RuleOutcome, not_checked: str = "") -> dict[str, Any]:
     params = ", ".join(f"{key}={value}" for key, value in sorted(rule.params.items()))
     summary = rule.description or f"Policy rule {rule.gate}/{rule.trigger}" + (
         f" ({params})" if params else ""
@@ -176,9 +188,12 @@ def _policy_rule(rule_id: str, rule: RuleOutcome) -> dict[str, Any]:
         help_lines.append(f"Parameters: {params}.")
     if rule.controls:
         help_lines.append("Controls: " + ", ".join(rule.controls) + ".")
+    if not_checked:
+        help_lines.append(f"**Not checked in this run** (not a pass): {not_checked}.")
+    help_lines.append("**How to fix:** " + rule_advice(rule.gate, rule.trigger, rule.recommendation))
     help_lines.append(
-        "Fix the image (or its Dockerfile) so the trigger no longer fires, or add an allowlist item "
-        "with a reason, an approver and an expiry date."
+        "If the finding is accepted instead, add an allowlist item with a reason, an approver and an expiry "
+        "date."
     )
     help_markdown = "\n\n".join(help_lines)
     return {
@@ -201,7 +216,7 @@ def _policy_rule(rule_id: str, rule: RuleOutcome) -> dict[str, Any]:
     }
 
 
-def _rule_for_finding(rule_id: str, finding: Finding, evaluation: Evaluation) -> dict[str, Any]:
+def _rule_for_finding(rule_id: str, finding: Finding, evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
     vulnerability = finding.vulnerability
     if vulnerability is None:
         # A finding of a rule the evaluation did not list (e.g. from a remote backend).
@@ -213,6 +228,7 @@ def _rule_for_finding(rule_id: str, finding: Finding, evaluation: Evaluation) ->
                 trigger=finding.trigger,
                 action=finding.action,
                 controls=finding.controls,
+                recommendation=finding.recommendation,
             ),
         )
     severity = severity_of(finding)
@@ -225,11 +241,8 @@ def _rule_for_finding(rule_id: str, finding: Finding, evaluation: Evaluation) ->
         + (f" → fixed in {fixed}" if fixed else " → no fix available yet")
         + "\n\n"
         + (f"{vulnerability.summary}\n\n" if vulnerability.summary else "")
-        + (
-            "Upgrade the package (rebuild on an updated base image when it comes from the base layers)."
-            if fixed
-            else "No fixed version is known: remove the package or record a justified exception."
-        )
+        + "**How to fix:** "
+        + recommendation(finding, analysis)
         + (f"\n\n{vulnerability.url}" if vulnerability.url else "")
     )
     rule: dict[str, Any] = {
@@ -271,7 +284,7 @@ def _result(evaluation: Evaluation, analysis: Analysis, finding: Finding, rule_i
     message = f"{finding.effective_action}: {text} (image {image}"
     if finding.vulnerability is not None and finding.vulnerability.fixed_versions:
         message += f"; fixed in {', '.join(finding.vulnerability.fixed_versions)}"
-    message += ")"
+    message += f"). How to fix: {recommendation(finding, analysis)}"
     expired = expired_for(evaluation, finding)
     if expired is not None and not finding.allowlisted:
         message += f" The exception for this expired on {expired.expires_on}."
@@ -293,8 +306,12 @@ def _result(evaluation: Evaluation, analysis: Analysis, finding: Finding, rule_i
             "controls": list(finding.controls),
         },
     }
+    result["properties"]["recommendation"] = recommendation(finding, analysis)
     if finding.origin:
         result["properties"]["origin"] = finding.origin
+    fixes = _fixes(analysis, finding)
+    if fixes:
+        result["fixes"] = fixes
     if finding.allowlisted is not None:
         match = finding.allowlisted
         justification = (
@@ -308,6 +325,30 @@ def _result(evaluation: Evaluation, analysis: Analysis, finding: Finding, rule_i
             {"kind": "external", "status": "accepted", "justification": truncate(justification, MAX_MESSAGE)}
         ]
     return result
+
+
+def _fixes(analysis: Analysis, finding: Finding) -> list[dict[str, Any]]:
+    """A SARIF fix for an exact Dockerfile change (the lines replaced by the suggested text)."""
+    fix = dockerfile_fix(finding, analysis, dockerfile_uri(analysis))
+    if fix is None or not fix.exact:
+        return []
+    return [
+        {
+            "description": {"text": truncate(recommendation(finding, analysis), MAX_MESSAGE)},
+            "artifactChanges": [
+                {
+                    "artifactLocation": {"uri": fix.path},
+                    "replacements": [
+                        {
+                            # A region of whole lines (SARIF §3.30.5: their text, without the last newline).
+                            "deletedRegion": {"startLine": fix.start_line, "endLine": fix.end_line},
+                            "insertedContent": {"text": fix.replacement},
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
 
 
 def _location(evaluation: Evaluation, analysis: Analysis, finding: Finding) -> dict[str, Any]:

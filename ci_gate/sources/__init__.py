@@ -35,7 +35,8 @@ SCHEMES: dict[str, str] = {
 }
 # syft knows these too; say plainly that ci-gate does not, instead of treating them as image names.
 UNSUPPORTED_SCHEMES = ("podman", "singularity", "file", "containerd", "oci", "docker-daemon", "sbom")
-SCHEME_LIST = ", ".join(f"{name}:" for name in SCHEMES)
+SCHEME_LIST = ", ".join(f"{name}:" for name in (*SCHEMES, "sbom"))
+"""Every scheme `gate` and `analyze` accept; `sbom:` is read by the analyzer itself, not by a source."""
 
 
 def source_for(scheme: str) -> ImageSource:

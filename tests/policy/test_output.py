@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ci_gate.cli_gate import grouped, render_plain, render_rich
+from ci_gate.cli_gate import render_plain, render_rich
 from ci_gate.gate import GateResult, exit_code_for
 from ci_gate.model import FileRecord, ImageConfig, SecretFinding
 from ci_gate.reports.evaluation_json import render_evaluation_json
@@ -70,16 +70,26 @@ def test_exit_codes(action: str, fail_on: str, code: int) -> None:
     assert exit_code_for(action, fail_on) == code
 
 
-def test_terminal_verdict_groups_by_gate_worst_first(capsys: pytest.CaptureFixture[str]) -> None:
+def test_terminal_verdict_ends_with_the_decision_and_fixes(capsys: pytest.CaptureFixture[str]) -> None:
     evaluation, image = _evaluation()
-    groups = grouped(evaluation)  # type: ignore[arg-type]
-    assert [(gate, worst) for gate, worst, _ in groups] == [
-        ("image_user", "STOP"), ("secret_scans", "STOP"), ("healthcheck", "WARN"), ("files", "GO")]
     result = GateResult(analysis=image, evaluation=evaluation, exit_code=1)  # type: ignore[arg-type]
-    text = render_plain(result)
-    assert text.splitlines()[0] == "ci-gate: STOP  oci-dir:/images/app"
-    assert "GO (allowlisted; was WARN)" in text
-    assert SECRET not in text
+    text = render_plain(result, policy="policy.yaml")
+    lines = text.splitlines()
+    assert lines[0] == ("ci-gate: checking oci-dir:/images/app (docker.io/team/app:1.0) against policy.yaml (test): "
+                        "4 rules")
+    # the decision last, counted by kind; STOPs first, each with its fix
+    assert lines[-1] == "STOP: 2 findings must be fixed before this image can be pushed (1 root user, 1 secret); " \
+        "1 warning"
+    assert lines[1].startswith("STOP  Runs as root [rules: root]")
+    assert lines[2].startswith("      fix: Add `USER 10001:10001` after the last RUN")
+    assert any(line.startswith("WARN  No HEALTHCHECK") for line in lines)
+    # allowlisted (GO) rows and trigger ids only with --verbose
+    assert "su-ok" not in text and "1 finding covered by exceptions (--verbose lists them)" in text
+    verbose = render_plain(result, verbose=True)
+    assert "GO    setuid/setgid file /usr/bin/su [exception al/su-ok: needed]" in verbose
+    assert "trigger ids:" in verbose
+    assert SECRET not in text and SECRET not in verbose
     render_rich(result)
     rich_text = capsys.readouterr().out
-    assert "STOP" in rich_text and "image_user (1)" in rich_text and SECRET not in rich_text
+    assert rich_text.rstrip().splitlines()[-1].startswith("STOP: 2 findings must be fixed")
+    assert SECRET not in rich_text

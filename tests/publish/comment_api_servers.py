@@ -160,8 +160,25 @@ class _Server:
                 barrier.wait(timeout=20)
 
 
+def _right_side_lines(patch: str) -> set[int]:
+    """New-file lines of a unified diff a review comment may sit on (GitHub: added or context lines of a hunk)."""
+    lines: set[int] = set()
+    number = None
+    for text in patch.split("\n"):
+        header = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)", text)
+        if header:
+            number = int(header.group(1))
+        elif number is not None and text[:1] in (" ", "+"):
+            lines.add(number)
+            number += 1
+    return lines
+
+
 class FakeGitHub(_Server):
-    """`/repos/{owner}/{repo}/issues/{number}/comments` and `/repos/{owner}/{repo}/issues/comments/{id}`."""
+    """`/repos/{owner}/{repo}/issues/{number}/comments` and `/repos/{owner}/{repo}/issues/comments/{id}`, and
+    for review comments (docs.github.com/rest/pulls): `/pulls/{number}`, `/pulls/{number}/files`,
+    `/pulls/{number}/comments` (GET, POST) and `/pulls/comments/{id}` (PATCH). A review comment is accepted
+    only on the head commit, on a file of the pull request and on a line of one of its hunks (422 otherwise)."""
 
     TOKEN = "ghs_write_token_for_tests_0123456789"
 
@@ -169,6 +186,10 @@ class FakeGitHub(_Server):
         super().__init__()
         self.repository = repository
         self.number = number
+        self.head_sha = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+        self.pull_files: list[dict[str, Any]] = []
+        """The pull request's files: {"filename", "status", "patch"}."""
+        self.review_comments: dict[int, dict[str, Any]] = {}
 
     def _new(self, comment_id: int, body: str, author: str, system: bool) -> dict[str, Any]:
         return {
@@ -199,6 +220,9 @@ class FakeGitHub(_Server):
                 {},
                 {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
             )
+        pulls = f"/repos/{self.repository}/pulls"
+        if parts.path.startswith(pulls + "/"):
+            return self._pulls(handler, method, parts.path[len(pulls):], parse_qs(parts.query), token)
         list_path = f"/repos/{self.repository}/issues/{self.number}/comments"
         item = re.fullmatch(rf"/repos/{self.repository}/issues/comments/(\d+)", parts.path)
         if parts.path == list_path and method == "GET":
@@ -261,6 +285,73 @@ class FakeGitHub(_Server):
                     return 404, {}, {"message": "Not Found"}
             return 204, {}, None
         return 404, {}, {"message": "Not Found"}
+
+
+    def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]], path: str
+              ) -> tuple[int, dict[str, str], Any]:
+        per_page = min(int(query.get("per_page", ["30"])[0]), self.max_per_page)
+        page = int(query.get("page", ["1"])[0])
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        headers = {}
+        if page < last:
+            headers["Link"] = f'<{self.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"'
+        return 200, headers, items[(page - 1) * per_page : page * per_page]
+
+    def _pulls(self, handler: BaseHTTPRequestHandler, method: str, rest: str, query: dict[str, list[str]],
+               token: str) -> tuple[int, dict[str, str], Any]:
+        path = f"/repos/{self.repository}/pulls{rest}"
+        if rest == f"/{self.number}" and method == "GET":
+            return 200, {}, {"number": self.number, "state": "open", "head": {"sha": self.head_sha, "ref": "feature"}}
+        if rest == f"/{self.number}/files" and method == "GET":
+            return self._page(list(self.pull_files), query, path)
+        if rest == f"/{self.number}/comments" and method == "GET":
+            with self.lock:
+                ordered = [self.review_comments[k] for k in sorted(self.review_comments)]
+            return self._page(ordered, query, path)
+        if token == self.FORK_TOKEN and method != "GET":
+            return 403, {}, {"message": "Resource not accessible by integration"}
+        if rest == f"/{self.number}/comments" and method == "POST":
+            body = handler.body()  # type: ignore[attr-defined]
+            problem = self._review_problem(body)
+            if problem:
+                return 422, {}, {"message": "Validation Failed", "errors": [
+                    {"resource": "PullRequestReviewComment", "code": "custom", "field": problem[0],
+                     "message": problem[1]}]}
+            with self.lock:
+                self.next_id += 1
+                comment = {"id": self.next_id, "body": body["body"], "path": body["path"], "line": body["line"],
+                           "start_line": body.get("start_line"), "side": body["side"],
+                           "commit_id": body["commit_id"], "user": {"login": "github-actions[bot]"}}
+                self.review_comments[self.next_id] = comment
+            return 201, {}, comment
+        item = re.fullmatch(r"/comments/(\d+)", rest)
+        if item and method == "PATCH":
+            body = handler.body()  # type: ignore[attr-defined]
+            with self.lock:
+                comment = self.review_comments.get(int(item.group(1)))
+                if comment is None:
+                    return 404, {}, {"message": "Not Found"}
+                comment["body"] = body["body"]
+                return 200, {}, comment
+        return 404, {}, {"message": "Not Found"}
+
+    def _review_problem(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        if not body.get("body"):
+            return "body", "can't be blank"
+        if body.get("commit_id") != self.head_sha:
+            return "commit_id", "commit_sha is not part of the pull request"
+        files = {f["filename"]: f for f in self.pull_files}
+        if body.get("path") not in files:
+            return "pull_request_review_thread.path", "could not be resolved"
+        if body.get("side") not in ("RIGHT", "LEFT") or not isinstance(body.get("line"), int):
+            return "pull_request_review_thread.line", "could not be resolved"
+        allowed = _right_side_lines(files[body["path"]].get("patch", ""))
+        lines = [body["line"]] + ([body["start_line"]] if "start_line" in body else [])
+        if "start_line" in body and (body["start_line"] >= body["line"] or body.get("start_side") != "RIGHT"):
+            return "pull_request_review_thread.start_line", "must precede the end line"
+        if any(line not in allowed for line in lines):
+            return "pull_request_review_thread.line", "must be part of the diff"
+        return None
 
 
 class FakeGitLab(_Server):

@@ -176,9 +176,13 @@ def test_github_outputs_summary_and_annotations(github, tmp_path):
     assert outputs["sarif-file"] == "out/ci-gate.sarif" and outputs["junit-file"] == "out/junit.xml"
     assert "json-file" not in outputs
     lines = out.splitlines()
-    assert lines[0].startswith("::error title=ci-gate%3A policy STOP::")
-    assert any(line.startswith("::error file=Dockerfile,line=6,title=ci-gate dockerfile/exposed_ports::")
-               for line in lines)
+    # The image's name, never its digest, in the title; the verdict counted by kind in the message.
+    assert lines[0].startswith("::error title=ci-gate%3A STOP for registry.example.com/team/app%3A1.4.2::5 findings "
+                               "must be fixed before this image can be pushed (")
+    assert "sha256" not in lines[0]
+    ports = next(line for line in lines if line.startswith("::error file=Dockerfile,line=6,"))
+    assert ports.startswith("::error file=Dockerfile,line=6,title=ci-gate STOP%3A dockerfile/exposed_ports%3A 22::")
+    assert "How to fix: Remove 22 from EXPOSE (Dockerfile line 6)" in ports
     assert any(line.startswith("::error file=Dockerfile,line=3,") for line in lines)
     assert SECRET_VALUE not in out and SECRET_VALUE not in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
 

@@ -84,7 +84,9 @@ def test_a_stop_annotation_carries_a_hostile_tag_on_its_own_line() -> None:
                             final_action_reason="policy_evaluation")
     [line] = annotation_lines(evaluation, Analysis(identity=identity))
     assert "\n" not in line and "\r" not in line and "\x1b" not in line
-    assert line.startswith("::error title=ci-gate%3A policy STOP::app:1%0A::error title=pwned::owned\\x1b[0K: ")
+    # the tag is in the title property, where `:` and `,` are escaped too
+    assert line == ("::error title=ci-gate%3A STOP for app%3A1%0A%3A%3Aerror title=pwned%3A%3Aowned\\x1b[0K::"
+                    "the policy says STOP; see the job summary")
 
 
 @pytest.mark.parametrize("payload", [

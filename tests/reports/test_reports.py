@@ -62,7 +62,8 @@ def test_no_report_ever_contains_the_secret(evaluation, analysis, tmp_path):
         assert AWS_KEY_ID not in text, name
     # The secret finding is still described: rule, path, line, redacted preview.
     assert "AWS_SECRET_ACCESS_KEY found at /app/config/settings.ini:12" in reports["sarif"]
-    assert "aws\\_secret\\_access\\_key = \\*\\*\\*\\*" in reports["comment"]
+    assert "Secret AWS\\_SECRET\\_ACCESS\\_KEY in /app/config/settings.ini:12" in reports["comment"]
+    assert "aws\\_secret\\_access\\_key = \\*\\*\\*\\*" in reports["compliance"]
 
 
 # --- JUnit ---------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_a_missing_path(reference: str, expected: str) -> None:
 def test_an_unknown_scheme(reference: str, expected: str) -> None:
     message = error_of(reference)
     assert expected in message
-    assert "use one of docker-archive:, oci-archive:, oci-dir:, dir:, registry:, docker:" in message
+    assert "use one of docker-archive:, oci-archive:, oci-dir:, dir:, registry:, docker:, sbom:" in message
 
 
 def test_image_names_with_tags_and_ports_are_not_mistaken_for_schemes() -> None:
