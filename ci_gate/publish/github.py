@@ -111,6 +111,17 @@ def _parse_change_url(url: str) -> tuple[str, str, int] | None:
     return None
 
 
+def api_headers(token: str) -> dict[str, str]:
+    """The headers of every GitHub REST call ci-gate makes."""
+    return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28"}
+
+
+def repository_url(pull: PullRequest) -> str:
+    """The REST address of the pull request's repository."""
+    return f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}"
+
+
 class GitHubComments(RestComments):
     """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
 
@@ -119,12 +130,8 @@ class GitHubComments(RestComments):
         self.session = session or new_session()
         self.timeout = timeout
         self.description = f"GitHub pull request {pull.repository}#{pull.number}"
-        self._headers = {
-            "Authorization": f"Bearer {pull.token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-        }
-        self._base = f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}"
+        self._headers = api_headers(pull.token)
+        self._base = repository_url(pull)
 
     def list(self) -> list[Comment]:
         comments: list[Comment] = []

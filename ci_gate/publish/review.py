@@ -27,13 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import requests
 
 from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.publish.github import PullRequest
+from ci_gate.publish.github import PullRequest, api_headers, repository_url
 from ci_gate.publish.rest import call
 from ci_gate.reports.advice import FIXING_GUIDE_URL, DockerfileFix, dockerfile_fixes, issue_title, issues
 from ci_gate.reports.common import dockerfile_uri, image_key
@@ -116,12 +115,8 @@ class ReviewComments:
         self.session = session or new_session()
         self.timeout = timeout
         self.description = f"GitHub pull request {pull.repository}#{pull.number}"
-        self._headers = {
-            "Authorization": f"Bearer {pull.token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-        }
-        self._base = f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}/pulls"
+        self._headers = api_headers(pull.token)
+        self._base = f"{repository_url(pull)}/pulls"
 
     def _pages(self, url: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -60,6 +60,11 @@ RULE_ADVICE: dict[tuple[str, str], str] = {
     "dependency, a download), and rebuild from clean sources.",
     ("malware", "scan_not_run"): "ci-gate runs no malware scanner: evaluate with `--backend anchore` where one "
     "runs, or drop the rule.",
+    ("stig", "rule_failed"): "Apply the rule's fix text from the SCAP content (shown with the finding, and in the "
+    ".ckl written by `ci-gate stig --ckl`) in the Dockerfile, rebuild, and run `ci-gate stig` again; a rule that "
+    "cannot apply to a container is allowlisted with its reason for the assessor.",
+    ("stig", "not_evaluated"): "Run `ci-gate stig IMAGE` in the pipeline before the gate (it records the result "
+    "for the image digest), or give the profile that matches the image's distribution with `--profile`.",
     ("metadata", "attribute"): "Change the image metadata the rule checks (size, architecture, OS, layer count…) "
     "so it meets the rule's condition.",
     ("npms", "newer_version_in_feed"): "Upgrade the npm package to its latest version (npm install NAME@latest).",
@@ -829,4 +834,13 @@ def _unchecked_reason(rule: RuleOutcome, analysis: Analysis, no_data: str, data_
         return "needs Anchore's package feeds, which ci-gate does not have"
     if key == ("malware", "scans"):
         return "no malware scanner ran (ci-gate has none; Anchore Enterprise runs one)"
+    if key == ("stig", "rule_failed") and not _stig_recorded(analysis, rule.params.get("profile", "")):
+        return "no STIG evaluation recorded (run `ci-gate stig` before the gate)"
     return ""
+
+
+def _stig_recorded(analysis: Analysis, profile: str) -> bool:
+    from ci_gate.stig.evaluate import evaluations_for_digest
+
+    digest = analysis.identity.manifest_digest or analysis.identity.config_digest or ""
+    return bool(digest) and bool(evaluations_for_digest(digest, str(profile or "")))

@@ -60,18 +60,6 @@ def _analysis():
 # --- one real run, eight outputs ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    sys.path.insert(0, str(REPOSITORY / "examples"))
-    try:
-        import build_images
-    finally:
-        sys.path.remove(str(REPOSITORY / "examples"))
-    out = tmp_path_factory.mktemp("example-images")
-    built = build_images.build(out)
-    built["vuln-db"] = build_images.build_vuln_db(out)
-    return built
-
 
 def run_gate(images: dict[str, Path], name: str, out: Path, *extra: str, env: dict[str, str] | None = None
              ) -> subprocess.CompletedProcess[str]:
@@ -243,6 +231,14 @@ def test_from_scratch_is_not_an_unpinned_base_and_not_a_pass(dod_run):
     assert any("dod-2.14-approved-base" in n["message"]["text"] and "NOT checked" in n["message"]["text"]
                for n in notes)
     assert "not checked: dod-2.14-approved-base: FROM scratch" in completed.stdout
+
+
+def test_an_image_without_a_recorded_stig_evaluation_is_not_a_stig_pass(dod_run):
+    out, completed = dod_run
+    rules = {r["rule_id"]: r for r in json.loads((out / "e.json").read_text())["ci_gate"]["rules"]}
+    assert rules["dod-stig-cat1-open"]["checked"] is False
+    assert "ci-gate stig" in rules["dod-stig-cat1-open"]["not_checked_reason"]
+    assert "not checked: dod-stig-cat1-open: no STIG evaluation recorded" in completed.stdout
 
 
 def test_a_pinned_debian_base_still_warns_when_unpinned(tmp_path):

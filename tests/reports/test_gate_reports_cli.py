@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from junitparser import JUnitXml
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -20,18 +19,6 @@ REPORTS = {
     "--markdown": "summary.md", "--compliance": "compliance.md",
 }
 
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    sys.path.insert(0, str(REPOSITORY / "examples"))
-    try:
-        import build_images
-    finally:
-        sys.path.remove(str(REPOSITORY / "examples"))
-    out = tmp_path_factory.mktemp("example-images")
-    built = build_images.build(out)
-    built["vuln-db"] = build_images.build_vuln_db(out)
-    return built
 
 
 def gate(images: dict[str, Path], name: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:

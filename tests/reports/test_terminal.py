@@ -16,18 +16,6 @@ from ci_tools import require_command
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    sys.path.insert(0, str(REPOSITORY / "examples"))
-    try:
-        import build_images
-    finally:
-        sys.path.remove(str(REPOSITORY / "examples"))
-    out = tmp_path_factory.mktemp("example-images")
-    built = build_images.build(out)
-    built["vuln-db"] = build_images.build_vuln_db(out)
-    return built
-
 
 def in_terminal(arguments: list[str], tmp_path: Path, cwd: Path, columns: int = 100, rows: int = 30
                 ) -> tuple[list[str], int]:
