@@ -30,7 +30,7 @@ CONFIG_FILE = ".ci-gate.yaml"
 SETTINGS = {
     "image": None, "policy": "builtin:default", "dockerfile": None, "tag": None, "backend": "local",
     "vuln-db": None, "json": None, "junit": None, "sarif": None, "gitlab-report": None, "codequality": None,
-    "markdown": None, "compliance": None, "template": None, "comment": "off", "fail-on": "stop",
+    "markdown": None, "compliance": None, "html": None, "template": None, "comment": "off", "fail-on": "stop",
     "on-error": "fail", "base-image": None, "platform": None, "insecure-registry": None, "ca-bundle": None,
     "no-cache": False, "vex": None, "secret-rules": None,
     "anchore-url": None, "anchore-user": None, "anchore-account": None, "anchore-policy-id": None,
@@ -130,7 +130,7 @@ def build_options(settings: Mapping[str, Any]) -> GateOptions:
             json=_path(settings["json"]), junit=_path(settings["junit"]), sarif=_path(settings["sarif"]),
             gitlab_report=_path(settings["gitlab-report"]), codequality=_path(settings["codequality"]),
             markdown=_path(settings["markdown"]), compliance=_path(settings["compliance"]),
-            template=_path(settings["template"]),
+            template=_path(settings["template"]), html=_path(settings.get("html")),
         ),
         source=source_options(settings.get("platform"), list(insecure) if insecure else None,
                               _path(settings.get("ca-bundle")), image=str(settings["image"])),
@@ -266,6 +266,8 @@ def register(app: typer.Typer) -> None:
                                                 panel=REPORT_PANEL)] = None,
         compliance: Annotated[Path | None, option("--compliance", help="The compliance report (DISA / CIS item, "
                                                   "status, evidence, fix).", panel=REPORT_PANEL)] = None,
+        html: Annotated[Path | None, option("--html", help="One self-contained HTML page: verdict, fixes, "
+                                            "vulnerabilities, compliance, layers.", panel=REPORT_PANEL)] = None,
         template: Annotated[Path | None, option("--template", help="A jinja2 template that replaces the Markdown "
                                                 "comment's.", panel=REPORT_PANEL)] = None,
         comment: Annotated[str | None, option("--comment", help="Post one comment per image on the pull/merge "
@@ -316,7 +318,7 @@ def register(app: typer.Typer) -> None:
             "image": image, "policy": policy, "dockerfile": dockerfile, "tag": tag, "backend": backend,
             "vuln-db": vuln_db, "json": json_report, "junit": junit, "sarif": sarif,
             "gitlab-report": gitlab_report, "codequality": codequality, "markdown": markdown,
-            "compliance": compliance, "template": template, "comment": comment, "fail-on": fail_on,
+            "compliance": compliance, "html": html, "template": template, "comment": comment, "fail-on": fail_on,
             "on-error": on_error, "base-image": base_image, "platform": platform,
             "insecure-registry": insecure_registry, "ca-bundle": ca_bundle, "no-cache": no_cache,
             "vex": vex, "secret-rules": secret_rules, "anchore-url": anchore_url, "anchore-user": anchore_user,

@@ -38,6 +38,7 @@ class ReportTargets:
     compliance: Path | None = None
     template: Path | None = None
     """A jinja2 template that replaces the built-in markdown template."""
+    html: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ a report; a device, FIFO or link is written through, never replaced.
 | codequality   | codequality         | render_codequality            |
 | markdown      | markdown            | render_markdown(kind=comment) |
 | compliance    | markdown            | render_markdown(kind=compliance) |
+| html          | html                | render_html                   |
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def write_reports(evaluation: Evaluation, analysis: Analysis, targets: ReportTar
     """Render and write every report in `targets` (`ci_gate.fileio`); return the paths written, in order."""
     from ci_gate.reports.codequality import render_codequality
     from ci_gate.reports.gitlab import render_container_scanning
+    from ci_gate.reports.html import render_html
     from ci_gate.reports.junit import render_junit
     from ci_gate.reports.markdown import render_markdown
     from ci_gate.reports.sarif import render_sarif
@@ -68,6 +70,7 @@ def write_reports(evaluation: Evaluation, analysis: Analysis, targets: ReportTar
         (targets.codequality, lambda: _json_text(render_codequality(evaluation, analysis))),
         (targets.markdown, lambda: render_markdown(evaluation, analysis, "comment", targets.template)),
         (targets.compliance, lambda: render_markdown(evaluation, analysis, "compliance")),
+        (targets.html, lambda: render_html(evaluation, analysis)),
     ]
     written = []
     for path, render in renderers:
