@@ -72,6 +72,7 @@ def _report_paths(reports: ReportTargets | None) -> dict[str, Path | None]:
         "codequality": reports.codequality,
         "markdown": reports.markdown,
         "compliance": reports.compliance,
+        "html": reports.html,
     }
 
 

@@ -125,8 +125,13 @@ def test_noncompliant_image_fails_the_step_with_outputs_summary_annotations_comm
         # every output ci-gate wrote is one the action declares
         assert set(gate.outputs) <= declared_outputs(), set(gate.outputs) - declared_outputs()
         assert run.outputs["sarif-file"] == "ci-gate-reports/ci-gate.sarif"
-        for name in ("json-file", "junit-file", "sarif-file", "markdown-file", "compliance-file"):
+        for name in ("json-file", "junit-file", "sarif-file", "markdown-file", "compliance-file", "html-file"):
             assert (workspace / run.outputs[name]).is_file(), name
+        # the HTML report is written by default and uploaded as an artifact, also when the gate fails
+        assert "STOP: registry.example.com/acme/app:pr-7" in (workspace / run.outputs["html-file"]).read_text()
+        html_upload = next(record for record in run.steps if record.uses.startswith("actions/upload-artifact@"))
+        assert html_upload.kind == "uses" and len(html_upload.uses.split("@")[1].split()[0]) == 40
+        assert html_upload.with_values == {"name": "ci-gate-html-report", "path": "ci-gate-reports/report.html"}
         # the store from the mirror really reached the gate: the openssh advisories match
         report = (workspace / run.outputs["json-file"]).read_text()
         assert "CVE-2025-26465" in report
@@ -199,8 +204,10 @@ def test_air_gapped_store_without_update_and_no_upload_when_ci_gate_wrote_no_sar
     assert gate.exit_code == 2 and run.outputs["exit-code"] == "2"
     assert "could not decide (exit 2)" in gate.stdout
     assert not stale.exists()  # no stale report passes for this run's
-    assert run.outputs["sarif-file"] == ""
+    assert run.outputs["sarif-file"] == "" and run.outputs["html-file"] == ""
     assert upload.kind == "skipped"
+    # no HTML report was written: nothing to upload (an old one would pass for this run's)
+    assert next(record for record in run.steps if record.uses.startswith("actions/upload-artifact@")).kind == "skipped"
 
 
 def test_given_store_that_does_not_exist_fails_before_the_gate(action_job):

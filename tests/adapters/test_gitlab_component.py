@@ -139,7 +139,11 @@ def test_component_from_its_project_passes_the_compliant_image_with_reports(proj
     reports = project / "reports" / "compliant"
     names = {p.name for p in reports.iterdir()}
     assert {"junit.xml", "gl-code-quality-report.json", "gl-container-scanning-report.json", "ci-gate.sarif",
-            "ci-gate.json", "summary.md", "compliance.md"} <= names
+            "ci-gate.json", "summary.md", "compliance.md", "report.html"} <= names
+    # the HTML report is kept with the other artifacts: the verdict first, the page whole
+    page = (reports / "report.html").read_text()
+    assert "<h1>GO: " in page or "<h1>WARN: " in page
+    assert page.rstrip().endswith("</html>")
     jsonschema.validate(json.loads((reports / "gl-container-scanning-report.json").read_text()),
                         json.loads(GITLAB_SCHEMA.read_text()))
     cases = [case for suite in JUnitXml.fromfile(str(reports / "junit.xml")) for case in suite]

@@ -103,7 +103,7 @@ def test_call_for_pass_stop_and_error(agent, tmp_path):
                         "vulnDbSource": mirror.url, "tag": "registry.example.com/acme/app:1"}},
             {"name": "stop", "workspace": workspace, "env": change, "credentials": {"gh-comment": token},
              "config": {"image": "oci-dir:images/noncompliant", "policy": "builtin:dod", "ciGate": venv_ci_gate,
-                        "vulnDbSource": mirror.url, "recordSarif": True,
+                        "vulnDbSource": mirror.url, "recordSarif": True, "publishHtml": True,
                         "tag": "registry.example.com/acme/app:pr-7", "credentialsId": "gh-comment",
                         "reportsDir": "reports-stop"}},
             {"name": "error", "workspace": workspace, "env": {},
@@ -140,10 +140,12 @@ def test_call_for_pass_stop_and_error(agent, tmp_path):
     returned = passed["returned"]
     assert returned["exitCode"] == 0 and returned["finalAction"] in ("GO", "WARN") and returned["stopCount"] == "0"
     assert returned["imageDigest"].startswith("sha256:")
+    assert returned["htmlFile"] == "ci-gate-reports/report.html"  # written, archived, ready for publishHTML
     assert (agent["workspace"] / "ci-gate-reports" / "junit.xml").is_file()
 
     stopped = results["stop"]
-    assert steps(stopped) == ["withCredentials", "sh", "junit", "archiveArtifacts", "recordIssues", "error"]
+    assert steps(stopped) == ["withCredentials", "sh", "junit", "archiveArtifacts", "publishHTML", "recordIssues",
+                              "error"]
     assert stopped["calls"][0]["bindings"] == [{"kind": "string", "credentialsId": "gh-comment",
                                                 "variable": "CI_GATE_GITHUB_TOKEN"}]
     sh = stopped["calls"][1]
@@ -151,7 +153,13 @@ def test_call_for_pass_stop_and_error(agent, tmp_path):
     # the store in the workspace was updated today already: no second download
     assert "already updated today (no download)" in sh["output"]
     assert "'--comment' 'auto'" in sh["script"] and token not in sh["script"]
-    assert stopped["calls"][4]["tools"] == [{"tool": "sarif", "pattern": "reports-stop/ci-gate.sarif",
+    # the HTML report, published as a build page (HTML Publisher) even though the stage fails
+    assert stopped["calls"][4]["target"] == {"reportDir": "reports-stop", "reportFiles": "report.html",
+                                             "reportName": "ci-gate report", "keepAll": True,
+                                             "alwaysLinkToLastBuild": True, "allowMissing": True}
+    page = (agent["workspace"] / "reports-stop" / "report.html").read_text()
+    assert "<h1>STOP: <span class=\"image\">registry.example.com/acme/app:pr-7</span></h1>" in page
+    assert stopped["calls"][5]["tools"] == [{"tool": "sarif", "pattern": "reports-stop/ci-gate.sarif",
                                              "id": "ci-gate", "name": "ci-gate"}]
     assert stopped["error"].startswith("ci-gate: policy says STOP for oci-dir:images/noncompliant")
     assert len(comments) == 1 and "STOP" in comments[0]

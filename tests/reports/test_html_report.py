@@ -134,8 +134,8 @@ def capture(driver: webdriver.Chrome, clip: dict[str, float] | None = None, scal
 
 
 def save_screenshot(driver: webdriver.Chrome, name: str, directory: Path) -> Path:
-    """The full page as a reader scrolls it (kept when CI_GATE_SCREENSHOTS names a folder)."""
-    height = min(driver.execute_script("return document.documentElement.scrollHeight"), 2200)
+    """The first screen, what a reader sees on opening the page (kept when CI_GATE_SCREENSHOTS names a folder)."""
+    height = driver.execute_script("return innerHeight")
     width = driver.execute_script("return document.documentElement.clientWidth")
     data = base64.b64decode(driver.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,

@@ -5,8 +5,8 @@
 // scenarios.json: [{name, workspace, env: {..}, credentials: {id: secret}, config: {..}}]. Each
 // scenario loads the step afresh. `sh` really runs the script with /bin/sh in the workspace (so the
 // real ci-gate runs), with the build environment plus what withCredentials bound; the other steps
-// (junit, archiveArtifacts, recordIssues, sarif, string, withCredentials, readFile, fileExists, echo,
-// error) record their arguments; `error` throws like Jenkins's AbortException. results.json gets,
+// (junit, archiveArtifacts, recordIssues, publishHTML, sarif, string, withCredentials, readFile, fileExists,
+// echo, error) record their arguments; `error` throws like Jenkins's AbortException. results.json gets,
 // per scenario, the recorded calls, the returned map and the error message.
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
@@ -57,6 +57,7 @@ for (Map scenario : scenarios) {
     binding.setVariable('archiveArtifacts', { Map arguments -> calls << [step: 'archiveArtifacts'] + arguments; null })
     binding.setVariable('sarif', { Map arguments -> [tool: 'sarif'] + arguments })
     binding.setVariable('recordIssues', { Map arguments -> calls << [step: 'recordIssues'] + arguments; null })
+    binding.setVariable('publishHTML', { Map arguments -> calls << [step: 'publishHTML'] + arguments; null })
     binding.setVariable('fileExists', { String path -> new File(workspace, path).exists() })
     binding.setVariable('readFile', { String path -> new File(workspace, path).getText('UTF-8') })
     binding.setVariable('echo', { Object message -> calls << [step: 'echo', message: message as String]; null })

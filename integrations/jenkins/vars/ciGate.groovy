@@ -9,9 +9,9 @@
 // has it on PATH). By default it brings the vulnerability store in the workspace up to date once a day
 // (`ci-gate db update`; the workspace keeps it between builds). It runs ci-gate with `sh`, records the JUnit
 // report with `junit` (failures only make the build UNSTABLE in Jenkins, so the step itself fails the
-// stage with `error` when ci-gate exits non-zero), archives the reports, optionally records the
-// SARIF with warnings-ng (`recordIssues`), comments on the GitHub pull request or GitLab merge
-// request when CHANGE_ID is set (token from `credentialsId`), and returns the result to the pipeline.
+// stage with `error` when ci-gate exits non-zero), archives the reports (report.html among them),
+// optionally publishes the HTML report (`publishHTML`) and records the SARIF with warnings-ng
+// (`recordIssues`), comments on the GitHub pull request or GitLab merge request when CHANGE_ID is set (token from `credentialsId`), and returns the result to the pipeline.
 
 def call(Map config = [:]) {
     Map options = [
@@ -32,6 +32,7 @@ def call(Map config = [:]) {
         junit        : true,
         archive      : true,
         recordSarif  : false,
+        publishHtml  : false,
         credentialsId: '',
         ciGate       : 'ci-gate',
     ]
@@ -58,7 +59,8 @@ def call(Map config = [:]) {
                             '--junit', "${dir}/junit.xml",
                             '--sarif', "${dir}/ci-gate.sarif",
                             '--markdown', "${dir}/summary.md",
-                            '--compliance', "${dir}/compliance.md"]
+                            '--compliance', "${dir}/compliance.md",
+                            '--html', "${dir}/report.html"]
     if (options.dockerfile) { command += ['--dockerfile', options.dockerfile] }
     if (options.tag) { command += ['--tag', options.tag] }
     if (options.template) { command += ['--template', options.template] }
@@ -77,7 +79,8 @@ def call(Map config = [:]) {
                      options.vulnDb as String),
         "mkdir -p ${shellQuote(dir)}",
         "rm -f ${shellQuote(outputsFile)} ${shellQuote(dir + '/ci-gate.json')} ${shellQuote(dir + '/junit.xml')} " +
-            "${shellQuote(dir + '/ci-gate.sarif')} ${shellQuote(dir + '/summary.md')} ${shellQuote(dir + '/compliance.md')}",
+            "${shellQuote(dir + '/ci-gate.sarif')} ${shellQuote(dir + '/summary.md')} ${shellQuote(dir + '/compliance.md')} " +
+            "${shellQuote(dir + '/report.html')}",
         'if [ -f "$CI_GATE_STORE" ]; then set -- --vuln-db "$CI_GATE_STORE"; else set --; fi',
         "CI_GATE_OUTPUT=${shellQuote(outputsFile)} ${words.join(' ')} \"\$@\"",
     ].join('\n')
@@ -98,6 +101,12 @@ def call(Map config = [:]) {
     }
     if (options.archive) {
         archiveArtifacts(artifacts: "${dir}/**", allowEmptyArchive: true)
+    }
+    if (options.publishHtml) {
+        // HTML Publisher: the report is one page with inline CSS and no script (docs/reports.md says how
+        // to let Jenkins' default Content-Security-Policy show its styles).
+        publishHTML(target: [reportDir: dir, reportFiles: 'report.html', reportName: 'ci-gate report',
+                             keepAll: true, alwaysLinkToLastBuild: true, allowMissing: true])
     }
     if (options.recordSarif) {
         recordIssues(tools: [sarif(pattern: "${dir}/ci-gate.sarif", id: 'ci-gate', name: 'ci-gate')],
