@@ -821,6 +821,7 @@ def create_app(config: ServerConfig) -> Starlette:
     routes += routes_policies.routes(service, _route) + routes_registries.routes(service, _route)
     routes += routes_events.routes(service, _route) + routes_system.routes(service, _route, routes)
     routes += admission.routes(service)  # public, TLS-only: the API server calls webhooks without credentials
+    routes += __import__("ci_gate.server.ui", fromlist=["routes"]).routes(service, _route)  # the dashboard, /ui/
 
     async def http_error(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500

@@ -20,7 +20,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -32,16 +31,14 @@ import pytest
 from report_samples import sample_analysis, sample_evaluation
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from ci_gate.model import AllowlistMatch, Finding, VulnerabilityDetail
 from ci_gate.reports.html import render_html, safe_url
+from tests.support.browser import keep_screenshot, requests_made, start_chromium
 from tests.support.png import read_png
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 STOP_RED = (164, 0, 29)
 GO_GREEN = (27, 94, 32)
 DESKTOP, PHONE = 1280, 390
@@ -73,13 +70,7 @@ def reports(images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--hide-scrollbars", "--force-device-scale-factor=1", "--no-first-run"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = start_chromium()
     try:
         yield driver
     finally:
@@ -142,10 +133,7 @@ def save_screenshot(driver: webdriver.Chrome, name: str, directory: Path) -> Pat
         "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})["data"])
     path = directory / f"{name}.png"
     path.write_bytes(data)
-    keep = os.environ.get("CI_GATE_SCREENSHOTS")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
+    keep_screenshot(path)
     return path
 
 
@@ -158,16 +146,6 @@ def rect(driver: webdriver.Chrome, selector: str) -> dict[str, float]:
 def dominant(image_bytes: bytes) -> tuple[int, int, int]:
     colours = read_png(image_bytes).colours(step=1)
     return max(colours, key=lambda colour: colours[colour])
-
-
-def requests_made(driver: webdriver.Chrome) -> list[str]:
-    """URLs the page asked for, from Chromium's performance log (the page itself is a file:// URL)."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
 
 
 # --- the example images ----------------------------------------------------------------------------
