@@ -32,7 +32,11 @@ from ci_gate.reports.common import SEVERITY_ORDER, finding_title, security_score
 from ci_gate.reports.markdown import FindingView, markdown_context
 
 TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "report.html.j2"
 STYLE_FILE = TEMPLATES / "report.css"
+COMPILED_FILE = Path(__file__).parent / "html_compiled.py"
+"""The template compiled to Python (`python -m ci_gate.reports.html --compile` writes it): jinja2 takes
+longer to parse and compile the template than to render it, and a gate writes one report per process."""
 
 _STIG_CATEGORY = re.compile(r"\((CAT I{1,3})\b")
 
@@ -218,10 +222,48 @@ def advice_html(value: object) -> Markup:
     return Markup("".join(parts))
 
 
+def _source_sha256() -> str:
+    return hashlib.sha256((TEMPLATES / TEMPLATE_NAME).read_bytes()).hexdigest()
+
+
+def compiled_source() -> str:
+    """The Python module `html_compiled.py` holds: the template compiled by jinja2, and the hash of the
+    template source it came from."""
+    environment = _environment()
+    source = (TEMPLATES / TEMPLATE_NAME).read_text("utf-8")
+    code = environment.compile(source, TEMPLATE_NAME, TEMPLATE_NAME, raw=True, defer_init=True)
+    return ("# ruff: noqa\n# mypy: ignore-errors\n"
+            f'"""Generated from templates/{TEMPLATE_NAME} by `python -m ci_gate.reports.html --compile`; '
+            'do not edit."""\n'
+            f"SOURCE_SHA256 = {_source_sha256()!r}\n{code}\n")
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    """The compiled template when it matches the template's source, else the source compiled now (an
+    edited template is never rendered from stale code, only more slowly)."""
+    environment = _environment()
+    try:
+        from ci_gate.reports import html_compiled
+    except ImportError:
+        html_compiled = None  # type: ignore[assignment]
+    if html_compiled is not None and getattr(html_compiled, "SOURCE_SHA256", "") == _source_sha256():
+        return environment.template_class.from_module_dict(environment, vars(html_compiled),
+                                                           environment.make_globals(None))
+    return environment.get_template(TEMPLATE_NAME)
+
+
 def render_html(evaluation: Evaluation, analysis: Analysis) -> str:
     """The HTML report: one self-contained page (see the module docstring)."""
     css, style_source = _style()
-    csp = (f"default-src 'none'; style-src {style_source}; img-src data:; script-src 'none'; "
+    csp = (f"default-src 'none'; style-src {style_source}; script-src 'none'; "
            "base-uri 'none'; form-action 'none'")
-    template = _environment().get_template("report.html.j2")
-    return template.render(**html_context(evaluation, analysis), css=Markup(css), csp=csp)
+    return _template().render(**html_context(evaluation, analysis), css=Markup(css), csp=csp)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--compile"]:
+        sys.exit("usage: python -m ci_gate.reports.html --compile  (rewrites ci_gate/reports/html_compiled.py)")
+    COMPILED_FILE.write_text(compiled_source(), "utf-8")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import Markup
 from report_samples import sample_analysis, sample_evaluation
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
@@ -301,3 +302,18 @@ def test_report_has_a_strict_content_security_policy():
 ])
 def test_links_only_to_http_urls(url, expected):
     assert safe_url(url) == expected
+
+
+def test_compiled_template_is_current_and_renders_the_same():
+    """html_compiled.py is the template compiled ahead of time (a gate would spend longer compiling it than
+    rendering): it must come from the template as it is now (`python -m ci_gate.reports.html --compile`)."""
+    from ci_gate.reports import html as report
+
+    assert report.COMPILED_FILE.read_text("utf-8") == report.compiled_source()
+    page = render_html(sample_evaluation(), sample_analysis())
+    context = report.html_context(sample_evaluation(), sample_analysis())
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1])
+    from_source = report._environment().get_template(report.TEMPLATE_NAME).render(
+        **context, css=Markup(report._style()[0]), csp=csp)
+    assert page == from_source
+    assert report._template().filename == str(report.COMPILED_FILE)  # what render_html used: the compiled one
