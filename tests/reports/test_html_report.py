@@ -33,6 +33,7 @@ from report_samples import sample_analysis, sample_evaluation
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from ci_gate.model import AllowlistMatch, Finding, VulnerabilityDetail
 from ci_gate.reports.html import render_html, safe_url
@@ -144,6 +145,17 @@ def rect(driver: webdriver.Chrome, selector: str) -> dict[str, float]:
         "return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height};", selector))
 
 
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS `rgb(…)` colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(value) / 255 for value in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def dominant(image_bytes: bytes) -> tuple[int, int, int]:
     colours = read_png(image_bytes).colours(step=1)
     return max(colours, key=lambda colour: colours[colour])
@@ -198,6 +210,36 @@ def test_noncompliant_report_verdict_counts_and_links(reports, browser, tmp_path
     assert dominant(banner) == STOP_RED
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
     assert all(url.startswith("file://") for url in requests_made(browser))
+
+    # Contrast: every badge, the banner and body text at least 4.5:1 (WCAG AA) against their background.
+    for selector in ("#verdict h1", "#verdict p", ".badge.STOP", ".badge.WARN", ".badge.FAIL", ".badge.PASS",
+                     "td", ".muted", "nav a"):
+        for element in browser.find_elements(By.CSS_SELECTOR, selector)[:3]:
+            foreground, background = browser.execute_script(
+                "let e = arguments[0], c = getComputedStyle(e).color, b;"
+                "while (e && (b = getComputedStyle(e).backgroundColor) === 'rgba(0, 0, 0, 0)') e = e.parentElement;"
+                "return [c, b || 'rgb(255, 255, 255)'];", element)
+            assert contrast(foreground, background) >= 4.5, (selector, foreground, background)
+
+    # Keyboard: the first Tab lands on the skip link, which leads to the report.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.text == "Skip to the report" and focused.get_attribute("href").endswith("#main")
+    assert focused.rect["x"] >= 0  # visible when focused
+
+    # Printed (an assessor's PDF): no section links, the verdict in black on white, links spelled out.
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert browser.execute_script("return getComputedStyle(document.querySelector('nav')).display") == "none"
+        assert browser.execute_script(
+            "return getComputedStyle(document.querySelector('#verdict')).backgroundColor") == "rgb(255, 255, 255)"
+        advisory = browser.execute_script(
+            "return getComputedStyle(document.querySelector('#vulnerabilities a'), '::after').content")
+        assert "https://nvd.nist.gov/vuln/detail/CVE-2025-" in advisory
+        pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {})["data"])
+        assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
 
 def test_screenshots_render_at_desktop_and_phone_widths(reports, browser, tmp_path):
