@@ -20,7 +20,6 @@ from typer.core import TyperGroup
 
 from ci_gate import __version__
 from ci_gate.errors import EXIT_ERROR, CiGateError
-from ci_gate.redaction import escape_control
 
 COMMANDS: dict[str, str] = {
     "analyze": "ci_gate.cli.analyze",
@@ -133,6 +132,8 @@ def _install_signal_handlers() -> None:
 def _internal_error_line(error: BaseException) -> str:
     """The exception type and, when it says what is missing, the module or host file; never its text,
     which may quote image content (a secret)."""
+    from ci_gate.redaction import escape_control
+
     detail = ""
     if isinstance(error, ImportError) and error.name:
         detail = f": module {error.name!r} is missing (reinstall ci-gate with its dependencies: pip install ci-gate)"
@@ -193,6 +194,8 @@ def main(arguments: list[str] | None = None) -> None:
         raise
     except Exception as error:
         if _is_usage_error(error):
+            from ci_gate.redaction import escape_control
+
             # One line, like every other error: "No such option: --x", "Missing argument 'IMAGE'".
             message = escape_control(error.format_message())  # type: ignore[attr-defined]
             if message.strip():  # empty when the help was shown instead (`ci-gate` with no arguments)
