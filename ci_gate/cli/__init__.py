@@ -9,6 +9,7 @@ named once in `COMMANDS`; a module is imported only when its command runs (or --
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import os
 import sys
@@ -56,6 +57,19 @@ class LazyCommands(TyperGroup):
             self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            # typer suggests from the commands already loaded; a typo must be matched against them all.
+            close = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if close and "Did you mean" not in error.message:
+                suggestion = f"{error.message.rstrip('.')}. Did you mean {', '.join(map(repr, close))}?"
+                error.message = suggestion  # type: ignore[misc]  # Final in click's stubs; typer assigns it too
+            raise
+
 
 app = typer.Typer(
     name="ci-gate",
@@ -65,6 +79,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=LazyCommands,
 )
+
 
 def _version(value: bool) -> None:
     if value:

@@ -122,8 +122,11 @@ def repository_url(pull: PullRequest) -> str:
     return f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}"
 
 
-class GitHubComments(RestComments):
-    """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
+class PullRequestClient:
+    """A client of one pull request's REST resources: session, timeout, headers, and the base address
+    (the repository's, plus `resource`)."""
+
+    resource = ""
 
     def __init__(self, pull: PullRequest, session: requests.Session | None = None, timeout: float = 30.0):
         self.pull = pull
@@ -131,7 +134,11 @@ class GitHubComments(RestComments):
         self.timeout = timeout
         self.description = f"GitHub pull request {pull.repository}#{pull.number}"
         self._headers = api_headers(pull.token)
-        self._base = repository_url(pull)
+        self._base = repository_url(pull) + self.resource
+
+
+class GitHubComments(PullRequestClient, RestComments):
+    """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
 
     def list(self) -> list[Comment]:
         comments: list[Comment] = []

@@ -78,12 +78,8 @@ class ReportFormat:
 
     @property
     def flag(self) -> str:
+        """The `gate` flag; the variable and the `.ci-gate.yaml` key come from `ci_gate.cli.settings`."""
         return f"--{self.id}"
-
-    @property
-    def setting(self) -> str:
-        """The `CI_GATE_*` variable that sets this format's path."""
-        return "CI_GATE_" + self.id.upper().replace("-", "_")
 
 
 def json_text(render: Callable[[Evaluation, Analysis], Any]) -> Render:
