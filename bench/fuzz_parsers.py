@@ -6,7 +6,7 @@ Targets:
             digest checks switched off in this process so the fuzzer reaches the parsing behind them
             (the checks themselves are a comparison of two strings)
   policy    the policy loader (`ci_gate.policy.documents.check_text`), YAML and JSON
-  config    `.ci-gate.yaml` loading (`ci_gate.cli_gate.load_config_file`)
+  config    `.ci-gate.yaml` loading (`ci_gate.cli.settings.load_config_file`)
 
 Each target states which exceptions are answers (SourceError, TarFormatError, UsageError...);
 anything else is a finding, and atheris stops with the input that caused it.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from ci_gate.cli_gate import load_config_file
+    from ci_gate.cli.settings import load_config_file
     from ci_gate.errors import CiGateError
     from ci_gate.policy.documents import check_text
     from ci_gate.sources import oci_layout

@@ -7,6 +7,13 @@ Messages must never contain a secret found in an image or a credential.
 
 from __future__ import annotations
 
+EXIT_PASS = 0
+"""The image may be pushed (GO, or WARN without --fail-on warn)."""
+EXIT_STOP = 1
+"""The policy said STOP (or WARN with --fail-on warn)."""
+EXIT_ERROR = 2
+"""ci-gate could not decide: bad input, an unreadable image, an unreachable backend."""
+
 
 class CiGateError(Exception):
     """Base of every error ci-gate reports to the user as "could not decide" (exit 2)."""

@@ -19,14 +19,16 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
+from ci_gate.choices import Choice
 from ci_gate.errors import ReportError
 from ci_gate.fileio import append_output
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish import github, gitlab
 from ci_gate.publish.interface import (
     CommentApi,
+    NoChangeRequest,
     PublishDenied,
     PublishTransient,
     RetryBudget,
@@ -35,15 +37,24 @@ from ci_gate.publish.interface import (
 )
 from ci_gate.redaction import terminal_text
 from ci_gate.reports.common import image_key
+from ci_gate.reports.formats import ReportTargets
 from ci_gate.reports.markdown import render_markdown
 
-if TYPE_CHECKING:
-    from ci_gate.gate import ReportTargets
+__all__ = ["CommentMode", "detect_provider", "publish_comment"]
 
-__all__ = ["detect_provider", "publish_comment"]
 
-MODES = ("auto", "github", "gitlab", "review", "off")
-"""`review` is `github` plus review comments with suggested Dockerfile fixes (`ci_gate.publish.review`)."""
+class CommentMode(Choice):
+    """`--comment`: where the one comment per image goes."""
+
+    AUTO = "auto"
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    REVIEW = "review"
+    """`github` plus review comments with suggested Dockerfile fixes (`ci_gate.publish.review`)."""
+    OFF = "off"
+
+
+MODES = CommentMode.values()
 
 
 def detect_provider(env: Mapping[str, str]) -> str | None:
@@ -59,21 +70,6 @@ def detect_provider(env: Mapping[str, str]) -> str | None:
         if "/pull/" in change_url:
             return "github"
     return None
-
-
-def _report_paths(reports: ReportTargets | None) -> dict[str, Path | None]:
-    if reports is None:
-        return {}
-    return {
-        "json": reports.json,
-        "junit": reports.junit,
-        "sarif": reports.sarif,
-        "gitlab-report": reports.gitlab_report,
-        "codequality": reports.codequality,
-        "markdown": reports.markdown,
-        "compliance": reports.compliance,
-        "html": reports.html,
-    }
 
 
 def publish_comment(
@@ -97,7 +93,7 @@ def publish_comment(
     notes: list[str] = []
     if mode not in MODES:
         return [f"unknown --comment mode {mode!r} (use auto, github, gitlab, review or off); no comment posted"]
-    outputs = github.gate_outputs(evaluation, _report_paths(reports))
+    outputs = github.gate_outputs(evaluation, reports or {})
 
     in_actions = github.in_github_actions(environment)
     summary_written = False
@@ -124,9 +120,9 @@ def publish_comment(
         if provider == "github"
         else gitlab.merge_request_from_env(environment)
     )
-    if isinstance(context, str) and context.startswith("this job is not for a"):
+    if isinstance(context, NoChangeRequest) and context.expected:
         # A branch or tag pipeline: nothing to comment on, and nothing wrong either.
-        notes.append(f"{context}; no comment posted")
+        notes.append(f"{context.reason}; no comment posted")
         return notes
     budget = budget or RetryBudget(total_seconds=_float(environment.get("CI_GATE_PUBLISH_TIMEOUT"), 120.0))
     try:

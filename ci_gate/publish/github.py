@@ -30,7 +30,7 @@ import requests
 from ci_gate.fileio import append_output
 from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.publish.interface import Comment, PublishDenied
+from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
 from ci_gate.publish.rest import RestComments, call
 from ci_gate.redaction import escape_control
 from ci_gate.reports.advice import category_counts, issues, recommendation
@@ -55,8 +55,8 @@ class PullRequest:
     """A token allowed to write issue comments; never logged."""
 
 
-def pull_request_from_env(env: Mapping[str, str]) -> PullRequest | str:
-    """The pull request of this job, or a sentence saying why there is none."""
+def pull_request_from_env(env: Mapping[str, str]) -> PullRequest | NoChangeRequest:
+    """The pull request of this job, or why there is none."""
     token = env.get("CI_GATE_GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or ""
     repository = env.get("GITHUB_REPOSITORY", "")
     api_url = (env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
@@ -64,16 +64,16 @@ def pull_request_from_env(env: Mapping[str, str]) -> PullRequest | str:
     if env.get("CHANGE_ID") and env.get("CHANGE_URL") and not repository:  # Jenkins multibranch
         parsed = _parse_change_url(env["CHANGE_URL"])
         if parsed is None:
-            return f"CHANGE_URL {env['CHANGE_URL']!r} is not a GitHub pull request URL"
+            return NoChangeRequest(f"CHANGE_URL {env['CHANGE_URL']!r} is not a GitHub pull request URL")
         host, repository, number = parsed
         if not env.get("GITHUB_API_URL"):
             api_url = "https://api.github.com" if host == "github.com" else f"https://{host}/api/v3"
     if number is None:
-        return "this job is not for a pull request"
+        return NoChangeRequest("this job is not for a pull request", expected=True)
     if not repository:
-        return "GITHUB_REPOSITORY is not set"
+        return NoChangeRequest("GITHUB_REPOSITORY is not set")
     if not token:
-        return "no token: set GITHUB_TOKEN (or CI_GATE_GITHUB_TOKEN) with pull-requests: write"
+        return NoChangeRequest("no token: set GITHUB_TOKEN (or CI_GATE_GITHUB_TOKEN) with pull-requests: write")
     return PullRequest(api_url=api_url, repository=repository, number=number, token=token)
 
 
@@ -122,8 +122,11 @@ def repository_url(pull: PullRequest) -> str:
     return f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}"
 
 
-class GitHubComments(RestComments):
-    """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
+class PullRequestClient:
+    """A client of one pull request's REST resources: session, timeout, headers, and the base address
+    (the repository's, plus `resource`)."""
+
+    resource = ""
 
     def __init__(self, pull: PullRequest, session: requests.Session | None = None, timeout: float = 30.0):
         self.pull = pull
@@ -131,7 +134,11 @@ class GitHubComments(RestComments):
         self.timeout = timeout
         self.description = f"GitHub pull request {pull.repository}#{pull.number}"
         self._headers = api_headers(pull.token)
-        self._base = repository_url(pull)
+        self._base = repository_url(pull) + self.resource
+
+
+class GitHubComments(PullRequestClient, RestComments):
+    """The `CommentApi` over GitHub's issue comments (a pull request is an issue for comments)."""
 
     def list(self) -> list[Comment]:
         comments: list[Comment] = []
@@ -158,8 +165,8 @@ class GitHubComments(RestComments):
 
 def require_pull_request(env: Mapping[str, str]) -> PullRequest:
     found = pull_request_from_env(env)
-    if isinstance(found, str):
-        raise PublishDenied(f"cannot comment on GitHub: {found}")
+    if isinstance(found, NoChangeRequest):
+        raise PublishDenied(f"cannot comment on GitHub: {found.reason}")
     return found
 
 

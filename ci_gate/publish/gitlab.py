@@ -21,7 +21,7 @@ from urllib.parse import quote
 import requests
 
 from ci_gate.http import new_session
-from ci_gate.publish.interface import Comment, PublishDenied
+from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
 from ci_gate.publish.rest import RestComments, call
 
 NOTE_LIMIT = 1_000_000
@@ -42,8 +42,8 @@ class MergeRequest:
     """A token with scope api; never logged."""
 
 
-def merge_request_from_env(env: Mapping[str, str]) -> MergeRequest | str:
-    """The merge request of this job, or a sentence saying why there is none."""
+def merge_request_from_env(env: Mapping[str, str]) -> MergeRequest | NoChangeRequest:
+    """The merge request of this job, or why there is none."""
     token = env.get("CI_GATE_GITLAB_TOKEN") or env.get("GITLAB_TOKEN") or ""
     api_url = (env.get("CI_API_V4_URL") or "").rstrip("/")
     project = env.get("CI_MERGE_REQUEST_PROJECT_ID") or env.get("CI_PROJECT_ID") or ""
@@ -51,15 +51,16 @@ def merge_request_from_env(env: Mapping[str, str]) -> MergeRequest | str:
     if not iid_text and env.get("CHANGE_ID") and env.get("CHANGE_URL"):  # Jenkins multibranch
         parsed = _parse_change_url(env["CHANGE_URL"])
         if parsed is None:
-            return f"CHANGE_URL {env['CHANGE_URL']!r} is not a GitLab merge request URL"
+            return NoChangeRequest(f"CHANGE_URL {env['CHANGE_URL']!r} is not a GitLab merge request URL")
         base, project, iid_text = parsed
         api_url = api_url or f"{base}/api/v4"
     if not iid_text.isdigit():
-        return "this job is not for a merge request (no CI_MERGE_REQUEST_IID)"
+        return NoChangeRequest("this job is not for a merge request (no CI_MERGE_REQUEST_IID)", expected=True)
     if not api_url or not project:
-        return "CI_API_V4_URL or the project id is not set"
+        return NoChangeRequest("CI_API_V4_URL or the project id is not set")
     if not token:
-        return "no token: set CI_GATE_GITLAB_TOKEN to a token with scope api (CI_JOB_TOKEN cannot write notes)"
+        return NoChangeRequest("no token: set CI_GATE_GITLAB_TOKEN to a token with scope api "
+                               "(CI_JOB_TOKEN cannot write notes)")
     return MergeRequest(api_url=api_url, project=project, iid=int(iid_text), token=token)
 
 
@@ -121,6 +122,6 @@ class GitLabNotes(RestComments):
 
 def require_merge_request(env: Mapping[str, str]) -> MergeRequest:
     found = merge_request_from_env(env)
-    if isinstance(found, str):
-        raise PublishDenied(f"cannot comment on GitLab: {found}")
+    if isinstance(found, NoChangeRequest):
+        raise PublishDenied(f"cannot comment on GitLab: {found.reason}")
     return found

@@ -44,6 +44,17 @@ class PublishTransient(PublishError):
 
 
 @dataclass(frozen=True)
+class NoChangeRequest:
+    """Why this job has no pull/merge request to comment on."""
+
+    reason: str
+    """One sentence for the notes, e.g. "this job is not for a pull request"."""
+    expected: bool = False
+    """True for a branch or tag pipeline: there is nothing to comment on, and nothing is wrong. False
+    when a change request is meant but cannot be reached (no token, a URL that is not one)."""
+
+
+@dataclass(frozen=True)
 class Comment:
     """One existing comment or note on the change request."""
 

@@ -28,11 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.publish.github import PullRequest, api_headers, repository_url
+from ci_gate.publish.github import PullRequestClient
 from ci_gate.publish.rest import call
 from ci_gate.reports.advice import FIXING_GUIDE_URL, DockerfileFix, dockerfile_fixes, issue_title, issues
 from ci_gate.reports.common import dockerfile_uri, image_key
@@ -107,16 +104,10 @@ def _body(fix: DockerfileFix, titles: list[str], action: str, marker: str) -> st
     )
 
 
-class ReviewComments:
+class ReviewComments(PullRequestClient):
     """The pull request's files and review comments over GitHub's REST API."""
 
-    def __init__(self, pull: PullRequest, session: requests.Session | None = None, timeout: float = 30.0):
-        self.pull = pull
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.description = f"GitHub pull request {pull.repository}#{pull.number}"
-        self._headers = api_headers(pull.token)
-        self._base = f"{repository_url(pull)}/pulls"
+    resource = "/pulls"
 
     def _pages(self, url: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -13,7 +13,8 @@ cut (cells wrap). Trigger ids and allowlisted (GO) rows are shown only with `--v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.redaction import terminal_line
@@ -32,7 +33,20 @@ from ci_gate.reports.common import secret_for
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ci_gate.gate import GateResult
+
+class Verdict(Protocol):
+    """What the terminal shows of a gate run (`ci_gate.gate.GateResult` is one)."""
+
+    @property
+    def analysis(self) -> Analysis: ...
+    @property
+    def evaluation(self) -> Evaluation: ...
+    @property
+    def written(self) -> tuple[Path, ...]: ...
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def notes(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class Row:
     trigger_ids: tuple[str, ...] = ()
 
 
-def header_line(result: GateResult, policy: str = "") -> str:
+def header_line(result: Verdict, policy: str = "") -> str:
     """The first line: which image is checked against which policy."""
     evaluation, analysis = result.evaluation, result.analysis
     image = analysis.identity.reference
@@ -64,7 +78,7 @@ def _in_force(evaluation: Evaluation, analysis: Analysis) -> list[Issue]:
     return issues([f for f in evaluation.findings if f.effective_action.upper() in ("STOP", "WARN")], analysis)
 
 
-def verdict_line(result: GateResult, width: int | None = None) -> str:
+def verdict_line(result: Verdict, width: int | None = None) -> str:
     """The last line: the decision, how many problems stand between the image and the registry, of which
     kinds. With `width` (a terminal), the kinds and the extras are shortened so it stays one line."""
     evaluation, analysis = result.evaluation, result.analysis
@@ -143,7 +157,7 @@ def _issue_row(issue: Issue, analysis: Analysis) -> Row:
                tuple(dict.fromkeys(f.trigger_id for f in issue.findings)))
 
 
-def rows(result: GateResult, verbose: bool = False) -> list[Row]:
+def rows(result: Verdict, verbose: bool = False) -> list[Row]:
     """STOP problems one per row (rows with the same fix joined), then WARN problems grouped by kind; with
     `verbose`, every problem on its own row and the allowlisted ones too."""
     evaluation, analysis = result.evaluation, result.analysis
@@ -222,7 +236,7 @@ def _short(title: str) -> str:
     return title
 
 
-def _tail(result: GateResult, verbose: bool) -> list[str]:
+def _tail(result: Verdict, verbose: bool) -> list[str]:
     evaluation = result.evaluation
     lines = []
     unchecked = unchecked_rules(evaluation, result.analysis)
@@ -252,7 +266,7 @@ def _tail(result: GateResult, verbose: bool) -> list[str]:
     return lines
 
 
-def render_plain(result: GateResult, verbose: bool = False, policy: str = "") -> str:
+def render_plain(result: Verdict, verbose: bool = False, policy: str = "") -> str:
     """Plain lines for CI logs and pipes, the decision on the last line."""
     lines = [header_line(result, policy)]
     for row in rows(result, verbose):
@@ -272,7 +286,7 @@ def render_plain(result: GateResult, verbose: bool = False, policy: str = "") ->
 _COLOUR = {"STOP": "bold red", "WARN": "yellow", "GO": "green"}
 
 
-def render_rich(result: GateResult, verbose: bool = False, policy: str = "", console: Console | None = None
+def render_rich(result: Verdict, verbose: bool = False, policy: str = "", console: Console | None = None
                 ) -> None:
     """The same verdict for a terminal: one compact table (cells wrap, nothing is cut), the decision last."""
     from rich.console import Console

@@ -64,7 +64,7 @@ def test_image_is_what_the_dockerfile_says(image):
     venv = rootfs / "opt/ci-gate"
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     site = next(venv.glob("lib/python3*/site-packages"))
-    assert (site / "ci_gate" / "cli.py").is_file()
+    assert (site / "ci_gate" / "cli" / "__init__.py").is_file()
     assert not list(site.glob("setuptools*")) and not list(site.glob("pip-*")) and not (site / "pip").exists()
     assert not (rootfs / "tmp/ci-gate").exists() and not (rootfs / "tmp/ci-gate-wheels").exists()
     # no setuid/setgid program, and no setgid directory either (Debian's /var/mail, /var/local)

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ci_gate.cli_admission import ManifestOptions, build_manifests
+from ci_gate.cli.admission import ManifestOptions, build_manifests
 from ci_gate.server.admission import parse_config
 from tests.admission.conftest import TlsFiles
 

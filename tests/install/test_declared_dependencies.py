@@ -23,7 +23,7 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "ci_gate"
 
-SERVER_MODULES = ("ci_gate/server/", "ci_gate/cli_serve.py")
+SERVER_MODULES = ("ci_gate/server/", "ci_gate/cli/serve.py")
 """Code that runs only under `ci-gate serve`, which needs `pip install 'ci-gate[server]'`."""
 
 

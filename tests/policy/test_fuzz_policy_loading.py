@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ci_gate.bounded_yaml import YamlLimitError, check_shape
-from ci_gate.cli_gate import load_config_file
+from ci_gate.cli.gate import load_config_file
 from ci_gate.errors import UsageError
 from ci_gate.policy.documents import MAX_POLICY_CHARS, check_text
 

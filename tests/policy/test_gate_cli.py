@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ci_gate.cli_gate import load_config_file, resolve
+from ci_gate.cli.gate import load_config_file, resolve
 from ci_gate.errors import UsageError
 from tests.support.oci import OciImage, TarItem, build_oci_layout
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ci_gate.cli_gate import render_plain, render_rich
+from ci_gate.cli.gate import render_plain, render_rich
 from ci_gate.gate import GateResult, exit_code_for
 from ci_gate.model import FileRecord, ImageConfig, SecretFinding
 from ci_gate.reports.evaluation_json import render_evaluation_json

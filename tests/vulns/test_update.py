@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 from typer.testing import CliRunner
 
-from ci_gate.cli_db import app
+from ci_gate.cli.db import app
 from ci_gate.errors import VulnerabilityDataError
 from ci_gate.vulns.store import VulnerabilityStore
 from ci_gate.vulns.update import UpdateOptions, update

@@ -50,6 +50,7 @@ def call(Map config = [:]) {
     String outputsFile = "${dir}/ci-gate-outputs.env"
     boolean changeRequest = env.CHANGE_ID ? true : false
     String store = options.vulnDb ?: '.ci-gate/vulns.sqlite'
+    // ci-gate formats not offered: gitlab-report codequality (GitLab's own report types: the GitLab component writes them)
     List<String> command = ['"$CI_GATE"', 'gate', options.image,
                             '--policy', options.policy,
                             '--fail-on', options.failOn,

@@ -172,3 +172,8 @@ def manifests(
                               failure_policy=failure_policy, timeout_seconds=timeout_seconds,
                               admission_config=config_text)
     typer.echo(yaml.safe_dump_all(build_manifests(options), sort_keys=False), nl=False)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount the `admission` group on the root app (ci_gate.cli.COMMANDS)."""
+    root.add_typer(app, name="admission")

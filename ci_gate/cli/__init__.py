@@ -1,24 +1,75 @@
 """The `ci-gate` command line: parse, call, print. No business logic lives here.
 
 Every `CiGateError` becomes one line on stderr and exit code 2 (a traceback only with --debug).
-Sub-command groups live in their own `cli_*.py` modules and are mounted here.
+Each command (or command group) lives in its own module with a `register(app)` function and is
+named once in `COMMANDS`; a module is imported only when its command runs (or --help lists it), so
+`ci-gate --version` and `ci-gate gate` load only what they use. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import importlib
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from ci_gate import __version__
-from ci_gate.errors import CiGateError
-from ci_gate.gate import EXIT_ERROR
-from ci_gate.redaction import escape_control
-from ci_gate.sources.interface import Limits, SourceOptions
+from ci_gate.errors import EXIT_ERROR, CiGateError
+
+COMMANDS: dict[str, str] = {
+    "analyze": "ci_gate.cli.analyze",
+    "gate": "ci_gate.cli.gate",
+    "serve": "ci_gate.cli.serve",
+    "stig": "ci_gate.cli.stig",
+    "policy": "ci_gate.cli.policy",
+    "db": "ci_gate.cli.db",
+    "admission": "ci_gate.cli.admission",
+}
+"""Every command, in --help order: its name and the module whose `register(app)` adds it (a command
+with `app.command(...)`, or a group with `app.add_typer(..., name=NAME)`). A new command is one
+module and one line here. tests/test_architecture.py reads this table as import edges."""
+
+
+def load_command(name: str) -> click.Command:
+    """Import the command's module and build its click command (typer turns the functions into click)."""
+    module = importlib.import_module(COMMANDS[name])
+    holder = typer.Typer(add_completion=False)
+    module.register(holder)
+    return typer.main.get_group(holder).commands[name]
+
+
+class LazyCommands(TyperGroup):
+    """The root group: knows the commands by name and imports a command's module only when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if cmd_name not in self.commands:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            # typer suggests from the commands already loaded; a typo must be matched against them all.
+            close = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if close and "Did you mean" not in error.message:
+                suggestion = f"{error.message.rstrip('.')}. Did you mean {', '.join(map(repr, close))}?"
+                error.message = suggestion  # type: ignore[misc]  # Final in click's stubs; typer assigns it too
+            raise
+
 
 app = typer.Typer(
     name="ci-gate",
@@ -26,7 +77,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LazyCommands,
 )
+
 
 def _version(value: bool) -> None:
     if value:
@@ -44,110 +97,6 @@ def main_options(
 ) -> None:
     """A container-image policy gate for CI."""
     # --debug (here or anywhere on the command line, or CI_GATE_DEBUG=1) is read by `main`.
-
-
-# Options every image-reading command shares.
-PlatformOption = Annotated[
-    str | None, typer.Option("--platform", help="os/arch or os/arch/variant to pick from a multi-platform image.")
-]
-InsecureOption = Annotated[
-    list[str] | None,
-    typer.Option("--insecure-registry", help="HOST[:PORT] that may be reached over plain HTTP (repeatable)."),
-]
-CaBundleOption = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for registry TLS.")]
-NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the analysis cache.")]
-
-
-def source_options(
-    platform: str | None, insecure: list[str] | None, ca_bundle: Path | None, image: str | None = None
-) -> SourceOptions:
-    """Options from flags and the environment. CI_GATE_REGISTRY_USERNAME/PASSWORD are for the registry
-    CI_GATE_REGISTRY_HOST names, else for the registry of `image` (the one the user asked for)."""
-    username = os.environ.get("CI_GATE_REGISTRY_USERNAME") or None
-    registry_host = os.environ.get("CI_GATE_REGISTRY_HOST") or None
-    if username and registry_host is None:
-        from ci_gate.sources.registry_auth import credentials_host_for_image
-
-        registry_host = credentials_host_for_image(image)
-    return SourceOptions(
-        platform=platform or os.environ.get("CI_GATE_PLATFORM") or None,
-        insecure_registries=tuple(insecure or ()),
-        ca_bundle=str(ca_bundle) if ca_bundle else os.environ.get("CI_GATE_CA_BUNDLE") or None,
-        registry_username=username,
-        registry_password=os.environ.get("CI_GATE_REGISTRY_PASSWORD") or None,
-        registry_host=registry_host,
-        limits=Limits.from_env(),
-    )
-
-
-@app.command()
-def analyze(
-    image: Annotated[str, typer.Argument(help="The image: SCHEME:LOCATION (docker-archive:, oci-archive:, "
-                                         "oci-dir:, dir:, registry:, docker:, sbom:) or a path/reference.")],
-    output: Annotated[
-        str, typer.Option("-o", "--output", help="json, cyclonedx-json, spdx-json or table.")
-    ] = "table",
-    file: Annotated[Path | None, typer.Option("--file", help="Write the output here instead of stdout.")] = None,
-    dockerfile: Annotated[
-        Path | None, typer.Option("--dockerfile", help="The Dockerfile the image was built from.")
-    ] = None,
-    base_image: Annotated[
-        str | None, typer.Option("--base-image", help="The base image (reference or path) to mark base layers.")
-    ] = None,
-    secret_rules: Annotated[
-        Path | None,
-        typer.Option("--secret-rules", help="YAML file that adds, disables or tunes secret rules "
-                     "(docs/secret-rules.md).", envvar="CI_GATE_SECRET_RULES"),
-    ] = None,
-    platform: PlatformOption = None,
-    insecure_registry: InsecureOption = None,
-    ca_bundle: CaBundleOption = None,
-    no_cache: NoCacheOption = False,
-) -> None:
-    """Describe what is inside an image: identity, config, distro, packages, users, files, secrets."""
-    from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
-    from ci_gate.analyze.output import render_analysis
-
-    options = AnalyzeOptions(
-        source=source_options(platform, insecure_registry, ca_bundle, image=image),
-        dockerfile=dockerfile,
-        base_image=base_image,
-        use_cache=not no_cache,
-        secret_rules=secret_rules,
-    )
-    analysis = analyze_image(image, options, progress=_progress())
-    render_analysis(analysis, output, file)
-
-
-def _progress() -> bool:
-    """Show a live progress bar only on an interactive terminal outside CI."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-def _mount_subcommands() -> None:
-    """Mount the command groups that exist; each lives in its own module."""
-    import importlib
-
-    for module_name, group in (("ci_gate.cli_policy", "policy"), ("ci_gate.cli_db", "db"),
-                              ("ci_gate.cli_admission", "admission")):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        app.add_typer(module.app, name=group)
-    for module_name in ("ci_gate.cli_gate", "ci_gate.cli_serve", "ci_gate.cli_stig"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        module.register(app)
-
-
-_mount_subcommands()
 
 
 def _is_usage_error(error: BaseException) -> bool:
@@ -198,6 +147,8 @@ def _install_signal_handlers() -> None:
 def _internal_error_line(error: BaseException) -> str:
     """The exception type and, when it says what is missing, the module or host file; never its text,
     which may quote image content (a secret)."""
+    from ci_gate.redaction import escape_control
+
     detail = ""
     if isinstance(error, ImportError) and error.name:
         detail = f": module {error.name!r} is missing (reinstall ci-gate with its dependencies: pip install ci-gate)"
@@ -258,6 +209,8 @@ def main(arguments: list[str] | None = None) -> None:
         raise
     except Exception as error:
         if _is_usage_error(error):
+            from ci_gate.redaction import escape_control
+
             # One line, like every other error: "No such option: --x", "Missing argument 'IMAGE'".
             message = escape_control(error.format_message())  # type: ignore[attr-defined]
             if message.strip():  # empty when the help was shown instead (`ci-gate` with no arguments)

@@ -71,7 +71,7 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError:
         raise UsageError("ci-gate serve needs the server extra: pip install 'ci-gate[server]'") from None
-    from ci_gate.cli import source_options
+    from ci_gate.cli.options import source_options
     from ci_gate.server.app import ServerConfig
     from ci_gate.vulns.store import check_store_file, locate
 
@@ -107,5 +107,5 @@ def _check_tls(cert: Path | None, key: Path | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `serve` on the main app (called by ci_gate.cli)."""
+    """Add the `serve` command to the root app (ci_gate.cli.COMMANDS)."""
     app.command("serve")(serve)

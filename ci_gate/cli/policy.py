@@ -79,3 +79,8 @@ def test_command(
         raise PolicyError(f"no policy test cases found in {directory} (expected *.yaml files with a 'cases' list)")
     if failed:
         raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount the `policy` group on the root app (ci_gate.cli.COMMANDS)."""
+    root.add_typer(app, name="policy")

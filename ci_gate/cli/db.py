@@ -120,3 +120,8 @@ def status_command(
     typer.echo("ecosystems:")
     for name, count in status.ecosystems:
         typer.echo(f"  {name:<40} {count}")
+
+
+def register(root: typer.Typer) -> None:
+    """Mount the `db` group on the root app (ci_gate.cli.COMMANDS)."""
+    root.add_typer(app, name="db")

@@ -12,13 +12,12 @@ from typing import Annotated
 
 import typer
 
+from ci_gate.cli.options import CaBundleOption, InsecureOption, NoCacheOption, PlatformOption, source_options
 from ci_gate.errors import AnalysisError
 
 
 def register(app: typer.Typer) -> None:
     """Add the `stig` command to the root app."""
-
-    from ci_gate.cli import CaBundleOption, InsecureOption, NoCacheOption, PlatformOption, source_options
 
     @app.command()
     def stig(
