@@ -23,7 +23,7 @@ from ci_gate.sources.interface import SourceOptions
 from ci_gate.stig import oscap
 from ci_gate.stig.model import StigEvaluation, StigRule
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 DPKG_PROBE_WARNING = ("oscap {version} cannot read an image's dpkg database under OSCAP_PROBE_ROOT "
                       "(fixed in OpenSCAP 1.4, PR #2046): package rules of this profile are unreliable")
@@ -96,7 +96,7 @@ def _load_cached(path: Path) -> StigEvaluation | None:
         document = json.loads(path.read_text())
         values: list[dict[str, Any]] = [
             {f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
-             for f in dataclasses.fields(StigRule)} for rule in document["rules"]]
+             for f in dataclasses.fields(StigRule) if f.name in rule} for rule in document["rules"]]
         rules = [StigRule(**value) for value in values]
         fields = {f.name: document[f.name] for f in dataclasses.fields(StigEvaluation) if f.name != "rules"}
         return StigEvaluation(**fields, rules=rules)
