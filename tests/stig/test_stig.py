@@ -30,6 +30,9 @@ STANDARD = "xccdf_org.ssgproject.content_profile_standard"
 RULE = "xccdf_org.ssgproject.content_rule_"
 HASH = "Zm9vYmFyU2VjcmV0SGFzaFZhbHVlRG9Ob3RMZWFr"
 """A password hash planted in /etc/shadow: it must appear in no output."""
+TELNETD_STANZA = (b"\nPackage: telnetd\nStatus: install ok installed\nPriority: optional\nSection: net\n"
+                  b"Architecture: amd64\nSource: netkit-telnet\nVersion: 0.17+2.4-2\n"
+                  b"Description: basic telnet server\n")
 CLIENT_MODULES = Path(os.environ.get("CI_GATE_TOOLS", Path.home() / ".cache/ci-gate-tools")) / \
     "node_modules/@nuwcdivnpt/stig-manager-client-modules"
 
@@ -53,10 +56,21 @@ def planted_image(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory)
         TarItem("etc/debian_version", b"11.9\n"),
         TarItem("etc/shadow", b"root:$6$saltsalt$" + HASH.encode() + b":19000:0:99999:7:::\n", mode=0o644, gid=42),
         TarItem("etc/gshadow", b"root:*::\n", mode=0o640, uid=1000, gid=42),
+        # telnetd installed on purpose: oscap 1.3.7 reads the host's dpkg database, ci-gate the image's
+        TarItem("var/lib/dpkg/status", _member(debian_rootfs, "var/lib/dpkg/status") + TELNETD_STANZA),
     ]
     out = tmp_path_factory.mktemp("stig") / "oci"
     oci.build_oci_layout(out, [debian_rootfs, planted], tag="planted")
     return f"oci-dir:{out}"
+
+
+def _member(archive: Path, name: str) -> bytes:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile(name) or tar.extractfile("./" + name)
+        assert member is not None
+        return member.read()
 
 
 def _by_hand(image: str, datastream: Path, profile: str) -> dict[str, str]:
@@ -81,7 +95,20 @@ def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image
     assert done.returncode == 1, done.stderr  # open rules
     document = json.loads((tmp_path / "out.json").read_text())
     ours = {rule["rule_id"]: rule["result"] for rule in document["rules"]}
-    assert ours == _by_hand(planted_image, DEBIAN11_DS, STANDARD)
+    by_hand = _by_hand(planted_image, DEBIAN11_DS, STANDARD)
+    # oscap 1.3.7 answers package rules from the host's dpkg database: ci-gate re-decides exactly those
+    redecided = {rule["rule_id"] for rule in document["rules"] if "dpkg" in rule["evidence"]}
+    assert {r.removeprefix(RULE) for r in redecided} == {"package_telnetd_removed", "package_nis_removed",
+                                                          "package_inetutils-telnetd_removed",
+                                                          "package_telnetd-ssl_removed", "package_ntpdate_removed"}
+    assert {r: v for r, v in ours.items() if r not in redecided} == \
+        {r: v for r, v in by_hand.items() if r not in redecided}
+    by_id = {rule["rule_id"]: rule for rule in document["rules"]}
+    telnetd = by_id[RULE + "package_telnetd_removed"]
+    assert telnetd["result"] == "fail" and "package telnetd installed" in telnetd["evidence"]
+    assert ours[RULE + "package_nis_removed"] == "pass"  # not in the image (whatever the host has)
+    assert ours[RULE + "package_cron_installed"] == "notapplicable"  # a machine-only rule, not for containers
+    assert "decided 5 package rules from the image's /var/lib/dpkg/status" in done.stderr
     assert ours[RULE + "file_permissions_etc_shadow"] == "fail"
     assert ours[RULE + "file_owner_etc_gshadow"] == "fail"
     assert ours[RULE + "file_owner_etc_passwd"] == "pass"
