@@ -156,7 +156,7 @@ def redecide(rules: list[StigRule], oval_results: list[Path], installed: set[str
             out.append(rule)
             continue
         value = _evaluate(criteria, oval, installed) if installed is not None and criteria is not None else None
-        if value is None:
+        if value is None or installed is None:
             undecidable.append(rule.short_id)
             out.append(dataclasses.replace(rule, result="notchecked", evidence=(
                 f"oscap result {rule.result} is not used: the check reads the dpkg database, which this oscap "
@@ -164,9 +164,9 @@ def redecide(rules: list[StigRule], oval_results: list[Path], installed: set[str
                 "review manually")))
             continue
         result = "pass" if value else "fail"
-        names = sorted({oval.dpkg_objects.get(oval.dpkg_tests[test][1], "") for test in tests if test in oval.dpkg_tests})
-        facts = "; ".join(f"package {name} {'installed' if name in installed else 'not installed'}"  # type: ignore[operator]
-                          for name in names)
+        names = sorted({oval.dpkg_objects.get(oval.dpkg_tests[test][1], "")
+                        for test in tests if test in oval.dpkg_tests})
+        facts = "; ".join(f"package {name} {'installed' if name in installed else 'not installed'}" for name in names)
         decided.append(rule.short_id)
         out.append(dataclasses.replace(rule, result=result, evidence=(
             f"decided by ci-gate from the image's /var/lib/dpkg/status (oscap {rule.result} was about the host's "

@@ -124,7 +124,8 @@ def summaries(evaluation: Evaluation, analysis: Analysis) -> list[StigSummary]:
             benchmark=f"{recorded.benchmark_id.removeprefix('xccdf_org.ssgproject.content_benchmark_')} "
                       f"{recorded.benchmark_version}",
             scanner=recorded.scanner, counts=recorded.counts(), open_by_category=recorded.open_by_category(),
-            open_rules=tuple(views), not_reviewed=sum(1 for rule in recorded.rules if rule.ckl_status == "Not_Reviewed"),
+            open_rules=tuple(views),
+            not_reviewed=sum(1 for rule in recorded.rules if rule.ckl_status == "Not_Reviewed"),
             warnings=tuple(redact_text(warning) for warning in recorded.warnings)))
     return result
 
