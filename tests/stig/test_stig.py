@@ -335,3 +335,67 @@ def test_image_budget_bounds_what_is_written(tmp_path: Path) -> None:
             materialized_rootfs(filesystem, Limits(max_image_bytes=4 * 1024 * 1024), parent_dir=str(work)):
         pass
     assert list(work.iterdir()) == []
+
+
+def _sparse_layer_tar(path: Path, member: str, size: int) -> Path:
+    """A layer tar holding one `size`-byte file of zeros, itself sparse on disk (nothing is written)."""
+    import tarfile
+
+    info = tarfile.TarInfo(member)
+    info.size = size
+    info.mode = 0o644
+    with path.open("wb") as out:
+        out.write(info.tobuf(format=tarfile.PAX_FORMAT))
+        out.seek(out.tell() + (size + 511) // 512 * 512)
+        out.write(bytes(1024))  # the end-of-archive blocks
+    return path
+
+
+def test_a_10_gib_file_of_zeros_costs_no_disk_and_the_tree_is_removed(tmp_path: Path) -> None:
+    size = 10 * 1024**3
+    layer = _sparse_layer_tar(tmp_path / "huge.tar", "opt/huge.img", size)
+    image = oci.build_oci_layout(tmp_path / "oci", [[TarItem("etc/hostname", b"hostile\n")], layer], tag="huge",
+                                 compression="zstd")
+    layer.unlink()
+    work = tmp_path / "work"
+    work.mkdir()
+    free_before = shutil.disk_usage(work).free
+    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
+    with materialized_rootfs(filesystem, Limits(), parent_dir=str(work)) as rootfs:
+        huge = os.stat(Path(rootfs.path) / "opt/huge.img")
+        assert huge.st_size == size
+        assert huge.st_blocks * 512 < 1024 * 1024  # holes: not 10 GiB written
+        assert rootfs.bytes_written == size + 8 and (Path(rootfs.path) / "etc/hostname").read_text() == "hostile\n"
+        assert [p.name for p in work.iterdir()] == [Path(rootfs.path).parent.name]  # only our private dir
+        assert free_before - shutil.disk_usage(work).free < 256 * 1024**2
+    assert list(work.iterdir()) == []
+
+
+def test_a_layer_compressed_twice_fails_like_the_analyzer_and_leaves_nothing(tmp_path: Path) -> None:
+    import gzip
+    import tarfile
+
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "etc").mkdir()
+    (inner / "etc/os-release").write_text("ID=debian\nVERSION_ID=11\n")
+    plain = tmp_path / "layer.tar"
+    with tarfile.open(plain, "w") as tar:
+        tar.add(inner / "etc", arcname="etc")
+    once = tmp_path / "once.tar"  # named .tar: build_oci_layout takes it verbatim and gzips it again
+    once.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    image = oci.build_oci_layout(tmp_path / "oci", [once], tag="twice", compression="gzip")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "CI_GATE_CACHE_DIR": str(tmp_path / "cache")}
+    runs = {command: subprocess.run([sys.executable, "-m", "ci_gate.cli", command, f"oci-dir:{image.path}",
+                                     *(["--datastream", str(DEBIAN11_DS), "--profile", "standard", "--ckl",
+                                        str(tmp_path / "x.ckl")] if command == "stig" else
+                                       ["--output", "json", "--file", str(tmp_path / "x.json")])],
+                                    capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+            for command in ("analyze", "stig")}
+    assert runs["analyze"].returncode == 2 and runs["stig"].returncode == 2
+    # the same one-line diagnosis as the analyzer's, no checklist, no temp dir left
+    assert runs["stig"].stderr.strip() == runs["analyze"].stderr.strip()
+    assert len(runs["stig"].stderr.strip().splitlines()) == 1 and "layer 1" in runs["stig"].stderr
+    assert not (tmp_path / "x.ckl").exists() and list(temp.iterdir()) == []
