@@ -156,7 +156,8 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
             oscap.run_eval(binary, content, rootfs.path, results_path)
             parsed = oscap.parse_results(results_path, content.profile)
             if redecide_packages:
-                warnings.extend(_packages_from_catalogue(parsed, filesystem.read(_DPKG_STATUS), Path(work), version))
+                warnings.extend(_packages_from_catalogue(parsed, filesystem.read(_DPKG_STATUS), Path(work), version,
+                                                         content.datastream))
     finally:
         raw.close()
     evaluation = StigEvaluation(
@@ -178,14 +179,18 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
 
 
 def _packages_from_catalogue(parsed: oscap.ParsedResults, status: bytes | None, work: Path,
-                             version: tuple[int, ...]) -> list[str]:
+                             version: tuple[int, ...], datastream: Path) -> list[str]:
     """oscap < 1.4 reads the host's dpkg database: re-decide its package rules from the image's own
     (`ci_gate.stig.packages`); the warnings to show."""
-    from ci_gate.stig.packages import installed_packages, redecide
+    from ci_gate.stig.packages import installed_packages, platform_applicability, redecide
 
     installed = installed_packages(status.decode("utf-8", "replace")) if status else None
     oval_results = [path for path in sorted(work.glob("*.result.xml")) if "cpe-oval" not in path.name]
-    decisions = redecide(parsed.rules, oval_results, installed)
+    platforms: dict[str, bool | None] = {}
+    if any(rule.result != "notapplicable" for rule in parsed.rules):  # the content is for this distro at all
+        platforms = platform_applicability(datastream, {rule.rule_id for rule in parsed.rules},
+                                           sorted(work.glob("*cpe-oval*.result.xml")), installed)
+    decisions = redecide(parsed.rules, oval_results, installed, platforms)
     parsed.rules = decisions.rules
     shown = ".".join(map(str, version))
     notes = [DPKG_PROBE_WARNING.format(version=shown) + (
@@ -193,7 +198,8 @@ def _packages_from_catalogue(parsed: oscap.ParsedResults, status: bytes | None, 
         if installed is not None else f"; the image has no readable {_DPKG_STATUS}")]
     if decisions.undecidable:
         notes.append(f"{len(decisions.undecidable)} rules depend on dpkg facts ci-gate cannot decide alone and are "
-                     f"notchecked (review manually), e.g. {decisions.undecidable[0]}")
+                     f"notchecked (review manually): {', '.join(decisions.undecidable[:5])}"
+                     f"{' ...' if len(decisions.undecidable) > 5 else ''}")
     return notes
 
 

@@ -23,6 +23,9 @@ from ci_gate.stig.model import StigRule
 _LINUX = "http://oval.mitre.org/XMLSchema/oval-definitions-5#linux"
 _DEF = "http://oval.mitre.org/XMLSchema/oval-definitions-5"
 _RESULTS = "http://oval.mitre.org/XMLSchema/oval-results-5"
+_CPE_DICT = "http://cpe.mitre.org/dictionary/2.0"
+_CPE_LANG = "http://cpe.mitre.org/language/2.0"
+_XCCDF = "http://checklists.nist.gov/xccdf/1.2"
 
 
 def installed_packages(status_text: str) -> set[str]:
@@ -135,9 +138,13 @@ class PackageDecisions:
     """Rules with a dpkg test that could not be re-decided (now notchecked)."""
 
 
-def redecide(rules: list[StigRule], oval_results: list[Path], installed: set[str] | None) -> PackageDecisions:
+def redecide(rules: list[StigRule], oval_results: list[Path], installed: set[str] | None,
+             platforms: dict[str, bool | None] | None = None) -> PackageDecisions:
     """Rules whose check uses dpkginfo tests, decided from `installed` (None: the image has no dpkg
-    database ci-gate could read, so every such rule is notchecked)."""
+    database ci-gate could read, so every such rule is notchecked). `platforms`: for rules whose
+    applicability (CPE platform) depends on a package, whether they apply to the image
+    (`platform_applicability`); None where that cannot be decided."""
+    platforms = platforms or {}
     oval = _Oval()
     for path in oval_results:
         part = _read_definitions(path)
@@ -149,6 +156,21 @@ def redecide(rules: list[StigRule], oval_results: list[Path], installed: set[str
     undecidable: list[str] = []
     out: list[StigRule] = []
     for rule in rules:
+        if rule.rule_id in platforms:
+            applies = platforms[rule.rule_id]
+            if applies is False and rule.result != "notapplicable":
+                decided.append(rule.short_id)
+                out.append(dataclasses.replace(rule, result="notapplicable", evidence=(
+                    "notapplicable: its platform needs a package the image's /var/lib/dpkg/status does not list "
+                    f"(oscap {rule.result} was about the host's dpkg database, OpenSCAP < 1.4)")))
+                continue
+            if applies is not False and rule.result == "notapplicable":
+                undecidable.append(rule.short_id)
+                out.append(dataclasses.replace(rule, result="notchecked", evidence=(
+                    ("applies to the image (its platform's package is in the image's /var/lib/dpkg/status)"
+                     if applies else "may apply to the image (its platform depends on packages)")
+                    + " but oscap < 1.4 read the host's dpkg database and skipped it: review manually")))
+                continue
         criteria = oval.criteria.get(rule.check_ref)
         tests = _tests(criteria, oval) if criteria is not None else []
         if rule.result in ("notselected", "notapplicable") or not tests or \
@@ -172,3 +194,110 @@ def redecide(rules: list[StigRule], oval_results: list[Path], installed: set[str
             f"decided by ci-gate from the image's /var/lib/dpkg/status (oscap {rule.result} was about the host's "
             f"dpkg database, OpenSCAP < 1.4); decided by {rule.check_ref}; looked at: {facts}")))
     return PackageDecisions(out, decided, undecidable)
+
+
+def _definition_results(oval_results: Path) -> dict[str, str]:
+    """oscap's own result for each OVAL definition (right for every test but dpkginfo ones)."""
+    found: dict[str, str] = {}
+    inside = False
+    for event, element in ET.iterparse(oval_results, events=("start", "end")):
+        if element.tag == f"{{{_RESULTS}}}results":
+            inside = event == "start"
+        elif inside and event == "end" and element.tag == f"{{{_RESULTS}}}definition":
+            found.setdefault(element.get("definition_id", ""), element.get("result", ""))
+            element.clear()
+    return found
+
+
+def _uses_dpkg(definition: str, oval: _Oval) -> bool:
+    criteria = oval.criteria.get(definition)
+    tests = _tests(criteria, oval) if criteria is not None else []
+    return tests is None or any(test in oval.dpkg_tests for test in tests)
+
+
+def platform_applicability(datastream: Path, rule_ids: set[str], cpe_oval_results: list[Path],
+                           installed: set[str] | None) -> dict[str, bool | None]:
+    """For each rule of `rule_ids` whose CPE platform depends on a dpkg fact: does it apply to the
+    image? (True/False, None when it cannot be decided). Rules without such a platform are absent."""
+    oval = _Oval()
+    oscap_results: dict[str, str] = {}
+    for path in cpe_oval_results:
+        part = _read_definitions(path)
+        oval.criteria.update(part.criteria)
+        oval.dpkg_tests.update(part.dpkg_tests)
+        oval.dpkg_objects.update(part.dpkg_objects)
+        oscap_results.update(_definition_results(path))
+    checks: dict[str, str] = {}
+    platforms: dict[str, ET.Element] = {}
+    rule_platforms: dict[str, list[str]] = {}
+    group_platforms: dict[str, list[str]] = {}
+    rule_groups: dict[str, tuple[str, ...]] = {}
+    groups: list[str] = []
+    for event, element in ET.iterparse(datastream, events=("start", "end")):
+        tag = element.tag
+        if event == "start":
+            if tag == f"{{{_XCCDF}}}Group":
+                groups.append(element.get("id", ""))
+            elif tag == f"{{{_XCCDF}}}Rule" and element.get("id") in rule_ids:
+                rule_groups[element.get("id", "")] = tuple(groups)
+            continue
+        if tag == f"{{{_XCCDF}}}Group":
+            group_platforms[groups.pop()] = [p.get("idref", "") for p in element.findall(f"{{{_XCCDF}}}platform")]
+            element.clear()
+        elif tag == f"{{{_CPE_DICT}}}cpe-item":
+            check = element.find(f"{{{_CPE_DICT}}}check")
+            if check is not None and check.text:
+                checks[element.get("name", "")] = check.text.strip()
+            element.clear()
+        elif tag == f"{{{_CPE_LANG}}}platform" and element.get("id"):
+            platforms["#" + element.get("id", "")] = element
+        elif tag == f"{{{_XCCDF}}}Rule":
+            if element.get("id") in rule_ids:
+                rule_platforms[element.get("id", "")] = [p.get("idref", "") for p in
+                                                         element.findall(f"{{{_XCCDF}}}platform")]
+            element.clear()
+
+    def fact(name: str) -> tuple[bool | None, bool]:
+        definition = checks.get(name, "")
+        if not definition:
+            return None, False
+        if _uses_dpkg(definition, oval):
+            criteria = oval.criteria.get(definition)
+            value = _evaluate(criteria, oval, installed) if criteria is not None and installed is not None else None
+            return value, True
+        return {"true": True, "false": False}.get(oscap_results.get(definition, "")), False
+
+    def logical(node: ET.Element) -> tuple[bool | None, bool]:
+        if node.tag == f"{{{_CPE_LANG}}}fact-ref":
+            return fact(node.get("name", ""))
+        parts = [logical(child) for child in node if child.tag in (f"{{{_CPE_LANG}}}logical-test",
+                                                                  f"{{{_CPE_LANG}}}fact-ref")]
+        uses_dpkg = any(dpkg for _, dpkg in parts)
+        values = [value for value, _ in parts]
+        if not values or None in values:
+            return None, uses_dpkg
+        result = all(values) if node.get("operator", "AND").upper() == "AND" else any(values)
+        return (not result if node.get("negate", "false") == "true" else result), uses_dpkg
+
+    def any_platform(idrefs: list[str]) -> tuple[bool | None, bool]:
+        """XCCDF: an item applies when any of its platforms matches (no platform: it applies)."""
+        if not idrefs:
+            return True, False
+        outcomes = []
+        for idref in idrefs:
+            platform = platforms.get(idref)
+            test = platform.find(f"{{{_CPE_LANG}}}logical-test") if platform is not None else None
+            outcomes.append(logical(test) if test is not None else (None, False))
+        values = [value for value, _ in outcomes]
+        return (True if True in values else (None if None in values else False)), any(d for _, d in outcomes)
+
+    decided: dict[str, bool | None] = {}
+    for rule_id, idrefs in rule_platforms.items():
+        # the rule's own platforms and those of every enclosing group must all apply
+        levels = [any_platform(idrefs)] + [any_platform(group_platforms.get(group, []))
+                                           for group in rule_groups.get(rule_id, ())]
+        if not any(dpkg for _, dpkg in levels):
+            continue
+        values = [value for value, _ in levels]
+        decided[rule_id] = False if False in values else (None if None in values else True)
+    return decided

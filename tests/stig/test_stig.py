@@ -399,3 +399,38 @@ def test_a_layer_compressed_twice_fails_like_the_analyzer_and_leaves_nothing(tmp
     assert runs["stig"].stderr.strip() == runs["analyze"].stderr.strip()
     assert len(runs["stig"].stderr.strip().splitlines()) == 1 and "layer 1" in runs["stig"].stderr
     assert not (tmp_path / "x.ckl").exists() and list(temp.iterdir()) == []
+
+
+def _without_packages(status: bytes, names: set[str]) -> bytes:
+    stanzas = status.decode().split("\n\n")
+    kept = [stanza for stanza in stanzas if stanza.split("\n", 1)[0].removeprefix("Package: ") not in names]
+    assert len(kept) == len(stanzas) - len(names)
+    return "\n\n".join(kept).encode()
+
+
+def test_package_platforms_follow_the_image_not_the_host(debian_rootfs: Path, tmp_path: Path) -> None:
+    """The real bookworm rootfs labelled Ubuntu 22.04 (the content's platform check reads
+    /etc/lsb-release), with `login` removed from its dpkg database on purpose and `libpam-runtime`
+    kept. The CIS rules for login.defs (platform: package login installed) do not apply to it, the
+    PAM ones do: ci-gate decides those platforms from the image's dpkg database, whatever oscap
+    1.3.7's dpkg probe made of it (it answers from the host, or fails to initialise)."""
+    status = _without_packages(_member(debian_rootfs, "var/lib/dpkg/status"), {"login"})
+    labels = [TarItem("etc/lsb-release", b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=22.04\nDISTRIB_CODENAME=jammy\n"),
+              TarItem("etc/os-release", b'ID=ubuntu\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04"\n'),
+              TarItem("var/lib/dpkg/status", status)]
+    image = f"oci-dir:{oci.build_oci_layout(tmp_path / 'oci', [debian_rootfs, labels], tag='jammy').path}"
+    done = _cli("stig", image, "--profile", "cis_level1_server", "--json", "out.json", "--ckl", "out.ckl", cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    ours = {rule["rule_id"]: rule for rule in document["rules"]}
+    for name in ("accounts_maximum_age_login_defs", "account_disable_post_pw_expiration"):
+        assert ours[RULE + name]["result"] == "notapplicable", name
+    for name in ("accounts_password_pam_retry", "accounts_password_pam_lcredit"):
+        assert ours[RULE + name]["result"] in ("pass", "fail", "notchecked"), name  # applies: decided or flagged
+    # everything that does not hang on a dpkg fact is exactly what oscap says on the same tree
+    by_hand = _by_hand(image, SSG / "ssg-ubuntu2204-ds.xml", "xccdf_org.ssgproject.content_profile_cis_level1_server")
+    differs = {rule for rule, result in by_hand.items() if ours[rule]["result"] != result}
+    assert all("dpkg" in ours[rule]["evidence"] for rule in differs), differs
+    vulns = {v.find("STIG_DATA[5]/ATTRIBUTE_DATA").text: v.findtext("STATUS")  # type: ignore[union-attr]
+             for v in ET.parse(tmp_path / "out.ckl").getroot().iter("VULN")}
+    assert vulns["accounts_maximum_age_login_defs"] == "Not_Applicable"
