@@ -9,6 +9,7 @@ image files).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,28 @@ def _short_profile(profile: str) -> str:
     return profile.removeprefix(PROFILE_PREFIX)
 
 
-def recorded_evaluations(evaluation: Evaluation, analysis: Analysis) -> list[StigEvaluation]:
-    """The STIG evaluations the policy's `stig` rules read for this image (empty without such a rule)."""
+def _recorded(digest: str, profile: str) -> tuple[StigEvaluation, ...]:
+    """The recorded evaluations, parsed once per process while their files do not change (every
+    report of a gate run, and each of its stig findings, reads them)."""
+    from ci_gate.stig.evaluate import digest_index_dir
+
+    directory = digest_index_dir(digest)
+    try:
+        stamp = tuple(sorted((path.name, path.stat().st_mtime_ns) for path in directory.glob("*.json")))
+    except OSError:
+        stamp = ()
+    return _load(digest, profile, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _load(digest: str, profile: str, stamp: tuple[tuple[str, int], ...]) -> tuple[StigEvaluation, ...]:
     from ci_gate.stig.evaluate import evaluations_for_digest
 
+    return tuple(evaluations_for_digest(digest, profile))
+
+
+def recorded_evaluations(evaluation: Evaluation, analysis: Analysis) -> list[StigEvaluation]:
+    """The STIG evaluations the policy's `stig` rules read for this image (empty without such a rule)."""
     profiles = {str(rule.params.get("profile", "") or "") for rule in evaluation.rules if rule.gate == "stig"}
     digest = _digest(analysis, evaluation)
     if not profiles or not digest:
@@ -87,7 +106,7 @@ def recorded_evaluations(evaluation: Evaluation, analysis: Analysis) -> list[Sti
     wanted = [""] if "" in profiles else sorted(profiles)
     found: dict[str, StigEvaluation] = {}
     for profile in wanted:
-        for recorded in evaluations_for_digest(digest, profile):
+        for recorded in _recorded(digest, profile):
             found.setdefault(recorded.profile_id, recorded)
     return [found[key] for key in sorted(found)]
 
@@ -132,8 +151,6 @@ def summaries(evaluation: Evaluation, analysis: Analysis) -> list[StigSummary]:
 
 def rule_for_finding(finding: Finding, analysis: Analysis) -> StigRule | None:
     """The STIG rule behind a `stig`/`rule_failed` finding (its trigger id is stig+PROFILE+RULE)."""
-    from ci_gate.stig.evaluate import evaluations_for_digest
-
     if finding.gate != "stig" or finding.trigger != "rule_failed":
         return None
     parts = finding.trigger_id.split("+", 2)
@@ -141,7 +158,7 @@ def rule_for_finding(finding: Finding, analysis: Analysis) -> StigRule | None:
     digest = identity.manifest_digest or identity.config_digest or ""
     if len(parts) != 3 or not digest:
         return None
-    for recorded in evaluations_for_digest(digest, parts[1]):
+    for recorded in _recorded(digest, parts[1]):
         for rule in recorded.rules:
             if rule.short_id == parts[2]:
                 return rule
