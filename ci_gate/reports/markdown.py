@@ -576,7 +576,7 @@ def markdown_context(evaluation: Evaluation, analysis: Analysis) -> dict[str, An
         "warnings": list(evaluation.warnings),
         "dockerfile": dockerfile_uri(analysis) or "",
         "distro": _distro_name(analysis),
-        "stig": _stig_summaries(evaluation, analysis),
+        "stig_results": _stig_summaries(evaluation, analysis),
     }
 
 
