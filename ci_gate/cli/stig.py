@@ -29,6 +29,14 @@ def register(app: typer.Typer) -> None:
         ckl: Annotated[Path | None, typer.Option("--ckl", help="Write a STIG Viewer 2 checklist (.ckl).")] = None,
         cklb: Annotated[Path | None, typer.Option("--cklb", help="Write a STIG Viewer 3 checklist (.cklb).")] = None,
         json_report: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+        dod_ckl: Annotated[Path | None, typer.Option("--dod-ckl", help="Also evaluate builtin:dod and write its "
+                                                     "container-level controls as a .ckl checklist.")] = None,
+        dod_cklb: Annotated[Path | None, typer.Option("--dod-cklb", help="The same as a .cklb (STIG Viewer 3).")
+                            ] = None,
+        dockerfile: Annotated[Path | None, typer.Option("--dockerfile", help="With --dod-ckl/--dod-cklb: the "
+                                                        "Dockerfile the image was built from.")] = None,
+        vuln_db: Annotated[Path | None, typer.Option("--vuln-db", help="With --dod-ckl/--dod-cklb: the offline "
+                                                     "vulnerability store (as for `gate`).")] = None,
         platform: PlatformOption = None,
         insecure_registry: InsecureOption = None,
         ca_bundle: CaBundleOption = None,
@@ -39,7 +47,8 @@ def register(app: typer.Typer) -> None:
         from ci_gate.stig.checklists import render_ckl, render_cklb
         from ci_gate.stig.evaluate import evaluate_image, summary_line
 
-        evaluation = evaluate_image(image, source_options(platform, insecure_registry, ca_bundle, image=image),
+        source = source_options(platform, insecure_registry, ca_bundle, image=image)
+        evaluation = evaluate_image(image, source,
                                     profile=profile, datastream=datastream, use_cache=not no_cache,
                                     log=lambda line: typer.echo(f"ci-gate: {line}", err=True))
         for warning in evaluation.warnings:
@@ -50,6 +59,17 @@ def register(app: typer.Typer) -> None:
                                 "than the image; pick the matching --datastream")
         outputs = [(ckl, render_ckl), (cklb, render_cklb)]
         rendered = [(path, render(evaluation)) for path, render in outputs if path is not None]
+        if dod_ckl is not None or dod_cklb is not None:
+            # After the STIG evaluation is recorded, so the pack's stig rule reads this very result.
+            from ci_gate.backends.interface import BackendRequest
+            from ci_gate.backends.local import LocalBackend
+            from ci_gate.stig.dod import DOD_POLICY, dod_checklist_evaluation
+
+            outcome = LocalBackend().run(BackendRequest(image=image, policy=DOD_POLICY, dockerfile=dockerfile,
+                                                        vuln_db=vuln_db, source=source, use_cache=not no_cache))
+            dod = dod_checklist_evaluation(outcome.evaluation, outcome.analysis, image)
+            rendered += [(path, render(dod)) for path, render in ((dod_ckl, render_ckl), (dod_cklb, render_cklb))
+                         if path is not None]
         if json_report is not None:
             rendered.append((json_report, (json.dumps(evaluation.to_json(), indent=2) + "\n").encode()))
         for path, data in rendered:

@@ -236,6 +236,12 @@ def recommendation(finding: Finding, analysis: Analysis) -> str:
     if finding.recommendation.strip():
         return redact(finding.recommendation.strip())
     key = (finding.gate, finding.trigger)
+    if key == ("stig", "rule_failed"):  # the fix text of the STIG content, when the evaluation is recorded
+        from ci_gate.stig.report import recommendation as stig_fix
+
+        fix = stig_fix(finding, analysis)
+        if fix:
+            return fix
     if finding.trigger_id == "evaluation_error":  # the rule itself is broken, not the image
         return (f"Fix policy rule {finding.rule_id or key[0] + '/' + key[1]}: it could not be evaluated (see the "
                 "message); until then it fails closed.")

@@ -89,6 +89,9 @@ def render_junit(evaluation: Evaluation, analysis: Analysis) -> str:
                     timestamp=evaluation.evaluated_at or None,
                 )
             )
+    from ci_gate.stig.report import junit_suites
+
+    suites.extend(junit_suites(evaluation, analysis, prefix, evaluation.evaluated_at or None))
     if left_out:
         note = TestCase(names.take(prefix, f"{left_out} more results not listed"), classname=prefix)
         note.stdout = (

@@ -576,4 +576,11 @@ def markdown_context(evaluation: Evaluation, analysis: Analysis) -> dict[str, An
         "warnings": list(evaluation.warnings),
         "dockerfile": dockerfile_uri(analysis) or "",
         "distro": _distro_name(analysis),
+        "stig_results": _stig_summaries(evaluation, analysis),
     }
+
+
+def _stig_summaries(evaluation: Evaluation, analysis: Analysis) -> list[Any]:
+    from ci_gate.stig.report import summaries
+
+    return list(summaries(evaluation, analysis))

@@ -133,6 +133,11 @@ def _run(evaluation: Evaluation, analysis: Analysis) -> dict[str, Any]:
             "rulesNotChecked": sorted(unchecked),
         },
     }
+    from ci_gate.stig.report import sarif_run_properties
+
+    stig = sarif_run_properties(evaluation, analysis)
+    if stig:
+        run["properties"]["stig"] = stig
     return run
 
 
@@ -307,6 +312,10 @@ def _result(evaluation: Evaluation, analysis: Analysis, finding: Finding, rule_i
         },
     }
     result["properties"]["recommendation"] = recommendation(finding, analysis)
+    if finding.gate == "stig":
+        from ci_gate.stig.report import sarif_result_properties
+
+        result["properties"].update(sarif_result_properties(finding, analysis))
     if finding.origin:
         result["properties"]["origin"] = finding.origin
     fixes = _fixes(analysis, finding)

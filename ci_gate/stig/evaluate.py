@@ -23,10 +23,11 @@ from ci_gate.sources.interface import SourceOptions
 from ci_gate.stig import oscap
 from ci_gate.stig.model import StigEvaluation, StigRule
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
-DPKG_PROBE_WARNING = ("oscap {version} cannot read an image's dpkg database under OSCAP_PROBE_ROOT "
-                      "(fixed in OpenSCAP 1.4, PR #2046): package rules of this profile are unreliable")
+_DPKG_STATUS = "/var/lib/dpkg/status"
+DPKG_PROBE_WARNING = ("oscap {version} reads the host's dpkg database, not the image's, under OSCAP_PROBE_ROOT "
+                      "(fixed in OpenSCAP 1.4, PR #2046)")
 
 
 def materialise_parent(image_bytes: int) -> str | None:
@@ -96,7 +97,7 @@ def _load_cached(path: Path) -> StigEvaluation | None:
         document = json.loads(path.read_text())
         values: list[dict[str, Any]] = [
             {f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
-             for f in dataclasses.fields(StigRule)} for rule in document["rules"]]
+             for f in dataclasses.fields(StigRule) if f.name in rule} for rule in document["rules"]]
         rules = [StigRule(**value) for value in values]
         fields = {f.name: document[f.name] for f in dataclasses.fields(StigEvaluation) if f.name != "rules"}
         return StigEvaluation(**fields, rules=rules)
@@ -118,7 +119,7 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
     try:
         digest = raw.manifest_digest or raw.config_digest or ""
         layers = ",".join(blob.digest for blob in raw.layers)
-        filesystem = walk_image(raw, limits=source.limits, capture_paths=_OS_RELEASE)
+        filesystem = walk_image(raw, limits=source.limits, capture_paths=(*_OS_RELEASE, _DPKG_STATUS))
         os_release: dict[str, str] = {}
         for path in _OS_RELEASE:
             text = filesystem.read(path)
@@ -135,8 +136,7 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
                 return cached
         warnings = list(raw.warnings)
         dpkg_based = os_release.get("ID") in ("debian", "ubuntu") or "debian" in os_release.get("ID_LIKE", "")
-        if version < (1, 4) and dpkg_based:
-            warnings.append(DPKG_PROBE_WARNING.format(version=".".join(map(str, version))))
+        redecide_packages = version < (1, 4) and dpkg_based
         image_bytes = sum(entry.size for entry in filesystem.iter_entries() if entry.kind == "file")
         parent = materialise_parent(max(image_bytes, filesystem.uncompressed_bytes))
         with materialized_rootfs(filesystem, source.limits, parent_dir=parent) as rootfs, \
@@ -155,6 +155,9 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
             results_path = Path(work) / "results.xml"
             oscap.run_eval(binary, content, rootfs.path, results_path)
             parsed = oscap.parse_results(results_path, content.profile)
+            if redecide_packages:
+                warnings.extend(_packages_from_catalogue(parsed, filesystem.read(_DPKG_STATUS), Path(work), version,
+                                                         content.datastream))
     finally:
         raw.close()
     evaluation = StigEvaluation(
@@ -173,6 +176,31 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
     if evaluation.platform_matched:
         record_for_gate(evaluation)
     return evaluation
+
+
+def _packages_from_catalogue(parsed: oscap.ParsedResults, status: bytes | None, work: Path,
+                             version: tuple[int, ...], datastream: Path) -> list[str]:
+    """oscap < 1.4 reads the host's dpkg database: re-decide its package rules from the image's own
+    (`ci_gate.stig.packages`); the warnings to show."""
+    from ci_gate.stig.packages import installed_packages, platform_applicability, redecide
+
+    installed = installed_packages(status.decode("utf-8", "replace")) if status else None
+    oval_results = [path for path in sorted(work.glob("*.result.xml")) if "cpe-oval" not in path.name]
+    platforms: dict[str, bool | None] = {}
+    if any(rule.result != "notapplicable" for rule in parsed.rules):  # the content is for this distro at all
+        platforms = platform_applicability(datastream, {rule.rule_id for rule in parsed.rules},
+                                           sorted(work.glob("*cpe-oval*.result.xml")), installed)
+    decisions = redecide(parsed.rules, oval_results, installed, platforms)
+    parsed.rules = decisions.rules
+    shown = ".".join(map(str, version))
+    notes = [DPKG_PROBE_WARNING.format(version=shown) + (
+        f"; ci-gate decided {len(decisions.decided)} package rules from the image's {_DPKG_STATUS}"
+        if installed is not None else f"; the image has no readable {_DPKG_STATUS}")]
+    if decisions.undecidable:
+        notes.append(f"{len(decisions.undecidable)} rules depend on dpkg facts ci-gate cannot decide alone and are "
+                     f"notchecked (review manually): {', '.join(decisions.undecidable[:5])}"
+                     f"{' ...' if len(decisions.undecidable) > 5 else ''}")
+    return notes
 
 
 def summary_line(evaluation: StigEvaluation) -> str:

@@ -37,6 +37,10 @@ class StigRule:
     check_ref: str = ""
     """The check that decided the rule (OVAL definition id)."""
     evidence: str = ""
+    fix_text: str = ""
+    """How to fix it, from the content: the rule's fixtext, else its description (SSG writes the fix there)."""
+    fix_script: str = ""
+    """The content's shell remediation (urn:xccdf:fix:script:sh), when it has one."""
 
     @property
     def category(self) -> str:

@@ -29,6 +29,7 @@ _XCCDF = "{http://checklists.nist.gov/xccdf/1.2}"
 _CCI = re.compile(r"^CCI-\d+$")
 _SRG = re.compile(r"^SRG-[A-Z]+-\d+")
 _SV = re.compile(r"^SV-(\d+)r\d+_rule$")
+MAX_FIX_SCRIPT = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,12 @@ def _rule(rule_id: str, outcome: str, result: ET.Element, definition: ET.Element
                 sv_rule_id, vuln_id = value, f"V-{sv.group(1)}"
             elif "unix-linux" in href and "cyber.mil" in href:
                 stig_rule_ver = value
+    fix_text = fix_script = ""
+    if definition is not None:
+        fix_text = _text(definition.find(f"{_XCCDF}fixtext")) or description
+        for fix in definition.iter(f"{_XCCDF}fix"):
+            if fix.get("system") == "urn:xccdf:fix:script:sh":
+                fix_script = "".join(fix.itertext()).strip()[:MAX_FIX_SCRIPT]
     for check in result.iter(f"{_XCCDF}check-content-ref"):
         check_ref = check.get("name", "")
     messages = [_text(message) for message in result.iter(f"{_XCCDF}message")]
@@ -206,7 +213,7 @@ def _rule(rule_id: str, outcome: str, result: ET.Element, definition: ET.Element
     if messages:
         evidence += "; " + "; ".join(messages)[:1000]
     return StigRule(rule_id, title, outcome, severity, vuln_id, sv_rule_id, stig_rule_ver, tuple(ccis),
-                    tuple(srgs), description, rationale, check_ref, evidence)
+                    tuple(srgs), description, rationale, check_ref, evidence, fix_text, fix_script)
 
 
 _SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")

@@ -30,6 +30,9 @@ STANDARD = "xccdf_org.ssgproject.content_profile_standard"
 RULE = "xccdf_org.ssgproject.content_rule_"
 HASH = "Zm9vYmFyU2VjcmV0SGFzaFZhbHVlRG9Ob3RMZWFr"
 """A password hash planted in /etc/shadow: it must appear in no output."""
+TELNETD_STANZA = (b"\nPackage: telnetd\nStatus: install ok installed\nPriority: optional\nSection: net\n"
+                  b"Architecture: amd64\nSource: netkit-telnet\nVersion: 0.17+2.4-2\n"
+                  b"Description: basic telnet server\n")
 CLIENT_MODULES = Path(os.environ.get("CI_GATE_TOOLS", Path.home() / ".cache/ci-gate-tools")) / \
     "node_modules/@nuwcdivnpt/stig-manager-client-modules"
 
@@ -53,10 +56,21 @@ def planted_image(debian_rootfs: Path, tmp_path_factory: pytest.TempPathFactory)
         TarItem("etc/debian_version", b"11.9\n"),
         TarItem("etc/shadow", b"root:$6$saltsalt$" + HASH.encode() + b":19000:0:99999:7:::\n", mode=0o644, gid=42),
         TarItem("etc/gshadow", b"root:*::\n", mode=0o640, uid=1000, gid=42),
+        # telnetd installed on purpose: oscap 1.3.7 reads the host's dpkg database, ci-gate the image's
+        TarItem("var/lib/dpkg/status", _member(debian_rootfs, "var/lib/dpkg/status") + TELNETD_STANZA),
     ]
     out = tmp_path_factory.mktemp("stig") / "oci"
     oci.build_oci_layout(out, [debian_rootfs, planted], tag="planted")
     return f"oci-dir:{out}"
+
+
+def _member(archive: Path, name: str) -> bytes:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile(name) or tar.extractfile("./" + name)
+        assert member is not None
+        return member.read()
 
 
 def _by_hand(image: str, datastream: Path, profile: str) -> dict[str, str]:
@@ -81,7 +95,20 @@ def test_debian_profile_matches_oscap_by_hand_and_sets_up_outcomes(planted_image
     assert done.returncode == 1, done.stderr  # open rules
     document = json.loads((tmp_path / "out.json").read_text())
     ours = {rule["rule_id"]: rule["result"] for rule in document["rules"]}
-    assert ours == _by_hand(planted_image, DEBIAN11_DS, STANDARD)
+    by_hand = _by_hand(planted_image, DEBIAN11_DS, STANDARD)
+    # oscap 1.3.7 answers package rules from the host's dpkg database: ci-gate re-decides exactly those
+    redecided = {rule["rule_id"] for rule in document["rules"] if "dpkg" in rule["evidence"]}
+    assert {r.removeprefix(RULE) for r in redecided} == {"package_telnetd_removed", "package_nis_removed",
+                                                          "package_inetutils-telnetd_removed",
+                                                          "package_telnetd-ssl_removed", "package_ntpdate_removed"}
+    assert {r: v for r, v in ours.items() if r not in redecided} == \
+        {r: v for r, v in by_hand.items() if r not in redecided}
+    by_id = {rule["rule_id"]: rule for rule in document["rules"]}
+    telnetd = by_id[RULE + "package_telnetd_removed"]
+    assert telnetd["result"] == "fail" and "package telnetd installed" in telnetd["evidence"]
+    assert ours[RULE + "package_nis_removed"] == "pass"  # not in the image (whatever the host has)
+    assert ours[RULE + "package_cron_installed"] == "notapplicable"  # a machine-only rule, not for containers
+    assert "decided 5 package rules from the image's /var/lib/dpkg/status" in done.stderr
     assert ours[RULE + "file_permissions_etc_shadow"] == "fail"
     assert ours[RULE + "file_owner_etc_gshadow"] == "fail"
     assert ours[RULE + "file_owner_etc_passwd"] == "pass"
@@ -308,3 +335,102 @@ def test_image_budget_bounds_what_is_written(tmp_path: Path) -> None:
             materialized_rootfs(filesystem, Limits(max_image_bytes=4 * 1024 * 1024), parent_dir=str(work)):
         pass
     assert list(work.iterdir()) == []
+
+
+def _sparse_layer_tar(path: Path, member: str, size: int) -> Path:
+    """A layer tar holding one `size`-byte file of zeros, itself sparse on disk (nothing is written)."""
+    import tarfile
+
+    info = tarfile.TarInfo(member)
+    info.size = size
+    info.mode = 0o644
+    with path.open("wb") as out:
+        out.write(info.tobuf(format=tarfile.PAX_FORMAT))
+        out.seek(out.tell() + (size + 511) // 512 * 512)
+        out.write(bytes(1024))  # the end-of-archive blocks
+    return path
+
+
+def test_a_10_gib_file_of_zeros_costs_no_disk_and_the_tree_is_removed(tmp_path: Path) -> None:
+    size = 10 * 1024**3
+    layer = _sparse_layer_tar(tmp_path / "huge.tar", "opt/huge.img", size)
+    image = oci.build_oci_layout(tmp_path / "oci", [[TarItem("etc/hostname", b"hostile\n")], layer], tag="huge",
+                                 compression="zstd")
+    layer.unlink()
+    work = tmp_path / "work"
+    work.mkdir()
+    free_before = shutil.disk_usage(work).free
+    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
+    with materialized_rootfs(filesystem, Limits(), parent_dir=str(work)) as rootfs:
+        huge = os.stat(Path(rootfs.path) / "opt/huge.img")
+        assert huge.st_size == size
+        assert huge.st_blocks * 512 < 1024 * 1024  # holes: not 10 GiB written
+        assert rootfs.bytes_written == size + 8 and (Path(rootfs.path) / "etc/hostname").read_text() == "hostile\n"
+        assert [p.name for p in work.iterdir()] == [Path(rootfs.path).parent.name]  # only our private dir
+        assert free_before - shutil.disk_usage(work).free < 256 * 1024**2
+    assert list(work.iterdir()) == []
+
+
+def test_a_layer_compressed_twice_fails_like_the_analyzer_and_leaves_nothing(tmp_path: Path) -> None:
+    import gzip
+    import tarfile
+
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "etc").mkdir()
+    (inner / "etc/os-release").write_text("ID=debian\nVERSION_ID=11\n")
+    plain = tmp_path / "layer.tar"
+    with tarfile.open(plain, "w") as tar:
+        tar.add(inner / "etc", arcname="etc")
+    once = tmp_path / "once.tar"  # named .tar: build_oci_layout takes it verbatim and gzips it again
+    once.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    image = oci.build_oci_layout(tmp_path / "oci", [once], tag="twice", compression="gzip")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "CI_GATE_CACHE_DIR": str(tmp_path / "cache")}
+    runs = {command: subprocess.run([sys.executable, "-m", "ci_gate.cli", command, f"oci-dir:{image.path}",
+                                     *(["--datastream", str(DEBIAN11_DS), "--profile", "standard", "--ckl",
+                                        str(tmp_path / "x.ckl")] if command == "stig" else
+                                       ["--output", "json", "--file", str(tmp_path / "x.json")])],
+                                    capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+            for command in ("analyze", "stig")}
+    assert runs["analyze"].returncode == 2 and runs["stig"].returncode == 2
+    # the same one-line diagnosis as the analyzer's, no checklist, no temp dir left
+    assert runs["stig"].stderr.strip() == runs["analyze"].stderr.strip()
+    assert len(runs["stig"].stderr.strip().splitlines()) == 1 and "layer 1" in runs["stig"].stderr
+    assert not (tmp_path / "x.ckl").exists() and list(temp.iterdir()) == []
+
+
+def _without_packages(status: bytes, names: set[str]) -> bytes:
+    stanzas = status.decode().split("\n\n")
+    kept = [stanza for stanza in stanzas if stanza.split("\n", 1)[0].removeprefix("Package: ") not in names]
+    assert len(kept) == len(stanzas) - len(names)
+    return "\n\n".join(kept).encode()
+
+
+def test_package_platforms_follow_the_image_not_the_host(debian_rootfs: Path, tmp_path: Path) -> None:
+    """The real bookworm rootfs labelled Ubuntu 22.04 (the content's platform check reads
+    /etc/lsb-release), with `login` removed from its dpkg database on purpose and `libpam-runtime`
+    kept. The CIS rules for login.defs (platform: package login installed) do not apply to it, the
+    PAM ones do: ci-gate decides those platforms from the image's dpkg database, whatever oscap
+    1.3.7's dpkg probe made of it (it answers from the host, or fails to initialise)."""
+    status = _without_packages(_member(debian_rootfs, "var/lib/dpkg/status"), {"login"})
+    labels = [TarItem("etc/lsb-release", b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=22.04\nDISTRIB_CODENAME=jammy\n"),
+              TarItem("etc/os-release", b'ID=ubuntu\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04"\n'),
+              TarItem("var/lib/dpkg/status", status)]
+    image = f"oci-dir:{oci.build_oci_layout(tmp_path / 'oci', [debian_rootfs, labels], tag='jammy').path}"
+    done = _cli("stig", image, "--profile", "cis_level1_server", "--json", "out.json", "--ckl", "out.ckl", cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    ours = {rule["rule_id"]: rule for rule in document["rules"]}
+    for name in ("accounts_maximum_age_login_defs", "account_disable_post_pw_expiration"):
+        assert ours[RULE + name]["result"] == "notapplicable", name
+    for name in ("accounts_password_pam_retry", "accounts_password_pam_lcredit"):
+        assert ours[RULE + name]["result"] in ("pass", "fail", "notchecked"), name  # applies: decided or flagged
+    # everything that does not hang on a dpkg fact is exactly what oscap says on the same tree
+    by_hand = _by_hand(image, SSG / "ssg-ubuntu2204-ds.xml", "xccdf_org.ssgproject.content_profile_cis_level1_server")
+    differs = {rule for rule, result in by_hand.items() if ours[rule]["result"] != result}
+    assert all("dpkg" in ours[rule]["evidence"] for rule in differs), differs
+    vulns = {v.find("STIG_DATA[5]/ATTRIBUTE_DATA").text: v.findtext("STATUS")  # type: ignore[union-attr]
+             for v in ET.parse(tmp_path / "out.ckl").getroot().iter("VULN")}
+    assert vulns["accounts_maximum_age_login_defs"] == "Not_Applicable"

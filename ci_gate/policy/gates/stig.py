@@ -49,7 +49,8 @@ def _rule_failed(call: TriggerInput) -> Iterator[Fired]:
                      rule.stig_rule_ver.lower()} - {""}
             if wanted_ids and not names & wanted_ids:
                 continue
-            disa = ", ".join(part for part in (rule.vuln_id, rule.stig_rule_ver, rule.sv_rule_id) if part)
+            disa = ", ".join(part for part in (rule.vuln_id, rule.stig_rule_ver, rule.sv_rule_id, *rule.ccis)
+                             if part)
             message = (f"STIG rule {rule.short_id} is open ({_CATEGORY.get(rule.severity, 'CAT II')}"
                        f"{', ' + disa if disa else ''}; profile {profile}): {rule.title}")
             yield Fired(message=message, instance_id=f"stig+{profile}+{rule.short_id}")
