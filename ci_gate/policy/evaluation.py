@@ -37,14 +37,6 @@ from ci_gate.model import (
     RuleOutcome,
     worst_action,
 )
-from ci_gate.policy.documents import (
-    Allowlist,
-    AllowlistItem,
-    ImageRef,
-    MappingRule,
-    Policy,
-    Rule,
-)
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates._common import origin_of
 from ci_gate.policy.gates.interface import (
@@ -53,6 +45,14 @@ from ci_gate.policy.gates.interface import (
     Fired,
     TriggerInput,
     VulnerabilityMatchProvider,
+)
+from ci_gate.policy.model import (
+    Allowlist,
+    AllowlistItem,
+    ImageRef,
+    MappingRule,
+    Policy,
+    Rule,
 )
 
 # --- image references and wildcard matching --------------------------------------------------------
