@@ -282,7 +282,8 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     from ci_gate.analyze.distro import detect_distro
     from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
     from ci_gate.analyze.passwd import parse_group, parse_passwd
-    from ci_gate.analyze.secrets import SecretScanner, load_secret_settings
+    from ci_gate.analyze.secret_settings import load_secret_settings
+    from ci_gate.analyze.secrets import SecretScanner
     from ci_gate.sources.filesystem import walk_image
 
     scanner = SecretScanner.from_settings(load_secret_settings(options.secret_rules))
