@@ -278,6 +278,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     """Analyse an opened image: one streaming pass, then the squashed view."""
     # Imported here, not at the top: a cached analysis needs none of them.
     from ci_gate.analyze.catalogers import ALL_CATALOGERS
+    from ci_gate.analyze.catalogers.attribution import with_origin
     from ci_gate.analyze.catalogers.interface import CatalogContext, InflationBudget
     from ci_gate.analyze.distro import detect_distro
     from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
@@ -333,7 +334,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
               (layer.index in base_indexes) if base_method else None)
         for layer in layers
     ]
-    packages = [_with_origin(package, base_indexes, layers) if base_method else package
+    packages = [with_origin(package, base_indexes) if base_method else package
                 for package in packages]
 
     users, user_warnings = _parse_text(read_small("/etc/passwd"), parse_passwd)
@@ -411,13 +412,6 @@ def _parse_text(content: bytes | None, parser):  # type: ignore[no-untyped-def]
     if content is None:
         return [], []
     return parser(content.decode("utf-8", errors="replace"))
-
-
-def _with_origin(package: Package, base_indexes: set[int], layers: Sequence[Layer]) -> Package:
-    indexes = [loc.layer_index for loc in package.locations if loc.layer_index is not None]
-    if not indexes:
-        return package
-    return replace(package, origin="base" if indexes[0] in base_indexes else "app")
 
 
 def _base_layers(raw: RawImage, layers: Sequence[Layer], options: AnalyzeOptions) -> tuple[set[int], str]:

@@ -146,24 +146,9 @@ class ApkCataloger(Cataloger):
         """The packages of one database file (every version of it, for attribution)."""
         packages: list[Package] = []
         distro = context.distro
-        history: list[tuple[int, dict[str, str]]] = []
-        final_entries: list[ApkEntry] = []
-        for item in versions:
-            problems: list[str] = []
-            entries = parse_installed(attribution.decode(item.content), problems)
-            if item.truncated and entries:
-                entries.pop()
-            history.append((item.layer_index, {entry.name: entry.version for entry in entries}))
-            if item is versions[-1]:
-                final_entries = entries
-                attribution.truncation_warning(context, self.name, item)
-                if problems:
-                    context.warnings.append(
-                        f"{self.name}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
-                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                        + "; the readable entries were kept"
-                    )
-        introduced = attribution.introduced_layers(history)
+        final_entries, introduced = attribution.database_versions(
+            context, self.name, path, versions, parse_installed, lambda entry: entry.name,
+            lambda entry: entry.version, "entries")
 
         def build(entry: ApkEntry) -> list[Package]:
             layer_index = introduced.get(entry.name, versions[-1].layer_index)
@@ -194,7 +179,6 @@ class ApkCataloger(Cataloger):
                         "distro_id": distro.id if distro else "",
                         "distro_version": distro.version_id if distro else "",
                     },
-                    origin=attribution.origin(context, layer_index),
                 )
             ]
 

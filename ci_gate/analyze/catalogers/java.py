@@ -41,7 +41,7 @@ from ci_gate.analyze.catalogers.java_names import JENKINS_PLUGIN, archive_type, 
 from ci_gate.analyze.catalogers.java_pom import parse_pom_properties, parse_pom_xml
 from ci_gate.analyze.catalogers.license_text import LICENSE_FILE_NAMES, identify_licenses
 from ci_gate.analyze.catalogers.package_url import package_url
-from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of, origin_of
+from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
 from ci_gate.errors import quoted
 from ci_gate.model import Location, Package
 
@@ -139,7 +139,6 @@ class JavaArchiveCataloger(StreamingCataloger):
         start = min(MAX_INFLATED_BYTES_PER_EVIDENCE, image_budget.remaining)
         budget = _Budget(remaining=start)
         location = location_of(evidence, context)
-        origin = origin_of(evidence, context)
         is_wrapper = posixpath.splitext(evidence.path)[1].lstrip(".") in WRAPPER_EXTENSIONS
         try:
             found = self._archive(evidence.content, evidence.path, evidence.path, 0, budget,
@@ -151,9 +150,9 @@ class JavaArchiveCataloger(StreamingCataloger):
             if len(budget.warnings) > MAX_WARNINGS_PER_EVIDENCE:
                 context.warnings.append(f"{self.name}: {self._where(evidence)}: and "
                                         f"{len(budget.warnings) - MAX_WARNINGS_PER_EVIDENCE:,} more problems")
-        return [self._package(item, location, origin) for item in found]
+        return [self._package(item, location) for item in found]
 
-    def _package(self, item: JavaPackage, location: Location, origin: str | None) -> Package:
+    def _package(self, item: JavaPackage, location: Location) -> Package:
         group = group_id(item)
         purl = package_url("maven", group or item.name, item.name, item.version)
         package_type = item.type
@@ -179,7 +178,6 @@ class JavaArchiveCataloger(StreamingCataloger):
             locations=(location,),
             found_by=self.name,
             metadata=metadata,
-            origin=origin,
         )
 
     def _archive(self, data: bytes, virtual_path: str, file_path: str, depth: int, budget: _Budget,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
-from ci_gate.analyze.catalogers.streaming import StreamingCataloger, location_of, origin_of
+from ci_gate.analyze.catalogers.streaming import StreamingCataloger, location_of
 from ci_gate.model import Package
 
 JVM_RELEASE_MAX_BYTES = 500 * 1024
@@ -74,7 +74,6 @@ class JvmDistributionCataloger(StreamingCataloger):
             found_by=self.name,
             metadata={"release": {key: value for key, value in release.items() if key != "MODULES"},
                       "modules": release.get("MODULES", [])},
-            origin=origin_of(evidence, context),
         )]
 
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:

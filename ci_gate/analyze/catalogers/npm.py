@@ -117,7 +117,6 @@ class NpmCataloger(Cataloger):
                 "private": document.get("private") is True,
                 "in_node_modules": "/node_modules/" in path,
             },
-            origin=attribution.origin(context, layer_index),
         )]
 
     def _parse(self, item: Evidence, context: CatalogContext, is_final: bool) -> dict[str, Any]:

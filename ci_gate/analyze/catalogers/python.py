@@ -137,7 +137,6 @@ class PythonCataloger(Cataloger):
                     "requires_dist": fields_list(final_fields, "requires-dist"),
                     "site_packages_root_path": site_packages_of(path),
                 },
-                origin=attribution.origin(context, layer_index),
             )
         )
         return packages

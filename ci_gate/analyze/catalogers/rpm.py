@@ -154,7 +154,6 @@ class RpmCataloger(Cataloger):
                         "distro_id": distro.id if distro else "",
                         "distro_version": distro.version_id if distro else "",
                     },
-                    origin=attribution.origin(context, layer_index),
                 )
             ]
 

@@ -13,7 +13,7 @@ from ci_gate.analyze.catalogers import java
 from ci_gate.analyze.catalogers.java import JavaArchiveCataloger
 from ci_gate.analyze.catalogers.java_names import split_file_name
 from ci_gate.analyze.catalogers.jvm import JvmDistributionCataloger
-from tests.analyze.catalogers_b.layered import (
+from tests.support.catalogers import (
     DELETED,
     File,
     run,
