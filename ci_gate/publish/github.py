@@ -33,8 +33,9 @@ from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.interface import Comment, PublishDenied
 from ci_gate.publish.rest import RestComments, call
 from ci_gate.redaction import escape_control
-from ci_gate.reports.advice import category_counts, issues, recommendation
+from ci_gate.reports.advice import recommendation
 from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, image_display_name, worst_first
+from ci_gate.reports.issues import category_counts, issues
 
 COMMENT_LIMIT = 65_536
 """GitHub: "body is too long (maximum is 65536 characters)"."""

@@ -59,7 +59,8 @@ def _finding(analysis: Analysis, finding: Finding) -> dict[str, Any]:
 
 def _rules(evaluation: Evaluation, analysis: Analysis) -> list[dict[str, Any]]:
     """Every rule checked, with `checked: false` and the reason for one that could not check anything."""
-    from ci_gate.reports.advice import rule_advice, unchecked_rules
+    from ci_gate.reports.advice_table import rule_advice
+    from ci_gate.reports.unchecked import unchecked_rules
 
     unchecked = unchecked_rules(evaluation, analysis)
     rules = []

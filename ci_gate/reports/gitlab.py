@@ -16,7 +16,7 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Evaluation, Finding
-from ci_gate.reports.advice import recommendation, unchecked_rules
+from ci_gate.reports.advice import recommendation
 from ci_gate.reports.common import (
     TOOL_NAME,
     finding_text,
@@ -26,6 +26,7 @@ from ci_gate.reports.common import (
     truncate,
     worst_first,
 )
+from ci_gate.reports.unchecked import unchecked_rules
 
 SCHEMA_VERSION = "15.0.7"
 _NAMESPACE = uuid.UUID("8f6b5a36-6a7e-4d9f-9b51-0c1e4b2d7a10")
