@@ -78,7 +78,7 @@ class GateResult:
 
 
 def exit_code_for(final_action: str, fail_on: str) -> int:
-    """DESIGN.md's exit codes: 0 GO/WARN, 1 STOP (or WARN with --fail-on warn); never with --fail-on never."""
+    """The verdict's exit code: 0 GO/WARN, 1 STOP (or WARN with --fail-on warn); never with --fail-on never."""
     action = final_action.upper()
     if fail_on == "never":
         return EXIT_PASS

@@ -1,6 +1,7 @@
 """Evaluate a policy on an analysed image: mappings, rules, allowlists, allowed/denied images.
 
-Semantics follow anchore-engine's `bundles.py` (reference/anchore.md §5):
+Semantics follow anchore-engine's
+anchore_engine/services/policy_engine/engine/policy/bundles.py (docs/policy.md for users):
 
 * the evaluated tag is parsed like `parse_dockerimage_string` (docker.io default registry, no
   `library/` insertion, `latest` default tag);

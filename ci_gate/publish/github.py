@@ -1,6 +1,6 @@
 """GitHub: the pull-request comment (issues comments REST API) and the Actions extras.
 
-REST calls (docs.github.com/rest/issues/comments; reference/ci-formats.md §10.1):
+REST calls (https://docs.github.com/en/rest/issues/comments):
     GET    {api}/repos/{owner}/{repo}/issues/{number}/comments?per_page=100   (Link: rel="next")
     POST   {api}/repos/{owner}/{repo}/issues/{number}/comments                {"body": …}
     PATCH  {api}/repos/{owner}/{repo}/issues/comments/{comment_id}            {"body": …}

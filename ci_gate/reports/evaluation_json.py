@@ -1,6 +1,7 @@
 """The evaluation JSON: Anchore Enterprise v2's `PolicyEvaluation` shape plus ci-gate's fields.
 
-Keys Anchore defines keep Anchore's names and meanings (reference/anchore.md §2.3), so tooling
+Keys Anchore defines keep Anchore's names and meanings (`PolicyEvaluation` in Anchore Enterprise's
+OpenAPI spec, anchore/enterprise-client-go pkg/anchore-api-swagger-main.yaml), so tooling
 written for `GET /v2/images/{digest}/check` reads this file unchanged. ci-gate's additions are
 extra keys: per finding `controls`, `path`, `layer_index`, `origin`, `dockerfile_line`,
 `effective_action`, `vulnerability`, `allowlist_match.reason/approved_by/expires_on`; per

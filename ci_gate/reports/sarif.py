@@ -1,4 +1,5 @@
-"""SARIF 2.1.0 that GitHub code scanning accepts (reference/ci-formats.md §1-§4).
+"""SARIF 2.1.0 that GitHub code scanning accepts (https://docs.github.com/en/code-security/
+code-scanning/integrating-with-code-scanning/sarif-support-for-code-scanning).
 
 - One run per image, with its own category (`automationDetails.id` = `ci-gate/<image>/`), so the
   uploads for two images never close each other's alerts.
