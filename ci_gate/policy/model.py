@@ -66,10 +66,17 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class RuleSet:
+class Versioned:
+    """What a policy, its rule sets and its allowlists share: an id, a name and a schema version."""
+
     id: str
     name: str
     version: str
+    """`2` (or `v2`) in a v2 document, `1_0` in an anchore-engine bundle."""
+
+
+@dataclass(frozen=True)
+class RuleSet(Versioned):
     rules: tuple[Rule, ...]
     description: str = ""
     artifact_type: str = "image"
@@ -91,39 +98,32 @@ class AllowlistItem:
 
 
 @dataclass(frozen=True)
-class Allowlist:
-    id: str
-    name: str
-    version: str
+class Allowlist(Versioned):
     items: tuple[AllowlistItem, ...]
     description: str = ""
 
 
 @dataclass(frozen=True)
-class MappingRule:
+class ImageSelectionRule:
+    """Which images a rule applies to: registry, repository and image (tag, digest or id) patterns."""
+
     id: str
     name: str
     registry: str
     repository: str
     image: ImageRef
+
+
+@dataclass(frozen=True)
+class MappingRule(ImageSelectionRule):
+    """An image selection that names the rule sets and allowlists evaluated for the images it selects."""
+
     rule_set_ids: tuple[str, ...] = ()
     allowlist_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class ImageSelectionRule:
-    id: str
-    name: str
-    registry: str
-    repository: str
-    image: ImageRef
-
-
-@dataclass(frozen=True)
-class Policy:
-    id: str
-    name: str
-    version: str
+class Policy(Versioned):
     rule_sets: tuple[RuleSet, ...]
     mappings: tuple[MappingRule, ...]
     allowlists: tuple[Allowlist, ...] = ()

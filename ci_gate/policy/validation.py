@@ -78,28 +78,18 @@ class DocumentBuilder(RuleReader):
                 if mapping is None:
                     continue
                 for position, rule_set_id in enumerate(mapping.rule_set_ids):
-                    if rule_set_id not in rule_set_ids:
-                        self.error(
-                            (key, index, "rule_set_ids", position),
-                            f"mapping '{mapping.name}' names rule set '{rule_set_id}', which the policy does "
-                            f"not define{nearest(rule_set_id, rule_set_ids)}; defined: "
-                            f"{', '.join(sorted(rule_set_ids)) or 'none'}",
-                        )
-                    elif artifact_types[rule_set_id] != wanted:
+                    at = (key, index, "rule_set_ids", position)
+                    defined = self.defined(at, mapping.name, "rule set", rule_set_id, rule_set_ids)
+                    if defined and artifact_types[rule_set_id] != wanted:
                         self.warn(
-                            (key, index, "rule_set_ids", position),
+                            at,
                             f"mapping '{mapping.name}' names rule set '{rule_set_id}', whose artifact_type is "
                             f"{artifact_types[rule_set_id]}: {key} evaluate only {wanted} rule sets, so it is "
                             "skipped",
                         )
                 for position, allowlist_id in enumerate(mapping.allowlist_ids):
-                    if allowlist_id not in allowlist_ids:
-                        self.error(
-                            (key, index, "allowlist_ids", position),
-                            f"mapping '{mapping.name}' names allowlist '{allowlist_id}', which the policy does "
-                            f"not define{nearest(allowlist_id, allowlist_ids)}; defined: "
-                            f"{', '.join(sorted(allowlist_ids)) or 'none'}",
-                        )
+                    self.defined((key, index, "allowlist_ids", position), mapping.name, "allowlist", allowlist_id,
+                                 allowlist_ids)
         if self.items(root, "source_mappings", (), "the policy", required=False):
             self.warn(
                 ("source_mappings",),
@@ -133,6 +123,14 @@ class DocumentBuilder(RuleReader):
             document=root,
             warnings=tuple(self.warnings),
         )
+
+    def defined(self, path: tuple[Any, ...], mapping: str, kind: str, entry_id: str, ids: set[str]) -> bool:
+        """Whether the `kind` (rule set, allowlist) a mapping names is defined; an error when it is not."""
+        if entry_id in ids:
+            return True
+        self.error(path, f"mapping '{mapping}' names {kind} '{entry_id}', which the policy does not "
+                         f"define{nearest(entry_id, ids)}; defined: {', '.join(sorted(ids)) or 'none'}")
+        return False
 
     def excuse_unreferenced(
         self, spans: dict[tuple[str, str], tuple[int, int]], mappings: list[MappingRule | None]

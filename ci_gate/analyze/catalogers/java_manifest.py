@@ -91,23 +91,13 @@ def _manifest_group_ids(package: JavaPackage, fields: tuple[str, ...]) -> list[s
 
 def group_id(package: JavaPackage) -> str:
     """syft's authoritative group: pom.properties, then pom.xml, then the manifest's fields."""
-    properties = package.pom_properties
-    if properties:
-        if properties.get("groupId"):
-            return _clean_group(properties["groupId"])
-        if "." in properties.get("artifactId", ""):
-            return _clean_group(properties["artifactId"])
-    project = package.pom_project
-    if project:
-        if project.get("groupId"):
-            return _clean_group(project["groupId"])
-        if "." in project.get("artifactId", ""):
-            return _clean_group(project["artifactId"])
-        parent = project.get("parent") or {}
-        if parent.get("groupId"):
-            return _clean_group(parent["groupId"])
-        if "." in parent.get("artifactId", ""):
-            return _clean_group(parent["artifactId"])
+    project = package.pom_project or {}
+    for coordinates in (package.pom_properties or {}, project, project.get("parent") or {}):
+        # A groupId, else an artifactId that is itself dotted like a group (`org.example.tool`).
+        if coordinates.get("groupId"):
+            return _clean_group(coordinates["groupId"])
+        if "." in coordinates.get("artifactId", ""):
+            return _clean_group(coordinates["artifactId"])
     for family, group in _KNOWN_GROUPS:
         if package.name == family or package.name.startswith(family + "-"):
             return group
