@@ -10,11 +10,12 @@ installed again in layer 6 is credited to layer 6.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
 from ci_gate.model import Distro, Location, Package
 
 Key = TypeVar("Key", bound=Hashable)
@@ -91,6 +92,15 @@ def distro_label(distro: Distro | None) -> str:
     if distro is None or not distro.id:
         return ""
     return f"{distro.id}-{distro.version_id}" if distro.version_id else distro.id
+
+
+def distro_metadata(distro: Distro | None) -> dict[str, str]:
+    """The distro keys an OS package's metadata carries: syft's label, the id and the version id."""
+    return {
+        "distro": distro_label(distro),
+        "distro_id": distro.id if distro else "",
+        "distro_version": distro.version_id if distro else "",
+    }
 
 
 def decode(content: bytes) -> str:
@@ -197,3 +207,18 @@ def clean_package(package: Package) -> Package:
         package, name=clean_text(package.name, 1024), version=clean_text(package.version, 1024),
         purl=clean_text(package.purl, 4096), licenses=tuple(clean_text(item) for item in package.licenses[:64]),
         metadata=clean_value(package.metadata))
+
+
+class FileVersionsCataloger(Cataloger):
+    """A cataloger of files it reads whole in every version (package databases, package manifests):
+    each path still in the final filesystem is cataloged from all its versions, so every package
+    gets the layer that introduced it, and one broken file costs only itself."""
+
+    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        by_path = sorted(final_versions(evidence, context).items())
+        return each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
+                    lambda item: self.catalog_file(item[0], item[1], context))
+
+    @abc.abstractmethod
+    def catalog_file(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+        """The packages of the file at `path`, from its versions (bottom layer first)."""

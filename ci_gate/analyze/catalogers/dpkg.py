@@ -252,9 +252,7 @@ class DpkgCataloger(Cataloger):
                 "depends": list(entry.depends),
                 "pre_depends": list(entry.pre_depends),
                 "provides": list(entry.provides),
-                "distro": attribution.distro_label(distro),
-                "distro_id": distro.id if distro else "",
-                "distro_version": distro.version_id if distro else "",
+                **attribution.distro_metadata(distro),
                 "distro_codename": distro.version_codename if distro else "",
             }
             return [
