@@ -159,7 +159,6 @@ class ApkCataloger(attribution.FileVersionsCataloger):
                 )
             ]
 
-        packages.extend(attribution.each(
-            context, self.name, ((f"{path}: package {entry.name}", entry) for entry in final_entries), build))
+        packages.extend(attribution.each_entry(context, self.name, path, final_entries, build))
         return packages
 

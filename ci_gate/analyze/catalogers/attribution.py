@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
 from ci_gate.model import Distro, Location, Package
@@ -196,6 +196,20 @@ def each(context: CatalogContext, cataloger: str, items: Iterable[tuple[str, Ite
             context.warnings.append(f"{cataloger}: {clean_text(where, 200)}: skipped, it could not be read "
                                     f"({type(error).__name__})")
     return built
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+NamedEntry = TypeVar("NamedEntry", bound=_Named)
+
+
+def each_entry(context: CatalogContext, cataloger: str, path: str, entries: Iterable[NamedEntry],
+               build: Callable[[NamedEntry], Iterable[Built]]) -> list[Built]:
+    """`each` over the entries of a package database at `path`; a broken one is `PATH: package NAME`."""
+    return each(context, cataloger, ((f"{path}: package {entry.name}", entry) for entry in entries), build)
 
 
 def clean_package(package: Package) -> Package:

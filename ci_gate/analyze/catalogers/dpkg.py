@@ -268,6 +268,5 @@ class DpkgCataloger(Cataloger):
                 )
             ]
 
-        packages.extend(attribution.each(
-            context, self.name, ((f"{path}: package {entry.name}", entry) for entry in final_entries), build))
+        packages.extend(attribution.each_entry(context, self.name, path, final_entries, build))
         return packages

@@ -149,8 +149,7 @@ class RpmCataloger(attribution.FileVersionsCataloger):
                 )
             ]
 
-        packages.extend(attribution.each(
-            context, self.name, ((f"{path}: package {header.name}", header) for header in final_headers), build))
+        packages.extend(attribution.each_entry(context, self.name, path, final_headers, build))
         return packages
 
 
