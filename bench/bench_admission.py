@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.admission.support import TlsServeProcess, pod_spec, review, workload  # noqa: E402
-from tests.server.serve_process import build_variant  # noqa: E402
 from tests.support.oci import push  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
+from tests.support.serve import build_variant  # noqa: E402
 
 
 def percentile(samples: list[float], fraction: float) -> float:

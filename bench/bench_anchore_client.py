@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from ci_gate.backends.anchore import AnchoreBackend  # noqa: E402
 from ci_gate.backends.interface import AnchoreOptions, BackendRequest  # noqa: E402
-from tests.server.serve_process import PASSWORD, ServeProcess, build_variant, build_vuln_db  # noqa: E402
 from tests.support.oci import OciImage, push  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
+from tests.support.serve import PASSWORD, ServeProcess, build_variant, build_vuln_db  # noqa: E402
 
 
 def debian_variant(out: Path, index: int) -> OciImage:

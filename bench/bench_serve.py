@@ -31,9 +31,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server.serve_process import PASSWORD, ServeProcess, build_variant  # noqa: E402
 from tests.support.oci import LayerSource, OciImage, TarItem, build_oci_layout, push  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
+from tests.support.serve import PASSWORD, ServeProcess, build_variant  # noqa: E402
 
 
 def debian_variant(out: Path, index: int) -> OciImage:

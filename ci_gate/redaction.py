@@ -3,9 +3,9 @@
 Secret-looking is:
 
 1. what the secret rules recognise: Anchore's five defaults and ci-gate's token formats (GitHub,
-   GitLab, Slack, AWS, npm, Stripe, JWT, private keys ...). The rule catalogue lives with the
-   scanner that applies it to image files (`ci_gate.analyze.secrets`); `redact_text` uses the
-   same rules, so whatever is reported as a secret finding is masked everywhere else too;
+   GitLab, Slack, AWS, npm, Stripe, JWT, private keys ...). The rule catalogue is
+   `ci_gate.analyze.secret_rules`, applied by the scanner (`ci_gate.analyze.secrets`); `redact_text`
+   uses the same rules, so whatever is reported as a secret finding is masked everywhere else too;
 2. a value assigned to a secret-looking name: `DB_PASSWORD=...`, `-X main.apiToken=...`,
    `?access_token=...` (`ci_gate.analyze.secret_names` decides the name), and in a mapping the
    value under such a key (a label `api.token`, a metadata `password`);
@@ -14,7 +14,8 @@ Secret-looking is:
 4. the value of an authorization header written out: `Authorization: Bearer …`, `PRIVATE-TOKEN: …`.
 
 Masking keeps at most the first four characters (fewer of a short secret) and appends `****`, so
-no eight characters of a secret survive.
+no eight characters of a secret survive. A secret finding's preview (`secret_preview`) keeps none:
+the secret is `****` whole, and anything value-like before it on the line is masked whole too.
 
 Also here, because it is the same promise (text from an image or a server never does harm where
 it is printed): `escape_control` / `terminal_line` make a value safe for one terminal or CI-log
@@ -89,6 +90,61 @@ def mask_spans(text: str, spans: Iterable[tuple[int, int]], keep: int = 4) -> st
         cursor = end
     result.append(text[cursor:])
     return "".join(result)
+
+
+# --- the preview of a secret finding ---------------------------------------------------------------
+
+_PREVIEW_PREFIX_LIMIT = 48
+"""How many characters before the secret a preview keeps (the variable name and the `=`)."""
+
+_PREVIEW_PRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+_IDENTIFIER = re.compile(r"[A-Za-z_.\-]+")
+"""A word-like token (a key name, `-----BEGIN`): context, not a value."""
+_TOKEN = re.compile(r"[^\s\"'=:,;()\[\]{}<>`]+")
+_ASSIGNED = re.compile(r"(?<=[=:])\s*[\"']?([^\s\"',;{}\[\]]+)")
+
+
+def _redact_context(text: str) -> str:
+    """Mask each value-like token before a secret: assigned values, long or digit-bearing tokens."""
+    spans: list[tuple[int, int]] = [match.span(1) for match in _ASSIGNED.finditer(text)]
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if (
+            len(token) >= 8
+            and (any(char.isdigit() for char in token) or len(token) >= 24)
+            and not _IDENTIFIER.fullmatch(token)
+        ):
+            spans.append(match.span())
+    return mask_spans(text, spans, keep=0)
+
+
+def secret_preview(line: str, secret: re.Pattern[str] | None, start: int) -> tuple[str, int | None]:
+    """A short, redacted excerpt of a matching line, and where on the line the secret starts.
+
+    The context before the secret is kept (with anything value-like in it masked), the secret is
+    masked, and nothing after it is kept. Without a way to locate the secret, only the first few
+    characters of the line are kept and the position is None.
+    """
+    line = _PREVIEW_PRINTABLE.sub("?", line)
+    match = secret.search(line, start) if secret is not None else None
+    if match is None:
+        stripped = line.strip()
+        return (MASK if stripped else ""), None
+    begin, end = match.span("secret") if "secret" in match.re.groupindex else match.span()
+    # Redact before cutting to length, so a cut can never leave part of another secret unmasked.
+    context = line[:begin].lstrip()
+    cut = len(context) > 4 * _PREVIEW_PREFIX_LIMIT
+    if cut:
+        # Keep redaction cheap on huge lines; drop the cut token whole so no fragment survives.
+        context = context[-4 * _PREVIEW_PREFIX_LIMIT :]
+        blank = min((context.find(char) for char in " \t" if char in context), default=len(context))
+        context = context[blank:].lstrip()
+    shown = _redact_context(context)
+    if cut or len(shown) > _PREVIEW_PREFIX_LIMIT:
+        shown = "…" + shown[-_PREVIEW_PREFIX_LIMIT:]
+    value = line[begin:end]
+    return (shown + MASK if value else shown.rstrip()), begin
 
 
 # --- what is secret-looking besides the rules ------------------------------------------------------

@@ -18,19 +18,12 @@ import pytest
 
 from ci_gate.errors import ReportError
 from ci_gate.fileio import append_output, binary_output, text_output, write_output
-
-NULL_DEVICE = os.makedev(1, 3)
-"""Linux's memory device 1:3, /dev/null's numbers: writes succeed and vanish."""
+from tests.support.devices import NULL_DEVICE, make_null_device
 
 
 @pytest.fixture
 def null_device(tmp_path: Path) -> Path:
-    path = tmp_path / "null"
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, NULL_DEVICE)
-    except PermissionError:
-        pytest.skip("making a character device needs root: run the suite as root (bash .ci/run does)")
-    return path
+    return make_null_device(tmp_path / "null")
 
 
 def _entries(folder: Path) -> list[str]:

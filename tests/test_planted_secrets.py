@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.analyze.catalogers_b.elf_builder import elf_with_data, go_inline_build_info, go_module_text
-from tests.server.serve_process import ServeProcess, build_vuln_db
+from tests.support.elf_builder import elf_with_data, go_inline_build_info, go_module_text
 from tests.support.oci import OciImage, TarItem, build_oci_layout, push
 from tests.support.registry import RegistryServer
+from tests.support.serve import ServeProcess, build_vuln_db
 from tests.support.tiny import TINY_OS_RELEASE
 
 ALPHANUMERIC = string.ascii_letters + string.digits

@@ -1,7 +1,7 @@
 """Dockerfiles: parse the one the user built from (mode `actual`), or rebuild one from history (`guessed`).
 
 Anchore's `dockerfile` gate matches its checks against "the line after the directive"
-(reference/anchore.md §4.2) and its trigger ids hash that text, so an instruction's `value` is
+(anchore-engine's policy/gates/dockerfile.py) and its trigger ids hash that text, so an instruction's `value` is
 exactly what Anchore's gate computes: physical lines stripped, the trailing escape character
 removed, the pieces concatenated, comment lines dropped, no variable substituted. `expanded` adds
 what the builder makes of it where the result is a fact about the image rather than a shell

@@ -1,7 +1,8 @@
 """The Anchore Enterprise backend: submit the image, wait for the server's analysis, fetch its
 policy check and vulnerabilities, and return them as the same model the local backend produces.
 
-The flow (reference/anchore.md §1, §6.1; the Jenkins plugin's, with its known complaints fixed):
+The flow (Anchore's API, docs/anchore-backend.md; the Jenkins plugin's, jenkinsci/
+anchore-container-scanner-plugin, with its known complaints fixed):
 
 1. connect: URL, user (or `_api_key`) and password from options or the environment, the
    `x-anchore-account` header, TLS verified (a CA bundle from --ca-bundle); API v2, else v1;
@@ -10,8 +11,8 @@ The flow (reference/anchore.md §1, §6.1; the Jenkins plugin's, with its known 
    unless `force`;
 3. wait: poll the image's `analysis_status` (tenacity: exponential backoff with jitter capped at
    the poll interval, a total timeout), one stderr line per state change, and stop at once on
-   `analysis_failed` (the old plugin waited until its retries ran out: §6.4);
-4. decide: the check's top-level final action (§2 pitfalls), the vulnerability listing for the
+   `analysis_failed` (the old plugin waited until its retries ran out);
+4. decide: the check's top-level final action (never a per-policy one), the vulnerability listing for the
    findings' detail, and the image record and content for the analysis the reports show.
 """
 
@@ -52,9 +53,9 @@ from ci_gate.model import Analysis, Evaluation, Package
 __all__ = ["AnchoreBackend", "ImageTarget", "ci_annotations", "parse_target", "resolve_connection"]
 
 DEFAULT_TIMEOUT = 1800.0
-"""Seconds to wait for the server's analysis by default (large images take long: §6.4)."""
+"""Seconds to wait for the server's analysis by default (large images take long)."""
 DEFAULT_POLL_INTERVAL = 5.0
-"""The Jenkins plugin's engineRetryInterval (§6.1): the longest pause between two polls."""
+"""The Jenkins plugin's engineRetryInterval: the longest pause between two polls."""
 FIRST_POLL_DELAY = 0.25
 """The first pause; the backoff doubles from here up to the poll interval, so a quick analysis is
 seen quickly and a slow one costs the server one request per interval."""
@@ -70,7 +71,7 @@ _ENVIRONMENT = {
     "account": ("ANCHORE_ACCOUNT", "ANCHORECTL_ACCOUNT"),
 }
 """Where each connection setting comes from when no option gives it: our names first, then
-anchorectl's (§6.3) and anchore-cli's (§6.2), which users already have in their CI secrets."""
+anchorectl's and anchore-cli's, which users already have in their CI secrets."""
 
 
 def _from_environment(key: str, environ: Mapping[str, str]) -> str | None:
@@ -273,7 +274,7 @@ class AnchoreBackend(Backend):
             if response.status_code == 200 and not force:
                 record = api.image_record(response.json())
                 state = str(record.get("analysis_status"))
-                if state != "analysis_failed":  # a failed one is re-added: the server resets it (§1.2)
+                if state != "analysis_failed":  # a failed one is re-added: the server resets it
                     if state == "analyzed":
                         self.log(f"ci-gate: anchore: {_short(target.digest)} is already analysed; not re-analysing "
                                  "(--force re-analyses)")
@@ -289,7 +290,7 @@ class AnchoreBackend(Backend):
         except ApiFailure as failure:
             if not (failure.status == 400 and dockerfile and "dockerfile" in failure.server_message.lower()):
                 raise
-            # §1.2: a Dockerfile for an already known digest needs force; keep the server's analysis.
+            # A Dockerfile for an already known digest needs force; keep the server's analysis.
             warnings.append("the server already had this image, analysed without the Dockerfile given; "
                             "its analysis is used (--force re-analyses it with the Dockerfile)")
             record = api.add_image(target.pull_string, target.tag, target.digest, None, annotations, force)
@@ -385,7 +386,7 @@ class AnchoreBackend(Backend):
                     raise BackendError("the Anchore check answer is not JSON") from None
                 return evaluation_from_check(document, api.api_version(), digest, tag)
             message = error_message(response)
-            # Just analysed: v1 may still say "not analyzed" for a moment (§1.3); ask again in time.
+            # Just analysed: v1 may still say "not analyzed" for a moment; ask again in time.
             if response.status_code == 404 and message.startswith(NOT_ANALYZED_PREFIX) \
                     and time.monotonic() + interval < deadline:
                 self.sleep(min(interval, 1.0))

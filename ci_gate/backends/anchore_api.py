@@ -1,14 +1,16 @@
 """The Anchore HTTP API, v2 (Enterprise >= 4.9) and v1 (anchore-engine), behind one small client.
 
-reference/anchore.md §1 is the contract. The client speaks whichever version the server has and
-hands back v2-shaped dictionaries (`image_digest`, `analysis_status`, `image_detail[].full_tag`),
-so the rest of the backend never branches on the version: v1's one-element arrays become
-objects and its camelCase keys are renamed (§1.8). Check responses keep their own shape; they
-differ too much (§2.2 vs §2.3) and `anchore_mapping` reads both.
+The contract is Anchore Enterprise's v2 API (its OpenAPI spec, anchore/enterprise-client-go
+pkg/anchore-api-swagger-main.yaml) and anchore-engine's v1 API (anchore_engine/services/apiext/
+swagger/swagger.yaml). The client speaks whichever version the server has and hands back v2-shaped
+dictionaries (`image_digest`, `analysis_status`, `image_detail[].full_tag`), so the rest of the
+backend never branches on the version: v1's one-element arrays become objects and its camelCase keys
+are renamed. Check responses keep their own shape; they differ too much (v1's table, v2's findings)
+and `anchore_mapping` reads both.
 
 Every request goes through `ci_gate.http.send` (timeouts, retries of 429/5xx honouring
 Retry-After, TLS verification). Any failure becomes one `BackendError` line built from the
-server's error body (either `{code, message}` or v1's `{httpcode, message}`, §1.1) with the
+server's error body (either `{code, message}` or v1's `{httpcode, message}`) with the
 password scrubbed from it, plus a hint on what to fix.
 """
 
@@ -28,17 +30,17 @@ from ci_gate.http import HttpError, RetryPolicy, new_session, redact_url, send
 __all__ = ["V1_KEYS", "AnchoreApi", "ApiFailure", "Connection", "error_message", "normalise_v1"]
 
 API_KEY_USER = "_api_key"
-"""The user name that makes the password an Enterprise API key (§1.1)."""
+"""The user name that makes the password an Enterprise API key."""
 
 V1_KEYS = {
     "imageDigest": "image_digest", "parentDigest": "parent_digest", "userId": "account_name",
     "fulltag": "full_tag", "fulldigest": "full_digest", "imageId": "image_id", "policyId": "policy_id",
     "pullstring": "pull_string",
 }
-"""v1 → v2 key renames (§1.8, Jenkins plugin's Util.GET_VERSION_KEY)."""
+"""v1 → v2 key renames (as the Jenkins plugin's Util.GET_VERSION_KEY)."""
 
 NOT_ANALYZED_PREFIX = "image is not analyzed"
-"""v1's 404 message while an image is not analysed yet (§1.3)."""
+"""v1's 404 message while an image is not analysed yet."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class ApiFailure(BackendError):
 
 
 def error_message(response: requests.Response) -> str:
-    """The server's message from either error shape (§1.1: `code` or `httpcode`), else a short body."""
+    """The server's message from either error shape (`code` or `httpcode`), else a short body."""
     try:
         body = response.json()
     except ValueError:
@@ -117,7 +119,7 @@ def normalise_v1(value: Any) -> Any:
 
 
 def _one(value: Any, what: str) -> dict[str, Any]:
-    """v1 returns one-element arrays where v2 returns the object (§1.8)."""
+    """v1 returns one-element arrays where v2 returns the object."""
     if isinstance(value, list):
         if not value:
             raise BackendError(f"the Anchore server returned no {what}")
@@ -191,8 +193,8 @@ class AnchoreApi:
     # --- version detection -----------------------------------------------------------------------
 
     def api_version(self) -> str:
-        """`v2` or `v1`: from the URL, else probed once: `GET /v2/version` (Enterprise's v2 `/version`,
-        §1.1), then v1's ping `GET /v1/` which answers `"v1"`."""
+        """`v2` or `v1`: from the URL, else probed once: `GET /v2/version` (Enterprise's v2 `/version`),
+        then v1's ping `GET /v1/` which answers `"v1"`."""
         if self.version:
             return self.version
         probe = self._raw("GET", "/v2/version")
@@ -215,7 +217,7 @@ class AnchoreApi:
 
     def add_image(self, pull_string: str, tag: str | None, digest: str | None, dockerfile_base64: str | None,
                   annotations: Mapping[str, str], force: bool) -> dict[str, Any]:
-        """POST /images (§1.2): by digest (with its tag) when the digest is known, else by tag."""
+        """POST /images: by digest (with its tag) when the digest is known, else by tag."""
         version = self.api_version()
         pull_key = "pull_string" if version == "v2" else "pullstring"
         if digest is not None and tag is not None:
@@ -240,7 +242,7 @@ class AnchoreApi:
         return normalise_v1(record) if self.version == "v1" else record
 
     def get_image(self, digest: str) -> dict[str, Any]:
-        """GET /images/{digest} (§1.3)."""
+        """GET /images/{digest}."""
         return self.image_record(self._call("GET", f"/images/{quote(digest, safe=':')}", "image status"))
 
     def get_image_response(self, digest: str) -> requests.Response:
@@ -260,7 +262,7 @@ class AnchoreApi:
     # --- results ---------------------------------------------------------------------------------
 
     def check_response(self, digest: str, tag: str, policy_id: str | None) -> requests.Response:
-        """GET /images/{digest}/check (§1.4), raw: the caller tells "not analysed yet" from failures."""
+        """GET /images/{digest}/check, raw: the caller tells "not analysed yet" from failures."""
         if self.api_version() == "v2":
             params = {"tag": tag, "detail": "true", "history": "false"}
             if policy_id:
@@ -272,7 +274,7 @@ class AnchoreApi:
         return self._raw("GET", f"/{self.api_version()}/images/{quote(digest, safe=':')}/check", params=params)
 
     def vulnerabilities(self, digest: str) -> list[dict[str, Any]]:
-        """GET /images/{digest}/vuln/all (§1.5); items keep their shape (v1 and v2 share the keys used)."""
+        """GET /images/{digest}/vuln/all; items keep their shape (v1 and v2 share the keys used)."""
         params = {"vendor_only": "true"}
         answer = self._call("GET", f"/images/{quote(digest, safe=':')}/vuln/all", "vulnerability listing",
                             params=params)
@@ -280,12 +282,12 @@ class AnchoreApi:
         return [item for item in items if isinstance(item, dict)]
 
     def content_types(self, digest: str) -> list[str]:
-        """GET /images/{digest}/content (§1.6): the content types the server has."""
+        """GET /images/{digest}/content: the content types the server has."""
         answer = self._call("GET", f"/images/{quote(digest, safe=':')}/content", "content type listing")
         return [str(item) for item in answer] if isinstance(answer, list) else []
 
     def content(self, digest: str, content_type: str) -> list[dict[str, Any]]:
-        """GET /images/{digest}/content/{type} (§1.6) → the `content` items."""
+        """GET /images/{digest}/content/{type} → the `content` items."""
         answer = self._call("GET", f"/images/{quote(digest, safe=':')}/content/{quote(content_type)}",
                             f"{content_type} content listing")
         items = answer.get("content", []) if isinstance(answer, dict) else []

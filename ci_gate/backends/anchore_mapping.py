@@ -1,8 +1,9 @@
 """Anchore's answers → ci-gate's model: the check into an `Evaluation`, the image record and its
 content into an `Analysis`, vulnerability listings into each finding's `VulnerabilityDetail`.
 
-Both check shapes are read (reference/anchore.md §2.2 v1 table, §2.3 v2 findings). The decision
-is the **top-level** final action (§2 and §5 pitfalls): v2 `evaluations[0].final_action`, v1
+Both check shapes are read: the v1 table (the `result` of anchore-engine's apiext swagger.yaml) and
+the v2 findings (`PolicyEvaluation` in Anchore Enterprise's OpenAPI spec). The decision is the
+**top-level** final action (docs/anchore-backend.md): v2 `evaluations[0].final_action`, v1
 `detail.result.final_action` — never the table's per-policy `final_action` nor
 `details.policy_action`, which ignore allowlisted and denylisted images.
 """
@@ -35,17 +36,17 @@ _REASONS = {"whitelisted": "allowlisted", "blacklisted": "denylisted"}
 """v1's reason names → v2's (the model uses v2's)."""
 
 PACKAGE_CONTENT_TYPES = ("os", "python", "npm", "gem", "java", "go", "nuget", "binary")
-"""Content types that list packages (§1.6); others (files, malware, manifest) do not."""
+"""Content types that list packages; others (files, malware, manifest) do not."""
 
 _PACKAGE_TYPES = {"dpkg": "deb", "deb": "deb", "apkg": "apk", "apk": "apk", "rpm": "rpm", "python": "python",
                   "npm": "npm", "gem": "gem", "java": "java-archive", "java-jar": "java-archive",
                   "java-war": "java-archive", "java-ear": "java-archive", "java-hpi": "java-archive",
                   "maven": "java-archive", "go": "go-module", "nuget": "dotnet", "binary": "binary"}
-"""Anchore package types → syft's names (DESIGN.md: `analyze` uses syft's)."""
+"""Anchore package types → syft's names, which `analyze` and the rest of ci-gate use."""
 
 
 def _text(value: Any) -> str:
-    """A string field; v1 fills unset fields with the string "None" (§1.5)."""
+    """A string field; v1 fills unset fields with the string "None"."""
     if value is None or value == "None":
         return ""
     return str(value)
@@ -148,7 +149,7 @@ def _from_v2(document: Any, digest: str, tag: str) -> Evaluation:
         rule_id = _text(item.get("rule_id"))
         action = _action(item.get("action"), "a finding")
         if allowlisted is not None and action == "GO" and rule_id in rules:
-            # Whether Enterprise reports an allowlisted finding's action as "go" is unverified (§9);
+            # Whether Enterprise reports an allowlisted finding's action as "go" is unverified;
             # the model wants the rule's own action, which the policy in the details gives.
             action = _action(rules[rule_id][1].get("action"), "the policy")
         findings.append(Finding(
@@ -186,7 +187,7 @@ def _from_v2(document: Any, digest: str, tag: str) -> Evaluation:
 
 
 def _v1_record(document: Any, digest: str) -> Mapping[str, Any]:
-    """`[{digest: {tag: [record]}}]` → the record (§2.2 external wrapping)."""
+    """`[{digest: {tag: [record]}}]` → the record (v1's external wrapping)."""
     try:
         by_digest = document[0]
         by_tag = by_digest.get(digest) or next(iter(by_digest.values()))
@@ -295,7 +296,7 @@ def _score(item: Mapping[str, Any]) -> float | None:
 
 
 def vulnerability_detail(item: Mapping[str, Any]) -> VulnerabilityDetail:
-    """One listing item (§1.5, v1 or v2) as the model's detail."""
+    """One listing item (v1 or v2) as the model's detail."""
     fix = _text(item.get("fix"))
     kind = _text(item.get("package_type")).lower()
     return VulnerabilityDetail(
@@ -309,7 +310,7 @@ def vulnerability_detail(item: Mapping[str, Any]) -> VulnerabilityDetail:
 
 
 def with_vulnerabilities(evaluation: Evaluation, items: Sequence[Mapping[str, Any]]) -> Evaluation:
-    """Attach the listing's detail to each `vulnerabilities/package` finding (trigger id `<vuln>+<pkg>`, §4.1)."""
+    """Attach the listing's detail to each `vulnerabilities/package` finding (trigger id `<vuln>+<pkg>`)."""
     by_id: dict[str, list[Mapping[str, Any]]] = {}
     for item in items:
         # A trigger id may name the advisory's CVE alias (nvd_data) rather than the listing's id.
@@ -341,7 +342,7 @@ def _replace_detail(finding: Finding, detail: VulnerabilityDetail | None) -> Fin
 
 
 def packages_from_content(items: Sequence[Mapping[str, Any]]) -> tuple[Package, ...]:
-    """Packages from `content/{type}` items (§1.6: package, version, type, licenses, location, purl)."""
+    """Packages from `content/{type}` items (package, version, type, licenses, location, purl)."""
     packages = []
     for item in items:
         name = _text(item.get("package"))
@@ -363,7 +364,7 @@ def packages_from_content(items: Sequence[Mapping[str, Any]]) -> tuple[Package, 
 
 def analysis_from_image(record: Mapping[str, Any], reference: str, packages: Sequence[Package] = (),
                         warnings: Sequence[str] = ()) -> Analysis:
-    """What the server's image record says (§1.2, v2 key names): identity, platform, size, distro."""
+    """What the server's image record says (v2 key names): identity, platform, size, distro."""
     details = [d for d in record.get("image_detail") or [] if isinstance(d, Mapping)]
     tags = tuple(dict.fromkeys(_text(d.get("full_tag")) for d in details if _text(d.get("full_tag"))))
     digests = tuple(dict.fromkeys(_text(d.get("full_digest")) for d in details if _text(d.get("full_digest"))))

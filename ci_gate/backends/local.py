@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ci_gate.backends.interface import Backend, BackendRequest, BackendResult
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.policy.documents import Policy, load_policy
+from ci_gate.policy.documents import load_policy
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import VulnerabilityMatchProvider
+from ci_gate.policy.model import Policy
 
 _LOCAL_SCHEMES = ("oci-dir:", "oci-archive:", "docker-archive:", "dir:", "sbom:")
 

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
             # After the STIG evaluation is recorded, so the pack's stig rule reads this very result.
             from ci_gate.backends.interface import BackendRequest
             from ci_gate.backends.local import LocalBackend
-            from ci_gate.stig.dod import DOD_POLICY, dod_checklist_evaluation
+            from ci_gate.reports.dod_checklist import DOD_POLICY, dod_checklist_evaluation
 
             outcome = LocalBackend().run(BackendRequest(image=image, policy=DOD_POLICY, dockerfile=dockerfile,
                                                         vuln_db=vuln_db, source=source, use_cache=not no_cache))

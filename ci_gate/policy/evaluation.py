@@ -1,6 +1,7 @@
 """Evaluate a policy on an analysed image: mappings, rules, allowlists, allowed/denied images.
 
-Semantics follow anchore-engine's `bundles.py` (reference/anchore.md §5):
+Semantics follow anchore-engine's
+anchore_engine/services/policy_engine/engine/policy/bundles.py (docs/policy.md for users):
 
 * the evaluated tag is parsed like `parse_dockerimage_string` (docker.io default registry, no
   `library/` insertion, `latest` default tag);
@@ -37,14 +38,6 @@ from ci_gate.model import (
     RuleOutcome,
     worst_action,
 )
-from ci_gate.policy.documents import (
-    Allowlist,
-    AllowlistItem,
-    ImageRef,
-    MappingRule,
-    Policy,
-    Rule,
-)
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates._common import origin_of
 from ci_gate.policy.gates.interface import (
@@ -53,6 +46,14 @@ from ci_gate.policy.gates.interface import (
     Fired,
     TriggerInput,
     VulnerabilityMatchProvider,
+)
+from ci_gate.policy.model import (
+    Allowlist,
+    AllowlistItem,
+    ImageRef,
+    MappingRule,
+    Policy,
+    Rule,
 )
 
 # --- image references and wildcard matching --------------------------------------------------------

@@ -33,8 +33,9 @@ import yaml
 from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import CiGateError, PolicyError
 from ci_gate.model import Analysis, Evaluation, Finding, from_dict
-from ci_gate.policy.documents import load_policy, parse_timestamp
+from ci_gate.policy.documents import load_policy
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
+from ci_gate.policy.fields import parse_timestamp
 
 _FINDING_KEYS = ("gate", "trigger", "trigger_id", "rule_id", "action", "allowlisted")
 

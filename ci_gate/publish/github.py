@@ -1,6 +1,6 @@
 """GitHub: the pull-request comment (issues comments REST API) and the Actions extras.
 
-REST calls (docs.github.com/rest/issues/comments; reference/ci-formats.md §10.1):
+REST calls (https://docs.github.com/en/rest/issues/comments):
     GET    {api}/repos/{owner}/{repo}/issues/{number}/comments?per_page=100   (Link: rel="next")
     POST   {api}/repos/{owner}/{repo}/issues/{number}/comments                {"body": …}
     PATCH  {api}/repos/{owner}/{repo}/issues/comments/{comment_id}            {"body": …}
@@ -33,8 +33,9 @@ from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
 from ci_gate.publish.rest import RestComments, call
 from ci_gate.redaction import escape_control
-from ci_gate.reports.advice import category_counts, issues, recommendation
+from ci_gate.reports.advice import recommendation
 from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, image_display_name, worst_first
+from ci_gate.reports.issues import category_counts, issues
 
 COMMENT_LIMIT = 65_536
 """GitHub: "body is too long (maximum is 65536 characters)"."""

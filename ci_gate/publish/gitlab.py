@@ -1,6 +1,6 @@
 """GitLab: the merge-request note (Notes REST API).
 
-REST calls (gitlab docs api/notes.md; reference/ci-formats.md §10.2), base `$CI_API_V4_URL`:
+REST calls (https://docs.gitlab.com/ee/api/notes.html), base `$CI_API_V4_URL`:
     GET    /projects/:id/merge_requests/:iid/notes?sort=asc&order_by=created_at&per_page=100&page=N
            (pagination: the X-Next-Page header, empty on the last page)
     POST   /projects/:id/merge_requests/:iid/notes            body=…

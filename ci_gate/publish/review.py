@@ -31,8 +31,10 @@ from typing import Any
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish.github import PullRequestClient
 from ci_gate.publish.rest import call
-from ci_gate.reports.advice import FIXING_GUIDE_URL, DockerfileFix, dockerfile_fixes, issue_title, issues
+from ci_gate.reports.advice_table import FIXING_GUIDE_URL
 from ci_gate.reports.common import dockerfile_uri, image_key
+from ci_gate.reports.dockerfile_fixes import DockerfileFix, dockerfile_fixes
+from ci_gate.reports.issues import issue_title, issues
 from ci_gate.reports.markdown import escape_markdown
 
 REVIEW_MARKER = "<!-- ci-gate:review "

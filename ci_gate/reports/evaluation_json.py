@@ -1,6 +1,7 @@
 """The evaluation JSON: Anchore Enterprise v2's `PolicyEvaluation` shape plus ci-gate's fields.
 
-Keys Anchore defines keep Anchore's names and meanings (reference/anchore.md §2.3), so tooling
+Keys Anchore defines keep Anchore's names and meanings (`PolicyEvaluation` in Anchore Enterprise's
+OpenAPI spec, anchore/enterprise-client-go pkg/anchore-api-swagger-main.yaml), so tooling
 written for `GET /v2/images/{digest}/check` reads this file unchanged. ci-gate's additions are
 extra keys: per finding `controls`, `path`, `layer_index`, `origin`, `dockerfile_line`,
 `effective_action`, `vulnerability`, `allowlist_match.reason/approved_by/expires_on`; per
@@ -59,7 +60,8 @@ def _finding(analysis: Analysis, finding: Finding) -> dict[str, Any]:
 
 def _rules(evaluation: Evaluation, analysis: Analysis) -> list[dict[str, Any]]:
     """Every rule checked, with `checked: false` and the reason for one that could not check anything."""
-    from ci_gate.reports.advice import rule_advice, unchecked_rules
+    from ci_gate.reports.advice_table import rule_advice
+    from ci_gate.reports.unchecked import unchecked_rules
 
     unchecked = unchecked_rules(evaluation, analysis)
     rules = []

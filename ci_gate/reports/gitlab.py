@@ -1,7 +1,8 @@
 """GitLab container-scanning report (security report schema, declaring version 15.0.7).
 
 15.0.7 is what every current GitLab accepts (15.0.0 to 15.2.1 on master, but 17.1/17.2 reject 15.2.x;
-reference/ci-formats.md §5). The document is valid against GitLab's official 15.2.4 schema as well.
+GitLab's security-report-schemas repository, gitlab-org/security-products/security-report-schemas).
+The document is valid against GitLab's official 15.2.4 schema as well.
 Only vulnerability findings fit this report (it needs a package location); policy findings go to
 the Code Quality report, the JUnit report and the comment. Allowlisted vulnerabilities stay in the
 report (they are still in the image) with the exception in their description.
@@ -16,7 +17,7 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Evaluation, Finding
-from ci_gate.reports.advice import recommendation, unchecked_rules
+from ci_gate.reports.advice import recommendation
 from ci_gate.reports.common import (
     TOOL_NAME,
     finding_text,
@@ -26,6 +27,7 @@ from ci_gate.reports.common import (
     truncate,
     worst_first,
 )
+from ci_gate.reports.unchecked import unchecked_rules
 
 SCHEMA_VERSION = "15.0.7"
 _NAMESPACE = uuid.UUID("8f6b5a36-6a7e-4d9f-9b51-0c1e4b2d7a10")

@@ -29,7 +29,7 @@ from markupsafe import Markup, escape
 
 from ci_gate.model import Analysis, Evaluation, Finding
 from ci_gate.reports.common import SEVERITY_ORDER, finding_title, security_score, severity_of, worst_first
-from ci_gate.reports.markdown import FindingView, markdown_context
+from ci_gate.reports.markdown_context import FindingView, markdown_context
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"

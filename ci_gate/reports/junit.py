@@ -16,7 +16,8 @@ from collections import defaultdict
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
-from ci_gate.reports.advice import category_counts, issues, recommendation, rule_advice, unchecked_rules
+from ci_gate.reports.advice import recommendation
+from ci_gate.reports.advice_table import rule_advice
 from ci_gate.reports.common import (
     TOOL_NAME,
     counts,
@@ -32,6 +33,8 @@ from ci_gate.reports.common import (
     truncate,
     worst_first,
 )
+from ci_gate.reports.issues import category_counts, issues
+from ci_gate.reports.unchecked import unchecked_rules
 
 MAX_CASES = 20_000
 """Cases per report: far below GitLab.com's 500,000, and below the ~250,000-object parser limit of

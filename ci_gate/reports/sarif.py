@@ -1,4 +1,5 @@
-"""SARIF 2.1.0 that GitHub code scanning accepts (reference/ci-formats.md §1-§4).
+"""SARIF 2.1.0 that GitHub code scanning accepts (https://docs.github.com/en/code-security/
+code-scanning/integrating-with-code-scanning/sarif-support-for-code-scanning).
 
 - One run per image, with its own category (`automationDetails.id` = `ci-gate/<image>/`), so the
   uploads for two images never close each other's alerts.
@@ -18,7 +19,8 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Evaluation, Finding, RuleOutcome
-from ci_gate.reports.advice import dockerfile_fix, recommendation, rule_advice, unchecked_rules
+from ci_gate.reports.advice import recommendation
+from ci_gate.reports.advice_table import rule_advice
 from ci_gate.reports.common import (
     TOOL_NAME,
     counts,
@@ -36,6 +38,8 @@ from ci_gate.reports.common import (
     truncate,
     worst_first,
 )
+from ci_gate.reports.dockerfile_fixes import dockerfile_fix
+from ci_gate.reports.unchecked import unchecked_rules
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 MAX_RESULTS = 5_000

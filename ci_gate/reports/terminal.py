@@ -18,17 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.redaction import terminal_line
-from ci_gate.reports.advice import (
-    Issue,
-    category_counts,
-    category_name,
-    issue_recommendation,
-    issue_title,
-    issues,
-    rule_advice,
-    unchecked_rules,
-)
+from ci_gate.reports.advice_table import rule_advice
 from ci_gate.reports.common import secret_for
+from ci_gate.reports.issues import Issue, category_counts, category_name, issue_recommendation, issue_title, issues
+from ci_gate.reports.unchecked import unchecked_rules
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -37,7 +37,8 @@ from starlette.routing import Route
 from ci_gate import __version__
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
-from ci_gate.policy.documents import Policy, check_text, load_policy
+from ci_gate.policy.documents import check_text, load_policy
+from ci_gate.policy.model import Policy
 from ci_gate.server import admission, keys, shapes
 from ci_gate.server.accounts import AccountDirectory, AccountError
 from ci_gate.server.auth import ADMIN_USER, AuthFailure, Gatekeeper, Principal

@@ -11,9 +11,9 @@ import trustme
 import yaml
 
 from tests.admission.support import TlsServeProcess, admission_policy, build_image
-from tests.server.serve_process import build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import build_vuln_db
 
 
 @dataclass(frozen=True)

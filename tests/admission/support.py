@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +9,8 @@ from typing import Any
 
 import requests
 
-from tests.server.serve_process import PASSWORD, PortTaken, ServeProcess
 from tests.support.oci import OciImage, TarItem, build_oci_layout
+from tests.support.serve import ServeProcess
 from tests.support.tiny import TINY_CONFIG, tiny_layers
 
 SECRET_KEY_ID = "AKIAZ7Q3X9LMN2B4K8RT"
@@ -107,33 +103,6 @@ class TlsServeProcess(ServeProcess):
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def _start_once(self, workers: int | None) -> ServeProcess:
-        if workers is not None:
-            self.workers = workers
-        command = [sys.executable, "-m", "ci_gate.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.tls_arguments]
-        if self.vuln_db is not None:
-            command += ["--vuln-db", str(self.vuln_db)]
-        for allowed in self.allow_registries:
-            command += ["--allow-registry", allowed]
-        environment = {**os.environ, **self.environment, "CI_GATE_ADMIN_PASSWORD": PASSWORD}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                if f"cannot listen on 127.0.0.1:{self.port}" in self.log():
-                    raise PortTaken(self.port)
-                raise RuntimeError(f"ci-gate serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1, verify=str(self.ca_file)).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"ci-gate serve did not answer /health within 30 s:\n{self.log()}")
 
     def admit(self, body: Any, **kwargs: Any) -> requests.Response:
         """POST a review as the API server does: HTTPS, no credentials."""

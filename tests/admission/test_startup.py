@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.admission.conftest import TlsFiles
-from tests.server.serve_process import PASSWORD, free_port
+from tests.support.serve import PASSWORD, free_port
 
 
 def serve(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

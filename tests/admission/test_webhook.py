@@ -26,9 +26,9 @@ from tests.admission.support import (
     review,
     workload,
 )
-from tests.server.serve_process import PASSWORD
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import PASSWORD
 
 
 def answer(server: TlsServeProcess, body: dict[str, Any]) -> dict[str, Any]:

@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.secret_names import is_secret_name
-from ci_gate.analyze.secrets import (
-    ANCHORE_DEFAULT_RULES,
-    DEFAULT_RULES,
-    SECRET_ENV_NAME,
-    SecretRule,
-    SecretScanner,
-    load_secret_rules,
-    load_secret_settings,
-    redact_secrets,
-)
+from ci_gate.analyze.secret_rules import ANCHORE_DEFAULT_RULES, DEFAULT_RULES, SECRET_ENV_NAME, SecretRule
+from ci_gate.analyze.secret_settings import load_secret_rules, load_secret_settings
+from ci_gate.analyze.secrets import SecretScanner
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding, to_dict
+from ci_gate.redaction import redact_text
 
 # Distinctive fake secrets: each must never appear in any finding, preview, repr or JSON.
 AWS_ID = "AKIAQX7ZPL2M9KWBTR4E"
@@ -519,7 +513,7 @@ def test_history_scan_of_a_huge_dotted_word(scanner: SecretScanner) -> None:
 )  # fmt: skip
 def test_redact_masks_secrets_in_kept_text(scanner: SecretScanner, text: str, expected: str) -> None:
     assert scanner.redact(text) == expected
-    assert redact_secrets(text) == expected
+    assert redact_text(text) == expected  # the one redaction every stage uses
 
 
 def test_redact_leaves_no_secret_in_config_strings(scanner: SecretScanner) -> None:
@@ -559,7 +553,10 @@ def test_scan_dockerfile(scanner: SecretScanner) -> None:
 
 
 def test_overlapping_spans_are_masked_as_one() -> None:
-    from ci_gate.analyze.secrets import _mask_spans
+    from ci_gate.redaction import mask_spans
+
+    def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+        return mask_spans(text, spans, keep=0)  # a finding's preview masks a span whole
 
     text = "key=ABCDEFGHIJKLMNOPQRSTUVWX tail"
     assert _mask_spans(text, [(4, 20), (10, 28)]) == "key=**** tail"

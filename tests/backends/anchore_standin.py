@@ -1,12 +1,14 @@
 """A stand-in for an Anchore Enterprise (v2) or anchore-engine (v1) server on 127.0.0.1.
 
-Anchore Enterprise cannot run here, so the client is tested against this small server whose
-answers are shaped exactly as reference/anchore.md documents them: §1.1 auth, account header and
-both error bodies (v2 `{code, error_type, message, detail}`, v1 `{message, httpcode, detail}`),
-§1.2 add image (v2 object, v1 one-element array), §1.3 `analysis_status` moving over successive
-polls and the v1 "image is not analyzed" 404, §1.4/§2.2/§2.3 the check, §1.5 vulnerabilities,
-§1.6 content. Faults are queued per request path: a status with a body and headers (5xx bursts,
-429 with Retry-After) or a dropped connection (a reset).
+Anchore Enterprise cannot run here, so the client is tested against this small server whose answers
+are shaped exactly as Anchore's API specs document them (v2: Anchore Enterprise's OpenAPI spec,
+anchore/enterprise-client-go pkg/anchore-api-swagger-main.yaml; v1: anchore-engine's
+anchore_engine/services/apiext/swagger/swagger.yaml): auth, account header and both error bodies (v2
+`{code, error_type, message, detail}`, v1 `{message, httpcode, detail}`), add image (v2 object, v1
+one-element array), `analysis_status` moving over successive polls and the v1 "image is not
+analyzed" 404, the check (v1 table, v2 findings), vulnerabilities, content. Faults are queued per
+request path: a status with a body and headers (5xx bursts, 429 with Retry-After) or a dropped
+connection (a reset).
 """
 
 from __future__ import annotations
@@ -234,7 +236,7 @@ class AnchoreStandIn:
                                  "detail": {"result": result, "policy": bundle}}]}}]
 
     def error(self, status: int, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Both documented error shapes (§1.1): v2 the declared ApiErrorResponse, v1 what the engine sends."""
+        """Both documented error shapes: v2 the declared ApiErrorResponse, v1 what the engine sends."""
         if self.version == "v2":
             return {"code": status, "error_type": "APIError", "message": message, "detail": detail or {}}
         return {"message": message, "httpcode": status, "detail": {**(detail or {}), "error_codes": []}}

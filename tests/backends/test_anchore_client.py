@@ -1,4 +1,4 @@
-"""The anchore backend against a stand-in server answering exactly as reference/anchore.md documents.
+"""The anchore backend against a stand-in server answering exactly as Anchore's API specs document.
 
 Both API versions, both error shapes, the analysis_status lifecycle over successive polls, the
 check's top-level final action, and the faults a CI run meets (5xx bursts, 429 Retry-After,

@@ -24,9 +24,9 @@ from ci_gate.backends.anchore import AnchoreBackend
 from ci_gate.backends.interface import AnchoreOptions, BackendRequest, BackendResult
 from ci_gate.errors import BackendError
 from tests.reports.ci_tools import GITLAB_SCHEMA, MULTITOOL_INSTALL, SARIF_SCHEMA, require_file
-from tests.server.serve_process import PASSWORD, ServeProcess, build_variant, build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import PASSWORD, ServeProcess, build_variant, build_vuln_db
 
 DOCKERFILE = "FROM scratch\nEXPOSE 22\nUSER root\nCMD [\"/bin/app\"]\n"
 

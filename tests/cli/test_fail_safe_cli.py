@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.devices import NULL_DEVICE, make_null_device
 from tests.support.oci import OciImage
 
-NULL_DEVICE = os.makedev(1, 3)
 REPORT_FLAGS = ("--json", "--junit", "--sarif", "--gitlab-report", "--codequality", "--markdown", "--compliance")
 
 
@@ -39,12 +39,7 @@ def _cli(tmp_path: Path, *arguments: str, prelude: str = "", **extra: str) -> su
 
 @pytest.fixture
 def null_device(tmp_path: Path) -> Path:
-    path = tmp_path / "null"
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, NULL_DEVICE)
-    except PermissionError:
-        pytest.skip("making a character device needs root: run the suite as root (bash .ci/run does)")
-    return path
+    return make_null_device(tmp_path / "null")
 
 
 # --- every report and SBOM through the one writer ---------------------------------------------------

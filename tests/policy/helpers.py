@@ -17,8 +17,9 @@ from ci_gate.model import (
     ImageIdentity,
     Layer,
 )
-from ci_gate.policy.documents import Policy, check_text
+from ci_gate.policy.documents import check_text
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
+from ci_gate.policy.model import Policy
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from ci_gate.errors import PolicyError
-from ci_gate.policy.documents import POLICY_KEYS, check_text
+from ci_gate.policy.documents import check_text
+from ci_gate.policy.model import POLICY_KEYS
 from ci_gate.reports.evaluation_json import render_evaluation_json
 from tests.policy.helpers import analysis, dockerfile, identity, policy_document, rule, run
 

@@ -17,7 +17,8 @@ from junitparser import JUnitXml
 from ci_gate.model import Finding
 from ci_gate.policy.documents import builtin_names, load_policy
 from ci_gate.policy.gates import registry
-from ci_gate.reports.advice import _GENERIC, RULE_ADVICE, recommendation, rule_advice
+from ci_gate.reports.advice import recommendation
+from ci_gate.reports.advice_table import _GENERIC, RULE_ADVICE, rule_advice
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 OWN_PORT = "OWNPORTADVICE close the SSH port through the platform request form"
@@ -273,7 +274,7 @@ def test_without_vulnerability_data_nothing_says_pass(images, tmp_path):
 
 
 def test_a_malware_rule_without_a_scanner_is_not_checked():
-    from ci_gate.reports.advice import unchecked_rules
+    from ci_gate.reports.unchecked import unchecked_rules
     from tests.policy.helpers import analysis, policy_document, rule, run
 
     document = policy_document([rule("malware", "scans", rule_id="malware-found")])

@@ -15,8 +15,8 @@ import pytest
 
 from ci_gate.model import Analysis, Evaluation, ImageIdentity
 from ci_gate.publish.github import _escape_data, annotation_lines
-from tests.server.serve_process import build_vuln_db
 from tests.support.oci import OciImage
+from tests.support.serve import build_vuln_db
 
 OUR_COMMANDS = re.compile(r"^::(error|warning|notice) (title|file)=")
 """The only workflow commands ci-gate itself writes."""

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.server.serve_process import PASSWORD, ServeProcess
 from tests.support.oci import OciImage, TarItem, build_oci_layout
+from tests.support.serve import PASSWORD, ServeProcess
 from tests.support.tiny import TINY_CONFIG, tiny_layers
 
 TOOLS = Path(os.environ.get("CI_GATE_TOOLS", Path.home() / ".cache" / "ci-gate-tools"))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.serve_process import DEMO_ADVISORY, ServeProcess, build_variant, build_vuln_db
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import DEMO_ADVISORY, ServeProcess, build_variant, build_vuln_db
 
 
 @pytest.fixture(scope="session")

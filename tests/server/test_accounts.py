@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from tests.server.serve_process import PASSWORD, ServeProcess
+from tests.support.serve import PASSWORD, ServeProcess
 
 BOB_PASSWORD = "bob-password-0a9c4e"  # a test value, not a secret
 

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from tests.server.anchore_cli import build_app_image
-from tests.server.serve_process import ServeProcess
 from tests.support.oci import OciImage, push
 from tests.support.registry import RegistryServer
+from tests.support.serve import ServeProcess
 
 REQUESTOR = {"requestor": "anchore-admission-controller"}
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tests.server.anchore_cli import AnchoreCli, anchore_cli_path, build_app_image, field
-from tests.server.serve_process import ServeProcess
 from tests.support.oci import OciImage, push
 from tests.support.registry import RegistryServer
+from tests.support.serve import ServeProcess
 
 CLEAN_DOCKERFILE = "FROM debian:12\nCOPY app.conf /etc/app.conf\nUSER 1000\n"
 
@@ -392,7 +392,7 @@ def test_vuln_update_events_after_a_store_import(tmp_path: Path, demo_vuln_db: P
     import time
 
     from ci_gate.vulns.importers.osv import import_paths
-    from tests.server.serve_process import OPENSSL_ADVISORY
+    from tests.support.serve import OPENSSL_ADVISORY
 
     vuln_db = tmp_path / "vulns.sqlite"
     shutil.copyfile(demo_vuln_db, vuln_db)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from tests.server.serve_process import PASSWORD, ServeProcess
+from tests.support.serve import PASSWORD, ServeProcess
 
 
 def _in(**delta: float) -> str:
@@ -140,7 +140,7 @@ def test_v1_bundle_add_check_and_delete_rules(server: ServeProcess, pushed_image
     document = entry["detail"]["result"]
     rows = document["result"][document["image_id"]]["result"]["rows"]
     assert [(row[3], row[4], row[6]) for row in rows] == [("dockerfile", "instruction", "warn")]
-    assert document["final_action"] == "warn" and entry["status"] == "pass"  # WARN passes (§2.2)
+    assert document["final_action"] == "warn" and entry["status"] == "pass"  # WARN passes (v1's status column)
 
     active = server.session.delete(f"{server.url}/v2/policies/ci-gate-default", timeout=10)
     assert active.status_code == 500

@@ -13,7 +13,7 @@ from ci_gate.policy.documents import check_text
 from ci_gate.policy.gates import registry as gate_registry
 from ci_gate.server import records
 from ci_gate.server.store import Store, add_event
-from tests.server.serve_process import ServeProcess
+from tests.support.serve import ServeProcess
 
 
 def test_swagger_tells_anchore_cli_to_use_the_fulltag_query(server: ServeProcess) -> None:

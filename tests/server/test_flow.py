@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from tests.server.serve_process import ServeProcess
+from tests.support.serve import ServeProcess
 
 
 def test_add_wait_check_vulnerabilities_v2(server: ServeProcess, pushed_images: list[tuple[str, str]]) -> None:

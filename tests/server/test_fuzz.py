@@ -26,7 +26,7 @@ from ci_gate.server.limits import MAX_BODY_BYTES
 from ci_gate.server.worker import summary
 from tests.server.asgi_driver import Answer, Driver
 from tests.server.raw_http import connect, read_answer
-from tests.server.serve_process import PASSWORD, ServeProcess
+from tests.support.serve import PASSWORD, ServeProcess
 from tests.support.tiny import build_tiny_image
 
 EXAMPLES = int(os.environ.get("CI_GATE_SERVE_FUZZ_EXAMPLES", "300"))

@@ -14,7 +14,7 @@ import requests
 
 from ci_gate.server.keys import MAX_LIFETIME, effective_status, expiry
 from ci_gate.server.store import key_hash
-from tests.server.serve_process import ServeProcess
+from tests.support.serve import ServeProcess
 
 
 def _in(**delta: float) -> str:

@@ -12,7 +12,7 @@ import requests
 
 from ci_gate.server.limits import CLIENT_FAILURE_LIMIT, MAX_BODY_BYTES, USER_FAILURE_LIMIT, LoginThrottle, Throttled
 from tests.server.raw_http import basic, connect, read_answer, request, seconds_until_closed
-from tests.server.serve_process import PASSWORD, ServeProcess
+from tests.support.serve import PASSWORD, ServeProcess
 
 REQUEST_TIMEOUT = 2.0
 

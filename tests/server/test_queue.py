@@ -7,9 +7,9 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.server.serve_process import ServeProcess, build_variant
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import ServeProcess, build_variant
 
 
 def test_unpullable_image_ends_analysis_failed_with_a_reason(server: ServeProcess, registry: RegistryServer) -> None:

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.server.serve_process import PASSWORD, ServeProcess, build_variant
 from tests.sources.servers import RecordingServer
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import PASSWORD, ServeProcess, build_variant
 
 
 def test_serve_pulls_only_from_its_allowlist(tmp_path: Path, auth_registry: RegistryServer,

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from tests.server.serve_process import PASSWORD, ServeProcess
+from tests.support.serve import PASSWORD, ServeProcess
 
 DEADLINE = 2.0
 

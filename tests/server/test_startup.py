@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from tests.server.serve_process import ServeProcess
+from tests.support.serve import ServeProcess
 
 
 def _mode(path: Path) -> int:

@@ -13,10 +13,10 @@ import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from tests.server.serve_process import PASSWORD, ServeProcess, build_variant
 from tests.support.browser import keep_screenshot, requests_made, start_chromium
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import PASSWORD, ServeProcess, build_variant
 
 HOSTILE = "javascript:alert('link')<script>alert('x')</script>\"><img src=/ui/pwned onerror=alert('img')>"
 DOCKERFILE = f"FROM scratch\nUSER 1000\nRUN curl '{HOSTILE}' | sh\n"

@@ -24,11 +24,12 @@ import os
 import secrets
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.http_server import BackgroundServer, LocalHttpServer
 
 
 class _QuietHandler(http.server.BaseHTTPRequestHandler):
@@ -48,7 +49,7 @@ class _QuietHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class TokenRegistry:
+class TokenRegistry(LocalHttpServer):
     """A pull-only distribution API with bearer-token auth, serving one OCI layout as one repository."""
 
     def __init__(self, layout: Path, repository: str, username: str, password: str, *,
@@ -72,21 +73,7 @@ class TokenRegistry:
         """The challenge's realm; None = this server's own /token."""
         self.blob_redirect = blob_redirect
         """When set, blob GETs answer 307 with Location `{blob_redirect}/blobs/{digest}` (blob storage)."""
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> TokenRegistry:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def _tags(self) -> dict[str, str]:
         index = json.loads((self.layout / "index.json").read_text())
@@ -210,7 +197,7 @@ class TokenRegistry:
         return Handler
 
 
-class RecordingServer:
+class RecordingServer(LocalHttpServer):
     """Someone else's server on another loopback port, recording every request's Authorization.
 
     `mode`: `challenge` answers 401 with `WWW-Authenticate: Basic` (a registry fishing for
@@ -222,25 +209,7 @@ class RecordingServer:
         self.layout = layout
         self.requests: list[tuple[str, str, str | None]] = []
         """(method, path, Authorization header) of every request, in order."""
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def __enter__(self) -> RecordingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def _handler(self) -> type[_QuietHandler]:
         recorder = self
@@ -285,7 +254,7 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
     daemon_threads = True
 
 
-class DockerDaemon:
+class DockerDaemon(BackgroundServer):
     """The two Engine API endpoints `docker:` uses, on a unix socket, serving one docker-archive."""
 
     def __init__(self, socket_path: Path, archive: Path, image_names: set[str]):
@@ -293,16 +262,10 @@ class DockerDaemon:
         self.archive = archive
         self.image_names = image_names
         self.requests: list[str] = []
-        self._server = _UnixHTTPServer(str(socket_path), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> DockerDaemon:
-        self._thread.start()
-        return self
+        super().__init__(_UnixHTTPServer(str(socket_path), self._handler()))
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__exit__(*exc_info)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
 

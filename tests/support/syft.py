@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.support.tools import require_tool
 
-__all__ = ["SyftError", "run_syft_json", "syft_binary"]
+__all__ = ["SyftError", "run_syft_dir", "run_syft_json", "syft_binary"]
 
 SYFT_TIMEOUT_SECONDS = 300
 
@@ -39,13 +39,27 @@ def run_syft_json(ref: str, *, env: Mapping[str, str] | None = None) -> dict[str
     Never phones home (SYFT_CHECK_FOR_APP_UPDATE=false). A `registry:127.0.0.1…` reference is
     read over plain HTTP. `env` adds variables, e.g. SYFT_REGISTRY_AUTH_USERNAME/PASSWORD.
     """
-    environment = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    environment = dict(env or {})
     if ref.startswith(("registry:127.0.0.1", "registry:localhost")):
         environment["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true"
-    environment.update(env or {})
-    result = subprocess.run([str(syft_binary()), "scan", ref, "-q", "-o", "json"], capture_output=True,
+    return _syft_scan([ref], environment)
+
+
+def run_syft_dir(root: Path, catalogers: str = "image") -> list[dict[str, Any]]:
+    """syft's artifacts in the directory tree `root`, found by the catalogers `catalogers` names.
+
+    A `dir:` scan alone would pick syft's directory set (lock files, loose gemspecs, no composer
+    installed.json); `--override-default-catalogers image` runs exactly what an image scan runs,
+    and a cataloger's name runs that one alone."""
+    document = _syft_scan([f"dir:{root}", "--override-default-catalogers", catalogers], {})
+    return list(document["artifacts"])
+
+
+def _syft_scan(arguments: list[str], env: Mapping[str, str]) -> dict[str, Any]:
+    environment = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false", **env}
+    result = subprocess.run([str(syft_binary()), "scan", *arguments, "-q", "-o", "json"], capture_output=True,
                             text=True, env=environment, stdin=subprocess.DEVNULL, check=False,
                             timeout=SYFT_TIMEOUT_SECONDS)
     if result.returncode != 0:
-        raise SyftError(f"syft scan {ref} failed (rc {result.returncode}): {result.stderr.strip()[-2000:]}")
+        raise SyftError(f"syft scan {arguments[0]} failed (rc {result.returncode}): {result.stderr.strip()[-2000:]}")
     return dict(json.loads(result.stdout))

@@ -11,7 +11,8 @@ from ci_gate.analyze.catalogers.dotnet import DotnetDepsCataloger, DotnetPortabl
 from ci_gate.analyze.catalogers.dpkg import DpkgCataloger
 from ci_gate.analyze.catalogers.golang import GoModuleBinaryCataloger
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence, FinalView
-from ci_gate.analyze.catalogers.java import JavaArchiveCataloger, JvmDistributionCataloger
+from ci_gate.analyze.catalogers.java import JavaArchiveCataloger
+from ci_gate.analyze.catalogers.jvm import JvmDistributionCataloger
 from ci_gate.analyze.catalogers.npm import NpmCataloger
 from ci_gate.analyze.catalogers.php import ComposerInstalledCataloger
 from ci_gate.analyze.catalogers.python import PythonCataloger

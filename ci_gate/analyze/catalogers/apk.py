@@ -10,13 +10,12 @@ The purl is `pkg:apk/<distro id>/NAME@VERSION?arch=..&distro=ID-VERSION_ID&upstr
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from packageurl import PackageURL
 
 from ci_gate.analyze.catalogers import attribution
-from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.model import Distro, Package
 
 _OPERATOR = re.compile(r"^(AND|OR|WITH)$", re.IGNORECASE)
@@ -43,6 +42,13 @@ class ApkEntry:
     files: list[str] = field(default_factory=list)
 
 
+_TEXT_FIELDS = {"P": "name", "V": "version", "A": "architecture", "o": "origin", "L": "license", "T": "description",
+                "U": "url", "m": "maintainer", "C": "checksum", "c": "git_commit"}
+"""The one-letter keys of the installed database that hold text, by the entry field they fill."""
+_NUMBER_FIELDS = {"S": "size", "I": "installed_size"}
+_LIST_FIELDS = {"D": "dependencies", "p": "provides"}
+
+
 def parse_installed(text: str, problems: list[str]) -> list[ApkEntry]:
     entries: list[ApkEntry] = []
     current = ApkEntry()
@@ -62,38 +68,15 @@ def parse_installed(text: str, problems: list[str]) -> list[ApkEntry]:
         if not value:
             continue
         started = True
-        if key == "P":
-            current.name = value
-        elif key == "V":
-            current.version = value
-        elif key == "A":
-            current.architecture = value
-        elif key == "o":
-            current.origin = value
-        elif key == "L":
-            current.license = value
-        elif key == "T":
-            current.description = value
-        elif key == "U":
-            current.url = value
-        elif key == "m":
-            current.maintainer = value
-        elif key in ("S", "I"):
+        if key in _TEXT_FIELDS:
+            setattr(current, _TEXT_FIELDS[key], value)
+        elif key in _NUMBER_FIELDS:
             number_value = int(value) if value.isdigit() else None
             if number_value is None:
                 problems.append(f"line {number}: {key}:{value!r} is not a number")
-            if key == "S":
-                current.size = number_value
-            else:
-                current.installed_size = number_value
-        elif key == "D":
-            current.dependencies = value.split()
-        elif key == "p":
-            current.provides = value.split()
-        elif key == "C":
-            current.checksum = value
-        elif key == "c":
-            current.git_commit = value
+            setattr(current, _NUMBER_FIELDS[key], number_value)
+        elif key in _LIST_FIELDS:
+            setattr(current, _LIST_FIELDS[key], value.split())
         elif key == "F":
             directory = "/" + value.strip("/")
         elif key == "R":
@@ -133,37 +116,18 @@ def package_url(entry: ApkEntry, distro: Distro | None) -> str:
     ).to_string()
 
 
-class ApkCataloger(Cataloger):
+class ApkCataloger(attribution.FileVersionsCataloger):
     name = "apk-db-cataloger"
     patterns = ("*/lib/apk/db/installed",)
 
-    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
-        by_path = sorted(attribution.final_versions(evidence, context).items())
-        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
-                                lambda item: self._database(item[0], item[1], context))
 
-    def _database(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+    def catalog_file(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
         """The packages of one database file (every version of it, for attribution)."""
         packages: list[Package] = []
         distro = context.distro
-        history: list[tuple[int, dict[str, str]]] = []
-        final_entries: list[ApkEntry] = []
-        for item in versions:
-            problems: list[str] = []
-            entries = parse_installed(attribution.decode(item.content), problems)
-            if item.truncated and entries:
-                entries.pop()
-            history.append((item.layer_index, {entry.name: entry.version for entry in entries}))
-            if item is versions[-1]:
-                final_entries = entries
-                attribution.truncation_warning(context, self.name, item)
-                if problems:
-                    context.warnings.append(
-                        f"{self.name}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
-                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                        + "; the readable entries were kept"
-                    )
-        introduced = attribution.introduced_layers(history)
+        final_entries, introduced = attribution.database_versions(
+            context, self.name, path, versions, parse_installed, lambda entry: entry.name,
+            lambda entry: entry.version, "entries")
 
         def build(entry: ApkEntry) -> list[Package]:
             layer_index = introduced.get(entry.name, versions[-1].layer_index)
@@ -190,15 +154,11 @@ class ApkCataloger(Cataloger):
                         "provides": entry.provides,
                         "checksum": entry.checksum,
                         "git_commit": entry.git_commit,
-                        "distro": attribution.distro_label(distro),
-                        "distro_id": distro.id if distro else "",
-                        "distro_version": distro.version_id if distro else "",
+                        **attribution.distro_metadata(distro),
                     },
-                    origin=attribution.origin(context, layer_index),
                 )
             ]
 
-        packages.extend(attribution.each(
-            context, self.name, ((f"{path}: package {entry.name}", entry) for entry in final_entries), build))
+        packages.extend(attribution.each_entry(context, self.name, path, final_entries, build))
         return packages
 

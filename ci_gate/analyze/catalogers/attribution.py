@@ -10,10 +10,12 @@ installed again in layer 6 is credited to layer 6.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+import abc
+import dataclasses
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
-from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
 from ci_gate.model import Distro, Location, Package
 
 Key = TypeVar("Key", bound=Hashable)
@@ -74,27 +76,15 @@ def location(context: CatalogContext, path: str, layer_index: int | None) -> Loc
     return Location(path=path, layer_index=layer_index, layer_diff_id=diff_id)
 
 
-def origin(context: CatalogContext, layer_index: int | None) -> str | None:
-    """`base` or `app` for a package introduced by `layer_index`, None when the base is unknown."""
-    if layer_index is None or not 0 <= layer_index < len(context.layers):
-        return None
-    base = context.layers[layer_index].base
-    if base is None:
-        return None
-    return "base" if base else "app"
+def with_origin(package: Package, base_layers: Collection[int]) -> Package:
+    """`package` with `origin` `base` or `app`, from the layer of its first location that has one.
 
-
-def assign_origins(packages: Iterable[Package], base_layers: set[int]) -> list[Package]:
-    """Packages with `origin` set from the layer of their first location (for callers that learn the
-    base layers after cataloging)."""
-    import dataclasses
-
-    result = []
-    for package in packages:
-        layer_index = package.locations[0].layer_index if package.locations else None
-        value = None if layer_index is None else ("base" if layer_index in base_layers else "app")
-        result.append(dataclasses.replace(package, origin=value))
-    return result
+    Catalogers leave `origin` unset: which layers are the base image is learnt after the walk
+    (ci_gate.analyze.base_image), so the analyzer sets it here once it knows."""
+    indexes = [location.layer_index for location in package.locations if location.layer_index is not None]
+    if not indexes:
+        return package
+    return dataclasses.replace(package, origin="base" if indexes[0] in base_layers else "app")
 
 
 def distro_label(distro: Distro | None) -> str:
@@ -102,6 +92,15 @@ def distro_label(distro: Distro | None) -> str:
     if distro is None or not distro.id:
         return ""
     return f"{distro.id}-{distro.version_id}" if distro.version_id else distro.id
+
+
+def distro_metadata(distro: Distro | None) -> dict[str, str]:
+    """The distro keys an OS package's metadata carries: syft's label, the id and the version id."""
+    return {
+        "distro": distro_label(distro),
+        "distro_id": distro.id if distro else "",
+        "distro_version": distro.version_id if distro else "",
+    }
 
 
 def decode(content: bytes) -> str:
@@ -115,6 +114,38 @@ def truncation_warning(context: CatalogContext, cataloger: str, item: Evidence) 
             f"{cataloger}: {item.path} (layer {item.layer_index + 1}) is {item.size} bytes; only the first "
             f"{len(item.content)} were read, packages past that point are missing"
         )
+
+
+Entry = TypeVar("Entry")
+
+
+def database_versions(context: CatalogContext, cataloger: str, path: str, versions: Sequence[Evidence],
+                      parse: Callable[[str, list[str]], list[Entry]], key: Callable[[Entry], Key],
+                      version: Callable[[Entry], str], unit: str) -> tuple[list[Entry], dict[Key, int]]:
+    """The entries of a text package database's final version, and the layer that introduced each.
+
+    Every version of the file (`versions`, bottom layer first) is parsed: its last entry is dropped
+    when the file was cut short, and the versions give each entry (by `key`) the layer that wrote
+    its final version. The final version's truncation and malformed parts are warned about; its
+    readable `unit` (entries, stanzas) are kept."""
+    history: list[tuple[int, dict[Key, str]]] = []
+    final_entries: list[Entry] = []
+    for position, item in enumerate(versions):
+        problems: list[str] = []
+        entries = parse(decode(item.content), problems)
+        if item.truncated and entries:
+            entries.pop()  # the last entry was cut off mid-way
+        history.append((item.layer_index, {key(entry): version(entry) for entry in entries}))
+        if position == len(versions) - 1:
+            final_entries = entries
+            truncation_warning(context, cataloger, item)
+            if problems:
+                context.warnings.append(
+                    f"{cataloger}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                    + f"; the readable {unit} were kept"
+                )
+    return final_entries, introduced_layers(history)
 
 
 MAX_FIELD_CHARS = 4096
@@ -167,6 +198,20 @@ def each(context: CatalogContext, cataloger: str, items: Iterable[tuple[str, Ite
     return built
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+NamedEntry = TypeVar("NamedEntry", bound=_Named)
+
+
+def each_entry(context: CatalogContext, cataloger: str, path: str, entries: Iterable[NamedEntry],
+               build: Callable[[NamedEntry], Iterable[Built]]) -> list[Built]:
+    """`each` over the entries of a package database at `path`; a broken one is `PATH: package NAME`."""
+    return each(context, cataloger, ((f"{path}: package {entry.name}", entry) for entry in entries), build)
+
+
 def clean_package(package: Package) -> Package:
     """The package with every text bounded and encodable (see `clean_text`): what a cataloger parsed
     from a hostile file can neither flood memory nor break a report writer."""
@@ -176,3 +221,18 @@ def clean_package(package: Package) -> Package:
         package, name=clean_text(package.name, 1024), version=clean_text(package.version, 1024),
         purl=clean_text(package.purl, 4096), licenses=tuple(clean_text(item) for item in package.licenses[:64]),
         metadata=clean_value(package.metadata))
+
+
+class FileVersionsCataloger(Cataloger):
+    """A cataloger of files it reads whole in every version (package databases, package manifests):
+    each path still in the final filesystem is cataloged from all its versions, so every package
+    gets the layer that introduced it, and one broken file costs only itself."""
+
+    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
+        by_path = sorted(final_versions(evidence, context).items())
+        return each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
+                    lambda item: self.catalog_file(item[0], item[1], context))
+
+    @abc.abstractmethod
+    def catalog_file(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+        """The packages of the file at `path`, from its versions (bottom layer first)."""

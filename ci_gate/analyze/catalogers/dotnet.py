@@ -23,7 +23,7 @@ from typing import Any
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.portable_executable import version_strings
-from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of, origin_of
+from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
 from ci_gate.model import Package
 
 _DEPS_FILE_NAME = re.compile(r"([^\\/]+)\.deps\.json$")
@@ -47,7 +47,6 @@ class DotnetDepsCataloger(StreamingCataloger):
         file_name = _DEPS_FILE_NAME.search(evidence.path)
         root_name = file_name.group(1) if file_name else ""
         location = location_of(evidence, context)
-        origin = origin_of(evidence, context)
         packages: list[Package] = []
         for key in sorted(libraries):
             library = libraries[key]
@@ -72,7 +71,6 @@ class DotnetDepsCataloger(StreamingCataloger):
                 locations=(location,),
                 found_by=self.name,
                 metadata=metadata,
-                origin=origin,
             ))
         return packages
 
@@ -191,5 +189,4 @@ class DotnetPortableExecutableCataloger(StreamingCataloger):
             locations=(location_of(evidence, context),),
             found_by=self.name,
             metadata=metadata,
-            origin=origin_of(evidence, context),
         )]

@@ -223,26 +223,9 @@ class DpkgCataloger(Cataloger):
         copyrights: dict[str, Evidence],
         context: CatalogContext,
     ) -> list[Package]:
-        history: list[tuple[int, dict[tuple[str, str], str]]] = []
-        final_entries: list[DebEntry] = []
-        for position, item in enumerate(versions):
-            problems: list[str] = []
-            is_final = position == len(versions) - 1
-            if is_final:
-                attribution.truncation_warning(context, self.name, item)
-            entries = entries_from(parse_stanzas(attribution.decode(item.content), problems))
-            if item.truncated and entries:
-                entries.pop()  # the last stanza was cut off mid-way
-            if is_final:
-                final_entries = entries
-                if problems:
-                    context.warnings.append(
-                        f"{self.name}: {path} (layer {item.layer_index + 1}) is malformed: {problems[0]}"
-                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                        + "; the readable stanzas were kept"
-                    )
-            history.append((item.layer_index, {entry.key: entry.version for entry in entries}))
-        introduced = attribution.introduced_layers(history)
+        final_entries, introduced = attribution.database_versions(
+            context, self.name, path, versions, lambda text, problems: entries_from(parse_stanzas(text, problems)),
+            lambda entry: entry.key, lambda entry: entry.version, "stanzas")
         distro = context.distro
         packages = []
 
@@ -269,9 +252,7 @@ class DpkgCataloger(Cataloger):
                 "depends": list(entry.depends),
                 "pre_depends": list(entry.pre_depends),
                 "provides": list(entry.provides),
-                "distro": attribution.distro_label(distro),
-                "distro_id": distro.id if distro else "",
-                "distro_version": distro.version_id if distro else "",
+                **attribution.distro_metadata(distro),
                 "distro_codename": distro.version_codename if distro else "",
             }
             return [
@@ -284,10 +265,8 @@ class DpkgCataloger(Cataloger):
                     locations=tuple(locations),
                     found_by=self.name,
                     metadata=metadata,
-                    origin=attribution.origin(context, layer_index),
                 )
             ]
 
-        packages.extend(attribution.each(
-            context, self.name, ((f"{path}: package {entry.name}", entry) for entry in final_entries), build))
+        packages.extend(attribution.each_entry(context, self.name, path, final_entries, build))
         return packages

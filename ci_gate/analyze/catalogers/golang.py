@@ -29,7 +29,6 @@ from ci_gate.analyze.catalogers.streaming import (
     ExecutableCataloger,
     is_executable,
     location_of,
-    origin_of,
 )
 from ci_gate.model import Package
 
@@ -327,7 +326,6 @@ class GoModuleBinaryCataloger(ExecutableCataloger):
             main = (info.dependencies.pop(candidates[0]) if len(candidates) == 1
                     else Module(path=info.path, version=DEVEL))
         location = location_of(evidence, context)
-        origin = origin_of(evidence, context)
         main_path = main.path if main else ""
 
         def make(module: Module, settings: list[tuple[str, str]] | None,
@@ -354,7 +352,6 @@ class GoModuleBinaryCataloger(ExecutableCataloger):
                 locations=(location,),
                 found_by=self.name,
                 metadata=metadata,
-                origin=origin,
             )
 
         packages: list[Package] = []
@@ -374,6 +371,5 @@ class GoModuleBinaryCataloger(ExecutableCataloger):
                 locations=(location,),
                 found_by=self.name,
                 metadata={"go_compiled_version": go_version},
-                origin=origin,
             ))
         return packages

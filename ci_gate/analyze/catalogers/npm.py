@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from packageurl import PackageURL
 
 from ci_gate.analyze.catalogers import attribution
-from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.model import Package
 
 _AUTHOR = re.compile(r"^\s*(?P<name>[^<(]*?)\s*(?:<(?P<email>[^>]*)>)?\s*(?:\((?P<url>[^)]*)\))?\s*$")
@@ -75,17 +74,13 @@ MAX_NAME_CHARS = 1024
 """npm allows 214 characters in a name; a longer one is cut, never carried whole."""
 
 
-class NpmCataloger(Cataloger):
+class NpmCataloger(attribution.FileVersionsCataloger):
     name = "javascript-package-cataloger"
     patterns = ("*/package.json",)
     max_bytes = 4 * 1024 * 1024
 
-    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
-        by_path = sorted(attribution.final_versions(evidence, context).items())
-        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
-                                lambda item: self._package(item[0], item[1], context))
 
-    def _package(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+    def catalog_file(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
         clean = attribution.clean_text
         history: list[tuple[int, dict[str, str]]] = []
         document: dict[str, Any] = {}
@@ -117,7 +112,6 @@ class NpmCataloger(Cataloger):
                 "private": document.get("private") is True,
                 "in_node_modules": "/node_modules/" in path,
             },
-            origin=attribution.origin(context, layer_index),
         )]
 
     def _parse(self, item: Evidence, context: CatalogContext, is_final: bool) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
-from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of, origin_of
+from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
 from ci_gate.model import Package
 
 _KEPT_FIELDS = ("source", "dist", "type", "description", "homepage", "authors", "require", "time",
@@ -53,7 +53,6 @@ class ComposerInstalledCataloger(StreamingCataloger):
                                     "{\"packages\": [...]} object")
             return []
         location = location_of(evidence, context)
-        origin = origin_of(evidence, context)
         packages: list[Package] = []
         for entry in entries:
             if not isinstance(entry, dict):
@@ -76,6 +75,5 @@ class ComposerInstalledCataloger(StreamingCataloger):
                 locations=(location,),
                 found_by=self.name,
                 metadata=metadata,
-                origin=origin,
             ))
         return packages

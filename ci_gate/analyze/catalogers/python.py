@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
 
 from packageurl import PackageURL
 
 from ci_gate.analyze.catalogers import attribution
-from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.model import Package
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -79,7 +78,7 @@ def site_packages_of(path: str) -> str:
     return posixpath.dirname(posixpath.dirname(path))
 
 
-class PythonCataloger(Cataloger):
+class PythonCataloger(attribution.FileVersionsCataloger):
     name = "python-installed-package-cataloger"
     patterns = (
         "*dist-info/METADATA",
@@ -90,12 +89,8 @@ class PythonCataloger(Cataloger):
     )
     max_bytes = 4 * 1024 * 1024
 
-    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
-        by_path = sorted(attribution.final_versions(evidence, context).items())
-        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
-                                lambda item: self._package(item[0], item[1], context))
 
-    def _package(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+    def catalog_file(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
         packages: list[Package] = []
         history: list[tuple[int, dict[str, str]]] = []
         final_fields: dict[str, list[str]] = {}
@@ -137,7 +132,6 @@ class PythonCataloger(Cataloger):
                     "requires_dist": fields_list(final_fields, "requires-dist"),
                     "site_packages_root_path": site_packages_of(path),
                 },
-                origin=attribution.origin(context, layer_index),
             )
         )
         return packages

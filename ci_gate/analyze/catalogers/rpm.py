@@ -9,12 +9,10 @@ The version is `[EPOCH:]VERSION-RELEASE`; the purl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from packageurl import PackageURL
 
 from ci_gate.analyze.catalogers import attribution
-from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.rpm_db import read_database
 from ci_gate.analyze.catalogers.rpm_header import HeaderError, RpmHeader, parse_header
 from ci_gate.model import Distro, Package
@@ -73,7 +71,7 @@ def parse_manifest(text: str, problems: list[str]) -> list[RpmHeader]:
     return headers
 
 
-class RpmCataloger(Cataloger):
+class RpmCataloger(attribution.FileVersionsCataloger):
     name = "rpm-db-cataloger"
     patterns = (
         *(
@@ -98,12 +96,8 @@ class RpmCataloger(Cataloger):
                 problems.append(f"a package header cannot be read ({error})")
         return headers
 
-    def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:
-        by_path = sorted(attribution.final_versions(evidence, context).items())
-        return attribution.each(context, self.name, ((path, (path, versions)) for path, versions in by_path),
-                                lambda item: self._database(item[0], item[1], context))
 
-    def _database(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
+    def catalog_file(self, path: str, versions: list[Evidence], context: CatalogContext) -> list[Package]:
         """The packages of one database file (every version of it, for attribution)."""
         packages: list[Package] = []
         distro = context.distro
@@ -150,16 +144,12 @@ class RpmCataloger(Cataloger):
                         "modularity_label": header.modularity_label,
                         "provides": list(header.provides),
                         "requires": list(header.requires),
-                        "distro": attribution.distro_label(distro),
-                        "distro_id": distro.id if distro else "",
-                        "distro_version": distro.version_id if distro else "",
+                        **attribution.distro_metadata(distro),
                     },
-                    origin=attribution.origin(context, layer_index),
                 )
             ]
 
-        packages.extend(attribution.each(
-            context, self.name, ((f"{path}: package {header.name}", header) for header in final_headers), build))
+        packages.extend(attribution.each_entry(context, self.name, path, final_headers, build))
         return packages
 
 

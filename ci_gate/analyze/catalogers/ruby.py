@@ -11,7 +11,7 @@ import re
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
-from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of, origin_of
+from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
 from ci_gate.model import Package
 
 _SCALAR_FIELDS = ("name", "version", "homepage")
@@ -77,5 +77,4 @@ class GemSpecCataloger(StreamingCataloger):
             locations=(location_of(evidence, context),),
             found_by=self.name,
             metadata=metadata,
-            origin=origin_of(evidence, context),
         )]

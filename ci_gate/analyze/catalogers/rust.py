@@ -20,7 +20,6 @@ from ci_gate.analyze.catalogers.streaming import (
     ExecutableCataloger,
     is_executable,
     location_of,
-    origin_of,
 )
 from ci_gate.model import Package
 
@@ -64,7 +63,6 @@ class CargoAuditableBinaryCataloger(ExecutableCataloger):
                                 "dependency list")
         document = self._document(inflate_bounded(elf.section_bytes(section)))
         location = location_of(evidence, context)
-        origin = origin_of(evidence, context)
         packages: list[Package] = []
         for entry in document:
             name, version = entry.get("name"), entry.get("version")
@@ -82,7 +80,6 @@ class CargoAuditableBinaryCataloger(ExecutableCataloger):
                 locations=(location,),
                 found_by=self.name,
                 metadata=metadata,
-                origin=origin,
             ))
         return packages
 

@@ -94,15 +94,6 @@ def location_of(evidence: Evidence, context: CatalogContext) -> Location:
     return Location(path=evidence.path, layer_index=evidence.layer_index, layer_diff_id=diff_id)
 
 
-def origin_of(evidence: Evidence, context: CatalogContext) -> str | None:
-    """`base` or `app` when the layer's membership in the base image is known."""
-    if 0 <= evidence.layer_index < len(context.layers):
-        base = context.layers[evidence.layer_index].base
-        if base is not None:
-            return "base" if base else "app"
-    return None
-
-
 def is_executable(evidence: Evidence) -> bool:
     """Whether any execute bit is set: syft looks for binaries among executables only."""
     return bool(evidence.mode & 0o111)

@@ -181,6 +181,8 @@ def _no_dockerfile(call: TriggerInput) -> Iterator[Fired]:
 
 
 _TYPE_DESCRIPTION = "How to treat the list: denylist (v1: blacklist) or allowlist (v1: whitelist)."
+_LIST_TYPE = ParameterSpec("type", "EnumString", _TYPE_DESCRIPTION, required=True, allowed_values=LIST_TYPES,
+                           example="denylist")
 
 GATE = GateSpec(
     name="dockerfile",
@@ -248,14 +250,7 @@ GATE = GateSpec(
                     required=True,
                     example="root,docker",
                 ),
-                ParameterSpec(
-                    "type",
-                    "EnumString",
-                    _TYPE_DESCRIPTION,
-                    required=True,
-                    allowed_values=LIST_TYPES,
-                    example="denylist",
-                ),
+                _LIST_TYPE,
             ),
         ),
         TriggerSpec(
@@ -273,14 +268,7 @@ GATE = GateSpec(
                     required=True,
                     example="80,8080,8088",
                 ),
-                ParameterSpec(
-                    "type",
-                    "EnumString",
-                    _TYPE_DESCRIPTION,
-                    required=True,
-                    allowed_values=LIST_TYPES,
-                    example="denylist",
-                ),
+                _LIST_TYPE,
                 ACTUAL_DOCKERFILE_ONLY,
             ),
         ),

@@ -259,6 +259,10 @@ class TriggerSpec:
         default=None, compare=False, repr=False
     )
     """Like `cross_check`, for what anchore-engine accepts but what cannot work (validation warns)."""
+    unchecked: Callable[[Analysis, Mapping[str, str]], str] | None = field(default=None, compare=False, repr=False)
+    """Why a rule of this trigger that did not fire checked nothing (given the analysis and the rule's
+    parameters as written), "" when it did check: reports list such a rule as not checked, never as
+    passed. For triggers whose evidence lives outside the analysis (stig's recorded evaluations)."""
     extension: bool = False
     """True for a ci-gate trigger that Anchore does not have."""
 

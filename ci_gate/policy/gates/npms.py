@@ -35,6 +35,11 @@ def no_feed(call: TriggerInput) -> Iterator[Fired]:
     return iter(())
 
 
+def feed_trigger(name: str, description: str) -> TriggerSpec:
+    """A trigger on Anchore's packages feed: declared as Anchore does, it never fires here (no feed)."""
+    return TriggerSpec(name=name, description=description, evaluate=no_feed, needs_feed=True)
+
+
 def _denylist(call: TriggerInput) -> Iterator[Fired]:
     return named_denylist(call, "npm", "NPM")
 
@@ -43,25 +48,19 @@ GATE = GateSpec(
     name="npms",
     description="NPM Checks",
     triggers=(
-        TriggerSpec(
-            name="newer_version_in_feed",
-            description="Triggers if an installed NPM is not the latest version according to NPM data feed.",
-            evaluate=no_feed,
-            needs_feed=True,
+        feed_trigger(
+            "newer_version_in_feed",
+            "Triggers if an installed NPM is not the latest version according to NPM data feed.",
         ),
-        TriggerSpec(
-            name="unknown_in_feeds",
-            description="Triggers if an installed NPM is not in the official "
+        feed_trigger(
+            "unknown_in_feeds",
+            "Triggers if an installed NPM is not in the official "
             "NPM database, according to NPM data feed.",
-            evaluate=no_feed,
-            needs_feed=True,
         ),
-        TriggerSpec(
-            name="version_not_in_feeds",
-            description="Triggers if an installed NPM version is not "
+        feed_trigger(
+            "version_not_in_feeds",
+            "Triggers if an installed NPM version is not "
             "listed in the official NPM feed as a valid version.",
-            evaluate=no_feed,
-            needs_feed=True,
         ),
         TriggerSpec(
             name="denylisted_name_version",
@@ -78,11 +77,9 @@ GATE = GateSpec(
                 ),
             ),
         ),
-        TriggerSpec(
-            name="feed_data_unavailable",
-            description="Triggers if the engine does not have access to the NPM data feed.",
-            evaluate=no_feed,
-            needs_feed=True,
+        feed_trigger(
+            "feed_data_unavailable",
+            "Triggers if the engine does not have access to the NPM data feed.",
         ),
     ),
 )

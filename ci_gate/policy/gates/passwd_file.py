@@ -52,29 +52,19 @@ def _not_available(call: TriggerInput) -> Iterator[Fired]:
         )
 
 
-def _usernames(call: TriggerInput) -> Iterator[Fired]:
-    for name, entry in _matches(call, set(call.params["user_names"]), -1):
-        yield _fired(f"Blacklisted user '{name}' found in image's /etc/passwd: pentry={entry}", entry)
+def _denylist(name: str, aliases: tuple[str, ...], what: str, index: int | None, description: str,
+              parameter: ParameterSpec) -> TriggerSpec:
+    """A denylist trigger: fires for each passwd entry whose field `index` (-1 the user name, None
+    the whole entry) is one of the parameter's values, with anchore-engine's message for `what`."""
 
+    def evaluate(call: TriggerInput) -> Iterator[Fired]:
+        value = call.params[parameter.name]
+        denied = {value.strip()} if isinstance(value, str) else {str(item) for item in value}
+        for matched, entry in _matches(call, denied, index):
+            yield _fired(f"Blacklisted {what} '{matched}' found in image's /etc/passwd: pentry={entry}", entry)
 
-def _userids(call: TriggerInput) -> Iterator[Fired]:
-    for uid, entry in _matches(call, {str(x) for x in call.params["user_ids"]}, 1):
-        yield _fired(f"Blacklisted uid '{uid}' found in image's /etc/passwd: pentry={entry}", entry)
-
-
-def _groupids(call: TriggerInput) -> Iterator[Fired]:
-    for gid, entry in _matches(call, {str(x) for x in call.params["group_ids"]}, 2):
-        yield _fired(f"Blacklisted gid '{gid}' found in image's /etc/passwd: pentry={entry}", entry)
-
-
-def _shells(call: TriggerInput) -> Iterator[Fired]:
-    for shell, entry in _matches(call, set(call.params["shells"]), 5):
-        yield _fired(f"Blacklisted shell '{shell}' found in image's /etc/passwd: pentry={entry}", entry)
-
-
-def _full_entry(call: TriggerInput) -> Iterator[Fired]:
-    for _, entry in _matches(call, {call.params["entry"].strip()}, None):
-        yield _fired(f"Blacklisted pentry '{entry}' found in image's /etc/passwd: pentry={entry}", entry)
+    return TriggerSpec(name=name, aliases=aliases, description=description, evaluate=evaluate,
+                       parameters=(parameter,))
 
 
 GATE = GateSpec(
@@ -86,81 +76,76 @@ GATE = GateSpec(
             description="Triggers if the /etc/passwd file is not present/stored in the evaluated image.",
             evaluate=_not_available,
         ),
-        TriggerSpec(
-            name="denylist_usernames",
-            aliases=("blacklist_usernames",),
-            description="Triggers if specified username is found in the /etc/passwd file",
-            evaluate=_usernames,
-            parameters=(
-                ParameterSpec(
-                    "user_names",
-                    "CommaDelimitedStringList",
-                    "List of usernames that will cause the trigger to fire if found in /etc/passwd.",
-                    required=True,
-                    aliases=("usernameblacklist",),
-                    example="daemon,ftp",
-                ),
+        _denylist(
+            "denylist_usernames",
+            ("blacklist_usernames",),
+            "user",
+            -1,
+            "Triggers if specified username is found in the /etc/passwd file",
+            ParameterSpec(
+                "user_names",
+                "CommaDelimitedStringList",
+                "List of usernames that will cause the trigger to fire if found in /etc/passwd.",
+                required=True,
+                aliases=("usernameblacklist",),
+                example="daemon,ftp",
             ),
         ),
-        TriggerSpec(
-            name="denylist_userids",
-            aliases=("blacklist_userids",),
-            description="Triggers if specified user id is found in the /etc/passwd file",
-            evaluate=_userids,
-            parameters=(
-                ParameterSpec(
-                    "user_ids",
-                    "CommaDelimitedNumberList",
-                    "List of userids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
-                    required=True,
-                    aliases=("useridblacklist",),
-                    example="0,1",
-                ),
+        _denylist(
+            "denylist_userids",
+            ("blacklist_userids",),
+            "uid",
+            1,
+            "Triggers if specified user id is found in the /etc/passwd file",
+            ParameterSpec(
+                "user_ids",
+                "CommaDelimitedNumberList",
+                "List of userids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
+                required=True,
+                aliases=("useridblacklist",),
+                example="0,1",
             ),
         ),
-        TriggerSpec(
-            name="denylist_groupids",
-            aliases=("blacklist_groupids",),
-            description="Triggers if specified group id is found in the /etc/passwd file",
-            evaluate=_groupids,
-            parameters=(
-                ParameterSpec(
-                    "group_ids",
-                    "CommaDelimitedNumberList",
-                    "List of groupids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
-                    required=True,
-                    example="999,20",
-                ),
+        _denylist(
+            "denylist_groupids",
+            ("blacklist_groupids",),
+            "gid",
+            2,
+            "Triggers if specified group id is found in the /etc/passwd file",
+            ParameterSpec(
+                "group_ids",
+                "CommaDelimitedNumberList",
+                "List of groupids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
+                required=True,
+                example="999,20",
             ),
         ),
-        TriggerSpec(
-            name="denylist_shells",
-            aliases=("blacklist_shells", "shellmatch"),
-            description="Triggers if specified login shell for any user is found in the /etc/passwd file",
-            evaluate=_shells,
-            parameters=(
-                ParameterSpec(
-                    "shells",
-                    "CommaDelimitedStringList",
-                    "List of shell commands to deny.",
-                    required=True,
-                    example="/bin/bash,/bin/zsh",
-                ),
+        _denylist(
+            "denylist_shells",
+            ("blacklist_shells", "shellmatch"),
+            "shell",
+            5,
+            "Triggers if specified login shell for any user is found in the /etc/passwd file",
+            ParameterSpec(
+                "shells",
+                "CommaDelimitedStringList",
+                "List of shell commands to deny.",
+                required=True,
+                example="/bin/bash,/bin/zsh",
             ),
         ),
-        TriggerSpec(
-            name="denylist_full_entry",
-            aliases=("blacklist_full_entry",),
-            description="Triggers if entire specified passwd entry is found in the /etc/passwd file.",
-            evaluate=_full_entry,
-            parameters=(
-                ParameterSpec(
-                    "entry",
-                    "string",
-                    "Full entry to match in /etc/passwd.",
-                    required=True,
-                    example="ftp:x:14:50:FTP User:/var/ftp:/sbin/nologin",
-                ),
+        _denylist(
+            "denylist_full_entry",
+            ("blacklist_full_entry",),
+            "pentry",
+            None,
+            "Triggers if entire specified passwd entry is found in the /etc/passwd file.",
+            ParameterSpec(
+                "entry",
+                "string",
+                "Full entry to match in /etc/passwd.",
+                required=True,
+                example="ftp:x:14:50:FTP User:/var/ftp:/sbin/nologin",
             ),
         ),
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
-from ci_gate.policy.gates.npms import named_denylist, no_feed
+from ci_gate.policy.gates.npms import feed_trigger, named_denylist
 
 
 def _denylist(call: TriggerInput) -> Iterator[Fired]:
@@ -16,25 +16,19 @@ GATE = GateSpec(
     name="ruby_gems",
     description="Ruby Gem Checks",
     triggers=(
-        TriggerSpec(
-            name="newer_version_found_in_feed",
-            description="Triggers if an installed GEM is not the latest version according to GEM data feed.",
-            evaluate=no_feed,
-            needs_feed=True,
+        feed_trigger(
+            "newer_version_found_in_feed",
+            "Triggers if an installed GEM is not the latest version according to GEM data feed.",
         ),
-        TriggerSpec(
-            name="not_found_in_feed",
-            description="Triggers if an installed GEM is not in the official "
+        feed_trigger(
+            "not_found_in_feed",
+            "Triggers if an installed GEM is not in the official "
             "GEM database, according to GEM data feed.",
-            evaluate=no_feed,
-            needs_feed=True,
         ),
-        TriggerSpec(
-            name="version_not_found_in_feed",
-            description="Triggers if an installed GEM version is not "
+        feed_trigger(
+            "version_not_found_in_feed",
+            "Triggers if an installed GEM version is not "
             "listed in the official GEM feed as a valid version.",
-            evaluate=no_feed,
-            needs_feed=True,
         ),
         TriggerSpec(
             name="denylist",
@@ -47,11 +41,9 @@ GATE = GateSpec(
                 ParameterSpec("version", "string", "Optional version to deny specifically.", example="0.2.9"),
             ),
         ),
-        TriggerSpec(
-            name="feed_data_unavailable",
-            description="Triggers if anchore does not have access to the GEM data feed.",
-            evaluate=no_feed,
-            needs_feed=True,
+        feed_trigger(
+            "feed_data_unavailable",
+            "Triggers if anchore does not have access to the GEM data feed.",
         ),
     ),
 )

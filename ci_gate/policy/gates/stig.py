@@ -8,8 +8,9 @@ never passes an image whose STIG rules were not checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
+from ci_gate.model import Analysis
 from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
 
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
@@ -29,6 +30,16 @@ def _evaluations(call: TriggerInput) -> list[object]:
     if not digest:
         return []
     return call.context.memo(f"stig:{digest}:{profile}", lambda: evaluations_for_digest(digest, profile))
+
+
+def _rule_failed_unchecked(analysis: Analysis, params: Mapping[str, str]) -> str:
+    """rule_failed checked nothing when no evaluation is recorded for the digest (and profile)."""
+    from ci_gate.stig.evaluate import evaluations_for_digest
+
+    digest = analysis.identity.manifest_digest or analysis.identity.config_digest or ""
+    if digest and evaluations_for_digest(digest, str(params.get("profile", "") or "")):
+        return ""
+    return "no STIG evaluation recorded (run `ci-gate stig` before the gate)"
 
 
 def _rule_failed(call: TriggerInput) -> Iterator[Fired]:
@@ -90,6 +101,7 @@ GATE = GateSpec(
             description="Triggers for each STIG/XCCDF rule the evaluation left open (failed), at or above a "
             "severity (high = CAT I), optionally only for listed rules.",
             evaluate=_rule_failed,
+            unchecked=_rule_failed_unchecked,
             parameters=(
                 ParameterSpec(name="severity", type="EnumString", description="Minimum XCCDF severity: low "
                               "(CAT III), medium (CAT II) or high (CAT I).", allowed_values=("low", "medium", "high"),

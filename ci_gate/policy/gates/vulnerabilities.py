@@ -1,13 +1,14 @@
 """vulnerabilities: CVE checks against the offline store (anchore-engine's gate, same triggers and ids).
 
-Triggers (reference/anchore.md §4): `package` with every anchore-engine parameter plus Enterprise's
+Triggers (anchore-engine's policy/gates/vulnerabilities.py; docs/policy.md): `package` with every
+anchore-engine parameter plus Enterprise's
 `known_exploited_vulnerability` (CISA KEV, from the catalog `ci-gate db import` stored; without one
 the rule reports an `evaluation_error` finding instead of passing) and ci-gate's `package_origin`
 (base or app layers); `stale_feed_data`; `vulnerability_data_unavailable`;
-`denylist` (v1 name `blacklist`). Trigger ids follow anchore-engine (§4.1) so allowlists written
+`denylist` (v1 name `blacklist`). Trigger ids follow anchore-engine so allowlists written
 for Anchore carry over: `package` fires with `<vulnerability id>+<package name>` for OS packages
 and `<vulnerability id>+<jar/gem file name | npm directory | name-version>` for the others; the
-other triggers use the md5 of gate, trigger and message. Messages are anchore-engine's (§4.2).
+other triggers use the md5 of gate, trigger and message. Messages are anchore-engine's.
 
 Vulnerability ids are reported as Anchore reports them: CVE ids for distro packages (one finding
 per CVE an advisory covers), GHSA ids for language packages when the record has one, else the
@@ -204,7 +205,7 @@ def _location(match: VulnerabilityMatch) -> str:
 
 
 def instance_name(match: VulnerabilityMatch) -> str:
-    """The `+<x>` part of the trigger id, exactly as anchore-engine builds it (reference §4.1)."""
+    """The `+<x>` part of the trigger id, exactly as anchore-engine builds it."""
     package = match.package
     if match.is_os:
         return package.name

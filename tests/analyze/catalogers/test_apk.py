@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ci_gate.analyze.catalogers.apk import ApkCataloger, split_license
 from ci_gate.model import Distro
-from tests.analyze.catalogers.harness import catalog_trees
-from tests.analyze.catalogers.syft_dir import syft_artifacts, triples
+from tests.support.catalogers import catalog_trees, syft_identities
+from tests.support.syft import run_syft_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "apk"
 ALPINE = Distro(id="alpine", version_id="3.19.1")
@@ -15,10 +15,10 @@ ALPINE = Distro(id="alpine", version_id="3.19.1")
 
 def test_installed_database_agrees_with_syft() -> None:
     ours, warnings = catalog_trees(ApkCataloger(), [FIXTURE], ALPINE)
-    theirs = syft_artifacts(FIXTURE, "apk-db-cataloger")
+    theirs = run_syft_dir(FIXTURE, "apk-db-cataloger")
     assert warnings == []
     assert len(ours) == 6
-    assert {(p.name, p.version, p.purl) for p in ours} == triples(theirs)
+    assert {(p.name, p.version, p.purl) for p in ours} == syft_identities(theirs)
     assert {p.name: sorted(p.licenses) for p in ours} == {
         a["name"]: sorted(license["value"] for license in a["licenses"]) for a in theirs}
 
@@ -50,7 +50,7 @@ def test_a_package_added_later_is_credited_to_its_layer(tmp_path: Path) -> None:
     app = tmp_path / "app/lib/apk/db"
     app.mkdir(parents=True)
     (app / "installed").write_text(text)
-    ours, _ = catalog_trees(ApkCataloger(), [tmp_path / "base", tmp_path / "app"], ALPINE, base=[0])
+    ours, _ = catalog_trees(ApkCataloger(), [tmp_path / "base", tmp_path / "app"], ALPINE, base=1)
     assert {p.name: (p.locations[0].layer_index, p.origin) for p in ours} == {
         "musl": (0, "base"), "busybox": (0, "base"), "ssl_client": (1, "app"), "libcrypto3": (1, "app"),
         "zlib": (1, "app"), "ca-certificates-bundle": (1, "app")}

@@ -32,12 +32,12 @@ def test_only_packages_of_the_final_database_are_attributed() -> None:
 def test_evidence_is_kept_only_when_its_last_version_is_the_final_file() -> None:
     from ci_gate.analyze.catalogers.attribution import final_versions
     from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-    from tests.analyze.catalogers.harness import TreeView, layers_of
+    from tests.support.catalogers import SquashedView, layers_of
 
     evidence = [Evidence("/a", 0, b"1", 1), Evidence("/a", 1, b"2", 1), Evidence("/b", 0, b"x", 1),
                 Evidence("/c", 0, b"y", 1)]
     # /a as written by layer 1; /b replaced in layer 2 by something we saw no content of (a symlink);
     # /c deleted.
-    view = TreeView({"/a": 1, "/b": 2})
+    view = SquashedView(last_writer={"/a": 1, "/b": 2})
     kept = final_versions(evidence, CatalogContext(final=view, layers=layers_of(3)))
     assert {path: [item.layer_index for item in items] for path, items in kept.items()} == {"/a": [0, 1]}

@@ -9,8 +9,8 @@ import pytest
 
 from ci_gate.analyze.catalogers.dpkg import DpkgCataloger, licenses_from_copyright, parse_stanzas
 from ci_gate.model import Distro
-from tests.analyze.catalogers.harness import catalog_trees
-from tests.analyze.catalogers.syft_dir import syft_artifacts, triples
+from tests.support.catalogers import catalog_trees, syft_identities
+from tests.support.syft import run_syft_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEBIAN_12 = Distro(id="debian", version_id="12", version_codename="bookworm")
@@ -48,13 +48,13 @@ def test_status_file_packages_metadata_and_purls() -> None:
 
 def test_fixture_agrees_with_syft(tmp_path: Path) -> None:
     ours, _ = catalog_trees(DpkgCataloger(), [FIXTURES / "dpkg-base"], DEBIAN_12)
-    theirs = syft_artifacts(FIXTURES / "dpkg-base", "dpkg-db-cataloger")
+    theirs = run_syft_dir(FIXTURES / "dpkg-base", "dpkg-db-cataloger")
     # The one difference: syft 1.18 still reports a package removed with `apt remove` (Status:
     # `deinstall ok config-files`: only its configuration files are left); later syft releases skip
     # it, as we do. It is not installed, so reporting it would raise false vulnerabilities.
     removed = ("removed-thing", "0.9-1", "pkg:deb/debian/removed-thing@0.9-1?arch=all&distro=debian-12")
-    assert triples(theirs) - {(p.name, p.version, p.purl) for p in ours} == {removed}
-    assert {(p.name, p.version, p.purl) for p in ours} <= triples(theirs)
+    assert syft_identities(theirs) - {(p.name, p.version, p.purl) for p in ours} == {removed}
+    assert {(p.name, p.version, p.purl) for p in ours} <= syft_identities(theirs)
     assert {p.name: sorted(p.licenses) for p in ours} == {
         a["name"]: sorted(license["value"] for license in a["licenses"]) for a in theirs
         if a["name"] != removed[0]}
@@ -71,7 +71,7 @@ def test_purls_of_this_machines_dpkg_database_equal_syfts(tmp_path: Path) -> Non
     shutil.copy(status, root / "var/lib/dpkg/status")
     (root / "etc/os-release").write_text((FIXTURES / "dpkg-base/etc/os-release").read_text())
     ours, warnings = catalog_trees(DpkgCataloger(), [root], DEBIAN_12)
-    theirs = syft_artifacts(root, "dpkg-db-cataloger")
+    theirs = run_syft_dir(root, "dpkg-db-cataloger")
     assert warnings == []
     assert len(ours) > 50
     # The named difference (see test_fixture_agrees_with_syft): syft 1.18 also lists removed
@@ -80,12 +80,12 @@ def test_purls_of_this_machines_dpkg_database_equal_syfts(tmp_path: Path) -> Non
                if "deinstall" in stanza.get("status").split()
                or stanza.get("status").endswith(("config-files", "not-installed"))}
     assert {(p.name, p.version, p.purl) for p in ours} == {
-        triple for triple in triples(theirs) if triple[0] not in removed}
+        triple for triple in syft_identities(theirs) if triple[0] not in removed}
 
 
 def test_layer_attribution_names_the_layer_that_installed_or_upgraded() -> None:
     packages, _ = catalog_trees(DpkgCataloger(), [FIXTURES / "dpkg-base", FIXTURES / "dpkg-app"], DEBIAN_12,
-                                base=[0])
+                                base=1)
     layer = {p.name: p.locations[0].layer_index for p in packages}
     origin = {p.name: p.origin for p in packages}
     # The database was rewritten by layer 1, yet libfoo1 and libc6 came with layer 0.
@@ -102,8 +102,8 @@ def test_distroless_status_d(tmp_path: Path) -> None:
         ("base-files", "12.4+deb12u5", "/var/lib/dpkg/status.d/base-files"),
         ("libssl3", "3.0.11-1~deb12u2", "/var/lib/dpkg/status.d/libssl3"),
     ]
-    theirs = syft_artifacts(FIXTURES / "dpkg-distroless", "dpkg-db-cataloger")
-    assert {(p.name, p.version, p.purl) for p in packages} == triples(theirs)
+    theirs = run_syft_dir(FIXTURES / "dpkg-distroless", "dpkg-db-cataloger")
+    assert {(p.name, p.version, p.purl) for p in packages} == syft_identities(theirs)
 
 
 def test_a_corrupt_database_warns_and_keeps_the_readable_stanzas(tmp_path: Path) -> None:
@@ -152,10 +152,10 @@ def test_opkg_status_and_control_files() -> None:
     openwrt = Distro(id="openwrt", version_id="23.05.2", id_like=("lede", "openwrt"))
     root = FIXTURES / "opkg"
     packages, warnings = catalog_trees(DpkgCataloger(), [root], openwrt)
-    theirs = syft_artifacts(root, "dpkg-db-cataloger")
+    theirs = run_syft_dir(root, "dpkg-db-cataloger")
     assert warnings == []
     # Not a Debian-like distro: no deb purl, as syft.
-    assert {(p.name, p.version, p.purl) for p in packages} == triples(theirs) == {
+    assert {(p.name, p.version, p.purl) for p in packages} == syft_identities(theirs) == {
         ("busybox", "1.36.1-1", ""), ("libc", "1.2.4-4", ""), ("dropbear", "2022.82-5", "")}
     # One named difference: syft 1.18 ignores a stanza's own License field; we keep what it declares.
     assert {p.name: p.licenses for p in packages} == {"busybox": (), "libc": (), "dropbear": ("MIT",)}

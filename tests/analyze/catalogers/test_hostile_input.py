@@ -20,8 +20,8 @@ from ci_gate.analyze.catalogers.rpm import RpmCataloger
 from ci_gate.analyze.catalogers.rpm_db import read_database
 from ci_gate.analyze.catalogers.rpm_header import HeaderError, parse_header
 from ci_gate.model import Distro, Package
-from tests.analyze.catalogers.harness import TreeView, layers_of
 from tests.analyze.catalogers.rpm_databases import RpmRoots, build_rpm_roots
+from tests.support.catalogers import SquashedView, layers_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = [
@@ -56,7 +56,7 @@ def mutations(content: bytes, seed: int, count: int) -> list[bytes]:
 
 def run(cataloger: Cataloger, path: str, versions: list[bytes]) -> tuple[list[Package], list[str]]:
     evidence = [Evidence(path, index, content, len(content)) for index, content in enumerate(versions)]
-    context = CatalogContext(final=TreeView({path: len(versions) - 1}), layers=layers_of(len(versions)),
+    context = CatalogContext(final=SquashedView(last_writer={path: len(versions) - 1}), layers=layers_of(len(versions)),
                              distro=Distro(id="debian", version_id="12"))
     return cataloger.catalog(evidence, context), context.warnings
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ci_gate.analyze.catalogers.npm import NpmCataloger, package_url
-from tests.analyze.catalogers.harness import catalog_trees
-from tests.analyze.catalogers.syft_dir import syft_artifacts, triples
+from tests.support.catalogers import catalog_trees, syft_identities
+from tests.support.syft import run_syft_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "npm"
 
 
 def test_package_json_files_agree_with_syft() -> None:
     ours, warnings = catalog_trees(NpmCataloger(), [FIXTURE])
-    theirs = syft_artifacts(FIXTURE, "javascript-package-cataloger")
+    theirs = run_syft_dir(FIXTURE, "javascript-package-cataloger")
     assert len(ours) == 8  # two `debug` versions side by side; the nameless dist/package.json is no package
     assert sorted((p.name, p.version, p.purl) for p in ours) == sorted(
         (a["name"], a["version"], a["purl"]) for a in theirs)
@@ -41,10 +41,10 @@ def test_a_package_without_a_version_is_reported_with_none(tmp_path: Path) -> No
     folder.mkdir(parents=True)
     (folder / "package.json").write_text('{"name": "bare"}')
     ours, _ = catalog_trees(NpmCataloger(), [tmp_path])
-    theirs = syft_artifacts(tmp_path, "javascript-package-cataloger")
+    theirs = run_syft_dir(tmp_path, "javascript-package-cataloger")
     # syft writes a missing version as UNKNOWN; we keep it empty: the purl is the same.
     assert [(p.name, p.version, p.purl) for p in ours] == [("bare", "", "pkg:npm/bare")]
-    assert {(p.name, p.version, p.purl) for p in ours} == triples(theirs)
+    assert {(p.name, p.version, p.purl) for p in ours} == syft_identities(theirs)
 
 
 def test_hostile_json_never_raises(tmp_path: Path) -> None:

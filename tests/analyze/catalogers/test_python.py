@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ci_gate.analyze.catalogers.python import PythonCataloger, normalize
-from tests.analyze.catalogers.harness import catalog_trees
-from tests.analyze.catalogers.syft_dir import syft_artifacts, triples
+from tests.support.catalogers import catalog_trees, syft_identities
+from tests.support.syft import run_syft_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "python"
 SITE = "/usr/local/lib/python3.11/site-packages"
@@ -14,11 +14,11 @@ SITE = "/usr/local/lib/python3.11/site-packages"
 
 def test_installed_distributions_agree_with_syft() -> None:
     ours, warnings = catalog_trees(PythonCataloger(), [FIXTURE])
-    theirs = syft_artifacts(FIXTURE, "python-installed-package-cataloger")
+    theirs = run_syft_dir(FIXTURE, "python-installed-package-cataloger")
     assert warnings == []
     # The interpreter's own Python-3.11.2.egg-info is not a package (syft skips it too).
     assert len(ours) == 5
-    assert {(p.name, p.version, p.purl) for p in ours} == triples(theirs)
+    assert {(p.name, p.version, p.purl) for p in ours} == syft_identities(theirs)
     assert {p.name: p.locations[0].path for p in ours} == {a["name"]: a["locations"][0]["path"] for a in theirs}
     syft_licenses = {a["name"]: [license["value"] for license in a["licenses"]] for a in theirs}
     our_licenses = {p.name: list(p.licenses) for p in ours}

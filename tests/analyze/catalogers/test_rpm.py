@@ -24,9 +24,9 @@ from ci_gate.analyze.catalogers.rpm_header import (
     parse_header,
 )
 from ci_gate.model import Distro
-from tests.analyze.catalogers.harness import catalog_trees
 from tests.analyze.catalogers.rpm_databases import RpmRoots, build_rpm_roots
-from tests.analyze.catalogers.syft_dir import syft_artifacts, triples
+from tests.support.catalogers import catalog_trees, syft_identities
+from tests.support.syft import run_syft_dir
 
 RHEL = Distro(id="rhel", version_id="9.4", id_like=("fedora",))
 DATABASE_FILES = {"sqlite": "rpmdb.sqlite", "bdb": "Packages", "ndb": "Packages.db"}
@@ -43,10 +43,10 @@ def test_each_backend_agrees_with_syft(rpm_roots: RpmRoots, backend: str) -> Non
     database = root / "var/lib/rpm" / DATABASE_FILES[backend]
     assert detect_backend(database.read_bytes()) == backend
     ours, warnings = catalog_trees(RpmCataloger(), [root], RHEL)
-    theirs = syft_artifacts(root, "rpm-db-cataloger")
+    theirs = run_syft_dir(root, "rpm-db-cataloger")
     assert warnings == []
     assert len(ours) == 3
-    assert {(p.name, p.version, p.purl) for p in ours} == triples(theirs)
+    assert {(p.name, p.version, p.purl) for p in ours} == syft_identities(theirs)
     assert {p.name: list(p.licenses) for p in ours} == {
         a["name"]: [license["value"] for license in a["licenses"]] for a in theirs}
 
@@ -61,7 +61,7 @@ def test_a_big_endian_berkeley_db(rpm_roots: RpmRoots, tmp_path: Path) -> None:
     (root / "etc/os-release").write_text((rpm_roots.bdb / "etc/os-release").read_text())
     ours, warnings = catalog_trees(RpmCataloger(), [root], RHEL)
     assert warnings == []
-    assert {(p.name, p.version, p.purl) for p in ours} == triples(syft_artifacts(root, "rpm-db-cataloger"))
+    assert {(p.name, p.version, p.purl) for p in ours} == syft_identities(run_syft_dir(root, "rpm-db-cataloger"))
     assert len(ours) == 3
 
 
@@ -93,7 +93,7 @@ def test_layer_attribution_across_database_versions(rpm_roots: RpmRoots, tmp_pat
     app = tmp_path / "app/usr/lib/sysimage/rpm"
     app.mkdir(parents=True)
     (app / "Packages.db").write_bytes(write_ndb(rpm_roots.blobs))
-    ours, _ = catalog_trees(RpmCataloger(), [tmp_path / "base", tmp_path / "app"], RHEL, base=[0])
+    ours, _ = catalog_trees(RpmCataloger(), [tmp_path / "base", tmp_path / "app"], RHEL, base=1)
     assert {p.name: (p.locations[0].layer_index, p.origin) for p in ours} == {
         "hello-ci": (0, "base"), "libdemo": (1, "app"), "tool": (1, "app")}
 

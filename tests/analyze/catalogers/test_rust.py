@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ci_gate.analyze.catalogers.rust import CargoAuditableBinaryCataloger
-from tests.analyze.catalogers_b.layered import File, run, syft_artifacts, syft_triples, tree_layer
+from tests.support.catalogers import File, run, syft_artifacts, syft_triples, tree_layer
 from tests.support.tools import require_tool
 
 HOST_PROGRAM = Path("/bin/true")

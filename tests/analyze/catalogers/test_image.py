@@ -17,9 +17,9 @@ import pytest
 
 from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
 from ci_gate.model import Analysis
-from tests.analyze.catalogers_b.layered import debian_package_tree
-from tests.analyze.catalogers_b.test_java import make_zip, manifest, pom_properties, real_jar
-from tests.analyze.catalogers_b.test_rust import DEPENDENCIES, auditable_binary
+from tests.analyze.catalogers.test_java import make_zip, manifest, pom_properties, real_jar
+from tests.analyze.catalogers.test_rust import DEPENDENCIES, auditable_binary
+from tests.support.catalogers import debian_package_tree
 from tests.support.oci import OciImage, TarItem, build_oci_layout
 from tests.support.syft import run_syft_json
 

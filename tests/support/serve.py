@@ -96,6 +96,10 @@ class ServeProcess:
         self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
         self.session = requests.Session()
         self.session.auth = ("admin", PASSWORD)
+        self.tls_arguments: list[str] = []
+        """`--tls-cert`/`--tls-key` and friends when the server speaks HTTPS."""
+        self.ca_file: Path | None = None
+        """The CA that signed the server's certificate, when it speaks HTTPS."""
 
     @property
     def url(self) -> str:
@@ -117,7 +121,7 @@ class ServeProcess:
         if workers is not None:
             self.workers = workers
         command = [sys.executable, "-m", "ci_gate.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--workers", str(self.workers)]
+                   "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.tls_arguments]
         if self.vuln_db is not None:
             command += ["--vuln-db", str(self.vuln_db)]
         for allowed in self.allow_registries:
@@ -134,7 +138,8 @@ class ServeProcess:
                     raise PortTaken(self.port)
                 raise RuntimeError(f"ci-gate serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
+                verify: str | bool = str(self.ca_file) if self.ca_file is not None else True
+                if requests.get(f"{self.url}/health", timeout=1, verify=verify).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass

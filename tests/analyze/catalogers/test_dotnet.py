@@ -17,7 +17,7 @@ from ci_gate.analyze.catalogers.dotnet import (
     select_assembly_name,
     select_assembly_version,
 )
-from tests.analyze.catalogers_b.layered import (
+from tests.support.catalogers import (
     DELETED,
     File,
     debian_package_tree,

@@ -50,7 +50,7 @@ def _evidence(findings: list[Finding], analysis: Analysis) -> str:
 
 
 def _item(rule: RuleOutcome, findings: list[Finding], not_checked: str, analysis: Analysis) -> StigRule:
-    from ci_gate.reports.advice import rule_advice
+    from ci_gate.reports.advice_table import rule_advice
 
     if findings:
         result = "fail"
@@ -75,7 +75,7 @@ def _item(rule: RuleOutcome, findings: list[Finding], not_checked: str, analysis
 
 def dod_checklist_evaluation(evaluation: Evaluation, analysis: Analysis, image: str) -> StigEvaluation:
     """The policy evaluation of `builtin:dod` as a checklist-shaped evaluation (one item per rule)."""
-    from ci_gate.reports.advice import unchecked_rules
+    from ci_gate.reports.unchecked import unchecked_rules
 
     unchecked = unchecked_rules(evaluation, analysis)
     by_rule: dict[str, list[Finding]] = {}

@@ -1,15 +1,16 @@
-"""Run catalogers over layers the way the image walk does, and compare their findings with syft's.
+"""The one cataloger harness: run catalogers over layers the way the image walk does, and compare
+their findings with syft's (tests/support/syft.py runs syft).
 
 A layer here is a mapping of absolute in-image paths to `File` (bytes and mode) or `DELETED` (a
-whiteout). Each layer's matching files are shown to the cataloger in order (`visit` for streaming
-catalogers), truncated to its `max_bytes`, and the final view answers `exists`/`layer_of` from the
-squashed layers, as `ci_gate.sources.filesystem` does for a real image.
+whiteout); `tree_layer` makes one from a fixture folder. Each layer's matching files are shown to
+the cataloger in order (`visit` for streaming catalogers), truncated to its `max_bytes`, and the
+final view answers `exists`/`layer_of` from the squashed layers, as `ci_gate.sources.filesystem`
+does for a real image. Origins (`base`/`app`) are set afterwards, as the analyzer sets them.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci_gate.analyze.catalogers.attribution import with_origin
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
-from ci_gate.model import Layer, Package
+from ci_gate.model import Distro, Layer, Package
 from tests.support.cache import cached, key_of
-from tests.support.syft import syft_binary
+from tests.support.syft import run_syft_dir
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ LayerFiles = Mapping[str, "File | None"]
 class SquashedView:
     """The final filesystem of the layers: which path exists and which layer last wrote it."""
 
-    def __init__(self, layers: Sequence[LayerFiles]) -> None:
-        self.last_writer: dict[str, int] = {}
+    def __init__(self, layers: Sequence[LayerFiles] = (), last_writer: Mapping[str, int] | None = None) -> None:
+        self.last_writer: dict[str, int] = dict(last_writer or {})
         for index, layer in enumerate(layers):
             for path, item in layer.items():
                 if item is DELETED:
@@ -62,15 +64,20 @@ class Result:
                                    if package_type is None or item.type == package_type)
 
 
-def run(cataloger_type: type[Cataloger], layers: Sequence[LayerFiles],
-        base_layers: int | None = None) -> Result:
-    """Catalog the layers with a fresh cataloger; `base_layers` marks the first N as the base image."""
-    cataloger = cataloger_type()
-    model_layers = [Layer(index=index, digest=f"sha256:{index:064x}", diff_id=f"sha256:{index + 100:064x}",
-                          media_type="application/vnd.oci.image.layer.v1.tar", size=0,
-                          base=None if base_layers is None else index < base_layers)
-                    for index in range(len(layers))]
-    context = CatalogContext(final=SquashedView(layers), layers=model_layers)
+def layers_of(count: int) -> list[Layer]:
+    """`count` model layers with made-up digests, for a `CatalogContext`."""
+    return [Layer(index=index, digest=f"sha256:{index:064x}", diff_id=f"sha256:{index + 100:064x}",
+                  media_type="application/vnd.oci.image.layer.v1.tar", size=0)
+            for index in range(count)]
+
+
+def run(cataloger: type[Cataloger] | Cataloger, layers: Sequence[LayerFiles], base_layers: int | None = None,
+        distro: Distro | None = None) -> Result:
+    """Catalog the layers (a fresh cataloger when given its type); `base_layers` marks the first N
+    as the base image, which decides each package's origin as the analyzer does."""
+    if isinstance(cataloger, type):
+        cataloger = cataloger()
+    context = CatalogContext(final=SquashedView(layers), layers=layers_of(len(layers)), distro=distro)
     kept: list[Evidence] = []
     for index, layer in enumerate(layers):
         for path, item in sorted(layer.items()):
@@ -85,7 +92,16 @@ def run(cataloger_type: type[Cataloger], layers: Sequence[LayerFiles],
             else:
                 kept.append(evidence)
     packages = cataloger.catalog(kept, context)
+    if base_layers is not None:
+        packages = [with_origin(package, range(base_layers)) for package in packages]
     return Result(packages, context.warnings)
+
+
+def catalog_trees(cataloger: Cataloger, roots: Sequence[Path], distro: Distro | None = None,
+                  base: int | None = None) -> tuple[list[Package], list[str]]:
+    """`run` over fixture folders, one per layer (bottom first); the first `base` are the base image."""
+    result = run(cataloger, [tree_layer(root) for root in roots], base_layers=base, distro=distro)
+    return result.packages, result.warnings
 
 
 def tree_layer(root: Path, prefix: str = "") -> dict[str, File | None]:
@@ -114,24 +130,20 @@ def write_tree(root: Path, layer: LayerFiles) -> Path:
 
 
 def syft_artifacts(root: Path, package_types: Iterable[str], catalogers: str = "image") -> list[dict[str, Any]]:
-    """syft's packages of the given types in the directory tree `root`, found by its image catalogers.
-
-    A `dir:` scan would pick syft's directory set (lock files, loose gemspecs, no composer
-    installed.json); `--override-default-catalogers image` runs exactly what an image scan runs.
-    `catalogers` names another tag or cataloger where syft's image set lacks one."""
-    environment = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
-    completed = subprocess.run([str(syft_binary()), "scan", f"dir:{root}", "-q", "-o", "json",
-                                "--override-default-catalogers", catalogers], capture_output=True, text=True,
-                               env=environment, stdin=subprocess.DEVNULL, check=False, timeout=300)
-    assert completed.returncode == 0, f"syft failed: {completed.stderr[-2000:]}"
+    """syft's packages of the given types in the directory tree `root` (by default its image catalogers)."""
     wanted = set(package_types)
-    return [artifact for artifact in json.loads(completed.stdout)["artifacts"] if artifact["type"] in wanted]
+    return [artifact for artifact in run_syft_dir(root, catalogers) if artifact["type"] in wanted]
 
 
 def syft_triples(artifacts: Iterable[dict[str, Any]]) -> collections.Counter[tuple[str, str, str]]:
     """(type, name, version); syft stubs a missing version as UNKNOWN (its compliance setting), we keep ""."""
     return collections.Counter((item["type"], item["name"], "" if item["version"] == "UNKNOWN" else item["version"])
                                for item in artifacts)
+
+
+def syft_identities(artifacts: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(name, version, purl) of each syft artifact; syft writes a missing version as UNKNOWN."""
+    return {(a["name"], "" if a["version"] == "UNKNOWN" else a["version"], a["purl"]) for a in artifacts}
 
 
 def debian_package_tree(packages: Sequence[str]) -> Path:

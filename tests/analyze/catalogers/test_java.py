@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.catalogers import java
-from ci_gate.analyze.catalogers.java import JavaArchiveCataloger, JvmDistributionCataloger, split_file_name
-from tests.analyze.catalogers_b.layered import (
+from ci_gate.analyze.catalogers.java import JavaArchiveCataloger
+from ci_gate.analyze.catalogers.java_names import split_file_name
+from ci_gate.analyze.catalogers.jvm import JvmDistributionCataloger
+from tests.support.catalogers import (
     DELETED,
     File,
     run,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.catalogers.ruby import GemSpecCataloger, parse_gemspec
-from tests.analyze.catalogers_b.layered import (
+from tests.support.catalogers import (
     File,
     debian_package_tree,
     run,

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.catalogers.golang import BUILD_INFO_MAGIC, GoModuleBinaryCataloger
-from tests.analyze.catalogers_b.elf_builder import (
+from tests.support.catalogers import DELETED, File, run, syft_artifacts, syft_triples, tree_layer
+from tests.support.elf_builder import (
     elf_with_data,
     go_inline_build_info,
     go_module_text,
     go_pointer_build_info,
 )
-from tests.analyze.catalogers_b.layered import DELETED, File, run, syft_artifacts, syft_triples, tree_layer
 from tests.support.syft import syft_binary
 
 DEBIAN_GO_PROGRAMS = ("/usr/bin/skopeo", "/usr/bin/umoci", "/usr/bin/docker-registry")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.catalogers.php import ComposerInstalledCataloger, composer_package_url
-from tests.analyze.catalogers_b.layered import File, run, syft_artifacts, syft_triples, tree_layer
+from tests.support.catalogers import File, run, syft_artifacts, syft_triples, tree_layer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

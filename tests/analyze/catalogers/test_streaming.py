@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.ruby import GemSpecCataloger
-from tests.analyze.catalogers_b.layered import File, SquashedView
+from tests.support.catalogers import File, SquashedView
 
 SPEC = b's.name = "thing".freeze\ns.version = "0.4.0"\n'
 PATH = "/usr/local/bundle/specifications/thing-0.4.0.gemspec"
