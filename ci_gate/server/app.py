@@ -400,14 +400,13 @@ class Service:
         return evaluation, analysis, record, row, full_tag
 
     def vulnerabilities(self, digest: str, vulnerability_type: str, v2: bool) -> list[dict[str, Any]]:
-        from ci_gate.backends.local import vulnerability_provider
+        from ci_gate.vulns.provider import make_provider
 
         if vulnerability_type not in VULNERABILITY_TYPES:
             raise ApiError(400, f"vulnerability type must be one of {', '.join(VULNERABILITY_TYPES)}, "
                                 f"not {vulnerability_type!r}")
         _, analysis = self.analysed(digest)
-        provider = vulnerability_provider(analysis, self.config.vuln_db)
-        matches = list(provider.matches()) if provider is not None else []
+        matches = list(make_provider(analysis, self.config.vuln_db).matches())
         items = []
         for match in matches:
             os_type = shapes.is_os_type(shapes.anchore_package_type(match.package))
