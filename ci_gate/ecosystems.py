@@ -72,6 +72,9 @@ SOURCE_NAMED_TYPES = frozenset({"deb", "apk"})
 ANCHORE_OS_TYPES = frozenset({e.anchore_type.lower() for e in ECOSYSTEMS if e.is_os} | {"kb"})
 """Anchore's os package types as its listings spell them, lower-cased (Windows `kb` included)."""
 
+ANCHORE_CONTENT_TYPES = ("os", "files", "npm", "gem", "python", "java", "binary", "go", "malware")
+"""anchore-engine's default content types; a package of another ecosystem adds its own."""
+
 ANCHORE_PACKAGE_CONTENT_TYPES = ("os", "python", "npm", "gem", "java", "go", "nuget", "binary")
 """The Anchore content types that list packages; the others (files, malware, manifest) do not."""
 

@@ -38,13 +38,13 @@ from ci_gate.backends.anchore_api import (
     split_url,
 )
 from ci_gate.backends.anchore_mapping import (
-    PACKAGE_CONTENT_TYPES,
     analysis_from_image,
     evaluation_from_check,
     packages_from_content,
     with_vulnerabilities,
 )
 from ci_gate.backends.interface import AnchoreOptions, Backend, BackendRequest, BackendResult
+from ci_gate.ecosystems import ANCHORE_PACKAGE_CONTENT_TYPES
 from ci_gate.errors import AnalysisError, BackendError, CiGateError
 from ci_gate.http import RetryPolicy
 from ci_gate.model import Analysis, Evaluation, Package
@@ -401,7 +401,7 @@ class AnchoreBackend(Backend):
         packages: list[Package] = []
         try:
             available = set(api.content_types(digest))
-            for content_type in PACKAGE_CONTENT_TYPES:
+            for content_type in ANCHORE_PACKAGE_CONTENT_TYPES:
                 if content_type in available:
                     packages.extend(packages_from_content(api.content(digest, content_type)))
         except BackendError as error:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ci_gate.ecosystems import package_type_of_anchore
 from ci_gate.errors import BackendError
 from ci_gate.model import (
     ACTIONS,
@@ -33,16 +34,6 @@ __all__ = ["analysis_from_image", "evaluation_from_check", "packages_from_conten
 
 _REASONS = {"whitelisted": "allowlisted", "blacklisted": "denylisted"}
 """v1's reason names → v2's (the model uses v2's)."""
-
-PACKAGE_CONTENT_TYPES = ("os", "python", "npm", "gem", "java", "go", "nuget", "binary")
-"""Content types that list packages (§1.6); others (files, malware, manifest) do not."""
-
-_PACKAGE_TYPES = {"dpkg": "deb", "deb": "deb", "apkg": "apk", "apk": "apk", "rpm": "rpm", "python": "python",
-                  "npm": "npm", "gem": "gem", "java": "java-archive", "java-jar": "java-archive",
-                  "java-war": "java-archive", "java-ear": "java-archive", "java-hpi": "java-archive",
-                  "maven": "java-archive", "go": "go-module", "nuget": "dotnet", "binary": "binary"}
-"""Anchore package types → syft's names (DESIGN.md: `analyze` uses syft's)."""
-
 
 def _text(value: Any) -> str:
     """A string field; v1 fills unset fields with the string "None" (§1.5)."""
@@ -302,7 +293,7 @@ def vulnerability_detail(item: Mapping[str, Any]) -> VulnerabilityDetail:
         id=_text(item.get("vuln")), severity=_text(item.get("severity")).lower() or "unknown", cvss_score=_score(item),
         fixed_versions=tuple(v.strip() for v in fix.split(",") if v.strip()),
         package_name=_text(item.get("package_name")), package_version=_text(item.get("package_version")),
-        package_type=_PACKAGE_TYPES.get(kind, kind),
+        package_type=package_type_of_anchore(kind),
         package_path=_text(item.get("package_path")),
         url=_text(item.get("url")), summary=_text(item.get("description")),
     )
@@ -353,7 +344,7 @@ def packages_from_content(items: Sequence[Mapping[str, Any]]) -> tuple[Package, 
             licenses = [item["license"]] if _text(item.get("license")) else []
         location = _text(item.get("location"))
         packages.append(Package(
-            name=name, version=_text(item.get("version")), type=_PACKAGE_TYPES.get(kind, kind or "unknown"),
+            name=name, version=_text(item.get("version")), type=package_type_of_anchore(kind) if kind else "unknown",
             purl=_text(item.get("purl")), licenses=tuple(_text(x) for x in licenses if _text(x)),
             locations=(Location(path=location),) if location.startswith("/") else (),
             found_by="anchore", origin=_text(item.get("origin")) or None,

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ci_gate.ecosystems import upgrade_command
 from ci_gate.model import ACTIONS, Analysis, DockerfileInstruction, Evaluation, Finding, RuleOutcome
 from ci_gate.reports.common import finding_text, is_secret, redact, secret_for, worst_first
 
@@ -204,18 +205,6 @@ _PACKAGE_DENIED = re.compile(r"Package is (?:blacklisted|denylisted): (\S+)")
 _SSH_PACKAGE = re.compile(r"SSH server package (\S+) (\S+)")
 _USER = re.compile(r"^User (\S+) ")
 
-_INSTALL = {
-    "deb": "apt-get update && apt-get install -y --only-upgrade {name}",
-    "apk": "apk add --no-cache --upgrade {name}",
-    "rpm": "dnf upgrade -y {name}",
-    "python": "pip install '{name}>={fixed}'",
-    "npm": "npm install {name}@{fixed}",
-    "gem": "bundle update {name}",
-    "go-module": "go get {name}@v{fixed}",
-    "java-archive": "bump {name} to {fixed} in the build file",
-}
-
-
 def port_of(finding: Finding) -> int | None:
     """The port a port finding is about (exposed_ports, privileged_ports, the SSH port)."""
     if finding.gate == "dockerfile" and finding.trigger == "exposed_ports" and finding.trigger_id.isdigit():
@@ -304,7 +293,7 @@ def _vulnerability_advice(finding: Finding, analysis: Analysis) -> str:
     base = base_image_name(analysis)
     if fixed:
         text = f"Upgrade {name} to {fixed}"
-        command = _INSTALL.get(vulnerability.package_type, "")
+        command = upgrade_command(vulnerability.package_type)
         if came_with_base(analysis, finding):
             if base:
                 text += f". It came with the base image {base}: update the base image (pull a newer {base}"
