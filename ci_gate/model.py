@@ -8,6 +8,7 @@ structures (used by the analysis cache and `analyze -o json`), and each report f
 
 from __future__ import annotations
 
+import enum
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -280,8 +281,39 @@ class Analysis:
 
 # --- the evaluation ------------------------------------------------------------------------------
 
-ACTIONS = ("GO", "WARN", "STOP")
+class Action(str, enum.Enum):
+    """A policy action, mildest first (Anchore's names). Members equal their strings."""
+
+    GO = "GO"
+    WARN = "WARN"
+    STOP = "STOP"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
 """Policy actions, mildest first."""
+
+
+class Severity(str, enum.Enum):
+    """A vulnerability severity, mildest first (Anchore's ladder). Members equal their strings."""
+
+    UNKNOWN = "unknown"
+    NEGLIGIBLE = "negligible"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SEVERITIES: tuple[str, ...] = tuple(severity.value for severity in Severity)
+"""Anchore's severity ladder, mildest first (index order is how the gate compares severities)."""
+SEVERITY_ORDER: tuple[str, ...] = tuple(reversed(SEVERITIES))
+"""Vulnerability severities, worst first."""
 
 
 def worst_action(actions: typing.Iterable[str]) -> str:

@@ -34,11 +34,11 @@ import yaml
 
 from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import PolicyError
+from ci_gate.model import ACTIONS
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import TriggerSpec
 
 BUILTIN_PREFIX = "builtin:"
-ACTIONS = ("GO", "WARN", "STOP")
 ARTIFACT_TYPES = ("image", "sbom", "source")
 """A rule set's `artifact_type`: Enterprise v2 `image` and `source`, v6 `sbom`."""
 SBOM_GATES = ("vulnerabilities", "packages", "licenses", "always")

@@ -16,18 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ci_gate.model import Analysis, Evaluation, ExpiredException, Finding, SecretFinding
+from ci_gate.model import ACTIONS, SEVERITY_ORDER, Analysis, Evaluation, ExpiredException, Finding, SecretFinding
 from ci_gate.redaction import redact_message
 
 TOOL_NAME = "ci-gate"
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "negligible", "unknown")
-"""Vulnerability severities, worst first (Anchore's names)."""
 
 SEVERITY_SCORE = {"critical": 9.5, "high": 8.0, "medium": 5.5, "low": 2.0, "negligible": 0.5, "unknown": 0.0}
 """A numeric score for a severity when no CVSS score is known (the values trivy and grype use)."""
 
-ACTION_RANK = {"STOP": 0, "WARN": 1, "GO": 2}
+ACTION_RANK = {action: rank for rank, action in enumerate(reversed(ACTIONS))}
+"""STOP 0, WARN 1, GO 2: worst first."""
 
 SECRET_GATES = frozenset({"secret_scans"})
 """Gates whose findings are about secrets: described by rule/path/line/preview in ci-gate's own reports."""

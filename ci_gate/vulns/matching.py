@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ci_gate.ecosystems import is_os_package
-from ci_gate.model import Analysis, Package
+from ci_gate.model import SEVERITY_ORDER, Analysis, Package
 from ci_gate.vulns.lookup import LookupKey, distro_key, language_key
 from ci_gate.vulns.ranges import CannotCompare, is_affected
 from ci_gate.vulns.records import AffectedPackage, VulnerabilityRecord
@@ -213,8 +213,9 @@ def match_packages(analysis: Analysis, store: VulnerabilityStore, vex: object | 
             matches.append(match)
     matches = _borrow_scores(store, matches)
     suppressed = _borrow_scores(store, suppressed)
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "negligible": 4, "unknown": 5}
-    matches.sort(key=lambda m: (order.get(m.severity, 6), m.vulnerability_id, m.package.name, m.package.version))
+    order = {severity: rank for rank, severity in enumerate(SEVERITY_ORDER)}
+    matches.sort(key=lambda m: (order.get(m.severity, len(order)), m.vulnerability_id, m.package.name,
+                                m.package.version))
     return MatchResult(tuple(matches), tuple(suppressed), tuple(skipped), store.status(full=False))
 
 

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ci_gate.ecosystems import anchore_type_of
-from ci_gate.model import VulnerabilityDetail
+from ci_gate.model import SEVERITIES, VulnerabilityDetail
 from ci_gate.policy.gates.interface import (
     EVALUATION_ERROR_ID,
     Fired,
@@ -38,7 +38,6 @@ from ci_gate.policy.gates.interface import (
     TriggerInput,
     TriggerSpec,
 )
-from ci_gate.vulns.cvss import SEVERITIES
 from ci_gate.vulns.matching import MatchResult, VulnerabilityMatch
 from ci_gate.vulns.provider import VulnerabilityData, distro_label
 from ci_gate.vulns.store import KnownExploitedCatalog, parse_time
