@@ -104,6 +104,35 @@ class ImageConfig:
     shell: tuple[str, ...] | None = None
 
 
+class Origin(str, enum.Enum):
+    """Which part of the image a layer (and what it installed) belongs to."""
+
+    BASE = "base"
+    """A layer of the base image."""
+    APP = "app"
+    """A layer the application's build added."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ORIGINS: tuple[str, ...] = tuple(origin.value for origin in Origin)
+
+
+def origin_for(base: bool | None) -> str | None:
+    """The one spelling of an origin: `base`, `app`, or None when base membership is unknown."""
+    if base is None:
+        return None
+    return Origin.BASE.value if base else Origin.APP.value
+
+
+def layer_origin(layers: typing.Sequence[Layer], layer_index: int | None) -> str | None:
+    """The origin of the layer at `layer_index`; None for no layer, an index out of range, an unknown base."""
+    if layer_index is None or not 0 <= layer_index < len(layers):
+        return None
+    return origin_for(layers[layer_index].base)
+
+
 @dataclass(frozen=True, slots=True)
 class Distro:
     """The Linux distribution, from /etc/os-release or a classic fallback."""

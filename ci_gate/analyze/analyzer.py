@@ -27,6 +27,7 @@ from ci_gate.model import (
     Layer,
     Package,
     SecretFinding,
+    origin_for,
 )
 from ci_gate.sources import open_image
 from ci_gate.sources.interface import DEFAULT_LIMITS, Limits, RawImage, SourceOptions
@@ -416,7 +417,7 @@ def _with_origin(package: Package, base_indexes: set[int], layers: Sequence[Laye
     indexes = [loc.layer_index for loc in package.locations if loc.layer_index is not None]
     if not indexes:
         return package
-    return replace(package, origin="base" if indexes[0] in base_indexes else "app")
+    return replace(package, origin=origin_for(indexes[0] in base_indexes))
 
 
 def _base_layers(raw: RawImage, layers: Sequence[Layer], options: AnalyzeOptions) -> tuple[set[int], str]:

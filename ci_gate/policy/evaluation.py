@@ -35,6 +35,7 @@ from ci_gate.model import (
     ExpiredException,
     Finding,
     RuleOutcome,
+    layer_origin,
     worst_action,
 )
 from ci_gate.policy.documents import (
@@ -46,7 +47,6 @@ from ci_gate.policy.documents import (
     Rule,
 )
 from ci_gate.policy.gates import registry
-from ci_gate.policy.gates._common import origin_of
 from ci_gate.policy.gates.interface import (
     EVALUATION_ERROR_ID,
     EvaluationContext,
@@ -319,7 +319,7 @@ def _run_rule(
                 controls=rule.controls,
                 path=fired.path,
                 layer_index=fired.layer_index,
-                origin=origin_of(analysis, fired.layer_index),
+                origin=layer_origin(analysis.identity.layers, fired.layer_index),
                 dockerfile_line=fired.dockerfile_line,
                 vulnerability=fired.vulnerability,
                 recommendation=rule.recommendation,

@@ -18,7 +18,7 @@ from packageurl import PackageURL
 
 from ci_gate.ecosystems import OS_PACKAGE_TYPES, is_os_package, package_type_of_purl_type, purl_type_of
 from ci_gate.errors import SourceError
-from ci_gate.model import Analysis, Distro, ImageConfig, ImageIdentity, Layer, Location, Package
+from ci_gate.model import ORIGINS, Analysis, Distro, ImageConfig, ImageIdentity, Layer, Location, Package
 from ci_gate.sbom.spdx import ANNOTATION_PREFIX
 
 MAX_SBOM_BYTES = 512 * 1024 * 1024
@@ -278,7 +278,7 @@ def _from_spdx(document: Mapping[str, Any], reference: str) -> Analysis:
             name=str(entry.get("name") or ""), version=_version(entry.get("versionInfo")),
             type=str(facts.get("type") or _type_of_purl(purl)), purl=purl, licenses=tuple(licenses),
             locations=locations, found_by=str(facts.get("foundBy") or ""),
-            origin=facts.get("origin") if facts.get("origin") in ("base", "app") else None,
+            origin=facts.get("origin") if facts.get("origin") in ORIGINS else None,
         ))
     packages = [package for package in packages if package.name]
     distro = _distro_from_purls(package.purl for package in packages)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-from ci_gate.model import Distro, Location, Package
+from ci_gate.model import Distro, Location, Package, layer_origin, origin_for
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -76,12 +76,7 @@ def location(context: CatalogContext, path: str, layer_index: int | None) -> Loc
 
 def origin(context: CatalogContext, layer_index: int | None) -> str | None:
     """`base` or `app` for a package introduced by `layer_index`, None when the base is unknown."""
-    if layer_index is None or not 0 <= layer_index < len(context.layers):
-        return None
-    base = context.layers[layer_index].base
-    if base is None:
-        return None
-    return "base" if base else "app"
+    return layer_origin(context.layers, layer_index)
 
 
 def assign_origins(packages: Iterable[Package], base_layers: set[int]) -> list[Package]:
@@ -92,7 +87,7 @@ def assign_origins(packages: Iterable[Package], base_layers: set[int]) -> list[P
     result = []
     for package in packages:
         layer_index = package.locations[0].layer_index if package.locations else None
-        value = None if layer_index is None else ("base" if layer_index in base_layers else "app")
+        value = None if layer_index is None else origin_for(layer_index in base_layers)
         result.append(dataclasses.replace(package, origin=value))
     return result
 

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Sequence
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
-from ci_gate.model import Location, Package
+from ci_gate.model import Location, Package, layer_origin
 
 
 class EvidenceError(ValueError):
@@ -96,11 +96,7 @@ def location_of(evidence: Evidence, context: CatalogContext) -> Location:
 
 def origin_of(evidence: Evidence, context: CatalogContext) -> str | None:
     """`base` or `app` when the layer's membership in the base image is known."""
-    if 0 <= evidence.layer_index < len(context.layers):
-        base = context.layers[evidence.layer_index].base
-        if base is not None:
-            return "base" if base else "app"
-    return None
+    return layer_origin(context.layers, evidence.layer_index)
 
 
 def is_executable(evidence: Evidence) -> bool:

@@ -200,12 +200,3 @@ def compare_versions(scheme: str | None, left: str, right: str) -> int:
 def could_not_compare(gate: str, trigger: str, error: CannotCompareVersions) -> Fired:
     """The finding of a trigger whose versions could not be ordered (an evaluation error, as for bad input)."""
     return Fired(message=f"Could not evaluate trigger {gate}/{trigger}: {error}", instance_id=EVALUATION_ERROR_ID)
-
-
-def origin_of(analysis: Analysis, layer_index: int | None) -> str | None:
-    if layer_index is None or layer_index >= len(analysis.identity.layers) or layer_index < 0:
-        return None
-    base = analysis.identity.layers[layer_index].base
-    if base is None:
-        return None
-    return "base" if base else "app"

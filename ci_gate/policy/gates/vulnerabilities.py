@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ci_gate.ecosystems import anchore_type_of
-from ci_gate.model import SEVERITIES, VulnerabilityDetail
+from ci_gate.model import ORIGINS, SEVERITIES, VulnerabilityDetail
 from ci_gate.policy.gates.interface import (
     EVALUATION_ERROR_ID,
     Fired,
@@ -344,7 +344,7 @@ GATE = GateSpec(
                               "exclude vulnerabilities", example=r".*test\.jar*", is_regex=True),
                 ParameterSpec("package_origin", "EnumString", "ci-gate extension: only packages installed by the "
                               "base image's layers (base) or by the application's layers (app). Default all.",
-                              allowed_values=("all", "base", "app"), example="app", default="all"),
+                              allowed_values=("all", *ORIGINS), example="app", default="all"),
             ),
         ),
         TriggerSpec(
