@@ -10,22 +10,17 @@ from ci_gate.backends.interface import Backend, BackendRequest, BackendResult
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.policy.documents import Policy, load_policy
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
+from ci_gate.sources.schemes import LOCAL_PREFIXES, LOCAL_SCHEMES, without_name_scheme
 from ci_gate.vulns.provider import VulnerabilityData, make_provider
-
-_LOCAL_SCHEMES = ("oci-dir:", "oci-archive:", "docker-archive:", "dir:", "sbom:")
 
 
 def default_tag(analysis: Analysis, reference: str) -> str | None:
     """The tag mappings see: the image's own tag, else a registry reference, else None (`*/*:*`)."""
     if analysis.identity.repo_tags:
         return analysis.identity.repo_tags[0]
-    if reference.startswith(_LOCAL_SCHEMES) or analysis.identity.scheme in ("oci-dir", "oci-archive",
-                                                                          "docker-archive", "dir", "sbom"):
+    if reference.startswith(LOCAL_PREFIXES) or analysis.identity.scheme in LOCAL_SCHEMES:
         return None
-    for scheme in ("registry:", "docker:"):
-        if reference.startswith(scheme):
-            return reference[len(scheme):]
-    return reference
+    return without_name_scheme(reference)
 
 
 def vulnerability_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path] = ()) -> VulnerabilityData:

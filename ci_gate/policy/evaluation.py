@@ -54,6 +54,7 @@ from ci_gate.policy.gates.interface import (
     TriggerInput,
     VulnerabilityMatchProvider,
 )
+from ci_gate.sources.schemes import NAME_PREFIXES
 
 # --- image references and wildcard matching --------------------------------------------------------
 
@@ -72,15 +73,12 @@ class ImageTag:
         return f"{self.registry}/{self.repository}:{self.tag}"
 
 
-_SCHEMES = ("registry:", "docker:", "docker-archive:", "oci-archive:", "oci-dir:", "dir:", "podman:", "sbom:")
-
-
 def parse_tag(reference: str | None) -> ImageTag:
     """`host:5000/team/app:1.2` → (host:5000, team/app, 1.2); None → `*/*:*` as anchore-engine does."""
     if not reference:
         return ImageTag("*", "*", "*")
     text = reference.strip()
-    for scheme in ("registry:", "docker:"):
+    for scheme in NAME_PREFIXES:
         if text.startswith(scheme) and not text[len(scheme) :].startswith("//"):
             text = text[len(scheme) :]
     if text.startswith("dockerhub/"):

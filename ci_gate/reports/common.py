@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from ci_gate.model import ACTIONS, SEVERITY_ORDER, Analysis, Evaluation, ExpiredException, Finding, SecretFinding
 from ci_gate.redaction import redact_message
+from ci_gate.sources.schemes import LOCAL_PREFIXES, SCHEMES
 
 TOOL_NAME = "ci-gate"
 
@@ -49,7 +50,7 @@ def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
     identity = analysis.identity
     # A tag naming a local file (oci-dir:/tmp/…) is the weakest name: prefer the repository the
     # archive itself records (docker-archive RepoTags) over a path that changes from job to job.
-    tag = evaluation.tag if evaluation.tag and not evaluation.tag.startswith(_LOCAL_SCHEMES) else ""
+    tag = evaluation.tag if evaluation.tag and not evaluation.tag.startswith(LOCAL_PREFIXES) else ""
     candidates = [tag, *identity.repo_tags, *identity.repo_digests, evaluation.tag, identity.reference]
     for candidate in candidates:
         if candidate and candidate != "-":
@@ -57,15 +58,15 @@ def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
     return "image"
 
 
-_LOCAL_SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "sbom:")
-_SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "registry:", "docker:", "sbom:", "oci:")
+_SCHEME_PREFIXES = (*(scheme.prefix for scheme in SCHEMES), "oci:")
+"""Every scheme, and syft's `oci:` a reference may still carry."""
 
 
 @functools.lru_cache(maxsize=256)
 def strip_reference(reference: str) -> str:
     """`registry:host:5000/team/app:1.2@sha256:…` → `host:5000/team/app`; archives keep their path."""
     text = reference.strip()
-    for scheme in _SCHEMES:
+    for scheme in _SCHEME_PREFIXES:
         if text.startswith(scheme):
             text = text[len(scheme) :]
             break
