@@ -14,10 +14,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from packageurl import PackageURL
-
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.catalogers.package_url import package_url as build_package_url
 from ci_gate.model import Package
 
 _AUTHOR = re.compile(r"^\s*(?P<name>[^<(]*?)\s*(?:<(?P<email>[^>]*)>)?\s*(?:\((?P<url>[^)]*)\))?\s*$")
@@ -25,9 +24,7 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<(]*?)\s*(?:<(?P<email>[^>]*)>)?\s*(?:\((?
 
 def package_url(name: str, version: str) -> str:
     namespace, _, short_name = name.rpartition("/")
-    return PackageURL(
-        type="npm", namespace=namespace or None, name=short_name, version=version or None
-    ).to_string()
+    return build_package_url("npm", namespace, short_name, version)
 
 
 def licenses_of(document: dict[str, Any]) -> list[str]:
