@@ -76,3 +76,17 @@ def test_every_package_type_has_one_entry_and_a_known_scheme() -> None:
     assert ecosystems.package_type_of_purl_type("maven") == "java-archive"
     assert ecosystems.anchore_content_type_of("deb") == "os"
     assert ecosystems.scheme_for_ecosystem("Ubuntu:22.04:LTS") == "dpkg"
+
+
+def test_one_purl_builder() -> None:
+    # packageurl-python encodes `(devel)` as `%28devel%29` and sorts its own way; syft writes `(devel)`.
+    # Purls are built by ci_gate/analyze/catalogers/package_url.py only (packageurl-python may parse).
+    builders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "PackageURL":
+                builders.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    assert builders == []
+    from ci_gate.analyze.catalogers.package_url import package_url
+
+    assert package_url("golang", "github.com/x", "tool", "(devel)") == "pkg:golang/github.com/x/tool@(devel)"
