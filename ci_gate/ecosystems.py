@@ -51,14 +51,9 @@ ECOSYSTEMS: tuple[Ecosystem, ...] = (
     Ecosystem("rust-crate", "cargo", "crates.io", "semver", "rust"),
     Ecosystem("binary", "generic", "", "generic", "binary"),
     # Types syft knows that ci-gate has no advisories or Anchore name for: only their purl type.
-    Ecosystem("alpm", "alpm", "", "generic", "alpm"),
-    Ecosystem("conan", "conan", "", "generic", "conan"),
-    Ecosystem("hex", "hex", "", "generic", "hex"),
-    Ecosystem("dart-pub", "pub", "", "generic", "dart-pub"),
-    Ecosystem("pod", "cocoapods", "", "generic", "pod"),
-    Ecosystem("swift", "swift", "", "generic", "swift"),
-    Ecosystem("hackage", "hackage", "", "generic", "hackage"),
-    Ecosystem("github-action", "github", "", "generic", "github-action"),
+    *(Ecosystem(kind, purl_type, "", "generic", kind) for kind, purl_type in (
+        ("alpm", "alpm"), ("conan", "conan"), ("hex", "hex"), ("dart-pub", "pub"), ("pod", "cocoapods"),
+        ("swift", "swift"), ("hackage", "hackage"), ("github-action", "github"))),
 )
 
 BY_PACKAGE_TYPE: dict[str, Ecosystem] = {e.package_type: e for e in ECOSYSTEMS}

@@ -104,16 +104,21 @@ class ImageConfig:
     shell: tuple[str, ...] | None = None
 
 
-class Origin(str, enum.Enum):
+class Label(str, enum.Enum):
+    """An enum whose members are their strings (`Action.STOP == "STOP"`, `str(Action.STOP) == "STOP"`), so the
+    JSON, the policy documents and the reports keep the plain strings Anchore uses."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Origin(Label):
     """Which part of the image a layer (and what it installed) belongs to."""
 
     BASE = "base"
     """A layer of the base image."""
     APP = "app"
     """A layer the application's build added."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 ORIGINS: tuple[str, ...] = tuple(origin.value for origin in Origin)
@@ -310,22 +315,19 @@ class Analysis:
 
 # --- the evaluation ------------------------------------------------------------------------------
 
-class Action(str, enum.Enum):
+class Action(Label):
     """A policy action, mildest first (Anchore's names). Members equal their strings."""
 
     GO = "GO"
     WARN = "WARN"
     STOP = "STOP"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
 """Policy actions, mildest first."""
 
 
-class Severity(str, enum.Enum):
+class Severity(Label):
     """A vulnerability severity, mildest first (Anchore's ladder). Members equal their strings."""
 
     UNKNOWN = "unknown"
@@ -334,9 +336,6 @@ class Severity(str, enum.Enum):
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 SEVERITIES: tuple[str, ...] = tuple(severity.value for severity in Severity)

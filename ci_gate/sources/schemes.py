@@ -13,10 +13,10 @@ A reader in `ci_gate.sources` opens each scheme but `sbom`, which is no image: t
 
 from __future__ import annotations
 
-import enum
+from ci_gate.model import Label
 
 
-class Scheme(str, enum.Enum):
+class Scheme(Label):
     """A scheme ci-gate reads. Members equal their names (`Scheme.DIR == "dir"`)."""
 
     DOCKER_ARCHIVE = "docker-archive"
@@ -26,9 +26,6 @@ class Scheme(str, enum.Enum):
     REGISTRY = "registry"
     DOCKER = "docker"
     SBOM = "sbom"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def prefix(self) -> str:
