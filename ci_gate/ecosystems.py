@@ -172,6 +172,15 @@ DISTRO_PACKAGE_TYPES: dict[str, str] = {
 """os-release `ID` → the package type of the distribution (which orders its release numbers too)."""
 
 
+RPM_DISTRO_FAMILIES: dict[str, tuple[str, ...]] = {
+    "rhel": ("Red Hat",), "centos": ("Red Hat",), "rocky": ("Rocky Linux",), "almalinux": ("AlmaLinux",),
+    "sles": ("SUSE",), "sle_micro": ("SUSE",), "opensuse-leap": ("openSUSE",), "opensuse-tumbleweed": ("openSUSE",),
+    "photon": ("Photon OS",), "azurelinux": ("Azure Linux",), "mariner": ("Azure Linux", "CBL-Mariner"),
+    "openeuler": ("openEuler",), "mageia": ("Mageia",),
+}
+"""os-release ID of an rpm distribution → the OSV ecosystem families of its releases."""
+
+
 def scheme_for_ecosystem(osv_ecosystem: str) -> str:
     """The version scheme of an OSV ecosystem string such as `Debian:12` or `PyPI`; `generic` for others."""
     family = osv_ecosystem.split(":", 1)[0].strip().lower()

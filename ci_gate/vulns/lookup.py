@@ -21,18 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from ci_gate.ecosystems import SOURCE_NAMED_TYPES, osv_ecosystem_of, osv_ecosystem_of_purl_type, scheme_for_ecosystem
+from ci_gate.ecosystems import (
+    RPM_DISTRO_FAMILIES,
+    SOURCE_NAMED_TYPES,
+    osv_ecosystem_of,
+    osv_ecosystem_of_purl_type,
+    scheme_for_ecosystem,
+)
 from ci_gate.model import Distro, Package
 from ci_gate.vulns.records import normalize_name
-
-_RPM_FAMILIES = {
-    "rhel": ("Red Hat",), "centos": ("Red Hat",), "rocky": ("Rocky Linux",), "almalinux": ("AlmaLinux",),
-    "sles": ("SUSE",), "sle_micro": ("SUSE",), "opensuse-leap": ("openSUSE",), "opensuse-tumbleweed": ("openSUSE",),
-    "photon": ("Photon OS",), "azurelinux": ("Azure Linux",), "mariner": ("Azure Linux", "CBL-Mariner"),
-    "openeuler": ("openEuler",), "mageia": ("Mageia",),
-}
-"""os-release ID of an rpm distribution → the OSV ecosystem families of its releases."""
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +69,10 @@ def _distro_ecosystems(distro: Distro, package_type: str, available: Sequence[st
             return ("Wolfi",)
         if distro_id == "chainguard":
             return ("Chainguard",)
-    if package_type == "rpm" and distro_id in _RPM_FAMILIES:
+    if package_type == "rpm" and distro_id in RPM_DISTRO_FAMILIES:
         major = _major(version)
         wanted = []
-        for family in _RPM_FAMILIES[distro_id]:
+        for family in RPM_DISTRO_FAMILIES[distro_id]:
             for ecosystem in available:
                 if not ecosystem.startswith(family + ":"):
                     continue
@@ -85,7 +82,7 @@ def _distro_ecosystems(distro: Distro, package_type: str, available: Sequence[st
                     if family in ("SUSE", "openSUSE") and version and version not in release.replace(" SP", "."):
                         continue
                     wanted.append(ecosystem)
-        return tuple(wanted) or f"no {', '.join(_RPM_FAMILIES[distro_id])} {version} data in the store"
+        return tuple(wanted) or f"no {', '.join(RPM_DISTRO_FAMILIES[distro_id])} {version} data in the store"
     return f"no vulnerability data source for {package_type} packages of {distro.id} {version}".strip()
 
 
