@@ -162,16 +162,6 @@ OSV_DISTRO_FAMILIES: dict[str, str] = {
 }
 """The OSV ecosystem families of distro releases (`Debian:12` is family Debian) → their package type."""
 
-DISTRO_PACKAGE_TYPES: dict[str, str] = {
-    "debian": "deb", "ubuntu": "deb",
-    "alpine": "apk", "wolfi": "apk", "chainguard": "apk",
-    "rhel": "rpm", "centos": "rpm", "fedora": "rpm", "rocky": "rpm", "almalinux": "rpm", "ol": "rpm",
-    "amzn": "rpm", "sles": "rpm", "sle_micro": "rpm", "opensuse-leap": "rpm", "opensuse-tumbleweed": "rpm",
-    "photon": "rpm", "azurelinux": "rpm", "mariner": "rpm", "openeuler": "rpm", "mageia": "rpm",
-}
-"""os-release `ID` → the package type of the distribution (which orders its release numbers too)."""
-
-
 RPM_DISTRO_FAMILIES: dict[str, tuple[str, ...]] = {
     "rhel": ("Red Hat",), "centos": ("Red Hat",), "rocky": ("Rocky Linux",), "almalinux": ("AlmaLinux",),
     "sles": ("SUSE",), "sle_micro": ("SUSE",), "opensuse-leap": ("openSUSE",), "opensuse-tumbleweed": ("openSUSE",),
@@ -179,6 +169,12 @@ RPM_DISTRO_FAMILIES: dict[str, tuple[str, ...]] = {
     "openeuler": ("openEuler",), "mageia": ("Mageia",),
 }
 """os-release ID of an rpm distribution → the OSV ecosystem families of its releases."""
+
+DISTRO_PACKAGE_TYPES: dict[str, str] = {
+    "debian": "deb", "ubuntu": "deb", "alpine": "apk", "wolfi": "apk", "chainguard": "apk",
+    **{distro_id: "rpm" for distro_id in (*RPM_DISTRO_FAMILIES, "fedora", "ol", "amzn")},
+}
+"""os-release `ID` → the package type of the distribution (which orders its release numbers too)."""
 
 
 def scheme_for_ecosystem(osv_ecosystem: str) -> str:
