@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ci_gate.ecosystems import is_os_package
 from ci_gate.model import SEVERITY_ORDER, Analysis, Package
@@ -78,6 +79,12 @@ class VulnerabilityMatch:
     def cvss_score(self) -> float | None:
         """The score reports show: v3 when present, else v4."""
         return self.cvss_v3_base_score if self.cvss_v3_base_score is not None else self.cvss_v4_base_score
+
+
+class VexLookup(Protocol):
+    """What matching needs of VEX documents (`ci_gate.vulns.vex.VexDocumentSet`, which imports this module)."""
+
+    def find(self, match: VulnerabilityMatch) -> VexStatement | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +156,7 @@ class _Pending:
     """(vulnerability id, affected entry, matched name, matched_by)."""
 
 
-def match_packages(analysis: Analysis, store: VulnerabilityStore, vex: object | None = None) -> MatchResult:
+def match_packages(analysis: Analysis, store: VulnerabilityStore, vex: VexLookup | None = None) -> MatchResult:
     """Every vulnerability of every package of the image; VEX statements suppress matches.
 
     `vex` is a `ci_gate.vulns.vex.VexDocumentSet` (or anything with `find(match)`)."""
@@ -206,7 +213,7 @@ def match_packages(analysis: Analysis, store: VulnerabilityStore, vex: object | 
             continue
         seen.add((id(item), vuln_id))
         match = _build_match(item.package, record, affected, item.key, name, matched_by, fixed)
-        statement = vex.find(match) if vex is not None else None  # type: ignore[attr-defined]
+        statement = vex.find(match) if vex is not None else None
         if statement is not None:
             suppressed.append(_with_statement(match, statement))
         else:
