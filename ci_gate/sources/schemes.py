@@ -53,17 +53,6 @@ UNSUPPORTED_SCHEMES = ("podman", "singularity", "file", "containerd", "oci", "do
 """syft's schemes ci-gate does not read: said plainly, never taken as an image name."""
 
 
-def scheme_of(reference: str) -> Scheme | None:
-    """The scheme a reference starts with, or None (a bare name or path)."""
-    prefix, separator, _ = reference.partition(":")
-    if not separator:
-        return None
-    try:
-        return Scheme(prefix)
-    except ValueError:
-        return None
-
-
 def without_name_scheme(reference: str) -> str:
     """`registry:host/app:1` and `docker:app:1` → the image name; other references unchanged."""
     for prefix in NAME_PREFIXES:

@@ -6,7 +6,7 @@ import pytest
 
 from ci_gate.errors import SourceError
 from ci_gate.sources import READERS, open_image, source_for
-from ci_gate.sources.schemes import IMAGE_SCHEMES, LOCAL_PREFIXES, SCHEME_LIST, Scheme, scheme_of, without_name_scheme
+from ci_gate.sources.schemes import IMAGE_SCHEMES, LOCAL_PREFIXES, SCHEME_LIST, Scheme, without_name_scheme
 
 
 def test_every_image_scheme_has_a_reader_and_sbom_is_read_by_the_analyzer() -> None:
@@ -17,7 +17,7 @@ def test_every_image_scheme_has_a_reader_and_sbom_is_read_by_the_analyzer() -> N
 
 def test_sbom_is_a_known_scheme_not_an_unknown_image_name() -> None:
     assert "sbom:" in SCHEME_LIST
-    assert scheme_of("sbom:/tmp/app.cdx.json") is Scheme.SBOM
+    assert Scheme("sbom") is Scheme.SBOM
     with pytest.raises(SourceError) as raised:
         open_image("sbom:/tmp/app.cdx.json")
     assert "unknown image scheme" not in str(raised.value)
