@@ -1,23 +1,24 @@
 """The shared data model: what an image holds (`Analysis`) and what a policy said of it (`Evaluation`).
 
-Every stage after `sources` speaks these frozen dataclasses. They know no output format: `to_dict`
-and `from_dict` give plain JSON-ready structures (used by the analysis cache and `analyze -o json`),
-and each report format in `ci_gate.reports` is a pure function of these objects.
+Every stage after `sources` speaks these frozen dataclasses. They know no output format: the JSON
+codec (`ci_gate.codec`: `to_dict`, `from_dict`, `write_json`, re-exported here) gives plain JSON-ready
+structures (used by the analysis cache and `analyze -o json`), and each report format in
+`ci_gate.reports` is a pure function of these objects.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import types
+import enum
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any
+
+from ci_gate.codec import from_dict as from_dict
+from ci_gate.codec import to_dict as to_dict
+from ci_gate.codec import write_json as write_json
 
 ANALYSIS_SCHEMA_VERSION = "1"
-
-T = TypeVar("T")
 
 
 # --- the image -----------------------------------------------------------------------------------
@@ -101,6 +102,40 @@ class ImageConfig:
     stop_signal: str = ""
     on_build: tuple[str, ...] = ()
     shell: tuple[str, ...] | None = None
+
+
+class Label(str, enum.Enum):
+    """An enum whose members are their strings (`Action.STOP == "STOP"`, `str(Action.STOP) == "STOP"`), so the
+    JSON, the policy documents and the reports keep the plain strings Anchore uses."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Origin(Label):
+    """Which part of the image a layer (and what it installed) belongs to."""
+
+    BASE = "base"
+    """A layer of the base image."""
+    APP = "app"
+    """A layer the application's build added."""
+
+
+ORIGINS: tuple[str, ...] = tuple(origin.value for origin in Origin)
+
+
+def origin_for(base: bool | None) -> str | None:
+    """The one spelling of an origin: `base`, `app`, or None when base membership is unknown."""
+    if base is None:
+        return None
+    return Origin.BASE.value if base else Origin.APP.value
+
+
+def layer_origin(layers: typing.Sequence[Layer], layer_index: int | None) -> str | None:
+    """The origin of the layer at `layer_index`; None for no layer, an index out of range, an unknown base."""
+    if layer_index is None or not 0 <= layer_index < len(layers):
+        return None
+    return origin_for(layers[layer_index].base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +315,33 @@ class Analysis:
 
 # --- the evaluation ------------------------------------------------------------------------------
 
-ACTIONS = ("GO", "WARN", "STOP")
+class Action(Label):
+    """A policy action, mildest first (Anchore's names). Members equal their strings."""
+
+    GO = "GO"
+    WARN = "WARN"
+    STOP = "STOP"
+
+
+ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
 """Policy actions, mildest first."""
+
+
+class Severity(Label):
+    """A vulnerability severity, mildest first (Anchore's ladder). Members equal their strings."""
+
+    UNKNOWN = "unknown"
+    NEGLIGIBLE = "negligible"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+SEVERITIES: tuple[str, ...] = tuple(severity.value for severity in Severity)
+"""Anchore's severity ladder, mildest first (index order is how the gate compares severities)."""
+SEVERITY_ORDER: tuple[str, ...] = tuple(reversed(SEVERITIES))
+"""Vulnerability severities, worst first."""
 
 
 def worst_action(actions: typing.Iterable[str]) -> str:
@@ -403,125 +463,3 @@ class Evaluation:
     """The policy's decision before allowlisted/denylisted images (Anchore's details.policy_action)."""
     matched_image_rule: str | None = None
     """The allowlisted_images/denylisted_images rule (name or id) that decided, when one did."""
-
-
-# --- JSON in and out -----------------------------------------------------------------------------
-
-
-def to_dict(obj: Any) -> Any:
-    """A JSON-ready structure for a model object (dataclasses, tuples, mappings, scalars)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _dumper(type(obj))(obj)
-    return _dump_any(obj)
-
-
-def write_json(obj: Any, out: typing.TextIO) -> None:
-    """Write `to_dict(obj)` as compact JSON without building it whole: long lists of records (an
-    image's files, its packages) are encoded one record at a time, so memory stays flat."""
-    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out.write("{")
-        for position, item in enumerate(dataclasses.fields(obj)):
-            out.write(("," if position else "") + encode(item.name) + ":")
-            write_json(getattr(obj, item.name), out)
-        out.write("}")
-    elif isinstance(obj, tuple) and len(obj) > 64:
-        # Encoded a few hundred records at a time: bounded memory, few encoder calls.
-        out.write("[")
-        for start in range(0, len(obj), 512):
-            chunk = encode([_dump_any(item) for item in obj[start : start + 512]])
-            out.write(("," if start else "") + chunk[1:-1])
-        out.write("]")
-    else:
-        out.write(encode(_dump_any(obj)))
-
-
-def from_dict(cls: type[T], data: Any) -> T:
-    """Rebuild a model object from `to_dict` output; unknown keys are ignored, missing ones defaulted."""
-    return typing.cast(T, _loader(cls)(data))
-
-
-# Converters are built once per type from its annotations, so an analysis with 100,000 files
-# round-trips through JSON at the cost of a few dict look-ups per field, not a type inspection.
-
-_Convert = typing.Callable[[Any], Any]
-_DUMPERS: dict[type, _Convert] = {}
-_LOADERS: dict[Any, _Convert] = {}
-
-
-def _dump_any(obj: Any) -> Any:
-    dumper = _DUMPERS.get(type(obj))
-    if dumper is not None:
-        return dumper(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _dumper(type(obj))(obj)
-    if isinstance(obj, (tuple, list)):
-        return [_dump_any(item) for item in obj]
-    if isinstance(obj, Mapping):
-        return {str(key): _dump_any(value) for key, value in obj.items()}
-    return obj
-
-
-def _dumper(cls: type) -> _Convert:
-    dumper = _DUMPERS.get(cls)
-    if dumper is None:
-        hints = typing.get_type_hints(cls)
-        plan = [(f.name, _is_plain(hints[f.name])) for f in dataclasses.fields(cls)]
-
-        def dumper(obj: Any) -> Any:
-            return {name: getattr(obj, name) if plain else _dump_any(getattr(obj, name)) for name, plain in plan}
-
-        _DUMPERS[cls] = dumper
-    return dumper
-
-
-def _is_plain(hint: Any) -> bool:
-    """Whether values of this type are already JSON-ready (str, int, float, bool, None)."""
-    if hint in (str, int, float, bool, type(None)):
-        return True
-    if typing.get_origin(hint) in (Union, types.UnionType):
-        return all(_is_plain(arg) for arg in typing.get_args(hint))
-    return False
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _loader(hint: Any) -> _Convert:
-    loader = _LOADERS.get(hint)
-    if loader is None:
-        loader = _build_loader(hint)
-        _LOADERS[hint] = loader
-    return loader
-
-
-def _build_loader(hint: Any) -> _Convert:
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(options) != 1:
-            return _identity
-        inner = _loader(options[0])
-        return lambda data: None if data is None else inner(data)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        hints = typing.get_type_hints(hint)
-        fields = {f.name: _loader(hints[f.name]) for f in dataclasses.fields(hint) if f.init}
-        cls = hint
-
-        def load_dataclass(data: Any) -> Any:
-            return cls(**{k: fields[k](v) for k, v in data.items() if k in fields})
-
-        return load_dataclass
-    if origin is tuple:
-        item = _loader(typing.get_args(hint)[0])
-        if item is _identity:
-            return lambda data: tuple(data)
-        return lambda data: tuple(item(value) for value in data)
-    if origin in (Mapping, dict) or hint in (Mapping, dict):
-        args = typing.get_args(hint)
-        value = _loader(args[1]) if len(args) == 2 else _identity
-        if value is _identity:
-            return lambda data: dict(data)
-        return lambda data: {k: value(v) for k, v in data.items()}
-    return _identity

@@ -39,16 +39,17 @@ from ci_gate.backends.anchore_api import (
     split_url,
 )
 from ci_gate.backends.anchore_mapping import (
-    PACKAGE_CONTENT_TYPES,
     analysis_from_image,
     evaluation_from_check,
     packages_from_content,
     with_vulnerabilities,
 )
 from ci_gate.backends.interface import AnchoreOptions, Backend, BackendRequest, BackendResult
+from ci_gate.ecosystems import ANCHORE_PACKAGE_CONTENT_TYPES
 from ci_gate.errors import AnalysisError, BackendError, CiGateError
 from ci_gate.http import RetryPolicy
 from ci_gate.model import Analysis, Evaluation, Package
+from ci_gate.sources.schemes import LOCAL_PREFIXES, without_name_scheme
 
 __all__ = ["AnchoreBackend", "ImageTarget", "ci_annotations", "parse_target", "resolve_connection"]
 
@@ -61,8 +62,6 @@ FIRST_POLL_DELAY = 0.25
 seen quickly and a slow one costs the server one request per interval."""
 
 TERMINAL_STATES = ("analyzed", "analysis_failed")
-
-_LOCAL_SCHEMES = ("oci-dir:", "oci-archive:", "docker-archive:", "dir:", "sbom:")
 
 _ENVIRONMENT = {
     "url": ("ANCHORE_URL", "ANCHORECTL_URL", "ANCHORE_CLI_URL"),
@@ -118,15 +117,11 @@ class ImageTarget:
 
 def parse_target(image: str, tag: str | None) -> ImageTarget:
     """A registry reference (`registry:REF`, `docker:REF` or a bare REF) for the server to pull."""
-    if image.startswith(_LOCAL_SCHEMES):
+    if image.startswith(LOCAL_PREFIXES):
         raise BackendError(
             f"the anchore backend needs the image in a registry the server can pull, not {image.split(':')[0]}:; "
             "push it to a staging repository and gate registry:HOST/REPO:TAG (see docs/anchore-backend.md)")
-    reference = image
-    for scheme in ("registry:", "docker:"):
-        if reference.startswith(scheme):
-            reference = reference[len(scheme):]
-    reference = reference.strip()
+    reference = without_name_scheme(image).strip()
     if not reference or " " in reference:
         raise BackendError(f"{image!r} is not an image reference; use registry:HOST/REPO:TAG or HOST/REPO@sha256:…")
     digest = None
@@ -402,7 +397,7 @@ class AnchoreBackend(Backend):
         packages: list[Package] = []
         try:
             available = set(api.content_types(digest))
-            for content_type in PACKAGE_CONTENT_TYPES:
+            for content_type in ANCHORE_PACKAGE_CONTENT_TYPES:
                 if content_type in available:
                     packages.extend(packages_from_content(api.content(digest, content_type)))
         except BackendError as error:

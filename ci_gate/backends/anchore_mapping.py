@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ci_gate.ecosystems import package_type_of_anchore
 from ci_gate.errors import BackendError
 from ci_gate.model import (
     ACTIONS,
@@ -34,16 +35,6 @@ __all__ = ["analysis_from_image", "evaluation_from_check", "packages_from_conten
 
 _REASONS = {"whitelisted": "allowlisted", "blacklisted": "denylisted"}
 """v1's reason names → v2's (the model uses v2's)."""
-
-PACKAGE_CONTENT_TYPES = ("os", "python", "npm", "gem", "java", "go", "nuget", "binary")
-"""Content types that list packages; others (files, malware, manifest) do not."""
-
-_PACKAGE_TYPES = {"dpkg": "deb", "deb": "deb", "apkg": "apk", "apk": "apk", "rpm": "rpm", "python": "python",
-                  "npm": "npm", "gem": "gem", "java": "java-archive", "java-jar": "java-archive",
-                  "java-war": "java-archive", "java-ear": "java-archive", "java-hpi": "java-archive",
-                  "maven": "java-archive", "go": "go-module", "nuget": "dotnet", "binary": "binary"}
-"""Anchore package types → syft's names, which `analyze` and the rest of ci-gate use."""
-
 
 def _text(value: Any) -> str:
     """A string field; v1 fills unset fields with the string "None"."""
@@ -160,29 +151,18 @@ def _from_v2(document: Any, digest: str, tag: str) -> Evaluation:
             recommendation=_text(item.get("recommendation")),
         ))
     reason = _text(evaluation.get("final_action_reason")) or "policy_evaluation"
-    image_rule = None
-    if evaluation.get("image_denylisted") or reason in ("denylisted", "blacklisted"):
-        image_rule = _rule_name(evaluation.get("matched_denylisted_images_rule"))
-    elif evaluation.get("image_allowlisted") or reason in ("allowlisted", "whitelisted"):
-        image_rule = _rule_name(evaluation.get("matched_allowlisted_images_rule"))
-    final = evaluation.get("final_action")
-    if final is None:
-        raise BackendError("the Anchore check answer has no final_action; cannot decide")
-    return Evaluation(
+    denied = bool(evaluation.get("image_denylisted")) or reason in ("denylisted", "blacklisted")
+    allowed = bool(evaluation.get("image_allowlisted")) or reason in ("allowlisted", "whitelisted")
+    return _evaluation(
+        "check", evaluation.get("final_action"), reason, findings, rules, policy_id, policy,
+        image_rule=_image_rule(evaluation, denied, allowed, "matched_denylisted_images_rule",
+                               "matched_allowlisted_images_rule"),
         image_digest=_text(document.get("image_digest")) or digest,
         tag=_text(document.get("evaluated_tag")) or tag,
-        policy_id=policy_id,
-        policy_name=_text(policy.get("name")) if policy else "",
-        final_action=_action(final, "the evaluation"),
-        final_action_reason=_REASONS.get(reason, reason),
-        findings=tuple(findings),
-        rules=_rule_outcomes(rules, findings, policy_id),
-        matched_mapping=_rule_name(mapping),
-        warnings=_problems(evaluation.get("evaluation_problems")),
+        mapping=mapping,
+        problems=evaluation.get("evaluation_problems"),
         evaluated_at=_text(evaluation.get("evaluation_time")),
-        backend="anchore",
         policy_action=_text(details.get("policy_action")).upper(),
-        matched_image_rule=image_rule,
     )
 
 
@@ -254,28 +234,50 @@ def _from_v1(document: Any, digest: str, tag: str) -> Evaluation:
             allowlisted=allowlisted,
         ))
     reason = _text(result.get("final_action_reason")) or "policy_evaluation"
-    image_rule = None
-    if reason == "blacklisted":
-        image_rule = _rule_name(result.get("matched_blacklisted_images_rule"))
-    elif reason == "whitelisted":
-        image_rule = _rule_name(result.get("matched_whitelisted_images_rule"))
-    final = result.get("final_action")
-    if final is None:
-        raise BackendError("the Anchore v1 check answer has no final_action; cannot decide")
-    return Evaluation(
+    return _evaluation(
+        "v1 check", result.get("final_action"), reason, findings, rules, policy_id, bundle,
+        image_rule=_image_rule(result, reason == "blacklisted", reason == "whitelisted",
+                               "matched_blacklisted_images_rule", "matched_whitelisted_images_rule"),
         image_digest=_text(result.get("image_digest")) or digest,
         tag=_text(result.get("tag")) or tag,
+        mapping=mapping,
+        problems=result.get("evaluation_problems"),
+        evaluated_at=_text(record.get("last_evaluation")),
+        policy_action=_action(table["final_action"], "the table") if table.get("final_action") else "",
+    )
+
+
+def _image_rule(source: Mapping[str, Any], denied: bool, allowed: bool, denied_key: str, allowed_key: str
+                ) -> str | None:
+    """The image rule that decided, for an image the policy denied or allowed outright."""
+    if denied:
+        return _rule_name(source.get(denied_key))
+    if allowed:
+        return _rule_name(source.get(allowed_key))
+    return None
+
+
+def _evaluation(answer: str, final: Any, reason: str, findings: Sequence[Finding],
+                rules: Mapping[str, tuple[str, Mapping[str, Any]]], policy_id: str,
+                policy: Mapping[str, Any] | None, *, image_rule: str | None, image_digest: str, tag: str,
+                mapping: Any, problems: Any, evaluated_at: str, policy_action: str) -> Evaluation:
+    """The tail v1 and v2 share: the final action (an answer without one cannot decide), the rules, the model."""
+    if final is None:
+        raise BackendError(f"the Anchore {answer} answer has no final_action; cannot decide")
+    return Evaluation(
+        image_digest=image_digest,
+        tag=tag,
         policy_id=policy_id,
-        policy_name=_text(bundle.get("name")) if bundle else "",
+        policy_name=_text(policy.get("name")) if policy else "",
         final_action=_action(final, "the evaluation"),
         final_action_reason=_REASONS.get(reason, reason),
         findings=tuple(findings),
         rules=_rule_outcomes(rules, findings, policy_id),
         matched_mapping=_rule_name(mapping),
-        warnings=_problems(result.get("evaluation_problems")),
-        evaluated_at=_text(record.get("last_evaluation")),
+        warnings=_problems(problems),
+        evaluated_at=evaluated_at,
         backend="anchore",
-        policy_action=_action(table["final_action"], "the table") if table.get("final_action") else "",
+        policy_action=policy_action,
         matched_image_rule=image_rule,
     )
 
@@ -303,7 +305,7 @@ def vulnerability_detail(item: Mapping[str, Any]) -> VulnerabilityDetail:
         id=_text(item.get("vuln")), severity=_text(item.get("severity")).lower() or "unknown", cvss_score=_score(item),
         fixed_versions=tuple(v.strip() for v in fix.split(",") if v.strip()),
         package_name=_text(item.get("package_name")), package_version=_text(item.get("package_version")),
-        package_type=_PACKAGE_TYPES.get(kind, kind),
+        package_type=package_type_of_anchore(kind),
         package_path=_text(item.get("package_path")),
         url=_text(item.get("url")), summary=_text(item.get("description")),
     )
@@ -354,7 +356,7 @@ def packages_from_content(items: Sequence[Mapping[str, Any]]) -> tuple[Package, 
             licenses = [item["license"]] if _text(item.get("license")) else []
         location = _text(item.get("location"))
         packages.append(Package(
-            name=name, version=_text(item.get("version")), type=_PACKAGE_TYPES.get(kind, kind or "unknown"),
+            name=name, version=_text(item.get("version")), type=package_type_of_anchore(kind) if kind else "unknown",
             purl=_text(item.get("purl")), licenses=tuple(_text(x) for x in licenses if _text(x)),
             locations=(Location(path=location),) if location.startswith("/") else (),
             found_by="anchore", origin=_text(item.get("origin")) or None,

@@ -10,35 +10,23 @@ from ci_gate.backends.interface import Backend, BackendRequest, BackendResult
 from ci_gate.model import Analysis, Evaluation
 from ci_gate.policy.documents import load_policy
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
-from ci_gate.policy.gates import registry
-from ci_gate.policy.gates.interface import VulnerabilityMatchProvider
 from ci_gate.policy.model import Policy
-
-_LOCAL_SCHEMES = ("oci-dir:", "oci-archive:", "docker-archive:", "dir:", "sbom:")
+from ci_gate.sources.schemes import LOCAL_PREFIXES, LOCAL_SCHEMES, without_name_scheme
+from ci_gate.vulns.provider import VulnerabilityData, make_provider
 
 
 def default_tag(analysis: Analysis, reference: str) -> str | None:
     """The tag mappings see: the image's own tag, else a registry reference, else None (`*/*:*`)."""
     if analysis.identity.repo_tags:
         return analysis.identity.repo_tags[0]
-    if reference.startswith(_LOCAL_SCHEMES) or analysis.identity.scheme in ("oci-dir", "oci-archive",
-                                                                          "docker-archive", "dir", "sbom"):
+    if reference.startswith(LOCAL_PREFIXES) or analysis.identity.scheme in LOCAL_SCHEMES:
         return None
-    for scheme in ("registry:", "docker:"):
-        if reference.startswith(scheme):
-            return reference[len(scheme):]
-    return reference
+    return without_name_scheme(reference)
 
 
-def vulnerability_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path] = ()
-                           ) -> VulnerabilityMatchProvider | None:
-    """The vulnerabilities gate's provider, when that gate exists and defines `make_provider`."""
-    module = registry.module_for("vulnerabilities")
-    make_provider = getattr(module, "make_provider", None) if module is not None else None
-    if make_provider is None:
-        return None
-    provider: VulnerabilityMatchProvider | None = make_provider(analysis, vuln_db, vex=list(vex) or None)
-    return provider
+def vulnerability_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path] = ()) -> VulnerabilityData:
+    """The image's vulnerability data (`ci_gate.vulns.provider`), which the vulnerabilities gate reads."""
+    return make_provider(analysis, vuln_db, vex=list(vex) or None)
 
 
 def _check_named_store(vuln_db: Path | None) -> None:
@@ -73,5 +61,5 @@ class LocalBackend(Backend):
         provider = vulnerability_provider(analysis, request.vuln_db, request.vex)
         evaluation = evaluate(policy, analysis, EvaluationInput(tag=tag, now=request.now, vulnerabilities=provider))
         # Say plainly what the vulnerability check did not cover (no data, unchecked packages, VEX).
-        extra = tuple(provider.notes()) if provider is not None else ()
+        extra = tuple(provider.notes())
         return replace(evaluation, warnings=(*evaluation.warnings, *extra)) if extra else evaluation

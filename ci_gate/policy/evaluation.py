@@ -36,10 +36,10 @@ from ci_gate.model import (
     ExpiredException,
     Finding,
     RuleOutcome,
+    layer_origin,
     worst_action,
 )
 from ci_gate.policy.gates import registry
-from ci_gate.policy.gates._common import origin_of
 from ci_gate.policy.gates.interface import (
     EVALUATION_ERROR_ID,
     EvaluationContext,
@@ -55,6 +55,7 @@ from ci_gate.policy.model import (
     Policy,
     Rule,
 )
+from ci_gate.sources.schemes import NAME_PREFIXES
 
 # --- image references and wildcard matching --------------------------------------------------------
 
@@ -73,15 +74,12 @@ class ImageTag:
         return f"{self.registry}/{self.repository}:{self.tag}"
 
 
-_SCHEMES = ("registry:", "docker:", "docker-archive:", "oci-archive:", "oci-dir:", "dir:", "podman:", "sbom:")
-
-
 def parse_tag(reference: str | None) -> ImageTag:
     """`host:5000/team/app:1.2` → (host:5000, team/app, 1.2); None → `*/*:*` as anchore-engine does."""
     if not reference:
         return ImageTag("*", "*", "*")
     text = reference.strip()
-    for scheme in ("registry:", "docker:"):
+    for scheme in NAME_PREFIXES:
         if text.startswith(scheme) and not text[len(scheme) :].startswith("//"):
             text = text[len(scheme) :]
     if text.startswith("dockerhub/"):
@@ -320,7 +318,7 @@ def _run_rule(
                 controls=rule.controls,
                 path=fired.path,
                 layer_index=fired.layer_index,
-                origin=origin_of(analysis, fired.layer_index),
+                origin=layer_origin(analysis.identity.layers, fired.layer_index),
                 dockerfile_line=fired.dockerfile_line,
                 vulnerability=fired.vulnerability,
                 recommendation=rule.recommendation,

@@ -14,7 +14,6 @@ from typing import Any
 
 from ci_gate.errors import PolicyError
 
-ACTIONS = ("GO", "WARN", "STOP")
 ARTIFACT_TYPES = ("image", "sbom", "source")
 """A rule set's `artifact_type`: Enterprise v2 `image` and `source`, v6 `sbom`."""
 SBOM_GATES = ("vulnerabilities", "packages", "licenses", "always")

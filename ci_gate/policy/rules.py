@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ci_gate.model import ACTIONS
 from ci_gate.policy.fields import FieldReader, kind_of, nearest, scalar_text
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import TriggerSpec
-from ci_gate.policy.model import ACTIONS, ARTIFACT_TYPES, SBOM_GATES, Rule, RuleSet
+from ci_gate.policy.model import ARTIFACT_TYPES, SBOM_GATES, Rule, RuleSet
 
 
 class RuleReader(FieldReader):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from ci_gate.ecosystems import upgrade_command
 from ci_gate.model import Analysis, Finding
 from ci_gate.reports.advice_table import NON_ROOT_USER, RULE_ADVICE, rule_advice
 from ci_gate.reports.common import is_secret, redact, secret_for
@@ -71,18 +72,6 @@ LABEL_MISSING = re.compile(r"label (\S+) is missing")
 PACKAGE_DENIED = re.compile(r"Package is (?:blacklisted|denylisted): (\S+)")
 SSH_PACKAGE = re.compile(r"SSH server package (\S+) (\S+)")
 _USER = re.compile(r"^User (\S+) ")
-
-INSTALL_COMMANDS = {
-    "deb": "apt-get update && apt-get install -y --only-upgrade {name}",
-    "apk": "apk add --no-cache --upgrade {name}",
-    "rpm": "dnf upgrade -y {name}",
-    "python": "pip install '{name}>={fixed}'",
-    "npm": "npm install {name}@{fixed}",
-    "gem": "bundle update {name}",
-    "go-module": "go get {name}@v{fixed}",
-    "java-archive": "bump {name} to {fixed} in the build file",
-}
-
 
 def port_of(finding: Finding) -> int | None:
     """The port a port finding is about (exposed_ports, privileged_ports, the SSH port)."""
@@ -178,7 +167,7 @@ def _vulnerability_advice(finding: Finding, analysis: Analysis) -> str:
     base = base_image_name(analysis)
     if fixed:
         text = f"Upgrade {name} to {fixed}"
-        command = INSTALL_COMMANDS.get(vulnerability.package_type, "")
+        command = upgrade_command(vulnerability.package_type)
         if came_with_base(analysis, finding):
             if base:
                 text += f". It came with the base image {base}: update the base image (pull a newer {base}"

@@ -16,18 +16,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ci_gate.model import Analysis, Evaluation, ExpiredException, Finding, SecretFinding
+from ci_gate.model import ACTIONS, SEVERITY_ORDER, Analysis, Evaluation, ExpiredException, Finding, SecretFinding
 from ci_gate.redaction import redact_message
+from ci_gate.sources.schemes import LOCAL_PREFIXES, SCHEMES
 
 TOOL_NAME = "ci-gate"
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "negligible", "unknown")
-"""Vulnerability severities, worst first (Anchore's names)."""
 
 SEVERITY_SCORE = {"critical": 9.5, "high": 8.0, "medium": 5.5, "low": 2.0, "negligible": 0.5, "unknown": 0.0}
 """A numeric score for a severity when no CVSS score is known (the values trivy and grype use)."""
 
-ACTION_RANK = {"STOP": 0, "WARN": 1, "GO": 2}
+ACTION_RANK = {action: rank for rank, action in enumerate(reversed(ACTIONS))}
+"""STOP 0, WARN 1, GO 2: worst first."""
 
 SECRET_GATES = frozenset({"secret_scans"})
 """Gates whose findings are about secrets: described by rule/path/line/preview in ci-gate's own reports."""
@@ -50,7 +50,7 @@ def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
     identity = analysis.identity
     # A tag naming a local file (oci-dir:/tmp/…) is the weakest name: prefer the repository the
     # archive itself records (docker-archive RepoTags) over a path that changes from job to job.
-    tag = evaluation.tag if evaluation.tag and not evaluation.tag.startswith(_LOCAL_SCHEMES) else ""
+    tag = evaluation.tag if evaluation.tag and not evaluation.tag.startswith(LOCAL_PREFIXES) else ""
     candidates = [tag, *identity.repo_tags, *identity.repo_digests, evaluation.tag, identity.reference]
     for candidate in candidates:
         if candidate and candidate != "-":
@@ -58,15 +58,15 @@ def image_key(evaluation: Evaluation, analysis: Analysis) -> str:
     return "image"
 
 
-_LOCAL_SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "sbom:")
-_SCHEMES = ("docker-archive:", "oci-archive:", "oci-dir:", "dir:", "registry:", "docker:", "sbom:", "oci:")
+_SCHEME_PREFIXES = (*(scheme.prefix for scheme in SCHEMES), "oci:")
+"""Every scheme, and syft's `oci:` a reference may still carry."""
 
 
 @functools.lru_cache(maxsize=256)
 def strip_reference(reference: str) -> str:
     """`registry:host:5000/team/app:1.2@sha256:…` → `host:5000/team/app`; archives keep their path."""
     text = reference.strip()
-    for scheme in _SCHEMES:
+    for scheme in _SCHEME_PREFIXES:
         if text.startswith(scheme):
             text = text[len(scheme) :]
             break

@@ -18,6 +18,7 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Package
+from ci_gate.sbom import unique_name
 from ci_gate.sbom.licenses import expression_of_identifiers, is_expression, spdx_identifier
 
 SPEC_VERSION = "1.6"
@@ -147,14 +148,7 @@ def _without_empty(mapping: dict[str, Any]) -> dict[str, Any]:
 def _unique_reference(package: Package, used: set[str]) -> str:
     first_path = package.locations[0].path if package.locations else ""
     key = "\x00".join((package.type, package.name, package.version, first_path))
-    base = f"pkg:{package.type}/{_digest_of(key)[:16]}"
-    reference = base
-    number = 1
-    while reference in used:
-        number += 1
-        reference = f"{base}-{number}"
-    used.add(reference)
-    return reference
+    return unique_name(f"pkg:{package.type}/{_digest_of(key)[:16]}", used)
 
 
 def _digest_of(text: str) -> str:

@@ -16,18 +16,13 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from ci_gate.ecosystems import OS_PACKAGE_TYPES, is_os_package, package_type_of_purl_type, purl_type_of
 from ci_gate.errors import SourceError
-from ci_gate.model import Analysis, Distro, ImageConfig, ImageIdentity, Layer, Location, Package
+from ci_gate.model import ORIGINS, Analysis, Distro, ImageConfig, ImageIdentity, Layer, Location, Package
 from ci_gate.sbom.spdx import ANNOTATION_PREFIX
 
 MAX_SBOM_BYTES = 512 * 1024 * 1024
-PURL_TYPES = {
-    "deb": "deb", "apk": "apk", "rpm": "rpm", "pypi": "python", "npm": "npm", "maven": "java-archive",
-    "golang": "go-module", "gem": "gem", "composer": "php-composer", "nuget": "dotnet", "cargo": "rust-crate",
-    "alpm": "alpm", "conan": "conan", "hex": "hex", "pub": "dart-pub", "cocoapods": "pod",
-    "swift": "swift", "hackage": "hackage", "github": "github-action", "generic": "binary",
-}
-"""purl type → syft package type, for SBOMs that name a package's ecosystem only through its purl."""
+_OS_PURL_PREFIXES = tuple(f"pkg:{purl_type_of(kind)}/" for kind in sorted(OS_PACKAGE_TYPES))
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _SOURCE_INFO = re.compile(r"^acquired package info from [^:]*: (?P<paths>.+)$")
 
@@ -147,7 +142,7 @@ def _normalised_metadata(raw: Any, package_type: str, name: str, version: str,
         metadata["origin"] = metadata.get("origin_package") or name
     if package_type == "rpm":
         metadata["source_rpm"] = metadata.get("source_rpm") or ""
-    if distro is not None and package_type in ("deb", "apk", "rpm"):
+    if distro is not None and is_os_package(package_type):
         metadata["distro"] = f"{distro.id}-{distro.version_id}" if distro.version_id else distro.id
     return metadata
 
@@ -283,7 +278,7 @@ def _from_spdx(document: Mapping[str, Any], reference: str) -> Analysis:
             name=str(entry.get("name") or ""), version=_version(entry.get("versionInfo")),
             type=str(facts.get("type") or _type_of_purl(purl)), purl=purl, licenses=tuple(licenses),
             locations=locations, found_by=str(facts.get("foundBy") or ""),
-            origin=facts.get("origin") if facts.get("origin") in ("base", "app") else None,
+            origin=facts.get("origin") if facts.get("origin") in ORIGINS else None,
         ))
     packages = [package for package in packages if package.name]
     distro = _distro_from_purls(package.purl for package in packages)
@@ -361,12 +356,12 @@ def _type_of_purl(purl: str) -> str:
     if not purl.startswith("pkg:"):
         return ""
     kind = purl[4:].split("/", 1)[0].lower()
-    return PURL_TYPES.get(kind, kind)
+    return package_type_of_purl_type(kind)
 
 
 def _distro_from_purls(purls: Iterator[str] | Any) -> Distro | None:
     for purl in purls:
-        if not purl.startswith(("pkg:deb/", "pkg:apk/", "pkg:rpm/")) or "distro=" not in purl:
+        if not purl.startswith(_OS_PURL_PREFIXES) or "distro=" not in purl:
             continue
         try:
             label = PackageURL.from_string(purl).qualifiers.get("distro", "")

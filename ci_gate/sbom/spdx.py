@@ -17,6 +17,7 @@ from typing import Any
 
 from ci_gate import __version__
 from ci_gate.model import Analysis, Package
+from ci_gate.sbom import unique_name
 from ci_gate.sbom.licenses import expression_of_identifiers, is_expression, license_ref, spdx_identifier
 
 NAMESPACE_BASE = "https://ci-gate.invalid/spdx"
@@ -147,14 +148,7 @@ def declared_license(names: tuple[str, ...], extracted: dict[str, str]) -> str:
 
 
 def _unique_id(candidate: str, used: set[str]) -> str:
-    base = _ID_UNSAFE.sub("-", candidate).strip("-")
-    identifier = base
-    number = 1
-    while identifier in used:
-        number += 1
-        identifier = f"{base}-{number}"
-    used.add(identifier)
-    return identifier
+    return unique_name(_ID_UNSAFE.sub("-", candidate).strip("-"), used)
 
 
 def _fingerprint(analysis: Analysis) -> str:

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ci_gate import __version__
+from ci_gate.ecosystems import ANCHORE_CONTENT_TYPES
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import check_text, load_policy
@@ -67,8 +68,6 @@ CURRENT_ACCOUNT: ContextVar[str] = ContextVar("ci_gate_serve_account", default=A
 DIGEST_PATTERN = re.compile(r"^sha256:[a-fA-F0-9]{64}$")
 BASE64_PATTERN = re.compile(r"^[a-zA-Z0-9+/=]+$")
 VULNERABILITY_TYPES = ("os", "non-os", "all")
-CONTENT_TYPES = ("os", "files", "npm", "gem", "python", "java", "binary", "go", "malware")
-"""anchore-engine's default content types (§1.6); a package of another ecosystem adds its own."""
 BUILTIN_POLICIES = ("default", "cis", "dod")
 
 
@@ -401,14 +400,13 @@ class Service:
         return evaluation, analysis, record, row, full_tag
 
     def vulnerabilities(self, digest: str, vulnerability_type: str, v2: bool) -> list[dict[str, Any]]:
-        from ci_gate.backends.local import vulnerability_provider
+        from ci_gate.vulns.provider import make_provider
 
         if vulnerability_type not in VULNERABILITY_TYPES:
             raise ApiError(400, f"vulnerability type must be one of {', '.join(VULNERABILITY_TYPES)}, "
                                 f"not {vulnerability_type!r}")
         _, analysis = self.analysed(digest)
-        provider = vulnerability_provider(analysis, self.config.vuln_db)
-        matches = list(provider.matches()) if provider is not None else []
+        matches = list(make_provider(analysis, self.config.vuln_db).matches())
         items = []
         for match in matches:
             os_type = shapes.is_os_type(shapes.anchore_package_type(match.package))
@@ -419,8 +417,8 @@ class Service:
 
     def content_types(self, digest: str) -> list[str]:
         _, analysis = self.analysed(digest)
-        extra = sorted({shapes.content_type_of(p) for p in analysis.packages} - set(CONTENT_TYPES))
-        return [*CONTENT_TYPES, *extra]
+        extra = sorted({shapes.content_type_of(p) for p in analysis.packages} - set(ANCHORE_CONTENT_TYPES))
+        return [*ANCHORE_CONTENT_TYPES, *extra]
 
     def content(self, digest: str, content_type: str, v2: bool) -> list[dict[str, Any]]:
         if content_type not in self.content_types(digest):

@@ -12,38 +12,26 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ci_gate.ecosystems import anchore_content_type_of, anchore_type_of, is_anchore_os_type
 from ci_gate.model import Analysis, Evaluation, Package
 from ci_gate.redaction import redact_base64_text
 from ci_gate.server.store import ACCOUNT, ApiKeyRow, ImageRecord, PolicyRow
 
-_ANCHORE_PACKAGE_TYPE = {
-    "deb": "dpkg", "apk": "APKG", "rpm": "rpm", "python": "python", "npm": "npm", "gem": "gem",
-    "java-archive": "java", "jenkins-plugin": "java", "go-module": "go", "dotnet": "nuget",
-    "php-composer": "composer", "rust-crate": "rust", "binary": "binary",
-}
-"""syft's package type → Anchore's package_type in vulnerability and content listings."""
-
-_CONTENT_TYPE = {"dpkg": "os", "APKG": "os", "rpm": "os"}
-
 
 def anchore_package_type(package: Package) -> str:
-    return _ANCHORE_PACKAGE_TYPE.get(package.type, package.type)
+    """syft's package type → Anchore's package_type in vulnerability and content listings."""
+    return anchore_type_of(package.type)
 
 
 def content_type_of(package: Package) -> str:
     """The `/content/{type}` a package is listed under: os for distro packages, else its ecosystem."""
-    kind = anchore_package_type(package)
-    return _CONTENT_TYPE.get(kind, kind)
-
-
-OS_PACKAGE_TYPES = ("rpm", "dpkg", "apkg", "kb")
-"""Anchore's os package types (§1.5)."""
+    return anchore_content_type_of(package.type)
 
 
 def is_os_type(package_type: str) -> bool:
     """Anchore splits by `nonos_package_types`; ecosystems newer than that list (rust …) are not
     distro packages, so the test here is membership of the os list, which agrees on every listed type."""
-    return package_type.lower() in OS_PACKAGE_TYPES
+    return is_anchore_os_type(package_type)
 
 
 def _split_tag(full_tag: str) -> tuple[str, str, str]:

@@ -1,11 +1,4 @@
-"""Open an image from any scheme ci-gate knows; the schemes and their names follow syft's.
-
-    docker-archive:PATH[:REPO:TAG]   docker save / skopeo docker-archive output
-    oci-archive:PATH[:TAG]           a tar of an OCI image layout
-    oci-dir:PATH[:TAG]               an OCI image layout directory
-    dir:PATH                         a root filesystem on disk
-    registry:REF                     an OCI distribution registry (no daemon)
-    docker:REF                       the local Docker daemon's socket
+"""Open an image from any scheme ci-gate knows (`ci_gate.sources.schemes`; names follow syft's).
 
 Without a scheme, an existing path is detected (a directory with an oci-layout file → oci-dir,
 another directory → dir, a tar with manifest.json → docker-archive, a tar with oci-layout →
@@ -21,26 +14,24 @@ import tarfile
 
 from ci_gate.errors import SourceError
 from ci_gate.sources.interface import ImageSource, RawImage, SourceOptions
+from ci_gate.sources.schemes import IMAGE_SCHEMES, SCHEME_LIST, SCHEMES, UNSUPPORTED_SCHEMES, Scheme
 
-__all__ = ["SCHEMES", "detect_path_scheme", "open_image", "source_for"]
+__all__ = ["READERS", "detect_path_scheme", "open_image", "source_for"]
 
 # Imported on first use: a cached analysis must not pay for `requests` and every reader at start-up.
-SCHEMES: dict[str, str] = {
-    "docker-archive": "ci_gate.sources.docker_archive:DockerArchiveSource",
-    "oci-archive": "ci_gate.sources.oci_archive:OciArchiveSource",
-    "oci-dir": "ci_gate.sources.oci_dir:OciDirSource",
-    "dir": "ci_gate.sources.directory:DirectorySource",
-    "registry": "ci_gate.sources.registry:RegistrySource",
-    "docker": "ci_gate.sources.docker_daemon:DockerDaemonSource",
+READERS: dict[Scheme, str] = {
+    Scheme.DOCKER_ARCHIVE: "ci_gate.sources.docker_archive:DockerArchiveSource",
+    Scheme.OCI_ARCHIVE: "ci_gate.sources.oci_archive:OciArchiveSource",
+    Scheme.OCI_DIR: "ci_gate.sources.oci_dir:OciDirSource",
+    Scheme.DIR: "ci_gate.sources.directory:DirectorySource",
+    Scheme.REGISTRY: "ci_gate.sources.registry:RegistrySource",
+    Scheme.DOCKER: "ci_gate.sources.docker_daemon:DockerDaemonSource",
 }
-# syft knows these too; say plainly that ci-gate does not, instead of treating them as image names.
-UNSUPPORTED_SCHEMES = ("podman", "singularity", "file", "containerd", "oci", "docker-daemon", "sbom")
-SCHEME_LIST = ", ".join(f"{name}:" for name in (*SCHEMES, "sbom"))
-"""Every scheme `gate` and `analyze` accept; `sbom:` is read by the analyzer itself, not by a source."""
+"""The reader of each image scheme (every scheme but `sbom`, which the analyzer reads)."""
 
 
 def source_for(scheme: str) -> ImageSource:
-    module_name, _, class_name = SCHEMES[scheme].partition(":")
+    module_name, _, class_name = READERS[Scheme(scheme)].partition(":")
     source_class: type[ImageSource] = getattr(importlib.import_module(module_name), class_name)
     return source_class()
 
@@ -52,12 +43,15 @@ def open_image(reference: str, options: SourceOptions | None = None) -> RawImage
     if not reference:
         raise SourceError(f"no image given; name one as SCHEME:LOCATION ({SCHEME_LIST}) or a path")
     scheme, separator, location = reference.partition(":")
-    if separator and scheme in SCHEMES:
+    if separator and scheme == Scheme.SBOM:
+        raise SourceError(f"{reference}: an SBOM is not an image; give it to `ci-gate analyze` or `ci-gate gate`, "
+                          "which read sbom:PATH themselves")
+    if separator and scheme in IMAGE_SCHEMES:
         if not location:
             raise SourceError(f"{scheme}: needs a location after the colon, e.g. {scheme}:{_example(scheme)}")
         return source_for(scheme).open(location, options)
     if separator and _looks_like_scheme(scheme, location):
-        suggestion = difflib.get_close_matches(scheme, list(SCHEMES), n=1, cutoff=0.6)
+        suggestion = difflib.get_close_matches(scheme, [str(s) for s in SCHEMES], n=1, cutoff=0.6)
         hint = f"did you mean {suggestion[0]}:? " if suggestion else ""
         raise SourceError(f"unknown image scheme {scheme!r} in {reference!r}; {hint}use one of {SCHEME_LIST}")
     if os.path.lexists(reference):
@@ -83,7 +77,7 @@ def _looks_like_scheme(prefix: str, rest: str) -> bool:
         return True
     if rest[:1].isdigit() and "/" in rest:
         return False  # host:port/repo
-    return bool(difflib.get_close_matches(prefix, list(SCHEMES), n=1, cutoff=0.75))
+    return bool(difflib.get_close_matches(prefix, [str(s) for s in SCHEMES], n=1, cutoff=0.75))
 
 
 def detect_path_scheme(path: str) -> str:

@@ -40,6 +40,7 @@ from typing import Any
 
 from ci_gate.errors import CiGateError, SourceError, UsageError
 from ci_gate.sources.interface import SourceOptions
+from ci_gate.sources.schemes import LOCAL_SCHEMES, Scheme
 
 ENV_USERNAME = "CI_GATE_REGISTRY_USERNAME"
 ENV_PASSWORD = "CI_GATE_REGISTRY_PASSWORD"
@@ -251,7 +252,7 @@ def credentials_host_for_image(image: str | None) -> str | None:
         return None
     text = image.strip()
     scheme, separator, rest = text.partition(":")
-    if separator and scheme in ("docker-archive", "oci-archive", "oci-dir", "dir", "docker", "sbom", "file"):
+    if separator and (scheme in LOCAL_SCHEMES or scheme in (Scheme.DOCKER, "file")):
         return None
     if separator and scheme == "registry":
         text = rest

@@ -21,8 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SEVERITIES = ("unknown", "negligible", "low", "medium", "high", "critical")
-"""Anchore's severity ladder, mildest first (index order is how the gate compares severities)."""
+from ci_gate.model import SEVERITIES
+
+__all__ = ["SEVERITIES", "CvssScore", "severity_for_score"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ and reported as suppressed, with the statement's justification.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Any
 
 from ci_gate.errors import VulnerabilityDataError
 from ci_gate.vulns.matching import VexStatement, VulnerabilityMatch
+
+ENVIRONMENT_VARIABLE = "CI_GATE_VEX"
+"""VEX files (os.pathsep-separated) applied when the caller passes none explicitly."""
 
 SUPPRESSING = frozenset({"not_affected", "fixed"})
 _CYCLONEDX_STATES = {"not_affected": "not_affected", "false_positive": "not_affected", "resolved": "fixed",
@@ -184,3 +188,11 @@ def load_vex(paths: Sequence[Path | str]) -> VexDocumentSet:
             raise VulnerabilityDataError(
                 f"{path} is neither an OpenVEX document (@context openvex) nor CycloneDX VEX (bomFormat CycloneDX)")
     return VexDocumentSet(rules)
+
+
+def vex_paths(explicit: Sequence[Path | str] | None) -> list[Path]:
+    """The VEX files to apply: the ones given, else those `$CI_GATE_VEX` names."""
+    if explicit:
+        return [Path(p) for p in explicit]
+    from_environment = os.environ.get(ENVIRONMENT_VARIABLE, "")
+    return [Path(p) for p in from_environment.split(os.pathsep) if p]

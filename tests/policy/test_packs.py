@@ -9,8 +9,8 @@ import pytest
 from ci_gate.model import EnvVar, FileRecord, ImageConfig, Location, Package, SecretFinding, UserEntry
 from ci_gate.policy.documents import load_policy
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
-from ci_gate.policy.gates.vulnerabilities import VulnerabilityData
 from ci_gate.vulns.matching import MatchResult
+from ci_gate.vulns.provider import VulnerabilityData
 from ci_gate.vulns.store import StoreStatus
 from tests.policy.helpers import NOW, analysis, dockerfile
 

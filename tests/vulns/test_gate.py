@@ -12,7 +12,7 @@ import pytest
 
 from ci_gate.model import Distro, Evaluation
 from ci_gate.policy.evaluation import EvaluationInput, evaluate
-from ci_gate.policy.gates.vulnerabilities import make_provider
+from ci_gate.vulns.provider import make_provider
 from ci_gate.vulns.store import VulnerabilityStore, parse_time
 from tests.policy.helpers import NOW, load, policy_document, rule
 

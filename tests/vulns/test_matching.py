@@ -10,7 +10,9 @@ import pytest
 
 from ci_gate.errors import VulnerabilityDataError
 from ci_gate.model import Distro
-from ci_gate.vulns.matching import MatchResult, distro_key, is_affected, match_packages
+from ci_gate.vulns.lookup import distro_key
+from ci_gate.vulns.matching import MatchResult, match_packages
+from ci_gate.vulns.ranges import is_affected
 from ci_gate.vulns.records import AffectedPackage, Range
 from ci_gate.vulns.store import VulnerabilityStore
 from ci_gate.vulns.vex import load_vex

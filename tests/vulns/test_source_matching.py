@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ci_gate.model import Distro
 from ci_gate.vulns.importers.osv import import_paths
-from ci_gate.vulns.matching import distro_key, match_packages
+from ci_gate.vulns.lookup import distro_key
+from ci_gate.vulns.matching import match_packages
 from ci_gate.vulns.store import VulnerabilityStore
 
 from .conftest import image, package

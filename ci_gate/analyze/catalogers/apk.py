@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from packageurl import PackageURL
-
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.package_url import package_url as build_package_url
 from ci_gate.model import Distro, Package
 
 _OPERATOR = re.compile(r"^(AND|OR|WITH)$", re.IGNORECASE)
@@ -107,13 +106,8 @@ def package_url(entry: ApkEntry, distro: Distro | None) -> str:
     label = attribution.distro_label(distro)
     if label:
         qualifiers["distro"] = label
-    return PackageURL(
-        type="apk",
-        namespace=(distro.id.lower() if distro and distro.id else "alpine"),
-        name=entry.name,
-        version=entry.version,
-        qualifiers={key: value for key, value in qualifiers.items() if value},
-    ).to_string()
+    return build_package_url("apk", distro.id.lower() if distro and distro.id else "alpine", entry.name,
+                             entry.version, sorted((key, value) for key, value in qualifiers.items() if value))
 
 
 class ApkCataloger(attribution.FileVersionsCataloger):

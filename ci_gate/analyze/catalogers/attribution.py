@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, S
 from typing import Any, Protocol, TypeVar
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
-from ci_gate.model import Distro, Location, Package
+from ci_gate.model import Distro, Location, Package, origin_for
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -84,7 +84,7 @@ def with_origin(package: Package, base_layers: Collection[int]) -> Package:
     indexes = [location.layer_index for location in package.locations if location.layer_index is not None]
     if not indexes:
         return package
-    return dataclasses.replace(package, origin="base" if indexes[0] in base_layers else "app")
+    return dataclasses.replace(package, origin=origin_for(indexes[0] in base_layers))
 
 
 def distro_label(distro: Distro | None) -> str:

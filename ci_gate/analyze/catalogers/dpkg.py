@@ -16,10 +16,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from packageurl import PackageURL
-
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
+from ci_gate.analyze.catalogers.package_url import package_url as build_package_url
 from ci_gate.model import Distro, Package
 
 COPYRIGHT_PREFIX = "/usr/share/doc/"
@@ -184,13 +183,8 @@ def package_url(entry: DebEntry, distro: Distro | None) -> str:
     label = attribution.distro_label(distro)
     if label:
         qualifiers["distro"] = label
-    return PackageURL(
-        type="deb",
-        namespace=distro.id if distro else "debian",
-        name=entry.name,
-        version=entry.version,
-        qualifiers={key: value for key, value in qualifiers.items() if value},
-    ).to_string()
+    return build_package_url("deb", distro.id if distro else "debian", entry.name, entry.version,
+                             sorted((key, value) for key, value in qualifiers.items() if value))
 
 
 class DpkgCataloger(Cataloger):

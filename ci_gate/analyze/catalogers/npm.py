@@ -13,10 +13,9 @@ import json
 import re
 from typing import Any
 
-from packageurl import PackageURL
-
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.package_url import package_url as build_package_url
 from ci_gate.model import Package
 
 _AUTHOR = re.compile(r"^\s*(?P<name>[^<(]*?)\s*(?:<(?P<email>[^>]*)>)?\s*(?:\((?P<url>[^)]*)\))?\s*$")
@@ -24,9 +23,7 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<(]*?)\s*(?:<(?P<email>[^>]*)>)?\s*(?:\((?
 
 def package_url(name: str, version: str) -> str:
     namespace, _, short_name = name.rpartition("/")
-    return PackageURL(
-        type="npm", namespace=namespace or None, name=short_name, version=version or None
-    ).to_string()
+    return build_package_url("npm", namespace, short_name, version)
 
 
 def licenses_of(document: dict[str, Any]) -> list[str]:

@@ -1,4 +1,6 @@
-"""Package URLs (purl) written exactly as syft writes them, so ours and syft's compare as strings.
+"""The one package URL (purl) builder: purls written exactly as syft writes them, so ours and syft's
+compare as strings. Every cataloger builds its purls here; qualifiers are given in the order syft
+writes them (sorted by key for the distro types).
 
 syft uses Anchore's fork of packageurl-go, which percent-encodes only `@ ? # + space` and non-ASCII
 characters (so `(devel)` stays as it is and `v2.8.2+ds1` becomes `v2.8.2%2Bds1`). Namespaces and

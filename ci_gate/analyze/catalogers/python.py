@@ -11,10 +11,9 @@ from __future__ import annotations
 import posixpath
 import re
 
-from packageurl import PackageURL
-
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.model import Package
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -118,7 +117,7 @@ class PythonCataloger(attribution.FileVersionsCataloger):
                 name=name,
                 version=version,
                 type="python",
-                purl=PackageURL(type="pypi", name=name, version=version or None).to_string(),
+                purl=package_url("pypi", "", name, version),
                 licenses=tuple(licenses_from(final_fields)),
                 locations=(attribution.location(context, path, layer_index),),
                 found_by=self.name,

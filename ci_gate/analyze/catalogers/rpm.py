@@ -9,10 +9,9 @@ The version is `[EPOCH:]VERSION-RELEASE`; the purl
 
 from __future__ import annotations
 
-from packageurl import PackageURL
-
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.package_url import package_url as build_package_url
 from ci_gate.analyze.catalogers.rpm_db import read_database
 from ci_gate.analyze.catalogers.rpm_header import HeaderError, RpmHeader, parse_header
 from ci_gate.model import Distro, Package
@@ -35,13 +34,8 @@ def package_url(header: RpmHeader, distro: Distro | None) -> str:
         "upstream": header.source_rpm,
         "distro": attribution.distro_label(distro),
     }
-    return PackageURL(
-        type="rpm",
-        namespace=namespace or None,
-        name=header.name,
-        version=f"{header.version}-{header.release}",
-        qualifiers={key: value for key, value in qualifiers.items() if value},
-    ).to_string()
+    return build_package_url("rpm", namespace, header.name, f"{header.version}-{header.release}",
+                             sorted((key, value) for key, value in qualifiers.items() if value))
 
 
 def parse_manifest(text: str, problems: list[str]) -> list[RpmHeader]:

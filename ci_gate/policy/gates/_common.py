@@ -1,13 +1,15 @@
-"""Helpers several gates share: the Dockerfile view, build steps, users, version comparison."""
+"""Helpers several gates share: the Dockerfile view, build steps, users, version comparison.
+
+Versions are ordered by `ci_gate.vulns.versions`, the comparators the vulnerability matcher uses."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ci_gate.model import Analysis, DockerfileInstruction, Package
-from ci_gate.policy.gates.interface import EvaluationContext, ParameterSpec
+from ci_gate.policy.gates.interface import EVALUATION_ERROR_ID, EvaluationContext, Fired, ParameterSpec
+from ci_gate.vulns.versions import comparator
 
 ACTUAL_DOCKERFILE_ONLY = ParameterSpec(
     name="actual_dockerfile_only",
@@ -178,59 +180,23 @@ def packages_by_name(context: EvaluationContext) -> dict[str, list[Package]]:
     return context.memo("packages.by_name", build)
 
 
-def compare_versions(package_type: str, left: str, right: str) -> int:
-    """Compare two versions with the package type's own rules (dpkg, apk, rpm, ...)."""
-    import importlib
+class CannotCompareVersions(ValueError):
+    """Two versions the package type's scheme cannot order: the trigger reports it, it never passes."""
 
-    module_name = {
-        "deb": "dpkg",
-        "apk": "apk",
-        "rpm": "rpm",
-        "python": "pep440",
-        "go-module": "go",
-        "gem": "rubygems",
-        "npm": "semver",
-    }.get(package_type, "dpkg")
+
+def compare_versions(scheme: str | None, left: str, right: str) -> int:
+    """-1, 0 or 1 under a `vulns.versions` scheme (dpkg, apk, rpm, pep440, maven, ...).
+
+    CannotCompareVersions when there is no scheme, or one of the versions is not one of its versions."""
+    if scheme is None:
+        raise CannotCompareVersions(f"no version ordering is known for {left!r} and {right!r}")
     try:
-        module = importlib.import_module(f"ci_gate.vulns.versions.{module_name}")
-        return int(module.compare(left, right))
-    except Exception:
-        return _dpkg_like(left, right)
+        return comparator(scheme)(left, right)
+    except ValueError as error:
+        raise CannotCompareVersions(f"{left!r} and {right!r} cannot be compared as {scheme} versions: "
+                                    f"{error}") from None
 
 
-def _dpkg_like(left: str, right: str) -> int:
-    def order(character: str) -> int:
-        if character.isdigit():
-            return 0
-        if character.isalpha():
-            return ord(character)
-        if character == "~":
-            return -1
-        return ord(character) + 256
-
-    def parts(text: str) -> Iterator[tuple[str, int]]:
-        for match in re.finditer(r"(\D*)(\d*)", text):
-            if match.group(0):
-                yield match.group(1), int(match.group(2) or 0)
-
-    a, b = list(parts(left)), list(parts(right))
-    for index in range(max(len(a), len(b))):
-        text_a, number_a = a[index] if index < len(a) else ("", 0)
-        text_b, number_b = b[index] if index < len(b) else ("", 0)
-        for position in range(max(len(text_a), len(text_b))):
-            ca = order(text_a[position]) if position < len(text_a) else 0
-            cb = order(text_b[position]) if position < len(text_b) else 0
-            if ca != cb:
-                return -1 if ca < cb else 1
-        if number_a != number_b:
-            return -1 if number_a < number_b else 1
-    return 0
-
-
-def origin_of(analysis: Analysis, layer_index: int | None) -> str | None:
-    if layer_index is None or layer_index >= len(analysis.identity.layers) or layer_index < 0:
-        return None
-    base = analysis.identity.layers[layer_index].base
-    if base is None:
-        return None
-    return "base" if base else "app"
+def could_not_compare(gate: str, trigger: str, error: CannotCompareVersions) -> Fired:
+    """The finding of a trigger whose versions could not be ordered (an evaluation error, as for bad input)."""
+    return Fired(message=f"Could not evaluate trigger {gate}/{trigger}: {error}", instance_id=EVALUATION_ERROR_ID)

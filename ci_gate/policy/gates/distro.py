@@ -8,23 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates._common import compare_versions
+from ci_gate.ecosystems import DISTRO_PACKAGE_TYPES, version_scheme_of
+from ci_gate.policy.gates._common import CannotCompareVersions, compare_versions, could_not_compare
 from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
 
 _CHECKS = ("=", "!=", "<", "<=", ">", ">=")
-_PACKAGE_TYPE = {
-    "debian": "deb",
-    "ubuntu": "deb",
-    "alpine": "apk",
-    "rhel": "rpm",
-    "centos": "rpm",
-    "fedora": "rpm",
-    "rocky": "rpm",
-    "almalinux": "rpm",
-    "ol": "rpm",
-    "amzn": "rpm",
-    "sles": "rpm",
-}
 
 
 def _deny(call: TriggerInput) -> Iterator[Fired]:
@@ -38,7 +26,13 @@ def _deny(call: TriggerInput) -> Iterator[Fired]:
             message=f"Distro {distro.id} {distro.version_id} is denied by policy", path=distro.source_path
         )
         return
-    order = compare_versions(_PACKAGE_TYPE.get(distro.id, "deb"), distro.version_id, version)
+    # A distribution ci-gate does not know: release numbers (`12`, `3.19.1`, `22.04`) in the generic order.
+    scheme = version_scheme_of(DISTRO_PACKAGE_TYPES.get(distro.id, "")) or "generic"
+    try:
+        order = compare_versions(scheme, distro.version_id, version)
+    except CannotCompareVersions as error:
+        yield could_not_compare("distro", "deny", error)
+        return
     holds = {
         "=": order == 0,
         "!=": order != 0,

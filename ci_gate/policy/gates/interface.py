@@ -29,13 +29,11 @@ Every trigger receives the same `EvaluationContext` for one evaluation:
 * `memo(key, factory)` — per-evaluation cache for data a gate derives once and many rules reuse
   (e.g. a name → packages index), the equivalent of anchore-engine's `prepare_context`.
 
-The vulnerabilities gate slot
------------------------------
-`ci_gate/policy/gates/vulnerabilities.py` is written by the vulnerability-matching work. It must
-expose `GATE: GateSpec` like every gate and, optionally,
-`make_provider(analysis: Analysis, vuln_db: Path | None) -> VulnerabilityMatchProvider | None`;
-the local backend calls it (when the module defines it) to build `EvaluationContext.vulnerabilities`.
-Until that module exists, the registry reports `vulnerabilities` rules as "gate not available".
+Vulnerability data
+------------------
+`ci_gate.vulns.provider.make_provider` builds `EvaluationContext.vulnerabilities` (the local
+backend and `ci-gate serve` call it); the vulnerabilities gate only reads it through
+`VulnerabilityMatchProvider`.
 """
 
 from __future__ import annotations

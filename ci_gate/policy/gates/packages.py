@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates._common import compare_versions, packages_by_name
+from ci_gate.ecosystems import version_scheme_of
+from ci_gate.policy.gates._common import CannotCompareVersions, compare_versions, could_not_compare, packages_by_name
 from ci_gate.policy.gates.files import full_path
 from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
 
@@ -31,7 +32,14 @@ def _required(call: TriggerInput) -> Iterator[Fired]:
                     f"but not at the version specified in policy ({name})",
                     layer_index=_first_layer(package),
                 )
-        elif package.version != version and compare_versions(package.type, package.version, version) < 0:
+        elif package.version != version:
+            try:
+                older = compare_versions(version_scheme_of(package.type), package.version, version) < 0
+            except CannotCompareVersions as error:
+                yield could_not_compare("packages", "required_package", error)
+                return
+            if not older:
+                return
             yield Fired(
                 message=f"Required min-version input package ({package.name}) is present "
                 f"({package.version}), but is lower version than what is specified in policy ({version})",

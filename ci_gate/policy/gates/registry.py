@@ -81,10 +81,3 @@ def gates() -> dict[str, GateSpec]:
 def gate(name: str) -> GateSpec | None:
     return gates().get(name.lower())
 
-
-def module_for(name: str) -> object | None:
-    """The module of a gate (the vulnerabilities gate may define `make_provider`)."""
-    try:
-        return importlib.import_module(f"ci_gate.policy.gates.{name}")
-    except ModuleNotFoundError:
-        return None

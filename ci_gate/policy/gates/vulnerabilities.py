@@ -14,25 +14,23 @@ Vulnerability ids are reported as Anchore reports them: CVE ids for distro packa
 per CVE an advisory covers), GHSA ids for language packages when the record has one, else the
 OSV id.
 
-Data comes from `make_provider`, which the local backend calls: it opens the store (`--vuln-db`,
-`$CI_GATE_VULN_DB` or the default path) and matches the image once. Without a store the provider
-still exists and says why, so `vulnerability_data_unavailable` and `stale_feed_data` decide, as
-the policy says.
+Data comes from `ci_gate.vulns.provider.make_provider`, which the local backend calls: it opens the
+store (`--vuln-db`, `$CI_GATE_VULN_DB` or the default path) and matches the image once. Without a
+store the provider still exists and says why, so `vulnerability_data_unavailable` and
+`stale_feed_data` decide, as the policy says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from ci_gate.model import Analysis, VulnerabilityDetail
+from ci_gate.ecosystems import anchore_type_of
+from ci_gate.model import ORIGINS, SEVERITIES, VulnerabilityDetail
 from ci_gate.policy.gates.interface import (
     EVALUATION_ERROR_ID,
     Fired,
@@ -40,14 +38,10 @@ from ci_gate.policy.gates.interface import (
     ParameterSpec,
     TriggerInput,
     TriggerSpec,
-    VulnerabilityMatchProvider,
 )
-from ci_gate.vulns.cvss import SEVERITIES
-from ci_gate.vulns.matching import MatchResult, SkippedPackage, VulnerabilityMatch
-from ci_gate.vulns.store import KnownExploitedCatalog, StoreStatus, parse_time
-
-VEX_ENVIRONMENT_VARIABLE = "CI_GATE_VEX"
-"""VEX files (os.pathsep-separated) applied when the caller passes none explicitly."""
+from ci_gate.vulns.matching import MatchResult, VulnerabilityMatch
+from ci_gate.vulns.provider import VulnerabilityData, distro_label
+from ci_gate.vulns.store import KnownExploitedCatalog, parse_time
 
 COMPARISONS = {
     "=": lambda x, y: x == y,
@@ -57,125 +51,6 @@ COMPARISONS = {
     "<=": lambda x, y: x <= y,
     ">=": lambda x, y: x >= y,
 }
-
-# anchore-engine's package type names, which its messages print.
-_ANCHORE_TYPES = {
-    "deb": "dpkg", "rpm": "rpm", "apk": "APKG", "python": "python", "npm": "npm", "java-archive": "java",
-    "jenkins-plugin": "java", "gem": "gem", "go-module": "go", "dotnet": "nuget", "php-composer": "composer",
-    "rust-crate": "rust",
-}
-
-
-# --- the provider ------------------------------------------------------------------------------
-
-
-@dataclass
-class VulnerabilityData:
-    """The vulnerabilities of one image, or why there are none (implements VulnerabilityMatchProvider)."""
-
-    result: MatchResult | None = None
-    """None when no store could be used."""
-    unavailable_reason: str = ""
-    """Why there is no data: no store, an unreadable store. Empty when the store was used."""
-    uncovered_distro: str = ""
-    """Set when the store has no data for the image's distro release (e.g. `debian:12`)."""
-    store_path: str = ""
-    known_exploited: KnownExploitedCatalog | None = None
-    """CISA's KEV catalog from the store; None when none was imported."""
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def matches(self) -> Sequence[VulnerabilityMatch]:
-        return self.result.matches if self.result else ()
-
-    def suppressed(self) -> Sequence[VulnerabilityMatch]:
-        return self.result.suppressed if self.result else ()
-
-    def skipped(self) -> Sequence[SkippedPackage]:
-        return self.result.skipped if self.result else ()
-
-    def status(self) -> StoreStatus | None:
-        return self.result.store_status if self.result else None
-
-    def notes(self) -> list[str]:
-        """Plain sentences for the report: missing data, unchecked packages, VEX suppressions."""
-        notes = []
-        if self.unavailable_reason:
-            notes.append(f"vulnerabilities were not checked: {self.unavailable_reason}")
-        elif self.uncovered_distro:
-            notes.append(f"the vulnerability store has no data for {self.uncovered_distro}: its OS packages "
-                         "were not checked")
-        skipped = self.skipped()
-        if skipped:
-            examples = ", ".join(f"{s.package.name} ({s.reason})" for s in skipped[:3])
-            notes.append(f"{len(skipped)} package(s) could not be checked for vulnerabilities, e.g. {examples}")
-        for match in self.suppressed():
-            statement = match.suppressed_by
-            if statement is not None:
-                why = statement.justification or statement.impact_statement or "no justification given"
-                notes.append(f"{match.vulnerability_id} in {match.package.name} {match.package.version} "
-                             f"suppressed by VEX ({statement.status}: {why})")
-        return notes
-
-    def last_synced(self) -> datetime | None:
-        status = self.status()
-        if status is None or not status.updated_at:
-            return None
-        return parse_time(status.updated_at)
-
-
-def _vex_paths(explicit: Sequence[Path | str] | None) -> list[Path]:
-    if explicit:
-        return [Path(p) for p in explicit]
-    from_environment = os.environ.get(VEX_ENVIRONMENT_VARIABLE, "")
-    return [Path(p) for p in from_environment.split(os.pathsep) if p]
-
-
-def _distro_label(analysis: Analysis) -> str:
-    distro = analysis.distro
-    return f"{distro.id}:{distro.version_id}" if distro and distro.id else "unknown"
-
-
-def make_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path | str] | None = None
-                  ) -> VulnerabilityMatchProvider:
-    """Match the image against the store once.
-
-    Only the default store location may be absent: then the provider says why and the
-    vulnerability_data_unavailable rule decides, as the policy says. A store the user named
-    (--vuln-db, $CI_GATE_VULN_DB) that is missing or unreadable, any file that is not a store, and a
-    store of another schema fail closed (VulnerabilityDataError, exit 2): silently gating without the
-    data that was asked for would be a pass the gate did not earn. A VEX file that cannot be read is
-    an error for the same reason: silently ignoring it would un-suppress."""
-    from ci_gate.vulns.matching import match_packages
-    from ci_gate.vulns.store import VulnerabilityStore, locate
-    from ci_gate.vulns.vex import load_vex
-
-    path, origin = locate(vuln_db)
-    vex_documents = load_vex(_vex_paths(vex)) if _vex_paths(vex) else None
-    if origin == "default" and not path.exists() and not path.is_symlink():
-        return VulnerabilityData(unavailable_reason=f"no vulnerability store at {path} (run `ci-gate db import` or "
-                                 "`ci-gate db update`)", store_path=str(path))
-    with VulnerabilityStore(vuln_db) as store:
-        result = match_packages(analysis, store, vex_documents)
-        ecosystems = store.ecosystems()
-        known_exploited = store.known_exploited()
-    data = VulnerabilityData(result=result, store_path=str(path), known_exploited=known_exploited)
-    os_packages = [p for p in analysis.packages if p.type in ("deb", "apk", "rpm")]
-    if os_packages:
-        skipped_os = [s for s in result.skipped if s.package.type in ("deb", "apk", "rpm")]
-        if len(skipped_os) == len(os_packages) or not _distro_in_store(analysis, ecosystems):
-            data.uncovered_distro = _distro_label(analysis)
-    return data
-
-
-def _distro_in_store(analysis: Analysis, ecosystems: Sequence[str]) -> bool:
-    from ci_gate.vulns.matching import distro_key
-
-    for package in analysis.packages:
-        if package.type in ("deb", "apk", "rpm"):
-            key = distro_key(package, analysis.distro, ecosystems)
-            return not isinstance(key, str) and any(e in ecosystems for e in key.ecosystems)
-    return True
-
 
 def _data(call: TriggerInput) -> VulnerabilityData:
     provider = call.context.vulnerabilities
@@ -209,7 +84,7 @@ def instance_name(match: VulnerabilityMatch) -> str:
     package = match.package
     if match.is_os:
         return package.name
-    anchore_type = _ANCHORE_TYPES.get(package.type, package.type)
+    anchore_type = anchore_type_of(package.type)
     location = _location(match)
     name = ""
     if anchore_type in ("java", "gem"):
@@ -315,7 +190,7 @@ def _package(call: TriggerInput) -> Iterator[Fired]:
 def _package_fires(match: VulnerabilityMatch, package_class: str, details: Mapping[str, Any],
                    kev_filter: Callable[[str], bool] | None = None) -> Iterator[Fired]:
     package = match.package
-    anchore_type = _ANCHORE_TYPES.get(package.type, package.type)
+    anchore_type = anchore_type_of(package.type)
     shown_name = package.name if match.is_os else (_location(match) or f"{package.name}-{package.version}")
     fix_message = f"(fixed in: {', '.join(match.fixed_versions)})" if match.fixed_versions else ""
 
@@ -391,7 +266,7 @@ def _unavailable(call: TriggerInput) -> Iterator[Fired]:
     data = _data(call)
     analysis = call.context.analysis
     if data.unavailable_reason or data.uncovered_distro:
-        namespace = _distro_label(analysis)
+        namespace = distro_label(analysis)
         yield Fired(message=f"Distro-specific feed data not found for distro namespace: {namespace}. "
                     "Cannot perform CVE scan OS/distro packages")
 
@@ -470,7 +345,7 @@ GATE = GateSpec(
                               "exclude vulnerabilities", example=r".*test\.jar*", is_regex=True),
                 ParameterSpec("package_origin", "EnumString", "ci-gate extension: only packages installed by the "
                               "base image's layers (base) or by the application's layers (app). Default all.",
-                              allowed_values=("all", "base", "app"), example="app", default="all"),
+                              allowed_values=("all", *ORIGINS), example="app", default="all"),
             ),
         ),
         TriggerSpec(

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ci_gate.vulns.records import InvalidRecord, normalize_time
-from ci_gate.vulns.store import ImportCounts, KnownExploitedCatalog, KnownExploitedEntry, StoreWriter
+from ci_gate.vulns.store import ImportCounts, KnownExploitedCatalog
+from ci_gate.vulns.store_writer import KnownExploitedEntry, StoreWriter
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 

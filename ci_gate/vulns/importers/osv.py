@@ -22,7 +22,8 @@ from ci_gate.errors import VulnerabilityDataError
 from ci_gate.vulns.importers.kev import import_catalog, is_kev_catalog
 from ci_gate.vulns.importers.zipstream import ZipFormatError, read_members
 from ci_gate.vulns.records import InvalidRecord, from_osv, normalize_time
-from ci_gate.vulns.store import ImportCounts, StoreWriter, utc_now
+from ci_gate.vulns.store import ImportCounts, utc_now
+from ci_gate.vulns.store_writer import StoreWriter
 from ci_gate.vulns.versions import scheme_for_ecosystem
 
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
