@@ -137,7 +137,7 @@ def _mount_subcommands() -> None:
                 raise
             continue
         app.add_typer(module.app, name=group)
-    for module_name in ("ci_gate.cli_gate", "ci_gate.cli_serve", "ci_gate.cli_stig"):
+    for module_name in ("ci_gate.cli_gate", "ci_gate.cli_serve", "ci_gate.cli_stig", "ci_gate.cli_watch"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:

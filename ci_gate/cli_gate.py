@@ -20,7 +20,7 @@ import yaml
 
 from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import CiGateError, UsageError, quoted
-from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, ReportTargets, run_gate
+from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, ReportTargets
 
 if TYPE_CHECKING:
     from ci_gate.backends.interface import AnchoreOptions
@@ -35,6 +35,7 @@ SETTINGS = {
     "no-cache": False, "vex": None, "secret-rules": None,
     "anchore-url": None, "anchore-user": None, "anchore-account": None, "anchore-policy-id": None,
     "timeout": None, "poll-interval": None, "force": False, "verbose": False,
+    "save-sbom": None, "compare-to": None,
 }
 """Every setting the gate reads, by long option name, with its default."""
 
@@ -313,6 +314,10 @@ def register(app: typer.Typer) -> None:
                                                       default="5")] = None,
         force: Annotated[bool, option("--force", help="Make Anchore re-analyse an already analysed image.",
                                       panel=ANCHORE_PANEL)] = False,
+        save_sbom: Annotated[str | None, option("--save-sbom", help="Save the analysis in this folder by digest, "
+                                                "for `ci-gate watch`.", panel=VULNERABILITY_PANEL)] = None,
+        compare_to: Annotated[str | None, option("--compare-to", help="The tag's previous image (IMAGE or "
+                                                 "sbom:FILE) for the tag_drift gate.", panel=POLICY_PANEL)] = None,
     ) -> None:
         flags = {
             "image": image, "policy": policy, "dockerfile": dockerfile, "tag": tag, "backend": backend,
@@ -324,6 +329,7 @@ def register(app: typer.Typer) -> None:
             "vex": vex, "secret-rules": secret_rules, "anchore-url": anchore_url, "anchore-user": anchore_user,
             "anchore-account": anchore_account, "anchore-policy-id": anchore_policy_id, "timeout": timeout,
             "poll-interval": poll_interval, "force": force, "verbose": verbose,
+            "save-sbom": save_sbom, "compare-to": compare_to,
         }
         on_error_value = on_error or os.environ.get("CI_GATE_ON_ERROR") or "fail"
         try:
@@ -331,7 +337,10 @@ def register(app: typer.Typer) -> None:
             settings["anchore-password"] = anchore_password
             on_error_value = str(settings["on-error"])
             options = build_options(settings)
-            result = run_gate(options, progress=sys.stderr.isatty() and not os.environ.get("CI"))
+            from ci_gate.cli_watch import gate_with_history
+
+            result = gate_with_history(options, settings["compare-to"], settings["save-sbom"],
+                                       progress=sys.stderr.isatty() and not os.environ.get("CI"))
         except CiGateError as error:
             if on_error_value != "pass":
                 raise
