@@ -102,7 +102,8 @@ def test_a_fixed_record_updates_and_a_failed_delivery_is_sent_again(
     state = tmp_path / "state" / "watch.sqlite"
     record = osv_record("DSA-9998-1", "openssl", "3.0.13-1~deb12u1", modified="2025-01-02T00:00:00Z")
     import_paths([_write(tmp_path / "osv1" / "DSA-9998-1.json", record)], store)
-    watch = ("watch", "--sbom-dir", str(sboms), "--vuln-db", str(store), "--notify", receiver.url, "--state", str(state))
+    watch = ("watch", "--sbom-dir", str(sboms), "--vuln-db", str(store), "--notify", receiver.url,
+             "--state", str(state))
     assert run_cli(*watch).returncode == 0  # baseline: all three images have openssl 3.0.11 (affected)
 
     # The advisory is corrected: openssl 3.0.11 is not affected after all (fixed before it).
