@@ -198,6 +198,8 @@ class RematchState:
                              f"{STATE_SCHEMA_VERSION}: move it away (the next run records a new baseline)")
         self._set_meta("schema_version", STATE_SCHEMA_VERSION)
         self._open = True
+        self._variant_ids: dict[str, int] = {}
+        """Variant body → id, for the files indexed in this run (most packages repeat across images)."""
 
     def __enter__(self) -> RematchState:
         return self
@@ -231,8 +233,12 @@ class RematchState:
     # --- the index of stored images ----------------------------------------------------------------
 
     def _variant_id(self, body: str, available: Sequence[str], fresh: list[int]) -> int:
+        known = self._variant_ids.get(body)
+        if known is not None:
+            return known
         row = self._connection.execute("SELECT id FROM variants WHERE body = ?", (body,)).fetchone()
         if row is not None:
+            self._variant_ids[body] = int(row[0])
             return int(row[0])
         cursor = self._connection.execute("INSERT INTO variants (body, matched) VALUES (?, 0)", (body,))
         variant_id = int(cursor.lastrowid or 0)
@@ -240,6 +246,7 @@ class RematchState:
         self._connection.executemany("INSERT OR IGNORE INTO variant_keys (ecosystem, name, variant_id) "
                                      "VALUES (?, ?, ?)", [(e, n, variant_id) for e, n in keys])
         fresh.append(variant_id)
+        self._variant_ids[body] = variant_id
         return variant_id
 
     def add_image(self, digest: str, tag: str, file: str, fingerprint: str, distro: Mapping[str, Any] | None,
