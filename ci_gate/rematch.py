@@ -269,18 +269,27 @@ class RematchState:
         self._connection.execute("DELETE FROM images WHERE id = ?", (row[0],))
         return True
 
-    def sync_folder(self, folder: Path, available: Sequence[str], fresh: list[int]) -> tuple[int, int]:
-        """Index new or rewritten files of `folder`, forget removed ones; (new images, removed images)."""
+    def forget_stale(self, folder: Path) -> tuple[dict[str, tuple[Path, str]], int]:
+        """Forget images whose file is gone or was rewritten; returns the files to index (name → (path,
+        fingerprint)) and how many images were removed. Done before re-matching, so a removed image gets
+        no event and a rewritten one is judged on its new content (as a new baseline)."""
         known = {row[0]: row[1] for row in self._connection.execute("SELECT file, fingerprint FROM images")}
-        seen: set[str] = set()
-        added = 0
+        present: dict[str, tuple[Path, str]] = {}
         for path in saved_files(folder):
-            name = str(path.resolve())
-            seen.add(name)
             stat = path.stat()
-            fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
-            if known.get(name) == fingerprint:
-                continue
+            present[str(path.resolve())] = (path, f"{stat.st_size}:{stat.st_mtime_ns}")
+        removed = 0
+        for name, fingerprint in known.items():
+            if name not in present:
+                removed += self._forget_file(name)
+            elif present[name][1] != fingerprint:
+                self._forget_file(name)
+        waiting = {name: entry for name, entry in present.items() if known.get(name) != entry[1]}
+        return waiting, removed
+
+    def index_files(self, files: Mapping[str, tuple[Path, str]], available: Sequence[str], fresh: list[int]) -> int:
+        """Index these saved files; returns how many were indexed."""
+        for name, (path, fingerprint) in sorted(files.items()):
             document = read_document(path)
             packages = document.get("packages")
             if not isinstance(packages, list) or not isinstance(document.get("identity"), dict):
@@ -289,11 +298,7 @@ class RematchState:
             distro = document.get("distro") if isinstance(document.get("distro"), dict) else None
             self.add_image(saved_digest(document, path), saved_tag(document), name, fingerprint, distro,
                            (p for p in packages if isinstance(p, dict)), available, fresh)
-            added += name not in known
-        gone = [name for name in known if name not in seen]
-        for name in gone:
-            self._forget_file(name)
-        return added, len(gone)
+        return len(files)
 
     def _drop_orphans(self) -> None:
         orphans = "SELECT id FROM variants WHERE id NOT IN (SELECT variant_id FROM members)"
@@ -368,6 +373,9 @@ class RematchState:
         available = store.ecosystems()
         previous_available = json.loads(self._meta("ecosystems") or "null")
 
+        waiting: dict[str, tuple[Path, str]] = {}
+        if folder is not None:
+            waiting, result.removed_images = self.forget_stale(folder)
         suspects: set[int] = set()
         if not result.first_run:
             if previous_available != available:
@@ -387,7 +395,7 @@ class RematchState:
 
         if folder is not None:
             fresh: list[int] = []
-            result.new_images, result.removed_images = self.sync_folder(folder, available, fresh)
+            result.new_images = self.index_files(waiting, available, fresh)
             unmatched = [row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")]
             for chunk in _chunks(unmatched, 5000):
                 self._store_matches(match_variants(store, self._bodies(chunk)), kev)
