@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -24,6 +24,9 @@ from ci_gate.errors import PublishError, UsageError
 from ci_gate.gate import GateOptions, GateResult
 from ci_gate.model import Analysis
 
+if TYPE_CHECKING:  # the engine is imported by the command that uses it: every ci-gate run loads this module
+    from ci_gate.rematch import ImageDiff
+
 DEFAULT_STATE_NAME = ".ci-gate-watch.sqlite"
 """The state file inside --sbom-dir when --state is not given (hidden: not a saved SBOM)."""
 USER_ID = "admin"
@@ -31,7 +34,7 @@ USER_ID = "admin"
 DELIVERY_TIMEOUT = 10.0
 
 
-def notification_body(diff: Any, now: float | None = None) -> dict[str, Any]:
+def notification_body(diff: ImageDiff, now: float | None = None) -> dict[str, Any]:
     """anchore-engine's webhook body for one `vuln_update` (subsys/notifications.py).
 
     The notification id is derived from the image and its difference, so a re-sent event (after a
