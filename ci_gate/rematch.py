@@ -198,6 +198,8 @@ class RematchState:
                              f"{STATE_SCHEMA_VERSION}: move it away (the next run records a new baseline)")
         self._set_meta("schema_version", STATE_SCHEMA_VERSION)
         self._open = True
+        self._new_images: set[int] = set()
+        """Images indexed in this run: their first look is their baseline, never an event."""
         self._variant_ids: dict[str, int] = {}
         """Variant body → id, for the files indexed in this run (most packages repeat across images)."""
 
@@ -256,6 +258,7 @@ class RematchState:
         cursor = self._connection.execute("INSERT INTO images (digest, tag, file, fingerprint) VALUES (?, ?, ?, ?)",
                                           (digest, tag, file, fingerprint))
         image_id = int(cursor.lastrowid or 0)
+        self._new_images.add(image_id)
         rows = {(self._variant_id(variant_body(package, distro), available, fresh), image_id, _location(package))
                 for package in packages}
         self._connection.executemany("INSERT OR IGNORE INTO members (variant_id, image_id, path) VALUES (?, ?, ?)",
@@ -358,10 +361,14 @@ class RematchState:
         for chunk in _chunks(sorted(ids)):
             found.update(row[0] for row in self._connection.execute(
                 f"SELECT variant_id FROM match_ids WHERE id IN ({_marks(chunk)})", chunk))
-        return found
+        # A variant never matched has no "before": it gets its baseline, not a difference.
+        return found - {row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")}
 
     def rematch(self, store: VulnerabilityStore, folder: Path | None = None) -> RematchResult:
-        """Re-match what the store's changes since the last run can affect; index new files of `folder`."""
+        """Re-match what the store's changes since the last run can affect; index new files of `folder`.
+
+        Without a folder (a server that keeps analyses elsewhere), images are indexed with `add_image`
+        (then `available` is `store.ecosystems()` and `fresh` a list to discard) before calling this."""
         result = RematchResult()
         previous_stamp = self._meta("records_stamp")
         result.first_run = not self._meta("initialised")
@@ -393,13 +400,13 @@ class RematchState:
             result.rematched_variants = len(ordered)
             result.diffs = self._fan_out(before, after)
 
-        if folder is not None:
-            fresh: list[int] = []
-            result.new_images = self.index_files(waiting, available, fresh)
-            unmatched = [row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")]
-            for chunk in _chunks(unmatched, 5000):
-                self._store_matches(match_variants(store, self._bodies(chunk)), kev)
-            self._drop_orphans()
+        fresh: list[int] = []
+        result.new_images = self.index_files(waiting, available, fresh)
+        # New variants (from these files, or from `add_image` calls before this run) get their baseline.
+        unmatched = [row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")]
+        for chunk in _chunks(unmatched, 5000):
+            self._store_matches(match_variants(store, self._bodies(chunk)), kev)
+        self._drop_orphans()
         result.images = int(self._connection.execute("SELECT COUNT(*) FROM images").fetchone()[0])
         self._set_meta("records_stamp", newest)
         self._set_meta("kev_ids", json.dumps(sorted(kev)))
@@ -448,6 +455,8 @@ class RematchState:
             for variant_id, image_id in self._connection.execute(
                 f"SELECT DISTINCT variant_id, image_id FROM members WHERE variant_id IN ({_marks(chunk)})", chunk
             ):
+                if image_id in self._new_images:
+                    continue
                 target = per_image.setdefault(image_id, {"added": [], "updated": [], "removed": []})
                 for kind, entries in variant_diffs[variant_id].items():
                     target[kind].extend(entries)

@@ -77,3 +77,26 @@ def test_new_images_are_a_baseline_and_removed_ones_are_forgotten(tmp_path: Path
     diffs, _ = _run(state, sboms, store)
     assert [(tag, [e["CVE_ID"] for e in result["added"]]) for tag, result in diffs] == [
         ("registry.example/app2:1", ["DSA-3"])]
+
+
+def test_images_indexed_by_a_server_without_a_folder(tmp_path: Path) -> None:
+    """serve's path: analyses indexed with add_image, then re-matched; a new image is a baseline, not an event."""
+    store, state = tmp_path / "vulns.sqlite", tmp_path / "state.sqlite"
+    import_paths([_write(tmp_path / "a" / "DSA-1.json", osv_record("DSA-1", "openssl", "3.0.13-1"))], store)
+
+    def add(watch: RematchState, vulns: VulnerabilityStore, number: int) -> None:
+        package = {"name": "openssl", "version": "3.0.11-1", "type": "deb", "metadata": {"source": "openssl"},
+                   "locations": [{"path": "/var/lib/dpkg/status"}]}
+        watch.add_image(f"sha256:{number:064x}", f"app:{number}", f"serve:{number}", "1", {"id": "debian",
+                        "version_id": "12"}, [package], vulns.ecosystems(), [])
+
+    with VulnerabilityStore(store) as vulns, RematchState(state) as watch:
+        add(watch, vulns, 1)
+        assert watch.rematch(vulns).diffs == []
+        watch.commit()
+    import_paths([_write(tmp_path / "b" / "DSA-2.json", osv_record("DSA-2", "openssl", "3.0.14-1"))], store)
+    with VulnerabilityStore(store) as vulns, RematchState(state) as watch:
+        add(watch, vulns, 2)  # shares the changed openssl variant, but is seen for the first time
+        diffs = watch.rematch(vulns).diffs
+        watch.commit()
+    assert [(d.tag, [e["CVE_ID"] for e in d.added]) for d in diffs] == [("app:1", ["DSA-2"])]
