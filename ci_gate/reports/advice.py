@@ -111,6 +111,13 @@ RULE_ADVICE: dict[tuple[str, str], str] = {
     ("ancestry", "denylist_ancestor_image_digest"): "Move off the denied base image: build FROM another base.",
     ("ancestry", "denylist_ancestor_image_tag"): "Move off the denied base image: build FROM another base.",
     ("ancestry", "no_ancestors_analyzed"): "Tell ci-gate the base image: `--base-image REF` or `--dockerfile PATH`.",
+    ("tag_drift", "packages_added"): "Check that the new package belongs in this release (a Dockerfile or lockfile "
+    "change you meant); if not, remove it and rebuild.",
+    ("tag_drift", "packages_removed"): "Check that the removed package is no longer needed by the application.",
+    ("tag_drift", "packages_modified"): "Review the version change (release notes, vulnerabilities) before "
+    "releasing under this tag, or pin the previous version.",
+    ("tag_drift", "base_image_changed"): "Review the new base image (its digest and packages) before releasing; "
+    "pin FROM by digest to change it only on purpose.",
     ("image_user", "runs_as_root"): f"Add `USER {NON_ROOT_USER}` after the last RUN of the Dockerfile (create the "
     "user first if the service needs a named one).",
     ("network_ports", "privileged_ports"): "Make the service listen on an unprivileged port (1024 or above, e.g. "
