@@ -55,8 +55,11 @@ def notification_body(diff: ImageDiff, now: float | None = None) -> dict[str, An
 
 def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = None) -> None:
     """POST every body to `url` (retries with backoff in `ci_gate.http`); PublishError on the first failure."""
-    from ci_gate.http import HttpError, new_session, redact_url, send
+    from ci_gate.http import HttpError, new_session, send
 
+    # Webhook URLs often carry their secret in the path (Slack's, Teams'): name only the receiver's origin.
+    parts = urlsplit(url)
+    receiver = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     session = new_session(ca_bundle=ca_bundle)
     try:
         for body in bodies:
@@ -65,12 +68,12 @@ def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = 
                 response = send(session, "POST", url, timeout=DELIVERY_TIMEOUT, json=body,
                                 headers={"Idempotency-Key": notification_id})
             except HttpError as error:
-                raise PublishError(f"cannot deliver vuln_update to {redact_url(url)}: {error.detail}; the state "
+                raise PublishError(f"cannot deliver vuln_update to {receiver}: {error.detail}; the state "
                                    "was kept, the next run sends it again") from None
             status = response.status_code
             response.close()
             if not 200 <= status < 300:
-                raise PublishError(f"{redact_url(url)} answered HTTP {status} to a vuln_update; the state was "
+                raise PublishError(f"{receiver} answered HTTP {status} to a vuln_update; the state was "
                                    "kept, the next run sends it again")
     finally:
         session.close()
@@ -79,7 +82,8 @@ def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = 
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--notify {url!r} is not an http(s) URL: give the receiver's webhook URL, e.g. "
+        raise UsageError(f"--notify is not an http(s) URL (scheme {parts.scheme or 'missing'!r}): give the "
+                         "receiver's webhook URL, e.g. "
                          "https://hooks.example.com/ci-gate")
 
 
@@ -158,8 +162,10 @@ def register(app: typer.Typer) -> None:
                  "be delivered or an input is unusable (the next run sends the same events again).")
     def watch(
         sbom_dir: Annotated[Path, typer.Option("--sbom-dir", help="The folder `ci-gate gate --save-sbom` writes.")],
-        notify: Annotated[str | None, typer.Option("--notify", help="Webhook URL: each vuln_update is POSTed as "
-                                                   "anchore-engine's notification body.")] = None,
+        notify: Annotated[str | None, typer.Option("--notify", envvar="CI_GATE_NOTIFY_URL",
+                                                   help="Webhook URL: each vuln_update is POSTed as anchore-engine's "
+                                                   "notification body (or $CI_GATE_NOTIFY_URL: a URL whose path is "
+                                                   "its secret stays out of process lists).")] = None,
         vuln_db: Annotated[Path | None, typer.Option("--vuln-db", help="The vulnerability store (after `ci-gate "
                                                      "db update`).")] = None,
         state: Annotated[Path | None, typer.Option("--state", help="The watch state file (default: "

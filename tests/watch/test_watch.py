@@ -113,6 +113,7 @@ def test_a_fixed_record_updates_and_a_failed_delivery_is_sent_again(
     failed = run_cli(*watch)
     assert failed.returncode == 2
     assert failed.stderr.count("\n") == 1 and "HTTP 500" in failed.stderr and "Traceback" not in failed.stderr
+    assert "/hooks/" not in failed.stderr  # a webhook URL's path may be its secret: never printed
     assert receiver.received  # it tried (with retries)
 
     receiver.status = 200
