@@ -71,7 +71,9 @@ def test_osv_import_sends_exactly_one_vuln_update_for_the_image_that_has_the_pac
     imported = run_cli("db", "import", str(delta), "--vuln-db", str(store))
     assert imported.returncode == 0, imported.stderr
 
-    second = run_cli("watch", "--sbom-dir", str(sboms), "--vuln-db", str(store), "--notify", receiver.url)
+    # The receiver's URL from the environment this time (as the templates pass it).
+    second = run_cli("watch", "--sbom-dir", str(sboms), "--vuln-db", str(store),
+                     env={"CI_GATE_NOTIFY_URL": receiver.url})
     assert second.returncode == 0, second.stderr
     assert len(receiver.received) == 1, receiver.received
     headers, body = receiver.received[0]

@@ -29,7 +29,8 @@ def test_templates_run_watch_after_a_store_update() -> None:
     for template in (WORKFLOW, PIPELINE):
         text = template.read_text()
         assert text.index("ci-gate db update") < text.index("ci-gate watch --sbom-dir")
-        assert "--notify" in text and "CI_GATE_WEBHOOK_URL" in text
+        # The receiver's URL (its path may be its secret) goes through the environment, not the command line.
+        assert "CI_GATE_NOTIFY_URL" in text and "CI_GATE_WEBHOOK_URL" in text and "--notify \"" not in text
 
 
 def test_github_workflow_passes_schema_actionlint_and_zizmor(tmp_path: Path) -> None:
