@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "policy": "ci_gate.cli.policy",
     "db": "ci_gate.cli.db",
     "admission": "ci_gate.cli.admission",
+    "watch": "ci_gate.cli.watch",
 }
 """Every command, in --help order: its name and the module whose `register(app)` adds it (a command
 with `app.command(...)`, or a group with `app.add_typer(..., name=NAME)`). A new command is one

@@ -17,7 +17,7 @@ from ci_gate.backends.interface import AnchoreOptions
 from ci_gate.cli.options import interactive_output, show_progress, source_options
 from ci_gate.cli.settings import load_config_file, resolve, with_settings
 from ci_gate.errors import CiGateError, UsageError
-from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, OnError, run_gate
+from ci_gate.gate import EXIT_PASS, GateOptions, GateResult, OnError
 from ci_gate.reports.formats import FORMATS, ReportTargets
 
 __all__ = ["build_options", "load_config_file", "register", "render_plain", "render_rich", "resolve"]
@@ -126,7 +126,10 @@ def gate(flags: dict[str, Any]) -> None:
         settings = resolve(flags, os.environ, load_config_file(Path.cwd()))
         on_error_value = settings["on-error"]
         options = build_options(settings)
-        result = run_gate(options, progress=show_progress())
+        from ci_gate.cli.watch import gate_with_history
+
+        result = gate_with_history(options, settings.get("compare-to"), settings.get("save-sbom"),
+                                   progress=show_progress())
     except CiGateError as error:
         if on_error_value != OnError.PASS:
             raise

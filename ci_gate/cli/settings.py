@@ -99,6 +99,8 @@ GATE_SETTINGS: tuple[Setting, ...] = (
             VULNERABILITY_PANEL, kind=Path, shown_default="~/.local/share/ci-gate/vulns.sqlite"),
     Setting("vex", "OpenVEX or CycloneDX VEX document whose not_affected/fixed statements suppress matches "
             "(repeatable).", VULNERABILITY_PANEL, kind=Path, repeatable=True),
+    Setting("compare-to", "The tag's previous image (IMAGE or sbom:FILE) for the tag_drift gate.", POLICY_PANEL),
+    Setting("save-sbom", "Save the analysis in this folder by digest, for `ci-gate watch`.", VULNERABILITY_PANEL),
     *(Setting(spec.id, spec.help, REPORT_PANEL, kind=Path) for spec in FORMATS),
     Setting("template", "A jinja2 template that replaces the Markdown comment's.", REPORT_PANEL, kind=Path),
     Setting("comment", "Post one comment per image on the pull/merge request: auto, github, gitlab, review "

@@ -360,6 +360,25 @@ class VulnerabilityStore:
                 result[row[0]] = _record_from_row(row, affected)
         return result
 
+    def changed_since(self, stamp: str) -> tuple[str, set[str], set[tuple[str, str]]]:
+        """What imports after `stamp` (an `imported_at` value, '' for everything) added or replaced.
+
+        Returns the newest `imported_at` in the store (the stamp for the next call), the ids of the
+        records written after `stamp`, and the (ecosystem, normalised name) keys those records affect
+        now. For incremental re-matching (`ci_gate.rematch`): only packages under these keys, or
+        matched by these ids before, can have changed."""
+        newest = self._connection.execute("SELECT COALESCE(MAX(imported_at), '') FROM vulnerabilities").fetchone()[0]
+        ids = {row[0] for row in self._connection.execute(
+            "SELECT id FROM vulnerabilities WHERE imported_at > ?", (stamp,))}
+        keys: set[tuple[str, str]] = set()
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            keys.update((row[0], row[1]) for row in self._connection.execute(
+                "SELECT DISTINCT ecosystem, normalized_name FROM affected "
+                f"WHERE vuln_id IN ({','.join('?' * len(chunk))})", chunk))
+        return str(newest), ids, keys
+
     def known_exploited(self) -> KnownExploitedCatalog | None:
         """The imported CISA KEV catalog, or None when none was imported (KEV checks cannot be made)."""
         version = self._meta("kev_catalog_version")

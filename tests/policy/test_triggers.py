@@ -1083,6 +1083,8 @@ def test_every_declared_trigger_has_a_case() -> None:
             continue
         if gate.name == "stig":  # its own tests live in tests/stig (they need real oscap results)
             continue
+        if gate.name == "tag_drift":  # its own tests live in tests/watch (they need a previous image)
+            continue
         for trigger in gate.triggers:
             names = {trigger.name, *trigger.aliases}
             if not any((gate.name, name) in covered for name in names):

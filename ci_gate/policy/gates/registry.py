@@ -23,6 +23,7 @@ ANCHORE_GATES = (
     "distro",
     "ancestry",
     "malware",
+    "tag_drift",
 )
 EXTENSION_GATES = (
     "image_user",

@@ -1,0 +1,490 @@
+"""Incremental re-match: which stored images gained, lost or changed vulnerabilities after an import.
+
+After `ci-gate db import|update`, every image gated earlier may have new vulnerabilities. Matching
+every package of every stored SBOM again is the naive way; this engine re-matches only what the
+import can have changed:
+
+* The store says which records were written since the last run (`VulnerabilityStore.changed_since`,
+  by their `imported_at`) and which (ecosystem, normalised name) keys they affect now.
+* Packages are indexed by their *variant*: the distribution plus what matching reads of a package
+  (type, name, version, purl, source/origin/epoch metadata). Thousands of images built on the same
+  base share a few thousand variants, so a package is matched once per variant, not once per image.
+* A variant is re-matched when its lookup key is among the changed keys, or when it matched one of
+  the changed records before (a record that no longer names it, or was withdrawn), or a record that
+  shares a CVE with a changed one (matches borrow CVSS scores across such records), or a CVE whose
+  CISA KEV listing changed.
+* The variant's old and new matches are compared, and the difference is fanned out to the images
+  that hold the variant: added / updated / removed vulnerabilities per image, in anchore-engine's
+  `vuln_update` shape (`ci_gate.server.vuln_watch`: VulnerabilitySummary items keyed by
+  vulnerability, feed group, package, version and path), each with a `KEV` flag.
+
+The index and the last matches live in one SQLite state file (`ci-gate watch --state`). A run is
+one transaction: `RematchState.commit()` after the events were delivered, `rollback()` when they
+were not, so the next run finds the same differences again (at-least-once delivery). Images seen
+for the first time are matched as a baseline and produce no event, as anchore-engine does for a
+tag it first looks at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ci_gate.ecosystems import OS_PACKAGE_TYPES
+from ci_gate.errors import CiGateError, UsageError
+from ci_gate.model import Analysis, Distro, ImageIdentity, Package, from_dict
+from ci_gate.saved_sbom import read_document, saved_digest, saved_files, saved_tag
+from ci_gate.server.shapes import vulnerability_item
+from ci_gate.server.vuln_watch import diff, identity, summary
+from ci_gate.vulns.matching import VulnerabilityMatch, distro_key, language_key, match_packages
+from ci_gate.vulns.store import VulnerabilityStore
+
+STATE_SCHEMA_VERSION = "1"
+_MATCHING_METADATA = ("source", "source_version", "origin", "epoch", "source_rpm")
+"""The package metadata that matching reads (`ci_gate.vulns.matching.distro_key`)."""
+_PATH_PLACEHOLDER = ""
+"""Matches are stored per variant: the image's own path is not part of a VulnerabilitySummary."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY, digest TEXT NOT NULL, tag TEXT NOT NULL, file TEXT UNIQUE NOT NULL,
+    fingerprint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS variants (id INTEGER PRIMARY KEY, body TEXT UNIQUE NOT NULL, matched INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS variant_keys (ecosystem TEXT NOT NULL, name TEXT NOT NULL, variant_id INTEGER NOT NULL,
+    PRIMARY KEY (ecosystem, name, variant_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS variant_keys_by_variant ON variant_keys (variant_id);
+CREATE TABLE IF NOT EXISTS members (variant_id INTEGER NOT NULL, image_id INTEGER NOT NULL, path TEXT NOT NULL,
+    PRIMARY KEY (variant_id, image_id, path)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_image ON members (image_id);
+CREATE TABLE IF NOT EXISTS variant_matches (variant_id INTEGER NOT NULL, vuln_id TEXT NOT NULL, item TEXT NOT NULL,
+    kev INTEGER NOT NULL, PRIMARY KEY (variant_id, vuln_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS match_ids (id TEXT NOT NULL, variant_id INTEGER NOT NULL, PRIMARY KEY (id, variant_id))
+    WITHOUT ROWID;
+"""
+
+
+class StateError(CiGateError):
+    """The watch state file cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDiff:
+    """What changed for one stored image: anchore-engine's `diff_vulnerability_result`."""
+
+    digest: str
+    tag: str
+    """The tag the gate evaluated (the event's subscription key)."""
+    added: tuple[dict[str, Any], ...]
+    updated: tuple[dict[str, Any], ...]
+    removed: tuple[dict[str, Any], ...]
+    """Each a VulnerabilitySummary (`CVE_ID`, `Severity`, `Vulnerable_Package`, `Fix_Available`, …) plus `KEV`."""
+
+    def result(self) -> dict[str, list[dict[str, Any]]]:
+        return {"added": list(self.added), "updated": list(self.updated), "removed": list(self.removed)}
+
+
+@dataclass
+class RematchResult:
+    """One run: the per-image differences, and what the run looked at."""
+
+    diffs: list[ImageDiff] = field(default_factory=list)
+    changed_records: int = 0
+    """Records written since the previous run."""
+    rematched_variants: int = 0
+    """Distinct package variants matched again (a variant is shared by every image that holds it)."""
+    new_images: int = 0
+    """Images seen for the first time (matched as a baseline, no event)."""
+    removed_images: int = 0
+    images: int = 0
+    first_run: bool = False
+
+
+def variant_body(package: Mapping[str, Any], distro: Mapping[str, Any] | None) -> str:
+    """The canonical text of what matching reads of a package (and its distribution, for OS packages)."""
+    metadata = package.get("metadata") or {}
+    kept = {k: metadata[k] for k in _MATCHING_METADATA if isinstance(metadata, Mapping) and metadata.get(k)}
+    body = {"type": package.get("type") or "", "name": package.get("name") or "",
+            "version": package.get("version") or "", "purl": package.get("purl") or "", "metadata": kept,
+            "distro": dict(distro) if distro and package.get("type") in OS_PACKAGE_TYPES else None}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _package_of(body: Mapping[str, Any]) -> Package:
+    return Package(name=body["name"], version=body["version"], type=body["type"], purl=body["purl"],
+                   metadata=body["metadata"])
+
+
+def _distro_of(body: Mapping[str, Any]) -> Distro | None:
+    return from_dict(Distro, body["distro"]) if body.get("distro") else None
+
+
+def lookup_keys(body: Mapping[str, Any], available: Sequence[str]) -> set[tuple[str, str]]:
+    """The (ecosystem, normalised name) keys matching looks a variant up under; none when it cannot be checked."""
+    package = _package_of(body)
+    key = distro_key(package, _distro_of(body), available) if package.type in OS_PACKAGE_TYPES \
+        else language_key(package)
+    if isinstance(key, str):
+        return set()
+    return {(ecosystem, name) for ecosystem in key.ecosystems for name, _ in key.names}
+
+
+def _location(package: Mapping[str, Any]) -> str:
+    locations = package.get("locations") or []
+    if locations and isinstance(locations[0], Mapping) and locations[0].get("path"):
+        return str(locations[0]["path"])
+    return "pkgdb"
+
+
+_IDENTITY = ImageIdentity(reference="ci-gate-rematch", scheme="sbom", manifest_digest=None, config_digest=None)
+
+
+def match_variants(store: VulnerabilityStore, bodies: Mapping[int, str]
+                   ) -> dict[int, list[VulnerabilityMatch]]:
+    """Match each variant once: one `match_packages` call per distribution, the same rules as a gate."""
+    groups: dict[str, list[tuple[int, Package]]] = {}
+    distros: dict[str, Distro | None] = {}
+    for variant_id, text in bodies.items():
+        body = json.loads(text)
+        distro_text = json.dumps(body.get("distro"), sort_keys=True)
+        distros.setdefault(distro_text, _distro_of(body))
+        groups.setdefault(distro_text, []).append((variant_id, _package_of(body)))
+    found: dict[int, list[VulnerabilityMatch]] = {variant_id: [] for variant_id in bodies}
+    for distro_text, members in groups.items():
+        owner = {id(package): variant_id for variant_id, package in members}
+        analysis = Analysis(identity=_IDENTITY, distro=distros[distro_text],
+                            packages=tuple(package for _, package in members))
+        for match in match_packages(analysis, store).matches:
+            found[owner[id(match.package)]].append(match)
+    return found
+
+
+def _match_ids(match: VulnerabilityMatch) -> set[str]:
+    return {match.vulnerability_id.upper(), *(a.upper() for a in match.aliases if a.upper().startswith("CVE-"))}
+
+
+def _is_kev(ids: Iterable[str], kev: frozenset[str]) -> bool:
+    return any(i in kev for i in ids)
+
+
+class RematchState:
+    """The watch state file: the package index and the last matches of every stored image."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.is_dir():
+            raise UsageError(f"--state {path} is a folder: give a file path for the watch state")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+            self._connection.execute("PRAGMA journal_mode=DELETE")
+            self._connection.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._connection.execute(statement)
+            version = self._meta("schema_version")
+        except (sqlite3.Error, OSError) as error:
+            raise StateError(f"cannot use the watch state {path} ({error}): move it away, or give another "
+                             "--state file") from None
+        if version and version != STATE_SCHEMA_VERSION:
+            self._connection.execute("ROLLBACK")
+            self._connection.close()
+            raise StateError(f"the watch state {path} has schema {version}, this ci-gate writes "
+                             f"{STATE_SCHEMA_VERSION}: move it away (the next run records a new baseline)")
+        self._set_meta("schema_version", STATE_SCHEMA_VERSION)
+        self._open = True
+        self._new_images: set[int] = set()
+        """Images indexed in this run: their first look is their baseline, never an event."""
+        self._variant_ids: dict[str, int] = {}
+        """Variant body → id, for the files indexed in this run (most packages repeat across images)."""
+
+    def __enter__(self) -> RematchState:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.rollback()
+
+    def _meta(self, key: str) -> str:
+        row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def commit(self) -> None:
+        """Keep this run: the new matches become the baseline of the next run."""
+        if self._open:
+            self._connection.execute("COMMIT")
+            self._open = False
+            self._connection.close()
+
+    def rollback(self) -> None:
+        """Forget this run: the next run finds the same differences (nothing delivered is lost)."""
+        if self._open:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("ROLLBACK")
+            self._open = False
+            self._connection.close()
+
+    # --- the index of stored images ----------------------------------------------------------------
+
+    def _variant_id(self, body: str, available: Sequence[str], fresh: list[int]) -> int:
+        known = self._variant_ids.get(body)
+        if known is not None:
+            return known
+        row = self._connection.execute("SELECT id FROM variants WHERE body = ?", (body,)).fetchone()
+        if row is not None:
+            self._variant_ids[body] = int(row[0])
+            return int(row[0])
+        cursor = self._connection.execute("INSERT INTO variants (body, matched) VALUES (?, 0)", (body,))
+        variant_id = int(cursor.lastrowid or 0)
+        keys = lookup_keys(json.loads(body), available)
+        self._connection.executemany("INSERT OR IGNORE INTO variant_keys (ecosystem, name, variant_id) "
+                                     "VALUES (?, ?, ?)", [(e, n, variant_id) for e, n in keys])
+        fresh.append(variant_id)
+        self._variant_ids[body] = variant_id
+        return variant_id
+
+    def add_image(self, digest: str, tag: str, file: str, fingerprint: str, distro: Mapping[str, Any] | None,
+                  packages: Iterable[Mapping[str, Any]], available: Sequence[str], fresh: list[int]) -> None:
+        """Index one image's packages (replacing what was indexed for the same file)."""
+        self._forget_file(file)
+        cursor = self._connection.execute("INSERT INTO images (digest, tag, file, fingerprint) VALUES (?, ?, ?, ?)",
+                                          (digest, tag, file, fingerprint))
+        image_id = int(cursor.lastrowid or 0)
+        self._new_images.add(image_id)
+        rows = {(self._variant_id(variant_body(package, distro), available, fresh), image_id, _location(package))
+                for package in packages}
+        self._connection.executemany("INSERT OR IGNORE INTO members (variant_id, image_id, path) VALUES (?, ?, ?)",
+                                     rows)
+
+    def _forget_file(self, file: str) -> bool:
+        row = self._connection.execute("SELECT id FROM images WHERE file = ?", (file,)).fetchone()
+        if row is None:
+            return False
+        self._connection.execute("DELETE FROM members WHERE image_id = ?", (row[0],))
+        self._connection.execute("DELETE FROM images WHERE id = ?", (row[0],))
+        return True
+
+    def forget_stale(self, folder: Path) -> tuple[dict[str, tuple[Path, str]], int]:
+        """Forget images whose file is gone or was rewritten; returns the files to index (name → (path,
+        fingerprint)) and how many images were removed. Done before re-matching, so a removed image gets
+        no event and a rewritten one is judged on its new content (as a new baseline)."""
+        known = {row[0]: row[1] for row in self._connection.execute("SELECT file, fingerprint FROM images")}
+        present: dict[str, tuple[Path, str]] = {}
+        for path in saved_files(folder):
+            stat = path.stat()
+            present[str(path.resolve())] = (path, f"{stat.st_size}:{stat.st_mtime_ns}")
+        removed = 0
+        for name, fingerprint in known.items():
+            if name not in present:
+                removed += self._forget_file(name)
+            elif present[name][1] != fingerprint:
+                self._forget_file(name)
+        waiting = {name: entry for name, entry in present.items() if known.get(name) != entry[1]}
+        return waiting, removed
+
+    def index_files(self, files: Mapping[str, tuple[Path, str]], available: Sequence[str], fresh: list[int]) -> int:
+        """Index these saved files; returns how many were indexed."""
+        for name, (path, fingerprint) in sorted(files.items()):
+            document = read_document(path)
+            packages = document.get("packages")
+            if not isinstance(packages, list) or not isinstance(document.get("identity"), dict):
+                raise UsageError(f"{path} is not a saved analysis: `ci-gate watch` reads the files written by "
+                                 "`ci-gate gate --save-sbom DIR`")
+            distro = document.get("distro") if isinstance(document.get("distro"), dict) else None
+            self.add_image(saved_digest(document, path), saved_tag(document), name, fingerprint, distro,
+                           (p for p in packages if isinstance(p, dict)), available, fresh)
+        return len(files)
+
+    def _drop_orphans(self) -> None:
+        orphans = "SELECT id FROM variants WHERE id NOT IN (SELECT variant_id FROM members)"
+        for table in ("variant_keys", "variant_matches", "match_ids"):
+            self._connection.execute(f"DELETE FROM {table} WHERE variant_id IN ({orphans})")
+        self._connection.execute(f"DELETE FROM variants WHERE id IN ({orphans})")
+
+    # --- matching ----------------------------------------------------------------------------------
+
+    def _store_matches(self, found: Mapping[int, list[VulnerabilityMatch]], kev: frozenset[str]
+                       ) -> dict[int, dict[str, tuple[dict[str, Any], bool]]]:
+        """Replace the stored matches of these variants; returns vuln id → (listing item, KEV) per variant."""
+        result: dict[int, dict[str, tuple[dict[str, Any], bool]]] = {}
+        connection = self._connection
+        for variant_id, matches in found.items():
+            connection.execute("DELETE FROM variant_matches WHERE variant_id = ?", (variant_id,))
+            connection.execute("DELETE FROM match_ids WHERE variant_id = ?", (variant_id,))
+            current: dict[str, tuple[dict[str, Any], bool]] = {}
+            ids: set[str] = set()
+            for match in matches:
+                item = vulnerability_item(match, False, False)
+                item["package_path"] = _PATH_PLACEHOLDER
+                flagged = _is_kev(_match_ids(match), kev)
+                current[match.vulnerability_id] = (item, flagged)
+                ids |= _match_ids(match)
+            connection.executemany(
+                "INSERT OR REPLACE INTO variant_matches (variant_id, vuln_id, item, kev) VALUES (?, ?, ?, ?)",
+                [(variant_id, vuln_id, json.dumps(item, separators=(",", ":")), int(flagged))
+                 for vuln_id, (item, flagged) in current.items()])
+            connection.executemany("INSERT OR IGNORE INTO match_ids (id, variant_id) VALUES (?, ?)",
+                                   [(i, variant_id) for i in ids])
+            connection.execute("UPDATE variants SET matched = 1 WHERE id = ?", (variant_id,))
+            result[variant_id] = current
+        return result
+
+    def _stored_matches(self, variant_ids: Sequence[int]) -> dict[int, dict[str, tuple[dict[str, Any], bool]]]:
+        result: dict[int, dict[str, tuple[dict[str, Any], bool]]] = {v: {} for v in variant_ids}
+        for chunk in _chunks(variant_ids):
+            for variant_id, vuln_id, item, kev in self._connection.execute(
+                f"SELECT variant_id, vuln_id, item, kev FROM variant_matches WHERE variant_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                result[variant_id][vuln_id] = (json.loads(item), bool(kev))
+        return result
+
+    def _variants_for(self, keys: set[tuple[str, str]], ids: set[str]) -> set[int]:
+        """Variants under any of these lookup keys, or that matched any of these ids last time."""
+        found: set[int] = set()
+        by_ecosystem: dict[str, list[str]] = {}
+        for ecosystem, name in keys:
+            by_ecosystem.setdefault(ecosystem, []).append(name)
+        for ecosystem, names in by_ecosystem.items():
+            for chunk in _chunks(sorted(names)):
+                found.update(row[0] for row in self._connection.execute(
+                    f"SELECT variant_id FROM variant_keys WHERE ecosystem = ? AND name IN ({_marks(chunk)})",
+                    (ecosystem, *chunk)))
+        for chunk in _chunks(sorted(ids)):
+            found.update(row[0] for row in self._connection.execute(
+                f"SELECT variant_id FROM match_ids WHERE id IN ({_marks(chunk)})", chunk))
+        # A variant never matched has no "before": it gets its baseline, not a difference.
+        return found - {row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")}
+
+    def rematch(self, store: VulnerabilityStore, folder: Path | None = None) -> RematchResult:
+        """Re-match what the store's changes since the last run can affect; index new files of `folder`.
+
+        Without a folder (a server that keeps analyses elsewhere), images are indexed with `add_image`
+        (then `available` is `store.ecosystems()` and `fresh` a list to discard) before calling this."""
+        result = RematchResult()
+        previous_stamp = self._meta("records_stamp")
+        result.first_run = not self._meta("initialised")
+        newest, changed_ids, changed_keys = store.changed_since(previous_stamp)
+        result.changed_records = len(changed_ids) if not result.first_run else 0
+        catalog = store.known_exploited()
+        kev = catalog.cve_ids if catalog is not None else frozenset()
+        previous_kev = frozenset(json.loads(self._meta("kev_ids") or "[]"))
+        available = store.ecosystems()
+        previous_available = json.loads(self._meta("ecosystems") or "null")
+
+        waiting: dict[str, tuple[Path, str]] = {}
+        if folder is not None:
+            waiting, result.removed_images = self.forget_stale(folder)
+        suspects: set[int] = set()
+        if not result.first_run:
+            if previous_available != available:
+                suspects |= self._rekey(available)
+            # A changed record's CVEs: records that share them lend their scores to matches.
+            cves = {i.upper() for record in store.records(changed_ids).values()
+                    for i in (record.id, *record.aliases) if i.upper().startswith("CVE-")}
+            related = {vuln_id.upper() for ids in store.related(cves).values() for vuln_id in ids}
+            suspects |= self._variants_for(changed_keys, {i.upper() for i in changed_ids} | cves | related
+                                           | set(kev ^ previous_kev))
+        if suspects:
+            ordered = sorted(suspects)
+            before = self._stored_matches(ordered)
+            after = self._store_matches(match_variants(store, self._bodies(ordered)), kev)
+            result.rematched_variants = len(ordered)
+            result.diffs = self._fan_out(before, after)
+
+        fresh: list[int] = []
+        result.new_images = self.index_files(waiting, available, fresh)
+        # New variants (from these files, or from `add_image` calls before this run) get their baseline.
+        unmatched = [row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")]
+        for chunk in _chunks(unmatched, 5000):
+            self._store_matches(match_variants(store, self._bodies(chunk)), kev)
+        self._drop_orphans()
+        result.images = int(self._connection.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+        self._set_meta("records_stamp", newest)
+        self._set_meta("kev_ids", json.dumps(sorted(kev)))
+        self._set_meta("ecosystems", json.dumps(available))
+        self._set_meta("initialised", "1")
+        return result
+
+    def _bodies(self, variant_ids: Sequence[int]) -> dict[int, str]:
+        bodies: dict[int, str] = {}
+        for chunk in _chunks(variant_ids):
+            bodies.update((row[0], row[1]) for row in self._connection.execute(
+                f"SELECT id, body FROM variants WHERE id IN ({_marks(chunk)})", chunk))
+        return bodies
+
+    def _rekey(self, available: Sequence[str]) -> set[int]:
+        """The store gained or lost an ecosystem: recompute every variant's keys; returns those that moved."""
+        moved: set[int] = set()
+        for variant_id, body in self._connection.execute("SELECT id, body FROM variants").fetchall():
+            keys = lookup_keys(json.loads(body), available)
+            old = {(row[0], row[1]) for row in self._connection.execute(
+                "SELECT ecosystem, name FROM variant_keys WHERE variant_id = ?", (variant_id,))}
+            if keys != old:
+                moved.add(variant_id)
+                self._connection.execute("DELETE FROM variant_keys WHERE variant_id = ?", (variant_id,))
+                self._connection.executemany("INSERT INTO variant_keys (ecosystem, name, variant_id) VALUES (?, ?, ?)",
+                                             [(e, n, variant_id) for e, n in keys])
+        return moved
+
+    def _fan_out(self, before: Mapping[int, Mapping[str, tuple[dict[str, Any], bool]]],
+                 after: Mapping[int, Mapping[str, tuple[dict[str, Any], bool]]]) -> list[ImageDiff]:
+        """Each changed variant's difference (`vuln_watch.diff`), handed to every image that holds it.
+
+        A summary does not depend on where the package lies, so a variant's difference is computed
+        once; images are streamed one at a time, so memory holds the differences, not the matches."""
+        def summaries(matches: Mapping[str, tuple[dict[str, Any], bool]]) -> dict[str, dict[str, Any]]:
+            return {identity(item): {**summary(item), "KEV": kev} for item, kev in matches.values()}
+
+        variant_diffs: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        for variant_id, matches in after.items():
+            changes = diff(summaries(before.get(variant_id, {})), summaries(matches))
+            if any(changes.values()):
+                variant_diffs[variant_id] = changes
+        per_image: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        changed = sorted(variant_diffs)
+        for chunk in _chunks(changed):
+            for variant_id, image_id in self._connection.execute(
+                f"SELECT DISTINCT variant_id, image_id FROM members WHERE variant_id IN ({_marks(chunk)})", chunk
+            ):
+                if image_id in self._new_images:
+                    continue
+                target = per_image.setdefault(image_id, {"added": [], "updated": [], "removed": []})
+                for kind, entries in variant_diffs[variant_id].items():
+                    target[kind].extend(entries)
+        diffs = []
+        for image_id in sorted(per_image):
+            digest, tag = self._connection.execute("SELECT digest, tag FROM images WHERE id = ?",
+                                                   (image_id,)).fetchone()
+            changes = per_image[image_id]
+            diffs.append(ImageDiff(digest=digest, tag=tag, added=tuple(changes["added"]),
+                                   updated=tuple(changes["updated"]), removed=tuple(changes["removed"])))
+        return diffs
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _marks(chunk: Sequence[Any]) -> str:
+    return ",".join("?" * len(chunk))
+
+
+def rematch_folder(state_path: Path, folder: Path, store: VulnerabilityStore) -> tuple[RematchState, RematchResult]:
+    """Open the state, re-match and index `folder`; the caller commits after delivery (or rolls back)."""
+    state = RematchState(state_path)
+    try:
+        return state, state.rematch(store, folder)
+    except BaseException:
+        state.rollback()
+        raise

@@ -1,0 +1,102 @@
+"""The re-match engine on a real store: KEV listing changes, shared variants, new and removed images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ci_gate.model import Analysis, Distro, ImageIdentity, Location, Package
+from ci_gate.rematch import RematchState
+from ci_gate.saved_sbom import save_analysis
+from ci_gate.vulns.importers.osv import import_paths
+from ci_gate.vulns.store import VulnerabilityStore
+from tests.watch.conftest import osv_record
+
+DEBIAN = Distro(id="debian", version_id="12", version_codename="bookworm")
+
+
+def _image(number: int, *packages: tuple[str, str]) -> Analysis:
+    digest = f"sha256:{number:064x}"
+    return Analysis(identity=ImageIdentity(reference=f"registry:app{number}", scheme="registry",
+                                           manifest_digest=digest, config_digest=digest,
+                                           repo_tags=(f"registry.example/app{number}:1",)),
+                    distro=DEBIAN, packages=tuple(
+                        Package(name=name, version=version, type="deb", metadata={"source": name},
+                                locations=(Location("/var/lib/dpkg/status", 0),)) for name, version in packages))
+
+
+def _write(path: Path, document: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _run(state: Path, sboms: Path, store: Path) -> tuple[list[tuple[str, dict[str, list[dict[str, object]]]]], int]:
+    with VulnerabilityStore(store) as vulns, RematchState(state) as watch:
+        result = watch.rematch(vulns, sboms)
+        watch.commit()
+    return [(d.tag, d.result()) for d in result.diffs], result.rematched_variants
+
+
+def test_kev_listing_updates_only_images_with_the_cve(tmp_path: Path) -> None:
+    store, sboms, state = tmp_path / "vulns.sqlite", tmp_path / "sboms", tmp_path / "state.sqlite"
+    import_paths([_write(tmp_path / "a" / "DSA-1.json", osv_record("DSA-1", "openssl", "3.0.13-1",
+                                                                    aliases=("CVE-2099-1111",)))], store)
+    save_analysis(_image(1, ("openssl", "3.0.11-1"), ("zlib", "1.2.13-1")), sboms)
+    save_analysis(_image(2, ("openssl", "3.0.11-1")), sboms)  # the same variant as image 1's openssl
+    save_analysis(_image(3, ("zlib", "1.2.13-1")), sboms)
+    assert _run(state, sboms, store) == ([], 0)  # the baseline
+
+    _write(tmp_path / "kev" / "known_exploited_vulnerabilities.json", {
+        "title": "CISA Catalog of Known Exploited Vulnerabilities", "catalogVersion": "2099.01.01",
+        "dateReleased": "2099-01-01T00:00:00.000Z", "count": 1,
+        "vulnerabilities": [{"cveID": "CVE-2099-1111", "vendorProject": "OpenSSL", "product": "OpenSSL",
+                             "vulnerabilityName": "flaw", "dateAdded": "2099-01-01", "shortDescription": "",
+                             "requiredAction": "", "dueDate": "2099-01-21",
+                             "knownRansomwareCampaignUse": "Unknown", "notes": ""}]})
+    import_paths([tmp_path / "kev"], store)
+    diffs, rematched = _run(state, sboms, store)
+    assert rematched == 1  # one openssl variant, shared by two images
+    assert [tag for tag, _ in diffs] == ["registry.example/app1:1", "registry.example/app2:1"]
+    for _, result in diffs:
+        assert result["added"] == [] and result["removed"] == []
+        assert [(e["CVE_ID"], e["KEV"]) for e in result["updated"]] == [("DSA-1", True)]
+
+
+def test_new_images_are_a_baseline_and_removed_ones_are_forgotten(tmp_path: Path) -> None:
+    store, sboms, state = tmp_path / "vulns.sqlite", tmp_path / "sboms", tmp_path / "state.sqlite"
+    import_paths([_write(tmp_path / "a" / "DSA-1.json", osv_record("DSA-1", "openssl", "3.0.13-1"))], store)
+    first = save_analysis(_image(1, ("openssl", "3.0.11-1")), sboms)
+    _run(state, sboms, store)
+    save_analysis(_image(2, ("openssl", "3.0.11-1")), sboms)
+    first.unlink()
+    import_paths([_write(tmp_path / "b" / "DSA-2.json", osv_record("DSA-2", "openssl", "3.0.14-1"))], store)
+    diffs, _ = _run(state, sboms, store)
+    assert diffs == []  # image 1 is gone; image 2 is new: its first look is its baseline, DSA-2 included
+    import_paths([_write(tmp_path / "c" / "DSA-3.json", osv_record("DSA-3", "openssl", "3.0.15-1"))], store)
+    diffs, _ = _run(state, sboms, store)
+    assert [(tag, [e["CVE_ID"] for e in result["added"]]) for tag, result in diffs] == [
+        ("registry.example/app2:1", ["DSA-3"])]
+
+
+def test_images_indexed_by_a_server_without_a_folder(tmp_path: Path) -> None:
+    """serve's path: analyses indexed with add_image, then re-matched; a new image is a baseline, not an event."""
+    store, state = tmp_path / "vulns.sqlite", tmp_path / "state.sqlite"
+    import_paths([_write(tmp_path / "a" / "DSA-1.json", osv_record("DSA-1", "openssl", "3.0.13-1"))], store)
+
+    def add(watch: RematchState, vulns: VulnerabilityStore, number: int) -> None:
+        package = {"name": "openssl", "version": "3.0.11-1", "type": "deb", "metadata": {"source": "openssl"},
+                   "locations": [{"path": "/var/lib/dpkg/status"}]}
+        watch.add_image(f"sha256:{number:064x}", f"app:{number}", f"serve:{number}", "1", {"id": "debian",
+                        "version_id": "12"}, [package], vulns.ecosystems(), [])
+
+    with VulnerabilityStore(store) as vulns, RematchState(state) as watch:
+        add(watch, vulns, 1)
+        assert watch.rematch(vulns).diffs == []
+        watch.commit()
+    import_paths([_write(tmp_path / "b" / "DSA-2.json", osv_record("DSA-2", "openssl", "3.0.14-1"))], store)
+    with VulnerabilityStore(store) as vulns, RematchState(state) as watch:
+        add(watch, vulns, 2)  # shares the changed openssl variant, but is seen for the first time
+        diffs = watch.rematch(vulns).diffs
+        watch.commit()
+    assert [(d.tag, [e["CVE_ID"] for e in d.added]) for d in diffs] == [("app:1", ["DSA-2"])]
