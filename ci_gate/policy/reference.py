@@ -43,10 +43,6 @@ def gates_text() -> str:
         lines.append("")
     eol = ", ".join(f"{old} (→ {new})" if new else old for old, new in registry.END_OF_LIFE.items())
     lines.append(f"End-of-life gate names (rejected by validate, skipped by evaluation): {eol}")
-    unavailable = "; ".join(f"{name}: {reason}" for name, reason in registry.UNAVAILABLE.items()
-                            if name not in registry.gates())
-    if unavailable:
-        lines.append(f"Not available: {unavailable}")
     return "\n".join(lines) + "\n"
 
 

@@ -135,12 +135,6 @@ class RuleReader(FieldReader):
             return dict(raw)
         gate = registry.gate(gate_name)
         if gate is None:
-            if gate_name in registry.UNAVAILABLE:
-                self.error(
-                    (*path, "gate"),
-                    f"{what}: gate '{gate_name}' cannot be evaluated: {registry.UNAVAILABLE[gate_name]}",
-                )
-                return None
             names = sorted(registry.gates())
             self.error(
                 (*path, "gate"),

@@ -189,7 +189,7 @@ class DocumentBuilder(RuleReader):
                         f"{expires_text!r} is not an RFC 3339 date-time; write e.g. 2026-12-31T00:00:00Z",
                     )
             gate_name = self.text(item, "gate", item_path, f"allowlist item '{item_id}'")
-            if gate_name and registry.gate(gate_name) is None and gate_name.lower() not in registry.UNAVAILABLE:
+            if gate_name and registry.gate(gate_name) is None:
                 self.warn(
                     (*item_path, "gate"),
                     f"allowlist item '{item_id}': unknown gate '{gate_name}'"

@@ -2,41 +2,70 @@
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 
+from ci_gate.policy.gates import (
+    accounts,
+    always,
+    ancestry,
+    build_instructions,
+    distro,
+    dockerfile,
+    embedded_secrets,
+    files,
+    healthcheck,
+    image_labels,
+    image_user,
+    licenses,
+    malware,
+    metadata,
+    network_ports,
+    npms,
+    packages,
+    passwd_file,
+    retrieved_files,
+    ruby_gems,
+    secret_scans,
+    ssh_daemon,
+    stig,
+    tag_drift,
+    volumes,
+    vulnerabilities,
+)
 from ci_gate.policy.gates.interface import GateSpec
 
-ANCHORE_GATES = (
-    "always",
-    "dockerfile",
-    "files",
-    "licenses",
-    "metadata",
-    "npms",
-    "packages",
-    "passwd_file",
-    "retrieved_files",
-    "ruby_gems",
-    "secret_scans",
-    "vulnerabilities",
-    "distro",
-    "ancestry",
-    "malware",
-    "tag_drift",
+_ANCHORE_GATE_MODULES = (
+    always,
+    dockerfile,
+    files,
+    licenses,
+    metadata,
+    npms,
+    packages,
+    passwd_file,
+    retrieved_files,
+    ruby_gems,
+    secret_scans,
+    vulnerabilities,
+    distro,
+    ancestry,
+    malware,
+    tag_drift,
 )
-EXTENSION_GATES = (
-    "image_user",
-    "network_ports",
-    "healthcheck",
-    "image_labels",
-    "ssh_daemon",
-    "build_instructions",
-    "embedded_secrets",
-    "volumes",
-    "accounts",
-    "stig",
+_EXTENSION_GATE_MODULES = (
+    image_user,
+    network_ports,
+    healthcheck,
+    image_labels,
+    ssh_daemon,
+    build_instructions,
+    embedded_secrets,
+    volumes,
+    accounts,
+    stig,
 )
+ANCHORE_GATES = tuple(module.GATE.name for module in _ANCHORE_GATE_MODULES)
+EXTENSION_GATES = tuple(module.GATE.name for module in _EXTENSION_GATE_MODULES)
 
 END_OF_LIFE = {
     "anchoresec": "vulnerabilities",
@@ -56,27 +85,10 @@ END_OF_LIFE = {
 }
 """anchore-engine's end-of-life gate names → their replacement ('' = none)."""
 
-UNAVAILABLE = {
-    "vulnerabilities": "the vulnerabilities gate is not part of this ci-gate build yet",
-}
-"""Known Anchore gates that cannot be evaluated here, with the reason."""
-
-
 @cache
 def gates() -> dict[str, GateSpec]:
-    """Gate name → spec, for every gate module present."""
-    found: dict[str, GateSpec] = {}
-    for name in ANCHORE_GATES + EXTENSION_GATES:
-        module_name = f"ci_gate.policy.gates.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        spec: GateSpec = module.GATE
-        found[spec.name] = spec
-    return found
+    """Gate name → spec, for every gate (ANCHORE_GATES, then EXTENSION_GATES)."""
+    return {module.GATE.name: module.GATE for module in _ANCHORE_GATE_MODULES + _EXTENSION_GATE_MODULES}
 
 
 def gate(name: str) -> GateSpec | None:
