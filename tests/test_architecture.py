@@ -40,9 +40,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
         "redaction -> analyze.secrets (lazy SecretScanner in redaction.py, which redacts with the secret "
         "rules): the rules and scanner are text logic that belongs below errors and redaction; moving them "
         "to a base-layer package is the next step of issue 12",
-    frozenset({"ci_gate.sources.registry", "ci_gate.sources.registry_auth"}):
-        "registry_auth -> registry (lazy parse_reference in credentials_host_for_image): the function "
-        "goes with the image-reference vocabulary (the 'vocab' branch's Scheme type)",
     frozenset({"ci_gate.server.app", "ci_gate.server.admission", "ci_gate.server.routes_events",
                "ci_gate.server.routes_images", "ci_gate.server.routes_policies", "ci_gate.server.routes_registries",
                "ci_gate.server.routes_system"}):

@@ -258,7 +258,7 @@ def credentials_host_for_image(image: str | None) -> str | None:
         text = rest
     elif os.path.exists(text):
         return None
-    from ci_gate.sources.registry import parse_reference  # registry.py imports this module
+    from ci_gate.sources.references import parse_reference
 
     try:
         return parse_reference(text).host
