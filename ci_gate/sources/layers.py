@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import queue
+import sys
 import threading
 import typing
 import zlib
@@ -34,11 +35,11 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
 
 _CHUNK = 1024 * 1024
 _OUT_CHUNK = 1024 * 1024
-_AHEAD_BLOCK = 4 * 1024 * 1024
-"""Inflated bytes per block handed over by the read-ahead thread. Large on purpose: the helper needs
-the GIL back after each C call, and a thread waiting for the GIL waits up to the switch interval
-(5 ms) while the tar parser holds it; 4 MiB blocks keep those waits few."""
-_AHEAD_DEPTH = 3
+_AHEAD_BLOCK = 1024 * 1024
+"""Inflated bytes per block handed over by the read-ahead thread (and stored bytes per read). Larger
+blocks mean fewer GIL hand-overs but more memory in flight; with the switch interval lowered (see
+`_SWITCH_INTERVAL`) 1 MiB costs no more time than 4 MiB, and 20-30 MB less peak RSS on the 1 GB image."""
+_AHEAD_DEPTH = 2
 """Blocks queued ahead of the tar parser: memory in flight stays under (depth + 2) blocks."""
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -189,6 +190,32 @@ class _Prefixed:
         return self.rest.read(size)
 
 
+_SWITCH_INTERVAL = 0.0005
+"""The GIL switch interval while a helper runs. The helper needs the GIL back after every C call
+(read, hash, inflate, hash), and with Python's default of 5 ms it waits up to that long each time
+while the parser holds it: about 25 ms per block, longer than inflating the block takes."""
+_switch_lock = threading.Lock()
+_helpers_running = 0
+_saved_interval = 0.0
+
+
+def _helper_started() -> None:
+    global _helpers_running, _saved_interval
+    with _switch_lock:
+        if _helpers_running == 0:
+            _saved_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved_interval, _SWITCH_INTERVAL))
+        _helpers_running += 1
+
+
+def _helper_ended() -> None:
+    global _helpers_running
+    with _switch_lock:
+        _helpers_running -= 1
+        if _helpers_running == 0:
+            sys.setswitchinterval(_saved_interval)
+
+
 class _ReadAhead:
     """Runs `produce` in a helper thread until it returns None, handing its blocks over in order.
 
@@ -197,6 +224,8 @@ class _ReadAhead:
 
     def __init__(self, produce: Callable[[], bytes | None]) -> None:
         self._produce = produce
+        self._running = True
+        _helper_started()
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_AHEAD_DEPTH)
         self._stopping = threading.Event()
         self._ended = False
@@ -237,6 +266,9 @@ class _ReadAhead:
         """Tell the helper to end and wait for it (it holds the blob open until then)."""
         self._stopping.set()
         self._thread.join()
+        if self._running:
+            self._running = False
+            _helper_ended()
 
 
 class LayerStream(io.RawIOBase):
