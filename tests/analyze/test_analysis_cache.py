@@ -19,7 +19,7 @@ from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
 from ci_gate.analyze.cache import CachedAnalysis
 from ci_gate.analyze.output import render_analysis
 from ci_gate.errors import UsageError
-from ci_gate.model import Analysis, write_json
+from ci_gate.model import Analysis, to_dict, write_json
 from tests.support.oci import OciImage, TarItem, build_oci_layout
 
 MARK = "served from the analysis cache"
@@ -158,6 +158,7 @@ def test_a_hit_writes_json_byte_for_byte_without_loading_its_files(
     assert hit.files == fresh.files and len(hit.files) > 700
     assert [f.path for f in hit.setuid_files] == ["/srv/data/0007.txt"]
     assert hit == fresh
+    assert to_dict(hit) == to_dict(fresh)  # the model's own writer sees the same fields
 
 
 def test_a_hit_under_another_reference_writes_that_reference(
