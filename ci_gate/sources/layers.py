@@ -374,8 +374,9 @@ class LayerStream(io.RawIOBase):
 READ_AHEAD = os.environ.get("CI_GATE_READ_AHEAD", "") == "1"
 """Whether `open_layer` inflates in a helper thread by default: off unless CI_GATE_READ_AHEAD=1.
 
-Off because it has not yet been measured faster (bench/bench_analyze.py prints both paths side by
-side): on a machine whose second core is busy it only adds the hand-over cost, about 5-10% CPU."""
+Off because it has not been measured faster yet (bench/bench_analyze.py prints both paths side by
+side). On a shared two-core machine with a load of 6-9 the helper got no core of its own: 0.35 s of
+CPU took it 1.3-1.8 s of wall on the Debian image, and the parser waited for its blocks."""
 
 
 def open_layer(blob: LayerBlob, index: int, budget: ByteBudget | None = None,
