@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from ci_gate.errors import UsageError
-from ci_gate.fileio import STDOUT, text_output, write_output
+from ci_gate.fileio import STDOUT, binary_output, text_output, write_output
 from ci_gate.model import Analysis, to_dict, write_json
 from ci_gate.redaction import terminal_line
 
@@ -36,6 +36,14 @@ def render_analysis(analysis: Analysis, output: str, file: Path | None) -> None:
     target: Path | str = file if file is not None else STDOUT
     if output == "json":
         # Streamed: the files list of a large image never exists as one string.
+        from ci_gate.analyze.cache import copies_through, write_cached_json
+
+        if copies_through(analysis):
+            # A cache hit copies its stored file table: 100,000 records are never decoded or encoded.
+            with binary_output(target) as raw:
+                write_cached_json(analysis, raw)
+                raw.write(b"\n")
+            return
         with text_output(target) as out:
             write_json(analysis, out)
             out.write("\n")

@@ -6,7 +6,9 @@ Dockerfile and miss a new `EXPOSE 22`), and a cache that is written but never re
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
-from ci_gate.model import Analysis
+from ci_gate.analyze.cache import CachedAnalysis
+from ci_gate.analyze.output import render_analysis
+from ci_gate.errors import UsageError
+from ci_gate.model import Analysis, to_dict, write_json
 from tests.support.oci import OciImage, TarItem, build_oci_layout
 
 MARK = "served from the analysis cache"
@@ -48,9 +53,10 @@ def _mark_every_entry(cache: Path) -> int:
     """Plant a warning into each stored analysis: a result that carries it came from the cache."""
     entries = sorted(cache.glob("*.json"))
     for entry in entries:
-        data = json.loads(entry.read_text())
-        data["analysis"]["warnings"] = [*data["analysis"].get("warnings", []), MARK]
-        entry.write_text(json.dumps(data))
+        header, where, analysis, *tables = entry.read_text().split("\n")  # see ci_gate.analyze.cache
+        data = json.loads(analysis)
+        data["warnings"] = [*data.get("warnings", []), MARK]
+        entry.write_text("\n".join([header, where, json.dumps(data), *tables]))
     return len(entries)
 
 
@@ -121,3 +127,65 @@ def test_changing_an_input_misses_the_cache(cache: Path, image: OciImage, base_i
         assert "ACME_TOKEN" in {s.rule for s in result.secrets}
     if change == "content searches":
         assert {m.name for m in result.content_matches} >= {"token"}
+
+
+def _fresh_json(analysis: Analysis) -> bytes:
+    out = io.StringIO()
+    write_json(analysis, out)
+    return (out.getvalue() + "\n").encode()
+
+
+@pytest.fixture
+def many_files(tmp_path: Path) -> OciImage:
+    """Enough files that `write_json` writes them in several chunks, with names JSON must escape."""
+    items = [TarItem("etc/", kind="dir", mode=0o755), TarItem("etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n"),
+             TarItem('srv/q"uote\\d \u00e9t\u00e9', b"x"), TarItem("srv/link", kind="symlink", link_target="../etc")]
+    items += [TarItem(f"srv/data/{number:04}.txt", b"%d\n" % number, mode=0o4755 if number == 7 else 0o644)
+              for number in range(700)]
+    return build_oci_layout(tmp_path / "many", [items], tag="many")
+
+
+def test_a_hit_writes_json_byte_for_byte_without_loading_its_files(
+        cache: Path, many_files: OciImage, tmp_path: Path) -> None:
+    fresh = _analyze(many_files, AnalyzeOptions(use_cache=False))
+    _analyze(many_files, AnalyzeOptions())  # fills the cache
+    hit = _analyze(many_files, AnalyzeOptions())
+    assert isinstance(hit, CachedAnalysis)
+    render_analysis(hit, "json", tmp_path / "hit.json")
+    assert hit._stored_files.loaded is None  # copied through: the file table was never parsed
+    assert (tmp_path / "hit.json").read_bytes() == _fresh_json(fresh)
+    # Read later, the lazy table is the analysed one, record for record.
+    assert hit.files == fresh.files and len(hit.files) > 700
+    assert [f.path for f in hit.setuid_files] == ["/srv/data/0007.txt"]
+    assert hit == fresh
+    assert to_dict(hit) == to_dict(fresh)  # the model's own writer sees the same fields
+
+
+def test_a_hit_under_another_reference_writes_that_reference(
+        cache: Path, many_files: OciImage, tmp_path: Path) -> None:
+    _analyze(many_files, AnalyzeOptions())
+    moved = tmp_path / "moved"
+    shutil.copytree(many_files.path, moved)
+    fresh = analyze_image(f"oci-dir:{moved}", AnalyzeOptions(use_cache=False))
+    hit = analyze_image(f"oci-dir:{moved}", AnalyzeOptions())
+    assert isinstance(hit, CachedAnalysis)  # the same digests: a hit, though the stored line names the old path
+    render_analysis(hit, "json", tmp_path / "hit.json")
+    written = (tmp_path / "hit.json").read_bytes()
+    assert written == _fresh_json(fresh)
+    assert json.loads(written)["identity"]["reference"] == f"oci-dir:{moved}"
+
+
+def test_a_damaged_entry_is_a_miss_or_one_clear_error(cache: Path, many_files: OciImage) -> None:
+    _analyze(many_files, AnalyzeOptions())
+    (entry,) = cache.glob("*.json")
+    whole = entry.read_bytes()
+    entry.write_bytes(whole[:-100])  # cut short: a miss, analysed again
+    assert not isinstance(_analyze(many_files, AnalyzeOptions()), CachedAnalysis)
+    header, where, analysis, rows, rendered = entry.read_bytes().split(b"\n")[:5]
+    broken = b"[{" + rows[2:]  # same length, not JSON
+    assert len(broken) == len(rows) and broken != rows
+    entry.write_bytes(b"\n".join([header, where, analysis, broken, rendered, b""]))
+    hit = _analyze(many_files, AnalyzeOptions())
+    assert isinstance(hit, CachedAnalysis)
+    with pytest.raises(UsageError, match=r"corrupt entry.*--no-cache"):
+        _ = hit.files
