@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -35,193 +33,31 @@ from ci_gate.errors import CiGateError, UsageError
 from ci_gate.redaction import escape_control
 
 if TYPE_CHECKING:
-    from ci_gate.server.app import Service
+    from ci_gate.server.service import Service
+
+from ci_gate.server.admission_config import (  # noqa: F401 (parse_config and load_config are used from here)
+    CHECKED_KINDS,
+    GATEKEEPER_API_VERSIONS,
+    MAX_MESSAGE_CHARS,
+    REQUESTOR,
+    REVIEW_MAX_BYTES,
+    AdmissionConfig,
+    Selector,
+    load_config,
+    parse_config,
+)
+from ci_gate.server.admission_review import (
+    ReviewError,
+    images_of,
+    review_request,
+    review_response,
+    warnings_of,
+)
 
 LOG = logging.getLogger("ci_gate.server.admission")
 
-MODES = ("policy", "analysis", "breakglass")
-RESOURCE_TYPES = ("namespace", "resource", "image")
-REVIEW_MAX_BYTES = 3 * 1024 * 1024
-"""Largest review read: an object is at most ~1.5 MiB in etcd, and a review carries object and oldObject."""
-REVIEW_API_VERSION = "admission.k8s.io/v1"
-GATEKEEPER_API_VERSIONS = ("externaldata.gatekeeper.sh/v1beta1", "externaldata.gatekeeper.sh/v1alpha1")
-MAX_WARNING_CHARS = 256
-"""The API server may truncate longer warnings (Dynamic Admission Control, 'Response')."""
-MAX_WARNINGS_TOTAL_CHARS = 4000
-MAX_MESSAGE_CHARS = 3000
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
-TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job")
-CHECKED_KINDS = ("Pod", "CronJob", *TEMPLATE_KINDS)
-REQUESTOR = "ci-gate-admission"
-
-
-# --- configuration -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Selector:
-    """One `policySelectors` entry: what it matches, and the mode and policy it picks."""
-
-    resource_type: str
-    """namespace (its name and labels), resource (the object's name and labels) or image (its reference)."""
-    key_regex: re.Pattern[str]
-    """Matched (searched, as Go's MatchString does) against label keys; `name` matches the name."""
-    value_regex: re.Pattern[str]
-    """Matched against the label's value, the name, or the image reference."""
-    mode: str
-    """policy, analysis or breakglass."""
-    policy_id: str | None
-    """The stored policy to check against; None = serve's active policy."""
-
-
-@dataclass(frozen=True)
-class AdmissionConfig:
-    """The `--admission-config` file, parsed."""
-
-    selectors: tuple[Selector, ...] = ()
-    """First match wins, in file order."""
-    default_mode: str = "policy"
-    """The mode when no selector matches (fail closed: policy)."""
-    default_policy_id: str | None = None
-    """The policy when no selector names one; None = serve's active policy."""
-    request_analysis: bool = True
-    """Queue images serve has not analysed (never for dry-run requests)."""
-    allowed_registries: tuple[str, ...] = ()
-    """HOST[:PORT] or HOST[:PORT]/REPO-PREFIX admitted without a check."""
-    allowed_digests: frozenset[str] = frozenset()
-    """Manifest digests admitted without a check."""
-    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """Labels per namespace name (reviews do not carry them; serve holds no cluster credentials)."""
-    require_tls: bool = True
-    """Answer only over HTTPS."""
-    tag_cache_seconds: float = 30.0
-    """How long a tag → digest resolution is reused before asking the registry again."""
-    evaluation_cache_seconds: float = 300.0
-    """How long a check result is reused (a new vulnerability store is seen after this)."""
-    max_reasons: int = 3
-    """Reasons shown per denied image."""
-
-
-def load_config(path: Path) -> AdmissionConfig:
-    """Parse the YAML file; one UsageError line naming the key on any problem."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UsageError(f"cannot read --admission-config {path}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"--admission-config {path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return parse_config(document, str(path))
-
-
-def parse_config(document: Any, name: str) -> AdmissionConfig:
-    def fail(message: str) -> UsageError:
-        return UsageError(f"--admission-config {name}: {message}; see docs/admission.md")
-
-    if document is None:
-        document = {}
-    if not isinstance(document, dict):
-        raise fail("the file must be a mapping")
-    known = {"policySelectors", "defaultMode", "defaultPolicyId", "requestAnalysis", "allowlist", "namespaceLabels",
-             "requireTls", "tagCacheSeconds", "evaluationCacheSeconds", "maxReasons"}
-    unknown = sorted(str(key) for key in document if key not in known)
-    if unknown:
-        raise fail(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-
-    def regex(text: Any, where: str) -> re.Pattern[str]:
-        if not isinstance(text, str):
-            raise fail(f"{where} must be a string (a regular expression)")
-        try:
-            return re.compile(text)
-        except re.error as error:
-            raise fail(f"{where} is not a valid regular expression: {error}") from None
-
-    def mode(value: Any, where: str) -> str:
-        if value not in MODES:
-            raise fail(f"{where} must be one of {', '.join(MODES)}, not {value!r}")
-        return str(value)
-
-    def policy_id(value: Any, where: str) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise fail(f"{where} must be a policy id (a string)")
-        return value
-
-    selectors = []
-    entries = document.get("policySelectors") or []
-    if not isinstance(entries, list):
-        raise fail("policySelectors must be a list")
-    for index, entry in enumerate(entries):
-        where = f"policySelectors[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("selector"), dict):
-            raise fail(f"{where} needs selector: {{resourceType, selectorKeyRegex, selectorValueRegex}}")
-        selector = entry["selector"]
-        resource_type = selector.get("resourceType")
-        if resource_type not in RESOURCE_TYPES:
-            raise fail(f"{where}.selector.resourceType must be one of {', '.join(RESOURCE_TYPES)}")
-        reference = entry.get("policyReference") or {}
-        if not isinstance(reference, dict):
-            raise fail(f"{where}.policyReference must be a mapping with policyId")
-        # Anchore's controller names the bundle policyBundleId; both spellings are read.
-        selected_policy = policy_id(reference.get("policyId", reference.get("policyBundleId")),
-                                    f"{where}.policyReference.policyId")
-        selectors.append(Selector(resource_type, regex(selector.get("selectorKeyRegex", ".*"),
-                                                       f"{where}.selector.selectorKeyRegex"),
-                                  regex(selector.get("selectorValueRegex"), f"{where}.selector.selectorValueRegex"),
-                                  mode(entry.get("mode"), f"{where}.mode"), selected_policy))
-    allowlist = document.get("allowlist") or {}
-    if not isinstance(allowlist, dict):
-        raise fail("allowlist must be a mapping with registries and digests")
-    registries = allowlist.get("registries") or []
-    digests = allowlist.get("digests") or []
-    if not isinstance(registries, list) or not all(isinstance(r, str) and r and "*" not in r for r in registries):
-        raise fail("allowlist.registries must be a list of HOST[:PORT] or HOST[:PORT]/REPO-PREFIX (no wildcards)")
-    if not isinstance(digests, list) or not all(isinstance(d, str) and re.fullmatch(r"sha256:[a-f0-9]{64}", d)
-                                                 for d in digests):
-        raise fail("allowlist.digests must be a list of sha256:<64 lower-case hex> manifest digests")
-    labels = document.get("namespaceLabels") or {}
-    if not isinstance(labels, dict) or not all(
-            isinstance(v, dict) and all(isinstance(k2, str) and isinstance(v2, str) for k2, v2 in v.items())
-            for v in labels.values()):
-        raise fail("namespaceLabels must map a namespace name to its labels (strings)")
-    booleans = {}
-    for key, default in (("requestAnalysis", True), ("requireTls", True)):
-        value = document.get(key, default)
-        if not isinstance(value, bool):
-            raise fail(f"{key} must be true or false")
-        booleans[key] = value
-    numbers = {}
-    for key, default_number in (("tagCacheSeconds", 30.0), ("evaluationCacheSeconds", 300.0), ("maxReasons", 3)):
-        value = document.get(key, default_number)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise fail(f"{key} must be a number ≥ 0")
-        numbers[key] = value
-    return AdmissionConfig(
-        selectors=tuple(selectors), default_mode=mode(document.get("defaultMode", "policy"), "defaultMode"),
-        default_policy_id=policy_id(document.get("defaultPolicyId"), "defaultPolicyId"),
-        request_analysis=booleans["requestAnalysis"], allowed_registries=tuple(r.rstrip("/") for r in registries),
-        allowed_digests=frozenset(digests), namespace_labels={str(k): dict(v) for k, v in labels.items()},
-        require_tls=booleans["requireTls"], tag_cache_seconds=float(numbers["tagCacheSeconds"]),
-        evaluation_cache_seconds=float(numbers["evaluationCacheSeconds"]),
-        max_reasons=max(1, int(numbers["maxReasons"])))
-
-
 # --- decisions ---------------------------------------------------------------------------------------
 
-
-class ReviewError(Exception):
-    """A malformed review or provider request: answered 400 with this one line."""
-
-
-@dataclass(frozen=True)
-class ImageUse:
-    """One image reference in the object, with where it appears."""
-
-    reference: str
-    where: str
-    """e.g. `initContainers[0] (setup)`."""
 
 
 @dataclass
@@ -376,7 +212,7 @@ class Admission:
 
     def resolve(self, reference: str, full_tag: str) -> tuple[str | None, str | None]:
         """(digest, None) or (None, why): the registry is asked at most once per tagCacheSeconds."""
-        from ci_gate.server.app import ApiError
+        from ci_gate.server.service import ApiError
         from ci_gate.sources.registry import parse_reference
         from ci_gate.sources.registry_auth import check_registry_allowed
 
@@ -397,7 +233,7 @@ class Admission:
         return digest, None
 
     def check(self, digest: str, tag: str, policy_id: str | None, analyzed_at: str) -> CheckResult:
-        from ci_gate.server.app import ApiError
+        from ci_gate.server.service import ApiError
 
         try:
             row = self.service.policy_row(policy_id)
@@ -437,7 +273,7 @@ class Admission:
 
     def review(self, document: Any) -> dict[str, Any]:
         started = time.perf_counter()
-        request = _review_request(document)
+        request = review_request(document)
         uid = request["uid"]
         operation = request.get("operation")
         kind = request["kind"]["kind"]
@@ -446,13 +282,13 @@ class Admission:
         obj: dict[str, Any] = request.get("object") or {}
         name = str(request.get("name") or "")
         if operation in ("DELETE", "CONNECT"):
-            return _review_response(uid, True, None, [])  # nothing will run because of this request
+            return review_response(uid, True, None, [])  # nothing will run because of this request
         if kind not in CHECKED_KINDS:
             refusal = (f"ci-gate does not check {kind} objects; register the webhook only for Pods and "
                        f"{', '.join(CHECKED_KINDS[1:])}")
             self._log(request, kind, namespace, name, dry_run, False, [], [refusal], started)
-            return _review_response(uid, False, refusal, [])
-        uses, labels = _images_of(kind, obj)
+            return review_response(uid, False, refusal, [])
+        uses, labels = images_of(kind, obj)
         metadata: dict[str, Any] = obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
         name = name or str(metadata.get("name") or metadata.get("generateName") or "")
         resource_pairs = {**labels, "name": name}
@@ -462,7 +298,7 @@ class Admission:
                 mode, policy_id = self.select(namespace, resource_pairs, use.reference)
                 verdicts[use.reference] = self.decide(use.reference, mode, policy_id, dry_run)
         denied = [(use, verdicts[use.reference]) for use in uses if not verdicts[use.reference].allowed]
-        warnings = _warnings([w for verdict in verdicts.values() for w in verdict.warnings])
+        warnings = warnings_of([w for verdict in verdicts.values() for w in verdict.warnings])
         message: str | None = None
         if denied:
             parts = []
@@ -477,7 +313,7 @@ class Admission:
                 message = message[: MAX_MESSAGE_CHARS - 40] + " … (see serve's decision log)"
         self._log(request, kind, namespace, name, dry_run, not denied, list(verdicts.values()),
                   [message] if message else [], started)
-        return _review_response(uid, not denied, message, warnings)
+        return review_response(uid, not denied, message, warnings)
 
     def _log(self, request: Mapping[str, Any], kind: str, namespace: str | None, name: str, dry_run: bool,
              allowed: bool, verdicts: Sequence[ImageVerdict], reasons: Sequence[str], started: float) -> None:
@@ -510,7 +346,7 @@ class Admission:
             final = final and verdict.final
             value = {"allowed": verdict.allowed, "mode": verdict.mode, "policy_id": verdict.policy_id,
                      "digest": verdict.digest, "reasons": verdict.reasons[: self.config.max_reasons],
-                     "warnings": _warnings(verdict.warnings)}
+                     "warnings": warnings_of(verdict.warnings)}
             error = "" if verdict.allowed else escape_control(
                 f"denied: {'; '.join(verdict.reasons[: self.config.max_reasons])}")
             items.append({"key": key, "value": value, "error": error})
@@ -519,98 +355,6 @@ class Admission:
         # Gatekeeper caches idempotent answers: an image still queued or analysing will change its answer.
         return {"apiVersion": document["apiVersion"], "kind": "ProviderResponse",
                 "response": {"idempotent": final, "items": items, "systemError": ""}}
-
-
-def _review_request(document: Any) -> dict[str, Any]:
-    """The review's `request`, checked enough that deciding on it cannot fail."""
-    if not isinstance(document, dict):
-        raise ReviewError("the body must be an AdmissionReview object")
-    if document.get("apiVersion") != REVIEW_API_VERSION or document.get("kind") != "AdmissionReview":
-        raise ReviewError(f"only AdmissionReview {REVIEW_API_VERSION} is accepted (set admissionReviewVersions: "
-                          "[\"v1\"] in the webhook configuration)")
-    request = document.get("request")
-    if not isinstance(request, dict):
-        raise ReviewError("the AdmissionReview has no request object")
-    uid = request.get("uid")
-    if not isinstance(uid, str) or not uid or len(uid) > 128:
-        raise ReviewError("request.uid must be a non-empty string")
-    kind = request.get("kind")
-    if not isinstance(kind, dict) or not isinstance(kind.get("kind"), str):
-        raise ReviewError("request.kind must be {group, version, kind}")
-    if request.get("operation") not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
-        raise ReviewError("request.operation must be CREATE, UPDATE, DELETE or CONNECT")
-    for key in ("namespace", "name"):
-        if request.get(key) is not None and not isinstance(request[key], str):
-            raise ReviewError(f"request.{key} must be a string")
-    if request.get("operation") in ("CREATE", "UPDATE") and not isinstance(request.get("object"), dict):
-        raise ReviewError(f"request.object must be an object for {request['operation']}")
-    return request
-
-
-def _images_of(kind: str, obj: Mapping[str, Any]) -> tuple[list[ImageUse], dict[str, str]]:
-    """Every image use in the object's pod spec, and the object's labels."""
-    def mapping(value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise ReviewError(f"request.object.{where} must be an object")
-        return value
-
-    metadata = obj.get("metadata") or {}
-    labels = mapping(metadata, "metadata").get("labels") or {}
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-        raise ReviewError("request.object.metadata.labels must map strings to strings")
-    spec = mapping(obj.get("spec"), "spec")
-    path = "spec"
-    if kind == "CronJob":
-        spec = mapping(mapping(mapping(mapping(spec.get("jobTemplate"), "spec.jobTemplate").get("spec"),
-                                       "spec.jobTemplate.spec").get("template"),
-                               "spec.jobTemplate.spec.template").get("spec"), "spec.jobTemplate.spec.template.spec")
-        path = "spec.jobTemplate.spec.template.spec"
-    elif kind != "Pod":
-        spec = mapping(mapping(spec.get("template"), "spec.template").get("spec"), "spec.template.spec")
-        path = "spec.template.spec"
-    uses = []
-    for list_name in CONTAINER_LISTS:
-        containers = spec.get(list_name)
-        if containers is None:
-            continue
-        if not isinstance(containers, list):
-            raise ReviewError(f"request.object.{path}.{list_name} must be a list")
-        for index, container in enumerate(containers):
-            where = f"{path}.{list_name}[{index}]"
-            image = mapping(container, where).get("image")
-            if not isinstance(image, str) or not image.strip() or len(image) > 4096:
-                raise ReviewError(f"request.object.{where}.image must be a non-empty image reference")
-            container_name = container.get("name")
-            shown = f" ({container_name})" if isinstance(container_name, str) and container_name else ""
-            uses.append(ImageUse(image.strip(), f"{list_name}[{index}]{shown}"))
-    if not uses:  # the API server validates objects before validating webhooks: a pod has containers
-        raise ReviewError(f"request.object.{path}.containers is missing or empty: no pod spec to check")
-    return uses, dict(labels)
-
-
-def _warnings(texts: Sequence[str]) -> list[str]:
-    """Escaped, each within the API server's limit, all within its total."""
-    shown: list[str] = []
-    total = 0
-    for text in texts:
-        text = escape_control(text)
-        if len(text) > MAX_WARNING_CHARS:
-            text = text[: MAX_WARNING_CHARS - 1] + "…"
-        if total + len(text) > MAX_WARNINGS_TOTAL_CHARS:
-            shown.append(f"… {len(texts) - len(shown)} more warnings")
-            break
-        shown.append(text)
-        total += len(text)
-    return list(dict.fromkeys(shown))
-
-
-def _review_response(uid: str, allowed: bool, message: str | None, warnings: Sequence[str]) -> dict[str, Any]:
-    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
-    if not allowed:
-        response["status"] = {"code": 403, "reason": "Forbidden", "message": message or "denied by ci-gate"}
-    if warnings:
-        response["warnings"] = list(warnings)
-    return {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "response": response}
 
 
 # --- HTTP ----------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ci_gate.server import records
-from ci_gate.server.app import ApiError, Call, Service, normalise_tag
+from ci_gate.server.routing import Call
+from ci_gate.server.service import ApiError, Service, normalise_tag
 
 EVENT_FILTERS = ("source_servicename", "source_hostid", "event_type", "resource_type", "resource_id", "level",
                  "since", "before")

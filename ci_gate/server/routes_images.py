@@ -20,7 +20,8 @@ from starlette.routing import Route
 from ci_gate.errors import CiGateError
 from ci_gate.model import Analysis
 from ci_gate.server import shapes
-from ci_gate.server.app import ApiError, Call, Service, normalise_tag
+from ci_gate.server.routing import Call
+from ci_gate.server.service import ApiError, Service, normalise_tag
 from ci_gate.server.store import ANALYZING, ImageRecord
 
 METADATA_TYPES = ("manifest", "docker_history", "dockerfile")

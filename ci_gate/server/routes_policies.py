@@ -19,7 +19,8 @@ from typing import Any
 from starlette.routing import Route
 
 from ci_gate.server import shapes
-from ci_gate.server.app import ApiError, Call, Service, validate_policy
+from ci_gate.server.routing import Call
+from ci_gate.server.service import ApiError, Service, validate_policy
 from ci_gate.server.store import ACCOUNT, PolicyRow
 
 _V1_WORDS = (("allowlist", "whitelist"), ("denylist", "blacklist"))

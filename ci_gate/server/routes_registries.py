@@ -22,8 +22,9 @@ from starlette.routing import Route
 
 from ci_gate.errors import CiGateError, SourceError
 from ci_gate.server import records
-from ci_gate.server.app import ApiError, Call, Service
 from ci_gate.server.records import RegistryRecord
+from ci_gate.server.routing import Call
+from ci_gate.server.service import ApiError, Service
 from ci_gate.server.store import Store
 from ci_gate.sources.interface import SourceOptions
 
@@ -128,17 +129,24 @@ def _get(call: Call) -> Any:
     return [registry_body(r) for r in found]
 
 
+def _save(call: Call, registry: str, name: str, registry_type: str, user: str, password: str, verify: bool,
+          create: bool) -> Any:
+    """Validate (unless ?validate=false) and store; the engine's messages when the entry appeared or vanished."""
+    if call.flag("validate", True):
+        _validate(call.service, registry, user, password, verify)
+    record = records.save_registry(call.service.store, call.service.credentials, registry, name, registry_type,
+                                   user, password, verify, create=create)
+    if record is None:
+        raise ApiError(500, "registry already exists in DB") if create else \
+            ApiError(404, "could not find existing registry to update")
+    return [registry_body(record)]
+
+
 def _add(call: Call) -> Any:
     registry, name, registry_type, user, password, verify = _request(call)
     if records.list_registries(call.service.store, registry):
         raise ApiError(500, "registry already exists in DB")
-    if call.flag("validate", True):
-        _validate(call.service, registry, user, password, verify)
-    record = records.save_registry(call.service.store, call.service.credentials, registry, name, registry_type,
-                                   user, password, verify, create=True)
-    if record is None:
-        raise ApiError(500, "registry already exists in DB")
-    return [registry_body(record)]
+    return _save(call, registry, name, registry_type, user, password, verify, create=True)
 
 
 def _update(call: Call) -> Any:
@@ -148,13 +156,7 @@ def _update(call: Call) -> Any:
         raise ApiError(409, "registry name in path does not equal registry name in body")
     if not records.list_registries(call.service.store, registry):
         raise ApiError(404, "could not find existing registry to update")
-    if call.flag("validate", True):
-        _validate(call.service, registry, user, password, verify)
-    record = records.save_registry(call.service.store, call.service.credentials, registry, name, registry_type,
-                                   user, password, verify, create=False)
-    if record is None:
-        raise ApiError(404, "could not find existing registry to update")
-    return [registry_body(record)]
+    return _save(call, registry, name, registry_type, user, password, verify, create=False)
 
 
 def _delete(call: Call) -> Any:

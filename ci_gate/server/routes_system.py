@@ -19,7 +19,8 @@ from typing import Any
 from starlette.routing import Route
 
 from ci_gate import __version__
-from ci_gate.server.app import Call, Service
+from ci_gate.server.routing import Call
+from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT
 
 SWAGGER_VERSIONS = {"v1": "0.1.20", "v2": "2.0.0"}
