@@ -60,6 +60,13 @@ def serve(
         typer.Option("--admission-config", help="YAML file: serve the Kubernetes admission webhook and Gatekeeper "
                      "provider (docs/admission.md); needs --tls-cert/--tls-key."),
     ] = None,
+    watch_interval: Annotated[float, typer.Option("--watch-interval", min=1.0, help="Seconds between re-resolving "
+                              "watched tags (registry manifest requests only; docs/notifications.md).")] = 3600.0,
+    notifications_config: Annotated[
+        Path | None,
+        typer.Option("--notifications-config", help="YAML file with anchore-engine's `webhooks` configuration "
+                     "(docs/notifications.md)."),
+    ] = None,
 ) -> None:
     """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
     password = os.environ.get(PASSWORD_VARIABLE, "")
@@ -87,7 +94,8 @@ def serve(
     config = ServerConfig(data_dir=data_dir or _default_data_dir(), admin_password=password, vuln_db=vuln_db,
                           workers=workers, source=source, request_timeout=request_timeout,
                           registry_deadline=registry_timeout, tls_cert=tls_cert, tls_key=tls_key,
-                          admission_config=admission_config)
+                          admission_config=admission_config, watch_interval=watch_interval,
+                          notifications_config=notifications_config)
     _check_tls(tls_cert, tls_key)
     run_server(config, host, port)
 

@@ -106,6 +106,7 @@ def create_app(config: ServerConfig) -> Starlette:
         routes_accounts,
         routes_events,
         routes_images,
+        routes_notifications,
         routes_policies,
         routes_registries,
         routes_system,
@@ -154,6 +155,7 @@ def create_app(config: ServerConfig) -> Starlette:
         "vulnerabilities": _vulnerabilities, "content_types": _content_types, "content": _content})
     routes += routes_policies.routes(service, route) + routes_registries.routes(service, route)
     routes += routes_accounts.routes(service, route)
+    routes += routes_notifications.routes(service, route)
     routes += routes_events.routes(service, route) + routes_system.routes(service, route, routes)
     routes += admission.routes(service)  # public, TLS-only: the API server calls webhooks without credentials
     routes += __import__("ci_gate.server.ui", fromlist=["routes"]).routes(service, _route)  # the dashboard, /ui/

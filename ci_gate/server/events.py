@@ -25,16 +25,31 @@ tag_update (only a notification), so that one is named after the engine's scheme
 
 def add_event(connection: sqlite3.Connection, account: str, notification_type: str, full_tag: str,
               details: Mapping[str, Any]) -> None:
-    """Record one event for a tag (inside the caller's transaction); the notifications sender delivers them."""
+    """Record one event for a tag (inside the caller's transaction). When the tag has an active subscription
+    of this type, the event also enters the notification outbox in the same transaction, so an event is
+    never recorded without its notification, nor the other way round (ci_gate/notify/ delivers them)."""
+    import time
     import uuid
 
     failed = notification_type == "analysis_update" and details.get("analysis_status") == ANALYSIS_FAILED
     key = "analysis_failed" if failed else notification_type
     event_type, level, message = EVENT_TYPES[key]
+    identifier = uuid.uuid4().hex
+    timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     connection.execute(
         "INSERT INTO events (generated_uuid, account, type, notification_type, level, message, resource_type, "
         "resource_id, details, timestamp) VALUES (?, ?, ?, ?, ?, ?, 'image_tag', ?, ?, ?)",
-        (uuid.uuid4().hex, account, event_type, notification_type, level, message, full_tag,
-         json.dumps(dict(details)), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
+        (identifier, account, event_type, notification_type, level, message, full_tag,
+         json.dumps(dict(details)), timestamp))
+    subscribed = connection.execute(
+        "SELECT 1 FROM subscriptions WHERE subscription_key = ? AND subscription_type = ? AND active = 1",
+        (full_tag, notification_type)).fetchone()
+    if subscribed:
+        event = {"id": identifier, "type": event_type, "level": level, "message": message,
+                 "notification_type": notification_type, "subscription_key": full_tag,
+                 "details": dict(details), "timestamp": timestamp}
+        connection.execute("INSERT INTO outbox (event_uuid, notification_type, subscription_key, event, created) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           (identifier, notification_type, full_tag, json.dumps(event), time.time()))
 
 

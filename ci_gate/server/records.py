@@ -278,17 +278,29 @@ def delete_events(store: Store, identifier: str | None = None, since: str | None
     return deleted
 
 
-def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, status: str) -> None:
-    """Remember a check's result; when it differs from the tag's last one under the same policy (or the tag
-    now names another digest), record a policy_eval event, as the engine's policy_eval notification does."""
+def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, status: str) -> bool:
+    """Remember a check's result (each evaluation kept, per tag and policy); when the final action differs
+    from the tag's last one under the same policy, record a policy_eval event, as anchore-engine sends its
+    policy_eval notification only when the final action changes. True when it flipped."""
     with store._transaction() as connection:
         row = connection.execute("SELECT digest, status FROM evaluation_status WHERE account = ? AND tag = ? "
                                  "AND policy_id = ?", (ACCOUNT, full_tag, policy_id)).fetchone()
+        connection.execute("INSERT INTO evaluation_history (tag, policy_id, digest, status, evaluated_at) "
+                           "VALUES (?, ?, ?, ?, ?)", (full_tag, policy_id, digest, status, now_text()))
         if row is not None and (row["digest"], row["status"]) == (digest, status):
-            return
+            return False
         connection.execute("INSERT OR REPLACE INTO evaluation_status (account, tag, policy_id, digest, status) "
                            "VALUES (?, ?, ?, ?, ?)", (ACCOUNT, full_tag, policy_id, digest, status))
-        if row is not None:
+        if row is not None and row["status"] != status:
             add_event(connection, ACCOUNT, "policy_eval", full_tag, {
                 "last_eval": {"image_digest": row["digest"], "status": row["status"], "policy_id": policy_id},
                 "curr_eval": {"image_digest": digest, "status": status, "policy_id": policy_id}})
+            return True
+    return False
+
+
+def evaluated_digest(store: Store, full_tag: str, policy_id: str) -> str | None:
+    """The digest the tag's last recorded evaluation under `policy_id` was of (None: never evaluated)."""
+    rows = store._query("SELECT digest FROM evaluation_status WHERE account = ? AND tag = ? AND policy_id = ?",
+                        (ACCOUNT, full_tag, policy_id))
+    return str(rows[0]["digest"]) if rows else None

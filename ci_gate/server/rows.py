@@ -108,6 +108,50 @@ CREATE TABLE IF NOT EXISTS vuln_status (
     matches TEXT NOT NULL,
     PRIMARY KEY (tag, digest)
 );
+CREATE TABLE IF NOT EXISTS evaluation_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tag TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    status TEXT NOT NULL,
+    evaluated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluation_history_tag ON evaluation_history (tag, policy_id, seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    event_uuid TEXT PRIMARY KEY,
+    notification_type TEXT NOT NULL,
+    subscription_key TEXT NOT NULL,
+    event TEXT NOT NULL,
+    fanned_out INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    idempotency_key TEXT PRIMARY KEY,
+    event_uuid TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    endpoint_kind TEXT NOT NULL,
+    notification_type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    next_attempt REAL NOT NULL,
+    last_attempt REAL,
+    last_status INTEGER,
+    last_error TEXT NOT NULL DEFAULT '',
+    delivered_at REAL,
+    external_ref TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt);
+CREATE TABLE IF NOT EXISTS notification_endpoints (
+    endpoint_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    settings TEXT NOT NULL,
+    sealed BLOB,
+    created_at TEXT NOT NULL,
+    last_updated TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS serve_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -78,6 +78,10 @@ class ServerConfig:
     """PEM private key of tls_cert."""
     admission_config: Path | None = None
     """The Kubernetes admission configuration (docs/admission.md); None = no admission routes."""
+    watch_interval: float = 3600.0
+    """Seconds between re-resolving watched tags (docs/notifications.md)."""
+    notifications_config: Path | None = None
+    """A YAML file with anchore-engine's `webhooks` configuration; None = only endpoints added over the API."""
 
 
 class ApiError(Exception):
@@ -127,6 +131,11 @@ class Service:
         from ci_gate.server.records import CredentialBox
 
         self.credentials = CredentialBox(config.admin_password)
+        from ci_gate.notify.dispatcher import Dispatcher
+        from ci_gate.notify.endpoints import load_webhooks_config
+
+        configured = load_webhooks_config(config.notifications_config) if config.notifications_config else []
+        self.dispatcher = Dispatcher(lambda: dict(self._stores), self.credentials, configured)
         self.registry = RegistryPool(deadline=config.registry_deadline)
         self.registry_callers: anyio.CapacityLimiter | None = None
         self._analyses: OrderedDict[tuple[str, str, str | None], Analysis] = OrderedDict()
@@ -193,15 +202,39 @@ class Service:
         self.vuln_watcher = VulnWatcher(lambda: self.store, lambda digest: self.vulnerabilities(digest, "all", True),
                                         lambda: store_stamp(self.config.vuln_db))
         self.vuln_watcher.start()
+        from ci_gate.server.tag_watch import TagWatcher
+
+        self.dispatcher.start()
+        self.tag_watcher = TagWatcher(lambda: dict(self._stores), self.rewatch_tag, self.evaluate_status,
+                                      self.config.watch_interval)
+        self.tag_watcher.start()
 
     def stop(self) -> None:
-        if getattr(self, "vuln_watcher", None) is not None:
-            self.vuln_watcher.stop()
+        for thread in ("vuln_watcher", "tag_watcher", "dispatcher"):
+            if getattr(self, thread, None) is not None:
+                getattr(self, thread).stop()
         self.registry.stop()
         for account, store in self._stores.items():
             if self._pools[account].stop():
                 store.close()  # else a worker still uses it; the process is exiting anyway
         self.accounts.close()
+
+    def rewatch_tag(self, account: str, full_tag: str) -> None:
+        """Resolve a watched tag again, as an add does (a moved tag records tag_update and queues analysis)."""
+        token = CURRENT_ACCOUNT.set(account)
+        try:
+            self.add_image({"source": {"tag": {"pull_string": full_tag}}}, force=False)
+        finally:
+            CURRENT_ACCOUNT.reset(token)
+
+    def evaluate_status(self, account: str, digest: str, full_tag: str) -> str:
+        """pass or fail: the tag's image under the account's active policy (a STOP fails)."""
+        token = CURRENT_ACCOUNT.set(account)
+        try:
+            evaluation = self.evaluate(digest, full_tag, None)[0]
+        finally:
+            CURRENT_ACCOUNT.reset(token)
+        return "fail" if evaluation.final_action.lower() == "stop" else "pass"
 
     def seed_policies(self) -> None:
         """The built-in packs, `builtin:default` active, on a data dir that has no policy yet."""

@@ -1,0 +1,112 @@
+"""The delivery thread of `ci-gate serve`: fans the outbox out and sends due deliveries.
+
+It runs beside the analysis workers and the API and shares nothing with them but the database: a
+receiver that hangs holds one of its sender threads for at most the send timeout, never a request
+or an analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ci_gate.notify import outbox
+from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
+from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
+
+LOG = logging.getLogger("ci_gate.notify")
+
+POLL_VARIABLE = "CI_GATE_NOTIFY_POLL_SECONDS"
+DEFAULT_POLL_SECONDS = 1.0
+SENDERS = 4
+"""Deliveries in flight at once (a slow receiver delays the others by at most the send timeout)."""
+
+
+class Dispatcher:
+    """Delivers every account's outbox; `stores` maps account names to their stores at each pass."""
+
+    def __init__(self, stores: Callable[[], Mapping[str, Any]], box: CredentialSealer,
+                 configured: Sequence[Endpoint] = (), interval: float | None = None) -> None:
+        self._stores = stores
+        self._box = box
+        self.configured = list(configured)
+        """Endpoints from the engine-style `webhooks` file: every account's events go to them."""
+        self.interval = interval if interval is not None else float(os.environ.get(POLL_VARIABLE)
+                                                                     or DEFAULT_POLL_SECONDS)
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="ci-gate-notify-send")
+
+    def endpoints(self, store: Any) -> list[Endpoint]:
+        return [*self.configured, *list_endpoints(store, self._box)]
+
+    def start(self) -> None:
+        for store in self._stores().values():
+            resumed = outbox.resume_sending(store)
+            if resumed:
+                LOG.info("%d notification deliveries interrupted by the last stop will be sent again", resumed)
+        self._thread = threading.Thread(target=self._run, name="ci-gate-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        """Look at the outbox now (an event was just recorded)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = self.pass_once()
+            except Exception:  # a broken store must not end the thread; the next pass tries again
+                LOG.exception("notification delivery pass failed")
+                busy = False
+            if not busy:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+
+    def pass_once(self) -> bool:
+        """Fan out and send what is due, in every account; True when there was work."""
+        worked = False
+        for account, store in list(self._stores().items()):
+            endpoints = {e.endpoint_id: e for e in self.endpoints(store)}
+            outbox.fan_out(store, endpoints.values())
+            outbox.drop_endpointless(store, endpoints)
+            due = outbox.claim_due(store, SENDERS * 4)
+            worked = worked or bool(due)
+            futures = [self._pool.submit(self._deliver, account, store, endpoints[d.endpoint_id], d) for d in due
+                       if d.endpoint_id in endpoints]
+            for future in futures:
+                future.result()
+        return worked
+
+    def _deliver(self, account: str, store: Any, endpoint: Endpoint, due: outbox.DueDelivery) -> None:
+        delivery = Delivery(due.idempotency_key, due.event, account, due.tries,
+                            int(due.created + outbox.retry_window()))
+        try:
+            sent = send(endpoint, delivery)
+        except RetryLater as later:
+            state = outbox.mark_failed_attempt(store, due, str(later), later.status, later.retry_after, False)
+            outcome = "will retry" if state == outbox.PENDING else "gave up after the retry window"
+            LOG.info("notification %s to %s endpoint %s: %s (%s)", due.idempotency_key[:12], endpoint.kind,
+                     endpoint.name, later, outcome)
+        except Refused as refused:
+            outbox.mark_failed_attempt(store, due, str(refused), refused.status, None, True)
+            LOG.warning("notification %s to %s endpoint %s refused: %s", due.idempotency_key[:12], endpoint.kind,
+                        endpoint.name, refused)
+        except Exception as error:  # a bug in a sender: retried like an outage, logged with its traceback
+            LOG.exception("notification %s to %s endpoint %s failed", due.idempotency_key[:12], endpoint.kind,
+                          endpoint.name)
+            outbox.mark_failed_attempt(store, due, f"internal error: {type(error).__name__}", None, None, False)
+        else:
+            outbox.mark_delivered(store, due.idempotency_key, sent.status, sent.external_ref)

@@ -1,0 +1,108 @@
+"""Watched tags: re-resolved on a schedule, the new digest analysed and evaluated.
+
+A tag is watched when it has an active `tag_update` subscription (anchore-engine's autosubscribe on
+add) or an active `policy_eval` one. Every `serve --watch-interval` seconds (default 1 h) each
+watched tag is resolved again with registry manifest HEAD/GET requests only (the same resolution an
+add does); when it names another digest, the add records `tag_update` and queues the new digest's
+analysis. A shorter follow-up pass evaluates every watched tag whose current digest is analysed but
+not yet evaluated under the active policy, recording the result per policy; `policy_eval` is
+recorded when the final action flips (`records.record_evaluation`). Each full pass also evaluates
+every watched tag again, so a policy change that flips a verdict is noticed too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from ci_gate.server import records
+from ci_gate.server.store import ANALYZED, Store
+
+LOG = logging.getLogger("ci_gate.server")
+
+FOLLOW_UP_VARIABLE = "CI_GATE_SERVE_FOLLOW_UP_SECONDS"
+DEFAULT_FOLLOW_UP_SECONDS = 5.0
+
+
+def watched_tags(store: Store) -> list[str]:
+    rows = store._query("SELECT DISTINCT subscription_key FROM subscriptions WHERE active = 1 AND "
+                        "subscription_type IN ('tag_update', 'policy_eval') ORDER BY subscription_key")
+    return [str(row["subscription_key"]) for row in rows]
+
+
+class TagWatcher:
+    """Runs the re-resolve pass every `interval` seconds and the evaluation follow-up more often."""
+
+    def __init__(self, stores: Callable[[], Mapping[str, Store]], resolve: Callable[[str, str], None],
+                 evaluate: Callable[[str, str, str], str], interval: float) -> None:
+        self._stores = stores
+        self._resolve = resolve
+        """(account, tag): add the tag again (resolves it; a moved tag records tag_update, queues analysis)."""
+        self._evaluate = evaluate
+        """(account, digest, tag) -> pass|fail under the active policy."""
+        self.interval = interval
+        self.follow_up = min(interval, float(os.environ.get(FOLLOW_UP_VARIABLE) or DEFAULT_FOLLOW_UP_SECONDS))
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ci-gate-tag-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        next_full = time.monotonic() + self.interval
+        while not self._stopping.wait(self.follow_up):
+            full = time.monotonic() >= next_full
+            try:
+                if full:
+                    next_full = time.monotonic() + self.interval
+                    self.resolve_all()
+                self.evaluate_all(only_new=not full)
+            except Exception:  # a broken store must not end the watcher; the next pass tries again
+                LOG.exception("cannot check watched tags")
+
+    def resolve_all(self) -> int:
+        """Resolve every watched tag of every account; returns how many were looked at."""
+        count = 0
+        for account, store in list(self._stores().items()):
+            for tag in watched_tags(store):
+                if self._stopping.is_set():
+                    return count
+                try:
+                    self._resolve(account, tag)
+                except Exception as error:  # one unreachable registry must not stop the others
+                    LOG.info("cannot re-resolve watched tag %s: %s", tag[:200], getattr(error, "message", error))
+                count += 1
+        return count
+
+    def evaluate_all(self, only_new: bool) -> int:
+        """Evaluate watched tags whose current digest is analysed (with `only_new`, only those not yet
+        evaluated at that digest under the active policy); returns how many were evaluated."""
+        count = 0
+        for account, store in list(self._stores().items()):
+            policy = store.active_policy()
+            if policy is None:
+                continue
+            for tag in watched_tags(store):
+                images = store.images_for_tag(tag)
+                if not images or images[0].analysis_status != ANALYZED:
+                    continue
+                digest = images[0].digest
+                if only_new and records.evaluated_digest(store, tag, policy.policy_id) == digest:
+                    continue
+                try:
+                    status = self._evaluate(account, digest, tag)
+                except Exception as error:
+                    LOG.info("cannot evaluate watched tag %s: %s", tag[:200], getattr(error, "message", error))
+                    continue
+                records.record_evaluation(store, tag, policy.policy_id, digest, status)
+                count += 1
+        return count
