@@ -1,0 +1,308 @@
+"""Deliveries from a real serve database through the real dispatcher to receivers on 127.0.0.1 that answer
+as Slack, Teams, Jira, GitHub and a generic webhook do, and to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ci_gate.notify import endpoints, outbox
+from ci_gate.notify.dispatcher import Dispatcher
+from ci_gate.server.records import CredentialBox, initialise_subscriptions
+from ci_gate.server.store import Store, add_event, now_text
+from tests.notify.receivers import Receiver
+
+TAG = "registry.example.test/team/app:1.0"
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
+SIGNING_SECRET = "whsec-test-signing-secret"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_GATE_NOTIFY_BACKOFF_SECONDS", "0.05")
+    monkeypatch.setenv("CI_GATE_NOTIFY_TIMEOUT_SECONDS", "1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "data")
+    initialise_subscriptions(opened, TAG, ("analysis_update", "tag_update", "policy_eval", "vuln_update"))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def box() -> CredentialBox:
+    return CredentialBox("notify-test-admin-password")
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        receiver.stop()
+
+
+def receiver(receivers: list[Receiver], kind: str, **options: Any) -> Receiver:
+    started = Receiver(kind, **options).start()
+    receivers.append(started)
+    return started
+
+
+def add_endpoint(store: Store, box: CredentialBox, kind: str, body: dict[str, Any]) -> endpoints.Endpoint:
+    endpoint = endpoints.parse_endpoint(kind, body)
+    endpoints.save_endpoint(store, box, endpoint, now_text())
+    return endpoint
+
+
+def record(store: Store, notification_type: str, details: dict[str, Any], tag: str = TAG) -> str:
+    with store._transaction() as connection:
+        add_event(connection, "admin", notification_type, tag, details)
+        return str(connection.execute("SELECT generated_uuid FROM events ORDER BY rowid DESC LIMIT 1")
+                   .fetchone()[0])
+
+
+def drain(dispatcher: Dispatcher, store: Store, timeout: float = 20) -> list[dict[str, Any]]:
+    """Run delivery passes until nothing is pending; the deliveries."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dispatcher.pass_once()
+        deliveries = outbox.list_deliveries(store)
+        if deliveries and all(d["state"] in (outbox.DELIVERED, outbox.FAILED) for d in deliveries):
+            return deliveries
+        time.sleep(0.02)
+    raise AssertionError(f"deliveries still pending: {outbox.list_deliveries(store)}")
+
+
+TAG_MOVED = {"last_eval": [DIGEST_A], "curr_eval": [DIGEST_B]}
+
+
+def vulns(digest: str, cve: str) -> dict[str, Any]:
+    return {"imageDigest": digest, "subscription_type": "vuln_update", "diff_vulnerability_result": {
+        "added": [{"CVE_ID": cve, "Severity": "High", "Vulnerable_Package": "openssl-3.0.11",
+                   "Fix_Available": "3.0.13"}],
+        "updated": [], "removed": []}}
+
+
+def test_webhook_v1_is_anchore_engines_body_signed_with_a_stable_key(store: Store, box: CredentialBox,
+                                                                     receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook", secret=SIGNING_SECRET, outage=[503])
+    endpoint = add_endpoint(store, box, "webhook", {"url": hook.url + "/hooks/<notification_type>",
+                                                    "secret": SIGNING_SECRET})
+    event_id = record(store, "tag_update", TAG_MOVED)
+    deliveries = drain(Dispatcher(lambda: {"admin": store}, box), store)
+
+    assert [d["state"] for d in deliveries] == ["delivered"]
+    first, second = hook.received
+    assert first.status == 503 and second.status == 200
+    assert second.path == "/hooks/tag_update"
+    expected_key = outbox.idempotency_key(event_id, endpoint.endpoint_id)
+    assert first.key == second.key == second.headers["idempotency-key"] == expected_key
+    assert first.signature_ok and second.signature_ok
+    body = second.json()
+    assert set(body) == {"queueId", "userId", "dataId", "created_at", "last_updated", "record_state_key",
+                         "record_state_val", "tries", "max_tries", "data"}
+    assert body["data"]["notification_type"] == "tag_update" and body["data"]["notification_user"] == "admin"
+    payload = body["data"]["notification_payload"]
+    assert (payload["subscription_key"], payload["subscription_type"], payload["notificationId"]) == (
+        TAG, "tag_update", event_id)
+    assert (payload["last_eval"], payload["curr_eval"]) == ([DIGEST_A], [DIGEST_B])
+    assert body["tries"] == 2
+
+
+def test_webhook_v2_is_enterprises_event_body(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook")
+    add_endpoint(store, box, "webhook", {"url": hook.url, "format": "v2", "notification_types": ["policy_eval"]})
+    record(store, "tag_update", TAG_MOVED)  # not a type this endpoint takes
+    event_id = record(store, "policy_eval", {"last_eval": {"status": "pass"}, "curr_eval": {"status": "fail"}})
+    drain(Dispatcher(lambda: {"admin": store}, box), store)
+
+    [only] = hook.received
+    body = only.json()
+    assert set(body) == {"id", "type", "level", "message", "details", "timestamp", "resource", "source"}
+    assert body["id"] == event_id and body["type"] == "user.checks.tag.policy_evaluation.update"
+    assert body["resource"] == {"account_name": "admin", "type": "image_tag", "id": TAG}
+    assert only.signature_ok is None and "x-ci-gate-signature-256" not in only.headers  # no secret, no signature
+
+
+def test_an_event_without_an_active_subscription_is_not_sent(store: Store, box: CredentialBox,
+                                                             receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook")
+    add_endpoint(store, box, "webhook", {"url": hook.url})
+    record(store, "tag_update", TAG_MOVED, tag="registry.example.test/other:1")
+    Dispatcher(lambda: {"admin": store}, box).pass_once()
+    assert outbox.list_deliveries(store) == [] and hook.received == []
+
+
+def test_slack_429_waits_for_retry_after(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
+    slack = receiver(receivers, "slack", outage=[429], retry_after="1")
+    add_endpoint(store, box, "slack", {"url": slack.url + slack.slack_path})
+    record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0001"))
+    drain(Dispatcher(lambda: {"admin": store}, box), store)
+
+    limited, accepted = slack.received
+    assert (limited.status, accepted.status) == (429, 200)
+    assert accepted.at - limited.at >= 1.0  # Retry-After: 1, although the backoff alone is 0.05 s
+    message = accepted.json()
+    assert message["blocks"][0]["type"] == "header" and "1 added" in message["blocks"][0]["text"]["text"]
+    assert "CVE-2099-0001" in message["blocks"][1]["text"]["text"]
+
+
+def test_teams_answers_5xx_then_takes_the_adaptive_card(store: Store, box: CredentialBox,
+                                                        receivers: list[Receiver]) -> None:
+    teams = receiver(receivers, "teams", outage=[503, 502])
+    add_endpoint(store, box, "teams", {"url": teams.url + "/workflows/abc/triggers/manual/paths/invoke"})
+    record(store, "analysis_update", {"image_digest": DIGEST_A, "analysis_status": "analyzed"})
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+
+    assert [r.status for r in teams.received] == [503, 502, 202]
+    assert len({r.key for r in teams.received}) == 1
+    assert (delivery["tries"], delivery["last_status"]) == (3, 202)
+    card = teams.received[-1].json()["attachments"][0]["content"]
+    assert card["type"] == "AdaptiveCard" and {"title": "Tag", "value": TAG} in card["body"][1]["facts"]
+
+
+def test_a_timeout_and_a_dropped_connection_are_retried(store: Store, box: CredentialBox,
+                                                        receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook", outage=["hang", "drop"], hang_seconds=2.5)
+    add_endpoint(store, box, "webhook", {"url": hook.url})
+    record(store, "tag_update", TAG_MOVED)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    assert delivery["state"] == "delivered" and delivery["tries"] == 3
+    assert [r.status for r in hook.received] == [0, 0, 200]
+
+
+def test_a_refusal_is_not_retried_and_the_slack_url_is_never_shown(store: Store, box: CredentialBox,
+                                                                    receivers: list[Receiver]) -> None:
+    slack = receiver(receivers, "slack")
+    endpoint = add_endpoint(store, box, "slack", {"url": slack.url + "/services/T0001/B0001/wrongsecret"})
+    record(store, "tag_update", TAG_MOVED)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+
+    assert (delivery["state"], delivery["tries"], delivery["last_status"]) == ("failed", 1, 404)
+    assert len(slack.received) == 1
+    shown = repr(delivery) + repr(endpoint.public()) + repr(endpoints.list_endpoints(store, box)[0].public())
+    assert "wrongsecret" not in shown and "services/T0001" not in shown
+    assert endpoint.public()["url_set"] is True
+
+
+def test_a_receiver_down_past_the_retry_window_fails_the_delivery(store: Store, box: CredentialBox,
+                                                                   receivers: list[Receiver],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_GATE_NOTIFY_RETRY_WINDOW_SECONDS", "0.6")
+    hook = receiver(receivers, "webhook", outage=[503] * 100)
+    add_endpoint(store, box, "webhook", {"url": hook.url})
+    record(store, "tag_update", TAG_MOVED)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    assert delivery["state"] == "failed" and delivery["tries"] >= 2 and delivery["last_error"] == "HTTP 503"
+    assert hook.answered() == []
+
+
+def test_jira_gets_one_issue_per_image_and_event_even_when_an_answer_is_lost(
+        store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
+    jira = receiver(receivers, "jira", secret=SIGNING_SECRET, outage=[None, "lost"])  # the create is lost
+    add_endpoint(store, box, "jira", {"url": jira.url, "username": jira.jira_user[0], "password": jira.jira_user[1],
+                                      "project_key": "OPS", "labels": ["security"], "secret": SIGNING_SECRET})
+    dispatcher = Dispatcher(lambda: {"admin": store}, box)
+    record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0001"))
+    drain(dispatcher, store)
+    record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0002"))  # the same image again: a comment
+    record(store, "vuln_update", vulns(DIGEST_B, "CVE-2099-0003"))  # another image: its own issue
+    deliveries = drain(dispatcher, store)
+
+    assert [d["state"] for d in deliveries] == ["delivered"] * 3
+    assert sorted(jira.issues) == ["OPS-1", "OPS-2"]  # the lost answer did not make a second OPS issue
+    first = jira.issues["OPS-1"]["fields"]
+    assert first["project"] == {"key": "OPS"} and first["issuetype"] == {"name": "Bug"}
+    assert "security" in first["labels"] and "CVE-2099-0001" in first["description"]
+    assert len(jira.comments["OPS-1"]) == 2  # the retry after the lost answer, then CVE-2099-0002
+    assert "CVE-2099-0002" in jira.comments["OPS-1"][-1]
+    assert all(r.signature_ok for r in jira.received)
+    assert {d["external_ref"] for d in deliveries} == {"OPS-1", "OPS-2"}
+
+
+def test_github_creates_then_updates_one_issue(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
+    github = receiver(receivers, "github")
+    add_endpoint(store, box, "github", {"api_url": github.url, "owner": "acme", "repository": "images",
+                                        "token": github.github_token, "labels": ["ci-gate"]})
+    dispatcher = Dispatcher(lambda: {"admin": store}, box)
+    record(store, "policy_eval", {"last_eval": {"status": "pass"}, "curr_eval": {"status": "fail",
+                                                                                "image_digest": DIGEST_A}})
+    drain(dispatcher, store)
+    github.issues["1"]["state"] = "closed"  # someone closed it; the next flip for the same image reopens it
+    record(store, "policy_eval", {"last_eval": {"status": "fail"}, "curr_eval": {"status": "pass",
+                                                                                "image_digest": DIGEST_A}})
+    drain(dispatcher, store)
+
+    assert list(github.issues) == ["1"]
+    issue = github.issues["1"]
+    assert issue["updates"] == 1 and issue["state"] == "open" and "fail -> pass" in issue["title"]
+    assert "ci-gate" in [label["name"] for label in issue["labels"]]
+    assert all(r.headers["x-github-api-version"] == "2022-11-28" for r in github.received)
+
+
+def test_email_over_smtp_with_a_temporary_failure(store: Store, box: CredentialBox) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+            self.refuse_next = True
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if self.refuse_next:
+                self.refuse_next = False
+                return "451 4.3.0 try again later"
+            self.messages.append(envelope)
+            return "250 OK"
+
+    from tests.server.serve_process import free_port
+
+    handler = Handler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        add_endpoint(store, box, "email", {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "ci-gate@example.test",
+                                           "to": ["team@example.test", "sec@example.test"]})
+        event_id = record(store, "tag_update", TAG_MOVED)
+        [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    finally:
+        controller.stop()
+    assert delivery["state"] == "delivered" and delivery["tries"] == 2
+    [envelope] = handler.messages
+    assert envelope.rcpt_tos == ["team@example.test", "sec@example.test"]
+    message = message_from_bytes(envelope.content, policy=policy.default)
+    assert message["Subject"].strip() == f"ci-gate: {TAG} now points to another image"
+    assert message["X-CI-Gate-Idempotency-Key"] == delivery["idempotency_key"]
+    text = message.get_content()  # type: ignore[attr-defined]
+    assert event_id in text and DIGEST_B in text
+
+
+def test_endpoint_secrets_are_kept_but_never_shown(store: Store, box: CredentialBox) -> None:
+    saved = add_endpoint(store, box, "github", {"owner": "o", "repository": "r", "token": "ghp_verysecret",
+                                                "secret": SIGNING_SECRET})
+    [loaded] = endpoints.list_endpoints(store, box)
+    assert loaded.secrets == {"token": "ghp_verysecret", "secret": SIGNING_SECRET}
+    assert "ghp_verysecret" not in repr(loaded) and "ghp_verysecret" not in repr(loaded.public())
+    assert loaded.public()["token_set"] is True and loaded.public()["secret_set"] is True
+    raw = (store.path.read_bytes() + Path(str(store.path) + "-wal").read_bytes()
+           if Path(str(store.path) + "-wal").exists() else store.path.read_bytes())
+    assert b"ghp_verysecret" not in raw  # sealed in the database too
+    updated = endpoints.parse_endpoint("github", {"owner": "o", "repository": "r2"}, saved.endpoint_id, loaded)
+    assert updated.secrets["token"] == "ghp_verysecret"  # an update that does not resend the token keeps it
+
+
+def test_backoff_grows_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_GATE_NOTIFY_BACKOFF_SECONDS", "2")
+    waits = {tries: [outbox.backoff_seconds(tries) for _ in range(50)] for tries in (1, 4, 12, 40)}
+    assert all(1.0 <= w <= 2 * 2 ** 1 + 0.2 for w in waits[1])
+    assert max(waits[4]) > max(waits[1]) and len(set(waits[4])) > 40  # jittered, not in step
+    assert all(w <= outbox.MAX_BACKOFF + 0.2 for w in waits[40])
