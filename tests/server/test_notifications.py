@@ -1,0 +1,232 @@
+"""Notifications from the real `ci-gate serve`: endpoint configurations over the API, anchore-engine's
+`webhooks` file and webhook test, a restart while a receiver is down, and a watched tag re-pushed in a
+real registry (tag_update, then policy_eval when the verdict flips)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.notify.receivers import Receiver
+from tests.server.anchore_cli import build_app_image
+from tests.server.serve_process import ServeProcess
+from tests.support.oci import push
+from tests.support.registry import RegistryServer
+
+SECRET = "whsec-serve-test"
+FAST = {"CI_GATE_NOTIFY_BACKOFF_SECONDS": "0.2", "CI_GATE_NOTIFY_POLL_SECONDS": "0.1",
+        "CI_GATE_SERVE_FOLLOW_UP_SECONDS": "0.3", "CI_GATE_NOTIFY_TIMEOUT_SECONDS": "1"}
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        receiver.stop()
+
+
+def start_receiver(receivers: list[Receiver], kind: str, **options: Any) -> Receiver:
+    receiver = Receiver(kind, **options).start()
+    receivers.append(receiver)
+    return receiver
+
+
+def wait_for(condition: Callable[[], Any], what: str, server: ServeProcess, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout} s:\n{server.log()}")
+
+
+def test_endpoint_configurations_and_the_engine_webhook_test(tmp_path: Path, receivers: list[Receiver]) -> None:
+    hook = start_receiver(receivers, "webhook", secret=SECRET)
+    slack = start_receiver(receivers, "slack")
+    config = tmp_path / "notifications.yaml"
+    config.write_text(f"webhooks:\n  signing_secret: {SECRET}\n"
+                      f"  general:\n    url: {hook.url}/general/<notification_type>/<userId>\n"
+                      f"  tag_update:\n    url: {hook.url}/tags\n")
+    with ServeProcess(tmp_path / "data", environment=FAST, extra_args=["--notifications-config", str(config)]) as serve:
+        tested = serve.post("/v2/system/webhooks/tag_update/test")
+        assert tested.status_code == 200 and [r["delivered"] for r in tested.json()] == [True]
+        assert serve.post("/v1/system/webhooks/vuln_update/test").status_code == 200
+        assert [r.path for r in hook.received] == ["/tags", "/general/vuln_update/admin"]
+        assert all(r.signature_ok for r in hook.received)
+        assert hook.received[1].json()["data"]["notification_payload"]["subscription_type"] == "vuln_update"
+
+        base = "/v2/notifications/endpoints/slack/configurations"
+        created = serve.post(base, json={"name": "team", "url": slack.url + slack.slack_path, "secret": SECRET})
+        assert created.status_code == 200, created.text
+        shown = created.json()
+        assert shown["url_set"] is True and shown["secret_set"] is True
+        assert "hooksecret" not in created.text and SECRET not in created.text
+        one = f"{base}/{shown['id']}"
+        renamed = serve.put(one, json={"name": "renamed"})  # the URL and the secret are kept
+        assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
+        assert [e["name"] for e in serve.get(base).json()] == ["renamed"]
+        assert {"name": "slack", "enabled": True} in serve.get("/v2/notifications/endpoints").json()
+        assert serve.post(f"{one}/test").json()[0]["delivered"] is True
+        assert slack.received[-1].status == 200 and slack.received[-1].path == slack.slack_path
+
+        refused = serve.post("/v2/notifications/endpoints/webhook/configurations", json={"url": "ftp://x"})
+        assert refused.status_code == 400 and "http(s) URL" in refused.json()["message"]
+        assert serve.post("/v2/notifications/endpoints/fax/configurations", json={}).status_code == 404
+        assert serve.delete(one).status_code == 204
+        assert serve.get(one).status_code == 404
+        assert SECRET not in serve.log() and "hooksecret" not in serve.log()
+
+
+def test_a_restart_while_the_receiver_is_down_loses_nothing_and_repeats_no_delivery(
+        tmp_path: Path, serve_vuln_db: Path, pushed_images: list[tuple[str, str]],
+        receivers: list[Receiver]) -> None:
+    hook = start_receiver(receivers, "webhook", secret=SECRET, outage=[503] + ["hang"] * 1000, hang_seconds=2)
+    serve = ServeProcess(tmp_path / "data", vuln_db=serve_vuln_db, environment=FAST).start()
+    try:
+        added = serve.post("/v2/notifications/endpoints/webhook/configurations",
+                           json={"url": hook.url, "secret": SECRET, "notification_types": ["analysis_update"]})
+        assert added.status_code == 200, added.text
+        for tag, _ in pushed_images[:2]:
+            assert serve.add_tag(tag).status_code == 200
+        digests = {digest for _, digest in pushed_images[:2]}
+        for digest in digests:
+            serve.wait_status(digest)
+        wait_for(lambda: len({r.key for r in hook.received}) == 2 and len(hook.received) >= 3,
+                 "two deliveries tried and retried", serve)
+        serve.kill()  # mid-delivery: a request hangs at the receiver, or waits for its next try
+        hook.outage.clear()  # the receiver is back
+        serve.start()
+        deliveries = wait_for(lambda: (lambda d: d if all(x["state"] == "delivered" for x in d) else None)(
+            serve.get("/v2/notifications/deliveries").json()), "every delivery delivered", serve)
+    finally:
+        serve.stop()
+    keys = {d["idempotency_key"] for d in deliveries}
+    assert len(deliveries) == 2 == len(keys)
+    assert Counter(r.key for r in hook.answered()) == {key: 1 for key in keys}  # each accepted exactly once
+    assert {r.key for r in hook.received} == keys  # every try of an event carried the same key
+    assert all(r.signature_ok for r in hook.received)
+    payloads = [r.json()["data"]["notification_payload"] for r in hook.answered()]
+    assert {p["curr_eval"]["image_digest"] for p in payloads} == digests
+    assert {p["curr_eval"]["analysis_status"] for p in payloads} == {"analyzed"}
+
+
+def test_a_re_pushed_tag_sends_tag_update_then_policy_eval_when_the_verdict_flips(
+        tmp_path: Path, registry: RegistryServer, demo_vuln_db: Path, receivers: list[Receiver]) -> None:
+    clean, leaky = build_app_image(tmp_path / "clean", leaky=False), build_app_image(tmp_path / "leaky", leaky=True)
+    tag = push(clean, registry.host, f"notify/app-{uuid.uuid4().hex[:8]}:stable")
+    hook = start_receiver(receivers, "webhook", secret=SECRET)
+    with ServeProcess(tmp_path / "data", vuln_db=demo_vuln_db, environment=FAST,
+                      extra_args=["--watch-interval", "1"]) as serve:
+        serve.post("/v2/notifications/endpoints/webhook/configurations", json={
+            "url": hook.url, "format": "v2", "secret": SECRET,
+            "notification_types": ["tag_update", "policy_eval"]}).raise_for_status()
+        serve.post("/v2/images", params={"auto_subscribe": "true"},
+                   json={"source": {"tag": {"pull_string": tag}}}).raise_for_status()
+        [policy_subscription] = serve.get("/v2/subscriptions", params={"subscription_key": tag,
+                                                                       "subscription_type": "policy_eval"}).json()
+        serve.put(f"/v2/subscriptions/{policy_subscription['subscription_id']}",
+                  json={"active": True}).raise_for_status()
+        serve.wait_status(clean.manifest_digest)
+        checked = serve.get(f"/v2/images/{clean.manifest_digest}/check", params={"tag": tag})
+        assert checked.status_code == 200, checked.text
+        time.sleep(1.5)  # a watch pass over the unchanged tag: nothing to send
+        assert hook.received == []
+
+        push(leaky, registry.host, tag.split("/", 1)[1])  # the tag now names the leaky image
+        wait_for(lambda: len(hook.answered()) >= 2, "tag_update and policy_eval", serve, timeout=120)
+        time.sleep(1.5)  # more watch passes: the same verdict on the same digest sends nothing more
+    events = [r.json() for r in hook.answered()]
+    assert [e["type"] for e in events] == ["user.image.tag.update", "user.checks.tag.policy_evaluation.update"]
+    tag_update, policy_eval = events
+    assert tag_update["resource"]["id"] == tag
+    assert tag_update["details"] == {"last_eval": [clean.manifest_digest], "curr_eval": [leaky.manifest_digest]}
+    assert policy_eval["details"]["last_eval"]["status"] == "pass"
+    assert policy_eval["details"]["curr_eval"] == {"image_digest": leaky.manifest_digest, "status": "fail",
+                                                   "policy_id": policy_eval["details"]["curr_eval"]["policy_id"]}
+    assert all(r.signature_ok for r in hook.received)
+
+
+def test_a_vulnerability_import_notifies_every_endpoint_kind_once(
+        tmp_path: Path, demo_vuln_db: Path, pushed_images: list[tuple[str, str]], receivers: list[Receiver]) -> None:
+    """vuln_update for the one subscribed tag whose matches changed, delivered to all six endpoint kinds."""
+    import json
+    import shutil
+
+    from aiosmtpd.controller import Controller
+
+    from ci_gate.vulns.importers.osv import import_paths
+    from tests.server.serve_process import OPENSSL_ADVISORY, free_port
+
+    class Mailbox:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.messages.append(envelope)
+            return "250 OK"
+
+    vuln_db = tmp_path / "vulns.sqlite"
+    shutil.copyfile(demo_vuln_db, vuln_db)
+    kinds = {kind: start_receiver(receivers, kind, secret=SECRET, outage=[503])
+             for kind in ("webhook", "slack", "teams", "jira", "github")}
+    mailbox, smtp_port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    (watched, digest), (other, _) = pushed_images[0], pushed_images[1]
+    bodies = {
+        "webhook": {"url": kinds["webhook"].url},
+        "slack": {"url": kinds["slack"].url + kinds["slack"].slack_path},
+        "teams": {"url": kinds["teams"].url + "/workflows/1/invoke"},
+        "jira": {"url": kinds["jira"].url, "username": kinds["jira"].jira_user[0],
+                 "password": kinds["jira"].jira_user[1], "project_key": "SEC"},
+        "github": {"api_url": kinds["github"].url, "owner": "acme", "repository": "images",
+                   "token": kinds["github"].github_token},
+    }
+    try:
+        with ServeProcess(tmp_path / "data", vuln_db=vuln_db,
+                          environment={**FAST, "CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) as serve:
+            for kind, body in bodies.items():
+                serve.post(f"/v2/notifications/endpoints/{kind}/configurations",
+                           json={**body, "secret": SECRET, "notification_types": ["vuln_update"]}).raise_for_status()
+            serve.post("/v2/notifications/endpoints/email/configurations", json={
+                "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "from": "ci-gate@example.test",
+                "to": ["sec@example.test"], "notification_types": ["vuln_update"]}).raise_for_status()
+            for tag in (watched, other):
+                serve.add_tag(tag).raise_for_status()
+            serve.wait_status(digest)
+            [subscription] = serve.get("/v2/subscriptions", params={"subscription_key": watched,
+                                                                    "subscription_type": "vuln_update"}).json()
+            serve.put(f"/v2/subscriptions/{subscription['subscription_id']}", json={"active": True}).raise_for_status()
+            time.sleep(1.0)  # the watcher's baseline for the subscribed tag: no event
+
+            tree = tmp_path / "osv" / "Debian"
+            tree.mkdir(parents=True)
+            (tree / "DSA-9999-1.json").write_text(json.dumps(OPENSSL_ADVISORY))
+            import_paths([tree.parent], vuln_db)  # what `ci-gate db import` does
+            wait_for(lambda: all(r.answered() for r in kinds.values()) and mailbox.messages
+                     and len(kinds["jira"].issues) == 1 and len(kinds["github"].issues) == 1,
+                     "vuln_update at every endpoint", serve)
+            time.sleep(1.0)  # later polls with the same store send nothing more
+            deliveries = serve.get("/v2/notifications/deliveries").json()
+    finally:
+        controller.stop()
+    assert sorted(d["endpoint"] for d in deliveries) == sorted([*kinds, "email"])
+    assert {d["state"] for d in deliveries} == {"delivered"} and {d["notification_type"] for d in deliveries} == {
+        "vuln_update"}
+    webhook = kinds["webhook"].answered()
+    assert len(webhook) == 1 and webhook[0].json()["data"]["notification_payload"]["imageDigest"] == digest
+    added = webhook[0].json()["data"]["notification_payload"]["diff_vulnerability_result"]["added"]
+    assert [(v["CVE_ID"], v["Package_Name"]) for v in added] == [("DSA-9999-1", "openssl")]
+    assert all(r.signature_ok for kind in kinds.values() for r in kind.received)
+    assert "DSA-9999-1" in kinds["slack"].answered()[0].json()["blocks"][1]["text"]["text"]
+    [issue] = kinds["jira"].issues.values()
+    assert watched in issue["fields"]["summary"] and "DSA-9999-1" in issue["fields"]["description"]
+    assert len(mailbox.messages) == 1 and watched.encode() in mailbox.messages[0].content
