@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,6 +42,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="ci-gate-notify-send")
+        self._next_prune = 0.0
 
     def endpoints(self, store: Any) -> list[Endpoint]:
         return [*self.configured, *list_endpoints(store, self._box)]
@@ -78,7 +80,12 @@ class Dispatcher:
     def pass_once(self) -> bool:
         """Fan out and send what is due, in every account; True when there was work."""
         worked = False
+        prune = time.monotonic() >= self._next_prune
+        if prune:
+            self._next_prune = time.monotonic() + 3600
         for account, store in list(self._stores().items()):
+            if prune:
+                outbox.prune(store)
             endpoints = {e.endpoint_id: e for e in self.endpoints(store)}
             outbox.fan_out(store, endpoints.values())
             outbox.drop_endpointless(store, endpoints)

@@ -142,6 +142,21 @@ def drop_endpointless(store: Any, known: Iterable[str]) -> None:
                            (FAILED, PENDING, SENDING, *known))
 
 
+KEEP_SECONDS = 7 * 24 * 3600.0
+"""How long finished deliveries stay listable."""
+
+
+def prune(store: Any, now: float | None = None) -> int:
+    """Forget deliveries finished more than KEEP_SECONDS ago, and outbox rows none of whose deliveries is left."""
+    cutoff = (now if now is not None else time.time()) - KEEP_SECONDS
+    with store._transaction() as connection:
+        removed = connection.execute("DELETE FROM deliveries WHERE state IN (?, ?) AND created < ?",
+                                     (DELIVERED, FAILED, cutoff)).rowcount
+        connection.execute("DELETE FROM outbox WHERE fanned_out = 1 AND created < ? AND event_uuid NOT IN "
+                           "(SELECT event_uuid FROM deliveries)", (cutoff,))
+    return int(removed)
+
+
 def list_deliveries(store: Any, state: str | None = None, notification_type: str | None = None,
                     limit: int = 100) -> list[dict[str, Any]]:
     sql, parameters = "SELECT * FROM deliveries WHERE 1", []

@@ -306,3 +306,14 @@ def test_backoff_grows_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(1.0 <= w <= 2 * 2 ** 1 + 0.2 for w in waits[1])
     assert max(waits[4]) > max(waits[1]) and len(set(waits[4])) > 40  # jittered, not in step
     assert all(w <= outbox.MAX_BACKOFF + 0.2 for w in waits[40])
+
+
+def test_finished_deliveries_are_pruned_after_a_week(store: Store, box: CredentialBox,
+                                                     receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook")
+    add_endpoint(store, box, "webhook", {"url": hook.url})
+    record(store, "tag_update", TAG_MOVED)
+    drain(Dispatcher(lambda: {"admin": store}, box), store)
+    assert outbox.prune(store) == 0  # a fresh delivery stays listable
+    assert outbox.prune(store, now=time.time() + outbox.KEEP_SECONDS + 60) == 1
+    assert outbox.list_deliveries(store) == [] and store._query("SELECT * FROM outbox") == []
