@@ -186,3 +186,33 @@ def resolve_digest(pool: RegistryPool, reference: RegistryReference, options: So
     except requests.RequestException as error:
         reason = f"registry {host}: {type(error).__name__}"
         raise RegistryFailure(reason if trusted else generic, reason) from None
+
+
+def head_digest(pool: RegistryPool, reference: RegistryReference, options: SourceOptions) -> str | None:
+    """The digest a tag names now from a manifest HEAD request's Docker-Content-Digest (a HEAD does not
+    count against Docker Hub's pull limit, so watching a tag hourly costs nothing); None when the
+    registry does not say (then the caller resolves with a GET)."""
+    from ci_gate.sources.oci_layout import ACCEPT_MANIFESTS
+    from ci_gate.sources.registry import RegistryClient
+
+    bounded = replace(options, timeout=min(options.timeout, max(pool.deadline / 3, 0.1)))
+
+    def head() -> str | None:
+        client = RegistryClient(reference, bounded)
+        try:
+            client.ping()
+            url = f"{client.base}/v2/{reference.repository}/manifests/{reference.reference}"
+            headers = {"Accept": ", ".join(ACCEPT_MANIFESTS)}
+            response = client._send("HEAD", url, headers=headers, auth=client.auth)
+            if response.status_code == 401:
+                client.authenticate(response.headers.get("WWW-Authenticate", ""))
+                response = client._send("HEAD", url, headers=headers, auth=client.auth)
+            digest = response.headers.get("Docker-Content-Digest", "").strip()
+            return digest if response.status_code == 200 and digest.startswith("sha256:") else None
+        finally:
+            client.close()
+
+    try:
+        return pool.run(head)
+    except (RegistryBusy, RegistryDeadline, CiGateError, requests.RequestException):
+        return None

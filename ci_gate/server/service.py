@@ -220,9 +220,19 @@ class Service:
         self.accounts.close()
 
     def rewatch_tag(self, account: str, full_tag: str) -> None:
-        """Resolve a watched tag again, as an add does (a moved tag records tag_update and queues analysis)."""
+        """Resolve a watched tag again: a manifest HEAD first; when the digest moved (or the registry does not
+        say), as an add does (a moved tag records tag_update and queues the new digest's analysis)."""
+        from ci_gate.server.registry_work import head_digest
+        from ci_gate.sources.registry import parse_reference
+        from ci_gate.sources.registry_auth import check_registry_allowed
+
         token = CURRENT_ACCOUNT.set(account)
         try:
+            reference = parse_reference(full_tag)
+            check_registry_allowed(reference.host, self.config.source)
+            known = self.store.images_for_tag(full_tag)
+            if known and head_digest(self.registry, reference, self.source_for(full_tag)) == known[0].digest:
+                return
             self.add_image({"source": {"tag": {"pull_string": full_tag}}}, force=False)
         finally:
             CURRENT_ACCOUNT.reset(token)

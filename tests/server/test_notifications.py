@@ -137,8 +137,14 @@ def test_a_re_pushed_tag_sends_tag_update_then_policy_eval_when_the_verdict_flip
         serve.wait_status(clean.manifest_digest)
         checked = serve.get(f"/v2/images/{clean.manifest_digest}/check", params={"tag": tag})
         assert checked.status_code == 200, checked.text
-        time.sleep(1.5)  # a watch pass over the unchanged tag: nothing to send
+        seen = len(registry.log_path.read_bytes())
+        time.sleep(2.5)  # watch passes over the unchanged tag: nothing to send, and only manifest HEADs
         assert hook.received == []
+        manifest_path = f"/v2/{tag.split('/', 1)[1].split(':')[0]}/manifests/stable"
+        requests_made = [line.split('"')[1].split()[0] for line in
+                         registry.log_path.read_bytes()[seen:].decode(errors="replace").splitlines()
+                         if line.startswith("127.0.0.1 - -") and manifest_path in line]
+        assert requests_made and set(requests_made) == {"HEAD"}
 
         push(leaky, registry.host, tag.split("/", 1)[1])  # the tag now names the leaky image
         wait_for(lambda: len(hook.answered()) >= 2, "tag_update and policy_eval", serve, timeout=120)
