@@ -317,3 +317,71 @@ def test_finished_deliveries_are_pruned_after_a_week(store: Store, box: Credenti
     assert outbox.prune(store) == 0  # a fresh delivery stays listable
     assert outbox.prune(store, now=time.time() + outbox.KEEP_SECONDS + 60) == 1
     assert outbox.list_deliveries(store) == [] and store._query("SELECT * FROM outbox") == []
+
+
+def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: CredentialBox,
+                                                             receivers: list[Receiver]) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.server.serve_process import free_port
+
+    class Mailbox:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.messages.append(envelope)
+            return "250 OK"
+
+    hook, slack, teams, jira, github = (receiver(receivers, kind, secret=SIGNING_SECRET)
+                                        for kind in ("webhook", "slack", "teams", "jira", "github"))
+    for kind, body in (("webhook", {"url": hook.url}), ("slack", {"url": slack.url + slack.slack_path}),
+                       ("teams", {"url": teams.url + "/invoke"}),
+                       ("jira", {"url": jira.url, "username": jira.jira_user[0], "password": jira.jira_user[1],
+                                 "project_key": "OPS"}),
+                       ("github", {"api_url": github.url, "owner": "o", "repository": "r",
+                                   "token": github.github_token})):
+        add_endpoint(store, box, kind, {**body, "secret": SIGNING_SECRET})
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        add_endpoint(store, box, "email", {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "a@example.test",
+                                           "to": ["b@example.test"]})
+        record(store, "tag_update", TAG_MOVED)
+        record(store, "policy_eval", {"last_eval": {"status": "pass", "image_digest": DIGEST_B},
+                                      "curr_eval": {"status": "fail", "image_digest": DIGEST_B}})
+        record(store, "vuln_update", vulns(DIGEST_B, "CVE-2099-0009"))
+        record(store, "analysis_update", {"image_digest": DIGEST_B, "analysis_status": "analyzed"})
+        deliveries = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    finally:
+        controller.stop()
+    assert len(deliveries) == 24 and {d["state"] for d in deliveries} == {"delivered"}
+    types = {"tag_update", "policy_eval", "vuln_update", "analysis_update"}
+    for http in (hook, slack, teams):
+        assert {r.headers["x-ci-gate-event"] for r in http.answered()} == types
+        assert all(r.signature_ok for r in http.received)
+    assert len(jira.issues) == 4 and len(github.issues) == 4  # one per image and notification type
+    titles = [m.content for m in mailbox.messages]
+    assert len(titles) == 4 and any(b"policy check" in t for t in titles) and any(b"analysis of" in t for t in titles)
+
+
+def test_each_account_notifies_only_its_own_endpoints(tmp_path: Path, box: CredentialBox,
+                                                      receivers: list[Receiver]) -> None:
+    stores = {"admin": Store(tmp_path / "admin"), "team-b": Store(tmp_path / "team-b")}
+    hooks = {account: receiver(receivers, "webhook") for account in stores}
+    try:
+        for account, account_store in stores.items():
+            initialise_subscriptions(account_store, TAG, ("tag_update",))
+            add_endpoint(account_store, box, "webhook", {"url": hooks[account].url})
+        event_id = record(stores["team-b"], "tag_update", TAG_MOVED)
+        dispatcher = Dispatcher(lambda: stores, box)
+        drain(dispatcher, stores["team-b"])
+        dispatcher.pass_once()
+    finally:
+        for account_store in stores.values():
+            account_store.close()
+    assert hooks["admin"].received == []
+    [only] = hooks["team-b"].received
+    body = only.json()
+    assert body["userId"] == "team-b" and body["data"]["notification_payload"]["notificationId"] == event_id
