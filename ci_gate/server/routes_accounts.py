@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ci_gate.server import shapes
+from ci_gate.server import keys, shapes
 from ci_gate.server.accounts import AccountError
-from ci_gate.server.auth import ADMIN_USER
+from ci_gate.server.auth import ADMIN_USER, Principal
 from ci_gate.server.routing import Call
-from ci_gate.server.service import ApiError, Service, require_password
+from ci_gate.server.service import ApiError, Service
 from ci_gate.server.store import ACCOUNT, ApiKeyRow
+
+
+def require_password(principal: Principal | None) -> None:
+    """API keys are managed by the user with the password; a key may not mint, change or delete keys."""
+    if principal is not None and principal.api_key is not None:
+        raise ApiError(403, "Access Denied: API keys cannot create, change or delete API keys; authenticate "
+                            "with the user's password", {"permission_required": "createApiKey"})
+
+
+def add_api_key(service: Service, body: Any, principal: Principal) -> dict[str, Any]:
+    """A new key for the caller's account; its value is shown once, in this answer."""
+    require_password(principal)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a UserApiKey object: {\"name\": \"ci\", "
+                            "\"expires_at\": \"2027-01-01T00:00:00Z\"}")
+    description = body.get("description") or ""
+    if not isinstance(description, str) or len(description) > 1024:
+        raise ApiError(400, "description must be a string of at most 1024 characters")
+    try:
+        name = keys.key_name(body.get("name"))
+        expires_at = keys.expiry(body.get("expires_at"), datetime.now(timezone.utc))
+    except keys.KeyRequestError as error:
+        raise ApiError(400, str(error)) from None
+    value = secrets.token_urlsafe(32)
+    row = service.store.add_api_key(name, description, value, expires_at, principal.account)
+    if row is None:
+        raise ApiError(409, f"an API key named {name!r} already exists")
+    return shapes.api_key(row, value)
 
 
 def _account(call: Call) -> str:
@@ -26,7 +55,7 @@ def _list_api_keys(call: Call) -> Any:
 
 def _post_api_key(call: Call) -> Any:
     assert call.principal is not None
-    return call.service.add_api_key(call.json(), call.principal)
+    return add_api_key(call.service, call.json(), call.principal)
 
 
 def _found_key(row: ApiKeyRow | None) -> Any:

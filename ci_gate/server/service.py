@@ -10,7 +10,6 @@ import functools
 import json
 import logging
 import re
-import secrets
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -30,9 +29,9 @@ from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import check_text, load_policy
 from ci_gate.policy.model import Policy
-from ci_gate.server import keys, shapes
+from ci_gate.server import shapes
 from ci_gate.server.accounts import AccountDirectory
-from ci_gate.server.auth import Gatekeeper, Principal
+from ci_gate.server.auth import Gatekeeper
 from ci_gate.server.limits import (
     DEFAULT_REQUEST_TIMEOUT,
 )
@@ -202,11 +201,11 @@ class Service:
         self.vuln_watcher = VulnWatcher(lambda: self.store, lambda digest: self.vulnerabilities(digest, "all", True),
                                         lambda: store_stamp(self.config.vuln_db))
         self.vuln_watcher.start()
-        from ci_gate.server.tag_watch import TagWatcher
+        from ci_gate.server.tag_watch import TagWatcher, evaluate_status, rewatch_tag
 
         self.dispatcher.start()
-        self.tag_watcher = TagWatcher(lambda: dict(self._stores), self.rewatch_tag, self.evaluate_status,
-                                      self.config.watch_interval)
+        self.tag_watcher = TagWatcher(lambda: dict(self._stores), functools.partial(rewatch_tag, self),
+                                      functools.partial(evaluate_status, self), self.config.watch_interval)
         self.tag_watcher.start()
 
     def stop(self) -> None:
@@ -218,33 +217,6 @@ class Service:
             if self._pools[account].stop():
                 store.close()  # else a worker still uses it; the process is exiting anyway
         self.accounts.close()
-
-    def rewatch_tag(self, account: str, full_tag: str) -> None:
-        """Resolve a watched tag again: a manifest HEAD first; when the digest moved (or the registry does not
-        say), as an add does (a moved tag records tag_update and queues the new digest's analysis)."""
-        from ci_gate.server.registry_work import head_digest
-        from ci_gate.sources.registry import parse_reference
-        from ci_gate.sources.registry_auth import check_registry_allowed
-
-        token = CURRENT_ACCOUNT.set(account)
-        try:
-            reference = parse_reference(full_tag)
-            check_registry_allowed(reference.host, self.config.source)
-            known = self.store.images_for_tag(full_tag)
-            if known and head_digest(self.registry, reference, self.source_for(full_tag)) == known[0].digest:
-                return
-            self.add_image({"source": {"tag": {"pull_string": full_tag}}}, force=False)
-        finally:
-            CURRENT_ACCOUNT.reset(token)
-
-    def evaluate_status(self, account: str, digest: str, full_tag: str) -> str:
-        """pass or fail: the tag's image under the account's active policy (a STOP fails)."""
-        token = CURRENT_ACCOUNT.set(account)
-        try:
-            evaluation = self.evaluate(digest, full_tag, None)[0]
-        finally:
-            CURRENT_ACCOUNT.reset(token)
-        return "fail" if evaluation.final_action.lower() == "stop" else "pass"
 
     def seed_policies(self) -> None:
         """The built-in packs, `builtin:default` active, on a data dir that has no policy yet."""
@@ -478,32 +450,6 @@ class Service:
         for path in (str(store_path), str(store_path.parent)):
             text = text.replace(path, "the server's vulnerability store")
         return text
-
-    def add_api_key(self, body: Any, principal: Principal) -> dict[str, Any]:
-        require_password(principal)
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a UserApiKey object: {\"name\": \"ci\", "
-                                "\"expires_at\": \"2027-01-01T00:00:00Z\"}")
-        description = body.get("description") or ""
-        if not isinstance(description, str) or len(description) > 1024:
-            raise ApiError(400, "description must be a string of at most 1024 characters")
-        try:
-            name = keys.key_name(body.get("name"))
-            expires_at = keys.expiry(body.get("expires_at"), datetime.now(timezone.utc))
-        except keys.KeyRequestError as error:
-            raise ApiError(400, str(error)) from None
-        value = secrets.token_urlsafe(32)
-        row = self.store.add_api_key(name, description, value, expires_at, principal.account)
-        if row is None:
-            raise ApiError(409, f"an API key named {name!r} already exists")
-        return shapes.api_key(row, value)
-
-
-def require_password(principal: Principal | None) -> None:
-    """API keys are managed by the user with the password; a key may not mint, change or delete keys."""
-    if principal is not None and principal.api_key is not None:
-        raise ApiError(403, "Access Denied: API keys cannot create, change or delete API keys; authenticate "
-                            "with the user's password", {"permission_required": "createApiKey"})
 
 
 def seed_policies(store: Store) -> None:

@@ -17,9 +17,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ci_gate.server import records
 from ci_gate.server.store import ANALYZED, Store
+
+if TYPE_CHECKING:
+    from ci_gate.server.service import Service
 
 LOG = logging.getLogger("ci_gate.server")
 
@@ -106,3 +110,35 @@ class TagWatcher:
                 records.record_evaluation(store, tag, policy.policy_id, digest, status)
                 count += 1
         return count
+
+
+def rewatch_tag(service: Service, account: str, full_tag: str) -> None:
+    """Resolve a watched tag again: a manifest HEAD first; when the digest moved (or the registry does not
+    say), as an add does (a moved tag records tag_update and queues the new digest's analysis)."""
+    from ci_gate.server.registry_work import head_digest
+    from ci_gate.server.service import CURRENT_ACCOUNT
+    from ci_gate.sources.registry import parse_reference
+    from ci_gate.sources.registry_auth import check_registry_allowed
+
+    token = CURRENT_ACCOUNT.set(account)
+    try:
+        reference = parse_reference(full_tag)
+        check_registry_allowed(reference.host, service.config.source)
+        known = service.store.images_for_tag(full_tag)
+        if known and head_digest(service.registry, reference, service.source_for(full_tag)) == known[0].digest:
+            return
+        service.add_image({"source": {"tag": {"pull_string": full_tag}}}, force=False)
+    finally:
+        CURRENT_ACCOUNT.reset(token)
+
+
+def evaluate_status(service: Service, account: str, digest: str, full_tag: str) -> str:
+    """pass or fail: the tag's image under the account's active policy (a STOP fails)."""
+    from ci_gate.server.service import CURRENT_ACCOUNT
+
+    token = CURRENT_ACCOUNT.set(account)
+    try:
+        evaluation = service.evaluate(digest, full_tag, None)[0]
+    finally:
+        CURRENT_ACCOUNT.reset(token)
+    return "fail" if evaluation.final_action.lower() == "stop" else "pass"
