@@ -234,6 +234,9 @@ def webhooks_endpoints(config: Mapping[str, Any]) -> list[Endpoint]:
             raise EndpointError(f"webhooks.{hook} needs a url")
         url = entry["url"]
         _check_url(url.replace("<userId>", "u").replace("<notification_type>", "t"), f"webhooks.{hook}.url")
+        if entry.get("format", "v1") not in ("v1", "v2"):
+            raise EndpointError(f"webhooks.{hook}.format must be v1 (anchore-engine's body) or v2 (Anchore "
+                                "Enterprise's event body)")
         settings: dict[str, Any] = {"url": url, "format": entry.get("format", "v1"), "verify_tls": bool(verify)}
         hook_user = entry.get("webhook_user", user)
         if hook_user:

@@ -236,3 +236,26 @@ def test_a_vulnerability_import_notifies_every_endpoint_kind_once(
     [issue] = kinds["jira"].issues.values()
     assert watched in issue["fields"]["summary"] and "DSA-9999-1" in issue["fields"]["description"]
     assert len(mailbox.messages) == 1 and watched.encode() in mailbox.messages[0].content
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("webhooks:\n  general: {}\n", "webhooks.general needs a url"),
+    ("webhooks:\n  general: {url: 'ftp://hooks.example.test/x'}\n", "webhooks.general.url must be an http(s) URL"),
+    ("- a list\n", "must hold a `webhooks:` mapping"),
+])
+def test_a_bad_notifications_config_stops_serve_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.server.serve_process import PASSWORD, free_port
+
+    config = tmp_path / "notifications.yaml"
+    config.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "ci_gate.cli", "serve", "--port", str(free_port()), "--data-dir",
+                             str(tmp_path / "data"), "--notifications-config", str(config)],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "CI_GATE_ADMIN_PASSWORD": PASSWORD})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and str(config) in lines[0]
