@@ -51,6 +51,8 @@ class TagWatcher:
         self.follow_up = min(interval, float(os.environ.get(FOLLOW_UP_VARIABLE) or DEFAULT_FOLLOW_UP_SECONDS))
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unevaluable: set[tuple[str, str, str]] = set()
+        """(account, tag, digest) whose evaluation failed: follow-ups skip them, full passes try again."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ci-gate-tag-watch", daemon=True)
@@ -100,13 +102,16 @@ class TagWatcher:
                 if not images or images[0].analysis_status != ANALYZED:
                     continue
                 digest = images[0].digest
-                if only_new and records.evaluated_digest(store, tag, policy.policy_id) == digest:
+                if only_new and (records.evaluated_digest(store, tag, policy.policy_id) == digest
+                                 or (account, tag, digest) in self._unevaluable):
                     continue
                 try:
                     status = self._evaluate(account, digest, tag)
                 except Exception as error:
+                    self._unevaluable.add((account, tag, digest))
                     LOG.info("cannot evaluate watched tag %s: %s", tag[:200], getattr(error, "message", error))
                     continue
+                self._unevaluable.discard((account, tag, digest))
                 records.record_evaluation(store, tag, policy.policy_id, digest, status)
                 count += 1
         return count
