@@ -89,6 +89,8 @@ def _check_url(value: str, where: str) -> None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EndpointError(f"{where} must be an http(s) URL (http://HOST/PATH or https://HOST/PATH)")
+    if "@" in parts.netloc:  # the URL is shown by the API: credentials go where they are kept sealed
+        raise EndpointError(f"{where} must not hold credentials (USER:PASSWORD@); give username and password")
 
 
 def parse_endpoint(kind: str, body: Any, endpoint_id: str | None = None,

@@ -300,6 +300,12 @@ def test_endpoint_secrets_are_kept_but_never_shown(store: Store, box: Credential
     assert updated.secrets["token"] == "ghp_verysecret"  # an update that does not resend the token keeps it
 
 
+def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(endpoints.EndpointError) as refused:
+        endpoints.parse_endpoint("webhook", {"url": "https://bot:hunter2@hooks.example.test/x"})
+    assert "hunter2" not in str(refused.value) and "username and password" in str(refused.value)
+
+
 def test_backoff_grows_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_GATE_NOTIFY_BACKOFF_SECONDS", "2")
     waits = {tries: [outbox.backoff_seconds(tries) for _ in range(50)] for tries in (1, 4, 12, 40)}
