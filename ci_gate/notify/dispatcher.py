@@ -88,7 +88,7 @@ class Dispatcher:
                 outbox.prune(store)
             endpoints = {e.endpoint_id: e for e in self.endpoints(store)}
             outbox.fan_out(store, endpoints.values())
-            outbox.drop_endpointless(store, endpoints)
+            outbox.drop_endpointless(store, [key for key, endpoint in endpoints.items() if endpoint.enabled])
             due = outbox.claim_due(store, SENDERS * 4)
             worked = worked or bool(due)
             futures = [self._pool.submit(self._deliver, account, store, endpoints[d.endpoint_id], d) for d in due

@@ -133,11 +133,11 @@ def mark_failed_attempt(store: Any, delivery: DueDelivery, reason: str, status: 
 
 
 def drop_endpointless(store: Any, known: Iterable[str]) -> None:
-    """Deliveries whose endpoint was deleted fail at once (nothing to send them to)."""
+    """Deliveries whose endpoint was deleted or disabled fail at once (nothing to send them to)."""
     known = list(known)
     marks = ",".join("?" * len(known)) or "''"
     with store._transaction() as connection:
-        connection.execute(f"UPDATE deliveries SET state = ?, last_error = 'the endpoint was deleted' "
+        connection.execute(f"UPDATE deliveries SET state = ?, last_error = 'the endpoint was deleted or disabled' "
                            f"WHERE state IN (?, ?) AND endpoint_id NOT IN ({marks})",
                            (FAILED, PENDING, SENDING, *known))
 

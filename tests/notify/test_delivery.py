@@ -300,6 +300,19 @@ def test_endpoint_secrets_are_kept_but_never_shown(store: Store, box: Credential
     assert updated.secrets["token"] == "ghp_verysecret"  # an update that does not resend the token keeps it
 
 
+def test_a_disabled_endpoint_gets_no_more_tries(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook", outage=[503] * 100)
+    endpoint = add_endpoint(store, box, "webhook", {"url": hook.url})
+    record(store, "tag_update", TAG_MOVED)
+    dispatcher = Dispatcher(lambda: {"admin": store}, box)
+    dispatcher.pass_once()
+    assert [d["state"] for d in outbox.list_deliveries(store)] == ["pending"]
+    endpoints.save_endpoint(store, box, endpoints.parse_endpoint("webhook", {"url": hook.url, "enabled": False},
+                                                                 endpoint.endpoint_id, endpoint), now_text())
+    [delivery] = drain(dispatcher, store)
+    assert delivery["state"] == "failed" and "disabled" in delivery["last_error"] and len(hook.received) == 1
+
+
 def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
     with pytest.raises(endpoints.EndpointError) as refused:
         endpoints.parse_endpoint("webhook", {"url": "https://bot:hunter2@hooks.example.test/x"})
