@@ -158,7 +158,7 @@ def create_app(config: ServerConfig) -> Starlette:
     routes += routes_notifications.routes(service, route)
     routes += routes_events.routes(service, route) + routes_system.routes(service, route, routes)
     routes += admission.routes(service)  # public, TLS-only: the API server calls webhooks without credentials
-    routes += __import__("ci_gate.server.ui", fromlist=["routes"]).routes(service, _route)  # the dashboard, /ui/
+    routes += __import__("ci_gate.server.ui", fromlist=["routes"]).routes(service, route)  # the dashboard, /ui/
 
     async def http_error(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500

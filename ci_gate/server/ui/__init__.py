@@ -76,7 +76,7 @@ def page(template: str, **context: Any) -> HTMLResponse:
 
 def verdict(service: Any, tag: str, record: Any, seen: str = "") -> Verdict:
     """Evaluate `record` under `tag` with the active policy (the API's own `check`), when it is analysed."""
-    from ci_gate.server.app import ApiError
+    from ci_gate.server.service import ApiError
 
     if record.analysis_status != "analyzed":
         return Verdict(tag, record.digest, record.analysis_status, "", 0, 0, 0, seen)
@@ -111,7 +111,7 @@ def index(call: Any) -> HTMLResponse:
 
 
 def tag_history(call: Any) -> HTMLResponse:
-    from ci_gate.server.app import ApiError, normalise_tag
+    from ci_gate.server.service import ApiError, normalise_tag
 
     tag = call.query.get("tag", "")
     if not tag:
