@@ -59,11 +59,18 @@ def idempotency_key(event_uuid: str, endpoint_id: str) -> str:
 
 @dataclass(frozen=True)
 class DueDelivery:
+    """A delivery claimed for sending."""
+
     idempotency_key: str
+    """The same on every try of this event to this endpoint."""
     endpoint_id: str
+    """Where it goes."""
     event: dict[str, Any]
+    """The outbox's copy of the event."""
     tries: int
+    """This attempt's number (1 = first)."""
     created: float
+    """When the event was recorded (epoch seconds): the retry window counts from here."""
 
 
 def fan_out(store: Any, endpoints: Iterable[Endpoint]) -> int:

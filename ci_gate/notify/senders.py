@@ -61,16 +61,23 @@ class Delivery:
     """One event going to one endpoint."""
 
     idempotency_key: str
+    """Sent as Idempotency-Key: the same on every try."""
     event: Mapping[str, Any]
+    """The outbox's copy of the event."""
     account: str
+    """The account the event belongs to (`userId` in anchore-engine's body)."""
     tries: int
     """This attempt's number (1 = first)."""
     max_tries: int
+    """When retries end (epoch seconds), as anchore-engine's body carries it."""
 
 
 @dataclass(frozen=True)
 class Sent:
+    """A delivery the receiver accepted."""
+
     status: int | None
+    """Its HTTP status (250 for email)."""
     external_ref: str = ""
     """The issue key or number a Jira or GitHub delivery created or updated."""
 
