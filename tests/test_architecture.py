@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ci_gate.policy",),
     ("ci_gate.backends",),
     ("ci_gate.reports",),
-    ("ci_gate.publish",),
+    ("ci_gate.publish", "ci_gate.notify"),
     ("ci_gate.gate",),
     ("ci_gate.server", "ci_gate.rematch"),
     ("ci_gate.cli",),
@@ -40,11 +40,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
         "redaction -> analyze.secrets (lazy SecretScanner in redaction.py, which redacts with the secret "
         "rules): the rules and scanner are text logic that belongs below errors and redaction; moving them "
         "to a base-layer package is the next step of issue 12",
-    frozenset({"ci_gate.server.app", "ci_gate.server.admission", "ci_gate.server.routes_events",
-               "ci_gate.server.routes_images", "ci_gate.server.routes_policies", "ci_gate.server.routes_registries",
-               "ci_gate.server.routes_system"}):
-        "server.routes_* and server.admission -> server.app (ApiError, Call, Service): the service / routes "
-        "split of server/app.py (issue 12) moves them to a module the routes and app both import",
 }
 """Cycles left for another branch of the same refactor to remove, each with the edge that closes it.
 Empty when every branch is merged; an entry here is a debt, never a design."""

@@ -110,9 +110,11 @@ def create_app(config: ServerConfig) -> Starlette:
         routes_policies,
         routes_registries,
         routes_system,
+        tag_watch,
     )
 
     service = Service(config)
+    service.background.append(tag_watch.watcher_for(service))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

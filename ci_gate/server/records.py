@@ -13,10 +13,12 @@ import hashlib
 import json
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ci_gate.errors import CiGateError, SourceError
 from ci_gate.server.store import ACCOUNT, Store, add_event, now_text
+from ci_gate.sources.interface import SourceOptions
 
 SUBSCRIPTION_TYPES = ("policy_eval", "tag_update", "vuln_update", "analysis_update")
 """anchore-engine's tag subscription types (`anchore_engine/common/__init__.py`)."""
@@ -134,6 +136,30 @@ def registry_for(store: Store, box: CredentialBox, host: str, repository: str) -
     """The registry entry a pull of HOST/REPOSITORY uses: the longest matching entry, as the engine picks."""
     candidates = sorted(list_registries(store, box=box), key=lambda r: len(r.registry), reverse=True)
     return next((r for r in candidates if registry_matches(r.registry, host, repository)), None)
+
+
+def source_options_for(base: SourceOptions, store: Store, box: CredentialBox, pull_string: str
+                       ) -> SourceOptions:
+    """`base` (the server's pull options) with the matching registry entry of `store` applied:
+    its credentials, and plain HTTP when it was added with --insecure."""
+    from ci_gate.sources.registry import parse_reference
+
+    try:
+        reference = parse_reference(pull_string)
+    except CiGateError:
+        return base
+    entry = registry_for(store, box, reference.host, reference.repository)
+    if entry is None:
+        return base
+    if entry.password is None:
+        raise SourceError(f"the stored credentials for registry {entry.registry} cannot be decrypted (the admin "
+                          "password changed since they were added); update them with `anchore-cli registry "
+                          "update`")
+    options = replace(base, registry_username=entry.registry_user, registry_password=entry.password,
+                      registry_host=reference.host)  # bound: they are sent to this registry only
+    if not entry.registry_verify and reference.host not in options.insecure_registries:
+        options = replace(options, insecure_registries=(*options.insecure_registries, reference.host))
+    return options
 
 
 # --- subscriptions --------------------------------------------------------------------------------

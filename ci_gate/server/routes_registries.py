@@ -20,41 +20,15 @@ from urllib.parse import unquote
 
 from starlette.routing import Route
 
-from ci_gate.errors import CiGateError, SourceError
+from ci_gate.errors import CiGateError
 from ci_gate.server import records
 from ci_gate.server.records import RegistryRecord
 from ci_gate.server.routing import Call
 from ci_gate.server.service import ApiError, Service
-from ci_gate.server.store import Store
-from ci_gate.sources.interface import SourceOptions
 
 LOG = logging.getLogger("ci_gate.server")
 
 REGISTRY_TYPES = ("docker_v2", "awsecr")
-
-
-def source_options_for(base: SourceOptions, store: Store, box: records.CredentialBox, pull_string: str
-                       ) -> SourceOptions:
-    """`base` (the server's pull options) with the matching registry entry of `store` applied:
-    its credentials, and plain HTTP when it was added with --insecure."""
-    from ci_gate.sources.registry import parse_reference
-
-    try:
-        reference = parse_reference(pull_string)
-    except CiGateError:
-        return base
-    entry = records.registry_for(store, box, reference.host, reference.repository)
-    if entry is None:
-        return base
-    if entry.password is None:
-        raise SourceError(f"the stored credentials for registry {entry.registry} cannot be decrypted (the admin "
-                          "password changed since they were added); update them with `anchore-cli registry "
-                          "update`")
-    options = replace(base, registry_username=entry.registry_user, registry_password=entry.password,
-                      registry_host=reference.host)  # bound: they are sent to this registry only
-    if not entry.registry_verify and reference.host not in options.insecure_registries:
-        options = replace(options, insecure_registries=(*options.insecure_registries, reference.host))
-    return options
 
 
 def registry_body(record: RegistryRecord) -> dict[str, Any]:

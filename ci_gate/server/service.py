@@ -134,7 +134,9 @@ class Service:
         from ci_gate.notify.endpoints import load_webhooks_config
 
         configured = load_webhooks_config(config.notifications_config) if config.notifications_config else []
-        self.dispatcher = Dispatcher(lambda: dict(self._stores), self.credentials, configured)
+        self.dispatcher = Dispatcher(self.stores, self.credentials, configured)
+        self.background: list[Any] = []
+        """More threads started and stopped with the service (`start()`/`stop()`): the tag watcher."""
         self.registry = RegistryPool(deadline=config.registry_deadline)
         self.registry_callers: anyio.CapacityLimiter | None = None
         self._analyses: OrderedDict[tuple[str, str, str | None], Analysis] = OrderedDict()
@@ -154,6 +156,10 @@ class Service:
         """The worker pool of the current request's account."""
         self.store_for(CURRENT_ACCOUNT.get())
         return self._pools[CURRENT_ACCOUNT.get()]
+
+    def stores(self) -> dict[str, Store]:
+        """Every open account store, by account name."""
+        return dict(self._stores)
 
     def store_for(self, account: str) -> Store:
         """An account's store; an account that does not exist is refused, never mapped to another's store."""
@@ -201,17 +207,16 @@ class Service:
         self.vuln_watcher = VulnWatcher(lambda: self.store, lambda digest: self.vulnerabilities(digest, "all", True),
                                         lambda: store_stamp(self.config.vuln_db))
         self.vuln_watcher.start()
-        from ci_gate.server.tag_watch import TagWatcher, evaluate_status, rewatch_tag
-
         self.dispatcher.start()
-        self.tag_watcher = TagWatcher(lambda: dict(self._stores), functools.partial(rewatch_tag, self),
-                                      functools.partial(evaluate_status, self), self.config.watch_interval)
-        self.tag_watcher.start()
+        for thread in self.background:
+            thread.start()
 
     def stop(self) -> None:
-        for thread in ("vuln_watcher", "tag_watcher", "dispatcher"):
-            if getattr(self, thread, None) is not None:
-                getattr(self, thread).stop()
+        for thread in self.background:
+            thread.stop()
+        for name in ("vuln_watcher", "dispatcher"):
+            if getattr(self, name, None) is not None:
+                getattr(self, name).stop()
         self.registry.stop()
         for account, store in self._stores.items():
             if self._pools[account].stop():
@@ -294,7 +299,7 @@ class Service:
     def source_for(self, pull_string: str, store: Store | None = None) -> SourceOptions:
         """Pull options for one image: the server's, plus the registry entry added over the API to `store`
         (default: the service's) for its host (credentials, --insecure)."""
-        from ci_gate.server.routes_registries import source_options_for
+        from ci_gate.server.records import source_options_for
 
         return source_options_for(self.config.source, store or self.store, self.credentials, pull_string)
 

@@ -12,18 +12,16 @@ every watched tag again, so a policy change that flips a verdict is noticed too.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from ci_gate.server import records
+from ci_gate.server.service import CURRENT_ACCOUNT, Service
 from ci_gate.server.store import ANALYZED, Store
-
-if TYPE_CHECKING:
-    from ci_gate.server.service import Service
 
 LOG = logging.getLogger("ci_gate.server")
 
@@ -121,7 +119,6 @@ def rewatch_tag(service: Service, account: str, full_tag: str) -> None:
     """Resolve a watched tag again: a manifest HEAD first; when the digest moved (or the registry does not
     say), as an add does (a moved tag records tag_update and queues the new digest's analysis)."""
     from ci_gate.server.registry_work import head_digest
-    from ci_gate.server.service import CURRENT_ACCOUNT
     from ci_gate.sources.registry import parse_reference
     from ci_gate.sources.registry_auth import check_registry_allowed
 
@@ -139,11 +136,15 @@ def rewatch_tag(service: Service, account: str, full_tag: str) -> None:
 
 def evaluate_status(service: Service, account: str, digest: str, full_tag: str) -> str:
     """pass or fail: the tag's image under the account's active policy (a STOP fails)."""
-    from ci_gate.server.service import CURRENT_ACCOUNT
-
     token = CURRENT_ACCOUNT.set(account)
     try:
         evaluation = service.evaluate(digest, full_tag, None)[0]
     finally:
         CURRENT_ACCOUNT.reset(token)
     return "fail" if evaluation.final_action.lower() == "stop" else "pass"
+
+
+def watcher_for(service: Service) -> TagWatcher:
+    """The tag watcher of a service, over all its accounts."""
+    return TagWatcher(service.stores, functools.partial(rewatch_tag, service),
+                      functools.partial(evaluate_status, service), service.config.watch_interval)

@@ -263,7 +263,7 @@ def test_email_over_smtp_with_a_temporary_failure(store: Store, box: CredentialB
             self.messages.append(envelope)
             return "250 OK"
 
-    from tests.server.serve_process import free_port
+    from tests.support.serve import free_port
 
     handler = Handler()
     port = free_port()
@@ -342,7 +342,7 @@ def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: 
                                                              receivers: list[Receiver]) -> None:
     from aiosmtpd.controller import Controller
 
-    from tests.server.serve_process import free_port
+    from tests.support.serve import free_port
 
     class Mailbox:
         def __init__(self) -> None:

@@ -15,9 +15,9 @@ import pytest
 
 from tests.notify.receivers import Receiver
 from tests.server.anchore_cli import build_app_image
-from tests.server.serve_process import ServeProcess
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
+from tests.support.serve import ServeProcess
 
 SECRET = "whsec-serve-test"
 FAST = {"CI_GATE_NOTIFY_BACKOFF_SECONDS": "0.2", "CI_GATE_NOTIFY_POLL_SECONDS": "0.1",
@@ -169,7 +169,7 @@ def test_a_vulnerability_import_notifies_every_endpoint_kind_once(
     from aiosmtpd.controller import Controller
 
     from ci_gate.vulns.importers.osv import import_paths
-    from tests.server.serve_process import OPENSSL_ADVISORY, free_port
+    from tests.support.serve import OPENSSL_ADVISORY, free_port
 
     class Mailbox:
         def __init__(self) -> None:
@@ -248,7 +248,7 @@ def test_a_bad_notifications_config_stops_serve_with_one_line(tmp_path: Path, te
     import subprocess
     import sys
 
-    from tests.server.serve_process import PASSWORD, free_port
+    from tests.support.serve import PASSWORD, free_port
 
     config = tmp_path / "notifications.yaml"
     config.write_text(text)
