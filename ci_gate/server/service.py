@@ -28,6 +28,7 @@ from ci_gate.ecosystems import ANCHORE_CONTENT_TYPES
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
 from ci_gate.policy.documents import check_text, load_policy
+from ci_gate.policy.gates.tag_drift import comparing_to
 from ci_gate.policy.model import Policy
 from ci_gate.server import shapes
 from ci_gate.server.accounts import AccountDirectory
@@ -394,13 +395,31 @@ class Service:
         if not full_tag:
             raise ApiError(400, "the tag query parameter is required")
         try:
-            evaluation = LocalBackend().evaluate(policy, analysis, BackendRequest(
-                image=f"registry:{record.pull_string}", tag=full_tag, vuln_db=self.config.vuln_db))
+            with comparing_to(*self._previous_image(policy, full_tag, record.digest)):
+                evaluation = LocalBackend().evaluate(policy, analysis, BackendRequest(
+                    image=f"registry:{record.pull_string}", tag=full_tag, vuln_db=self.config.vuln_db))
         except CiGateError as error:
             raise ApiError(500, f"policy evaluation failed: {error}") from None
         evaluation = replace(evaluation, image_digest=record.digest, policy_id=row.policy_id, backend="serve",
                              warnings=tuple(self.public_text(w) for w in evaluation.warnings))
         return evaluation, analysis, record, row, full_tag
+
+    def _previous_image(self, policy: Policy, full_tag: str, digest: str) -> tuple[Analysis | None, str]:
+        """The analysed image `full_tag` pointed to before `digest` (tag history), for the tag_drift gate;
+        (None, "") when the policy has no tag_drift rule or the tag has no earlier analysed image."""
+        if not any(rule.gate.lower() == "tag_drift" for rule_set in policy.rule_sets for rule in rule_set.rules):
+            return None, ""
+        history = [r.digest for r in self.store.images_for_tag(full_tag, history=True)]
+        earlier = history[history.index(digest) + 1:] if digest in history else history
+        for candidate in earlier:
+            if candidate == digest:
+                continue
+            try:
+                _, previous = self.analysed(candidate)
+            except ApiError:  # not analysed (yet, or it failed): look further back
+                continue
+            return previous, f"{full_tag}@{candidate}"
+        return None, ""
 
     def vulnerabilities(self, digest: str, vulnerability_type: str, v2: bool) -> list[dict[str, Any]]:
         from ci_gate.vulns.provider import make_provider

@@ -10,55 +10,16 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.oci import TarItem, build_oci_layout
-from tests.support.tiny import TINY_CONFIG, TINY_DPKG_STATUS, tiny_layers
-
-CURL_STATUS = b"""
-Package: curl
-Status: install ok installed
-Priority: optional
-Section: web
-Installed-Size: 500
-Maintainer: Alessandro Ghedini <ghedo@debian.org>
-Architecture: amd64
-Source: curl
-Version: 7.88.1-10+deb12u4
-Description: command line tool for transferring data with URL syntax
-"""
-
-
-def _layers(extra_status: bytes) -> list[list[TarItem]]:
-    layers = tiny_layers()
-    distro = [item if item.path != "var/lib/dpkg/status" else TarItem("var/lib/dpkg/status",
-                                                                       TINY_DPKG_STATUS + extra_status)
-              for item in layers[0]]
-    return [distro, layers[1]]
-
-
-@dataclass(frozen=True)
-class DriftImages:
-    """`app:1` (openssl, zlib1g, a python package), `app:2` (the same plus curl), `other` (tiny, another tag)."""
-
-    app_v1: Path
-    app_v2: Path
-    other: Path
+from tests.support.drift_images import DriftImages, build_drift_images
 
 
 @pytest.fixture(scope="session")
 def drift_images(tmp_path_factory: pytest.TempPathFactory) -> DriftImages:
-    root = tmp_path_factory.mktemp("drift-images")
-    history = [{"created": "1970-01-01T00:00:00Z", "created_by": "ADD distro files /"},
-               {"created": "1970-01-01T00:00:00Z", "created_by": "ADD demo /usr/lib/python3/dist-packages"}]
-    build_oci_layout(root / "app1", _layers(b""), tag="1", config=TINY_CONFIG, history=history)
-    build_oci_layout(root / "app2", _layers(CURL_STATUS), tag="2", config=TINY_CONFIG, history=history)
-    other_config = {**TINY_CONFIG, "Labels": {"org.opencontainers.image.title": "other"}}
-    build_oci_layout(root / "other", _layers(b""), tag="other", config=other_config, history=history)
-    return DriftImages(root / "app1", root / "app2", root / "other")
+    return build_drift_images(tmp_path_factory.mktemp("drift-images"))
 
 
 def run_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
