@@ -63,6 +63,15 @@ class FieldReader:
             return None
         return value
 
+    def fields(
+        self, value: Any, path: tuple[Any, ...], what: str, allowed: Iterable[str], lenient: bool = False
+    ) -> dict[str, Any] | None:
+        """`value` as a mapping with its unknown fields reported (see `keys`), or None when it is not one."""
+        data = self.obj(value, path, what)
+        if data is not None:
+            self.keys(data, path, what, allowed, lenient)
+        return data
+
     def keys(
         self, data: dict[str, Any], path: tuple[Any, ...], what: str, allowed: Iterable[str], lenient: bool = False
     ) -> None:

@@ -16,15 +16,14 @@ class RuleReader(FieldReader):
     """Rule sets and their rules, each checked against its gate's declared triggers and parameters."""
 
     def rule_set(self, value: Any, path: tuple[Any, ...], original: str) -> RuleSet | None:
-        data = self.obj(value, path, "a rule set")
-        if data is None:
-            return None
-        self.keys(
-            data,
+        data = self.fields(
+            value,
             path,
             "a rule set",
             ("id", "name", "version", "description", "rules", "artifact_type", "last_updated", "comment"),
         )
+        if data is None:
+            return None
         rule_set_id = self.text(data, "id", path, "a rule set")
         version = self.text(data, "version", path, f"rule set '{rule_set_id}'")
         self.version(version, (*path, "version"), original)
@@ -59,15 +58,14 @@ class RuleReader(FieldReader):
         )
 
     def rule(self, value: Any, path: tuple[Any, ...]) -> Rule | None:
-        data = self.obj(value, path, "a rule")
-        if data is None:
-            return None
-        self.keys(
-            data,
+        data = self.fields(
+            value,
             path,
             "a rule",
             ("id", "gate", "trigger", "action", "params", "description", "recommendation", "controls"),
         )
+        if data is None:
+            return None
         rule_id = self.text(data, "id", path, "a rule")
         what = f"rule '{rule_id}'"
         gate_name = self.text(data, "gate", path, what).lower()
@@ -79,10 +77,9 @@ class RuleReader(FieldReader):
         positions: dict[str, tuple[Any, ...]] = {}
         for index, param in enumerate(self.items(data, "params", path, what)):
             param_path = (*path, "params", index)
-            entry = self.obj(param, param_path, f"a parameter of {what}")
+            entry = self.fields(param, param_path, f"a parameter of {what}", ("name", "value"))
             if entry is None:
                 continue
-            self.keys(entry, param_path, f"a parameter of {what}", ("name", "value"))
             name = self.text(entry, "name", param_path, f"a parameter of {what}")
             if "value" not in entry:
                 self.error(param_path, f"{what}: parameter '{name}' has no value")

@@ -152,30 +152,28 @@ class DocumentBuilder(RuleReader):
                 self.warnings.append(message)
 
     def allowlist(self, value: Any, path: tuple[Any, ...], original: str) -> Allowlist | None:
-        data = self.obj(value, path, "an allowlist")
-        if data is None:
-            return None
-        self.keys(
-            data,
+        data = self.fields(
+            value,
             path,
             "an allowlist",
             ("id", "name", "version", "description", "items", "last_updated", "comment"),
         )
+        if data is None:
+            return None
         allowlist_id = self.text(data, "id", path, "an allowlist")
         version = self.text(data, "version", path, f"allowlist '{allowlist_id}'")
         self.version(version, (*path, "version"), original)
         items = []
         for index, entry in enumerate(self.items(data, "items", path, f"allowlist '{allowlist_id}'")):
             item_path = (*path, "items", index)
-            item = self.obj(entry, item_path, "an allowlist item")
-            if item is None:
-                continue
-            self.keys(
-                item,
+            item = self.fields(
+                entry,
                 item_path,
                 "an allowlist item",
                 ("id", "gate", "trigger_id", "expires_on", "description", "reason", "approved_by"),
             )
+            if item is None:
+                continue
             item_id = self.text(item, "id", item_path, "an allowlist item")
             expires_text = self.text(item, "expires_on", item_path, "", required=False)
             expires = None
@@ -223,12 +221,12 @@ class DocumentBuilder(RuleReader):
         )
 
     def image_ref(self, data: dict[str, Any], path: tuple[Any, ...], what: str) -> ImageRef:
-        image = self.obj(data.get("image"), (*path, "image"), f"the image of {what}") if "image" in data else None
+        image = (self.fields(data["image"], (*path, "image"), f"the image of {what}", ("type", "value"))
+                 if "image" in data else None)
         if "image" not in data:
             self.error(path, f"{what} is missing the required field 'image'")
         if image is None:
             return ImageRef("tag", "*")
-        self.keys(image, (*path, "image"), f"the image of {what}", ("type", "value"))
         image_type = self.text(image, "type", (*path, "image"), f"the image of {what}")
         if image_type and image_type not in ("tag", "digest", "id"):
             self.error((*path, "image", "type"), f"{what}: image type must be tag, digest or id, got {image_type!r}")
@@ -236,17 +234,16 @@ class DocumentBuilder(RuleReader):
         return ImageRef(image_type, self.pattern(value, (*path, "image", "value"), what, UNDECIDABLE))
 
     def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
-        data = self.obj(value, path, "an sbom mapping" if sbom else "a mapping")
-        if data is None:
-            return None
-        self.keys(
-            data,
+        data = self.fields(
+            value,
             path,
             "an sbom mapping" if sbom else "a mapping",
             ("id", "name", "registry", "repository", "image", "rule_set_ids", "allowlist_ids", "description"),
             # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
             lenient=sbom,
         )
+        if data is None:
+            return None
         name = self.text(data, "name", path, "a mapping")
         what = f"mapping '{name}'"
         # An SBOM mapping needs no selector (Enterprise applies it to every SBOM); one given is honoured.
@@ -263,15 +260,14 @@ class DocumentBuilder(RuleReader):
         )
 
     def selection(self, value: Any, path: tuple[Any, ...]) -> ImageSelectionRule | None:
-        data = self.obj(value, path, "an image selection rule")
-        if data is None:
-            return None
-        self.keys(
-            data,
+        data = self.fields(
+            value,
             path,
             "an image selection rule",
             ("id", "name", "registry", "repository", "image", "description"),
         )
+        if data is None:
+            return None
         name = self.text(data, "name", path, "an image selection rule")
         what = f"image selection rule '{name}'"
         return ImageSelectionRule(
