@@ -9,19 +9,22 @@ from ci_gate.model import ACTIONS
 from ci_gate.policy.fields import FieldReader, kind_of, nearest, scalar_text
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import TriggerSpec
-from ci_gate.policy.model import ARTIFACT_TYPES, SBOM_GATES, Rule, RuleSet
+from ci_gate.policy.model import (
+    ARTIFACT_TYPES,
+    PARAMETER_KEYS,
+    RULE_KEYS,
+    RULE_SET_KEYS,
+    SBOM_GATES,
+    Rule,
+    RuleSet,
+)
 
 
 class RuleReader(FieldReader):
     """Rule sets and their rules, each checked against its gate's declared triggers and parameters."""
 
     def rule_set(self, value: Any, path: tuple[Any, ...], original: str) -> RuleSet | None:
-        data = self.fields(
-            value,
-            path,
-            "a rule set",
-            ("id", "name", "version", "description", "rules", "artifact_type", "last_updated", "comment"),
-        )
+        data = self.fields(value, path, "a rule set", RULE_SET_KEYS)
         if data is None:
             return None
         rule_set_id = self.text(data, "id", path, "a rule set")
@@ -58,12 +61,7 @@ class RuleReader(FieldReader):
         )
 
     def rule(self, value: Any, path: tuple[Any, ...]) -> Rule | None:
-        data = self.fields(
-            value,
-            path,
-            "a rule",
-            ("id", "gate", "trigger", "action", "params", "description", "recommendation", "controls"),
-        )
+        data = self.fields(value, path, "a rule", RULE_KEYS)
         if data is None:
             return None
         rule_id = self.text(data, "id", path, "a rule")
@@ -77,7 +75,7 @@ class RuleReader(FieldReader):
         positions: dict[str, tuple[Any, ...]] = {}
         for index, param in enumerate(self.items(data, "params", path, what)):
             param_path = (*path, "params", index)
-            entry = self.fields(param, param_path, f"a parameter of {what}", ("name", "value"))
+            entry = self.fields(param, param_path, f"a parameter of {what}", PARAMETER_KEYS)
             if entry is None:
                 continue
             name = self.text(entry, "name", param_path, f"a parameter of {what}")

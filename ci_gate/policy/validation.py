@@ -9,7 +9,12 @@ from ci_gate.policy import v1
 from ci_gate.policy.fields import UNDECIDABLE, entry_id_of, nearest, parse_timestamp
 from ci_gate.policy.gates import registry
 from ci_gate.policy.model import (
+    ALLOWLIST_ITEM_KEYS,
+    ALLOWLIST_KEYS,
+    IMAGE_REF_KEYS,
+    MAPPING_KEYS,
     POLICY_KEYS,
+    SELECTION_KEYS,
     Allowlist,
     AllowlistItem,
     ImageRef,
@@ -152,12 +157,7 @@ class DocumentBuilder(RuleReader):
                 self.warnings.append(message)
 
     def allowlist(self, value: Any, path: tuple[Any, ...], original: str) -> Allowlist | None:
-        data = self.fields(
-            value,
-            path,
-            "an allowlist",
-            ("id", "name", "version", "description", "items", "last_updated", "comment"),
-        )
+        data = self.fields(value, path, "an allowlist", ALLOWLIST_KEYS)
         if data is None:
             return None
         allowlist_id = self.text(data, "id", path, "an allowlist")
@@ -166,12 +166,7 @@ class DocumentBuilder(RuleReader):
         items = []
         for index, entry in enumerate(self.items(data, "items", path, f"allowlist '{allowlist_id}'")):
             item_path = (*path, "items", index)
-            item = self.fields(
-                entry,
-                item_path,
-                "an allowlist item",
-                ("id", "gate", "trigger_id", "expires_on", "description", "reason", "approved_by"),
-            )
+            item = self.fields(entry, item_path, "an allowlist item", ALLOWLIST_ITEM_KEYS)
             if item is None:
                 continue
             item_id = self.text(item, "id", item_path, "an allowlist item")
@@ -221,7 +216,7 @@ class DocumentBuilder(RuleReader):
         )
 
     def image_ref(self, data: dict[str, Any], path: tuple[Any, ...], what: str) -> ImageRef:
-        image = (self.fields(data["image"], (*path, "image"), f"the image of {what}", ("type", "value"))
+        image = (self.fields(data["image"], (*path, "image"), f"the image of {what}", IMAGE_REF_KEYS)
                  if "image" in data else None)
         if "image" not in data:
             self.error(path, f"{what} is missing the required field 'image'")
@@ -234,14 +229,8 @@ class DocumentBuilder(RuleReader):
         return ImageRef(image_type, self.pattern(value, (*path, "image", "value"), what, UNDECIDABLE))
 
     def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
-        data = self.fields(
-            value,
-            path,
-            "an sbom mapping" if sbom else "a mapping",
-            ("id", "name", "registry", "repository", "image", "rule_set_ids", "allowlist_ids", "description"),
-            # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
-            lenient=sbom,
-        )
+        # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
+        data = self.fields(value, path, "an sbom mapping" if sbom else "a mapping", MAPPING_KEYS, lenient=sbom)
         if data is None:
             return None
         name = self.text(data, "name", path, "a mapping")
@@ -260,12 +249,7 @@ class DocumentBuilder(RuleReader):
         )
 
     def selection(self, value: Any, path: tuple[Any, ...]) -> ImageSelectionRule | None:
-        data = self.fields(
-            value,
-            path,
-            "an image selection rule",
-            ("id", "name", "registry", "repository", "image", "description"),
-        )
+        data = self.fields(value, path, "an image selection rule", SELECTION_KEYS)
         if data is None:
             return None
         name = self.text(data, "name", path, "an image selection rule")
