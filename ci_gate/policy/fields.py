@@ -150,6 +150,15 @@ class FieldReader:
             else:
                 seen[entry_id] = path
 
+    def id_and_version(
+        self, data: dict[str, Any], path: tuple[Any, ...], what: str, kind: str, original: str
+    ) -> tuple[str, str]:
+        """The `id` of a versioned object (a rule set, an allowlist) and its checked `version`."""
+        object_id = self.text(data, "id", path, what)
+        version = self.text(data, "version", path, f"{kind} '{object_id}'")
+        self.version(version, (*path, "version"), original)
+        return object_id, version
+
     def version(self, version: str, path: tuple[Any, ...], original: str) -> None:
         accepted = ("1_0",) if original == "v1" else ("2", "v2", "V2")
         if version and version not in accepted:

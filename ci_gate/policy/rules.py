@@ -27,9 +27,7 @@ class RuleReader(FieldReader):
         data = self.fields(value, path, "a rule set", RULE_SET_KEYS)
         if data is None:
             return None
-        rule_set_id = self.text(data, "id", path, "a rule set")
-        version = self.text(data, "version", path, f"rule set '{rule_set_id}'")
-        self.version(version, (*path, "version"), original)
+        rule_set_id, version = self.id_and_version(data, path, "a rule set", "rule set", original)
         artifact = data.get("artifact_type", "image")
         if artifact not in ARTIFACT_TYPES:
             self.error(

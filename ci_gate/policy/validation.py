@@ -160,9 +160,7 @@ class DocumentBuilder(RuleReader):
         data = self.fields(value, path, "an allowlist", ALLOWLIST_KEYS)
         if data is None:
             return None
-        allowlist_id = self.text(data, "id", path, "an allowlist")
-        version = self.text(data, "version", path, f"allowlist '{allowlist_id}'")
-        self.version(version, (*path, "version"), original)
+        allowlist_id, version = self.id_and_version(data, path, "an allowlist", "allowlist", original)
         items = []
         for index, entry in enumerate(self.items(data, "items", path, f"allowlist '{allowlist_id}'")):
             item_path = (*path, "items", index)
