@@ -226,6 +226,13 @@ class DocumentBuilder(RuleReader):
         value = self.text(image, "value", (*path, "image"), f"the image of {what}")
         return ImageRef(image_type, self.pattern(value, (*path, "image", "value"), what, UNDECIDABLE))
 
+    def selector(
+        self, data: dict[str, Any], key: str, path: tuple[Any, ...], what: str, required: bool = True, default: str = ""
+    ) -> str:
+        """The registry or repository pattern a mapping or image selection rule matches images with."""
+        return self.pattern(self.text(data, key, path, what, required=required, default=default), (*path, key), what,
+                            UNDECIDABLE)
+
     def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
         # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
         data = self.fields(value, path, "an sbom mapping" if sbom else "a mapping", MAPPING_KEYS, lenient=sbom)
@@ -237,10 +244,8 @@ class DocumentBuilder(RuleReader):
         return MappingRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.pattern(self.text(data, "registry", path, what, required=not sbom, default="*"),
-                                  (*path, "registry"), what, UNDECIDABLE),
-            repository=self.pattern(self.text(data, "repository", path, what, required=not sbom, default="*"),
-                                    (*path, "repository"), what, UNDECIDABLE),
+            registry=self.selector(data, "registry", path, what, required=not sbom, default="*"),
+            repository=self.selector(data, "repository", path, what, required=not sbom, default="*"),
             image=self.image_ref(data, path, what) if not sbom or "image" in data else ImageRef("tag", "*"),
             rule_set_ids=self.strings(data, "rule_set_ids", path, what),
             allowlist_ids=self.strings(data, "allowlist_ids", path, what, required=not sbom),
@@ -255,9 +260,7 @@ class DocumentBuilder(RuleReader):
         return ImageSelectionRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.pattern(self.text(data, "registry", path, what), (*path, "registry"), what, UNDECIDABLE),
-            repository=self.pattern(
-                self.text(data, "repository", path, what), (*path, "repository"), what, UNDECIDABLE
-            ),
+            registry=self.selector(data, "registry", path, what),
+            repository=self.selector(data, "repository", path, what),
             image=self.image_ref(data, path, what),
         )
