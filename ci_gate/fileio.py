@@ -54,9 +54,7 @@ def append_output(path: Path | str, data: bytes | str) -> None:
         _write_stdout(payload)
         return
     target = Path(path)
-    kind = _kind(target)
-    if kind == "directory":
-        raise ReportError(f"cannot write {target}: it is a directory; give a file path")
+    kind = _output_kind(target)
     if kind == "socket":
         with _socket_writer(target) as out:
             out.write(payload)
@@ -97,9 +95,7 @@ def binary_output(path: Path | str, mode: int = DEFAULT_MODE) -> Iterator[Binary
             _write_stdout(collected.getvalue())
         return
     target = Path(path)
-    kind = _kind(target)
-    if kind == "directory":
-        raise ReportError(f"cannot write {target}: it is a directory; give a file path")
+    kind = _output_kind(target)
     if kind == "socket":
         with _socket_writer(target) as out:
             yield out
@@ -119,8 +115,8 @@ def binary_output(path: Path | str, mode: int = DEFAULT_MODE) -> Iterator[Binary
         yield out
 
 
-def _kind(path: Path) -> str:
-    """What the path names once links are followed: missing, file, directory, socket or special."""
+def _output_kind(path: Path) -> str:
+    """What the path names once links are followed: missing, file, socket or special (a directory is refused)."""
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -132,7 +128,7 @@ def _kind(path: Path) -> str:
     if stat.S_ISREG(status.st_mode):
         return "file"
     if stat.S_ISDIR(status.st_mode):
-        return "directory"
+        raise ReportError(f"cannot write {path}: it is a directory; give a file path")
     if stat.S_ISSOCK(status.st_mode):
         return "socket"
     return "special"

@@ -63,6 +63,15 @@ class FieldReader:
             return None
         return value
 
+    def fields(
+        self, value: Any, path: tuple[Any, ...], what: str, allowed: Iterable[str], lenient: bool = False
+    ) -> dict[str, Any] | None:
+        """`value` as a mapping with its unknown fields reported (see `keys`), or None when it is not one."""
+        data = self.obj(value, path, what)
+        if data is not None:
+            self.keys(data, path, what, allowed, lenient)
+        return data
+
     def keys(
         self, data: dict[str, Any], path: tuple[Any, ...], what: str, allowed: Iterable[str], lenient: bool = False
     ) -> None:
@@ -140,6 +149,15 @@ class FieldReader:
                 self.error(path, f"duplicate {what} id '{entry_id}' (first used at line {line})")
             else:
                 seen[entry_id] = path
+
+    def id_and_version(
+        self, data: dict[str, Any], path: tuple[Any, ...], what: str, kind: str, original: str
+    ) -> tuple[str, str]:
+        """The `id` of a versioned object (a rule set, an allowlist) and its checked `version`."""
+        object_id = self.text(data, "id", path, what)
+        version = self.text(data, "version", path, f"{kind} '{object_id}'")
+        self.version(version, (*path, "version"), original)
+        return object_id, version
 
     def version(self, version: str, path: tuple[Any, ...], original: str) -> None:
         accepted = ("1_0",) if original == "v1" else ("2", "v2", "V2")

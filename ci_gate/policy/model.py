@@ -34,6 +34,16 @@ POLICY_KEYS = (
     "comment",
 )
 """The top-level fields of a v2 policy (docs/policy.md lists the same 13)."""
+# The fields each object of a v2 policy may carry; `comment` is accepted on every one (policy.fields.keys).
+RULE_SET_KEYS = ("id", "name", "version", "description", "rules", "artifact_type", "last_updated", "comment")
+RULE_KEYS = ("id", "gate", "trigger", "action", "params", "description", "recommendation", "controls")
+PARAMETER_KEYS = ("name", "value")
+ALLOWLIST_KEYS = ("id", "name", "version", "description", "items", "last_updated", "comment")
+ALLOWLIST_ITEM_KEYS = ("id", "gate", "trigger_id", "expires_on", "description", "reason", "approved_by")
+MAPPING_KEYS = ("id", "name", "registry", "repository", "image", "rule_set_ids", "allowlist_ids", "description")
+SELECTION_KEYS = ("id", "name", "registry", "repository", "image", "description")
+"""The fields of an image selection rule (allowlisted_images, denylisted_images)."""
+IMAGE_REF_KEYS = ("type", "value")
 MAX_MESSAGE_CHARS = 1000
 """A problem message may quote the document (an unknown gate name, a bad value): never a flood."""
 

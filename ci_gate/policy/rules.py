@@ -9,25 +9,25 @@ from ci_gate.model import ACTIONS
 from ci_gate.policy.fields import FieldReader, kind_of, nearest, scalar_text
 from ci_gate.policy.gates import registry
 from ci_gate.policy.gates.interface import TriggerSpec
-from ci_gate.policy.model import ARTIFACT_TYPES, SBOM_GATES, Rule, RuleSet
+from ci_gate.policy.model import (
+    ARTIFACT_TYPES,
+    PARAMETER_KEYS,
+    RULE_KEYS,
+    RULE_SET_KEYS,
+    SBOM_GATES,
+    Rule,
+    RuleSet,
+)
 
 
 class RuleReader(FieldReader):
     """Rule sets and their rules, each checked against its gate's declared triggers and parameters."""
 
     def rule_set(self, value: Any, path: tuple[Any, ...], original: str) -> RuleSet | None:
-        data = self.obj(value, path, "a rule set")
+        data = self.fields(value, path, "a rule set", RULE_SET_KEYS)
         if data is None:
             return None
-        self.keys(
-            data,
-            path,
-            "a rule set",
-            ("id", "name", "version", "description", "rules", "artifact_type", "last_updated", "comment"),
-        )
-        rule_set_id = self.text(data, "id", path, "a rule set")
-        version = self.text(data, "version", path, f"rule set '{rule_set_id}'")
-        self.version(version, (*path, "version"), original)
+        rule_set_id, version = self.id_and_version(data, path, "a rule set", "rule set", original)
         artifact = data.get("artifact_type", "image")
         if artifact not in ARTIFACT_TYPES:
             self.error(
@@ -59,15 +59,9 @@ class RuleReader(FieldReader):
         )
 
     def rule(self, value: Any, path: tuple[Any, ...]) -> Rule | None:
-        data = self.obj(value, path, "a rule")
+        data = self.fields(value, path, "a rule", RULE_KEYS)
         if data is None:
             return None
-        self.keys(
-            data,
-            path,
-            "a rule",
-            ("id", "gate", "trigger", "action", "params", "description", "recommendation", "controls"),
-        )
         rule_id = self.text(data, "id", path, "a rule")
         what = f"rule '{rule_id}'"
         gate_name = self.text(data, "gate", path, what).lower()
@@ -79,10 +73,9 @@ class RuleReader(FieldReader):
         positions: dict[str, tuple[Any, ...]] = {}
         for index, param in enumerate(self.items(data, "params", path, what)):
             param_path = (*path, "params", index)
-            entry = self.obj(param, param_path, f"a parameter of {what}")
+            entry = self.fields(param, param_path, f"a parameter of {what}", PARAMETER_KEYS)
             if entry is None:
                 continue
-            self.keys(entry, param_path, f"a parameter of {what}", ("name", "value"))
             name = self.text(entry, "name", param_path, f"a parameter of {what}")
             if "value" not in entry:
                 self.error(param_path, f"{what}: parameter '{name}' has no value")

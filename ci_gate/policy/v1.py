@@ -69,18 +69,22 @@ def convert_v1(fields: FieldReader, root: dict[str, Any]) -> dict[str, Any]:
             if isinstance(rule, dict):
                 rule.setdefault("id", f"{key}-{index}")
                 rule.setdefault("name", rule.get("id"))
-    for set_index, rule_set in enumerate(converted.get("rule_sets") or []):
-        if isinstance(rule_set, dict):
-            rule_set.setdefault("name", rule_set.get("id", ""))
-            for index, rule in enumerate(rule_set.get("rules") or []):
-                if isinstance(rule, dict):
-                    rule.setdefault("id", f"{rule_set.get('id', set_index)}-rule-{index}")
-                    rule.setdefault("params", [])
-    for list_index, allowlist in enumerate(converted.get("allowlists") or []):
-        if isinstance(allowlist, dict):
-            allowlist.setdefault("name", allowlist.get("id", ""))
-            for index, item in enumerate(allowlist.get("items") or []):
-                if isinstance(item, dict):
-                    item.setdefault("id", f"{allowlist.get('id', list_index)}-item-{index}")
+    for rule in _named_and_numbered(converted.get("rule_sets"), "rules", "rule"):
+        rule.setdefault("params", [])
+    _named_and_numbered(converted.get("allowlists"), "items", "item")
     converted.setdefault("name", converted.get("id", ""))
     return converted
+
+
+def _named_and_numbered(lists: Any, entries_key: str, entry_kind: str) -> list[dict[str, Any]]:
+    """v1 rule sets (allowlists) may omit their name and their rules' (items') ids: the name defaults
+    to the id, an entry's id to `<list id>-<kind>-<n>`. Returns the entries that are mappings."""
+    entries: list[dict[str, Any]] = []
+    for list_index, named in enumerate(lists or []):
+        if isinstance(named, dict):
+            named.setdefault("name", named.get("id", ""))
+            for index, entry in enumerate(named.get(entries_key) or []):
+                if isinstance(entry, dict):
+                    entry.setdefault("id", f"{named.get('id', list_index)}-{entry_kind}-{index}")
+                    entries.append(entry)
+    return entries

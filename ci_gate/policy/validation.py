@@ -9,7 +9,12 @@ from ci_gate.policy import v1
 from ci_gate.policy.fields import UNDECIDABLE, entry_id_of, nearest, parse_timestamp
 from ci_gate.policy.gates import registry
 from ci_gate.policy.model import (
+    ALLOWLIST_ITEM_KEYS,
+    ALLOWLIST_KEYS,
+    IMAGE_REF_KEYS,
+    MAPPING_KEYS,
     POLICY_KEYS,
+    SELECTION_KEYS,
     Allowlist,
     AllowlistItem,
     ImageRef,
@@ -152,30 +157,16 @@ class DocumentBuilder(RuleReader):
                 self.warnings.append(message)
 
     def allowlist(self, value: Any, path: tuple[Any, ...], original: str) -> Allowlist | None:
-        data = self.obj(value, path, "an allowlist")
+        data = self.fields(value, path, "an allowlist", ALLOWLIST_KEYS)
         if data is None:
             return None
-        self.keys(
-            data,
-            path,
-            "an allowlist",
-            ("id", "name", "version", "description", "items", "last_updated", "comment"),
-        )
-        allowlist_id = self.text(data, "id", path, "an allowlist")
-        version = self.text(data, "version", path, f"allowlist '{allowlist_id}'")
-        self.version(version, (*path, "version"), original)
+        allowlist_id, version = self.id_and_version(data, path, "an allowlist", "allowlist", original)
         items = []
         for index, entry in enumerate(self.items(data, "items", path, f"allowlist '{allowlist_id}'")):
             item_path = (*path, "items", index)
-            item = self.obj(entry, item_path, "an allowlist item")
+            item = self.fields(entry, item_path, "an allowlist item", ALLOWLIST_ITEM_KEYS)
             if item is None:
                 continue
-            self.keys(
-                item,
-                item_path,
-                "an allowlist item",
-                ("id", "gate", "trigger_id", "expires_on", "description", "reason", "approved_by"),
-            )
             item_id = self.text(item, "id", item_path, "an allowlist item")
             expires_text = self.text(item, "expires_on", item_path, "", required=False)
             expires = None
@@ -223,63 +214,53 @@ class DocumentBuilder(RuleReader):
         )
 
     def image_ref(self, data: dict[str, Any], path: tuple[Any, ...], what: str) -> ImageRef:
-        image = self.obj(data.get("image"), (*path, "image"), f"the image of {what}") if "image" in data else None
+        image = (self.fields(data["image"], (*path, "image"), f"the image of {what}", IMAGE_REF_KEYS)
+                 if "image" in data else None)
         if "image" not in data:
             self.error(path, f"{what} is missing the required field 'image'")
         if image is None:
             return ImageRef("tag", "*")
-        self.keys(image, (*path, "image"), f"the image of {what}", ("type", "value"))
         image_type = self.text(image, "type", (*path, "image"), f"the image of {what}")
         if image_type and image_type not in ("tag", "digest", "id"):
             self.error((*path, "image", "type"), f"{what}: image type must be tag, digest or id, got {image_type!r}")
         value = self.text(image, "value", (*path, "image"), f"the image of {what}")
         return ImageRef(image_type, self.pattern(value, (*path, "image", "value"), what, UNDECIDABLE))
 
+    def selector(
+        self, data: dict[str, Any], key: str, path: tuple[Any, ...], what: str, required: bool = True, default: str = ""
+    ) -> str:
+        """The registry or repository pattern a mapping or image selection rule matches images with."""
+        return self.pattern(self.text(data, key, path, what, required=required, default=default), (*path, key), what,
+                            UNDECIDABLE)
+
     def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
-        data = self.obj(value, path, "an sbom mapping" if sbom else "a mapping")
+        # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
+        data = self.fields(value, path, "an sbom mapping" if sbom else "a mapping", MAPPING_KEYS, lenient=sbom)
         if data is None:
             return None
-        self.keys(
-            data,
-            path,
-            "an sbom mapping" if sbom else "a mapping",
-            ("id", "name", "registry", "repository", "image", "rule_set_ids", "allowlist_ids", "description"),
-            # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
-            lenient=sbom,
-        )
         name = self.text(data, "name", path, "a mapping")
         what = f"mapping '{name}'"
         # An SBOM mapping needs no selector (Enterprise applies it to every SBOM); one given is honoured.
         return MappingRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.pattern(self.text(data, "registry", path, what, required=not sbom, default="*"),
-                                  (*path, "registry"), what, UNDECIDABLE),
-            repository=self.pattern(self.text(data, "repository", path, what, required=not sbom, default="*"),
-                                    (*path, "repository"), what, UNDECIDABLE),
+            registry=self.selector(data, "registry", path, what, required=not sbom, default="*"),
+            repository=self.selector(data, "repository", path, what, required=not sbom, default="*"),
             image=self.image_ref(data, path, what) if not sbom or "image" in data else ImageRef("tag", "*"),
             rule_set_ids=self.strings(data, "rule_set_ids", path, what),
             allowlist_ids=self.strings(data, "allowlist_ids", path, what, required=not sbom),
         )
 
     def selection(self, value: Any, path: tuple[Any, ...]) -> ImageSelectionRule | None:
-        data = self.obj(value, path, "an image selection rule")
+        data = self.fields(value, path, "an image selection rule", SELECTION_KEYS)
         if data is None:
             return None
-        self.keys(
-            data,
-            path,
-            "an image selection rule",
-            ("id", "name", "registry", "repository", "image", "description"),
-        )
         name = self.text(data, "name", path, "an image selection rule")
         what = f"image selection rule '{name}'"
         return ImageSelectionRule(
             id=self.text(data, "id", path, what),
             name=name,
-            registry=self.pattern(self.text(data, "registry", path, what), (*path, "registry"), what, UNDECIDABLE),
-            repository=self.pattern(
-                self.text(data, "repository", path, what), (*path, "repository"), what, UNDECIDABLE
-            ),
+            registry=self.selector(data, "registry", path, what),
+            repository=self.selector(data, "repository", path, what),
             image=self.image_ref(data, path, what),
         )

@@ -20,7 +20,7 @@ import posixpath
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -340,3 +340,14 @@ def open_archive_file(path: str, where: str, limit: int) -> tuple[str, list[Call
         spooled = decompress_to_temp(path, head, limit, where)
         return spooled.path, [spooled.close]
     return path, []
+
+
+@contextlib.contextmanager
+def cleaned_up_on_failure(cleanups: list[Callable[[], None]]) -> Iterator[None]:
+    """Run `cleanups` (last first) if the block fails; on success they stay with the image that owns them."""
+    try:
+        yield
+    except BaseException:
+        for action in reversed(cleanups):
+            action()
+        raise

@@ -23,7 +23,13 @@ import tarfile
 from typing import Any
 
 from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
-from ci_gate.sources.archive import ClosingRawImage, TarArchive, is_compressed, open_archive_file
+from ci_gate.sources.archive import (
+    ClosingRawImage,
+    TarArchive,
+    cleaned_up_on_failure,
+    is_compressed,
+    open_archive_file,
+)
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
 from ci_gate.sources.oci_archive import archive_fetcher, archive_layers, read_archive_index
 from ci_gate.sources.oci_layout import (
@@ -53,13 +59,9 @@ class DockerArchiveSource(ImageSource):
         path, selector = split_location_tag(location, os.path.isfile)
         where = f"docker-archive:{path}"
         tar_path, cleanups = open_archive_file(path, where, options.limits.max_image_bytes)
-        try:
+        with cleaned_up_on_failure(cleanups):
             image = open_docker_tar(tar_path, where, selector, options, f"docker-archive:{location}",
                                     self.scheme)
-        except BaseException:
-            for action in reversed(cleanups):
-                action()
-            raise
         image.cleanups.extend(cleanups)
         return image
 

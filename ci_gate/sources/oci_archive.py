@@ -12,7 +12,7 @@ import tarfile
 from typing import Any
 
 from ci_gate.errors import LimitExceededError, SourceError
-from ci_gate.sources.archive import TarArchive, open_archive_file
+from ci_gate.sources.archive import TarArchive, cleaned_up_on_failure, open_archive_file
 from ci_gate.sources.interface import ImageSource, LayerBlob, RawImage, SourceOptions
 from ci_gate.sources.oci_layout import (
     Descriptor,
@@ -31,16 +31,12 @@ class OciArchiveSource(ImageSource):
         path, tag = split_location_tag(location, os.path.isfile)
         where = f"oci-archive:{path}"
         tar_path, cleanups = open_archive_file(path, where, options.limits.max_image_bytes)
-        try:
+        with cleaned_up_on_failure(cleanups):
             archive = TarArchive(tar_path, where)
             if archive.find("oci-layout") is None:
                 hint = " (it has manifest.json: use docker-archive:)" if archive.find("manifest.json") else ""
                 raise SourceError(f"{where}: not an OCI archive, no oci-layout member{hint}")
             resolved, layers = open_layout_in_archive(archive, tag, options)
-        except BaseException:
-            for action in reversed(cleanups):
-                action()
-            raise
         return resolved.opened(f"oci-archive:{location}", self.scheme, layers, cleanups)
 
 

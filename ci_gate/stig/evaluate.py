@@ -21,7 +21,7 @@ from ci_gate.fileio import write_atomic
 from ci_gate.sources import open_image
 from ci_gate.sources.interface import SourceOptions
 from ci_gate.stig import oscap
-from ci_gate.stig.model import StigEvaluation, StigRule
+from ci_gate.stig.model import PROFILE_PREFIX, StigEvaluation, StigRule
 
 CACHE_FORMAT = 2
 _OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
@@ -59,7 +59,7 @@ def digest_index_dir(image_digest: str) -> Path:
 
 
 def _profile_file_name(profile: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", profile.removeprefix(oscap.PROFILE_PREFIX)) + ".json"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", profile.removeprefix(PROFILE_PREFIX)) + ".json"
 
 
 def record_for_gate(evaluation: StigEvaluation) -> None:
@@ -78,7 +78,7 @@ def evaluations_for_digest(image_digest: str, profile: str = "") -> list[StigEva
     """The recorded evaluations of an image digest (one per profile; only `profile` when given)."""
     directory = digest_index_dir(image_digest)
     if profile:
-        wanted = profile if profile.startswith("xccdf_") else oscap.PROFILE_PREFIX + profile
+        wanted = profile if profile.startswith("xccdf_") else PROFILE_PREFIX + profile
         files = [directory / _profile_file_name(wanted)]
     else:
         files = sorted(directory.glob("*.json")) if directory.is_dir() else []

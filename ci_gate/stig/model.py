@@ -14,6 +14,9 @@ informational) is Not_Reviewed: an automated scan did not decide it."""
 
 DECIDED_RESULTS = frozenset({"pass", "fail", "notapplicable"})
 
+PROFILE_PREFIX = "xccdf_org.ssgproject.content_profile_"
+"""SCAP Security Guide's profile ids are this prefix and the short name (stig, standard, ...)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StigRule:

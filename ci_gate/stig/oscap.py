@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_gate.errors import AnalysisError, UsageError
-from ci_gate.stig.model import StigRule
+from ci_gate.stig.model import PROFILE_PREFIX, StigRule
 
 SSG_CONTENT_DIR = Path(os.environ.get("CI_GATE_SSG_CONTENT", "/usr/share/xml/scap/ssg/content"))
 INSTALL_HINT = "apt-get install openscap-scanner ssg-base ssg-debian ssg-debderived ssg-nondebian"
-PROFILE_PREFIX = "xccdf_org.ssgproject.content_profile_"
 STIG_PROFILE = PROFILE_PREFIX + "stig"
 STANDARD_PROFILE = PROFILE_PREFIX + "standard"
 _XCCDF = "{http://checklists.nist.gov/xccdf/1.2}"

@@ -15,9 +15,8 @@ from typing import Any
 
 from ci_gate.model import Analysis, Evaluation, Finding
 from ci_gate.redaction import redact_text
-from ci_gate.stig.model import StigEvaluation, StigRule
+from ci_gate.stig.model import PROFILE_PREFIX, StigEvaluation, StigRule
 
-PROFILE_PREFIX = "xccdf_org.ssgproject.content_profile_"
 MAX_FIX = 1500
 """Characters of fix text per rule in a report (the checklist carries the whole text)."""
 

@@ -145,6 +145,13 @@ class _Writer:
     def _skip(self, entry: Entry, why: str) -> None:
         self.result.skipped.append(f"{entry.path}: {why}")
 
+    def _parent_or_skip(self, entry: Entry) -> int | None:
+        """An fd for the directory `entry` goes into, or None with the entry recorded as skipped."""
+        parent = self._parent_fd(entry.path)
+        if parent is None:
+            self._skip(entry, "a parent is a link or a file")
+        return parent
+
     def _chown(self, uid: int, gid: int, fd: int | None = None, name: str = "", dir_fd: int | None = None) -> None:
         if not self.is_root:
             self.result.owners_kept = False
@@ -185,9 +192,8 @@ class _Writer:
             os.close(self.root_fd)
 
     def _make_directory(self, entry: Entry) -> None:
-        parent = self._parent_fd(entry.path)
+        parent = self._parent_or_skip(entry)
         if parent is None:
-            self._skip(entry, "a parent is a link or a file")
             return
         name = entry.path.rsplit("/", 1)[1]
         with contextlib.suppress(FileExistsError):  # created earlier as an implicit parent
@@ -209,9 +215,8 @@ class _Writer:
             os.close(fd)
 
     def _open_new_file(self, entry: Entry) -> int | None:
-        parent = self._parent_fd(entry.path)
+        parent = self._parent_or_skip(entry)
         if parent is None:
-            self._skip(entry, "a parent is a link or a file")
             return None
         try:
             return os.open(entry.path.rsplit("/", 1)[1],
@@ -293,9 +298,8 @@ class _Writer:
             return
         target_fd = os.dup(target_parent)
         try:
-            parent = self._parent_fd(entry.path)
+            parent = self._parent_or_skip(entry)
             if parent is None:
-                self._skip(entry, "a parent is a link or a file")
                 return
             os.link(target.path.rsplit("/", 1)[1], entry.path.rsplit("/", 1)[1],
                     src_dir_fd=target_fd, dst_dir_fd=parent, follow_symlinks=False)
@@ -306,9 +310,8 @@ class _Writer:
             os.close(target_fd)
 
     def _make_symlink(self, entry: Entry) -> None:
-        parent = self._parent_fd(entry.path)
+        parent = self._parent_or_skip(entry)
         if parent is None:
-            self._skip(entry, "a parent is a link or a file")
             return
         name = entry.path.rsplit("/", 1)[1]
         try:

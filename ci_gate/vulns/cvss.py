@@ -209,29 +209,20 @@ def _effective(metrics: dict[str, str], name: str) -> str:
     return modified if modified != "X" else value
 
 
+def _level(top: bool, middle: bool) -> int:
+    """A three-level equivalence class: 0 when its top condition holds, else 1 when its middle one does, else 2."""
+    return 0 if top else 1 if middle else 2
+
+
 def _macro_vector(m: dict[str, str]) -> str:
     def e(name: str) -> str:
         return _effective(m, name)
 
-    if e("AV") == "N" and e("PR") == "N" and e("UI") == "N":
-        eq1 = 0
-    elif (e("AV") == "N" or e("PR") == "N" or e("UI") == "N") and e("AV") != "P":
-        eq1 = 1
-    else:
-        eq1 = 2
+    eq1 = _level(e("AV") == "N" and e("PR") == "N" and e("UI") == "N",
+                 (e("AV") == "N" or e("PR") == "N" or e("UI") == "N") and e("AV") != "P")
     eq2 = 0 if e("AC") == "L" and e("AT") == "N" else 1
-    if e("VC") == "H" and e("VI") == "H":
-        eq3 = 0
-    elif e("VC") == "H" or e("VI") == "H" or e("VA") == "H":
-        eq3 = 1
-    else:
-        eq3 = 2
-    if e("MSI") == "S" or e("MSA") == "S":
-        eq4 = 0
-    elif e("SC") == "H" or e("SI") == "H" or e("SA") == "H":
-        eq4 = 1
-    else:
-        eq4 = 2
+    eq3 = _level(e("VC") == "H" and e("VI") == "H", e("VC") == "H" or e("VI") == "H" or e("VA") == "H")
+    eq4 = _level(e("MSI") == "S" or e("MSA") == "S", e("SC") == "H" or e("SI") == "H" or e("SA") == "H")
     eq5 = {"A": 0, "P": 1, "U": 2}[e("E")]
     high_requirement = (
         (e("CR") == "H" and e("VC") == "H")

@@ -228,13 +228,18 @@ def _strings(value: Any, field: str) -> tuple[str, ...]:
 _EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 
 
-def _ranges(value: Any) -> tuple[Range, ...]:
+def _list(value: Any, field: str) -> list[Any]:
+    """An optional list field: [] when absent, InvalidRecord when it is something else."""
     if value is None:
-        return ()
+        return []
     if not isinstance(value, list):
-        raise InvalidRecord("affected ranges is not a list")
+        raise InvalidRecord(f"{field} is not a list")
+    return value
+
+
+def _ranges(value: Any) -> tuple[Range, ...]:
     ranges = []
-    for item in value:
+    for item in _list(value, "affected ranges"):
         if not isinstance(item, Mapping) or not isinstance(item.get("events"), list):
             raise InvalidRecord("a range has no events list")
         events = []
@@ -250,12 +255,8 @@ def _ranges(value: Any) -> tuple[Range, ...]:
 
 
 def _affected(value: Any) -> tuple[AffectedPackage, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise InvalidRecord("affected is not a list")
     result = []
-    for item in value:
+    for item in _list(value, "affected"):
         if not isinstance(item, Mapping):
             raise InvalidRecord("an affected entry is not an object")
         package = item.get("package")

@@ -7,7 +7,7 @@ in steps of the base image carry origin `base`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ci_gate.policy.gates._common import BuildStep, build_steps
 from ci_gate.policy.gates.interface import EvaluationContext, Fired, GateSpec, TriggerInput, TriggerSpec
@@ -52,32 +52,28 @@ def _add_remote_url(call: TriggerInput) -> Iterator[Fired]:
                 yield _fired(step, f"ADD fetches a remote URL at {_where(step)}: {_short(match.group(0))}")
 
 
-def _pipe_to_shell(call: TriggerInput) -> Iterator[Fired]:
+def _runs(call: TriggerInput, matches: Callable[[str], bool], does: str) -> Iterator[Fired]:
+    """One fire per RUN step whose text `matches`: 'RUN <does> at <where>: <the step>'."""
     for step in _steps(call.context):
-        if step.keyword == "RUN" and _PIPE_TO_SHELL.search(step.text):
-            yield _fired(step, f"RUN pipes a download into a shell at {_where(step)}: {_short(step.text)}")
+        if step.keyword == "RUN" and matches(step.text):
+            yield _fired(step, f"RUN {does} at {_where(step)}: {_short(step.text)}")
+
+
+def _pipe_to_shell(call: TriggerInput) -> Iterator[Fired]:
+    return _runs(call, lambda text: bool(_PIPE_TO_SHELL.search(text)), "pipes a download into a shell")
 
 
 def _remote_fetch(call: TriggerInput) -> Iterator[Fired]:
-    for step in _steps(call.context):
-        if step.keyword == "RUN" and _FETCH.search(step.text) and _URL.search(step.text):
-            yield _fired(step, f"RUN downloads during the build at {_where(step)}: {_short(step.text)}")
+    return _runs(call, lambda text: bool(_FETCH.search(text) and _URL.search(text)), "downloads during the build")
 
 
 def _update_alone(call: TriggerInput) -> Iterator[Fired]:
-    for step in _steps(call.context):
-        if step.keyword == "RUN" and _UPDATE.search(step.text) and not _INSTALL.search(step.text):
-            yield _fired(
-                step,
-                f"RUN updates the package index without installing in the same step at "
-                f"{_where(step)}: {_short(step.text)}",
-            )
+    return _runs(call, lambda text: bool(_UPDATE.search(text)) and not _INSTALL.search(text),
+                 "updates the package index without installing in the same step")
 
 
 def _sudo(call: TriggerInput) -> Iterator[Fired]:
-    for step in _steps(call.context):
-        if step.keyword == "RUN" and _SUDO.search(step.text):
-            yield _fired(step, f"RUN uses sudo at {_where(step)}: {_short(step.text)}")
+    return _runs(call, lambda text: bool(_SUDO.search(text)), "uses sudo")
 
 
 def _add_instead_of_copy(call: TriggerInput) -> Iterator[Fired]:

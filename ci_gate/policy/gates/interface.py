@@ -42,7 +42,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ci_gate.errors import PolicyError
 from ci_gate.model import Analysis, VulnerabilityDetail
@@ -231,6 +231,22 @@ class Fired:
 TriggerFunction = Callable[[TriggerInput], Iterable[Fired]]
 
 
+class _Declared(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+
+_DeclaredT = TypeVar("_DeclaredT", bound=_Declared)
+
+
+def _declared_as(declared: Iterable[_DeclaredT], name: str) -> _DeclaredT | None:
+    """The first of `declared` whose name or one of whose aliases is `name` (case-insensitive)."""
+    wanted = name.lower()
+    return next((item for item in declared if item.name == wanted or wanted in item.aliases), None)
+
+
 @dataclass(frozen=True)
 class TriggerSpec:
     """One trigger of a gate, declared as data, with the function that evaluates it."""
@@ -266,11 +282,7 @@ class TriggerSpec:
 
     def parameter(self, name: str) -> ParameterSpec | None:
         """The parameter declared under `name` or one of its aliases (case-insensitive)."""
-        wanted = name.lower()
-        for parameter in self.parameters:
-            if parameter.name == wanted or wanted in parameter.aliases:
-                return parameter
-        return None
+        return _declared_as(self.parameters, name)
 
 
 @dataclass(frozen=True)
@@ -285,8 +297,4 @@ class GateSpec:
 
     def trigger(self, name: str) -> TriggerSpec | None:
         """The trigger declared under `name` or one of its aliases (case-insensitive)."""
-        wanted = name.lower()
-        for trigger in self.triggers:
-            if trigger.name == wanted or wanted in trigger.aliases:
-                return trigger
-        return None
+        return _declared_as(self.triggers, name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ci_gate.model import Analysis, Package
@@ -58,7 +58,7 @@ def previous_image() -> PreviousImage | None:
 
 def _key(package: Package) -> tuple[str, str, str]:
     """A package's identity across images: type, name and where it lies (two copies are two packages)."""
-    return package.type, package.name, package.locations[0].path if package.locations else ""
+    return package.type, package.name, _path(package)
 
 
 @dataclass(frozen=True)
@@ -98,55 +98,54 @@ def _wanted(call: TriggerInput, package: Package) -> bool:
     return kind == "all" or package.type == kind
 
 
-def _drift(call: TriggerInput, trigger: str) -> tuple[PackageDrift, str] | Fired:
+def _with_drift(call: TriggerInput, trigger: str,
+                fire: Callable[[PackageDrift, str], Iterator[Fired]]) -> Iterator[Fired]:
+    """What `fire(drift, previous reference)` yields, or one evaluation error when the previous image is unknown."""
     previous = previous_image()
     if previous is None:
-        return _not_evaluated(trigger)
+        yield _not_evaluated(trigger)
+        return
     drift = call.context.memo("tag_drift:packages",
                               lambda: package_drift(previous.analysis, call.context.analysis))
-    return drift, previous.reference
+    yield from fire(drift, previous.reference)
 
 
 def _layer(package: Package) -> int | None:
     return package.locations[0].layer_index if package.locations else None
 
 
+def _path(package: Package) -> str:
+    return package.locations[0].path if package.locations else ""
+
+
 def _added(call: TriggerInput) -> Iterator[Fired]:
-    found = _drift(call, "packages_added")
-    if isinstance(found, Fired):
-        yield found
-        return
-    drift, reference = found
-    for package in drift.added:
-        if _wanted(call, package):
-            yield Fired(message=f"Package {package.name} {package.version} ({package.type}) was added since the "
-                        f"previous image {reference}", layer_index=_layer(package),
-                        path=package.locations[0].path if package.locations else "")
+    def fire(drift: PackageDrift, reference: str) -> Iterator[Fired]:
+        for package in drift.added:
+            if _wanted(call, package):
+                yield Fired(message=f"Package {package.name} {package.version} ({package.type}) was added since "
+                            f"the previous image {reference}", layer_index=_layer(package), path=_path(package))
+
+    return _with_drift(call, "packages_added", fire)
 
 
 def _removed(call: TriggerInput) -> Iterator[Fired]:
-    found = _drift(call, "packages_removed")
-    if isinstance(found, Fired):
-        yield found
-        return
-    drift, reference = found
-    for package in drift.removed:
-        if _wanted(call, package):
-            yield Fired(message=f"Package {package.name} {package.version} ({package.type}) was removed since the "
-                        f"previous image {reference}")
+    def fire(drift: PackageDrift, reference: str) -> Iterator[Fired]:
+        for package in drift.removed:
+            if _wanted(call, package):
+                yield Fired(message=f"Package {package.name} {package.version} ({package.type}) was removed since "
+                            f"the previous image {reference}")
+
+    return _with_drift(call, "packages_removed", fire)
 
 
 def _modified(call: TriggerInput) -> Iterator[Fired]:
-    found = _drift(call, "packages_modified")
-    if isinstance(found, Fired):
-        yield found
-        return
-    drift, reference = found
-    for old, new in drift.modified:
-        if _wanted(call, new):
-            yield Fired(message=f"Package {new.name} ({new.type}) changed from {old.version} to {new.version} since "
-                        f"the previous image {reference}", layer_index=_layer(new),
-                        path=new.locations[0].path if new.locations else "")
+    def fire(drift: PackageDrift, reference: str) -> Iterator[Fired]:
+        for old, new in drift.modified:
+            if _wanted(call, new):
+                yield Fired(message=f"Package {new.name} ({new.type}) changed from {old.version} to {new.version} "
+                            f"since the previous image {reference}", layer_index=_layer(new), path=_path(new))
+
+    return _with_drift(call, "packages_modified", fire)
 
 
 def base_image_of(analysis: Analysis) -> str:
