@@ -67,6 +67,12 @@ def serve(
         typer.Option("--notifications-config", help="YAML file with anchore-engine's `webhooks` configuration "
                      "(docs/notifications.md)."),
     ] = None,
+    allow_notify_host: Annotated[
+        list[str] | None,
+        typer.Option("--allow-notify-host", help="HOST[:PORT] notification endpoints added over the API may reach "
+                     "(repeatable; HOST allows every port, '*' any host; default: $CI_GATE_ALLOW_NOTIFY_HOSTS, "
+                     "comma-separated; the --notifications-config hosts always may)."),
+    ] = None,
 ) -> None:
     """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
     password = os.environ.get(PASSWORD_VARIABLE, "")
@@ -95,9 +101,21 @@ def serve(
                           workers=workers, source=source, request_timeout=request_timeout,
                           registry_deadline=registry_timeout, tls_cert=tls_cert, tls_key=tls_key,
                           admission_config=admission_config, watch_interval=watch_interval,
-                          notifications_config=notifications_config)
+                          notifications_config=notifications_config,
+                          allowed_notify_hosts=_notify_hosts(allow_notify_host))
     _check_tls(tls_cert, tls_key)
     run_server(config, host, port)
+
+
+def _notify_hosts(given: list[str] | None) -> tuple[str, ...]:
+    """--allow-notify-host, else the comma-separated environment variable; each entry checked."""
+    from ci_gate.notify.hosts import ENVIRONMENT_VARIABLE, parse_entry
+
+    entries = given if given else os.environ.get(ENVIRONMENT_VARIABLE, "").split(",")
+    try:
+        return tuple(dict.fromkeys(parse_entry(entry) for entry in entries if entry.strip()))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _check_tls(cert: Path | None, key: Path | None) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ci_gate.notify import outbox
+from ci_gate.notify import hosts, outbox
 from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
 
@@ -31,11 +31,14 @@ class Dispatcher:
     """Delivers every account's outbox; `stores` maps account names to their stores at each pass."""
 
     def __init__(self, stores: Callable[[], Mapping[str, Any]], box: CredentialSealer,
-                 configured: Sequence[Endpoint] = (), interval: float | None = None) -> None:
+                 configured: Sequence[Endpoint] = (), interval: float | None = None,
+                 allowed_hosts: Sequence[str] = ()) -> None:
         self._stores = stores
         self._box = box
         self.configured = list(configured)
         """Endpoints from the engine-style `webhooks` file: every account's events go to them."""
+        self.allowed_hosts = tuple(dict.fromkeys([*allowed_hosts, *hosts.trusted_hosts(configured)]))
+        """Hosts API-configured endpoints may reach: `serve --allow-notify-host` and the file's hosts."""
         self.interval = interval if interval is not None else float(os.environ.get(POLL_VARIABLE)
                                                                      or DEFAULT_POLL_SECONDS)
         self._stopping = threading.Event()
@@ -46,6 +49,16 @@ class Dispatcher:
 
     def endpoints(self, store: Any) -> list[Endpoint]:
         return [*self.configured, *list_endpoints(store, self._box)]
+
+    def hosts_for(self, endpoint: Endpoint) -> tuple[str, ...] | None:
+        """The allowlist a delivery to `endpoint` is held to; None for the operator's own file's endpoints."""
+        return None if any(endpoint.endpoint_id == c.endpoint_id for c in self.configured) else self.allowed_hosts
+
+    def check_host(self, endpoint: Endpoint) -> None:
+        """Raise hosts.HostNotAllowed when an API-configured endpoint would reach a host not allowed."""
+        allowlist = self.hosts_for(endpoint)
+        if allowlist is not None:
+            hosts.check_endpoint(endpoint, allowlist)
 
     def start(self) -> None:
         for store in self._stores().values():
@@ -99,7 +112,7 @@ class Dispatcher:
 
     def _deliver(self, account: str, store: Any, endpoint: Endpoint, due: outbox.DueDelivery) -> None:
         delivery = Delivery(due.idempotency_key, due.event, account, due.tries,
-                            int(due.created + outbox.retry_window()))
+                            int(due.created + outbox.retry_window()), self.hosts_for(endpoint))
         try:
             sent = send(endpoint, delivery)
         except RetryLater as later:

@@ -5,6 +5,10 @@ Every HTTP delivery carries the delivery's idempotency key (`Idempotency-Key` an
 endpoint has a signing secret, `X-CI-Gate-Signature-256: sha256=<hex HMAC-SHA256 of the body>`
 (GitHub's webhook scheme, so receivers can reuse their verification code).
 
+Only the hosts the operator allowed are contacted (ci_gate.notify.hosts), checked on each URL
+requested; redirects are never followed (a 3xx is a refusal), so a receiver cannot send the
+server on to another host.
+
 2xx: delivered. 408, 425, 429, 5xx, a timeout or a refused connection: retried later (honouring
 Retry-After). Any other 4xx: the receiver refuses this request for good (a deleted Slack channel,
 a Jira field it rejects), so it is not retried. Error texts never hold a URL, a token or a body:
@@ -29,7 +33,7 @@ from urllib.parse import quote
 import requests
 
 from ci_gate import __version__
-from ci_gate.notify import formats
+from ci_gate.notify import formats, hosts
 from ci_gate.notify.endpoints import Endpoint
 
 TIMEOUT_VARIABLE = "CI_GATE_NOTIFY_TIMEOUT_SECONDS"
@@ -70,6 +74,9 @@ class Delivery:
     """This attempt's number (1 = first)."""
     max_tries: int
     """When retries end (epoch seconds), as anchore-engine's body carries it."""
+    allowed_hosts: tuple[str, ...] | None = ()
+    """The hosts it may connect to (`serve --allow-notify-host`, ci_gate.notify.hosts); None = unchecked
+    (an endpoint of the operator's own `--notifications-config`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 def _request(method: str, url: str, endpoint: Endpoint, delivery: Delivery, payload: Any = None,
              headers: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None,
              params: Mapping[str, str] | None = None) -> requests.Response:
+    _check_host(hosts.url_host(url), delivery)
     body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else b""
     sent_headers = {"User-Agent": f"ci-gate/{__version__}", "Idempotency-Key": delivery.idempotency_key,
                     IDEMPOTENCY_HEADER: delivery.idempotency_key,
@@ -127,6 +135,12 @@ def _request(method: str, url: str, endpoint: Endpoint, delivery: Delivery, payl
     if status in RETRYABLE_STATUSES or status >= 500:
         raise RetryLater(f"HTTP {status}", status, retry_after_seconds(response.headers.get("Retry-After")))
     raise Refused(f"HTTP {status}: the receiver refused the request", status)
+
+
+def _check_host(host_port: str, delivery: Delivery) -> None:
+    """Before every connection (the allowlist may have shrunk since the endpoint was saved): refused for good."""
+    if delivery.allowed_hosts is not None and not hosts.allowed(host_port, delivery.allowed_hosts):
+        raise Refused(hosts.refusal(host_port))
 
 
 def send(endpoint: Endpoint, delivery: Delivery) -> Sent:
@@ -203,6 +217,7 @@ def _github(endpoint: Endpoint, delivery: Delivery) -> Sent:
 
 
 def _email(endpoint: Endpoint, delivery: Delivery) -> Sent:
+    _check_host(hosts.smtp_host(endpoint), delivery)
     message = EmailMessage()
     message["Subject"] = formats.title(delivery.event)[:200]
     message["From"] = endpoint.settings["from"]

@@ -8,6 +8,9 @@
   notification of that type to every endpoint that takes it.
 - `GET /v2/notifications/deliveries` lists the account's deliveries and their state (ci-gate's own).
 
+An endpoint added over the API may reach only the hosts `serve --allow-notify-host` allows (and
+those of the operator's `--notifications-config`): refused with 400 when saved, and again when sent.
+
 Secrets (signing secret, passwords, tokens, Slack and Teams URLs) are accepted, never returned.
 """
 
@@ -21,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ci_gate.notify import endpoints, outbox
+from ci_gate.notify.hosts import HostNotAllowed
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
 from ci_gate.server.routing import Call
 from ci_gate.server.service import ApiError, Service
@@ -60,7 +64,8 @@ def _save(call: Call, previous: endpoints.Endpoint | None) -> Any:
     try:
         endpoint = endpoints.parse_endpoint(_kind(call), call.json(), previous.endpoint_id if previous else None,
                                             previous)
-    except endpoints.EndpointError as error:
+        call.service.dispatcher.check_host(endpoint)
+    except (endpoints.EndpointError, HostNotAllowed) as error:
         raise ApiError(400, str(error)) from None
     endpoints.save_endpoint(call.service.store, call.service.credentials, endpoint, now_text())
     return endpoint.public()
@@ -104,7 +109,8 @@ def _send_test(call: Call, targets: list[endpoints.Endpoint], notification_type:
     event = _test_event(notification_type, account)
     results = []
     for endpoint in targets:
-        delivery = Delivery(outbox.idempotency_key(event["id"], endpoint.endpoint_id), event, account, 1, 1)
+        delivery = Delivery(outbox.idempotency_key(event["id"], endpoint.endpoint_id), event, account, 1, 1,
+                            call.service.dispatcher.hosts_for(endpoint))
         result: dict[str, Any] = {"endpoint": endpoint.kind, "id": endpoint.endpoint_id, "name": endpoint.name}
         try:
             sent = send(endpoint, delivery)

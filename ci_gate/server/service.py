@@ -82,6 +82,8 @@ class ServerConfig:
     """Seconds between re-resolving watched tags (docs/notifications.md)."""
     notifications_config: Path | None = None
     """A YAML file with anchore-engine's `webhooks` configuration; None = only endpoints added over the API."""
+    allowed_notify_hosts: tuple[str, ...] = ()
+    """HOST[:PORT] entries (or `*`) API-configured notification endpoints may reach (ci_gate.notify.hosts)."""
 
 
 class ApiError(Exception):
@@ -135,7 +137,8 @@ class Service:
         from ci_gate.notify.endpoints import load_webhooks_config
 
         configured = load_webhooks_config(config.notifications_config) if config.notifications_config else []
-        self.dispatcher = Dispatcher(self.stores, self.credentials, configured)
+        self.dispatcher = Dispatcher(self.stores, self.credentials, configured,
+                                     allowed_hosts=config.allowed_notify_hosts)
         self.background: list[Any] = []
         """More threads started and stopped with the service (`start()`/`stop()`): the tag watcher."""
         self.registry = RegistryPool(deadline=config.registry_deadline)

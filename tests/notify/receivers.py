@@ -64,6 +64,8 @@ class Receiver:
     jira_user: tuple[str, str] = ("bot@example.test", "jira-api-token-test")
     github_token: str = "ghp_testtoken"
     slack_path: str = "/services/T0001/B0001/hooksecret"
+    redirect_to: str | None = None
+    """Answer every request 302 with this Location (a receiver sending the server elsewhere)."""
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     comments: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,6 +110,9 @@ class Receiver:
                 if isinstance(action, int):
                     headers = {"Retry-After": receiver.retry_after} if receiver.retry_after else {}
                     self._answer(record, action, b"rate_limited" if action == 429 else b"unavailable", headers)
+                    return
+                if receiver.redirect_to is not None:
+                    self._answer(record, 302, b"", {"Location": receiver.redirect_to})
                     return
                 status, payload, content_type = receiver.respond(record)
                 self._answer(record, status, payload, {"Content-Type": content_type})

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ci_gate.notify import endpoints, outbox
+from ci_gate.notify import endpoints, hosts, outbox
 from ci_gate.notify.dispatcher import Dispatcher
 from ci_gate.server.records import CredentialBox, initialise_subscriptions
 from ci_gate.server.store import Store, add_event, now_text
@@ -21,6 +21,8 @@ TAG = "registry.example.test/team/app:1.0"
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 SIGNING_SECRET = "whsec-test-signing-secret"
+LOCAL = ("127.0.0.1",)
+"""The receivers listen on 127.0.0.1 (`serve --allow-notify-host 127.0.0.1`)."""
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +99,7 @@ def test_webhook_v1_is_anchore_engines_body_signed_with_a_stable_key(store: Stor
     endpoint = add_endpoint(store, box, "webhook", {"url": hook.url + "/hooks/<notification_type>",
                                                     "secret": SIGNING_SECRET})
     event_id = record(store, "tag_update", TAG_MOVED)
-    deliveries = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    deliveries = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
 
     assert [d["state"] for d in deliveries] == ["delivered"]
     first, second = hook.received
@@ -122,7 +124,7 @@ def test_webhook_v2_is_enterprises_event_body(store: Store, box: CredentialBox, 
     add_endpoint(store, box, "webhook", {"url": hook.url, "format": "v2", "notification_types": ["policy_eval"]})
     record(store, "tag_update", TAG_MOVED)  # not a type this endpoint takes
     event_id = record(store, "policy_eval", {"last_eval": {"status": "pass"}, "curr_eval": {"status": "fail"}})
-    drain(Dispatcher(lambda: {"admin": store}, box), store)
+    drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
 
     [only] = hook.received
     body = only.json()
@@ -137,7 +139,7 @@ def test_an_event_without_an_active_subscription_is_not_sent(store: Store, box: 
     hook = receiver(receivers, "webhook")
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED, tag="registry.example.test/other:1")
-    Dispatcher(lambda: {"admin": store}, box).pass_once()
+    Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL).pass_once()
     assert outbox.list_deliveries(store) == [] and hook.received == []
 
 
@@ -145,7 +147,7 @@ def test_slack_429_waits_for_retry_after(store: Store, box: CredentialBox, recei
     slack = receiver(receivers, "slack", outage=[429], retry_after="1")
     add_endpoint(store, box, "slack", {"url": slack.url + slack.slack_path})
     record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0001"))
-    drain(Dispatcher(lambda: {"admin": store}, box), store)
+    drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
 
     limited, accepted = slack.received
     assert (limited.status, accepted.status) == (429, 200)
@@ -160,7 +162,7 @@ def test_teams_answers_5xx_then_takes_the_adaptive_card(store: Store, box: Crede
     teams = receiver(receivers, "teams", outage=[503, 502])
     add_endpoint(store, box, "teams", {"url": teams.url + "/workflows/abc/triggers/manual/paths/invoke"})
     record(store, "analysis_update", {"image_digest": DIGEST_A, "analysis_status": "analyzed"})
-    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
 
     assert [r.status for r in teams.received] == [503, 502, 202]
     assert len({r.key for r in teams.received}) == 1
@@ -174,7 +176,7 @@ def test_a_timeout_and_a_dropped_connection_are_retried(store: Store, box: Crede
     hook = receiver(receivers, "webhook", outage=["hang", "drop"], hang_seconds=2.5)
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
-    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
     assert delivery["state"] == "delivered" and delivery["tries"] == 3
     assert [r.status for r in hook.received] == [0, 0, 200]
 
@@ -184,7 +186,7 @@ def test_a_refusal_is_not_retried_and_the_slack_url_is_never_shown(store: Store,
     slack = receiver(receivers, "slack")
     endpoint = add_endpoint(store, box, "slack", {"url": slack.url + "/services/T0001/B0001/wrongsecret"})
     record(store, "tag_update", TAG_MOVED)
-    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
 
     assert (delivery["state"], delivery["tries"], delivery["last_status"]) == ("failed", 1, 404)
     assert len(slack.received) == 1
@@ -200,7 +202,7 @@ def test_a_receiver_down_past_the_retry_window_fails_the_delivery(store: Store, 
     hook = receiver(receivers, "webhook", outage=[503] * 100)
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
-    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
     assert delivery["state"] == "failed" and delivery["tries"] >= 2 and delivery["last_error"] == "HTTP 503"
     assert hook.answered() == []
 
@@ -210,7 +212,7 @@ def test_jira_gets_one_issue_per_image_and_event_even_when_an_answer_is_lost(
     jira = receiver(receivers, "jira", secret=SIGNING_SECRET, outage=[None, "lost"])  # the create is lost
     add_endpoint(store, box, "jira", {"url": jira.url, "username": jira.jira_user[0], "password": jira.jira_user[1],
                                       "project_key": "OPS", "labels": ["security"], "secret": SIGNING_SECRET})
-    dispatcher = Dispatcher(lambda: {"admin": store}, box)
+    dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL)
     record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0001"))
     drain(dispatcher, store)
     record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0002"))  # the same image again: a comment
@@ -232,7 +234,7 @@ def test_github_creates_then_updates_one_issue(store: Store, box: CredentialBox,
     github = receiver(receivers, "github")
     add_endpoint(store, box, "github", {"api_url": github.url, "owner": "acme", "repository": "images",
                                         "token": github.github_token, "labels": ["ci-gate"]})
-    dispatcher = Dispatcher(lambda: {"admin": store}, box)
+    dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL)
     record(store, "policy_eval", {"last_eval": {"status": "pass"}, "curr_eval": {"status": "fail",
                                                                                 "image_digest": DIGEST_A}})
     drain(dispatcher, store)
@@ -273,7 +275,7 @@ def test_email_over_smtp_with_a_temporary_failure(store: Store, box: CredentialB
         add_endpoint(store, box, "email", {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "ci-gate@example.test",
                                            "to": ["team@example.test", "sec@example.test"]})
         event_id = record(store, "tag_update", TAG_MOVED)
-        [delivery] = drain(Dispatcher(lambda: {"admin": store}, box), store)
+        [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
     finally:
         controller.stop()
     assert delivery["state"] == "delivered" and delivery["tries"] == 2
@@ -304,7 +306,7 @@ def test_a_disabled_endpoint_gets_no_more_tries(store: Store, box: CredentialBox
     hook = receiver(receivers, "webhook", outage=[503] * 100)
     endpoint = add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
-    dispatcher = Dispatcher(lambda: {"admin": store}, box)
+    dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL)
     dispatcher.pass_once()
     assert [d["state"] for d in outbox.list_deliveries(store)] == ["pending"]
     endpoints.save_endpoint(store, box, endpoints.parse_endpoint("webhook", {"url": hook.url, "enabled": False},
@@ -332,7 +334,7 @@ def test_finished_deliveries_are_pruned_after_a_week(store: Store, box: Credenti
     hook = receiver(receivers, "webhook")
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
-    drain(Dispatcher(lambda: {"admin": store}, box), store)
+    drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
     assert outbox.prune(store) == 0  # a fresh delivery stays listable
     assert outbox.prune(store, now=time.time() + outbox.KEEP_SECONDS + 60) == 1
     assert outbox.list_deliveries(store) == [] and store._query("SELECT * FROM outbox") == []
@@ -372,7 +374,7 @@ def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: 
                                       "curr_eval": {"status": "fail", "image_digest": DIGEST_B}})
         record(store, "vuln_update", vulns(DIGEST_B, "CVE-2099-0009"))
         record(store, "analysis_update", {"image_digest": DIGEST_B, "analysis_status": "analyzed"})
-        deliveries = drain(Dispatcher(lambda: {"admin": store}, box), store)
+        deliveries = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
     finally:
         controller.stop()
     assert len(deliveries) == 24 and {d["state"] for d in deliveries} == {"delivered"}
@@ -394,7 +396,7 @@ def test_each_account_notifies_only_its_own_endpoints(tmp_path: Path, box: Crede
             initialise_subscriptions(account_store, TAG, ("tag_update",))
             add_endpoint(account_store, box, "webhook", {"url": hooks[account].url})
         event_id = record(stores["team-b"], "tag_update", TAG_MOVED)
-        dispatcher = Dispatcher(lambda: stores, box)
+        dispatcher = Dispatcher(lambda: stores, box, allowed_hosts=LOCAL)
         drain(dispatcher, stores["team-b"])
         dispatcher.pass_once()
     finally:
@@ -404,3 +406,69 @@ def test_each_account_notifies_only_its_own_endpoints(tmp_path: Path, box: Crede
     [only] = hooks["team-b"].received
     body = only.json()
     assert body["userId"] == "team-b" and body["data"]["notification_payload"]["notificationId"] == event_id
+
+
+def test_a_redirect_to_another_host_is_not_followed(store: Store, box: CredentialBox,
+                                                    receivers: list[Receiver]) -> None:
+    elsewhere = receiver(receivers, "webhook")
+    redirecting = receiver(receivers, "webhook", redirect_to=f"{elsewhere.url}/stolen")
+    add_endpoint(store, box, "webhook", {"url": redirecting.url, "secret": SIGNING_SECRET})
+    record(store, "tag_update", TAG_MOVED)
+    # both receivers' host is allowed: the redirect itself is never followed
+    [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
+    assert delivery["state"] == "failed" and delivery["last_status"] == 302 and delivery["tries"] == 1
+    assert len(redirecting.received) == 1 and elsewhere.received == []
+
+
+def test_a_host_no_longer_allowed_after_a_restart_is_never_sent_to(store: Store, box: CredentialBox,
+                                                                   receivers: list[Receiver]) -> None:
+    hook = receiver(receivers, "webhook")
+    slack = receiver(receivers, "slack")
+    port = hook.url.rsplit(":", 1)[1]
+    add_endpoint(store, box, "webhook", {"url": hook.url})
+    add_endpoint(store, box, "slack", {"url": slack.url + slack.slack_path})
+    record(store, "tag_update", TAG_MOVED)
+    # the server restarted with `--allow-notify-host 127.0.0.1:<the webhook's port>` only
+    deliveries = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=(f"127.0.0.1:{port}",)), store)
+    states = {d["endpoint"]: d for d in deliveries}
+    assert states["webhook"]["state"] == "delivered" and len(hook.received) == 1
+    refused = states["slack"]
+    assert refused["state"] == "failed" and refused["tries"] == 1 and slack.received == []
+    slack_host = slack.url.removeprefix("http://")
+    assert f"--allow-notify-host {slack_host}" in refused["last_error"]
+    assert "hooksecret" not in refused["last_error"]  # the Slack URL (a credential) is not shown
+
+
+def test_email_to_an_smtp_server_not_allowed_is_never_connected(store: Store, box: CredentialBox) -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    try:
+        add_endpoint(store, box, "email", {"smtp_host": "127.0.0.1", "smtp_port": listener.getsockname()[1],
+                                           "from": "ci-gate@example.test", "to": ["sec@example.test"]})
+        record(store, "tag_update", TAG_MOVED)
+        [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=("hooks.example.test",)), store)
+        assert delivery["state"] == "failed" and "--allow-notify-host 127.0.0.1:" in delivery["last_error"]
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing ever connected
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(("entry", "host", "allowed"), [
+    ("127.0.0.1", "127.0.0.1:8080", True), ("127.0.0.1:8080", "127.0.0.1:8081", False),
+    ("Hooks.Slack.com", hosts.url_host("https://hooks.slack.com/services/x"), True),
+    ("hooks.slack.com:443", hosts.url_host("https://hooks.slack.com/services/x"), True),
+    ("hooks.slack.com", hosts.url_host("https://hooks.slack.com.evil.test/x"), False),
+    ("*", hosts.url_host("http://169.254.169.254/latest/meta-data/"), True),
+    ("10.0.0.1", hosts.url_host("http://169.254.169.254/latest/meta-data/"), False),
+    ("[::1]", hosts.url_host("http://[::1]:9000/hook"), True),
+    # requests (urllib3) would connect to evil.test: judged by that host, never by the part after `@`
+    ("127.0.0.1", hosts.url_host("http://evil.test\\@127.0.0.1/"), False),
+    ("127.0.0.1", hosts.url_host("http://127.0.0.1%2e/"), False),
+])
+def test_allowlist_entries(entry: str, host: str, allowed: bool) -> None:
+    assert hosts.allowed(host, [hosts.parse_entry(entry)]) is allowed

@@ -22,6 +22,8 @@ from tests.support.serve import ServeProcess
 SECRET = "whsec-serve-test"
 FAST = {"CI_GATE_NOTIFY_BACKOFF_SECONDS": "0.2", "CI_GATE_NOTIFY_POLL_SECONDS": "0.1",
         "CI_GATE_SERVE_FOLLOW_UP_SECONDS": "0.3", "CI_GATE_NOTIFY_TIMEOUT_SECONDS": "1"}
+LOCAL_RECEIVERS = ["--allow-notify-host", "127.0.0.1"]
+"""The receivers listen on 127.0.0.1: endpoints added over the API may reach them."""
 
 
 @pytest.fixture
@@ -55,7 +57,8 @@ def test_endpoint_configurations_and_the_engine_webhook_test(tmp_path: Path, rec
     config.write_text(f"webhooks:\n  signing_secret: {SECRET}\n"
                       f"  general:\n    url: {hook.url}/general/<notification_type>/<userId>\n"
                       f"  tag_update:\n    url: {hook.url}/tags\n")
-    with ServeProcess(tmp_path / "data", environment=FAST, extra_args=["--notifications-config", str(config)]) as serve:
+    with ServeProcess(tmp_path / "data", environment=FAST,
+                      extra_args=["--notifications-config", str(config), *LOCAL_RECEIVERS]) as serve:
         tested = serve.post("/v2/system/webhooks/tag_update/test")
         assert tested.status_code == 200 and [r["delivered"] for r in tested.json()] == [True]
         assert serve.post("/v1/system/webhooks/vuln_update/test").status_code == 200
@@ -85,11 +88,67 @@ def test_endpoint_configurations_and_the_engine_webhook_test(tmp_path: Path, rec
         assert SECRET not in serve.log() and "hooksecret" not in serve.log()
 
 
+def test_endpoints_reach_only_allowed_hosts_and_a_shrunk_list_stops_delivery(
+        tmp_path: Path, receivers: list[Receiver]) -> None:
+    hook = start_receiver(receivers, "webhook", secret=SECRET)
+    other = start_receiver(receivers, "webhook")
+    hook_host = hook.url.removeprefix("http://")
+    base = "/v2/notifications/endpoints"
+    serve = ServeProcess(tmp_path / "data", environment={
+        **FAST, "CI_GATE_ALLOW_NOTIFY_HOSTS": f"hooks.example.test, {hook_host}"}).start()
+    try:
+        for kind, body, host in [
+            ("webhook", {"url": "http://169.254.169.254/latest/meta-data/"}, "169.254.169.254:80"),
+            ("webhook", {"url": other.url + "/x"}, other.url.removeprefix("http://")),  # the same name, another port
+            ("github", {"owner": "o", "repository": "r", "token": "ghp_x"}, "api.github.com:443"),
+            ("email", {"smtp_host": "10.0.0.1", "from": "a@example.test", "to": ["b@example.test"]}, "10.0.0.1:25"),
+        ]:
+            refused = serve.post(f"{base}/{kind}/configurations", json=body)
+            assert refused.status_code == 400, refused.text
+            message = refused.json()["message"]
+            assert "\n" not in message and f"ci-gate serve --allow-notify-host {host}" in message
+        created = serve.post(f"{base}/webhook/configurations", json={"url": hook.url + "/in", "secret": SECRET})
+        assert created.status_code == 200, created.text
+        one = f"{base}/webhook/configurations/{created.json()['id']}"
+        moved = serve.put(one, json={"url": "http://169.254.169.254/latest/meta-data/"})
+        assert moved.status_code == 400 and serve.get(one).json()["url"] == hook.url + "/in"
+        assert serve.post(f"{one}/test").json()[0]["delivered"] is True
+        assert [r.path for r in hook.received] == ["/in"] and other.received == []
+
+        serve.stop()  # the operator restarts without the receiver's host on the list
+        serve.environment.pop("CI_GATE_ALLOW_NOTIFY_HOSTS")
+        serve.start()
+        for tested in (serve.post(f"{one}/test").json(), serve.post("/v2/system/webhooks/tag_update/test").json()):
+            [result] = tested
+            assert result["delivered"] is False and f"--allow-notify-host {hook_host}" in result["error"]
+        assert len(hook.received) == 1  # nothing more was sent
+    finally:
+        serve.stop()
+
+
+def test_a_bad_allow_notify_host_stops_serve_with_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.serve import PASSWORD, free_port
+
+    result = subprocess.run([sys.executable, "-m", "ci_gate.cli", "serve", "--port", str(free_port()), "--data-dir",
+                             str(tmp_path / "data"), "--allow-notify-host", "http://hooks.example.test/x"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "CI_GATE_ADMIN_PASSWORD": PASSWORD})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--allow-notify-host takes HOST[:PORT]" in lines[0]
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_restart_while_the_receiver_is_down_loses_nothing_and_repeats_no_delivery(
         tmp_path: Path, serve_vuln_db: Path, pushed_images: list[tuple[str, str]],
         receivers: list[Receiver]) -> None:
     hook = start_receiver(receivers, "webhook", secret=SECRET, outage=[503] + ["hang"] * 1000, hang_seconds=2)
-    serve = ServeProcess(tmp_path / "data", vuln_db=serve_vuln_db, environment=FAST).start()
+    serve = ServeProcess(tmp_path / "data", vuln_db=serve_vuln_db, environment=FAST,
+                         extra_args=LOCAL_RECEIVERS).start()
     try:
         added = serve.post("/v2/notifications/endpoints/webhook/configurations",
                            json={"url": hook.url, "secret": SECRET, "notification_types": ["analysis_update"]})
@@ -124,7 +183,7 @@ def test_a_re_pushed_tag_sends_tag_update_then_policy_eval_when_the_verdict_flip
     tag = push(clean, registry.host, f"notify/app-{uuid.uuid4().hex[:8]}:stable")
     hook = start_receiver(receivers, "webhook", secret=SECRET)
     with ServeProcess(tmp_path / "data", vuln_db=demo_vuln_db, environment=FAST,
-                      extra_args=["--watch-interval", "1"]) as serve:
+                      extra_args=["--watch-interval", "1", *LOCAL_RECEIVERS]) as serve:
         serve.post("/v2/notifications/endpoints/webhook/configurations", json={
             "url": hook.url, "format": "v2", "secret": SECRET,
             "notification_types": ["tag_update", "policy_eval"]}).raise_for_status()
@@ -197,7 +256,7 @@ def test_a_vulnerability_import_notifies_every_endpoint_kind_once(
                    "token": kinds["github"].github_token},
     }
     try:
-        with ServeProcess(tmp_path / "data", vuln_db=vuln_db,
+        with ServeProcess(tmp_path / "data", vuln_db=vuln_db, extra_args=LOCAL_RECEIVERS,
                           environment={**FAST, "CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) as serve:
             for kind, body in bodies.items():
                 serve.post(f"/v2/notifications/endpoints/{kind}/configurations",
