@@ -45,7 +45,7 @@ def parse_entry(text: str) -> str:
         host, port = parts.hostname, parts.port
     except ValueError:
         raise ValueError(f"{FLAG} takes HOST[:PORT] or '*', not {text!r}") from None
-    host = host.rstrip(".")
+    host = (host or "").rstrip(".")
     if not _PLAIN_HOST.fullmatch(_join(host, None)):
         raise ValueError(f"{FLAG} takes HOST[:PORT] or '*', not {text!r}")
     return _join(host, port)
