@@ -47,6 +47,8 @@ class Verdict:
     note: str = ""
     findings: tuple[tuple[str, str, str], ...] = ()
     """(action, title, redacted text) of the STOP and WARN findings, worst first."""
+    evaluated_at: str = ""
+    """When the stored evaluation shown was made; empty when the page evaluated it now."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,18 +98,52 @@ def verdict(service: Any, tag: str, record: Any, seen: str = "") -> Verdict:
         sum(1 for f in findings if f.vulnerability is not None), seen, findings=shown)
 
 
+PAGE_SIZE = 50
+"""Tags per page of the index."""
+
+
+def stored_verdict(store: Any, tag: str, policy_id: str, record: Any, seen: str) -> Verdict | None:
+    """The newest stored evaluation (table evaluation_history, written by checks and the tag watcher) of
+    `record` under `tag` and the policy, as a verdict; None when there is none. The history keeps the
+    engine's pass/fail only, so counts are unknown (-1) and a pass shows as PASS (GO or WARN)."""
+    rows = store._query("SELECT status, evaluated_at FROM evaluation_history WHERE tag = ? AND policy_id = ? "
+                        "AND digest = ? ORDER BY seq DESC LIMIT 1", (tag, policy_id, record.digest))
+    if not rows:
+        return None
+    action = "STOP" if rows[0]["status"] == "fail" else "PASS"
+    return Verdict(tag, record.digest, record.analysis_status, action, -1, -1, -1, seen,
+                   evaluated_at=str(rows[0]["evaluated_at"]))
+
+
+def _page_number(call: Any, name: str, default: int, top: int) -> int:
+    from ci_gate.server.service import ApiError
+
+    value = call.query.get(name, str(default))
+    if not value.isdigit() or not 1 <= int(value) <= top:
+        raise ApiError(400, f"{name} must be an integer from 1 to {top}")
+    return int(value)
+
+
 def index(call: Any) -> HTMLResponse:
+    """One page of tags: a stored evaluation under the active policy when there is one, a fresh one otherwise."""
     store = call.service.store
-    tags = sorted({tag for record in store.list_images() for tag, _ in record.tags})
+    images = store.list_images()
+    tags = sorted({tag for record in images for tag, _ in record.tags})
+    per_page = _page_number(call, "per_page", PAGE_SIZE, 200)
+    pages = max(1, -(-len(tags) // per_page))
+    number = _page_number(call, "page", 1, pages)
+    active = store.active_policy()
     rows = []
-    for tag in tags:
+    for tag in tags[(number - 1) * per_page:number * per_page]:
         current = store.images_for_tag(tag)
         if current:
             record = current[0]
-            rows.append(verdict(call.service, tag, record, next((s for t, s in record.tags if t == tag), "")))
-    images = store.list_images()
-    return page("index.html.j2", rows=rows, images=images,
-                counts={action: sum(1 for r in rows if r.final_action == action) for action in ("STOP", "WARN", "GO")})
+            seen = next((s for t, s in record.tags if t == tag), "")
+            stored = stored_verdict(store, tag, active.policy_id, record, seen) if active is not None else None
+            rows.append(stored or verdict(call.service, tag, record, seen))
+    return page("index.html.j2", rows=rows, images=images, page=number, pages=pages, per_page=per_page,
+                tag_count=len(tags), counts={action: sum(1 for r in rows if r.final_action == action)
+                                             for action in ("STOP", "WARN", "GO", "PASS")})
 
 
 def tag_history(call: Any) -> HTMLResponse:
@@ -141,4 +177,7 @@ def _chart(points: list[Verdict]) -> dict[str, Any]:
 
 def routes(service: Any, route: Any) -> list[Route]:
     """The dashboard's pages, behind the API's authentication (`route` is the API's route wrapper)."""
-    return [route("/ui/", index, ["GET"], service), route("/ui/tag", tag_history, ["GET"], service)]
+    from ci_gate.server.ui import pages
+
+    return [route("/ui/", index, ["GET"], service), route("/ui/tag", tag_history, ["GET"], service),
+            *pages.routes(service, route)]
