@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -144,7 +145,7 @@ def test_index_shows_stored_evaluations_evaluates_the_rest_and_pages(ui_server, 
 
 def test_drift_between_two_digests_of_a_tag(ui_server, browser, tmp_path):
     server, tags = ui_server
-    browser.get(server.url + "/ui/tag?tag=" + requests.utils.quote(tags["moved"], safe=""))
+    browser.get(server.url + "/ui/tag?tag=" + quote(tags["moved"], safe=""))
     browser.find_element(By.ID, "drift-link").click()
     assert tags["v1"] in browser.find_element(By.ID, "drift-digests").text
     rows = _rows(browser, "drift")
@@ -152,7 +153,7 @@ def test_drift_between_two_digests_of_a_tag(ui_server, browser, tmp_path):
     assert [browser.find_element(By.ID, f"drift-{k}").text for k in ("added", "removed", "modified")] == [
         "1 added", "0 removed", "0 modified"]
     _shots(browser, "drift", tmp_path)
-    backwards = f"/ui/drift?tag={requests.utils.quote(tags['moved'], safe='')}&from={tags['v2']}&to={tags['v1']}"
+    backwards = f"/ui/drift?tag={quote(tags['moved'], safe='')}&from={tags['v2']}&to={tags['v1']}"
     browser.get(server.url + backwards)
     assert "removed" in _rows(browser, "drift")["curl"].text
     assert server.get(f"/ui/drift?tag={tags['moved']}&from=sha256:{'0' * 64}").status_code == 404
@@ -227,8 +228,8 @@ def test_notification_endpoints_and_their_deliveries(ui_server, browser, tmp_pat
 
 
 @pytest.mark.parametrize("path", ["/ui/policies", "/ui/policy?id=hostile", "/ui/expiring", "/ui/notifications",
-                                  "/ui/tag?tag=" + requests.utils.quote(HOSTILE, safe=""),
-                                  "/ui/drift?tag=" + requests.utils.quote(HOSTILE, safe="")])
+                                  "/ui/tag?tag=" + quote(HOSTILE, safe=""),
+                                  "/ui/drift?tag=" + quote(HOSTILE, safe="")])
 def test_hostile_policy_text_and_tags_render_as_text(ui_server, browser, path):
     server, _ = ui_server
     browser.get_log("performance")

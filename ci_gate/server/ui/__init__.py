@@ -1,7 +1,9 @@
-"""The dashboard of `ci-gate serve` at /ui/: images and tags with their current verdict, and a tag's
-verdict history (one point per digest the tag has pointed to, from the tag_history table), drawn as
-inline SVG. Server-side rendered with jinja2; read-only (it offers no form, so there is nothing to
-forge: a later action must carry a CSRF token and go through the API's own handlers).
+"""The dashboard of `ci-gate serve` at /ui/: images and tags with their current verdict (a page of 50 at
+a time; the stored evaluation of the tag's digest under the active policy when there is one, a fresh
+evaluation otherwise), and a tag's verdict history (one point per digest the tag has pointed to, from
+the tag_history table), drawn as inline SVG. Server-side rendered with jinja2. The other pages (drift,
+policies, expiring allowlist items, notifications) are in `pages`; the only action, activating a
+policy, carries a CSRF token and goes through the API's own handler.
 
 Every page is behind the API's authentication (the same `route` wrapper as the API), every value is
 autoescaped, and the Content-Security-Policy forbids every script and every load except the one
@@ -10,22 +12,16 @@ inline style sheet, allowed by its hash, and links back to the dashboard itself.
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-import jinja2
-from markupsafe import Markup
 from starlette.responses import HTMLResponse
+
+from ci_gate.server.ui.render import page
 
 if TYPE_CHECKING:
     from starlette.routing import Route
 
-TEMPLATES = Path(__file__).parent / "templates"
 HISTORY_LIMIT = 30
 """The newest digests of a tag the history shows (each is evaluated when the page is drawn)."""
 
@@ -49,31 +45,6 @@ class Verdict:
     """(action, title, redacted text) of the STOP and WARN findings, worst first."""
     evaluated_at: str = ""
     """When the stored evaluation shown was made; empty when the page evaluated it now."""
-
-
-@functools.lru_cache(maxsize=1)
-def _style() -> tuple[Markup, str]:
-    css = (TEMPLATES / "ui.css").read_text("utf-8")
-    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
-    return Markup(css), f"'sha256-{digest}'"
-
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    environment.filters["q"] = lambda value: quote(str(value), safe="")
-    return environment
-
-
-def page(template: str, **context: Any) -> HTMLResponse:
-    css, style_source = _style()
-    html = _environment().get_template(template).render(css=css, **context)
-    return HTMLResponse(html, headers={
-        "Content-Security-Policy": f"default-src 'none'; style-src {style_source}; img-src 'self'; "
-                                   "script-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
-        "X-Frame-Options": "DENY"})
 
 
 def verdict(service: Any, tag: str, record: Any, seen: str = "") -> Verdict:

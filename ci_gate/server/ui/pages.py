@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.responses import RedirectResponse, Response
 
-from ci_gate.server.ui import page
+from ci_gate.server.ui.render import page
 
 if TYPE_CHECKING:
     from starlette.routing import Route
