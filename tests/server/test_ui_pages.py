@@ -20,6 +20,7 @@ import pytest
 import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.notify.receivers import Receiver
 from tests.support.browser import keep_screenshot, requests_made, start_chromium
@@ -138,6 +139,7 @@ def test_index_shows_stored_evaluations_evaluates_the_rest_and_pages(ui_server, 
     first = list(_rows(browser, "tags"))
     assert len(first) == 1 and "Page 1 of 2" in browser.find_element(By.ID, "pager").text
     browser.find_element(By.CSS_SELECTOR, "#pager a[rel=next]").click()
+    WebDriverWait(browser, 30).until(lambda driver: "page=2" in driver.current_url)
     second = list(_rows(browser, "tags"))
     assert len(second) == 1 and sorted(first + second) == sorted([tags["moved"], tags["other"]])
     assert server.get("/ui/?page=3&per_page=1").status_code == 400
@@ -147,6 +149,7 @@ def test_drift_between_two_digests_of_a_tag(ui_server, browser, tmp_path):
     server, tags = ui_server
     browser.get(server.url + "/ui/tag?tag=" + quote(tags["moved"], safe=""))
     browser.find_element(By.ID, "drift-link").click()
+    WebDriverWait(browser, 30).until(lambda driver: "/ui/drift" in driver.current_url)
     assert tags["v1"] in browser.find_element(By.ID, "drift-digests").text
     rows = _rows(browser, "drift")
     assert list(rows) == ["curl"] and "added" in rows["curl"].text and "7.88.1-10+deb12u4" in rows["curl"].text
@@ -165,6 +168,7 @@ def test_policies_view_diff_and_activate_through_the_form(ui_server, browser, tm
     rows = _rows(browser, "policies")
     plain = next(r for name, r in rows.items() if name.startswith("plain policy"))
     plain.find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(browser, 30).until(lambda driver: "/ui/policy?id=plain" in driver.current_url)
     assert '"description": "warns"' in browser.find_element(By.ID, "document").text
     diff = browser.find_element(By.ID, "diff")
     added = [e.text for e in diff.find_elements(By.CLASS_NAME, "add")]
@@ -180,8 +184,19 @@ def test_policies_view_diff_and_activate_through_the_form(ui_server, browser, tm
     assert requests.post(server.url + "/ui/policies/activate", data={"policy_id": "plain", "csrf_token": token},
                          timeout=30).status_code == 401
     assert server.get("/v2/policies/plain").json()["active"] is False
+    # the token is bound to who logged in: an API key's session needs its own
+    key = server.post("/v2/user/api-keys", json={"name": "ui-test", "expires_at": _day(1)})
+    assert key.status_code == 200, key.text
+    as_key = ("_api_key", key.json()["value"])
+    other = requests.post(server.url + "/ui/policies/activate", data={"policy_id": "plain", "csrf_token": token},
+                          auth=as_key, timeout=30, allow_redirects=False)
+    assert other.status_code == 403
+    key_page = requests.get(server.url + "/ui/policies", auth=as_key, timeout=30).text
+    assert 'name="csrf_token"' in key_page and token not in key_page
+    assert server.get("/v2/policies/plain").json()["active"] is False
 
     browser.find_element(By.CSS_SELECTOR, "button.activate").click()  # the real form, with its token
+    WebDriverWait(browser, 30).until(lambda driver: "activated=" in driver.current_url)
     assert browser.current_url.endswith("/ui/policies?activated=plain")
     assert "active" in _rows(browser, "policies")[next(n for n in _rows(browser, "policies")
                                                        if n.startswith("plain policy"))].text
