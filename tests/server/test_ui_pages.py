@@ -64,7 +64,8 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory, serve_vuln_db: Path, reg
     """A server with a webhook endpoint, a tag moved from app:1 to app:2 (curl added), a tag never checked,
     and two policies: a hostile-named one with expiring allowlist items, and a plain one."""
     root = tmp_path_factory.mktemp("ui-pages")
-    with ServeProcess(root / "data", vuln_db=serve_vuln_db, environment=FAST) as server:
+    with ServeProcess(root / "data", vuln_db=serve_vuln_db, environment=FAST,
+                      extra_args=["--allow-notify-host", "127.0.0.1"]) as server:
         added = server.post("/v2/notifications/endpoints/webhook/configurations",
                             json={"name": HOSTILE, "url": receiver.url, "notification_types": ["analysis_update"]})
         assert added.status_code == 200, added.text
