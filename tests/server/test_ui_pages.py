@@ -87,7 +87,8 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory, serve_vuln_db: Path, reg
             response = server.post("/v2/policies", json=body)
             assert response.status_code == 200, response.text
         yield server, {"moved": moved, "v1": images.app_v1_image.manifest_digest,
-                       "v2": images.app_v2_image.manifest_digest, "other": other}
+                       "v2": images.app_v2_image.manifest_digest, "other": other,
+                       "other_digest": other_image.manifest_digest}
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +137,22 @@ def test_index_shows_stored_evaluations_evaluates_the_rest_and_pages(ui_server, 
     assert fresh.find_element(By.CLASS_NAME, "evaluated").text == "now"
     assert fresh.find_element(By.CLASS_NAME, "badge").text in ("GO", "WARN", "STOP")
 
+    # three images (the moved tag's two and the other), two tags: three pages of one
     browser.get(server.url + "/ui/?per_page=1")
-    first = list(_rows(browser, "tags"))
-    assert len(first) == 1 and "Page 1 of 2" in browser.find_element(By.ID, "pager").text
+    first, first_images = list(_rows(browser, "tags")), list(_rows(browser, "images"))
+    assert len(first) == 1 and len(first_images) == 1
+    assert "Page 1 of 3" in browser.find_element(By.ID, "pager").text
+    assert browser.find_element(By.ID, "images-count").text == "3 images"
     browser.find_element(By.CSS_SELECTOR, "#pager a[rel=next]").click()
     WebDriverWait(browser, 30).until(lambda driver: "page=2" in driver.current_url)
-    second = list(_rows(browser, "tags"))
+    second, second_images = list(_rows(browser, "tags")), list(_rows(browser, "images"))
     assert len(second) == 1 and sorted(first + second) == sorted([tags["moved"], tags["other"]])
-    assert server.get("/ui/?page=3&per_page=1").status_code == 400
+    browser.find_element(By.CSS_SELECTOR, "#pager a[rel=next]").click()
+    WebDriverWait(browser, 30).until(lambda driver: "page=3" in driver.current_url)
+    assert list(_rows(browser, "tags")) == [] and browser.find_elements(By.CSS_SELECTOR, "#pager a[rel=next]") == []
+    shown = first_images + second_images + list(_rows(browser, "images"))
+    assert sorted(shown) == sorted([tags["v1"], tags["v2"], tags["other_digest"]])
+    assert server.get("/ui/?page=4&per_page=1").status_code == 400
 
 
 def test_drift_between_two_digests_of_a_tag(ui_server, browser, tmp_path):
@@ -239,6 +248,7 @@ def test_notification_endpoints_and_their_deliveries(ui_server, browser, tmp_pat
     shown = browser.find_elements(By.CSS_SELECTOR, "#deliveries tbody tr")
     assert len(shown) == len(deliveries)
     assert {r.find_element(By.CLASS_NAME, "badge").text for r in shown} == {"delivered"}
+    assert {r.find_element(By.CLASS_NAME, "badge").get_attribute("class") for r in shown} == {"badge state-delivered"}
     assert all(d["endpoint_id"] in browser.find_element(By.ID, "deliveries").text for d in deliveries)
     _shots(browser, "notifications", tmp_path)
 

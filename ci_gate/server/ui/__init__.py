@@ -101,7 +101,7 @@ def index(call: Any) -> HTMLResponse:
     images = store.list_images()
     tags = sorted({tag for record in images for tag, _ in record.tags})
     per_page = _page_number(call, "per_page", PAGE_SIZE, 200)
-    pages = max(1, -(-len(tags) // per_page))
+    pages = max(1, -(-max(len(tags), len(images)) // per_page))  # the tag and image tables page together
     number = _page_number(call, "page", 1, pages)
     active = store.active_policy()
     rows = []
@@ -112,9 +112,10 @@ def index(call: Any) -> HTMLResponse:
             seen = next((s for t, s in record.tags if t == tag), "")
             stored = stored_verdict(store, tag, active.policy_id, record, seen) if active is not None else None
             rows.append(stored or verdict(call.service, tag, record, seen))
-    return page("index.html.j2", rows=rows, images=images, page=number, pages=pages, per_page=per_page,
-                tag_count=len(tags), counts={action: sum(1 for r in rows if r.final_action == action)
-                                             for action in ("STOP", "WARN", "GO", "PASS")})
+    counts = {action: sum(1 for r in rows if r.final_action == action) for action in ("STOP", "WARN", "GO", "PASS")}
+    return page("index.html.j2", rows=rows, images=images[(number - 1) * per_page:number * per_page],
+                image_count=len(images), page=number, pages=pages, per_page=per_page, tag_count=len(tags),
+                counts=counts)
 
 
 def tag_history(call: Any) -> HTMLResponse:
