@@ -15,10 +15,12 @@ import can have changed:
   CISA KEV listing changed.
 * The variant's old and new matches are compared, and the difference is fanned out to the images
   that hold the variant: added / updated / removed vulnerabilities per image, in anchore-engine's
-  `vuln_update` shape (`ci_gate.server.vuln_watch`: VulnerabilitySummary items keyed by
-  vulnerability, feed group, package, version and path), each with a `KEV` flag.
+  `vuln_update` shape (`summary`, `identity`, `diff` below: VulnerabilitySummary items keyed by
+  vulnerability, feed group, package, version and path, as `catalog/utils.py
+  diff_image_vulnerabilities`), each with a `KEV` flag.
 
-The index and the last matches live in one SQLite state file (`ci-gate watch --state`). A run is
+The index and the last matches live in one SQLite state file (`ci-gate watch --state`; `ci-gate serve`
+keeps its own in the data dir, `ci_gate.server.vuln_watch`). A run is
 one transaction: `RematchState.commit()` after the events were delivered, `rollback()` when they
 were not, so the next run finds the same differences again (at-least-once delivery). Images seen
 for the first time are matched as a baseline and produce no event, as anchore-engine does for a
@@ -41,7 +43,6 @@ from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, Distro, ImageIdentity, Package, from_dict
 from ci_gate.saved_sbom import read_document, saved_digest, saved_files, saved_tag
 from ci_gate.server.shapes import vulnerability_item
-from ci_gate.server.vuln_watch import diff, identity, summary
 from ci_gate.vulns.matching import VulnerabilityMatch, distro_key, language_key, match_packages
 from ci_gate.vulns.store import VulnerabilityStore
 
@@ -50,6 +51,30 @@ _MATCHING_METADATA = ("source", "source_version", "origin", "epoch", "source_rpm
 """The package metadata that matching reads (`ci_gate.vulns.matching.distro_key`)."""
 _PATH_PLACEHOLDER = ""
 """Matches are stored per variant: the image's own path is not part of a VulnerabilitySummary."""
+
+_SUMMARY_KEYS = (("CVE_ID", "vuln"), ("Severity", "severity"), ("Vulnerable_Package", "package"),
+                 ("Fix_Available", "fix"), ("URL", "url"), ("Package_Name", "package_name"),
+                 ("Package_Version", "package_version"), ("Package_Type", "package_type"), ("Feed", "feed"),
+                 ("Feed_Group", "feed_group"))
+
+
+def summary(item: Mapping[str, Any]) -> dict[str, Any]:
+    """anchore-engine's VulnerabilitySummary of one vulnerability listing item."""
+    return {engine: item.get(ours) for engine, ours in _SUMMARY_KEYS}
+
+
+def identity(item: Mapping[str, Any]) -> str:
+    """What tells one vulnerability of an image from another: vulnerability, feed group, package, version, path."""
+    return json.dumps([item.get("vuln"), item.get("feed_group"), item.get("package_name"),
+                       item.get("package_version"), item.get("package_path")])
+
+
+def diff(old: Mapping[str, dict[str, Any]], new: Mapping[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`{added, removed, updated}` between two identity → summary maps."""
+    return {"added": [new[k] for k in sorted(new.keys() - old.keys())],
+            "removed": [old[k] for k in sorted(old.keys() - new.keys())],
+            "updated": [new[k] for k in sorted(new.keys() & old.keys()) if new[k] != old[k]]}
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -85,6 +110,8 @@ class ImageDiff:
     updated: tuple[dict[str, Any], ...]
     removed: tuple[dict[str, Any], ...]
     """Each a VulnerabilitySummary (`CVE_ID`, `Severity`, `Vulnerable_Package`, `Fix_Available`, …) plus `KEV`."""
+    key: str = ""
+    """What the image was indexed under: the saved file (`ci-gate watch`), the account and tag (serve)."""
 
     def result(self) -> dict[str, list[dict[str, Any]]]:
         return {"added": list(self.added), "updated": list(self.updated), "removed": list(self.removed)}
@@ -265,6 +292,14 @@ class RematchState:
         self._connection.executemany("INSERT OR IGNORE INTO members (variant_id, image_id, path) VALUES (?, ?, ?)",
                                      rows)
 
+    def indexed_images(self) -> dict[str, str]:
+        """Every indexed image: the key it was indexed under (`add_image`'s `file`) → its fingerprint."""
+        return {str(row[0]): str(row[1]) for row in self._connection.execute("SELECT file, fingerprint FROM images")}
+
+    def forget_image(self, file: str) -> bool:
+        """Stop watching an image (its variants go with the next `rematch` when no other image holds them)."""
+        return self._forget_file(file)
+
     def _forget_file(self, file: str) -> bool:
         row = self._connection.execute("SELECT id FROM images WHERE file = ?", (file,)).fetchone()
         if row is None:
@@ -438,7 +473,7 @@ class RematchState:
 
     def _fan_out(self, before: Mapping[int, Mapping[str, tuple[dict[str, Any], bool]]],
                  after: Mapping[int, Mapping[str, tuple[dict[str, Any], bool]]]) -> list[ImageDiff]:
-        """Each changed variant's difference (`vuln_watch.diff`), handed to every image that holds it.
+        """Each changed variant's difference (`diff`), handed to every image that holds it.
 
         A summary does not depend on where the package lies, so a variant's difference is computed
         once; images are streamed one at a time, so memory holds the differences, not the matches."""
@@ -463,11 +498,11 @@ class RematchState:
                     target[kind].extend(entries)
         diffs = []
         for image_id in sorted(per_image):
-            digest, tag = self._connection.execute("SELECT digest, tag FROM images WHERE id = ?",
-                                                   (image_id,)).fetchone()
+            digest, tag, file = self._connection.execute("SELECT digest, tag, file FROM images WHERE id = ?",
+                                                         (image_id,)).fetchone()
             changes = per_image[image_id]
             diffs.append(ImageDiff(digest=digest, tag=tag, added=tuple(changes["added"]),
-                                   updated=tuple(changes["updated"]), removed=tuple(changes["removed"])))
+                                   updated=tuple(changes["updated"]), removed=tuple(changes["removed"]), key=file))
         return diffs
 
 

@@ -111,10 +111,12 @@ def create_app(config: ServerConfig) -> Starlette:
         routes_registries,
         routes_system,
         tag_watch,
+        vuln_watch,
     )
 
     service = Service(config)
     service.background.append(tag_watch.watcher_for(service))
+    service.background.append(vuln_watch.watcher_for(service))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -140,7 +140,7 @@ class Service:
         self.dispatcher = Dispatcher(self.stores, self.credentials, configured,
                                      allowed_hosts=config.allowed_notify_hosts)
         self.background: list[Any] = []
-        """More threads started and stopped with the service (`start()`/`stop()`): the tag watcher."""
+        """More threads started and stopped with the service (`start()`/`stop()`): the tag and vuln watchers."""
         self.registry = RegistryPool(deadline=config.registry_deadline)
         self.registry_callers: anyio.CapacityLimiter | None = None
         self._analyses: OrderedDict[tuple[str, str, str | None], Analysis] = OrderedDict()
@@ -205,12 +205,6 @@ class Service:
             for account, store in self._stores.items():
                 seed_policies(store)
                 self._pools[account].start()
-        from ci_gate.server.vuln_watch import VulnWatcher, store_stamp
-
-        # Watches the admin account's tags (the store outside a request); other accounts are not watched yet.
-        self.vuln_watcher = VulnWatcher(lambda: self.store, lambda digest: self.vulnerabilities(digest, "all", True),
-                                        lambda: store_stamp(self.config.vuln_db))
-        self.vuln_watcher.start()
         self.dispatcher.start()
         for thread in self.background:
             thread.start()
@@ -218,7 +212,7 @@ class Service:
     def stop(self) -> None:
         for thread in self.background:
             thread.stop()
-        for name in ("vuln_watcher", "dispatcher"):
+        for name in ("dispatcher",):
             if getattr(self, name, None) is not None:
                 getattr(self, name).stop()
         self.registry.stop()

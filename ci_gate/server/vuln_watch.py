@@ -1,50 +1,75 @@
-"""vuln_update events: re-match subscribed tags when the vulnerability store changes.
+"""vuln_update events: re-match subscribed tags incrementally when the vulnerability store changes.
 
 anchore-engine re-scans the image of every tag with an active `vuln_update` subscription after a feed
 sync and records `user.checks.tag.vulnerabilities.update` with the difference (`diff_vulnerability_result`:
-added, removed, updated — keyed by vulnerability, feed group, package, version and path, as
-`catalog/utils.py diff_image_vulnerabilities`). Here the "feed sync" is an import into the offline
-store (`ci-gate db import|update`): a thread polls the store's last-import time and, when it changed,
-re-matches the subscribed tags' images. The first look at a tag records a baseline and no event.
+added, removed, updated). Here the "feed sync" is an import into the offline store (`ci-gate db
+import|update`): a thread polls the store's last-import time and, when it changed (or the set of
+subscribed images did), runs the incremental engine of `ci-gate watch` (`ci_gate.rematch`) over the
+current image of every subscribed tag of every account. Only packages the import can have changed are
+matched again, from the stored analyses (no image is analysed again). The engine's state (package
+index and last matches) is one SQLite file in the data dir, shared by all accounts: an image is keyed
+by its account and tag, so the same digest in two accounts is two images with their own events.
+
+The first look at a tag (or at the new digest of a moved tag) records a baseline and no event; it also
+evaluates the tag under the account's active policy when it never was, so a later flip has a verdict
+to flip from. For each image whose vulnerabilities changed, the tag is evaluated again and the result
+recorded with the tag watcher's evaluation history (`records.record_evaluation`): `policy_eval` when
+the final action flips. Events and evaluations are recorded before the engine's state is committed,
+so a crash in between finds the same differences again (at-least-once, as `ci-gate watch`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ci_gate.server import records, tag_watch
+from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT, ANALYZED, Store, add_event
 
 LOG = logging.getLogger("ci_gate.server")
 
 POLL_VARIABLE = "CI_GATE_SERVE_VULN_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 60.0
-_SUMMARY_KEYS = (("CVE_ID", "vuln"), ("Severity", "severity"), ("Vulnerable_Package", "package"),
-                 ("Fix_Available", "fix"), ("URL", "url"), ("Package_Name", "package_name"),
-                 ("Package_Version", "package_version"), ("Package_Type", "package_type"), ("Feed", "feed"),
-                 ("Feed_Group", "feed_group"))
+STATE_FILE = "vuln-watch.sqlite"
+"""The incremental re-match state, in the serve data dir."""
 
 
-def summary(item: dict[str, Any]) -> dict[str, Any]:
-    """anchore-engine's VulnerabilitySummary of one vulnerability listing item."""
-    return {engine: item.get(ours) for engine, ours in _SUMMARY_KEYS}
+@dataclass(frozen=True)
+class WatchedImage:
+    """The current analysed image of a tag with an active vuln_update subscription."""
+
+    account: str
+    tag: str
+    digest: str
+    fingerprint: str
+    """Digest and analysis time: a re-analysis (or a moved tag) indexes the image again, as a new baseline."""
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.account, self.tag])
 
 
-def identity(item: dict[str, Any]) -> str:
-    return json.dumps([item.get("vuln"), item.get("feed_group"), item.get("package_name"),
-                       item.get("package_version"), item.get("package_path")])
-
-
-def diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """`{added, removed, updated}` between two identity → summary maps."""
-    return {"added": [new[k] for k in sorted(new.keys() - old.keys())],
-            "removed": [old[k] for k in sorted(old.keys() - new.keys())],
-            "updated": [new[k] for k in sorted(new.keys() & old.keys()) if new[k] != old[k]]}
+def subscribed_images(stores: Mapping[str, Store]) -> dict[str, WatchedImage]:
+    """Every account's vuln_update-subscribed tags whose current image is analysed, by `WatchedImage.key`."""
+    found: dict[str, WatchedImage] = {}
+    for account, store in stores.items():
+        rows = store._query("SELECT DISTINCT subscription_key FROM subscriptions WHERE "
+                            "subscription_type = 'vuln_update' AND active = 1 ORDER BY subscription_key")
+        for row in rows:
+            tag = str(row["subscription_key"])
+            images = store.images_for_tag(tag)
+            if not images or images[0].analysis_status != ANALYZED:
+                continue
+            image = WatchedImage(account, tag, images[0].digest, f"{images[0].digest}@{images[0].analyzed_at}")
+            found[image.key] = image
+    return found
 
 
 def store_stamp(vuln_db: Path | None) -> str | None:
@@ -59,18 +84,25 @@ def store_stamp(vuln_db: Path | None) -> str | None:
         return None
 
 
-class VulnWatcher:
-    """Polls the vulnerability store; on a change, records vuln_update events for subscribed tags."""
+Reevaluate = Callable[[str, str, str, bool], bool]
+"""(account, tag, digest, only_when_unevaluated) -> True when a policy_eval was recorded."""
 
-    def __init__(self, store: Callable[[], Store], matches: Callable[[str], list[dict[str, Any]]],
-                 store_stamp: Callable[[], str | None], interval: float | None = None) -> None:
-        self._store = store
-        self._matches = matches
-        self._store_stamp = store_stamp
+
+class VulnWatcher:
+    """Polls the vulnerability store; on a change, records vuln_update (and policy_eval) events."""
+
+    def __init__(self, stores: Callable[[], Mapping[str, Store]], state_path: Path, vuln_db: Path | None,
+                 reevaluate: Reevaluate, interval: float | None = None) -> None:
+        self._stores = stores
+        self._state_path = state_path
+        self._vuln_db = vuln_db
+        self._reevaluate = reevaluate
         self.interval = interval if interval is not None else float(os.environ.get(POLL_VARIABLE)
                                                                      or DEFAULT_POLL_SECONDS)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_seen: tuple[str, frozenset[tuple[str, str]]] | None = None
+        """The store stamp and subscribed images of the last complete pass: the same again needs no pass."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ci-gate-vuln-watch", daemon=True)
@@ -89,34 +121,78 @@ class VulnWatcher:
                 LOG.exception("cannot check subscribed tags for vulnerability updates")
 
     def check_once(self) -> int:
-        """One pass; returns how many events it recorded."""
-        stamp = self._store_stamp()
+        """One pass; returns how many vuln_update events it recorded."""
+        from ci_gate.rematch import RematchState
+        from ci_gate.vulns.store import open_store
+
+        stamp = store_stamp(self._vuln_db)
         if stamp is None:
             return 0
-        store = self._store()
-        rows = store._query("SELECT subscription_key FROM subscriptions WHERE subscription_type = 'vuln_update' "
-                            "AND active = 1 AND account = ?", (ACCOUNT,))
+        stores = self._stores()
+        wanted = subscribed_images(stores)
+        seen = (stamp, frozenset((key, image.fingerprint) for key, image in wanted.items()))
+        if seen == self._last_seen:
+            return 0
         recorded = 0
-        for row in rows:
-            tag = row["subscription_key"]
-            images = store.images_for_tag(tag)
-            if not images or images[0].analysis_status != ANALYZED:
-                continue
-            digest = images[0].digest
-            previous = store._query("SELECT stamp, matches FROM vuln_status WHERE tag = ? AND digest = ?",
-                                    (tag, digest))
-            if previous and previous[0]["stamp"] == stamp:
-                continue
-            current = {identity(item): summary(item) for item in self._matches(digest)}
-            with store._transaction() as connection:
-                if previous:
-                    changes = diff(json.loads(previous[0]["matches"]), current)
-                    if any(changes.values()):
-                        add_event(connection, ACCOUNT, "vuln_update", tag, {
-                            "diff_vulnerability_result": changes, "imageDigest": digest,
-                            "subscription_type": "vuln_update"})
-                        recorded += 1
-                connection.execute("DELETE FROM vuln_status WHERE tag = ?", (tag,))
-                connection.execute("INSERT INTO vuln_status (tag, digest, stamp, matches) VALUES (?, ?, ?, ?)",
-                                   (tag, digest, stamp, json.dumps(current)))
+        with open_store(self._vuln_db) as vulns, RematchState(self._state_path) as state:
+            available = vulns.ecosystems()
+            indexed = state.indexed_images()
+            for key in indexed.keys() - wanted.keys():
+                state.forget_image(key)
+            baselines = []
+            for key, image in sorted(wanted.items()):
+                if indexed.get(key) == image.fingerprint:
+                    continue
+                document = stores[image.account].analysis_document(image.digest)
+                if document is None:  # deleted since it was listed: the next pass sees it gone
+                    continue
+                distro = document.get("distro") if isinstance(document.get("distro"), dict) else None
+                packages = [p for p in document.get("packages") or [] if isinstance(p, dict)]
+                state.add_image(image.digest, image.tag, key, image.fingerprint, distro, packages, available, [])
+                baselines.append(image)
+            result = state.rematch(vulns)
+            changed = [(wanted[d.key], d) for d in result.diffs if d.key in wanted]
+            for image, image_diff in changed:
+                with stores[image.account]._transaction() as connection:
+                    add_event(connection, ACCOUNT, "vuln_update", image.tag, {
+                        "diff_vulnerability_result": image_diff.result(), "imageDigest": image.digest,
+                        "subscription_type": "vuln_update"})
+                recorded += 1
+            for image in baselines:
+                self._evaluate(image, only_when_unevaluated=True)
+            for image, _ in changed:
+                self._evaluate(image, only_when_unevaluated=False)
+            state.commit()
+        if recorded or result.new_images or baselines:
+            LOG.info("vulnerability re-match: %d record(s) changed, %d variant(s) re-matched, %d vuln_update "
+                     "event(s), %d new baseline(s)", result.changed_records, result.rematched_variants, recorded,
+                     len(baselines))
+        self._last_seen = seen
         return recorded
+
+    def _evaluate(self, image: WatchedImage, only_when_unevaluated: bool) -> None:
+        try:
+            self._reevaluate(image.account, image.tag, image.digest, only_when_unevaluated)
+        except Exception as error:  # one image that cannot be evaluated must not hide the others' events
+            LOG.info("cannot evaluate %s after a vulnerability update: %s", image.tag[:200],
+                     getattr(error, "message", error))
+
+
+def reevaluate(service: Service, account: str, tag: str, digest: str, only_when_unevaluated: bool) -> bool:
+    """Evaluate the tag's image under the account's active policy and record it in the evaluation history
+    (`policy_eval` when the final action flips); with `only_when_unevaluated`, only when the tag has no
+    evaluation of this digest under that policy yet (a baseline). True when a policy_eval was recorded."""
+    store = service.store_for(account)
+    policy = store.active_policy()
+    if policy is None:
+        return False
+    if only_when_unevaluated and records.evaluated_digest(store, tag, policy.policy_id) == digest:
+        return False
+    status = tag_watch.evaluate_status(service, account, digest, tag)
+    return records.record_evaluation(store, tag, policy.policy_id, digest, status)
+
+
+def watcher_for(service: Service) -> VulnWatcher:
+    """The vulnerability watcher of a service, over all its accounts."""
+    return VulnWatcher(service.stores, service.config.data_dir / STATE_FILE, service.config.vuln_db,
+                       functools.partial(reevaluate, service))
