@@ -134,6 +134,8 @@ class VulnWatcher:
         if seen == self._last_seen:
             return 0
         recorded = 0
+        if not self._state_path.exists():  # the account's tags and packages: only the serve user reads them
+            os.close(os.open(self._state_path, os.O_CREAT | os.O_WRONLY, 0o600))
         with open_store(self._vuln_db) as vulns, RematchState(self._state_path) as state:
             available = vulns.ecosystems()
             indexed = state.indexed_images()

@@ -102,6 +102,7 @@ def test_an_import_notifies_only_the_account_whose_image_has_the_package(
         _watch(bob, url, bob_tag, images.app_v2_image.manifest_digest, serve)
         state = tmp_path / "data" / "vuln-watch.sqlite"
         _wait(lambda: _indexed(state) == 2, "the baseline of both subscribed images", serve)
+        assert state.stat().st_mode & 0o077 == 0  # tags and packages of every account: the serve user only
         for session in (admin, bob):  # a baseline records no event
             assert _events(session, url, VULN_UPDATE) == [] and _events(session, url, POLICY_EVAL) == []
 
