@@ -23,8 +23,9 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "ci_gate"
 
-SERVER_MODULES = ("ci_gate/server/", "ci_gate/cli/serve.py")
-"""Code that runs only under `ci-gate serve`, which needs `pip install 'ci-gate[server]'`."""
+SERVER_MODULES = ("ci_gate/server/", "ci_gate/notify/", "ci_gate/cli/serve.py")
+"""Code that runs only under `ci-gate serve` (its notifications included), which needs
+`pip install 'ci-gate[server]'`."""
 
 
 def _normalise(distribution: str) -> str:
