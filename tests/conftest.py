@@ -125,3 +125,12 @@ def tiny_oci(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
 def syft_json() -> Callable[..., dict[str, Any]]:
     """`syft_json(ref, env=None) -> dict`: the real syft's JSON for a syft-style reference."""
     return run_syft_json
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Any]]:
+    """The notification receivers a test starts (tests.notify.receivers.start_receiver), stopped after it."""
+    started: list[Any] = []
+    yield started
+    for receiver in started:
+        receiver.stop()

@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 
 from ci_gate.server import records
+from ci_gate.server.background import BackgroundLoop
 from ci_gate.server.service import CURRENT_ACCOUNT, Service
 from ci_gate.server.store import ANALYZED, Store
 
@@ -35,8 +35,10 @@ def watched_tags(store: Store) -> list[str]:
     return [str(row["subscription_key"]) for row in rows]
 
 
-class TagWatcher:
+class TagWatcher(BackgroundLoop):
     """Runs the re-resolve pass every `interval` seconds and the evaluation follow-up more often."""
+
+    thread_name = "ci-gate-tag-watch"
 
     def __init__(self, stores: Callable[[], Mapping[str, Store]], resolve: Callable[[str, str], None],
                  evaluate: Callable[[str, str, str], str], interval: float) -> None:
@@ -47,19 +49,9 @@ class TagWatcher:
         """(account, digest, tag) -> pass|fail under the active policy."""
         self.interval = interval
         self.follow_up = min(interval, float(os.environ.get(FOLLOW_UP_VARIABLE) or DEFAULT_FOLLOW_UP_SECONDS))
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._unevaluable: set[tuple[str, str, str]] = set()
         """(account, tag, digest) whose evaluation failed: follow-ups skip them, full passes try again."""
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ci-gate-tag-watch", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _run(self) -> None:
         next_full = time.monotonic() + self.interval

@@ -24,12 +24,12 @@ import functools
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci_gate.server import records, tag_watch
+from ci_gate.server.background import BackgroundLoop
 from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT, ANALYZED, Store, add_event
 
@@ -88,8 +88,10 @@ Reevaluate = Callable[[str, str, str, bool], bool]
 """(account, tag, digest, only_when_unevaluated) -> True when a policy_eval was recorded."""
 
 
-class VulnWatcher:
+class VulnWatcher(BackgroundLoop):
     """Polls the vulnerability store; on a change, records vuln_update (and policy_eval) events."""
+
+    thread_name = "ci-gate-vuln-watch"
 
     def __init__(self, stores: Callable[[], Mapping[str, Store]], state_path: Path, vuln_db: Path | None,
                  reevaluate: Reevaluate, interval: float | None = None) -> None:
@@ -99,19 +101,9 @@ class VulnWatcher:
         self._reevaluate = reevaluate
         self.interval = interval if interval is not None else float(os.environ.get(POLL_VARIABLE)
                                                                      or DEFAULT_POLL_SECONDS)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._last_seen: tuple[str, frozenset[tuple[str, str]]] | None = None
         """The store stamp and subscribed images of the last complete pass: the same again needs no pass."""
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ci-gate-vuln-watch", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):

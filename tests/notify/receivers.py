@@ -239,3 +239,10 @@ class Receiver:
                 issue["updates"] += 1
             return 200, json.dumps(issue).encode(), "application/json"
         return 404, b'{"message":"Not Found"}', "application/json"
+
+
+def start_receiver(receivers: list[Receiver], kind: str, **options: Any) -> Receiver:
+    """Start a receiver and keep it in `receivers` (the `receivers` fixture stops them all)."""
+    started = Receiver(kind, **options).start()
+    receivers.append(started)
+    return started

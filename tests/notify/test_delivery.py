@@ -15,7 +15,7 @@ from ci_gate.notify import endpoints, hosts, outbox
 from ci_gate.notify.dispatcher import Dispatcher
 from ci_gate.server.records import CredentialBox, initialise_subscriptions
 from ci_gate.server.store import Store, add_event, now_text
-from tests.notify.receivers import Receiver
+from tests.notify.receivers import Receiver, start_receiver
 
 TAG = "registry.example.test/team/app:1.0"
 DIGEST_A = "sha256:" + "a" * 64
@@ -42,20 +42,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def box() -> CredentialBox:
     return CredentialBox("notify-test-admin-password")
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        receiver.stop()
-
-
-def receiver(receivers: list[Receiver], kind: str, **options: Any) -> Receiver:
-    started = Receiver(kind, **options).start()
-    receivers.append(started)
-    return started
 
 
 def add_endpoint(store: Store, box: CredentialBox, kind: str, body: dict[str, Any]) -> endpoints.Endpoint:
@@ -95,7 +81,7 @@ def vulns(digest: str, cve: str) -> dict[str, Any]:
 
 def test_webhook_v1_is_anchore_engines_body_signed_with_a_stable_key(store: Store, box: CredentialBox,
                                                                      receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook", secret=SIGNING_SECRET, outage=[503])
+    hook = start_receiver(receivers, "webhook", secret=SIGNING_SECRET, outage=[503])
     endpoint = add_endpoint(store, box, "webhook", {"url": hook.url + "/hooks/<notification_type>",
                                                     "secret": SIGNING_SECRET})
     event_id = record(store, "tag_update", TAG_MOVED)
@@ -120,7 +106,7 @@ def test_webhook_v1_is_anchore_engines_body_signed_with_a_stable_key(store: Stor
 
 
 def test_webhook_v2_is_enterprises_event_body(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook")
+    hook = start_receiver(receivers, "webhook")
     add_endpoint(store, box, "webhook", {"url": hook.url, "format": "v2", "notification_types": ["policy_eval"]})
     record(store, "tag_update", TAG_MOVED)  # not a type this endpoint takes
     event_id = record(store, "policy_eval", {"last_eval": {"status": "pass"}, "curr_eval": {"status": "fail"}})
@@ -136,7 +122,7 @@ def test_webhook_v2_is_enterprises_event_body(store: Store, box: CredentialBox, 
 
 def test_an_event_without_an_active_subscription_is_not_sent(store: Store, box: CredentialBox,
                                                              receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook")
+    hook = start_receiver(receivers, "webhook")
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED, tag="registry.example.test/other:1")
     Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL).pass_once()
@@ -144,7 +130,7 @@ def test_an_event_without_an_active_subscription_is_not_sent(store: Store, box: 
 
 
 def test_slack_429_waits_for_retry_after(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
-    slack = receiver(receivers, "slack", outage=[429], retry_after="1")
+    slack = start_receiver(receivers, "slack", outage=[429], retry_after="1")
     add_endpoint(store, box, "slack", {"url": slack.url + slack.slack_path})
     record(store, "vuln_update", vulns(DIGEST_A, "CVE-2099-0001"))
     drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
@@ -159,7 +145,7 @@ def test_slack_429_waits_for_retry_after(store: Store, box: CredentialBox, recei
 
 def test_teams_answers_5xx_then_takes_the_adaptive_card(store: Store, box: CredentialBox,
                                                         receivers: list[Receiver]) -> None:
-    teams = receiver(receivers, "teams", outage=[503, 502])
+    teams = start_receiver(receivers, "teams", outage=[503, 502])
     add_endpoint(store, box, "teams", {"url": teams.url + "/workflows/abc/triggers/manual/paths/invoke"})
     record(store, "analysis_update", {"image_digest": DIGEST_A, "analysis_status": "analyzed"})
     [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
@@ -173,7 +159,7 @@ def test_teams_answers_5xx_then_takes_the_adaptive_card(store: Store, box: Crede
 
 def test_a_timeout_and_a_dropped_connection_are_retried(store: Store, box: CredentialBox,
                                                         receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook", outage=["hang", "drop"], hang_seconds=2.5)
+    hook = start_receiver(receivers, "webhook", outage=["hang", "drop"], hang_seconds=2.5)
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
     [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
@@ -183,7 +169,7 @@ def test_a_timeout_and_a_dropped_connection_are_retried(store: Store, box: Crede
 
 def test_a_refusal_is_not_retried_and_the_slack_url_is_never_shown(store: Store, box: CredentialBox,
                                                                     receivers: list[Receiver]) -> None:
-    slack = receiver(receivers, "slack")
+    slack = start_receiver(receivers, "slack")
     endpoint = add_endpoint(store, box, "slack", {"url": slack.url + "/services/T0001/B0001/wrongsecret"})
     record(store, "tag_update", TAG_MOVED)
     [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
@@ -199,7 +185,7 @@ def test_a_receiver_down_past_the_retry_window_fails_the_delivery(store: Store, 
                                                                    receivers: list[Receiver],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_GATE_NOTIFY_RETRY_WINDOW_SECONDS", "0.6")
-    hook = receiver(receivers, "webhook", outage=[503] * 100)
+    hook = start_receiver(receivers, "webhook", outage=[503] * 100)
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
     [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
@@ -209,7 +195,7 @@ def test_a_receiver_down_past_the_retry_window_fails_the_delivery(store: Store, 
 
 def test_jira_gets_one_issue_per_image_and_event_even_when_an_answer_is_lost(
         store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
-    jira = receiver(receivers, "jira", secret=SIGNING_SECRET, outage=[None, "lost"])  # the create is lost
+    jira = start_receiver(receivers, "jira", secret=SIGNING_SECRET, outage=[None, "lost"])  # the create is lost
     add_endpoint(store, box, "jira", {"url": jira.url, "username": jira.jira_user[0], "password": jira.jira_user[1],
                                       "project_key": "OPS", "labels": ["security"], "secret": SIGNING_SECRET})
     dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL)
@@ -231,7 +217,7 @@ def test_jira_gets_one_issue_per_image_and_event_even_when_an_answer_is_lost(
 
 
 def test_github_creates_then_updates_one_issue(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
-    github = receiver(receivers, "github")
+    github = start_receiver(receivers, "github")
     add_endpoint(store, box, "github", {"api_url": github.url, "owner": "acme", "repository": "images",
                                         "token": github.github_token, "labels": ["ci-gate"]})
     dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL)
@@ -303,7 +289,7 @@ def test_endpoint_secrets_are_kept_but_never_shown(store: Store, box: Credential
 
 
 def test_a_disabled_endpoint_gets_no_more_tries(store: Store, box: CredentialBox, receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook", outage=[503] * 100)
+    hook = start_receiver(receivers, "webhook", outage=[503] * 100)
     endpoint = add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
     dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL)
@@ -331,7 +317,7 @@ def test_backoff_grows_with_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_finished_deliveries_are_pruned_after_a_week(store: Store, box: CredentialBox,
                                                      receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook")
+    hook = start_receiver(receivers, "webhook")
     add_endpoint(store, box, "webhook", {"url": hook.url})
     record(store, "tag_update", TAG_MOVED)
     drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
@@ -354,7 +340,7 @@ def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: 
             self.messages.append(envelope)
             return "250 OK"
 
-    hook, slack, teams, jira, github = (receiver(receivers, kind, secret=SIGNING_SECRET)
+    hook, slack, teams, jira, github = (start_receiver(receivers, kind, secret=SIGNING_SECRET)
                                         for kind in ("webhook", "slack", "teams", "jira", "github"))
     for kind, body in (("webhook", {"url": hook.url}), ("slack", {"url": slack.url + slack.slack_path}),
                        ("teams", {"url": teams.url + "/invoke"}),
@@ -390,7 +376,7 @@ def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: 
 def test_each_account_notifies_only_its_own_endpoints(tmp_path: Path, box: CredentialBox,
                                                       receivers: list[Receiver]) -> None:
     stores = {"admin": Store(tmp_path / "admin"), "team-b": Store(tmp_path / "team-b")}
-    hooks = {account: receiver(receivers, "webhook") for account in stores}
+    hooks = {account: start_receiver(receivers, "webhook") for account in stores}
     try:
         for account, account_store in stores.items():
             initialise_subscriptions(account_store, TAG, ("tag_update",))
@@ -410,8 +396,8 @@ def test_each_account_notifies_only_its_own_endpoints(tmp_path: Path, box: Crede
 
 def test_a_redirect_to_another_host_is_not_followed(store: Store, box: CredentialBox,
                                                     receivers: list[Receiver]) -> None:
-    elsewhere = receiver(receivers, "webhook")
-    redirecting = receiver(receivers, "webhook", redirect_to=f"{elsewhere.url}/stolen")
+    elsewhere = start_receiver(receivers, "webhook")
+    redirecting = start_receiver(receivers, "webhook", redirect_to=f"{elsewhere.url}/stolen")
     add_endpoint(store, box, "webhook", {"url": redirecting.url, "secret": SIGNING_SECRET})
     record(store, "tag_update", TAG_MOVED)
     # both receivers' host is allowed: the redirect itself is never followed
@@ -422,8 +408,8 @@ def test_a_redirect_to_another_host_is_not_followed(store: Store, box: Credentia
 
 def test_a_host_no_longer_allowed_after_a_restart_is_never_sent_to(store: Store, box: CredentialBox,
                                                                    receivers: list[Receiver]) -> None:
-    hook = receiver(receivers, "webhook")
-    slack = receiver(receivers, "slack")
+    hook = start_receiver(receivers, "webhook")
+    slack = start_receiver(receivers, "slack")
     port = hook.url.rsplit(":", 1)[1]
     add_endpoint(store, box, "webhook", {"url": hook.url})
     add_endpoint(store, box, "slack", {"url": slack.url + slack.slack_path})

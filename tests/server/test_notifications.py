@@ -7,13 +7,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.notify.receivers import Receiver
+from tests.notify.receivers import Receiver, start_receiver
 from tests.server.anchore_cli import build_app_image
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
@@ -24,20 +24,6 @@ FAST = {"CI_GATE_NOTIFY_BACKOFF_SECONDS": "0.2", "CI_GATE_NOTIFY_POLL_SECONDS": 
         "CI_GATE_SERVE_FOLLOW_UP_SECONDS": "0.3", "CI_GATE_NOTIFY_TIMEOUT_SECONDS": "1"}
 LOCAL_RECEIVERS = ["--allow-notify-host", "127.0.0.1"]
 """The receivers listen on 127.0.0.1: endpoints added over the API may reach them."""
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        receiver.stop()
-
-
-def start_receiver(receivers: list[Receiver], kind: str, **options: Any) -> Receiver:
-    receiver = Receiver(kind, **options).start()
-    receivers.append(receiver)
-    return receiver
 
 
 def wait_for(condition: Callable[[], Any], what: str, server: ServeProcess, timeout: float = 90) -> Any:

@@ -4,7 +4,6 @@ image to another, for real, in the local registry), and hostile finding text sho
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from tests.support.browser import keep_screenshot, requests_made, start_chromium
+from tests.support.browser import chromium_logged_in, keep_screenshot, requests_made
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
 from tests.support.serve import PASSWORD, ServeProcess, build_variant
@@ -42,14 +41,8 @@ def moved_tag(server: ServeProcess, registry: RegistryServer, tmp_path_factory: 
 
 @pytest.fixture(scope="module")
 def browser(server: ServeProcess) -> Iterator:
-    driver = start_chromium()
-    driver.execute_cdp_cmd("Network.enable", {})
-    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
-    try:
+    with chromium_logged_in("admin", PASSWORD) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_dashboard_needs_the_api_login_and_sends_a_strict_policy(server, moved_tag):

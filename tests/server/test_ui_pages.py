@@ -6,7 +6,6 @@ hostile policy and tag text shown as text."""
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 import time
 import uuid
@@ -23,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.notify.receivers import Receiver
-from tests.support.browser import keep_screenshot, requests_made, start_chromium
+from tests.support.browser import chromium_logged_in, keep_screenshot, requests_made
 from tests.support.drift_images import build_drift_images
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
@@ -93,14 +92,8 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory, serve_vuln_db: Path, reg
 
 @pytest.fixture(scope="module")
 def browser(ui_server: tuple[ServeProcess, dict[str, Any]]) -> Iterator[Any]:
-    driver = start_chromium()
-    driver.execute_cdp_cmd("Network.enable", {})
-    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
-    try:
+    with chromium_logged_in("admin", PASSWORD) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _shots(browser: Any, name: str, tmp_path: Path) -> None:

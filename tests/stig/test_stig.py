@@ -191,7 +191,8 @@ def _expected_reviews(document: dict[str, Any]) -> dict[str, str]:
     return expected
 
 
-def _check_with_stig_manager(ckl: Path, cklb: Path, document: dict[str, Any], benchmark: str) -> None:
+def stig_manager_reviews(ckl: Path, cklb: Path) -> dict[str, Any]:
+    """The .ckl and .cklb as STIG Manager's own parsers (reviewsFromCkl / reviewsFromCklb) read them."""
     if not CLIENT_MODULES.is_dir() and os.environ.get("CI") != "true":
         pytest.skip("@nuwcdivnpt/stig-manager-client-modules not installed (.ci/run installs it)")
     script = ckl.parent / "read.js"
@@ -199,7 +200,12 @@ def _check_with_stig_manager(ckl: Path, cklb: Path, document: dict[str, Any], be
     done = subprocess.run(["node", str(script), str(CLIENT_MODULES), str(ckl), str(cklb)], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
-    parsed = json.loads(done.stdout)
+    parsed: dict[str, Any] = json.loads(done.stdout)
+    return parsed
+
+
+def _check_with_stig_manager(ckl: Path, cklb: Path, document: dict[str, Any], benchmark: str) -> None:
+    parsed = stig_manager_reviews(ckl, cklb)
     expected = _expected_reviews(document)
     for reader in ("reviewsFromCkl", "reviewsFromCklb"):
         assert parsed[reader]["target"] == document["image"]

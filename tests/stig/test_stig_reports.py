@@ -11,7 +11,6 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -20,7 +19,7 @@ from junitparser import Failure, JUnitXml
 
 from ci_gate.stig.checklists import ASSET_ORDER, CKL_STATUSES, STIG_DATA_ORDER
 from tests.reports.ci_tools import MULTITOOL_INSTALL, SARIF_SCHEMA, multitool_errors, require_file
-from tests.stig.test_stig import CLIENT_MODULES, NODE_READER
+from tests.stig.test_stig import stig_manager_reviews
 
 pytestmark = pytest.mark.skipif(shutil.which("oscap") is None, reason="oscap not installed (.ci/run installs it)")
 
@@ -31,17 +30,6 @@ def _cli(*args: str, cache: Path, cwd: Path) -> subprocess.CompletedProcess[str]
     return subprocess.run([sys.executable, "-m", "ci_gate.cli", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, check=False, timeout=900)
 
-
-def _reviews(ckl: Path, cklb: Path) -> dict[str, Any]:
-    if not CLIENT_MODULES.is_dir() and os.environ.get("CI") != "true":
-        pytest.skip("@nuwcdivnpt/stig-manager-client-modules not installed (.ci/run installs it)")
-    script = ckl.parent / "read.js"
-    script.write_text(NODE_READER)
-    done = subprocess.run(["node", str(script), str(CLIENT_MODULES), str(ckl), str(cklb)], capture_output=True,
-                          text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    parsed: dict[str, Any] = json.loads(done.stdout)
-    return parsed
 
 
 def test_stig_results_in_every_report_and_the_dod_checklist(rhel8_image: str, tmp_path: Path) -> None:
@@ -133,7 +121,7 @@ def test_stig_results_in_every_report_and_the_dod_checklist(rhel8_image: str, tm
 
     expected = {rule_id: {"Open": "fail", "NotAFinding": "pass", "Not_Reviewed": "informational"}[status]
                 for rule_id, status in statuses.items()}
-    parsed = _reviews(tmp_path / "dod.ckl", tmp_path / "dod.cklb")
+    parsed = stig_manager_reviews(tmp_path / "dod.ckl", tmp_path / "dod.cklb")
     for reader in ("reviewsFromCkl", "reviewsFromCklb"):
         checklists = parsed[reader]["checklists"]
         assert parsed[reader]["target"] == rhel8_image

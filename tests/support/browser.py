@@ -3,9 +3,12 @@ of the HTML report and the serve dashboard: the browser, its request log and dia
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from selenium import webdriver
@@ -42,3 +45,16 @@ def keep_screenshot(path: Path) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(folder) / path.name)
+
+
+@contextmanager
+def chromium_logged_in(user: str, password: str) -> Iterator[webdriver.Chrome]:
+    """`start_chromium`, sending basic auth with every request (serve's API login), quit afterwards."""
+    driver = start_chromium()
+    driver.execute_cdp_cmd("Network.enable", {})
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+    try:
+        yield driver
+    finally:
+        driver.quit()
