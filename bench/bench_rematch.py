@@ -176,9 +176,9 @@ def step_watch(work: Path) -> dict[str, Any]:
 
 
 def _naive_summaries(path: Path, store: Any) -> dict[str, dict[str, Any]]:
-    from ci_gate.rematch import identity, summary
     from ci_gate.saved_sbom import load_analysis
     from ci_gate.server.shapes import vulnerability_item
+    from ci_gate.vulns.engine_summary import identity, summary
     from ci_gate.vulns.matching import match_packages
 
     analysis = load_analysis(path)
@@ -200,7 +200,7 @@ def step_naive(work: Path, limit: int) -> dict[str, Any]:
 
 
 def step_check(work: Path, sample: int) -> dict[str, Any]:
-    from ci_gate.rematch import diff
+    from ci_gate.vulns.engine_summary import diff
     from ci_gate.vulns.store import VulnerabilityStore
 
     incremental = json.loads((work / "incremental-diffs.json").read_text())

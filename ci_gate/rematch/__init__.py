@@ -38,43 +38,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ci_gate.ecosystems import OS_PACKAGE_TYPES
 from ci_gate.errors import CiGateError, UsageError
-from ci_gate.model import Analysis, Distro, ImageIdentity, Package, from_dict
+from ci_gate.rematch.variants import is_kev, lookup_keys, match_ids, match_variants, package_location, variant_body
 from ci_gate.saved_sbom import read_document, saved_digest, saved_files, saved_tag
 from ci_gate.server.shapes import vulnerability_item
-from ci_gate.vulns.matching import VulnerabilityMatch, distro_key, language_key, match_packages
+from ci_gate.vulns.engine_summary import diff, identity, summary
+from ci_gate.vulns.matching import VulnerabilityMatch
 from ci_gate.vulns.store import VulnerabilityStore
 
 STATE_SCHEMA_VERSION = "1"
-_MATCHING_METADATA = ("source", "source_version", "origin", "epoch", "source_rpm")
-"""The package metadata that matching reads (`ci_gate.vulns.matching.distro_key`)."""
 _PATH_PLACEHOLDER = ""
 """Matches are stored per variant: the image's own path is not part of a VulnerabilitySummary."""
-
-_SUMMARY_KEYS = (("CVE_ID", "vuln"), ("Severity", "severity"), ("Vulnerable_Package", "package"),
-                 ("Fix_Available", "fix"), ("URL", "url"), ("Package_Name", "package_name"),
-                 ("Package_Version", "package_version"), ("Package_Type", "package_type"), ("Feed", "feed"),
-                 ("Feed_Group", "feed_group"))
-
-
-def summary(item: Mapping[str, Any]) -> dict[str, Any]:
-    """anchore-engine's VulnerabilitySummary of one vulnerability listing item."""
-    return {engine: item.get(ours) for engine, ours in _SUMMARY_KEYS}
-
-
-def identity(item: Mapping[str, Any]) -> str:
-    """What tells one vulnerability of an image from another: vulnerability, feed group, package, version, path."""
-    return json.dumps([item.get("vuln"), item.get("feed_group"), item.get("package_name"),
-                       item.get("package_version"), item.get("package_path")])
-
-
-def diff(old: Mapping[str, dict[str, Any]], new: Mapping[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """`{added, removed, updated}` between two identity → summary maps."""
-    return {"added": [new[k] for k in sorted(new.keys() - old.keys())],
-            "removed": [old[k] for k in sorted(old.keys() - new.keys())],
-            "updated": [new[k] for k in sorted(new.keys() & old.keys()) if new[k] != old[k]]}
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -131,73 +105,6 @@ class RematchResult:
     removed_images: int = 0
     images: int = 0
     first_run: bool = False
-
-
-def variant_body(package: Mapping[str, Any], distro: Mapping[str, Any] | None) -> str:
-    """The canonical text of what matching reads of a package (and its distribution, for OS packages)."""
-    metadata = package.get("metadata") or {}
-    kept = {k: metadata[k] for k in _MATCHING_METADATA if isinstance(metadata, Mapping) and metadata.get(k)}
-    body = {"type": package.get("type") or "", "name": package.get("name") or "",
-            "version": package.get("version") or "", "purl": package.get("purl") or "", "metadata": kept,
-            "distro": dict(distro) if distro and package.get("type") in OS_PACKAGE_TYPES else None}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
-
-
-def _package_of(body: Mapping[str, Any]) -> Package:
-    return Package(name=body["name"], version=body["version"], type=body["type"], purl=body["purl"],
-                   metadata=body["metadata"])
-
-
-def _distro_of(body: Mapping[str, Any]) -> Distro | None:
-    return from_dict(Distro, body["distro"]) if body.get("distro") else None
-
-
-def lookup_keys(body: Mapping[str, Any], available: Sequence[str]) -> set[tuple[str, str]]:
-    """The (ecosystem, normalised name) keys matching looks a variant up under; none when it cannot be checked."""
-    package = _package_of(body)
-    key = distro_key(package, _distro_of(body), available) if package.type in OS_PACKAGE_TYPES \
-        else language_key(package)
-    if isinstance(key, str):
-        return set()
-    return {(ecosystem, name) for ecosystem in key.ecosystems for name, _ in key.names}
-
-
-def _location(package: Mapping[str, Any]) -> str:
-    locations = package.get("locations") or []
-    if locations and isinstance(locations[0], Mapping) and locations[0].get("path"):
-        return str(locations[0]["path"])
-    return "pkgdb"
-
-
-_IDENTITY = ImageIdentity(reference="ci-gate-rematch", scheme="sbom", manifest_digest=None, config_digest=None)
-
-
-def match_variants(store: VulnerabilityStore, bodies: Mapping[int, str]
-                   ) -> dict[int, list[VulnerabilityMatch]]:
-    """Match each variant once: one `match_packages` call per distribution, the same rules as a gate."""
-    groups: dict[str, list[tuple[int, Package]]] = {}
-    distros: dict[str, Distro | None] = {}
-    for variant_id, text in bodies.items():
-        body = json.loads(text)
-        distro_text = json.dumps(body.get("distro"), sort_keys=True)
-        distros.setdefault(distro_text, _distro_of(body))
-        groups.setdefault(distro_text, []).append((variant_id, _package_of(body)))
-    found: dict[int, list[VulnerabilityMatch]] = {variant_id: [] for variant_id in bodies}
-    for distro_text, members in groups.items():
-        owner = {id(package): variant_id for variant_id, package in members}
-        analysis = Analysis(identity=_IDENTITY, distro=distros[distro_text],
-                            packages=tuple(package for _, package in members))
-        for match in match_packages(analysis, store).matches:
-            found[owner[id(match.package)]].append(match)
-    return found
-
-
-def _match_ids(match: VulnerabilityMatch) -> set[str]:
-    return {match.vulnerability_id.upper(), *(a.upper() for a in match.aliases if a.upper().startswith("CVE-"))}
-
-
-def _is_kev(ids: Iterable[str], kev: frozenset[str]) -> bool:
-    return any(i in kev for i in ids)
 
 
 class RematchState:
@@ -287,7 +194,7 @@ class RematchState:
                                           (digest, tag, file, fingerprint))
         image_id = int(cursor.lastrowid or 0)
         self._new_images.add(image_id)
-        rows = {(self._variant_id(variant_body(package, distro), available, fresh), image_id, _location(package))
+        rows = {(self._variant_id(variant_body(package, distro), available, fresh), image_id, package_location(package))
                 for package in packages}
         self._connection.executemany("INSERT OR IGNORE INTO members (variant_id, image_id, path) VALUES (?, ?, ?)",
                                      rows)
@@ -360,9 +267,9 @@ class RematchState:
             for match in matches:
                 item = vulnerability_item(match, False, False)
                 item["package_path"] = _PATH_PLACEHOLDER
-                flagged = _is_kev(_match_ids(match), kev)
+                flagged = is_kev(match_ids(match), kev)
                 current[match.vulnerability_id] = (item, flagged)
-                ids |= _match_ids(match)
+                ids |= match_ids(match)
             connection.executemany(
                 "INSERT OR REPLACE INTO variant_matches (variant_id, vuln_id, item, kev) VALUES (?, ?, ?, ?)",
                 [(variant_id, vuln_id, json.dumps(item, separators=(",", ":")), int(flagged))
