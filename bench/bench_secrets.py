@@ -18,8 +18,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from ci_gate.analyze.secret_rules import DEFAULT_MAX_FILE_SIZE, DEFAULT_RULES
-from ci_gate.analyze.secrets import SecretScanner
+from ci_gate.secrets.rules import DEFAULT_MAX_FILE_SIZE, DEFAULT_RULES
+from ci_gate.secrets.scanner import SecretScanner
 
 
 def load(source: Path | None) -> list[tuple[str, bytes]]:

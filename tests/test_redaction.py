@@ -10,7 +10,6 @@ from ci_gate.errors import SourceError
 from ci_gate.model import Analysis, EnvVar, FileRecord, ImageConfig, ImageIdentity, Package, SecretFinding
 from ci_gate.redaction import (
     escape_control,
-    mask,
     redact_base64_text,
     redact_message,
     redact_model,
@@ -18,6 +17,7 @@ from ci_gate.redaction import (
     safe_message,
     terminal_line,
 )
+from ci_gate.secrets.masking import mask
 
 TOKEN = "ghp_" + "Q7w" * 12
 

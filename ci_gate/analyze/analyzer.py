@@ -32,7 +32,7 @@ from ci_gate.sources.interface import RawImage, SourceOptions
 
 if TYPE_CHECKING:
     # The catalogers package imports every cataloger: a cached analysis must not pay for that.
-    from ci_gate.analyze.secrets import SecretScanner
+    from ci_gate.secrets.scanner import SecretScanner
     from ci_gate.sources.filesystem import ImageFilesystem, LayerVisitor
 
 OS_RELEASE_PATHS = (
@@ -116,10 +116,10 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
     from ci_gate.analyze.catalogers.attribution import with_origin
     from ci_gate.analyze.catalogers.interface import CatalogContext, InflationBudget
     from ci_gate.analyze.distro import detect_distro
-    from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of
+    from ci_gate.analyze.image_config import history_entries, image_config_from, platform_of, secrets_in_config
     from ci_gate.analyze.passwd import parse_group, parse_passwd
     from ci_gate.analyze.secret_settings import load_secret_settings
-    from ci_gate.analyze.secrets import SecretScanner
+    from ci_gate.secrets.scanner import SecretScanner
     from ci_gate.sources.filesystem import walk_image
 
     scanner = SecretScanner.from_settings(load_secret_settings(options.secret_rules))
@@ -177,7 +177,7 @@ def analyze_raw(raw: RawImage, options: AnalyzeOptions, progress: bool = False) 
 
     dockerfile, dockerfile_text = _dockerfile(options.dockerfile, raw.config)
     build_file_secrets = scanner.scan_dockerfile(dockerfile.path, dockerfile_text) if dockerfile_text else []
-    secrets = _final_secrets(secret_visitor.findings, [*scanner.scan_config(raw.config), *build_file_secrets],
+    secrets = _final_secrets(secret_visitor.findings, [*secrets_in_config(scanner, raw.config), *build_file_secrets],
                              filesystem)
     dockerfile = replace(dockerfile, instructions=tuple(
         replace(i, value=scanner.redact(i.value), expanded=scanner.redact(i.expanded))

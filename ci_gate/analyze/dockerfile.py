@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,31 +232,40 @@ def _env_assignments(rest: str, escape: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _words(text: str, escape: str) -> list[str]:
-    """Split on blanks outside quotes, keeping quotes and escapes in the words."""
-    words: list[str] = []
-    current: list[str] = []
+def _pieces(text: str, escape: str) -> Iterator[tuple[str, str]]:
+    """`text` as the builder reads a word list, piece by piece with what each piece is: `escaped` (an
+    escape and the character after it, outside single quotes), `quote` (a quote that opens or closes
+    a quoted run), `blank` (white space outside quotes) or `plain`."""
     quote = ""
     position = 0
     while position < len(text):
         char = text[position]
         if char == escape and quote != "'" and position + 1 < len(text):
-            current.append(text[position : position + 2])
+            yield text[position : position + 2], "escaped"
             position += 2
             continue
+        kind = "plain"
         if quote:
             if char == quote:
-                quote = ""
+                quote, kind = "", "quote"
         elif char in "\"'":
-            quote = char
+            quote, kind = char, "quote"
         elif char.isspace():
-            if current:
-                words.append("".join(current))
-                current = []
-            position += 1
-            continue
-        current.append(char)
+            kind = "blank"
+        yield char, kind
         position += 1
+
+
+def _words(text: str, escape: str) -> list[str]:
+    """Split on blanks outside quotes, keeping quotes and escapes in the words."""
+    words: list[str] = []
+    current: list[str] = []
+    for piece, kind in _pieces(text, escape):
+        if kind != "blank":
+            current.append(piece)
+        elif current:
+            words.append("".join(current))
+            current = []
     if current:
         words.append("".join(current))
     return words
@@ -264,23 +273,8 @@ def _words(text: str, escape: str) -> list[str]:
 
 def _unquote(word: str, escape: str) -> str:
     """Remove quotes and escapes from one word as the builder does for ENV and ARG values."""
-    result: list[str] = []
-    quote = ""
-    position = 0
-    while position < len(word):
-        char = word[position]
-        if char == escape and quote != "'" and position + 1 < len(word):
-            result.append(word[position + 1])
-            position += 2
-            continue
-        if quote and char == quote:
-            quote = ""
-        elif not quote and char in "\"'":
-            quote = char
-        else:
-            result.append(char)
-        position += 1
-    return "".join(result)
+    return "".join(piece[1] if kind == "escaped" else piece
+                   for piece, kind in _pieces(word, escape) if kind != "quote")
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

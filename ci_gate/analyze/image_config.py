@@ -8,10 +8,13 @@ not add up to the layer count (squashed or hand-made images); all of that is tol
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ci_gate.analyze.secret_names import is_secret_name
-from ci_gate.model import EnvVar, HistoryEntry, ImageConfig
+from ci_gate.model import EnvVar, HistoryEntry, ImageConfig, SecretFinding
+from ci_gate.secrets.names import is_secret_name
+
+if TYPE_CHECKING:
+    from ci_gate.secrets.scanner import SecretScanner
 
 REDACTED = "<redacted>"
 """What replaces the value of a secret-looking environment variable."""
@@ -89,6 +92,34 @@ def history_layer_indexes(
             indexes.append(next_layer)
             next_layer += 1
     return indexes
+
+
+def secrets_in_config(scanner: SecretScanner, config_blob: Mapping[str, Any]) -> list[SecretFinding]:
+    """Secrets in the image config blob: Env values and names, history `created_by`, labels.
+
+    A history finding carries the layer its step made; the index in its path counts every entry,
+    even one that is not a mapping, so it points at the blob's own list.
+    """
+    findings: list[SecretFinding] = []
+    inner = _mapping(config_blob.get("config") or config_blob.get("Config"))
+    env = inner.get("Env")
+    for item in env if isinstance(env, list) else []:
+        if not isinstance(item, str):
+            continue
+        name, _, value = item.partition("=")
+        findings.extend(scanner.scan_assignment("env", f"ENV:{name}", None, name, value, item))
+    for key, value in _mapping(inner.get("Labels")).items():
+        text = value if isinstance(value, str) else ""
+        findings.extend(scanner.scan_assignment("label", f"label:{key}", None, str(key), text, f"{key}={text}"))
+    history = config_blob.get("history")
+    entries = [(index, item) for index, item in enumerate(history if isinstance(history, list) else [])]
+    entries = [(index, item) for index, item in entries if isinstance(item, Mapping)]
+    layers = history_layer_indexes([item for _, item in entries])
+    for (index, entry), layer_index in zip(entries, layers, strict=True):
+        created_by = entry.get("created_by")
+        if isinstance(created_by, str) and created_by:
+            findings.extend(scanner.scan_history(index, layer_index, created_by))
+    return findings
 
 
 def platform_of(config_blob: Mapping[str, Any]) -> str:

@@ -15,37 +15,30 @@ Rules file (YAML, `--secret-rules FILE`)::
         secret: 'acme_(?P<secret>[a-z0-9]+)'  # optional: where the secret is, for the redacted preview
     regexp_match:                 # Anchore analyzer_config.yaml entries are accepted as they are
       - "MY_RULE=(?i).*my_password *= *.+"
+
+The rules and the scanner are ci_gate.secrets; this module reads the file and reports what is
+wrong in it as an `AnalysisError` naming the file and line.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ci_gate.analyze.secret_rules import (
+from ci_gate.bounded_yaml import YamlLimitError, check_shape
+from ci_gate.errors import AnalysisError
+from ci_gate.secrets.rules import (
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_RULES,
     SecretRule,
+    SecretRuleError,
+    SecretSettings,
     compile_bytes,
     compile_text,
 )
-from ci_gate.bounded_yaml import YamlLimitError, check_shape
-from ci_gate.errors import AnalysisError
-
-
-@dataclass(frozen=True, slots=True)
-class SecretSettings:
-    """A rules file, loaded: the rules to apply and how to apply them."""
-
-    rules: tuple[SecretRule, ...] = DEFAULT_RULES
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE
-    """Files larger than this many bytes are not searched."""
-    exclude_paths: tuple[str, ...] = ()
-    """Regexes (re.search) on the path; matching files are not searched."""
 
 
 def load_secret_rules(path: Path | None = None) -> list[SecretRule]:
@@ -75,7 +68,10 @@ def load_secret_settings(path: Path | None = None) -> SecretSettings:
         document = {}
     if not isinstance(document, dict):
         raise AnalysisError(f"{path}:1: secret rules file must be a mapping (max_file_size, disable, rules)")
-    return _settings_from(document, str(path))
+    try:
+        return _settings_from(document, str(path))
+    except SecretRuleError as error:  # a pattern that does not compile; the message names file and line
+        raise AnalysisError(str(error)) from None
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -18,7 +18,7 @@ from ci_gate.sources.interface import DEFAULT_LIMITS, Limits
 if TYPE_CHECKING:
     # The catalogers package imports every cataloger: a cached analysis must not pay for that.
     from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
-    from ci_gate.analyze.secrets import SecretScanner
+    from ci_gate.secrets.scanner import SecretScanner
     from ci_gate.sources.filesystem import Entry, ImageFilesystem
 
 

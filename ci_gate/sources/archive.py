@@ -342,6 +342,18 @@ def open_archive_file(path: str, where: str, limit: int) -> tuple[str, list[Call
     return path, []
 
 
+def open_tar_image(path: str, where: str, limit: int,
+                   open_tar: Callable[[str], ClosingRawImage]) -> ClosingRawImage:
+    """The image in the archive at `path`, which `open_tar` reads from a plain tar (a gzip or zstd
+    archive is spooled to one first, `limit` bytes at most); the spool file is deleted when the
+    image is closed, or at once when opening fails."""
+    tar_path, cleanups = open_archive_file(path, where, limit)
+    with cleaned_up_on_failure(cleanups):
+        image = open_tar(tar_path)
+    image.cleanups.extend(cleanups)
+    return image
+
+
 @contextlib.contextmanager
 def cleaned_up_on_failure(cleanups: list[Callable[[], None]]) -> Iterator[None]:
     """Run `cleanups` (last first) if the block fails; on success they stay with the image that owns them."""

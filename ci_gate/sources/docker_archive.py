@@ -26,9 +26,8 @@ from ci_gate.errors import LimitExceededError, SourceError, clipped, quoted
 from ci_gate.sources.archive import (
     ClosingRawImage,
     TarArchive,
-    cleaned_up_on_failure,
     is_compressed,
-    open_archive_file,
+    open_tar_image,
 )
 from ci_gate.sources.interface import ImageSource, LayerBlob, SourceOptions
 from ci_gate.sources.oci_archive import archive_fetcher, archive_layers, read_archive_index
@@ -58,12 +57,8 @@ class DockerArchiveSource(ImageSource):
     def open(self, location: str, options: SourceOptions) -> ClosingRawImage:
         path, selector = split_location_tag(location, os.path.isfile)
         where = f"docker-archive:{path}"
-        tar_path, cleanups = open_archive_file(path, where, options.limits.max_image_bytes)
-        with cleaned_up_on_failure(cleanups):
-            image = open_docker_tar(tar_path, where, selector, options, f"docker-archive:{location}",
-                                    self.scheme)
-        image.cleanups.extend(cleanups)
-        return image
+        return open_tar_image(path, where, options.limits.max_image_bytes, lambda tar_path: open_docker_tar(
+            tar_path, where, selector, options, f"docker-archive:{location}", self.scheme))
 
 
 def open_docker_tar(tar_path: str, where: str, selector: str | None, options: SourceOptions,

@@ -11,14 +11,14 @@ import os
 import tarfile
 from typing import Any
 
-from ci_gate.errors import LimitExceededError, SourceError
-from ci_gate.sources.archive import TarArchive, cleaned_up_on_failure, open_archive_file
+from ci_gate.errors import SourceError
+from ci_gate.sources.archive import ClosingRawImage, TarArchive, open_tar_image
 from ci_gate.sources.interface import ImageSource, LayerBlob, RawImage, SourceOptions
 from ci_gate.sources.oci_layout import (
     Descriptor,
     FetchDocument,
     ResolvedImage,
-    parse_json_object,
+    parse_index,
     resolve_layout,
     split_location_tag,
 )
@@ -30,14 +30,16 @@ class OciArchiveSource(ImageSource):
     def open(self, location: str, options: SourceOptions) -> RawImage:
         path, tag = split_location_tag(location, os.path.isfile)
         where = f"oci-archive:{path}"
-        tar_path, cleanups = open_archive_file(path, where, options.limits.max_image_bytes)
-        with cleaned_up_on_failure(cleanups):
+
+        def open_tar(tar_path: str) -> ClosingRawImage:
             archive = TarArchive(tar_path, where)
             if archive.find("oci-layout") is None:
                 hint = " (it has manifest.json: use docker-archive:)" if archive.find("manifest.json") else ""
                 raise SourceError(f"{where}: not an OCI archive, no oci-layout member{hint}")
             resolved, layers = open_layout_in_archive(archive, tag, options)
-        return resolved.opened(f"oci-archive:{location}", self.scheme, layers, cleanups)
+            return resolved.opened(f"oci-archive:{location}", self.scheme, layers)
+
+        return open_tar_image(path, where, options.limits.max_image_bytes, open_tar)
 
 
 def open_layout_in_archive(archive: TarArchive, tag: str | None,
@@ -52,11 +54,7 @@ def open_layout_in_archive(archive: TarArchive, tag: str | None,
 def read_archive_index(archive: TarArchive, limit: int) -> dict[str, Any]:
     """The layout's index.json inside the archive, size-limited and parsed."""
     index_member = archive.require("index.json", "the layout's")
-    index_data = archive.read(index_member, limit)
-    if len(index_data) > limit:
-        raise LimitExceededError(f"{archive.where}: index.json is larger than the metadata limit ({limit} "
-                                 "bytes)")
-    return parse_json_object(index_data, "index.json", archive.where)
+    return parse_index(archive.read(index_member, limit), limit, archive.where)
 
 
 def _blob_member(archive: TarArchive, digest: str, what: str) -> tarfile.TarInfo:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
-from ci_gate.errors import LimitExceededError, SourceError
+from ci_gate.errors import SourceError
 from ci_gate.sources.archive import FileBlob
 from ci_gate.sources.interface import ImageSource, LayerBlob, RawImage, SourceOptions
 from ci_gate.sources.oci_layout import (
     Descriptor,
-    parse_json_object,
+    parse_index,
     read_limited,
     resolve_layout,
     split_location_tag,
@@ -44,9 +44,7 @@ class OciDirSource(ImageSource):
                               "it") from None
         except OSError as error:
             raise SourceError(f"{where}: cannot read index.json ({error.strerror})") from None
-        if len(index_data) > limit:
-            raise LimitExceededError(f"{where}: index.json is larger than the metadata limit ({limit} bytes)")
-        index = parse_json_object(index_data, "index.json", where)
+        index = parse_index(index_data, limit, where)
 
         layout_root = os.path.realpath(path)
 

@@ -95,6 +95,13 @@ def verify_document(data: bytes, digest: str, size: int | None, what: str, where
                           f"{size}; the image is corrupt, re-export or re-pull it")
 
 
+def parse_index(data: bytes, limit: int, where: str) -> dict[str, Any]:
+    """A layout's index.json, read as at most `limit` + 1 bytes: parsed, or LimitExceededError when larger."""
+    if len(data) > limit:
+        raise LimitExceededError(f"{where}: index.json is larger than the metadata limit ({limit} bytes)")
+    return parse_json_object(data, "index.json", where)
+
+
 def parse_json_object(data: bytes, what: str, where: str) -> dict[str, Any]:
     """Parse a JSON document that must be an object."""
     try:

@@ -31,6 +31,7 @@ import io
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -300,17 +301,11 @@ class RegistryClient:
         """(body, media type, digest) of a manifest or index, checked against Docker-Content-Digest."""
         path = f"/v2/{self.reference.repository}/manifests/{reference}"
         accept = {"Accept": ", ".join(ACCEPT_MANIFESTS)}
-        response = self.get(path, headers=accept, stream=True, what="manifest")
-        if response.status_code == 404:
-            code = _registry_error(response)
-            response.close()
-            raise SourceError("image not found: "
-                              f"{self.reference.host}/{self.reference.repository}:{reference} (404{code}); "
-                              "check the name and tag")
-        if response.status_code != 200:
-            response.close()
-            raise SourceError(f"registry {self.reference.host} answered {response.status_code} for the "
-                              f"manifest of {self.reference.repository}:{reference}; try again later")
+        image = f"{self.reference.repository}:{reference}"
+        response = self.get_found(
+            path, headers=accept, what="manifest", answered=f"the manifest of {image}",
+            missing=lambda found: f"image not found: {self.reference.host}/{image} (404{_registry_error(found)}); "
+                                  "check the name and tag")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         header_digest = response.headers.get("Docker-Content-Digest")
         body = self.read_limited(response, self.options.limits.max_metadata_bytes)
@@ -334,17 +329,23 @@ class RegistryClient:
 
     def blob(self, digest: str, *, what: str) -> requests.Response:
         # identity: a proxy must not gzip the transfer, or the raw stream would not match the digest.
-        response = self.get(f"/v2/{self.reference.repository}/blobs/{digest}", stream=True, what=what,
-                            headers={"Accept-Encoding": "identity"})
-        if response.status_code == 404:
-            response.close()
-            raise SourceError(f"registry {self.reference.host}: the {what} blob {digest} of "
-                              f"{self.reference.repository} is missing (404); the image is incomplete, "
-                              "re-push it")
+        return self.get_found(
+            f"/v2/{self.reference.repository}/blobs/{digest}", headers={"Accept-Encoding": "identity"}, what=what,
+            answered=f"{what} blob {digest}",
+            missing=lambda _: f"registry {self.reference.host}: the {what} blob {digest} of "
+                              f"{self.reference.repository} is missing (404); the image is incomplete, re-push it")
+
+    def get_found(self, path: str, *, headers: dict[str, str], what: str, answered: str,
+                  missing: Callable[[requests.Response], str]) -> requests.Response:
+        """GET `path` streamed, answered with 200; else SourceError: `missing(response)` for a 404,
+        "answered CODE for `answered`" for any other status (the response closed either way)."""
+        response = self.get(path, headers=headers, stream=True, what=what)
         if response.status_code != 200:
+            message = (missing(response) if response.status_code == 404 else
+                       f"registry {self.reference.host} answered {response.status_code} for {answered}; "
+                       "try again later")
             response.close()
-            raise SourceError(f"registry {self.reference.host} answered {response.status_code} for {what} "
-                              f"blob {digest}; try again later")
+            raise SourceError(message)
         return response
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from ci_gate.analyze.distro import detect_distro
 from ci_gate.analyze.passwd import parse_group, parse_passwd
-from ci_gate.analyze.secrets import SecretScanner
+from ci_gate.secrets.scanner import SecretScanner
 
 pytestmark = pytest.mark.slow
 

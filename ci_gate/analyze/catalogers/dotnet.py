@@ -15,13 +15,10 @@ version the greater of ProductVersion and FileVersion.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.portable_executable import version_strings
 from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
 from ci_gate.model import Package
@@ -35,12 +32,7 @@ class DotnetDepsCataloger(StreamingCataloger):
     max_bytes = 32 * 1024 * 1024
 
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
-        if evidence.truncated:
-            raise EvidenceError(f"larger than {self.max_bytes:,} bytes; only the start was read")
-        try:
-            document: Any = json.loads(evidence.content)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise EvidenceError(f"not valid JSON ({error})") from None
+        document = self.json_document(evidence)
         libraries = document.get("libraries") if isinstance(document, dict) else None
         if not isinstance(libraries, dict):
             raise EvidenceError("no `libraries` object; not a .deps.json file")
@@ -63,15 +55,7 @@ class DotnetDepsCataloger(StreamingCataloger):
                 "hash_path": library.get("hashPath", ""),
                 "root": library_type == "project" and name == root_name,
             }
-            packages.append(Package(
-                name=name,
-                version=version,
-                type="dotnet",
-                purl=package_url("nuget", "", name, version),
-                locations=(location,),
-                found_by=self.name,
-                metadata=metadata,
-            ))
+            packages.append(self.package(name, version, "dotnet", location, metadata))
         return packages
 
 
@@ -181,12 +165,4 @@ class DotnetPortableExecutableCataloger(StreamingCataloger):
             ("assembly_version", "Assembly Version"), ("legal_copyright", "LegalCopyright"),
             ("comments", "Comments"), ("internal_name", "InternalName"), ("company_name", "CompanyName"),
             ("product_name", "ProductName"), ("product_version", "ProductVersion"))}
-        return [Package(
-            name=name,
-            version=version,
-            type="dotnet",
-            purl=package_url("nuget", "", name, version),
-            locations=(location_of(evidence, context),),
-            found_by=self.name,
-            metadata=metadata,
-        )]
+        return [self.package(name, version, "dotnet", location_of(evidence, context), metadata)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ci_gate.analyze.catalogers.streaming import EvidenceError
+from ci_gate.analyze.catalogers.interface import Evidence
+from ci_gate.analyze.catalogers.streaming import EvidenceError, is_executable
 
 ELF_MAGIC = b"\x7fELF"
 _PT_LOAD = 1
@@ -22,6 +23,11 @@ _MACHINES = {3: "386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390", 40: "arm",
              183: "aarch64", 243: "riscv", 258: "loongarch"}
 """e_machine values named as Go's debug/elf prints them without `EM_`, lower case (syft's architecture
 for binaries whose build info has no GOARCH setting)."""
+
+
+def is_elf_executable(evidence: Evidence) -> bool:
+    """An executable file that starts as an ELF binary does: where Go and Rust programs are looked for."""
+    return is_executable(evidence) and evidence.content.startswith(ELF_MAGIC)
 
 
 @dataclass(frozen=True, slots=True)

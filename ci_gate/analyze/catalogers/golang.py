@@ -21,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ci_gate.analyze.catalogers.executable import ELF_MAGIC, ElfFile, parse_elf
+from ci_gate.analyze.catalogers.executable import ElfFile, is_elf_executable, parse_elf
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import (
     EvidenceError,
     ExecutableCataloger,
-    is_executable,
     location_of,
 )
 from ci_gate.model import Package
@@ -294,7 +293,7 @@ class GoModuleBinaryCataloger(ExecutableCataloger):
     name = "go-module-binary-cataloger"
 
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
-        if not is_executable(evidence) or not evidence.content.startswith(ELF_MAGIC):
+        if not is_elf_executable(evidence):
             return []
         if BUILD_INFO_MAGIC not in evidence.content:
             if evidence.truncated and _GO_BUILD_ID_NOTE.search(evidence.content, 0, 64 * 1024):

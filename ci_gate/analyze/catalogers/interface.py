@@ -12,11 +12,13 @@ from __future__ import annotations
 import abc
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from ci_gate.model import Distro, Layer, Package
+from ci_gate.analyze.catalogers.package_url import package_url
+from ci_gate.ecosystems import purl_type_of
+from ci_gate.model import Distro, Layer, Location, Package
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,21 @@ class Cataloger(abc.ABC):
 
     def visit(self, evidence: Evidence, context: CatalogContext) -> None:  # noqa: B027 - optional hook
         """Streaming catalogers: look at one file as it passes; keep only what you found."""
+
+    def package(self, name: str, version: str, package_type: str, location: Location,
+                metadata: Mapping[str, Any], licenses: tuple[str, ...] = ()) -> Package:
+        """A package of a language ecosystem this cataloger found at `location`; its purl is
+        `pkg:TYPE/NAME@VERSION`, TYPE the purl type of `package_type` (ci_gate.ecosystems)."""
+        return Package(
+            name=name,
+            version=version,
+            type=package_type,
+            purl=package_url(purl_type_of(package_type), "", name, version),
+            licenses=licenses,
+            locations=(location,),
+            found_by=self.name,
+            metadata=metadata,
+        )
 
     @abc.abstractmethod
     def catalog(self, evidence: Sequence[Evidence], context: CatalogContext) -> list[Package]:

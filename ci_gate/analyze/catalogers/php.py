@@ -8,9 +8,6 @@ Composer's (no package objects) is skipped quietly unless it sits under a `compo
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
@@ -36,15 +33,11 @@ class ComposerInstalledCataloger(StreamingCataloger):
 
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
         composer_folder = "/composer/" in evidence.path
-        if evidence.truncated:
-            if composer_folder:
-                raise EvidenceError(f"larger than {self.max_bytes:,} bytes; only the start was read")
-            return []
         try:
-            document: Any = json.loads(evidence.content)
-        except (ValueError, UnicodeDecodeError) as error:
-            if composer_folder:
-                raise EvidenceError(f"not valid JSON ({error})") from None
+            document = self.json_document(evidence)
+        except EvidenceError:
+            if composer_folder:  # elsewhere an installed.json may be another tool's: skipped quietly
+                raise
             return []
         entries = document.get("packages") if isinstance(document, dict) else document
         if not isinstance(entries, list):

@@ -13,7 +13,6 @@ import re
 
 from ci_gate.analyze.catalogers import attribution
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.model import Package
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -113,14 +112,9 @@ class PythonCataloger(attribution.FileVersionsCataloger):
             return []
         layer_index = attribution.introduced_layers(history).get(name, versions[-1].layer_index)
         packages.append(
-            Package(
-                name=name,
-                version=version,
-                type="python",
-                purl=package_url("pypi", "", name, version),
+            self.package(
+                name, version, "python", attribution.location(context, path, layer_index),
                 licenses=tuple(licenses_from(final_fields)),
-                locations=(attribution.location(context, path, layer_index),),
-                found_by=self.name,
                 metadata={
                     "name": _first(final_fields, "name"),
                     "version": version,

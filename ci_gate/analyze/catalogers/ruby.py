@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import EvidenceError, StreamingCataloger, location_of
 from ci_gate.model import Package
 
@@ -68,13 +67,5 @@ class GemSpecCataloger(StreamingCataloger):
         for field in ("homepage", "authors", "files"):
             if field in fields:
                 metadata[field] = fields[field]
-        return [Package(
-            name=name,
-            version=version,
-            type="gem",
-            purl=package_url("gem", "", name, version),
-            licenses=tuple(licenses) if isinstance(licenses, list) else (licenses,),
-            locations=(location_of(evidence, context),),
-            found_by=self.name,
-            metadata=metadata,
-        )]
+        return [self.package(name, version, "gem", location_of(evidence, context), metadata,
+                             tuple(licenses) if isinstance(licenses, list) else (licenses,))]

@@ -12,13 +12,11 @@ import json
 import zlib
 from typing import Any
 
-from ci_gate.analyze.catalogers.executable import ELF_MAGIC, parse_elf
+from ci_gate.analyze.catalogers.executable import is_elf_executable, parse_elf
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-from ci_gate.analyze.catalogers.package_url import package_url
 from ci_gate.analyze.catalogers.streaming import (
     EvidenceError,
     ExecutableCataloger,
-    is_executable,
     location_of,
 )
 from ci_gate.model import Package
@@ -47,7 +45,7 @@ class CargoAuditableBinaryCataloger(ExecutableCataloger):
     name = "cargo-auditable-binary-cataloger"
 
     def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
-        if not is_executable(evidence) or not evidence.content.startswith(ELF_MAGIC):
+        if not is_elf_executable(evidence):
             return []
         if SECTION_NAME.encode() not in evidence.content:
             return []  # the section name sits in the section-name table of every auditable binary
@@ -72,15 +70,7 @@ class CargoAuditableBinaryCataloger(ExecutableCataloger):
                 continue
             metadata = {"name": name, "version": version, "source": str(entry.get("source", "")),
                         "root": bool(entry.get("root", False))}
-            packages.append(Package(
-                name=name,
-                version=version,
-                type="rust-crate",
-                purl=package_url("cargo", "", name, version),
-                locations=(location,),
-                found_by=self.name,
-                metadata=metadata,
-            ))
+            packages.append(self.package(name, version, "rust-crate", location, metadata))
         return packages
 
     @staticmethod

@@ -8,8 +8,10 @@ file is still the one that produced them in the final filesystem.
 from __future__ import annotations
 
 import abc
+import json
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from ci_gate.analyze.catalogers.interface import CatalogContext, Cataloger, Evidence
 from ci_gate.model import Location, Package
@@ -68,6 +70,16 @@ class StreamingCataloger(Cataloger):
             context.warnings.append(f"{self.name}: {self._where(evidence)}: could not be read "
                                     f"({type(error).__name__})")
             return []
+
+    def json_document(self, evidence: Evidence) -> Any:
+        """The JSON document an evidence file holds whole; EvidenceError when only its start was read
+        or it is not JSON."""
+        if evidence.truncated:
+            raise EvidenceError(f"larger than {self.max_bytes:,} bytes; only the start was read")
+        try:
+            return json.loads(evidence.content)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise EvidenceError(f"not valid JSON ({error})") from None
 
     @staticmethod
     def _where(evidence: Evidence) -> str:

@@ -3,7 +3,9 @@
 Anchore's rules and their `NAME=REGEX` spelling are those of anchore-engine's default
 `secret_search` analyzer config (anchore_engine/conf/analyzer_config.yaml), so the messages of
 Anchore's `secret_scans` trigger carry the same text. docs/secret-rules.md describes the rules for
-users; `SecretScanner` (ci_gate.analyze.secrets) applies them.
+users; `SecretScanner` (ci_gate.secrets.scanner) applies them. A pattern that does not compile
+raises `SecretRuleError`, a `ValueError`: this package stands below the error base, and the analyze
+stage, which reads the rules file, turns it into its `AnalysisError`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ci_gate.errors import AnalysisError
+
+class SecretRuleError(ValueError):
+    """A secret rule's pattern is not a valid regular expression; the message names the rule."""
+
 
 DEFAULT_MAX_FILE_SIZE = 10000
 """Anchore's default MAXFILESIZE for secret_search, in bytes."""
@@ -263,6 +268,17 @@ EXTRA_RULES: tuple[SecretRule, ...] = (
 DEFAULT_RULES: tuple[SecretRule, ...] = ANCHORE_DEFAULT_RULES + EXTRA_RULES
 
 
+@dataclass(frozen=True, slots=True)
+class SecretSettings:
+    """A rules file, loaded: the rules to apply and how to apply them."""
+
+    rules: tuple[SecretRule, ...] = DEFAULT_RULES
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    """Files larger than this many bytes are not searched."""
+    exclude_paths: tuple[str, ...] = ()
+    """Regexes (re.search) on the path; matching files are not searched."""
+
+
 def linear_equivalent(
     rule: SecretRule,
 ) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str], re.Pattern[str]] | None:
@@ -282,11 +298,11 @@ def compile_bytes(pattern: str, what: str) -> re.Pattern[bytes]:
     try:
         return re.compile(pattern.encode("utf-8"))
     except re.error as error:
-        raise AnalysisError(f"{what} is not a valid regular expression: {error}") from None
+        raise SecretRuleError(f"{what} is not a valid regular expression: {error}") from None
 
 
 def compile_text(pattern: str, what: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as error:
-        raise AnalysisError(f"{what} is not a valid regular expression: {error}") from None
+        raise SecretRuleError(f"{what} is not a valid regular expression: {error}") from None

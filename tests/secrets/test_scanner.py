@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ci_gate.analyze.secret_names import is_secret_name
-from ci_gate.analyze.secret_rules import ANCHORE_DEFAULT_RULES, DEFAULT_RULES, SECRET_ENV_NAME, SecretRule
+from ci_gate.analyze.image_config import secrets_in_config
 from ci_gate.analyze.secret_settings import load_secret_rules, load_secret_settings
-from ci_gate.analyze.secrets import SecretScanner
 from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding, to_dict
 from ci_gate.redaction import redact_text
+from ci_gate.secrets.names import is_secret_name
+from ci_gate.secrets.rules import ANCHORE_DEFAULT_RULES, DEFAULT_RULES, SECRET_ENV_NAME, SecretRule
+from ci_gate.secrets.scanner import SecretScanner
 
 # Distinctive fake secrets: each must never appear in any finding, preview, repr or JSON.
 AWS_ID = "AKIAQX7ZPL2M9KWBTR4E"
@@ -270,7 +271,7 @@ def test_scan_config_env_history_labels(scanner: SecretScanner) -> None:
             },
         ],
     }
-    findings = scanner.scan_config(config)
+    findings = secrets_in_config(scanner, config)
     got = {(f.where, f.path, f.rule, f.layer_index) for f in findings}
     assert got == {
         ("env", "ENV:DB_PASSWORD", SECRET_ENV_NAME, None),
@@ -287,9 +288,9 @@ def test_scan_config_env_history_labels(scanner: SecretScanner) -> None:
 
 
 def test_scan_config_tolerates_nulls(scanner: SecretScanner) -> None:
-    assert scanner.scan_config({}) == []
-    assert scanner.scan_config({"config": None, "history": None}) == []
-    assert scanner.scan_config({"config": {"Env": None, "Labels": None}, "history": [None, {}]}) == []
+    assert secrets_in_config(scanner, {}) == []
+    assert secrets_in_config(scanner, {"config": None, "history": None}) == []
+    assert secrets_in_config(scanner, {"config": {"Env": None, "Labels": None}, "history": [None, {}]}) == []
 
 
 @pytest.mark.parametrize(
@@ -451,7 +452,8 @@ def test_a_customised_anchore_rule_uses_its_own_regex() -> None:
 
 
 def test_history_paths_use_the_real_index(scanner: SecretScanner) -> None:
-    findings = scanner.scan_config({"history": [None, {"created_by": f"ENV API_TOKEN={NETRC}", "empty_layer": True}]})
+    config = {"history": [None, {"created_by": f"ENV API_TOKEN={NETRC}", "empty_layer": True}]}
+    findings = secrets_in_config(scanner, config)
     assert [(f.path, f.layer_index, f.preview) for f in findings] == [("history[1]", None, "API_TOKEN=****")]
 
 
@@ -459,7 +461,7 @@ def test_secret_name_parts_agree_with_the_documented_regex() -> None:
     """is_secret_name splits names into parts (linear time); it must say what the regex says."""
     import random
 
-    from ci_gate.analyze.secret_names import SECRET_NAME_REGEX
+    from ci_gate.secrets.names import SECRET_NAME_REGEX
 
     exceptions = re.compile(
         r"(?i)^(?:OLD)?PWD$|.*[_.\-](?:FILE|PATH|DIR|FILES|PATHS|DIRS)$|(?:^|.*[_.\-])GPG[_.\-]?KEYS?$"
@@ -493,7 +495,7 @@ def test_preview_of_a_huge_line_is_short_and_clean(scanner: SecretScanner) -> No
 
 def test_history_scan_of_a_huge_dotted_word(scanner: SecretScanner) -> None:
     """`NAME=value` search over history is linear: a long dotted word without `=` is cheap."""
-    assert scanner.scan_config({"history": [{"created_by": "RUN " + "a." * 200_000}]}) == []
+    assert secrets_in_config(scanner, {"history": [{"created_by": "RUN " + "a." * 200_000}]}) == []
 
 
 @pytest.mark.parametrize(
@@ -553,7 +555,7 @@ def test_scan_dockerfile(scanner: SecretScanner) -> None:
 
 
 def test_overlapping_spans_are_masked_as_one() -> None:
-    from ci_gate.redaction import mask_spans
+    from ci_gate.secrets.masking import mask_spans
 
     def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
         return mask_spans(text, spans, keep=0)  # a finding's preview masks a span whole

@@ -1,4 +1,4 @@
-"""Secret search: the secret rules applied to image files, the image config and build files.
+"""Secret search: the secret rules applied to file contents, config strings and build files.
 
 Semantics follow Anchore's `secret_search` analyzer (anchore-engine's
 anchore_engine/analyzers/modules/*secret_content_search.py): regular files up to `max_file_size`
@@ -7,37 +7,37 @@ exactly what Anchore's `secret_scans` trigger messages carry. What differs is sp
 Aho-Corasick pass over every rule's keywords searches the lower-cased file once, and only the
 lines holding a rule's keyword are matched against that rule, so the thousands of files without a
 candidate cost one pass each; Anchore's quadratic regexes are decided by linear equivalents
-(ci_gate.analyze.secret_rules). The rules are in ci_gate.analyze.secret_rules, the rules file in
-ci_gate.analyze.secret_settings.
+(ci_gate.secrets.rules). The rules are in ci_gate.secrets.rules; the rules file is read by the
+analyze stage (ci_gate.analyze.secret_settings), which also walks the image config blob
+(`ci_gate.analyze.image_config.secrets_in_config`, with `scan_assignment` and `scan_history`).
 
-A finding never keeps the secret: only a short preview (`ci_gate.redaction.secret_preview`) where
-the secret is replaced by `****`, and anything secret-looking before it on the line is replaced the
-same way; nothing after the secret is kept.
+A finding never keeps the secret: only a short preview (`ci_gate.secrets.masking.secret_preview`)
+where the secret is replaced by `****`, and anything secret-looking before it on the line is
+replaced the same way; nothing after the secret is kept.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ahocorasick
 
-from ci_gate.analyze.image_config import history_layer_indexes
-from ci_gate.analyze.secret_names import SECRET_NAME_REGEX, is_secret_name
-from ci_gate.analyze.secret_rules import (
+from ci_gate.model import SecretFinding
+from ci_gate.secrets.masking import ASSIGNMENT, MASK, is_reference, mask_spans, secret_preview, secret_spans, unquote
+from ci_gate.secrets.names import SECRET_NAME_REGEX, is_secret_name
+from ci_gate.secrets.rules import (
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_RULES,
     SECRET_ENV_NAME,
     SecretRule,
+    SecretSettings,
     compile_bytes,
     compile_text,
     linear_equivalent,
 )
-from ci_gate.analyze.secret_settings import SecretSettings
-from ci_gate.model import SecretFinding
-from ci_gate.redaction import ASSIGNMENT, MASK, is_reference, mask_spans, secret_preview, secret_spans, unquote
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,31 +189,6 @@ class SecretScanner:
         findings.sort(key=lambda finding: finding.line or 0)  # stable: rule order within a line
         return findings
 
-    def scan_config(self, config: Mapping[str, Any]) -> list[SecretFinding]:
-        """Secrets in the image config blob: Env values and names, history `created_by`, labels."""
-        findings: list[SecretFinding] = []
-        inner = config.get("config") or config.get("Config")
-        inner = inner if isinstance(inner, Mapping) else {}
-        env = inner.get("Env")
-        for item in env if isinstance(env, list) else []:
-            if not isinstance(item, str):
-                continue
-            name, _, value = item.partition("=")
-            findings.extend(self._scan_assignment("env", f"ENV:{name}", None, name, value, item))
-        labels = inner.get("Labels")
-        for key, value in labels.items() if isinstance(labels, Mapping) else ():
-            text = value if isinstance(value, str) else ""
-            findings.extend(self._scan_assignment("label", f"label:{key}", None, str(key), text, f"{key}={text}"))
-        history = config.get("history")
-        entries = [(index, item) for index, item in enumerate(history if isinstance(history, list) else [])]
-        entries = [(index, item) for index, item in entries if isinstance(item, Mapping)]
-        layers = history_layer_indexes([item for _, item in entries])
-        for (index, entry), layer_index in zip(entries, layers, strict=True):
-            created_by = entry.get("created_by")
-            if isinstance(created_by, str) and created_by:
-                findings.extend(self._scan_history(index, layer_index, created_by))
-        return findings
-
     def scan_dockerfile(self, path: str, text: str) -> list[SecretFinding]:
         """Secrets written into a build file (DISA guide 2.9): `where` is `dockerfile`, lines 1-based.
 
@@ -279,17 +254,19 @@ class SecretScanner:
             offset += len(line) + 1
         return mask_spans(text, spans) if spans else text
 
-    # --- helpers ---------------------------------------------------------------------------------
-
-    def _scan_assignment(
+    def scan_assignment(
         self, where: str, path: str, layer_index: int | None, name: str, value: str, text: str
     ) -> list[SecretFinding]:
+        """Secrets in one `name=value` of a config (an Env item, a label): the rules on `text`, else
+        the secret-name heuristic on `name` with a literal `value`."""
         findings = self._scan_text(where, path, layer_index, text)
         if not findings and value.strip() and is_secret_name(name) and not is_reference(value):
             findings.append(self._name_finding(where, path, layer_index, name, value))
         return findings
 
-    def _scan_history(self, index: int, layer_index: int | None, created_by: str) -> list[SecretFinding]:
+    def scan_history(self, index: int, layer_index: int | None, created_by: str) -> list[SecretFinding]:
+        """Secrets in the build step `history[index]` (its `created_by`): the rules, else each
+        `NAME=value` with a secret-looking name and a literal value."""
         path = f"history[{index}]"
         findings = self._scan_text("history", path, layer_index, created_by)
         if findings:
@@ -299,6 +276,8 @@ class SecretScanner:
             if value.strip() and is_secret_name(name) and not is_reference(value):
                 findings.append(self._name_finding("history", path, layer_index, name, value))
         return findings
+
+    # --- helpers ---------------------------------------------------------------------------------
 
     def _scan_text(self, where: str, path: str, layer_index: int | None, text: str) -> list[SecretFinding]:
         findings = []
