@@ -9,6 +9,7 @@ is still a cycle for the reader and for static tools). The registries that name 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +181,11 @@ def test_the_allowlists_name_real_edges():
     stale_cycles = [sorted(cycle) for cycle in ALLOWED_CYCLES if cycle not in components]
     stale_upward = [edge for edge in ALLOWED_UPWARD if edge[1] not in graph.get(edge[0], set())]
     assert not stale_cycles and not stale_upward, f"allowlist entries no longer needed: {stale_cycles} {stale_upward}"
+
+
+def test_no_test_package_shadows_a_standard_library_module() -> None:
+    # pytest puts tests/ on sys.path, so tests/secrets/ once made `import secrets` in
+    # publish/github.py load the test package instead of Python's own module.
+    tests_dir = Path(__file__).resolve().parent
+    packages = {child.name for child in tests_dir.iterdir() if (child / "__init__.py").is_file()}
+    assert not packages & set(sys.stdlib_module_names), sorted(packages & set(sys.stdlib_module_names))
