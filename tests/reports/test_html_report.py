@@ -39,6 +39,7 @@ from ci_gate.model import AllowlistMatch, Finding, VulnerabilityDetail
 from ci_gate.reports.html import render_html, safe_url
 from tests.support.browser import keep_screenshot, requests_made, start_chromium
 from tests.support.png import read_png
+from tests.support.wheel import installed_copy
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 STOP_RED = (164, 0, 29)
@@ -346,35 +347,14 @@ def test_links_only_to_http_urls(url, expected):
     assert safe_url(url) == expected
 
 
-def _build_wheel(folder: Path) -> Path:
-    """ci-gate's wheel, built as the adapters build it (no build isolation, no index) from a copy of the
-    source (the build writes build/ and *.egg-info next to the sources)."""
-    import shutil
-
-    source = folder / "source"
-    ignore = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
-    shutil.copytree(REPOSITORY / "ci_gate", source / "ci_gate", ignore=ignore)
-    for name in ("pyproject.toml", "README.md", "MANIFEST.in", "build_hooks.py"):
-        shutil.copy2(REPOSITORY / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--wheel-dir", str(folder / "dist"), str(source)],
-                   check=True, timeout=600, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
-    (wheel,) = (folder / "dist").glob("ci_gate-*-py3-none-any.whl")
-    return wheel
-
-
 def test_the_wheel_ships_the_template_compiled_and_it_renders_the_same(tmp_path):
     """The wheel holds the template compiled by its build (build_hooks.py: a gate would spend longer compiling
     the template than rendering it): it comes from the template as it is now, an installed ci-gate renders
     from it, and the page is the one the template renders. A source checkout compiles the template."""
-    import zipfile
-
     from ci_gate.reports import html as report
     from ci_gate.reports import html_environment
 
-    installed = tmp_path / "site"
-    with zipfile.ZipFile(_build_wheel(tmp_path)) as wheel:
-        wheel.extractall(installed)
+    installed = installed_copy(tmp_path)
     compiled_file = installed / "ci_gate" / "reports" / "html_compiled.py"
     assert compiled_file.read_text("utf-8") == html_environment.compiled_source()
     assert not (REPOSITORY / "ci_gate" / "reports" / "html_compiled.py").exists()  # generated, never checked in
