@@ -17,7 +17,7 @@ RUN python3 -m venv /opt/ci-gate \
     && /opt/ci-gate/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --only-binary=:all: \
         -r /tmp/ci-gate/requirements/ci-gate.lock -r /tmp/ci-gate/requirements/build.lock
 
-COPY pyproject.toml README.md /tmp/ci-gate/
+COPY pyproject.toml README.md build_hooks.py /tmp/ci-gate/
 COPY ci_gate /tmp/ci-gate/ci_gate
 # ci-gate from this checkout (never by name from an index); the build tools leave with the sources;
 # no setuid/setgid programs are left; the user that runs ci-gate owns nothing but its home.

@@ -3,7 +3,8 @@
     python bench/bench_html.py [--repeat 5]
 
 On the noncompliant example image (examples/build_images.py, policy builtin:dod, its vulnerability
-store, --no-cache):
+store, --no-cache), with ci-gate as its wheel installs it (built here: the wheel holds the template
+compiled by its build, build_hooks.py, which a source checkout compiles at first use):
 1. the gate's total time: `ci-gate gate ... --html FILE` as a subprocess (wall clock, best of --repeat);
 2. the time to write the HTML report inside a fresh process, cold (importing the module, loading the
    compiled template, building the context, rendering, writing the file), measured right after
@@ -25,6 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.wheel import installed_copy  # noqa: E402
 
 IN_PROCESS = r"""
 import json, sys, time
@@ -54,10 +58,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "examples"))
     import build_images
 
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    environment = {k: v for k, v in environment.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_"))}
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
+        environment = {**os.environ, "PYTHONPATH": str(installed_copy(out / "wheel"))}
+        environment = {k: v for k, v in environment.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_"))}
         images = build_images.build(out)
         vuln_db = build_images.build_vuln_db(out)
         image = f"oci-dir:{images['noncompliant']}"
@@ -69,10 +73,10 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "ci_gate.cli", "gate", image, "--policy", "builtin:dod",
                             "--vuln-db", str(vuln_db), "--dockerfile", dockerfile, "--no-cache", "--comment", "off",
                             "--tag", "registry.example.com/acme/noncompliant:1", "--html", str(report)],
-                           cwd=ROOT, env=environment, capture_output=True, check=False, timeout=300)
+                           cwd=out, env=environment, capture_output=True, check=False, timeout=300)
             gate_times.append(time.perf_counter() - started)
             measured = subprocess.run([sys.executable, "-c", IN_PROCESS, image, str(vuln_db), dockerfile,
-                                       str(out / "in-process.html")], cwd=ROOT, env=environment,
+                                       str(out / "in-process.html")], cwd=out, env=environment,
                                       capture_output=True, text=True, check=True, timeout=300)
             times = json.loads(measured.stdout.strip().splitlines()[-1])
             cold_times.append(times["cold"])

@@ -42,6 +42,7 @@ from ci_gate import __version__
 
 __all__ = [
     "DEFAULT_RETRY",
+    "Backoff",
     "HttpError",
     "RedactingFilter",
     "RetryPolicy",
@@ -93,8 +94,9 @@ for _name in ("urllib3.connectionpool", "urllib3.util.retry", "ci_gate.http"):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a request is retried."""
+class Backoff:
+    """How often and how patiently something is tried again: exponential backoff, or the server's
+    Retry-After within a cap. A request's `RetryPolicy` and a publish's `RetryBudget` are each one."""
 
     attempts: int = 4
     """Total tries, the first one included."""
@@ -104,6 +106,19 @@ class RetryPolicy:
     """Longest pause between two tries from backoff alone."""
     retry_after_max: float = 60.0
     """Longest pause a server's Retry-After may ask for; longer requests are clamped to this."""
+
+    def pause(self, attempt_number: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after try `attempt_number` (1 = the first): the server's `retry_after` clamped to
+        0 … retry_after_max when it gave one, else the backoff."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_max)
+        return min(self.backoff_initial * (2 ** (attempt_number - 1)), self.backoff_max)
+
+
+@dataclass(frozen=True)
+class RetryPolicy(Backoff):
+    """How often and how patiently a request is retried."""
+
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
     """Response codes that mean "try again later"."""
 
@@ -247,14 +262,11 @@ def _send_with_retries(
         return response.status_code in retry.retry_statuses
 
     def wait(state: RetryCallState) -> float:
-        backoff = min(retry.backoff_initial * (2 ** (state.attempt_number - 1)), retry.backoff_max)
         outcome = state.outcome
+        server_wait = None
         if outcome is not None and not outcome.failed:
-            response = outcome.result()
-            server_wait = retry_after_seconds(response.headers.get("Retry-After"))
-            if server_wait is not None:
-                return min(max(server_wait, 0.0), retry.retry_after_max)
-        return backoff
+            server_wait = retry_after_seconds(outcome.result().headers.get("Retry-After"))
+        return retry.pause(state.attempt_number, server_wait)
 
     # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override a session's own CA bundle unless
     # verify is passed per request (psf/requests#3829); the session's choice must win.

@@ -26,6 +26,7 @@ from typing import Protocol
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 from ci_gate.errors import PublishError
+from ci_gate.http import Backoff
 
 MARKER_PREFIX = "<!-- ci-gate:comment "
 
@@ -98,19 +99,15 @@ class UpsertResult:
 
 
 @dataclass(frozen=True)
-class RetryBudget:
-    """How long the whole publish may keep retrying."""
+class RetryBudget(Backoff):
+    """How long the whole publish may keep retrying: at most `attempts` runs of the algorithm, within
+    `total_seconds` (a Retry-After is clamped to retry_after_max, and the budget still applies)."""
 
     total_seconds: float = 120.0
     """Total time budget for all tries."""
     attempts: int = 8
-    """At most this many runs of the algorithm."""
     backoff_initial: float = 1.0
-    """Seconds before the second try; doubles after each failure."""
     backoff_max: float = 20.0
-    """Longest pause from backoff alone."""
-    retry_after_max: float = 60.0
-    """A Retry-After longer than this is clamped (and the budget still applies)."""
 
 
 def upsert_comment(
@@ -125,13 +122,11 @@ def upsert_comment(
     started = time.monotonic()
 
     def wait(state: RetryCallState) -> float:
-        backoff = min(budget.backoff_initial * (2 ** (state.attempt_number - 1)), budget.backoff_max)
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
-        if isinstance(error, PublishTransient) and error.retry_after is not None:
-            backoff = min(max(error.retry_after, 0.0), budget.retry_after_max)
+        retry_after = error.retry_after if isinstance(error, PublishTransient) else None
         remaining = budget.total_seconds - (time.monotonic() - started)
-        return max(min(backoff, remaining), 0.0)
+        return max(min(budget.pause(state.attempt_number, retry_after), remaining), 0.0)
 
     retrying = Retrying(
         stop=stop_after_attempt(budget.attempts) | stop_after_delay(budget.total_seconds),

@@ -18,25 +18,28 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import importlib
+import importlib.util
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ci_gate.model import Analysis, Evaluation, Finding
 from ci_gate.reports.common import SEVERITY_ORDER, finding_title, security_score, severity_of, worst_first
+from ci_gate.reports.html_environment import (
+    COMPILED_MODULE,
+    TEMPLATE_NAME,
+    TEMPLATES,
+    html_environment,
+    source_sha256,
+)
 from ci_gate.reports.markdown_context import FindingView, markdown_context
 
-TEMPLATES = Path(__file__).parent / "templates"
-TEMPLATE_NAME = "report.html.j2"
 STYLE_FILE = TEMPLATES / "report.css"
-COMPILED_FILE = Path(__file__).parent / "html_compiled.py"
-"""The template compiled to Python (`python -m ci_gate.reports.html --compile` writes it): jinja2 takes
-longer to parse and compile the template than to render it, and a gate writes one report per process."""
 
 _STIG_CATEGORY = re.compile(r"\((CAT I{1,3})\b")
 
@@ -193,63 +196,17 @@ def _style() -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,  # every value is escaped; the only Markup made here is `advice` (escaped parts)
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["advice"] = advice_html
-    environment.filters["slug"] = lambda value: re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
-    return environment
-
-
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
-
-
-def advice_html(value: object) -> Markup:
-    """Advice text with its `code` spans as <code>; every part escaped."""
-    text = " ".join(str(value).split())
-    parts: list[str] = []
-    position = 0
-    for match in _CODE_SPAN.finditer(text):
-        parts.append(str(escape(text[position:match.start()])))
-        parts.append(f"<code>{escape(match.group(1))}</code>")
-        position = match.end()
-    parts.append(str(escape(text[position:])))
-    return Markup("".join(parts))
-
-
-def _source_sha256() -> str:
-    return hashlib.sha256((TEMPLATES / TEMPLATE_NAME).read_bytes()).hexdigest()
-
-
-def compiled_source() -> str:
-    """The Python module `html_compiled.py` holds: the template compiled by jinja2, and the hash of the
-    template source it came from."""
-    environment = _environment()
-    source = (TEMPLATES / TEMPLATE_NAME).read_text("utf-8")
-    code = environment.compile(source, TEMPLATE_NAME, TEMPLATE_NAME, raw=True, defer_init=True)
-    return ("# ruff: noqa\n# mypy: ignore-errors\n"
-            f'"""Generated from templates/{TEMPLATE_NAME} by `python -m ci_gate.reports.html --compile`; '
-            'do not edit."""\n'
-            f"SOURCE_SHA256 = {_source_sha256()!r}\n{code}\n")
-
-
-@functools.lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
-    """The compiled template when it matches the template's source, else the source compiled now (an
-    edited template is never rendered from stale code, only more slowly)."""
-    environment = _environment()
-    try:
-        from ci_gate.reports import html_compiled
-    except ImportError:
-        html_compiled = None  # type: ignore[assignment]
-    if html_compiled is not None and getattr(html_compiled, "SOURCE_SHA256", "") == _source_sha256():
-        return environment.template_class.from_module_dict(environment, vars(html_compiled),
-                                                           environment.make_globals(None))
+    """The template as the wheel build compiled it (`html_environment`) when it matches the template's source,
+    else the source compiled now: a source checkout has no compiled module, and an edited template is never
+    rendered from stale code, only more slowly."""
+    environment = html_environment()
+    compiled_name = f"{__package__}.{COMPILED_MODULE}"
+    if importlib.util.find_spec(compiled_name) is not None:
+        compiled = importlib.import_module(compiled_name)
+        if getattr(compiled, "SOURCE_SHA256", "") == source_sha256():
+            return environment.template_class.from_module_dict(environment, vars(compiled),
+                                                               environment.make_globals(None))
     return environment.get_template(TEMPLATE_NAME)
 
 
@@ -260,10 +217,3 @@ def render_html(evaluation: Evaluation, analysis: Analysis) -> str:
            "base-uri 'none'; form-action 'none'")
     return _template().render(**html_context(evaluation, analysis), css=Markup(css), csp=csp)
 
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--compile"]:
-        sys.exit("usage: python -m ci_gate.reports.html --compile  (rewrites ci_gate/reports/html_compiled.py)")
-    COMPILED_FILE.write_text(compiled_source(), "utf-8")

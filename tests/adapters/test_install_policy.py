@@ -104,7 +104,8 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes():
     locked = lock_entries(REPOSITORY / "requirements" / "ci-gate.lock")
     assert declared - set(locked) == set(), "run the command in requirements/README.md to regenerate the lock"
     assert "ci-gate" not in locked
-    assert set(lock_entries(REPOSITORY / "requirements" / "build.lock")) == {"setuptools"}
+    # setuptools, and jinja2 for the HTML template the wheel build compiles (build_hooks.py)
+    assert set(lock_entries(REPOSITORY / "requirements" / "build.lock")) == {"setuptools", "jinja2", "markupsafe"}
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
@@ -141,3 +142,7 @@ def test_wheel_builds_from_the_build_lock_and_installs_with_require_hashes(tmp_p
     # ci-gate really runs from the venv, not from this checkout
     location = run([str(user / "bin/python"), "-c", "import ci_gate; print(ci_gate.__file__)"], env, cwd=tmp_path)
     assert location.startswith(str(user))
+    # the wheel carries the HTML template compiled by its build, and the installed ci-gate renders from it
+    which_template = "from ci_gate.reports import html; print(html._template().filename)"
+    template = run([str(user / "bin/python"), "-c", which_template], env, cwd=tmp_path)
+    assert template.strip() == str(Path(location.strip()).parent / "reports" / "html_compiled.py")

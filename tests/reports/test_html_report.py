@@ -39,6 +39,7 @@ from ci_gate.model import AllowlistMatch, Finding, VulnerabilityDetail
 from ci_gate.reports.html import render_html, safe_url
 from tests.support.browser import keep_screenshot, requests_made, start_chromium
 from tests.support.png import read_png
+from tests.support.wheel import installed_copy
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 STOP_RED = (164, 0, 29)
@@ -346,16 +347,32 @@ def test_links_only_to_http_urls(url, expected):
     assert safe_url(url) == expected
 
 
-def test_compiled_template_is_current_and_renders_the_same():
-    """html_compiled.py is the template compiled ahead of time (a gate would spend longer compiling it than
-    rendering): it must come from the template as it is now (`python -m ci_gate.reports.html --compile`)."""
+def test_the_wheel_ships_the_template_compiled_and_it_renders_the_same(tmp_path):
+    """The wheel holds the template compiled by its build (build_hooks.py: a gate would spend longer compiling
+    the template than rendering it): it comes from the template as it is now, an installed ci-gate renders
+    from it, and the page is the one the template renders. A source checkout compiles the template."""
     from ci_gate.reports import html as report
+    from ci_gate.reports import html_environment
 
-    assert report.COMPILED_FILE.read_text("utf-8") == report.compiled_source()
+    installed = installed_copy(tmp_path)
+    compiled_file = installed / "ci_gate" / "reports" / "html_compiled.py"
+    assert compiled_file.read_text("utf-8") == html_environment.compiled_source()
+    assert not (REPOSITORY / "ci_gate" / "reports" / "html_compiled.py").exists()  # generated, never checked in
+
+    render = ("import json\n"
+              "from report_samples import sample_analysis, sample_evaluation\n"
+              "from ci_gate.reports import html as report\n"
+              "page = report.render_html(sample_evaluation(), sample_analysis())\n"
+              "print(json.dumps({'page': page, 'template': report._template().filename}))\n")
+    completed = subprocess.run([sys.executable, "-c", render], capture_output=True, text=True, check=True, timeout=120,
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{installed}:{Path(__file__).parent}"})
+    from_wheel = json.loads(completed.stdout)
+    assert from_wheel["template"] == str(compiled_file)  # what render_html used there: the compiled one
+
     page = render_html(sample_evaluation(), sample_analysis())
     context = report.html_context(sample_evaluation(), sample_analysis())
     csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1])
-    from_source = report._environment().get_template(report.TEMPLATE_NAME).render(
+    from_source = html_environment.html_environment().get_template(html_environment.TEMPLATE_NAME).render(
         **context, css=Markup(report._style()[0]), csp=csp)
-    assert page == from_source
-    assert report._template().filename == str(report.COMPILED_FILE)  # what render_html used: the compiled one
+    assert page == from_source == from_wheel["page"]
+    assert report._template().filename == str(html_environment.TEMPLATES / html_environment.TEMPLATE_NAME)

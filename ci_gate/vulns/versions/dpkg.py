@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ci_gate.vulns.versions.epoch import split_epoch
+
 
 @dataclass(frozen=True, slots=True)
 class DebianVersion:
@@ -29,12 +31,7 @@ def parse(text: str) -> DebianVersion:
     version = text.strip()
     if not version or any(character.isspace() for character in version):
         raise ValueError(f"not a Debian version: {text!r}")
-    epoch = 0
-    if ":" in version:
-        epoch_text, version = version.split(":", 1)
-        if not epoch_text.isdigit():
-            raise ValueError(f"Debian version epoch is not a number: {text!r}")
-        epoch = int(epoch_text)
+    epoch, version = split_epoch(version, text, "Debian version")
     upstream, separator, revision = version.rpartition("-")
     if not separator:
         upstream, revision = version, ""

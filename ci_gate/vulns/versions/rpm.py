@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ci_gate.vulns.versions.epoch import split_epoch
+
 
 @dataclass(frozen=True, slots=True)
 class RpmVersion:
@@ -28,12 +30,7 @@ def parse(text: str) -> RpmVersion:
     value = text.strip()
     if not value:
         raise ValueError("empty RPM version")
-    epoch = 0
-    head, colon, rest = value.partition(":")
-    if colon:
-        if not head.isdigit():
-            raise ValueError(f"RPM epoch is not a number: {text!r}")
-        epoch, value = int(head), rest
+    epoch, value = split_epoch(value, text, "RPM")
     version, _, release = value.rpartition("-")
     if not version:
         version, release = value, ""

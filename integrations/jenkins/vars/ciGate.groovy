@@ -165,7 +165,7 @@ String installScript(String source, String command) {
         '"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: ' +
             "-r ${quoted}/requirements/ci-gate.lock -r ${quoted}/requirements/build.lock",
         'build="$PWD/.ci-gate/source" && rm -rf "$build" && mkdir -p "$build"',
-        "cp -R ${quoted}/pyproject.toml ${quoted}/README.md ${quoted}/ci_gate \"\$build/\"",
+        "cp -R ${quoted}/pyproject.toml ${quoted}/README.md ${quoted}/build_hooks.py ${quoted}/ci_gate \"\$build/\"",
         '"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --no-index "$build"',
         'rm -rf "$build"',
         'CI_GATE="$venv/bin/ci-gate"',
