@@ -44,6 +44,22 @@ def extension_trigger(
     return TriggerSpec(name=name, description=description, evaluate=evaluate, parameters=parameters, extension=True)
 
 
+def name_version_denylist(name: str, description: str, evaluate: TriggerFunction, name_help: str, name_example: str,
+                          version_help: str, version_example: str) -> TriggerSpec:
+    """A trigger that denies a package by name, or only one version of it (packages, npms, ruby_gems);
+    anchore-engine's v1 spelling of its name (`blacklist…` for `denylist…`) is accepted too."""
+    return TriggerSpec(
+        name=name,
+        aliases=(name.replace("denylist", "blacklist", 1),),
+        description=description,
+        evaluate=evaluate,
+        parameters=(
+            ParameterSpec("name", "string", name_help, required=True, example=name_example),
+            ParameterSpec("version", "string", version_help, example=version_example),
+        ),
+    )
+
+
 def is_allow(list_type: str) -> bool:
     return list_type.lower() in ("allowlist", "whitelist")
 
