@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_gate.backends.interface import AnchoreOptions, BackendRequest
+from ci_gate.backends.interface import BackendRequest
 from ci_gate.backends.registry import backend_named
 from ci_gate.choices import Choice
 from ci_gate.errors import EXIT_ERROR, EXIT_PASS, EXIT_STOP, PublishError
@@ -18,7 +18,6 @@ from ci_gate.publish import CommentMode, publish_comment
 from ci_gate.reports import write_reports
 from ci_gate.reports.formats import ReportTargets
 from ci_gate.reports.markdown import render_markdown
-from ci_gate.sources.interface import SourceOptions
 
 __all__ = ["EXIT_ERROR", "EXIT_PASS", "EXIT_STOP", "FailOn", "GateOptions", "GateResult", "OnError",
            "ReportTargets", "exit_code_for", "run_gate"]
@@ -40,27 +39,15 @@ class OnError(Choice):
 
 
 @dataclass(frozen=True)
-class GateOptions:
-    image: str
-    policy: str = "builtin:default"
-    dockerfile: Path | None = None
-    tag: str | None = None
-    """The tag policies map on; default: the image's own tag, else the reference."""
+class GateOptions(BackendRequest):
+    """What the backend decides on (the `BackendRequest` fields), which backend, and what to do with the verdict."""
+
     backend: str = "local"
     """A name in `ci_gate.backends.registry.BACKENDS`."""
-    vuln_db: Path | None = None
     fail_on: FailOn = FailOn.STOP
     on_error: OnError = OnError.FAIL
     comment: CommentMode = CommentMode.OFF
     reports: ReportTargets = field(default_factory=ReportTargets)
-    source: SourceOptions = field(default_factory=SourceOptions)
-    use_cache: bool = True
-    base_image: str | None = None
-    vex: tuple[Path, ...] = ()
-    """OpenVEX / CycloneDX VEX documents whose statements suppress vulnerability matches."""
-    secret_rules: Path | None = None
-    anchore: AnchoreOptions | None = None
-    """Connection settings for `--backend anchore` (None: all from the environment)."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +91,7 @@ def run_gate(options: GateOptions, progress: bool = False) -> GateResult:
     Errors (bad input, unreachable backend) propagate as CiGateError; the CLI applies --on-error.
     """
     backend = backend_named(options.backend)
-    request = BackendRequest(
-        image=options.image, policy=options.policy, tag=options.tag, dockerfile=options.dockerfile,
-        base_image=options.base_image, vuln_db=options.vuln_db, source=options.source, use_cache=options.use_cache,
-        vex=options.vex, secret_rules=options.secret_rules, anchore=options.anchore,
-    )
-    outcome = backend.run(request, progress=progress)
+    outcome = backend.run(options, progress=progress)
     written = write_reports(outcome.evaluation, outcome.analysis, options.reports)
     notes = _publish(outcome.evaluation, outcome.analysis, options.comment, options.reports)
     return GateResult(

@@ -233,20 +233,32 @@ class DocumentBuilder(RuleReader):
         return self.pattern(self.text(data, key, path, what, required=required, default=default), (*path, key), what,
                             UNDECIDABLE)
 
-    def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
-        # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
-        data = self.fields(value, path, "an sbom mapping" if sbom else "a mapping", MAPPING_KEYS, lenient=sbom)
-        if data is None:
-            return None
-        name = self.text(data, "name", path, "a mapping")
-        what = f"mapping '{name}'"
-        # An SBOM mapping needs no selector (Enterprise applies it to every SBOM); one given is honoured.
-        return MappingRule(
+    def image_selection(
+        self, data: dict[str, Any], path: tuple[Any, ...], kind: str, label: str, sbom: bool = False
+    ) -> ImageSelectionRule:
+        """What an image selection rule and a mapping (`kind`, named `label 'name'` in messages) share: the id,
+        the name and the registry, repository and image patterns.
+
+        An SBOM mapping needs no selector (Enterprise applies it to every SBOM); one given is honoured."""
+        name = self.text(data, "name", path, kind)
+        what = f"{label} '{name}'"
+        return ImageSelectionRule(
             id=self.text(data, "id", path, what),
             name=name,
             registry=self.selector(data, "registry", path, what, required=not sbom, default="*"),
             repository=self.selector(data, "repository", path, what, required=not sbom, default="*"),
             image=self.image_ref(data, path, what) if not sbom or "image" in data else ImageRef("tag", "*"),
+        )
+
+    def mapping(self, value: Any, path: tuple[Any, ...], sbom: bool = False) -> MappingRule | None:
+        # Enterprise's sbom mapping schema is not published: unknown fields there are warnings.
+        data = self.fields(value, path, "an sbom mapping" if sbom else "a mapping", MAPPING_KEYS, lenient=sbom)
+        if data is None:
+            return None
+        selection = self.image_selection(data, path, "a mapping", "mapping", sbom)
+        what = f"mapping '{selection.name}'"
+        return MappingRule(
+            **vars(selection),
             rule_set_ids=self.strings(data, "rule_set_ids", path, what),
             allowlist_ids=self.strings(data, "allowlist_ids", path, what, required=not sbom),
         )
@@ -255,12 +267,4 @@ class DocumentBuilder(RuleReader):
         data = self.fields(value, path, "an image selection rule", SELECTION_KEYS)
         if data is None:
             return None
-        name = self.text(data, "name", path, "an image selection rule")
-        what = f"image selection rule '{name}'"
-        return ImageSelectionRule(
-            id=self.text(data, "id", path, what),
-            name=name,
-            registry=self.selector(data, "registry", path, what),
-            repository=self.selector(data, "repository", path, what),
-            image=self.image_ref(data, path, what),
-        )
+        return self.image_selection(data, path, "an image selection rule", "image selection rule")

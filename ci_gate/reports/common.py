@@ -16,7 +16,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ci_gate.model import ACTIONS, SEVERITY_ORDER, Analysis, Evaluation, ExpiredException, Finding, SecretFinding
+from ci_gate.model import (
+    ACTIONS,
+    SEVERITY_ORDER,
+    Analysis,
+    Evaluation,
+    ExpiredException,
+    Finding,
+    RuleOutcome,
+    SecretFinding,
+)
 from ci_gate.redaction import redact_message
 from ci_gate.sources.schemes import LOCAL_PREFIXES, SCHEMES
 
@@ -169,6 +178,13 @@ def sort_key(finding: Finding) -> tuple[int, int, float, int, str, str, str]:
 
 def worst_first(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=sort_key)
+
+
+def rule_of(finding: Finding, rule_id: str, fired: int = 0) -> RuleOutcome:
+    """The rule a finding came from, as far as the finding tells: for a finding of a rule the evaluation
+    did not list (a backend that reports findings but not the rules it checked)."""
+    return RuleOutcome(rule_id=rule_id, gate=finding.gate, trigger=finding.trigger, action=finding.action,
+                       controls=finding.controls, fired=fired, recommendation=finding.recommendation)
 
 
 def expired_for(evaluation: Evaluation, finding: Finding) -> ExpiredException | None:

@@ -22,6 +22,7 @@ from ci_gate.reports.common import (
     finding_title,
     image_display_name,
     image_key,
+    rule_of,
     security_score,
     severity_of,
     worst_first,
@@ -279,17 +280,7 @@ def _requirements(evaluation: Evaluation, analysis: Analysis) -> list[Requiremen
     listed = {rule.rule_id for rule in rules}
     for rule_id, findings in by_rule.items():
         if rule_id not in listed:  # a backend that reports findings but not the rules it checked
-            first = findings[0]
-            rules.append(
-                RuleOutcome(
-                    rule_id=rule_id,
-                    gate=first.gate,
-                    trigger=first.trigger,
-                    action=first.action,
-                    controls=first.controls,
-                    fired=len(findings),
-                )
-            )
+            rules.append(rule_of(findings[0], rule_id, fired=len(findings)))
     groups: dict[tuple[str, str], list[RuleOutcome]] = {}
     for rule in rules:
         keys = _requirement_keys(rule.controls) or [("Policy", f"{rule.gate}/{rule.trigger}")]

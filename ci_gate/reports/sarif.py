@@ -33,6 +33,7 @@ from ci_gate.reports.common import (
     image_path_uri,
     image_slug,
     is_secret,
+    rule_of,
     security_score,
     severity_of,
     truncate,
@@ -229,17 +230,7 @@ def _rule_for_finding(rule_id: str, finding: Finding, evaluation: Evaluation, an
     vulnerability = finding.vulnerability
     if vulnerability is None:
         # A finding of a rule the evaluation did not list (e.g. from a remote backend).
-        return _policy_rule(
-            rule_id,
-            RuleOutcome(
-                rule_id=finding.rule_id,
-                gate=finding.gate,
-                trigger=finding.trigger,
-                action=finding.action,
-                controls=finding.controls,
-                recommendation=finding.recommendation,
-            ),
-        )
+        return _policy_rule(rule_id, rule_of(finding, finding.rule_id))
     severity = severity_of(finding)
     score = security_score(finding) or 0.0
     summary = vulnerability.summary or f"{vulnerability.id} ({severity})"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,6 +16,8 @@ from ci_gate.server.auth import ADMIN_USER, Principal
 from ci_gate.server.routing import Call
 from ci_gate.server.service import ApiError, Service
 from ci_gate.server.store import ACCOUNT, ApiKeyRow
+
+_Changed = TypeVar("_Changed")
 
 
 def require_password(principal: Principal | None) -> None:
@@ -103,32 +106,33 @@ def _list_accounts(call: Call) -> Any:
                                                      for a in call.service.accounts.accounts()]
 
 
-def _post_account(call: Call) -> Any:
+def _account_change(call: Call, shape: str, change: Callable[[dict[str, Any]], _Changed]) -> _Changed:
+    """An admin's change to the accounts: the request body must be a JSON object (`shape` shows one), and
+    what the accounts refuse is answered with its own status."""
     _require_admin(call)
     body = call.json()
     if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be an Account object: {\"name\": \"team-b\"}")
+        raise ApiError(400, f"the request body must be {shape}")
     try:
-        row = call.service.accounts.create_account(body.get("name"), body.get("email") or "")
+        return change(body)
     except AccountError as error:
         raise ApiError(error.status, str(error)) from None
+
+
+def _post_account(call: Call) -> Any:
+    row = _account_change(call, "an Account object: {\"name\": \"team-b\"}",
+                          lambda body: call.service.accounts.create_account(body.get("name"), body.get("email") or ""))
     call.service.store_for(row.name)
     return _account_body(row.name, row.email, row.created_at)
 
 
 def _post_account_user(call: Call) -> Any:
-    _require_admin(call)
-    body = call.json()
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a user: {\"username\": \"bob\", \"password\": \"...\"}")
-    try:
-        username = call.service.accounts.add_user(call.path_params["account_name"], body.get("username"),
-                                                  body.get("password"))
-    except AccountError as error:
-        raise ApiError(error.status, str(error)) from None
+    username = _account_change(
+        call, "a user: {\"username\": \"bob\", \"password\": \"...\"}",
+        lambda body: call.service.accounts.add_user(call.path_params["account_name"], body.get("username"),
+                                                    body.get("password")))
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"username": username, "type": "native", "source": None, "created_at": now, "last_updated": now}
-
 
 
 def routes(service: Service, route: Any) -> list[Route]:

@@ -8,7 +8,15 @@ import re
 from dataclasses import dataclass
 
 from ci_gate.model import Analysis, DockerfileInstruction, Package
-from ci_gate.policy.gates.interface import EVALUATION_ERROR_ID, EvaluationContext, Fired, ParameterSpec
+from ci_gate.policy.gates.interface import (
+    EVALUATION_ERROR_ID,
+    EvaluationContext,
+    Fired,
+    GateSpec,
+    ParameterSpec,
+    TriggerFunction,
+    TriggerSpec,
+)
 from ci_gate.vulns.versions import comparator
 
 ACTUAL_DOCKERFILE_ONLY = ParameterSpec(
@@ -22,6 +30,34 @@ ACTUAL_DOCKERFILE_ONLY = ParameterSpec(
 
 LIST_TYPES = ("denylist", "allowlist", "blacklist", "whitelist")
 """The `type` values of list triggers: the v2 spellings and anchore-engine's v1 spellings."""
+
+
+def extension_gate(name: str, description: str, *triggers: TriggerSpec) -> GateSpec:
+    """A ci-gate gate that Anchore does not have: documents using it are not portable to Anchore."""
+    return GateSpec(name=name, description=description, triggers=triggers, extension=True)
+
+
+def extension_trigger(
+    name: str, description: str, evaluate: TriggerFunction, *parameters: ParameterSpec
+) -> TriggerSpec:
+    """A trigger of a ci-gate extension gate (Anchore has no trigger of that name)."""
+    return TriggerSpec(name=name, description=description, evaluate=evaluate, parameters=parameters, extension=True)
+
+
+def name_version_denylist(name: str, description: str, evaluate: TriggerFunction, name_help: str, name_example: str,
+                          version_help: str, version_example: str) -> TriggerSpec:
+    """A trigger that denies a package by name, or only one version of it (packages, npms, ruby_gems);
+    anchore-engine's v1 spelling of its name (`blacklist…` for `denylist…`) is accepted too."""
+    return TriggerSpec(
+        name=name,
+        aliases=(name.replace("denylist", "blacklist", 1),),
+        description=description,
+        evaluate=evaluate,
+        parameters=(
+            ParameterSpec("name", "string", name_help, required=True, example=name_example),
+            ParameterSpec("version", "string", version_help, example=version_example),
+        ),
+    )
 
 
 def is_allow(list_type: str) -> bool:

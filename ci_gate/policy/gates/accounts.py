@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates._common import passwd_entries
-from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import extension_gate, extension_trigger, passwd_entries
+from ci_gate.policy.gates.interface import Fired, TriggerInput
 
 
 def _duplicate_uids(call: TriggerInput) -> Iterator[Fired]:
@@ -28,23 +28,13 @@ def _empty_password(call: TriggerInput) -> Iterator[Fired]:
             yield Fired(message=f"User {user} has an empty password field in /etc/passwd", path="/etc/passwd")
 
 
-GATE = GateSpec(
-    name="accounts",
-    description="ci-gate extension: user accounts in /etc/passwd.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="duplicate_uids",
-            description="Triggers for each uid shared by several users.",
-            evaluate=_duplicate_uids,
-            extension=True,
-        ),
-        TriggerSpec(
-            name="empty_password",
-            description="Triggers for each user whose /etc/passwd password field "
-            "is empty (login without a password).",
-            evaluate=_empty_password,
-            extension=True,
-        ),
+GATE = extension_gate(
+    "accounts",
+    "ci-gate extension: user accounts in /etc/passwd.",
+    extension_trigger("duplicate_uids", "Triggers for each uid shared by several users.", _duplicate_uids),
+    extension_trigger(
+        "empty_password",
+        "Triggers for each user whose /etc/passwd password field is empty (login without a password).",
+        _empty_password,
     ),
 )

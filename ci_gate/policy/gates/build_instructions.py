@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from ci_gate.policy.gates._common import BuildStep, build_steps
-from ci_gate.policy.gates.interface import EvaluationContext, Fired, GateSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import BuildStep, build_steps, extension_gate, extension_trigger
+from ci_gate.policy.gates.interface import EvaluationContext, Fired, TriggerInput
 
 _URL = re.compile(r"(?<![\w-])(https?|ftp)://\S+", re.IGNORECASE)
 _FETCH = re.compile(r"\b(curl|wget)\b")
@@ -86,40 +86,31 @@ def _add_instead_of_copy(call: TriggerInput) -> Iterator[Fired]:
         yield _fired(step, f"ADD used where COPY would do at {_where(step)}: {_short(step.text)}")
 
 
-def _trigger(name: str, description: str, function: object) -> TriggerSpec:
-    return TriggerSpec(name=name, description=description, evaluate=function, extension=True)  # type: ignore[arg-type]
-
-
-GATE = GateSpec(
-    name="build_instructions",
-    description="ci-gate extension: the build steps (the Dockerfile when given, else the image history).",
-    extension=True,
-    triggers=(
-        _trigger(
-            "add_remote_url",
-            "Triggers for an ADD of a remote URL (builds must not fetch from the internet; DISA CIDG 2.4).",
-            _add_remote_url,
-        ),
-        _trigger(
-            "pipe_to_shell", "Triggers for a RUN that pipes curl/wget output into a shell.", _pipe_to_shell
-        ),
-        _trigger(
-            "remote_fetch",
-            "Triggers for a RUN that downloads with curl/wget (Iron Bank: builds run offline).",
-            _remote_fetch,
-        ),
-        _trigger(
-            "update_alone",
-            "Triggers for a RUN that updates the package index without installing in the "
-            "same step (CIS 4.7, Dockle CIS-DI-0007).",
-            _update_alone,
-        ),
-        _trigger("sudo", "Triggers for a RUN that uses sudo (Dockle DKL-DI-0001).", _sudo),
-        _trigger(
-            "add_instead_of_copy",
-            "Triggers for an ADD of local content where COPY would do (CIS 4.9, "
-            "Dockle CIS-DI-0009); the base image's root filesystem ADD is ignored.",
-            _add_instead_of_copy,
-        ),
+GATE = extension_gate(
+    "build_instructions",
+    "ci-gate extension: the build steps (the Dockerfile when given, else the image history).",
+    extension_trigger(
+        "add_remote_url",
+        "Triggers for an ADD of a remote URL (builds must not fetch from the internet; DISA CIDG 2.4).",
+        _add_remote_url,
+    ),
+    extension_trigger("pipe_to_shell", "Triggers for a RUN that pipes curl/wget output into a shell.", _pipe_to_shell),
+    extension_trigger(
+        "remote_fetch",
+        "Triggers for a RUN that downloads with curl/wget (Iron Bank: builds run offline).",
+        _remote_fetch,
+    ),
+    extension_trigger(
+        "update_alone",
+        "Triggers for a RUN that updates the package index without installing in the same step (CIS 4.7, Dockle "
+        "CIS-DI-0007).",
+        _update_alone,
+    ),
+    extension_trigger("sudo", "Triggers for a RUN that uses sudo (Dockle DKL-DI-0001).", _sudo),
+    extension_trigger(
+        "add_instead_of_copy",
+        "Triggers for an ADD of local content where COPY would do (CIS 4.9, Dockle CIS-DI-0009); the base image's "
+        "root filesystem ADD is ignored.",
+        _add_instead_of_copy,
     ),
 )

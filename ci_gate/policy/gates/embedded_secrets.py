@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ci_gate.model import SecretFinding
-from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import extension_gate, extension_trigger
+from ci_gate.policy.gates.interface import Fired, TriggerInput
 
 
 def _secrets(call: TriggerInput, where: str) -> Iterator[SecretFinding]:
@@ -60,36 +61,17 @@ def _deleted(call: TriggerInput) -> Iterator[Fired]:
         )
 
 
-GATE = GateSpec(
-    name="embedded_secrets",
-    description="ci-gate extension: secrets in ENV, build history, labels and deleted files.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="env",
-            description="Triggers for a secret in an environment variable of the image config.",
-            evaluate=_env,
-            extension=True,
-        ),
-        TriggerSpec(
-            name="history",
-            description="Triggers for a secret in the build history (RUN lines, ARG "
-            "values baked into history).",
-            evaluate=_history,
-            extension=True,
-        ),
-        TriggerSpec(
-            name="label",
-            description="Triggers for a secret in an image label.",
-            evaluate=_label,
-            extension=True,
-        ),
-        TriggerSpec(
-            name="deleted_file",
-            description="Triggers for a secret in a file that a later layer deleted "
-            "(it still ships in the image).",
-            evaluate=_deleted,
-            extension=True,
-        ),
+GATE = extension_gate(
+    "embedded_secrets",
+    "ci-gate extension: secrets in ENV, build history, labels and deleted files.",
+    extension_trigger("env", "Triggers for a secret in an environment variable of the image config.", _env),
+    extension_trigger(
+        "history", "Triggers for a secret in the build history (RUN lines, ARG values baked into history).", _history
+    ),
+    extension_trigger("label", "Triggers for a secret in an image label.", _label),
+    extension_trigger(
+        "deleted_file",
+        "Triggers for a secret in a file that a later layer deleted (it still ships in the image).",
+        _deleted,
     ),
 )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import extension_gate, extension_trigger
+from ci_gate.policy.gates.interface import Fired, TriggerInput
 
 
 def _missing(call: TriggerInput) -> Iterator[Fired]:
@@ -20,16 +21,8 @@ def _missing(call: TriggerInput) -> Iterator[Fired]:
         yield Fired(message="Image disables its HEALTHCHECK (HEALTHCHECK NONE)")
 
 
-GATE = GateSpec(
-    name="healthcheck",
-    description="ci-gate extension: the container health check declared in the image config.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="missing",
-            description="Triggers if the image config has no HEALTHCHECK, or HEALTHCHECK NONE.",
-            evaluate=_missing,
-            extension=True,
-        ),
-    ),
+GATE = extension_gate(
+    "healthcheck",
+    "ci-gate extension: the container health check declared in the image config.",
+    extension_trigger("missing", "Triggers if the image config has no HEALTHCHECK, or HEALTHCHECK NONE.", _missing),
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import extension_gate, extension_trigger
+from ci_gate.policy.gates.interface import Fired, ParameterSpec, TriggerInput
 
 
 def _required(call: TriggerInput) -> Iterator[Fired]:
@@ -14,25 +15,19 @@ def _required(call: TriggerInput) -> Iterator[Fired]:
             yield Fired(message=f"Required label {name} is missing or empty")
 
 
-GATE = GateSpec(
-    name="image_labels",
-    description="ci-gate extension: labels in the image config.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="required",
-            description="Triggers for each listed label that is missing or empty.",
-            evaluate=_required,
-            extension=True,
-            parameters=(
-                ParameterSpec(
-                    "labels",
-                    "CommaDelimitedStringList",
-                    "Label keys that must be present.",
-                    required=True,
-                    example="org.opencontainers.image.title,org.opencontainers.image.version",
-                ),
-            ),
+GATE = extension_gate(
+    "image_labels",
+    "ci-gate extension: labels in the image config.",
+    extension_trigger(
+        "required",
+        "Triggers for each listed label that is missing or empty.",
+        _required,
+        ParameterSpec(
+            "labels",
+            "CommaDelimitedStringList",
+            "Label keys that must be present.",
+            required=True,
+            example="org.opencontainers.image.title,org.opencontainers.image.version",
         ),
     ),
 )

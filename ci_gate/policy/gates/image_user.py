@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates._common import dockerfile_line, instructions, is_root_user
-from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import (
+    dockerfile_line,
+    extension_gate,
+    extension_trigger,
+    instructions,
+    is_root_user,
+)
+from ci_gate.policy.gates.interface import Fired, TriggerInput
 
 
 def _runs_as_root(call: TriggerInput) -> Iterator[Fired]:
@@ -27,18 +33,13 @@ def _runs_as_root(call: TriggerInput) -> Iterator[Fired]:
     yield Fired(message=message, dockerfile_line=line)
 
 
-GATE = GateSpec(
-    name="image_user",
-    description="ci-gate extension: the user the image runs as, from the image config, resolved through "
-    "/etc/passwd.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="runs_as_root",
-            description="Triggers if the image runs as root: User empty, root, 0, 0:0, root:root, or a name "
-            "whose /etc/passwd uid is 0.",
-            evaluate=_runs_as_root,
-            extension=True,
-        ),
+GATE = extension_gate(
+    "image_user",
+    "ci-gate extension: the user the image runs as, from the image config, resolved through /etc/passwd.",
+    extension_trigger(
+        "runs_as_root",
+        "Triggers if the image runs as root: User empty, root, 0, 0:0, root:root, or a name whose /etc/passwd "
+        "uid is 0.",
+        _runs_as_root,
     ),
 )

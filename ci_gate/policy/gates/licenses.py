@@ -9,6 +9,7 @@ from ci_gate.policy.gates.interface import (
     Fired,
     GateSpec,
     ParameterSpec,
+    TriggerFunction,
     TriggerInput,
     TriggerSpec,
 )
@@ -57,41 +58,29 @@ def _partial(call: TriggerInput) -> Iterator[Fired]:
     yield Fired(message="LICSUBMATCH Packages are installed that have blacklisted licenses: " + ", ".join(found))
 
 
+def _denylist(match: str, kind: str, evaluate: TriggerFunction, parameter_description: str, example: str
+              ) -> TriggerSpec:
+    """A denylist of licenses, matched `kind` (exact or substring) by `evaluate`; anchore-engine's v1 name
+    (`blacklist_…`) is accepted too."""
+    return TriggerSpec(
+        name=f"denylist_{match}_match",
+        aliases=(f"blacklist_{match}_match",),
+        description="Triggers if the evaluated image has a package installed with software distributed under the "
+        f"specified ({kind} match) license(s).",
+        evaluate=evaluate,
+        parameters=(
+            ParameterSpec("licenses", "CommaDelimitedStringList", parameter_description, required=True,
+                          example=example),
+        ),
+    )
+
+
 GATE = GateSpec(
     name="licenses",
     description="License checks against found software licenses in the container image",
     triggers=(
-        TriggerSpec(
-            name="denylist_exact_match",
-            aliases=("blacklist_exact_match",),
-            description="Triggers if the evaluated image has a package installed with software distributed "
-            "under the specified (exact match) license(s).",
-            evaluate=_exact,
-            parameters=(
-                ParameterSpec(
-                    "licenses",
-                    "CommaDelimitedStringList",
-                    "List of license names to deny exactly.",
-                    required=True,
-                    example="GPLv2+,GPL-3+,BSD-2-clause",
-                ),
-            ),
-        ),
-        TriggerSpec(
-            name="denylist_partial_match",
-            aliases=("blacklist_partial_match",),
-            description="Triggers if the evaluated image has a package installed with software distributed "
-            "under the specified (substring match) license(s).",
-            evaluate=_partial,
-            parameters=(
-                ParameterSpec(
-                    "licenses",
-                    "CommaDelimitedStringList",
-                    "List of strings to do substring match for the denylist.",
-                    required=True,
-                    example="LGPL,BSD",
-                ),
-            ),
-        ),
+        _denylist("exact", "exact", _exact, "List of license names to deny exactly.", "GPLv2+,GPL-3+,BSD-2-clause"),
+        _denylist("partial", "substring", _partial, "List of strings to do substring match for the denylist.",
+                  "LGPL,BSD"),
     ),
 )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import extension_gate, extension_trigger
+from ci_gate.policy.gates.interface import Fired, ParameterSpec, TriggerInput
 
 
 def _port_number(spec: str) -> int | None:
@@ -29,31 +30,16 @@ def _privileged(call: TriggerInput) -> Iterator[Fired]:
             yield Fired(message=f"Image exposes privileged port {spec} (below {below})")
 
 
-GATE = GateSpec(
-    name="network_ports",
-    description="ci-gate extension: ports exposed by the image config.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="privileged_ports",
-            description="Triggers for each exposed port below the `below` parameter (default 1024).",
-            evaluate=_privileged,
-            extension=True,
-            parameters=(
-                ParameterSpec(
-                    "below",
-                    "IntegerString",
-                    "Ports below this number are privileged.",
-                    example="1024",
-                    default="1024",
-                ),
-                ParameterSpec(
-                    "allowed_ports",
-                    "CommaDelimitedNumberList",
-                    "Privileged ports accepted anyway (a documented exception).",
-                    example="443",
-                ),
-            ),
-        ),
+GATE = extension_gate(
+    "network_ports",
+    "ci-gate extension: ports exposed by the image config.",
+    extension_trigger(
+        "privileged_ports",
+        "Triggers for each exposed port below the `below` parameter (default 1024).",
+        _privileged,
+        ParameterSpec("below", "IntegerString", "Ports below this number are privileged.", example="1024",
+                      default="1024"),
+        ParameterSpec("allowed_ports", "CommaDelimitedNumberList",
+                      "Privileged ports accepted anyway (a documented exception).", example="443"),
     ),
 )

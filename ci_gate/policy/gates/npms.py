@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import name_version_denylist
+from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
 
 
 def _versions(call: TriggerInput, package_type: str) -> dict[str, list[str]]:
@@ -18,16 +19,21 @@ def _versions(call: TriggerInput, package_type: str) -> dict[str, list[str]]:
     return call.context.memo(f"packages.{package_type}.versions", build)
 
 
-def named_denylist(call: TriggerInput, package_type: str, label: str) -> Iterator[Fired]:
+def named_denylist(name: str, description: str, package_type: str, label: str, name_help: str,
+                   version_help: str) -> TriggerSpec:
     """anchore-engine's npm/gem denylist: one fire per rule, for the name or the name and version."""
-    packages = _versions(call, package_type)
-    name = call.params["name"]
-    version = call.params.get("version")
-    if name in packages:
-        if version and version in packages[name]:
-            yield Fired(message=f"{label} Package is blacklisted: {name}-{version}")
-        elif version is None:
-            yield Fired(message=f"{label} Package is blacklisted: {name}")
+
+    def evaluate(call: TriggerInput) -> Iterator[Fired]:
+        packages = _versions(call, package_type)
+        name = call.params["name"]
+        version = call.params.get("version")
+        if name in packages:
+            if version and version in packages[name]:
+                yield Fired(message=f"{label} Package is blacklisted: {name}-{version}")
+            elif version is None:
+                yield Fired(message=f"{label} Package is blacklisted: {name}")
+
+    return name_version_denylist(name, description, evaluate, name_help, "time_diff", version_help, "0.2.9")
 
 
 def no_feed(call: TriggerInput) -> Iterator[Fired]:
@@ -38,10 +44,6 @@ def no_feed(call: TriggerInput) -> Iterator[Fired]:
 def feed_trigger(name: str, description: str) -> TriggerSpec:
     """A trigger on Anchore's packages feed: declared as Anchore does, it never fires here (no feed)."""
     return TriggerSpec(name=name, description=description, evaluate=no_feed, needs_feed=True)
-
-
-def _denylist(call: TriggerInput) -> Iterator[Fired]:
-    return named_denylist(call, "npm", "NPM")
 
 
 GATE = GateSpec(
@@ -62,20 +64,14 @@ GATE = GateSpec(
             "Triggers if an installed NPM version is not "
             "listed in the official NPM feed as a valid version.",
         ),
-        TriggerSpec(
-            name="denylisted_name_version",
-            aliases=("blacklisted_name_version",),
-            description="Triggers if the evaluated image has an NPM package installed that matches the name "
-            "and optionally a version specified in the parameters.",
-            evaluate=_denylist,
-            parameters=(
-                ParameterSpec(
-                    "name", "string", "Npm package name to deny.", required=True, example="time_diff"
-                ),
-                ParameterSpec(
-                    "version", "string", "Npm package version to deny specifically.", example="0.2.9"
-                ),
-            ),
+        named_denylist(
+            "denylisted_name_version",
+            "Triggers if the evaluated image has an NPM package installed that matches the name and optionally a "
+            "version specified in the parameters.",
+            "npm",
+            "NPM",
+            "Npm package name to deny.",
+            "Npm package version to deny specifically.",
         ),
         feed_trigger(
             "feed_data_unavailable",

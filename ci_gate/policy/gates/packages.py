@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ci_gate.ecosystems import version_scheme_of
-from ci_gate.policy.gates._common import CannotCompareVersions, compare_versions, could_not_compare, packages_by_name
+from ci_gate.policy.gates._common import (
+    CannotCompareVersions,
+    compare_versions,
+    could_not_compare,
+    name_version_denylist,
+    packages_by_name,
+)
 from ci_gate.policy.gates.files import full_path
 from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
 
@@ -164,18 +170,15 @@ GATE = GateSpec(
                 ),
             ),
         ),
-        TriggerSpec(
-            name="denylist",
-            aliases=("blacklist",),
-            description="Triggers if the evaluated image has a package installed that matches the named "
-            "package optionally with a specific version as well.",
-            evaluate=_denylist,
-            parameters=(
-                ParameterSpec(
-                    "name", "string", "Package name to deny.", required=True, example="openssh-server"
-                ),
-                ParameterSpec("version", "string", "Specific version of package to deny.", example="1.0.1"),
-            ),
+        name_version_denylist(
+            "denylist",
+            "Triggers if the evaluated image has a package installed that matches the named package optionally with "
+            "a specific version as well.",
+            _denylist,
+            "Package name to deny.",
+            "openssh-server",
+            "Specific version of package to deny.",
+            "1.0.1",
         ),
     ),
 )

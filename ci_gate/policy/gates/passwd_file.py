@@ -52,19 +52,27 @@ def _not_available(call: TriggerInput) -> Iterator[Fired]:
         )
 
 
-def _denylist(name: str, aliases: tuple[str, ...], what: str, index: int | None, description: str,
-              parameter: ParameterSpec) -> TriggerSpec:
+def _denylist(name: str, what: str, index: int | None, description: str, parameter: str, parameter_type: str,
+              parameter_description: str, example: str, aliases: tuple[str, ...] = (),
+              parameter_aliases: tuple[str, ...] = ()) -> TriggerSpec:
     """A denylist trigger: fires for each passwd entry whose field `index` (-1 the user name, None
-    the whole entry) is one of the parameter's values, with anchore-engine's message for `what`."""
+    the whole entry) is one of the values of its one required parameter, with anchore-engine's
+    message for `what`. anchore-engine's v1 name (`blacklist_…`) and any other `aliases` are accepted."""
 
     def evaluate(call: TriggerInput) -> Iterator[Fired]:
-        value = call.params[parameter.name]
+        value = call.params[parameter]
         denied = {value.strip()} if isinstance(value, str) else {str(item) for item in value}
         for matched, entry in _matches(call, denied, index):
             yield _fired(f"Blacklisted {what} '{matched}' found in image's /etc/passwd: pentry={entry}", entry)
 
-    return TriggerSpec(name=name, aliases=aliases, description=description, evaluate=evaluate,
-                       parameters=(parameter,))
+    return TriggerSpec(
+        name=name,
+        aliases=(name.replace("denylist_", "blacklist_", 1), *aliases),
+        description=description,
+        evaluate=evaluate,
+        parameters=(ParameterSpec(parameter, parameter_type, parameter_description, required=True,
+                                  aliases=parameter_aliases, example=example),),
+    )
 
 
 GATE = GateSpec(
@@ -76,77 +84,25 @@ GATE = GateSpec(
             description="Triggers if the /etc/passwd file is not present/stored in the evaluated image.",
             evaluate=_not_available,
         ),
-        _denylist(
-            "denylist_usernames",
-            ("blacklist_usernames",),
-            "user",
-            -1,
-            "Triggers if specified username is found in the /etc/passwd file",
-            ParameterSpec(
-                "user_names",
-                "CommaDelimitedStringList",
-                "List of usernames that will cause the trigger to fire if found in /etc/passwd.",
-                required=True,
-                aliases=("usernameblacklist",),
-                example="daemon,ftp",
-            ),
-        ),
-        _denylist(
-            "denylist_userids",
-            ("blacklist_userids",),
-            "uid",
-            1,
-            "Triggers if specified user id is found in the /etc/passwd file",
-            ParameterSpec(
-                "user_ids",
-                "CommaDelimitedNumberList",
-                "List of userids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
-                required=True,
-                aliases=("useridblacklist",),
-                example="0,1",
-            ),
-        ),
-        _denylist(
-            "denylist_groupids",
-            ("blacklist_groupids",),
-            "gid",
-            2,
-            "Triggers if specified group id is found in the /etc/passwd file",
-            ParameterSpec(
-                "group_ids",
-                "CommaDelimitedNumberList",
-                "List of groupids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
-                required=True,
-                example="999,20",
-            ),
-        ),
-        _denylist(
-            "denylist_shells",
-            ("blacklist_shells", "shellmatch"),
-            "shell",
-            5,
-            "Triggers if specified login shell for any user is found in the /etc/passwd file",
-            ParameterSpec(
-                "shells",
-                "CommaDelimitedStringList",
-                "List of shell commands to deny.",
-                required=True,
-                example="/bin/bash,/bin/zsh",
-            ),
-        ),
-        _denylist(
-            "denylist_full_entry",
-            ("blacklist_full_entry",),
-            "pentry",
-            None,
-            "Triggers if entire specified passwd entry is found in the /etc/passwd file.",
-            ParameterSpec(
-                "entry",
-                "string",
-                "Full entry to match in /etc/passwd.",
-                required=True,
-                example="ftp:x:14:50:FTP User:/var/ftp:/sbin/nologin",
-            ),
-        ),
+        _denylist("denylist_usernames", "user", -1, "Triggers if specified username is found in the /etc/passwd file",
+                  "user_names", "CommaDelimitedStringList",
+                  "List of usernames that will cause the trigger to fire if found in /etc/passwd.", "daemon,ftp",
+                  parameter_aliases=("usernameblacklist",)),
+        _denylist("denylist_userids", "uid", 1, "Triggers if specified user id is found in the /etc/passwd file",
+                  "user_ids", "CommaDelimitedNumberList",
+                  "List of userids (numeric) that will cause the trigger to fire if found in /etc/passwd.", "0,1",
+                  parameter_aliases=("useridblacklist",)),
+        _denylist("denylist_groupids", "gid", 2, "Triggers if specified group id is found in the /etc/passwd file",
+                  "group_ids", "CommaDelimitedNumberList",
+                  "List of groupids (numeric) that will cause the trigger to fire if found in /etc/passwd.",
+                  "999,20"),
+        _denylist("denylist_shells", "shell", 5,
+                  "Triggers if specified login shell for any user is found in the /etc/passwd file",
+                  "shells", "CommaDelimitedStringList", "List of shell commands to deny.", "/bin/bash,/bin/zsh",
+                  aliases=("shellmatch",)),
+        _denylist("denylist_full_entry", "pentry", None,
+                  "Triggers if entire specified passwd entry is found in the /etc/passwd file.",
+                  "entry", "string", "Full entry to match in /etc/passwd.",
+                  "ftp:x:14:50:FTP User:/var/ftp:/sbin/nologin"),
     ),
 )

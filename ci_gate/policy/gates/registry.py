@@ -34,38 +34,41 @@ from ci_gate.policy.gates import (
 )
 from ci_gate.policy.gates.interface import GateSpec
 
-_ANCHORE_GATE_MODULES = (
-    always,
-    dockerfile,
-    files,
-    licenses,
-    metadata,
-    npms,
-    packages,
-    passwd_file,
-    retrieved_files,
-    ruby_gems,
-    secret_scans,
-    vulnerabilities,
-    distro,
-    ancestry,
-    malware,
-    tag_drift,
+_GATES = tuple(
+    module.GATE
+    for module in (
+        # Anchore's gates, in the order of its documentation
+        always,
+        dockerfile,
+        files,
+        licenses,
+        metadata,
+        npms,
+        packages,
+        passwd_file,
+        retrieved_files,
+        ruby_gems,
+        secret_scans,
+        vulnerabilities,
+        distro,
+        ancestry,
+        malware,
+        tag_drift,
+        # ci-gate's extensions (GateSpec.extension)
+        image_user,
+        network_ports,
+        healthcheck,
+        image_labels,
+        ssh_daemon,
+        build_instructions,
+        embedded_secrets,
+        volumes,
+        accounts,
+        stig,
+    )
 )
-_EXTENSION_GATE_MODULES = (
-    image_user,
-    network_ports,
-    healthcheck,
-    image_labels,
-    ssh_daemon,
-    build_instructions,
-    embedded_secrets,
-    volumes,
-    accounts,
-    stig,
-)
-ANCHORE_GATES = tuple(module.GATE.name for module in _ANCHORE_GATE_MODULES)
-EXTENSION_GATES = tuple(module.GATE.name for module in _EXTENSION_GATE_MODULES)
+ANCHORE_GATES = tuple(spec.name for spec in _GATES if not spec.extension)
+EXTENSION_GATES = tuple(spec.name for spec in _GATES if spec.extension)
 
 END_OF_LIFE = {
     "anchoresec": "vulnerabilities",
@@ -88,7 +91,7 @@ END_OF_LIFE = {
 @cache
 def gates() -> dict[str, GateSpec]:
     """Gate name → spec, for every gate (ANCHORE_GATES, then EXTENSION_GATES)."""
-    return {module.GATE.name: module.GATE for module in _ANCHORE_GATE_MODULES + _EXTENSION_GATE_MODULES}
+    return {spec.name: spec for spec in _GATES}
 
 
 def gate(name: str) -> GateSpec | None:

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates.interface import GateSpec
 from ci_gate.policy.gates.npms import feed_trigger, named_denylist
-
-
-def _denylist(call: TriggerInput) -> Iterator[Fired]:
-    return named_denylist(call, "gem", "Gem")
-
 
 GATE = GateSpec(
     name="ruby_gems",
@@ -30,16 +23,14 @@ GATE = GateSpec(
             "Triggers if an installed GEM version is not "
             "listed in the official GEM feed as a valid version.",
         ),
-        TriggerSpec(
-            name="denylist",
-            aliases=("blacklist",),
-            description="Triggers if the evaluated image has a GEM package installed that matches the "
-            "specified name and version.",
-            evaluate=_denylist,
-            parameters=(
-                ParameterSpec("name", "string", "Gem name to deny.", required=True, example="time_diff"),
-                ParameterSpec("version", "string", "Optional version to deny specifically.", example="0.2.9"),
-            ),
+        named_denylist(
+            "denylist",
+            "Triggers if the evaluated image has a GEM package installed that matches the specified name and "
+            "version.",
+            "gem",
+            "Gem",
+            "Gem name to deny.",
+            "Optional version to deny specifically.",
         ),
         feed_trigger(
             "feed_data_unavailable",

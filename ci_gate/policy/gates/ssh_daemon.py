@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates._common import packages_by_name
+from ci_gate.policy.gates._common import extension_gate, extension_trigger, packages_by_name
 from ci_gate.policy.gates.files import full_path
-from ci_gate.policy.gates.interface import Fired, GateSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates.interface import Fired, TriggerInput
 
 SSH_PACKAGES = ("openssh-server", "openssh-server-pam", "dropbear", "dropbear-bin", "tinysshd", "tinyssh")
 SSH_BINARIES = (
@@ -38,17 +38,13 @@ def _present(call: TriggerInput) -> Iterator[Fired]:
             yield Fired(message=f"Image exposes the SSH port {spec}")
 
 
-GATE = GateSpec(
-    name="ssh_daemon",
-    description="ci-gate extension: an SSH server installed or exposed in the image.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="present",
-            description="Triggers for an SSH server package (openssh-server, dropbear, tinysshd), an sshd "
-            "binary, or port 22 exposed.",
-            evaluate=_present,
-            extension=True,
-        ),
+GATE = extension_gate(
+    "ssh_daemon",
+    "ci-gate extension: an SSH server installed or exposed in the image.",
+    extension_trigger(
+        "present",
+        "Triggers for an SSH server package (openssh-server, dropbear, tinysshd), an sshd binary, or port 22 "
+        "exposed.",
+        _present,
     ),
 )

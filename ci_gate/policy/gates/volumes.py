@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ci_gate.policy.gates.interface import Fired, GateSpec, ParameterSpec, TriggerInput, TriggerSpec
+from ci_gate.policy.gates._common import extension_gate, extension_trigger
+from ci_gate.policy.gates.interface import Fired, ParameterSpec, TriggerInput
 
 SENSITIVE = "/,/etc,/usr,/proc,/sys,/dev,/boot,/lib,/var/run/docker.sock,/run/docker.sock,/var/run,/run"
 
@@ -17,25 +18,13 @@ def _sensitive(call: TriggerInput) -> Iterator[Fired]:
             yield Fired(message=f"Image declares a VOLUME on the sensitive path {volume}", path=normalized)
 
 
-GATE = GateSpec(
-    name="volumes",
-    description="ci-gate extension: VOLUME declarations in the image config.",
-    extension=True,
-    triggers=(
-        TriggerSpec(
-            name="sensitive_path",
-            description="Triggers for a VOLUME on a sensitive path (system directories, the runtime socket).",
-            evaluate=_sensitive,
-            extension=True,
-            parameters=(
-                ParameterSpec(
-                    "paths",
-                    "CommaDelimitedStringList",
-                    "Sensitive paths.",
-                    example=SENSITIVE,
-                    default=SENSITIVE,
-                ),
-            ),
-        ),
+GATE = extension_gate(
+    "volumes",
+    "ci-gate extension: VOLUME declarations in the image config.",
+    extension_trigger(
+        "sensitive_path",
+        "Triggers for a VOLUME on a sensitive path (system directories, the runtime socket).",
+        _sensitive,
+        ParameterSpec("paths", "CommaDelimitedStringList", "Sensitive paths.", example=SENSITIVE, default=SENSITIVE),
     ),
 )
