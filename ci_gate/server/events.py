@@ -4,11 +4,11 @@ transaction of the change that caused it."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ci_gate.server.database import Connection
 from ci_gate.server.rows import ANALYSIS_FAILED
 
 EVENT_TYPES = {
@@ -23,7 +23,7 @@ EVENT_TYPES = {
 tag_update (only a notification), so that one is named after the engine's scheme."""
 
 
-def add_event(connection: sqlite3.Connection, account: str, notification_type: str, full_tag: str,
+def add_event(connection: Connection, account: str, notification_type: str, full_tag: str,
               details: Mapping[str, Any]) -> None:
     """Record one event for a tag (inside the caller's transaction). When the tag has an active subscription
     of this type, the event also enters the notification outbox in the same transaction, so an event is

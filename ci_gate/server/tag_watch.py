@@ -39,6 +39,7 @@ class TagWatcher(BackgroundLoop):
     """Runs the re-resolve pass every `interval` seconds and the evaluation follow-up more often."""
 
     thread_name = "ci-gate-tag-watch"
+    pass_seconds = property(lambda self: self.follow_up)
 
     def __init__(self, stores: Callable[[], Mapping[str, Store]], resolve: Callable[[str, str], None],
                  evaluate: Callable[[str, str, str], str], interval: float) -> None:
@@ -56,6 +57,8 @@ class TagWatcher(BackgroundLoop):
     def _run(self) -> None:
         next_full = time.monotonic() + self.interval
         while not self._stopping.wait(self.follow_up):
+            if not self.leading():
+                continue
             full = time.monotonic() >= next_full
             try:
                 if full:

@@ -92,6 +92,7 @@ class VulnWatcher(BackgroundLoop):
     """Polls the vulnerability store; on a change, records vuln_update (and policy_eval) events."""
 
     thread_name = "ci-gate-vuln-watch"
+    pass_seconds = property(lambda self: self.interval)
 
     def __init__(self, stores: Callable[[], Mapping[str, Store]], state_path: Path, vuln_db: Path | None,
                  reevaluate: Reevaluate, interval: float | None = None) -> None:
@@ -107,6 +108,8 @@ class VulnWatcher(BackgroundLoop):
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
+            if not self.leading():
+                continue
             try:
                 self.check_once()
             except Exception:  # a broken store must not end the watcher; the next poll tries again
