@@ -93,8 +93,8 @@ def parse_database_url(text: str | None) -> DatabaseUrl:
     if not text:
         return DEFAULT_DATABASE
     shown = redact_url(text)
-    expected = ("give --database postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or leave it out for SQLite "
-                "in --data-dir)")
+    expected = ("give --database postgresql://USER@HOST[:PORT]/DATABASE (USER:PASSWORD@ when the server wants a "
+                "password), or leave it out for SQLite in --data-dir")
     try:
         parts = urllib.parse.urlsplit(text)
         port = parts.port

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 from ci_gate.server import records
 from ci_gate.server.background import BackgroundLoop
+from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.service import CURRENT_ACCOUNT, Service
 from ci_gate.server.store import ANALYZED, Store
 
@@ -65,6 +66,8 @@ class TagWatcher(BackgroundLoop):
                     next_full = time.monotonic() + self.interval
                     self.resolve_all()
                 self.evaluate_all(only_new=not full)
+            except DatabaseUnavailable:  # PostgreSQL restarting: the next pass tries again
+                LOG.warning("%s waits for the database", self.thread_name)
             except Exception:  # a broken store must not end the watcher; the next pass tries again
                 LOG.exception("cannot check watched tags")
 

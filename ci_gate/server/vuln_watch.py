@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ci_gate.server import records, tag_watch
 from ci_gate.server.background import BackgroundLoop
+from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT, ANALYZED, Store, add_event
 
@@ -112,6 +113,8 @@ class VulnWatcher(BackgroundLoop):
                 continue
             try:
                 self.check_once()
+            except DatabaseUnavailable:  # PostgreSQL restarting: the next pass tries again
+                LOG.warning("%s waits for the database", self.thread_name)
             except Exception:  # a broken store must not end the watcher; the next poll tries again
                 LOG.exception("cannot check subscribed tags for vulnerability updates")
 

@@ -4,8 +4,9 @@
 port on 127.0.0.1, with its socket in that directory and fsync off (a test database need not
 survive a power cut). initdb refuses to run as root, and the tests run as root in CI, so the
 cluster belongs to an unprivileged user (`postgres`, created by the Debian package, else `nobody`)
-and every server process runs as that user (runuser). The superuser `ci_gate` logs in over TCP
-with a password (scram), so the URLs the tests use carry a password, as a deployment's would.
+and every server process runs as that user (setpriv, which execs: signals reach postgres itself).
+The superuser `ci_gate` logs in over TCP with a password (scram), so the URLs the tests use carry a
+password, as a deployment's would.
 
     with PostgresServer() as server:
         url = server.create_database()      # postgresql://ci_gate:...@127.0.0.1:PORT/test_...
@@ -95,7 +96,7 @@ class PostgresServer:
     def _as_server_user(self, argv: list[str]) -> list[str]:
         if self._user is None:
             return argv
-        return ["runuser", "-u", self._user.pw_name, "--", *argv]
+        return ["setpriv", f"--reuid={self._user.pw_uid}", f"--regid={self._user.pw_gid}", "--init-groups", *argv]
 
     def _initdb(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,7 @@ class PostgresServer:
             self._as_server_user([str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
                                   "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}",
                                   "--encoding=UTF8", "--locale=C", "--no-sync"]),
-            capture_output=True, text=True, check=False)
+            capture_output=True, text=True, check=False, cwd=self.base)
         password_file.unlink()
         if completed.returncode != 0:
             raise RuntimeError(f"initdb failed: {completed.stderr.strip() or completed.stdout.strip()}")
@@ -128,10 +129,10 @@ class PostgresServer:
             self._as_server_user([
                 str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
                 "-k", str(self.socket_dir), "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "fsync=off", "-c", "full_page_writes=off",
                 "-c", f"max_connections={self.max_connections}", "-c", "shared_buffers=32MB",
                 "-c", "logging_collector=off"]),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.base)
         log.close()
         self._wait_ready(timeout)
 

@@ -1,0 +1,117 @@
+"""`ci-gate serve --database postgresql://…` with `--role api|worker`: a real PostgreSQL server, a
+real registry, real serve processes. An API replica and a worker replica on different data dirs
+share everything through the database; a database restart gives API callers 503 (Anchore's error
+shape), never a crash, and both replicas carry on afterwards. A bad or unreachable --database is one
+line on stderr and exit 2, without the password."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import PostgresServer
+from tests.support.serve import PASSWORD, ServeProcess
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _serve_once(tmp_path: Path, database: str, *, via_environment: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ci_gate.cli", "serve", "--port", "1", "--data-dir", str(tmp_path / "data")]
+    environment = {**os.environ, "CI_GATE_ADMIN_PASSWORD": PASSWORD, "PYTHONPATH": str(REPOSITORY)}
+    if via_environment:
+        environment["CI_GATE_DATABASE"] = database
+    else:
+        command += ["--database", database]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment, check=False)
+
+
+@pytest.mark.parametrize(("database", "expected"), [
+    ("postgresql://ci:hunter2-secret@127.0.0.1:notaport/db", "is not a valid URL"),
+    ("mysql://ci:hunter2-secret@127.0.0.1/db", "is not a PostgreSQL URL"),
+    ("postgresql://ci:hunter2-secret@127.0.0.1:5432", "needs a host and a database name"),
+])
+def test_a_malformed_database_url_is_one_line_without_the_password(tmp_path: Path, database: str,
+                                                                    expected: str) -> None:
+    result = _serve_once(tmp_path, database)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert expected in lines[0] and "hunter2-secret" not in result.stderr + result.stdout
+    assert "give --database postgresql://USER@HOST[:PORT]/DATABASE" in lines[0]
+
+
+def test_an_unreachable_database_or_a_wrong_password_is_one_line_exit_2(tmp_path: Path,
+                                                                        postgres: PostgresServer) -> None:
+    from tests.support.serve import free_port
+
+    closed = f"postgresql://ci_gate:hunter2-secret@127.0.0.1:{free_port()}/nothing"
+    result = _serve_once(tmp_path, closed, via_environment=True)  # $CI_GATE_DATABASE
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ci-gate: error: cannot connect to the database postgresql://ci_gate:")
+    assert "hunter2-secret" not in result.stderr and "Traceback" not in result.stderr
+    wrong = postgres.url("postgres").replace(postgres.password, "hunter2-secret")
+    result = _serve_once(tmp_path, wrong)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "password authentication failed" in lines[0] and "hunter2-secret" not in result.stderr
+
+
+def test_api_and_worker_replicas_share_one_database_through_a_restart(
+        tmp_path: Path, postgres: PostgresServer, postgres_url: str, serve_vuln_db: Path,
+        pushed_images: list[tuple[str, str]]) -> None:
+    api = ServeProcess(tmp_path / "api", vuln_db=serve_vuln_db, extra_args=["--database", postgres_url,
+                                                                           "--role", "api"])
+    worker = ServeProcess(tmp_path / "worker", vuln_db=serve_vuln_db, extra_args=["--database", postgres_url,
+                                                                                  "--role", "worker",
+                                                                                  "--lease-seconds", "5"])
+    try:
+        api.start()
+        (tag_a, digest_a), (tag_b, digest_b) = pushed_images[0], pushed_images[1]
+        assert api.add_tag(tag_a).status_code == 200
+        time.sleep(3)  # the API replica analyses nothing
+        assert api.get(f"/v2/images/{digest_a}").json()["analysis_status"] == "not_analyzed"
+        worker.start()
+        assert worker.get("/v2/images").status_code == 404  # a worker serves no API
+        assert api.wait_status(digest_a)["analysis_status"] == "analyzed", worker.log()
+        check = api.get(f"/v2/images/{digest_a}/check", params={"tag": tag_a})
+        assert check.status_code == 200, check.text
+
+        postgres.stop()
+        try:
+            outage = api.get(f"/v2/images/{digest_a}")
+            assert outage.status_code == 503, outage.text
+            assert outage.json()["code"] == 503 and "retry" in outage.json()["message"]
+            assert outage.headers["Retry-After"]
+            assert api.get("/v1/images").json()["httpcode"] == 503  # v1 callers get the engine's shape
+            time.sleep(2)  # the worker polls the queue meanwhile, and must back off, not die
+        finally:
+            postgres.start()
+        assert api.process is not None and api.process.poll() is None
+        assert worker.process is not None and worker.process.poll() is None
+        deadline = time.monotonic() + 20
+        while api.get(f"/v2/images/{digest_a}").status_code != 200:
+            assert time.monotonic() < deadline, api.log()
+            time.sleep(0.2)
+        assert api.add_tag(tag_b).status_code == 200  # after the restart: queued by one, analysed by the other
+        assert api.wait_status(digest_b)["analysis_status"] == "analyzed", worker.log()
+        assert "Traceback" not in api.log() + worker.log()
+        counts = api.get("/status").json()["detail"]["analyses_by_digest"]
+        assert counts[digest_a] == 1 and counts[digest_b] == 1
+    finally:
+        api.stop()
+        worker.stop()
+        if not postgres.running:
+            postgres.start()
+
+
+def test_the_server_log_never_shows_the_database_password(tmp_path: Path, postgres_url: str) -> None:
+    with ServeProcess(tmp_path / "data", extra_args=["--database", postgres_url]) as server:
+        assert server.get("/health").status_code == 200
+        log = server.log()
+    password = postgres_url.split(":")[2].split("@")[0]
+    assert "database postgresql://ci_gate:***@127.0.0.1" in log and password not in log
