@@ -29,6 +29,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ DATABASE_VARIABLE = "CI_GATE_DATABASE"
 """The environment variable `--database` falls back to."""
 RECONNECT_SECONDS = 2.0
 """How long an operation waits for a lost PostgreSQL connection to come back before giving up (503)."""
+QUIET_SECONDS = 1.0
+"""After reconnecting failed, operations fail at once for this long (no pile of callers each waiting)."""
 CONNECT_TIMEOUT_SECONDS = 5
 SCHEMA_PREFIX = "ci_gate_"
 """PostgreSQL schema names: `ci_gate_accounts` (the account directory), `ci_gate_account_NAME` (an account)."""
@@ -237,6 +240,7 @@ class Database:
         self.schema = SCHEMA_PREFIX + namespace
         self._lock = threading.RLock()
         self._raw: Any = None
+        self._down_until = 0.0
         self._lock_key = _lock_key(self.schema)
         if self.dialect == SQLITE:
             self._raw = self._open_sqlite()
@@ -302,7 +306,13 @@ class Database:
             if self._raw is not None:
                 self._raw.close()
             self._raw = None
-            self._raw = self._open_postgres(wait=RECONNECT_SECONDS)
+            if time.monotonic() < self._down_until:
+                raise DatabaseUnavailable()
+            try:
+                self._raw = self._open_postgres(wait=RECONNECT_SECONDS)
+            except DatabaseUnavailable:
+                self._down_until = time.monotonic() + QUIET_SECONDS
+                raise
         return self._raw
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ci_gate.server import shapes
 from ci_gate.server.auth import AuthFailure, Principal
-from ci_gate.server.database import DatabaseUnavailable
+from ci_gate.server.database import SQLITE, DatabaseUnavailable
 from ci_gate.server.limits import (
     MAX_BODY_BYTES,
     BodyError,
@@ -125,7 +125,7 @@ def route(path: str, handler: Handler, methods: list[str], service: Service, pub
                 body = await read_body(request, MAX_BODY_BYTES, service.config.request_timeout)
             except BodyError as error:
                 return error_response(error.status, error.message, v1, headers={"Connection": "close"})
-        if inline:
+        if inline and service.config.database.dialect == SQLITE:  # a network database never on the event loop
             return dispatch(service, handler, principal, request, body)
         if registry:
             if service.registry_callers is None:  # created on the event loop, at first use
