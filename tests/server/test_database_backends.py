@@ -114,6 +114,15 @@ def test_state_lives_in_the_database(open_store: StoreFactory, backend: Database
     assert [row["status"] for row in history] == ["pass", "fail"]
 
 
+def test_each_account_has_tables_of_its_own(open_store: StoreFactory) -> None:
+    admin, team = open_store("admin"), open_store("team-b")
+    _queue(admin, DIGESTS[:2])
+    _queue(team, DIGESTS[2:3])
+    assert [r.digest for r in admin.list_images()] == DIGESTS[:2]
+    assert [r.digest for r in team.list_images()] == DIGESTS[2:3] and team.get_image(DIGESTS[0]) is None
+    assert team.claim_next().digest == DIGESTS[2] and team.claim_next() is None  # type: ignore[union-attr]
+
+
 def test_a_claim_whose_lease_ran_out_is_taken_over_and_cannot_finish(open_store: StoreFactory) -> None:
     slow = open_store(lease_seconds=1.0)
     fast = open_store(lease_seconds=1.0)

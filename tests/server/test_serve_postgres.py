@@ -10,10 +10,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.server import test_keys_and_races, test_queue
 from tests.support.postgres import PostgresServer
 from tests.support.serve import PASSWORD, ServeProcess
 
@@ -115,3 +118,49 @@ def test_the_server_log_never_shows_the_database_password(tmp_path: Path, postgr
         log = server.log()
     password = postgres_url.split(":")[2].split("@")[0]
     assert "database postgresql://ci_gate:***@127.0.0.1" in log and password not in log
+
+
+# --- the SQLite serve tests again, on PostgreSQL ------------------------------------------------------
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path, serve_vuln_db: Path, postgres_url: str) -> Iterator[ServeProcess]:
+    """As `fresh_server` (started by the test), with its state in a fresh PostgreSQL database."""
+    process = ServeProcess(tmp_path / "data", vuln_db=serve_vuln_db, extra_args=["--database", postgres_url])
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_concurrent_submissions_share_one_analysis_on_postgres(pg_server: ServeProcess,
+                                                               pushed_images: list[tuple[str, str]]) -> None:
+    test_queue.test_concurrent_submissions_of_one_digest_share_one_analysis(pg_server, pushed_images)
+
+
+def test_policy_races_leave_one_active_policy_on_postgres(pg_server: ServeProcess) -> None:
+    test_keys_and_races.test_activate_and_delete_racing_always_leave_exactly_one_active_policy(pg_server)
+
+
+def test_two_replicas_analyse_each_digest_once(tmp_path: Path, postgres_url: str, serve_vuln_db: Path,
+                                               pushed_images: list[tuple[str, str]]) -> None:
+    """Two full replicas (role all) on one database, every image submitted to both at once."""
+    replicas = [ServeProcess(tmp_path / f"replica-{n}", vuln_db=serve_vuln_db,
+                             extra_args=["--database", postgres_url]) for n in range(2)]
+    try:
+        for replica in replicas:
+            replica.start()
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda job: replicas[job % 2].add_tag(pushed_images[job % 4][0]), range(32)))
+        assert [a.status_code for a in answers] == [200] * 32
+        for _, digest in pushed_images:
+            assert replicas[1].wait_status(digest)["analysis_status"] == "analyzed"
+        counts = replicas[0].get("/status").json()["detail"]["analyses_by_digest"]
+        assert counts == {digest: 1 for _, digest in pushed_images}
+        events = replicas[1].get("/v2/events", params={"limit": 100}).json()["results"]
+        completed = [e for e in events if e["event"]["type"] == "user.image.analysis.completed"]
+        assert sorted(e["event"]["details"]["image_digest"] for e in completed) == sorted(
+            digest for _, digest in pushed_images)  # one analysis_update event per digest, from one replica
+    finally:
+        for replica in replicas:
+            replica.stop()
