@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_gate.server.database import DEFAULT_DATABASE, Database, DatabaseUrl
+from ci_gate.server.database import DEFAULT_DATABASE, Database, DatabaseUrl, insert_new
 from ci_gate.server.migrations import ACCOUNTS_MIGRATIONS
 from ci_gate.server.store import ACCOUNT, now_text
 
@@ -30,6 +30,7 @@ RESERVED = frozenset({ACCOUNT, "_api_key", "anchore-system", "accounts"})
 MIN_PASSWORD_LENGTH = 12
 VERIFIED_SECONDS = 300.0
 """A password that verified is not hashed again for this long (scrypt on every request would be slow)."""
+
 
 class AccountError(ValueError):
     """An account or user request that cannot be honoured: the HTTP status and a one-line message."""
@@ -85,9 +86,9 @@ class AccountDirectory:
         if not isinstance(email, str) or len(email) > 256:
             raise AccountError(400, "email must be a string of at most 256 characters")
         now = now_text()
-        if not self._insert("INSERT INTO accounts (name, email, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                            (name, email, now)):
-            raise AccountError(409, f"account {name!r} already exists")
+        with self._database.transaction() as connection:
+            if not insert_new(connection, "accounts", {"name": name, "email": email, "created_at": now}):
+                raise AccountError(409, f"account {name!r} already exists")
         return AccountRow(name, email, now)
 
     def add_user(self, account: str, username: object, password: object) -> str:
@@ -100,16 +101,11 @@ class AccountDirectory:
             raise AccountError(400, f"the password must be {MIN_PASSWORD_LENGTH} to 1024 characters long")
         salt = secrets.token_bytes(16)
         digest = _hash(password, salt)
-        if not self._insert("INSERT INTO users (username, account, salt, password_hash, created_at) VALUES "
-                            "(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (username, account, salt, digest, now_text())):
-            raise AccountError(409, f"user {username!r} already exists")
-        return username
-
-    def _insert(self, sql: str, parameters: tuple[object, ...]) -> bool:
-        """Insert one row unless its key exists (then False): one statement, so two replicas creating the
-        same name at once get one row and one 409."""
         with self._database.transaction() as connection:
-            return bool(connection.execute(sql, parameters).rowcount)
+            if not insert_new(connection, "users", {"username": username, "account": account, "salt": salt,
+                                                    "password_hash": digest, "created_at": now_text()}):
+                raise AccountError(409, f"user {username!r} already exists")
+        return username
 
     def verify(self, username: str, password: str) -> str | None:
         """The account of `username` when `password` is right; None otherwise."""

@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -431,6 +431,15 @@ def database_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         return errors
     return (*errors, psycopg.Error)
+
+
+def insert_new(connection: Connection, table: str, row: Mapping[str, Any]) -> bool:
+    """Insert `row` unless a row with its key exists; False then (a 409 for the caller). One statement, so
+    two replicas creating the same name at once get one row and one refusal."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    return bool(connection.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+                                   tuple(row.values())).rowcount)
 
 
 def filtered(sql: str, parameters: Sequence[Any], equal: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:

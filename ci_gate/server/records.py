@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ci_gate.errors import CiGateError, SourceError
-from ci_gate.server.database import filtered
+from ci_gate.server.database import filtered, insert_new
 from ci_gate.server.store import ACCOUNT, Store, add_event, now_text
 from ci_gate.sources.interface import SourceOptions
 
@@ -213,12 +213,11 @@ def add_subscription(store: Store, key: str, subscription_type: str, active: boo
     identifier = subscription_id(ACCOUNT, key, subscription_type)
     now = now_text()
     with store._transaction() as connection:
-        if connection.execute("SELECT 1 FROM subscriptions WHERE subscription_id = ?", (identifier,)).fetchone():
+        if not insert_new(connection, "subscriptions", {
+                "subscription_id": identifier, "account": ACCOUNT, "subscription_key": key,
+                "subscription_type": subscription_type, "subscription_value": value, "active": int(active),
+                "created_at": now, "last_updated": now}):
             return None
-        connection.execute(
-            "INSERT INTO subscriptions (subscription_id, account, subscription_key, subscription_type, "
-            "subscription_value, active, created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (identifier, ACCOUNT, key, subscription_type, value, int(active), now, now))
     return list_subscriptions(store, identifier=identifier)[0]
 
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ci_gate.server.database import DEFAULT_DATABASE, SQLITE, Connection, Database, DatabaseUrl
+from ci_gate.server.database import DEFAULT_DATABASE, SQLITE, Connection, Database, DatabaseUrl, insert_new
 from ci_gate.server.events import EVENT_TYPES, add_event  # noqa: F401 (re-exported)
 from ci_gate.server.keys import effective_status
 from ci_gate.server.migrations import STORE_MIGRATIONS
@@ -353,11 +353,10 @@ class Store:
         """Insert a key (its value only as a hash); None when the name is taken (409)."""
         now = now_text()
         with self._transaction() as connection:
-            if connection.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
+            if not insert_new(connection, "api_keys", {
+                    "name": name, "account": account, "description": description, "value_hash": key_hash(value),
+                    "expires_at": expires_at, "created_at": now, "updated_at": now}):
                 return None
-            connection.execute(
-                "INSERT INTO api_keys (name, account, description, value_hash, expires_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, account, description, key_hash(value), expires_at, now, now))
         return self.get_api_key(name, account)
 
     def list_api_keys(self, account: str = ACCOUNT) -> list[ApiKeyRow]:
