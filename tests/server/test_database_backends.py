@@ -112,6 +112,12 @@ def test_state_lives_in_the_database(open_store: StoreFactory, backend: Database
     assert due.event["notification_type"] == "policy_eval" and outbox.claim_due(store, 10) == []
     history = other._query("SELECT status FROM evaluation_history WHERE tag = ? ORDER BY seq", (tag,))
     assert [row["status"] for row in history] == ["pass", "fail"]
+    assert [r.digest for r in other.list_images(tag)] == DIGESTS[:1]  # LIKE ... ESCAPE on the tags column
+    assert [r.digest for r in other.images_for_tag(tag)] == DIGESTS[:1]
+    assert records.list_events(other, {"event_type": "user.checks.*"}, 1, 10)["item_count"] == 1
+    assert records.list_events(other, {"event_type": "user.image.*"}, 1, 10)["item_count"] == 0
+    assert len(records.delete_events(other, level="info")) == 1 and records.list_events(other, {}, 1, 10)[
+        "item_count"] == 0
 
 
 def test_each_account_has_tables_of_its_own(open_store: StoreFactory) -> None:
