@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -307,3 +308,59 @@ def test_the_queue_states_on_sqlite_resume_at_start(tmp_path: Path) -> None:
     record = again.get_image(DIGESTS[0])
     assert record is not None and record.analysis_status == NOT_ANALYZED and record.claimed_by is None
     again.close()
+
+
+_SENDER = """
+import sys, time
+from pathlib import Path
+from ci_gate.notify import outbox
+from ci_gate.notify.dispatcher import Dispatcher
+from ci_gate.server.database import parse_database_url
+from ci_gate.server.records import CredentialBox
+from ci_gate.server.store import Store
+store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
+box = CredentialBox("admin-password-for-test")
+dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=("127.0.0.1",))
+print("ready", flush=True)
+sys.stdin.readline()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    dispatcher.pass_once()
+    if all(d["state"] == outbox.DELIVERED for d in outbox.list_deliveries(store, limit=1000)):
+        break
+    time.sleep(0.01)
+dispatcher.stop()
+"""
+
+
+def test_two_replicas_send_each_notification_once(postgres_url: str, tmp_path: Path, receivers: list[Any]) -> None:
+    from tests.notify.receivers import start_receiver
+
+    hook = start_receiver(receivers, "webhook")
+    store = Store(tmp_path / "events", parse_database_url(postgres_url))
+    box = records.CredentialBox("admin-password-for-test")
+    save_endpoint(store, box, Endpoint(endpoint_id="hook", kind="webhook", name="hook",
+                                       settings={"url": hook.url + "/hook", "format": "v1", "verify_tls": True},
+                                       notification_types=("tag_update",)), "2024-01-01T00:00:00Z")
+    tags = [f"127.0.0.1:5000/moving{n}:latest" for n in range(60)]  # more than one pass claims
+    for tag in tags:
+        records.initialise_subscriptions(store, tag, ("tag_update",))
+        store.add_image(DIGESTS[0], f"127.0.0.1:5000/x@{DIGESTS[0]}", tag, {}, None, force=False)
+        store.add_image(DIGESTS[1], f"127.0.0.1:5000/x@{DIGESTS[1]}", tag, {}, None, force=False)  # tag_update
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    senders = [subprocess.Popen([sys.executable, "-c", _SENDER, postgres_url, str(tmp_path / f"sender-{n}")],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=environment) for n in range(2)]
+    for sender in senders:
+        assert sender.stdout is not None and sender.stdout.readline().strip() == "ready", sender.stderr
+    for sender in senders:
+        assert sender.stdin is not None
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
+    for sender in senders:
+        _, err = sender.communicate(timeout=120)
+        assert sender.returncode == 0, err
+    keys = [received.key for received in hook.received]
+    assert len(keys) == len(tags) and len(set(keys)) == len(tags)  # every notification sent, none twice
+    assert {d["state"] for d in outbox.list_deliveries(store)} == {outbox.DELIVERED}
+    store.close()
