@@ -6,11 +6,12 @@ differences are kept here and nowhere else:
 
 - placeholders: `?` is rewritten to psycopg's `%s` (`_postgres_sql`);
 - column types in the schema: BLOB, REAL and an autoincrement key (`schema_sql`);
-- row locks: `SKIP_LOCKED` is `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite, where a
+- the clock leases are judged by: the database server's (`clock`);
+- row locks: `skip_locked()` is `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite, where a
   write transaction (`BEGIN IMMEDIATE`) already holds the whole database;
 - serialised writes: an exclusive transaction takes `pg_advisory_xact_lock` on the namespace, so
   check-then-insert code behaves on PostgreSQL as under SQLite's database lock (queue claims use
-  row locks instead and do not serialise);
+  row locks instead and do not serialise; `for_update` locks a row a transaction will change);
 - namespaces: an account's tables are a file of their own on SQLite and a schema of their own on
   PostgreSQL (isolation stays structural, never a WHERE clause);
 - migrations: versions recorded in `schema_migrations`, applied once under `pg_advisory_lock`
@@ -261,6 +262,14 @@ class Database:
         if self.dialect != POSTGRESQL:
             return ""
         return f" FOR UPDATE OF {of} SKIP LOCKED" if of else " FOR UPDATE SKIP LOCKED"
+
+    @property
+    def clock(self) -> str:
+        """SQL for the database server's clock in epoch seconds: leases are set and judged by one clock,
+        so replicas on machines whose clocks disagree still agree on when a lease ran out."""
+        if self.dialect == POSTGRESQL:
+            return "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
+        return "((julianday('now') - 2440587.5) * 86400.0)"
 
     @property
     def for_update(self) -> str:

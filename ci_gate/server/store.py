@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -164,16 +163,17 @@ class Store:
 
     def claim_next(self) -> ImageRecord | None:
         """Claim the oldest queued image (or one whose lease ran out) for this replica: `analyzing`, with a
-        lease until now + lease_seconds; None when there is nothing to do. Rows other replicas hold
-        locked are skipped (PostgreSQL), so concurrent claims never wait for or take the same digest."""
-        now_clock = time.time()
+        lease until now + lease_seconds by the database's clock; None when there is nothing to do. Rows
+        other replicas hold locked are skipped (PostgreSQL), so concurrent claims never wait for or take
+        the same digest."""
         now = now_text()
         claim = f"{REPLICA_ID}/{uuid.uuid4().hex[:8]}"
+        clock = self.database.clock
         with self._transaction(exclusive=False) as connection:
             row = connection.execute(
-                "SELECT * FROM images WHERE analysis_status = ? OR (analysis_status = ? AND lease_expires < ?) "
+                f"SELECT * FROM images WHERE analysis_status = ? OR (analysis_status = ? AND lease_expires < {clock}) "
                 "ORDER BY last_updated, digest LIMIT 1" + self.database.skip_locked(),
-                (NOT_ANALYZED, ANALYZING, now_clock)).fetchone()
+                (NOT_ANALYZED, ANALYZING)).fetchone()
             if row is None:
                 return None
             history = json.loads(row["status_history"])
@@ -182,9 +182,9 @@ class Store:
             history.append(_change(NOT_ANALYZED, ANALYZING, now, "worker"))
             connection.execute(
                 "UPDATE images SET analysis_status = ?, status_history = ?, analysis_count = analysis_count + 1, "
-                "claimed_by = ?, lease_expires = ?, last_updated = ?, record_version = record_version + 1 "
+                f"claimed_by = ?, lease_expires = {clock} + ?, last_updated = ?, record_version = record_version + 1 "
                 "WHERE digest = ?",
-                (ANALYZING, json.dumps(history), claim, now_clock + self.lease_seconds, now, row["digest"]))
+                (ANALYZING, json.dumps(history), claim, self.lease_seconds, now, row["digest"]))
             claimed = self._image_from_row(connection.execute("SELECT * FROM images WHERE digest = ?",
                                                               (row["digest"],)).fetchone())
         self.counters.analyses_started += 1
@@ -195,8 +195,8 @@ class Store:
         """The heartbeat of a running analysis: extend its lease; False when the claim no longer holds it."""
         with self._transaction(exclusive=False) as connection:
             return bool(connection.execute(
-                "UPDATE images SET lease_expires = ? WHERE digest = ? AND claimed_by = ? AND analysis_status = ?",
-                (time.time() + self.lease_seconds, digest, claim, ANALYZING)).rowcount)
+                f"UPDATE images SET lease_expires = {self.database.clock} + ? WHERE digest = ? AND claimed_by = ? "
+                "AND analysis_status = ?", (self.lease_seconds, digest, claim, ANALYZING)).rowcount)
 
     def finish(self, digest: str, analysis: Mapping[str, Any] | None, failure_reason: str = "",
                metadata: Mapping[str, Any] | None = None, claim: str | None = None) -> bool:
@@ -253,14 +253,15 @@ class Store:
     def hold_lease(self, name: str, seconds: float | None = None, holder: str = REPLICA_ID) -> bool:
         """Take or renew the named lease (work one replica does at a time, such as the watchers) for
         `seconds` (default lease_seconds); False while another holder's lease runs."""
-        now = time.time()
+        clock = self.database.clock
         with self._transaction() as connection:
-            row = connection.execute("SELECT holder, expires FROM leases WHERE name = ?", (name,)).fetchone()
-            if row is not None and row["holder"] != holder and row["expires"] >= now:
+            row = connection.execute(f"SELECT holder, expires >= {clock} AS running FROM leases WHERE name = ?",
+                                     (name,)).fetchone()
+            if row is not None and row["holder"] != holder and row["running"]:
                 return False
-            connection.execute("INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?) ON CONFLICT (name) "
-                               "DO UPDATE SET holder = excluded.holder, expires = excluded.expires",
-                               (name, holder, now + (seconds or self.lease_seconds)))
+            connection.execute(f"INSERT INTO leases (name, holder, expires) VALUES (?, ?, {clock} + ?) "
+                               "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires",
+                               (name, holder, seconds or self.lease_seconds))
         return True
 
     def analysis_document(self, digest: str) -> dict[str, Any] | None:
