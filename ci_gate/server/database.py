@@ -176,6 +176,15 @@ def _postgres_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def schema_name(namespace: str) -> str:
+    """The PostgreSQL schema of a namespace. PostgreSQL cuts identifiers at 63 bytes, which would map
+    two long account names to one schema: a long name is shortened with a hash of the whole instead."""
+    name = SCHEMA_PREFIX + namespace
+    if len(name.encode()) <= 63:
+        return name
+    return f"{name[:40]}_{hashlib.sha256(namespace.encode()).hexdigest()[:16]}"
+
+
 def _lock_key(name: str) -> int:
     """A stable signed 64-bit advisory lock key for a namespace."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -238,22 +247,13 @@ class Database:
         self.location = location
         self.dialect = location.dialect
         self.path = path
-        self.schema = SCHEMA_PREFIX + namespace
+        self.schema = schema_name(namespace)
         self._lock = threading.RLock()
         self._raw: Any = None
         self._down_until = 0.0
         self._lock_key = _lock_key(self.schema)
-        if self.dialect == SQLITE:
-            self._raw = self._open_sqlite()
-        else:
-            import psycopg
-
-            self.integrity_errors = (sqlite3.IntegrityError, psycopg.IntegrityError)
-            self._raw = self._open_postgres(wait=0.0)
+        self._raw = self._open_sqlite() if self.dialect == SQLITE else self._open_postgres(wait=0.0)
         self._migrate(migrations)
-
-    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
-    """What a unique or primary key violation raises."""
 
     def skip_locked(self, of: str = "") -> str:
         """Appended to a queue SELECT: rows other replicas are claiming are skipped, not waited for
@@ -298,6 +298,8 @@ class Database:
             raw = psycopg.connect(self.location.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                   row_factory=_row_factory)
             raw.execute(f'SET search_path TO "{self.schema}"')
+            # A replica that stalls inside a transaction (a lost network) must not hold its locks for ever.
+            raw.execute("SET idle_in_transaction_session_timeout = '60s'")
             return raw
 
         try:

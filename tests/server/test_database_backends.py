@@ -130,6 +130,15 @@ def test_each_account_has_tables_of_its_own(open_store: StoreFactory) -> None:
     assert team.claim_next().digest == DIGESTS[2] and team.claim_next() is None  # type: ignore[union-attr]
 
 
+def test_long_account_names_keep_schemas_of_their_own() -> None:
+    from ci_gate.server.database import schema_name
+
+    first, second = "a" * 60 + "-one", "a" * 60 + "-two"
+    assert schema_name(first) != schema_name(second)
+    assert all(len(schema_name(name).encode()) <= 63 for name in (first, second))
+    assert schema_name("account_admin") == "ci_gate_account_admin"
+
+
 def test_a_claim_whose_lease_ran_out_is_taken_over_and_cannot_finish(open_store: StoreFactory) -> None:
     slow = open_store(lease_seconds=1.0)
     fast = open_store(lease_seconds=1.0)
