@@ -165,7 +165,8 @@ class WorkerPool:
                 delay = min(MAX_BACKOFF_SECONDS, delay * 2)
                 continue
             if not recorded:
-                LOG.warning("not recording the analysis of %s: its lease was taken over (or it was deleted)",
+                LOG.warning("not recording the analysis of %s: this claim no longer holds it (its lease was taken "
+                            "over, the image was deleted, or it was recorded just before a lost connection)",
                             record.digest)
             return recorded
 
