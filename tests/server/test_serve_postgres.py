@@ -6,19 +6,26 @@ line on stderr and exit 2, without the password."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.server import test_keys_and_races, test_queue
+from ci_gate.vulns.importers.osv import import_paths
+from tests.server import test_keys_and_races, test_queue, test_vuln_watch
+from tests.support.drift_images import build_drift_images
+from tests.support.oci import push
 from tests.support.postgres import PostgresServer
+from tests.support.registry import RegistryServer
 from tests.support.serve import PASSWORD, ServeProcess
+from tests.watch.conftest import osv_record
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -161,6 +168,44 @@ def test_two_replicas_analyse_each_digest_once(tmp_path: Path, postgres_url: str
         completed = [e for e in events if e["event"]["type"] == "user.image.analysis.completed"]
         assert sorted(e["event"]["details"]["image_digest"] for e in completed) == sorted(
             digest for _, digest in pushed_images)  # one analysis_update event per digest, from one replica
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def test_two_replicas_record_a_vulnerability_update_once(tmp_path: Path, postgres_url: str,
+                                                         registry: RegistryServer) -> None:
+    """Both replicas run the vulnerability watcher, on the same store; only the lease holder makes passes,
+    so an import that adds a CVE to the subscribed image is one vuln_update and one policy_eval."""
+    images = build_drift_images(tmp_path / "images")  # app:2 has curl
+    tag = push(images.app_v2_image, registry.host, f"vulnwatch/fleet-{uuid.uuid4().hex[:8]}:2")
+    vuln_db = tmp_path / "vulns.sqlite"
+    unrelated = tmp_path / "osv0" / "DLA-0000-1.json"
+    unrelated.parent.mkdir()
+    unrelated.write_text(json.dumps(osv_record("DLA-0000-1", "glibc", "2.36-9+deb12u4")))
+    import_paths([unrelated], vuln_db)
+    replicas = [ServeProcess(tmp_path / f"replica-{n}", vuln_db=vuln_db, extra_args=["--database", postgres_url],
+                             environment={"CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) for n in range(2)]
+    try:
+        for replica in replicas:
+            replica.start()
+        first, second = replicas
+        test_vuln_watch._watch(first.session, first.url, tag, images.app_v2_image.manifest_digest, first)
+        states = [replica.data_dir / "vuln-watch.sqlite" for replica in replicas]
+        test_vuln_watch._wait(lambda: sum(test_vuln_watch._indexed(state) for state in states) == 1,
+                              "the baseline, on one replica", first)
+        time.sleep(1.0)  # polls of both replicas: a second watcher would have its baseline by now
+        delta = tmp_path / "delta" / "DSA-9999-1.json"
+        delta.parent.mkdir()
+        delta.write_text(json.dumps(osv_record("DSA-9999-1", "curl", "7.88.1-10+deb12u5")))
+        import_paths([delta], vuln_db)
+        test_vuln_watch._wait(lambda: test_vuln_watch._events(second.session, second.url,
+                                                              test_vuln_watch.POLICY_EVAL), "the policy_eval", second)
+        time.sleep(1.5)  # both replicas keep polling the changed store: neither may record it again
+        updates = test_vuln_watch._events(second.session, second.url, test_vuln_watch.VULN_UPDATE)
+        flips = test_vuln_watch._events(first.session, first.url, test_vuln_watch.POLICY_EVAL)
+        assert len(updates) == 1 and len(flips) == 1, (updates, flips)
+        assert [state.exists() for state in states].count(True) == 1  # only the lease holder ever made a pass
     finally:
         for replica in replicas:
             replica.stop()
