@@ -236,8 +236,10 @@ class _PostgresConnection:
 
 
 class Database:
-    """One namespace of the serve database (an account's tables, or the account directory) over one
-    connection guarded by a lock: every statement is short, and analyses run outside it.
+    """One namespace of the serve database (an account's tables, or the account directory). On SQLite one
+    connection guarded by a lock (every statement is short; analyses run outside it); on PostgreSQL a
+    connection for transactions and one for reads, so a status poll never waits behind a write
+    transaction that waits for another replica's lock.
 
     `path` is the namespace's SQLite file (also a stable name for caches on PostgreSQL); `namespace`
     names its PostgreSQL schema.
@@ -248,12 +250,23 @@ class Database:
         self.dialect = location.dialect
         self.path = path
         self.schema = schema_name(namespace)
-        self._lock = threading.RLock()
-        self._raw: Any = None
+        self._locks = {"write": threading.RLock(), "read": threading.RLock()}
+        self._lock = self._locks["write"]
+        self._links: dict[str, Any] = {"write": None, "read": None}
+        self._read_slot = "write" if self.dialect == SQLITE else "read"
         self._down_until = 0.0
         self._lock_key = _lock_key(self.schema)
         self._raw = self._open_sqlite() if self.dialect == SQLITE else self._open_postgres(wait=0.0)
         self._migrate(migrations)
+
+    @property
+    def _raw(self) -> Any:
+        """The connection transactions use."""
+        return self._links["write"]
+
+    @_raw.setter
+    def _raw(self, raw: Any) -> None:
+        self._links["write"] = raw
 
     def skip_locked(self, of: str = "") -> str:
         """Appended to a queue SELECT: rows other replicas are claiming are skipped, not waited for
@@ -311,26 +324,26 @@ class Database:
             raise DatabaseUnavailable() from None
         raise DatabaseUnavailable()  # unreachable: Retrying either returns or re-raises
 
-    def _connection(self) -> Any:
-        """The live connection (re-opened after a PostgreSQL restart). Called under the lock."""
-        if self.dialect == POSTGRESQL and (self._raw is None or self._raw.closed or self._raw.broken):
-            if self._raw is not None:
-                self._raw.close()
-            self._raw = None
+    def _connection(self, slot: str = "write") -> Any:
+        """The live connection of `slot` (re-opened after a PostgreSQL restart). Called under its lock."""
+        raw = self._links[slot]
+        if self.dialect == POSTGRESQL and (raw is None or raw.closed or raw.broken):
+            self._drop(slot)
             if time.monotonic() < self._down_until:
                 raise DatabaseUnavailable()
             try:
-                self._raw = self._open_postgres(wait=RECONNECT_SECONDS)
+                self._links[slot] = self._open_postgres(wait=RECONNECT_SECONDS)
             except DatabaseUnavailable:
                 self._down_until = time.monotonic() + QUIET_SECONDS
                 raise
-        return self._raw
+        return self._links[slot]
 
     def close(self) -> None:
-        with self._lock:
-            if self._raw is not None:
-                self._raw.close()
-                self._raw = None
+        for slot, lock in self._locks.items():
+            with lock:
+                if self._links[slot] is not None:
+                    self._links[slot].close()
+                    self._links[slot] = None
 
     # --- statements ------------------------------------------------------------------------------
 
@@ -358,10 +371,10 @@ class Database:
                 self._drop()
         raise DatabaseUnavailable()
 
-    def _drop(self) -> None:
-        if self._raw is not None and self.dialect == POSTGRESQL:
-            self._raw.close()
-            self._raw = None
+    def _drop(self, slot: str = "write") -> None:
+        if self._links[slot] is not None and self.dialect == POSTGRESQL:
+            self._links[slot].close()
+            self._links[slot] = None
 
     @contextmanager
     def transaction(self, exclusive: bool = True) -> Iterator[Connection]:
@@ -386,13 +399,14 @@ class Database:
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         """A read outside a transaction (retried once on a fresh connection when the old one was lost)."""
-        with self._lock:
+        slot = self._read_slot
+        with self._locks[slot]:
             for attempt in (1, 2):
-                connection = self._wrap(self._connection())
+                connection = self._wrap(self._connection(slot))
                 try:
                     return list(connection.execute(sql, parameters))
                 except DatabaseUnavailable:
-                    self._drop()
+                    self._drop(slot)
                     if attempt == 2:
                         raise
         raise DatabaseUnavailable()
