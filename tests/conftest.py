@@ -62,8 +62,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """A docker-registry with htpasswd basic auth; `.host`, `.username`, `.password`, `.auth_file`."""
+    # Never starting with "-": anchore-cli takes the password as an argument and would read it as an option.
     server = RegistryServer(tmp_path_factory.mktemp("auth-registry"), username="ciuser",
-                            password=secrets.token_urlsafe(12))
+                            password="p" + secrets.token_urlsafe(12))
     with server:
         yield server
 
