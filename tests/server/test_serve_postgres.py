@@ -54,6 +54,14 @@ def test_a_malformed_database_url_is_one_line_without_the_password(tmp_path: Pat
     assert "give --database postgresql://USER@HOST[:PORT]/DATABASE" in lines[0]
 
 
+def test_an_unknown_role_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "ci_gate.cli", "serve", "--role", "analyzer", "--data-dir",
+                             str(tmp_path / "data")], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "CI_GATE_ADMIN_PASSWORD": PASSWORD, "PYTHONPATH": str(REPOSITORY)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["ci-gate: error: --role must be api, worker or all, not 'analyzer'"]
+
+
 def test_an_unreachable_database_or_a_wrong_password_is_one_line_exit_2(tmp_path: Path,
                                                                         postgres: PostgresServer) -> None:
     from tests.support.serve import free_port
