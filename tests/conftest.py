@@ -24,6 +24,7 @@ if str(REPOSITORY_ROOT) not in sys.path:
 
 from tests.support.debian import DebianImages, build_app_layer, build_debian_images, build_rootfs_tar  # noqa: E402
 from tests.support.oci import OciImage  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 from tests.support.syft import run_syft_json  # noqa: E402
 from tests.support.tiny import build_tiny_image  # noqa: E402
@@ -61,8 +62,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """A docker-registry with htpasswd basic auth; `.host`, `.username`, `.password`, `.auth_file`."""
+    # Never starting with "-": anchore-cli takes the password as an argument and would read it as an option.
     server = RegistryServer(tmp_path_factory.mktemp("auth-registry"), username="ciuser",
-                            password=secrets.token_urlsafe(12))
+                            password="p" + secrets.token_urlsafe(12))
     with server:
         yield server
 
@@ -125,6 +127,26 @@ def tiny_oci(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
 def syft_json() -> Callable[..., dict[str, Any]]:
     """`syft_json(ref, env=None) -> dict`: the real syft's JSON for a syft-style reference."""
     return run_syft_json
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (tests/support/postgres.py); a test takes
+    a fresh database with `postgres.create_database()` and may `restart()` the server."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    if not postgres.running:  # a test that stopped it and failed before starting it again
+        postgres.start()
+    return postgres.create_database()
 
 
 @pytest.fixture

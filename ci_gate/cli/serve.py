@@ -73,6 +73,16 @@ def serve(
                      "(repeatable; HOST allows every port, '*' any host; default: $CI_GATE_ALLOW_NOTIFY_HOSTS, "
                      "comma-separated; the --notifications-config hosts always may)."),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", envvar="CI_GATE_DATABASE", show_envvar=False, show_default=False,
+                     help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB: keep all state in PostgreSQL, shared by "
+                     "any number of replicas (default: SQLite in --data-dir; $CI_GATE_DATABASE)."),
+    ] = None,
+    role: Annotated[str, typer.Option("--role", help="api (HTTP only), worker (analysis, watchers, "
+                                      "notifications; /health only) or all.")] = "all",
+    lease_seconds: Annotated[float, typer.Option("--lease-seconds", min=2.0, help="Seconds a replica's claim on "
+                             "an analysis lasts without its heartbeat before another replica takes it over.")] = 30.0,
 ) -> None:
     """Serve the Anchore v2/v1 API subset CI clients use (add, wait, check, vuln, policies) on this engine."""
     password = os.environ.get(PASSWORD_VARIABLE, "")
@@ -86,6 +96,12 @@ def serve(
         raise UsageError("ci-gate serve needs the server extra: pip install 'ci-gate[server]'") from None
     from ci_gate.cli.options import source_options
     from ci_gate.server.app import ServerConfig
+    from ci_gate.server.database import check_reachable, parse_database_url
+
+    if role not in ("api", "worker", "all"):
+        raise UsageError(f"--role must be api, worker or all, not {role[:40]!r}")
+    location = parse_database_url(database)
+    check_reachable(location)
     from ci_gate.vulns.store import check_store_file, locate
 
     store_path, origin = locate(vuln_db)
@@ -102,7 +118,8 @@ def serve(
                           registry_deadline=registry_timeout, tls_cert=tls_cert, tls_key=tls_key,
                           admission_config=admission_config, watch_interval=watch_interval,
                           notifications_config=notifications_config,
-                          allowed_notify_hosts=_notify_hosts(allow_notify_host))
+                          allowed_notify_hosts=_notify_hosts(allow_notify_host), database=location, role=role,
+                          lease_seconds=lease_seconds)
     _check_tls(tls_cert, tls_key)
     run_server(config, host, port)
 

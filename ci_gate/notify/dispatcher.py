@@ -18,6 +18,7 @@ from typing import Any
 from ci_gate.notify import hosts, outbox
 from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
+from ci_gate.server.database import DatabaseUnavailable
 
 LOG = logging.getLogger("ci_gate.notify")
 
@@ -83,6 +84,9 @@ class Dispatcher:
         while not self._stopping.is_set():
             try:
                 busy = self.pass_once()
+            except DatabaseUnavailable:  # PostgreSQL restarting: the next pass tries again
+                LOG.warning("notification delivery waits for the database")
+                busy = False
             except Exception:  # a broken store must not end the thread; the next pass tries again
                 LOG.exception("notification delivery pass failed")
                 busy = False

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from ci_gate.server.database import filtered
+
 NOTIFICATION_TYPES = ("tag_update", "policy_eval", "vuln_update", "analysis_update")
 KINDS = ("webhook", "slack", "teams", "jira", "github", "email")
 SECRET_FIELDS = ("secret", "password", "token", "url")
@@ -165,21 +167,18 @@ def save_endpoint(store: Any, box: CredentialSealer, endpoint: Endpoint, now: st
         row = connection.execute("SELECT created_at FROM notification_endpoints WHERE endpoint_id = ?",
                                  (endpoint.endpoint_id,)).fetchone()
         connection.execute(
-            "INSERT OR REPLACE INTO notification_endpoints (endpoint_id, kind, name, enabled, settings, sealed, "
-            "created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notification_endpoints (endpoint_id, kind, name, enabled, settings, sealed, created_at, "
+            "last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint_id) DO UPDATE SET "
+            "kind = excluded.kind, name = excluded.name, enabled = excluded.enabled, settings = excluded.settings, "
+            "sealed = excluded.sealed, last_updated = excluded.last_updated",
             (endpoint.endpoint_id, endpoint.kind, endpoint.name, int(endpoint.enabled), json.dumps(settings), sealed,
              row["created_at"] if row is not None else now, now))
 
 
 def list_endpoints(store: Any, box: CredentialSealer | None, kind: str | None = None,
                    endpoint_id: str | None = None) -> list[Endpoint]:
-    sql, parameters = "SELECT * FROM notification_endpoints WHERE 1", []
-    if kind:
-        sql += " AND kind = ?"
-        parameters.append(kind)
-    if endpoint_id:
-        sql += " AND endpoint_id = ?"
-        parameters.append(endpoint_id)
+    sql, parameters = filtered("SELECT * FROM notification_endpoints WHERE 1 = 1", [],
+                               (("kind", kind), ("endpoint_id", endpoint_id)))
     endpoints = []
     for row in store._query(sql + " ORDER BY created_at, endpoint_id", parameters):
         stored = json.loads(row["settings"])

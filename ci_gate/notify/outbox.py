@@ -8,6 +8,10 @@ before it is sent and `delivered` after a 2xx: a crash in between leaves it `sen
 start sends it again under the same key (at-least-once; receivers drop repeats by the key).
 Retries follow exponential backoff with full jitter (tenacity's wait strategy) until the delivery
 is older than the retry window (24 h), then it is `failed`.
+
+Replicas sharing a PostgreSQL database share the outbox: fan-out and claims lock the rows they take
+(`FOR UPDATE SKIP LOCKED`), so each due delivery is claimed, and sent, by one replica. A delivery left
+`sending` by a replica that died is due again after SENDING_LEASE_SECONDS (on SQLite, at the next start).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_gate.notify.endpoints import Endpoint
+from ci_gate.server.database import SQLITE, filtered
 
 PENDING = "pending"
 SENDING = "sending"
@@ -34,6 +39,8 @@ BACKOFF_VARIABLE = "CI_GATE_NOTIFY_BACKOFF_SECONDS"
 DEFAULT_WINDOW = 24 * 3600.0
 DEFAULT_BACKOFF = 2.0
 MAX_BACKOFF = 3600.0
+SENDING_LEASE_SECONDS = 300.0
+"""A delivery `sending` this long (its replica died mid-send) is claimed again by another replica."""
 
 
 def retry_window() -> float:
@@ -77,16 +84,17 @@ def fan_out(store: Any, endpoints: Iterable[Endpoint]) -> int:
     """Turn waiting outbox rows into deliveries, one per enabled endpoint taking their type. Returns how many."""
     endpoints = [e for e in endpoints if e.enabled]
     made = 0
-    with store._transaction() as connection:
+    with store._transaction(exclusive=False) as connection:
         rows = connection.execute("SELECT event_uuid, notification_type, created FROM outbox WHERE fanned_out = 0 "
-                                  "ORDER BY created LIMIT 500").fetchall()
+                                  "ORDER BY created LIMIT 500" + store.database.skip_locked()).fetchall()
         for row in rows:
             for endpoint in endpoints:
                 if row["notification_type"] not in endpoint.notification_types:
                     continue
                 made += connection.execute(
-                    "INSERT OR IGNORE INTO deliveries (idempotency_key, event_uuid, endpoint_id, endpoint_kind, "
-                    "notification_type, state, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO deliveries (idempotency_key, event_uuid, endpoint_id, endpoint_kind, "
+                    "notification_type, state, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     (idempotency_key(row["event_uuid"], endpoint.endpoint_id), row["event_uuid"],
                      endpoint.endpoint_id, endpoint.kind, row["notification_type"], PENDING, row["created"],
                      row["created"])).rowcount
@@ -95,7 +103,11 @@ def fan_out(store: Any, endpoints: Iterable[Endpoint]) -> int:
 
 
 def resume_sending(store: Any) -> int:
-    """At start: deliveries a previous process left `sending` are due again (same key)."""
+    """At start, on SQLite: deliveries the data dir's previous process left `sending` are due again (same
+    key). On PostgreSQL another replica may be sending them: `claim_due` takes over those whose sender
+    has been silent for SENDING_LEASE_SECONDS."""
+    if store.database.dialect != SQLITE:
+        return 0
     with store._transaction() as connection:
         return int(connection.execute("UPDATE deliveries SET state = ?, next_attempt = ? WHERE state = ?",
                                       (PENDING, time.time(), SENDING)).rowcount)
@@ -104,11 +116,12 @@ def resume_sending(store: Any) -> int:
 def claim_due(store: Any, limit: int) -> list[DueDelivery]:
     """Mark up to `limit` due deliveries `sending` and return them."""
     now = time.time()
-    with store._transaction() as connection:
+    with store._transaction(exclusive=False) as connection:
         rows = connection.execute(
             "SELECT d.idempotency_key, d.endpoint_id, d.tries, d.created, o.event FROM deliveries d "
-            "JOIN outbox o ON o.event_uuid = d.event_uuid WHERE d.state = ? AND d.next_attempt <= ? "
-            "ORDER BY d.next_attempt LIMIT ?", (PENDING, now, limit)).fetchall()
+            "JOIN outbox o ON o.event_uuid = d.event_uuid WHERE (d.state = ? AND d.next_attempt <= ?) "
+            "OR (d.state = ? AND d.last_attempt < ?) ORDER BY d.next_attempt LIMIT ?" + store.database.skip_locked("d"),
+            (PENDING, now, SENDING, now - SENDING_LEASE_SECONDS, limit)).fetchall()
         for row in rows:
             connection.execute("UPDATE deliveries SET state = ?, tries = tries + 1, last_attempt = ? "
                                "WHERE idempotency_key = ?", (SENDING, now, row["idempotency_key"]))
@@ -166,13 +179,8 @@ def prune(store: Any, now: float | None = None) -> int:
 
 def list_deliveries(store: Any, state: str | None = None, notification_type: str | None = None,
                     limit: int = 100) -> list[dict[str, Any]]:
-    sql, parameters = "SELECT * FROM deliveries WHERE 1", []
-    if state:
-        sql += " AND state = ?"
-        parameters.append(state)
-    if notification_type:
-        sql += " AND notification_type = ?"
-        parameters.append(notification_type)
+    sql, parameters = filtered("SELECT * FROM deliveries WHERE 1 = 1", [],
+                               (("state", state), ("notification_type", notification_type)))
     rows = store._query(sql + " ORDER BY created DESC, idempotency_key LIMIT ?", [*parameters, limit])
 
     def when(value: float | None) -> str | None:

@@ -2,27 +2,27 @@
 `POST /v2/accounts/{account}/users`, for the admin user only.
 
 Each account's images, analyses, policies, keys and everything else the server stores live in a
-database of their own (`accounts/NAME/ci-gate-serve.sqlite` under the data dir), so one account
-can never read or change another's data through any query, present or future: isolation is
-structural, not a WHERE clause each handler must remember. The admin account keeps the data
-dir's main database. Accounts and users are kept in `ci-gate-accounts.sqlite`; passwords only as
-salted scrypt hashes.
+database of their own (`accounts/NAME/ci-gate-serve.sqlite` under the data dir; on PostgreSQL a
+schema of their own), so one account can never read or change another's data through any query,
+present or future: isolation is structural, not a WHERE clause each handler must remember. The
+admin account keeps the data dir's main database. Accounts and users are kept in
+`ci-gate-accounts.sqlite` (the `ci_gate_accounts` schema); passwords only as salted scrypt hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_gate.server.database import DEFAULT_DATABASE, Database, DatabaseUrl, insert_new
+from ci_gate.server.migrations import ACCOUNTS_MIGRATIONS
 from ci_gate.server.store import ACCOUNT, now_text
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -30,17 +30,6 @@ RESERVED = frozenset({ACCOUNT, "_api_key", "anchore-system", "accounts"})
 MIN_PASSWORD_LENGTH = 12
 VERIFIED_SECONDS = 300.0
 """A password that verified is not hashed again for this long (scrypt on every request would be slow)."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, email TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    username TEXT PRIMARY KEY,
-    account TEXT NOT NULL,
-    salt BLOB NOT NULL,
-    password_hash BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
 
 
 class AccountError(ValueError):
@@ -68,34 +57,27 @@ def _hash(password: str, salt: bytes) -> bytes:
 class AccountDirectory:
     """The accounts and users table, thread-safe."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database: DatabaseUrl = DEFAULT_DATABASE) -> None:
         self.data_dir = data_dir
-        path = data_dir / "ci-gate-accounts.sqlite"
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.Lock()
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._connection.executescript(_SCHEMA)
+        self._database = Database(database, data_dir / "ci-gate-accounts.sqlite", "accounts", ACCOUNTS_MIGRATIONS)
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
 
     def close(self) -> None:
-        with self._lock:
-            self._connection.close()
+        self._database.close()
 
     def store_dir(self, account: str) -> Path:
         """Where an account's database lives."""
         return self.data_dir if account == ACCOUNT else self.data_dir / "accounts" / account
 
     def accounts(self) -> list[AccountRow]:
-        with self._lock:
-            rows = self._connection.execute("SELECT name, email, created_at FROM accounts ORDER BY name").fetchall()
+        rows = self._database.query("SELECT name, email, created_at FROM accounts ORDER BY name")
         return [AccountRow(*row) for row in rows]
 
     def exists(self, account: str) -> bool:
         if account == ACCOUNT:
             return True
-        with self._lock:
-            return self._connection.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone() is not None
+        return bool(self._database.query("SELECT 1 FROM accounts WHERE name = ?", (account,)))
 
     def create_account(self, name: object, email: object = "") -> AccountRow:
         if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in RESERVED:
@@ -104,12 +86,9 @@ class AccountDirectory:
         if not isinstance(email, str) or len(email) > 256:
             raise AccountError(400, "email must be a string of at most 256 characters")
         now = now_text()
-        with self._lock:
-            try:
-                self._connection.execute("INSERT INTO accounts (name, email, created_at) VALUES (?, ?, ?)",
-                                         (name, email, now))
-            except sqlite3.IntegrityError:
-                raise AccountError(409, f"account {name!r} already exists") from None
+        with self._database.transaction() as connection:
+            if not insert_new(connection, "accounts", {"name": name, "email": email, "created_at": now}):
+                raise AccountError(409, f"account {name!r} already exists")
         return AccountRow(name, email, now)
 
     def add_user(self, account: str, username: object, password: object) -> str:
@@ -122,12 +101,10 @@ class AccountDirectory:
             raise AccountError(400, f"the password must be {MIN_PASSWORD_LENGTH} to 1024 characters long")
         salt = secrets.token_bytes(16)
         digest = _hash(password, salt)
-        with self._lock:
-            try:
-                self._connection.execute("INSERT INTO users (username, account, salt, password_hash, created_at) "
-                                         "VALUES (?, ?, ?, ?, ?)", (username, account, salt, digest, now_text()))
-            except sqlite3.IntegrityError:
-                raise AccountError(409, f"user {username!r} already exists") from None
+        with self._database.transaction() as connection:
+            if not insert_new(connection, "users", {"username": username, "account": account, "salt": salt,
+                                                    "password_hash": digest, "created_at": now_text()}):
+                raise AccountError(409, f"user {username!r} already exists")
         return username
 
     def verify(self, username: str, password: str) -> str | None:
@@ -140,13 +117,13 @@ class AccountDirectory:
             cached = self._verified.get(remembered)
             if cached is not None and now - cached[1] < VERIFIED_SECONDS:
                 return cached[0]
-            row = self._connection.execute("SELECT account, salt, password_hash FROM users WHERE username = ?",
-                                           (username,)).fetchone()
+        rows = self._database.query("SELECT account, salt, password_hash FROM users WHERE username = ?", (username,))
+        row = rows[0] if rows else None
         if row is None:
             _hash(password, b"\0" * 16)  # as slow as a known user: no oracle for which users exist
             return None
         account, salt, expected = row
-        if not hmac.compare_digest(_hash(password, salt), expected):
+        if not hmac.compare_digest(_hash(password, bytes(salt)), bytes(expected)):
             return None
         with self._lock:
             self._verified[remembered] = (account, now)

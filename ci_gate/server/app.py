@@ -131,7 +131,7 @@ def create_app(config: ServerConfig) -> Starlette:
         route("/version", routes_system.version_v2, ["GET"], service, public=True),
         route("/status", _status, ["GET"], service),
     ]
-    for version in ("v1", "v2"):
+    for version in ("v1", "v2") if config.serves_api else ():  # role worker: health, version and status only
         prefix = f"/{version}"
         routes += [
             route(f"{prefix}/", _ping, ["GET"], service, public=True),
@@ -153,6 +153,8 @@ def create_app(config: ServerConfig) -> Starlette:
             route(f"{prefix}/policies/{{policy_id}}", routes_policies.update_policy, ["PUT"], service),
             route(f"{prefix}/policies/{{policy_id}}", _delete_policy, ["DELETE"], service),
         ]
+    if not config.serves_api:
+        return _application(routes, lifespan, service)
     routes.append(route("/v2/images/{digest}/vulnerabilities", _vulnerabilities, ["GET"], service))
     routes += routes_images.routes(service, route, {
         "get": _get_image, "check": _check, "vulnerability_types": _vulnerability_types,
@@ -163,7 +165,10 @@ def create_app(config: ServerConfig) -> Starlette:
     routes += routes_events.routes(service, route) + routes_system.routes(service, route, routes)
     routes += admission.routes(service)  # public, TLS-only: the API server calls webhooks without credentials
     routes += __import__("ci_gate.server.ui", fromlist=["routes"]).routes(service, route)  # the dashboard, /ui/
+    return _application(routes, lifespan, service)
 
+
+def _application(routes: list[Any], lifespan: Any, service: Service) -> Starlette:
     async def http_error(request: Request, error: Exception) -> Response:
         status = error.status_code if isinstance(error, HTTPException) else 500
         message = {404: f"no such endpoint: {request.method} {request.url.path}",
@@ -190,8 +195,9 @@ def serve(config: ServerConfig, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     tls = config.tls_cert is not None
-    LOG.info("ci-gate serve %s on %s://%s:%d (data dir %s, %d workers)", __version__, "https" if tls else "http",
-             host, port, config.data_dir, config.workers)
+    LOG.info("ci-gate serve %s on %s://%s:%d (role %s, database %s, data dir %s, %d workers)", __version__,
+             "https" if tls else "http", host, port, config.role, config.database.redacted, config.data_dir,
+             config.workers if config.runs_work else 0)
     # Idle keep-alive connections close after 5 s (uvicorn); unfinished request headers after
     # request_timeout (GuardedH11Protocol); past 512 connections new requests get 503.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,

@@ -4,11 +4,11 @@ transaction of the change that caused it."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ci_gate.server.database import Connection
 from ci_gate.server.rows import ANALYSIS_FAILED
 
 EVENT_TYPES = {
@@ -23,11 +23,12 @@ EVENT_TYPES = {
 tag_update (only a notification), so that one is named after the engine's scheme."""
 
 
-def add_event(connection: sqlite3.Connection, account: str, notification_type: str, full_tag: str,
-              details: Mapping[str, Any]) -> None:
+def add_event(connection: Connection, account: str, notification_type: str, full_tag: str,
+              details: Mapping[str, Any]) -> str:
     """Record one event for a tag (inside the caller's transaction). When the tag has an active subscription
     of this type, the event also enters the notification outbox in the same transaction, so an event is
-    never recorded without its notification, nor the other way round (ci_gate/notify/ delivers them)."""
+    never recorded without its notification, nor the other way round (ci_gate/notify/ delivers them).
+    Returns the event's id."""
     import time
     import uuid
 
@@ -51,5 +52,6 @@ def add_event(connection: sqlite3.Connection, account: str, notification_type: s
         connection.execute("INSERT INTO outbox (event_uuid, notification_type, subscription_key, event, created) "
                            "VALUES (?, ?, ?, ?, ?)",
                            (identifier, notification_type, full_tag, json.dumps(event), time.time()))
+    return identifier
 
 

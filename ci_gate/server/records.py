@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ci_gate.errors import CiGateError, SourceError
+from ci_gate.server.database import filtered, insert_new
 from ci_gate.server.store import ACCOUNT, Store, add_event, now_text
 from ci_gate.sources.interface import SourceOptions
 
@@ -112,8 +113,12 @@ def save_registry(store: Store, box: CredentialBox, registry: str, name: str, re
         if (exists is not None) == create:
             return None
         connection.execute(
-            "INSERT OR REPLACE INTO registries (registry, account, registry_name, registry_type, registry_user, "
-            "secret, registry_verify, created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO registries (registry, account, registry_name, registry_type, registry_user, secret, "
+            "registry_verify, created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account, registry) DO UPDATE SET registry_name = excluded.registry_name, "
+            "registry_type = excluded.registry_type, registry_user = excluded.registry_user, "
+            "secret = excluded.secret, registry_verify = excluded.registry_verify, "
+            "last_updated = excluded.last_updated",
             (registry, ACCOUNT, name, registry_type, user, sealed, int(verify),
              exists["created_at"] if exists is not None else now, now))
     return list_registries(store, registry)[0]
@@ -192,12 +197,9 @@ def initialise_subscriptions(store: Store, full_tag: str, enabled: tuple[str, ..
 
 def list_subscriptions(store: Store, key: str | None = None, subscription_type: str | None = None,
                        identifier: str | None = None) -> list[dict[str, Any]]:
-    sql, parameters = "SELECT * FROM subscriptions WHERE account = ?", [ACCOUNT]
-    for column, value in (("subscription_key", key), ("subscription_type", subscription_type),
-                          ("subscription_id", identifier)):
-        if value:
-            sql += f" AND {column} = ?"
-            parameters.append(value)
+    sql, parameters = filtered("SELECT * FROM subscriptions WHERE account = ?", [ACCOUNT],
+                               (("subscription_key", key), ("subscription_type", subscription_type),
+                                ("subscription_id", identifier)))
     rows = store._query(sql + " ORDER BY subscription_key, subscription_type", parameters)
     return [{"subscription_id": row["subscription_id"], "userId": row["account"],
              "subscription_key": row["subscription_key"], "subscription_type": row["subscription_type"],
@@ -211,12 +213,11 @@ def add_subscription(store: Store, key: str, subscription_type: str, active: boo
     identifier = subscription_id(ACCOUNT, key, subscription_type)
     now = now_text()
     with store._transaction() as connection:
-        if connection.execute("SELECT 1 FROM subscriptions WHERE subscription_id = ?", (identifier,)).fetchone():
+        if not insert_new(connection, "subscriptions", {
+                "subscription_id": identifier, "account": ACCOUNT, "subscription_key": key,
+                "subscription_type": subscription_type, "subscription_value": value, "active": int(active),
+                "created_at": now, "last_updated": now}):
             return None
-        connection.execute(
-            "INSERT INTO subscriptions (subscription_id, account, subscription_key, subscription_type, "
-            "subscription_value, active, created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (identifier, ACCOUNT, key, subscription_type, value, int(active), now, now))
     return list_subscriptions(store, identifier=identifier)[0]
 
 
@@ -261,23 +262,20 @@ def event_body(row: Any) -> dict[str, Any]:
 def list_events(store: Store, filters: dict[str, str], page: int, limit: int) -> dict[str, Any]:
     """`EventsList`, newest first; `event_type` may use `*` wildcards as in the engine."""
     sql, parameters = "SELECT * FROM events WHERE account = ?", [ACCOUNT]
-    parameters_any: list[Any] = parameters
     if filters.get("event_type"):
         sql += " AND type LIKE ? ESCAPE '\\'"
         parameters.append(filters["event_type"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                           .replace("*", "%"))
-    for column, name in (("resource_type", "resource_type"), ("resource_id", "resource_id"), ("level", "level")):
-        if filters.get(name):
-            sql += f" AND {column} = ?"
-            parameters.append(filters[name])
+    sql, parameters_any = filtered(sql, parameters, [(column, filters.get(column))
+                                                     for column in ("resource_type", "resource_id", "level")])
     if filters.get("since"):
         sql += " AND timestamp > ?"
-        parameters.append(filters["since"])
+        parameters_any.append(filters["since"])
     if filters.get("before"):
         sql += " AND timestamp < ?"
-        parameters.append(filters["before"])
+        parameters_any.append(filters["before"])
     if filters.get("source_servicename") and filters["source_servicename"] != "ci-gate-serve":
-        sql += " AND 0"
+        sql += " AND 1 = 0"
     sql += " ORDER BY timestamp DESC, generated_uuid LIMIT ? OFFSET ?"
     parameters_any += [limit + 1, (page - 1) * limit]
     rows = store._query(sql, parameters_any)
@@ -315,8 +313,10 @@ def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, 
                            "VALUES (?, ?, ?, ?, ?)", (full_tag, policy_id, digest, status, now_text()))
         if row is not None and (row["digest"], row["status"]) == (digest, status):
             return False
-        connection.execute("INSERT OR REPLACE INTO evaluation_status (account, tag, policy_id, digest, status) "
-                           "VALUES (?, ?, ?, ?, ?)", (ACCOUNT, full_tag, policy_id, digest, status))
+        connection.execute("INSERT INTO evaluation_status (account, tag, policy_id, digest, status) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, tag, policy_id) "
+                           "DO UPDATE SET digest = excluded.digest, status = excluded.status",
+                           (ACCOUNT, full_tag, policy_id, digest, status))
         if row is not None and row["status"] != status:
             add_event(connection, ACCOUNT, "policy_eval", full_tag, {
                 "last_eval": {"image_digest": row["digest"], "status": row["status"], "policy_id": policy_id},

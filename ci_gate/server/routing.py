@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ci_gate.server import shapes
 from ci_gate.server.auth import AuthFailure, Principal
+from ci_gate.server.database import SQLITE, DatabaseUnavailable
 from ci_gate.server.limits import (
     MAX_BODY_BYTES,
     BodyError,
@@ -87,6 +88,8 @@ def dispatch(service: Service, handler: Handler, principal: Principal | None, re
         return result if isinstance(result, Response) else JSONResponse(result)
     except ApiError as error:
         return error_response(error.status, error.message, v1, error.detail, error.headers)
+    except DatabaseUnavailable as error:  # PostgreSQL restarting: the client retries, nothing crashed
+        return error_response(error.status, error.message, v1, headers={"Retry-After": "5"})
     except Exception as error:  # a bug answers 500 in the documented shape, and is logged with its traceback
         LOG.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal error: {type(error).__name__}", v1)
@@ -116,11 +119,13 @@ def route(path: str, handler: Handler, methods: list[str], service: Service, pub
             except AuthFailure as failure:
                 headers = {"WWW-Authenticate": 'Basic realm="ci-gate"'} if failure.status == 401 else None
                 return error_response(failure.status, failure.message, v1, failure.detail, headers)
+            except DatabaseUnavailable as error:  # the login needs the database (users, API keys)
+                return error_response(error.status, error.message, v1, headers={"Retry-After": "5"})
             try:
                 body = await read_body(request, MAX_BODY_BYTES, service.config.request_timeout)
             except BodyError as error:
                 return error_response(error.status, error.message, v1, headers={"Connection": "close"})
-        if inline:
+        if inline and service.config.database.dialect == SQLITE:  # a network database never on the event loop
             return dispatch(service, handler, principal, request, body)
         if registry:
             if service.registry_callers is None:  # created on the event loop, at first use

@@ -228,6 +228,8 @@ class ImageRecord:
     """Bumped on each change."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """A summary of the analysis (image id, arch, distro, size, layer count) so status polls never load it."""
+    claimed_by: str | None = None
+    """While `analyzing`: the claim (replica and worker) that holds the image's lease."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import functools
 import json
 import logging
 import re
-import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -33,17 +33,21 @@ from ci_gate.policy.model import Policy
 from ci_gate.server import shapes
 from ci_gate.server.accounts import AccountDirectory
 from ci_gate.server.auth import Gatekeeper
+from ci_gate.server.database import DEFAULT_DATABASE, DatabaseUrl, database_errors, redact_url
 from ci_gate.server.limits import (
     DEFAULT_REQUEST_TIMEOUT,
 )
 from ci_gate.server.registry_work import BUSY_RETRY_AFTER, DEFAULT_DEADLINE, RegistryBusy, RegistryFailure, RegistryPool
 from ci_gate.server.registry_work import resolve_digest as resolve_registry_digest
 from ci_gate.server.startup import permission_warnings
-from ci_gate.server.store import ACCOUNT, ANALYZED, ApiKeyRow, ImageRecord, PolicyRow, Store
+from ci_gate.server.store import ACCOUNT, ANALYZED, DEFAULT_LEASE_SECONDS, ApiKeyRow, ImageRecord, PolicyRow, Store
 from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
 
 LOG = logging.getLogger("ci_gate.server")
+
+ACCOUNT_REFRESH_SECONDS = 5.0
+"""How often the account list is read again (accounts created through another replica)."""
 
 CURRENT_ACCOUNT: ContextVar[str] = ContextVar("ci_gate_serve_account", default=ACCOUNT)
 """The account the request being handled acts in (set per request by _dispatch)."""
@@ -84,6 +88,21 @@ class ServerConfig:
     """A YAML file with anchore-engine's `webhooks` configuration; None = only endpoints added over the API."""
     allowed_notify_hosts: tuple[str, ...] = ()
     """HOST[:PORT] entries (or `*`) API-configured notification endpoints may reach (ci_gate.notify.hosts)."""
+    database: DatabaseUrl = DEFAULT_DATABASE
+    """Where the server's state lives: SQLite in data_dir, or PostgreSQL shared with other replicas."""
+    role: str = "all"
+    """api (HTTP only), worker (analysis, watchers, deliveries; /health only) or all."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a claimed analysis lasts without a heartbeat before another replica takes it over."""
+
+    @property
+    def runs_work(self) -> bool:
+        """Whether this process analyses, watches and delivers (roles worker and all)."""
+        return self.role != "api"
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role != "worker"
 
 
 class ApiError(Exception):
@@ -117,15 +136,19 @@ class Service:
         self._stores: dict[str, Store] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._accounts_lock = threading.RLock()
+        self._accounts_seen = time.monotonic()
         self._started = False
         try:
             admin_store = self._open_store(ACCOUNT, config.data_dir)
-            self.accounts = AccountDirectory(config.data_dir)
+            self.accounts = AccountDirectory(config.data_dir, config.database)
             for account in self.accounts.accounts():
                 self._open_store(account.name, self.accounts.store_dir(account.name))
-        except (OSError, sqlite3.Error) as error:
-            raise UsageError(f"cannot open the data dir {config.data_dir}: {error}; pass a writable "
-                             "--data-dir") from None
+        except database_errors() as error:
+            where = (f"the data dir {config.data_dir}" if config.database.url == "" else
+                     f"the database {config.database.redacted}")
+            fix = "pass a writable --data-dir" if config.database.url == "" else "check --database"
+            reason = " ".join(redact_url(str(error)).split())
+            raise UsageError(f"cannot open {where}: {reason}; {fix}") from None
         for warning in permission_warnings(config.data_dir, admin_store.path):
             LOG.warning("%s", warning)
         self.gatekeeper = Gatekeeper(admin_store, config.admin_password, directory=self.accounts,
@@ -162,8 +185,17 @@ class Service:
         return self._pools[CURRENT_ACCOUNT.get()]
 
     def stores(self) -> dict[str, Store]:
-        """Every open account store, by account name."""
+        """Every account's store, by account name: accounts another replica created since the last look
+        (at most every ACCOUNT_REFRESH_SECONDS) are opened, so their queues get workers here too."""
+        if time.monotonic() - self._accounts_seen > ACCOUNT_REFRESH_SECONDS:
+            self._accounts_seen = time.monotonic()
+            self._open_all()
         return dict(self._stores)
+
+    def _open_all(self) -> None:
+        for account in self.accounts.accounts():
+            if account.name not in self._stores:
+                self._open_store(account.name, self.accounts.store_dir(account.name))
 
     def store_for(self, account: str) -> Store:
         """An account's store; an account that does not exist is refused, never mapped to another's store."""
@@ -180,7 +212,7 @@ class Service:
                 return self._stores[account]
             if account != ACCOUNT:
                 directory.parent.mkdir(mode=0o700, exist_ok=True)
-            store = Store(directory)
+            store = Store(directory, self.config.database, account, self.config.lease_seconds)
             pool = WorkerPool(store, WorkerOptions(source=self.config.source, scratch_dir=directory / "scratch",
                                                    source_for=functools.partial(self.source_for, store=store)),
                               self.config.workers)
@@ -188,15 +220,19 @@ class Service:
             self._pools[account] = pool
             if self._started:
                 seed_policies(store)
-                pool.start()
+                if self.config.runs_work:
+                    pool.start()
             return store
 
     def find_key(self, value: str) -> ApiKeyRow | None:
         """The active API key with this value, in whichever account's store holds it."""
-        for store in list(self._stores.values()):
-            key = store.api_key_for_value(value)
-            if key is not None:
-                return key
+        for attempt in (1, 2):
+            for store in list(self._stores.values()):
+                key = store.api_key_for_value(value)
+                if key is not None:
+                    return key
+            if attempt == 1:
+                self._open_all()  # a key of an account another replica created since this one started
         return None
 
     def start(self) -> None:
@@ -204,9 +240,14 @@ class Service:
             self._started = True
             for account, store in self._stores.items():
                 seed_policies(store)
-                self._pools[account].start()
+                if self.config.runs_work:
+                    self._pools[account].start()
+        if not self.config.runs_work:  # role api: another process analyses, watches and delivers
+            return
         self.dispatcher.start()
-        for thread in self.background:
+        admin_store = self._stores[ACCOUNT]
+        for thread in self.background:  # one replica at a time runs each watcher
+            thread.lease = functools.partial(admin_store.hold_lease, f"watcher:{thread.thread_name}")
             thread.start()
 
     def stop(self) -> None:

@@ -1,18 +1,23 @@
-"""SQLite persistence for `ci-gate serve`: images (the analysis queue is their status), analyses,
-policies, API keys, registry credentials, subscriptions and events.
+"""Persistence for `ci-gate serve`: images (the analysis queue is their status), analyses, policies,
+API keys, registry credentials, subscriptions and events, in the serve database
+(ci_gate/server/database.py: SQLite in the data dir, or PostgreSQL shared by many replicas).
 
-The image row is the queue: `not_analyzed` rows wait for a worker, a worker claims one by moving
-it to `analyzing` in a single UPDATE (so two workers, or two servers on one data dir, never take
-the same digest), and a restart puts `analyzing` rows back to `not_analyzed`. One connection
-guarded by a lock is enough: every statement is short, and analyses run outside the lock.
+The image row is the queue: `not_analyzed` rows wait for a worker. A worker claims one by moving it
+to `analyzing` with a lease (`claimed_by`, `lease_expires`) in one transaction: under SQLite's
+database lock, or on PostgreSQL with `SELECT ... FOR UPDATE SKIP LOCKED`, so two workers, in one
+replica or in several, never take the same digest. The worker renews its lease while it analyses
+(`renew_lease`); an `analyzing` row whose lease ran out (its replica died) is claimed again by
+whoever asks next, and `finish` records a result only for the claim that still holds the lease,
+so a slow replica that lost its lease cannot overwrite its successor's result. Analyses are
+stored zlib-compressed JSON in both databases.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
+import socket
+import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,10 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ci_gate.server.database import DEFAULT_DATABASE, SQLITE, Connection, Database, DatabaseUrl, insert_new
 from ci_gate.server.events import EVENT_TYPES, add_event  # noqa: F401 (re-exported)
 from ci_gate.server.keys import effective_status
+from ci_gate.server.migrations import STORE_MIGRATIONS
 from ci_gate.server.rows import (
-    _SCHEMA,
     ACCOUNT,
     ANALYSIS_FAILED,
     ANALYZED,
@@ -38,44 +44,35 @@ from ci_gate.server.rows import (
     now_text,
 )
 
+REPLICA_ID = f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+"""This process among the replicas sharing a database (in claims and leases)."""
+DEFAULT_LEASE_SECONDS = 30.0
+"""How long a claim or a named lease lasts without renewal: a dead replica's work is taken over after it."""
+
 
 class Store:
-    """The server's database under the data dir (`ci-gate-serve.sqlite`)."""
+    """One account's tables: `ci-gate-serve.sqlite` in `data_dir`, or the account's schema in PostgreSQL."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database: DatabaseUrl = DEFAULT_DATABASE, account: str = ACCOUNT,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         # Analyses and submitted Dockerfiles are private: the directory 0700 and the database 0600
         # from the start (SQLite gives its -wal and -shm files the database file's mode).
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = data_dir / "ci-gate-serve.sqlite"
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._lock = threading.RLock()
-        self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                           timeout=30)
-        self._connection.row_factory = sqlite3.Row
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.executescript(_SCHEMA)
+        self.database = Database(database, self.path, f"account_{account}", STORE_MIGRATIONS)
+        self.lease_seconds = lease_seconds
         self.counters = Counters()
 
     def close(self) -> None:
-        with self._lock:
-            self._connection.close()
+        self.database.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._connection
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
+    def _transaction(self, exclusive: bool = True) -> Iterator[Connection]:
+        with self.database.transaction(exclusive) as connection:
+            yield connection
 
-    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._connection.execute(sql, parameters))
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        return self.database.query(sql, parameters)
 
     # --- images ---------------------------------------------------------------------------------
 
@@ -91,7 +88,8 @@ class Store:
             previous = _latest_digest_for_tag(connection, tag) if tag else None
             if tag and previous != digest:  # the tag (now) names this digest: ordered by seq, not by clock
                 connection.execute("INSERT INTO tag_history (tag, digest) VALUES (?, ?)", (tag, digest))
-            row = connection.execute("SELECT * FROM images WHERE digest = ?", (digest,)).fetchone()
+            row = connection.execute("SELECT * FROM images WHERE digest = ?" + self.database.for_update,
+                                     (digest,)).fetchone()
             if row is None:
                 tags = [[tag, now]] if tag else []
                 history = [_change("", NOT_ANALYZED, now, "api")]
@@ -164,37 +162,57 @@ class Store:
         return records if history else records[:1]
 
     def claim_next(self) -> ImageRecord | None:
-        """Move the oldest not_analyzed image to analyzing and return it (None when the queue is empty)."""
+        """Claim the oldest queued image (or one whose lease ran out) for this replica: `analyzing`, with a
+        lease until now + lease_seconds by the database's clock; None when there is nothing to do. Rows
+        other replicas hold locked are skipped (PostgreSQL), so concurrent claims never wait for or take
+        the same digest."""
         now = now_text()
-        with self._transaction() as connection:
-            row = connection.execute("SELECT * FROM images WHERE analysis_status = ? ORDER BY last_updated, digest "
-                                     "LIMIT 1", (NOT_ANALYZED,)).fetchone()
+        claim = f"{REPLICA_ID}/{uuid.uuid4().hex[:8]}"
+        clock = self.database.clock
+        with self._transaction(exclusive=False) as connection:
+            row = connection.execute(
+                f"SELECT * FROM images WHERE analysis_status = ? OR (analysis_status = ? AND lease_expires < {clock}) "
+                "ORDER BY last_updated, digest LIMIT 1" + self.database.skip_locked(),
+                (NOT_ANALYZED, ANALYZING)).fetchone()
             if row is None:
                 return None
             history = json.loads(row["status_history"])
+            if row["analysis_status"] == ANALYZING:  # its replica stopped renewing: taken over
+                history.append(_change(ANALYZING, NOT_ANALYZED, now, "lease_expired"))
             history.append(_change(NOT_ANALYZED, ANALYZING, now, "worker"))
             connection.execute(
                 "UPDATE images SET analysis_status = ?, status_history = ?, analysis_count = analysis_count + 1, "
-                "last_updated = ?, record_version = record_version + 1 WHERE digest = ?",
-                (ANALYZING, json.dumps(history), now, row["digest"]))
+                f"claimed_by = ?, lease_expires = {clock} + ?, last_updated = ?, record_version = record_version + 1 "
+                "WHERE digest = ?",
+                (ANALYZING, json.dumps(history), claim, self.lease_seconds, now, row["digest"]))
             claimed = self._image_from_row(connection.execute("SELECT * FROM images WHERE digest = ?",
                                                               (row["digest"],)).fetchone())
         self.counters.analyses_started += 1
         self.counters.by_digest[claimed.digest] = self.counters.by_digest.get(claimed.digest, 0) + 1
         return claimed
 
+    def renew_lease(self, digest: str, claim: str) -> bool:
+        """The heartbeat of a running analysis: extend its lease; False when the claim no longer holds it."""
+        with self._transaction(exclusive=False) as connection:
+            return bool(connection.execute(
+                f"UPDATE images SET lease_expires = {self.database.clock} + ? WHERE digest = ? AND claimed_by = ? "
+                "AND analysis_status = ?", (self.lease_seconds, digest, claim, ANALYZING)).rowcount)
+
     def finish(self, digest: str, analysis: Mapping[str, Any] | None, failure_reason: str = "",
-               metadata: Mapping[str, Any] | None = None) -> None:
-        """Record the end of an analysis: the document when it succeeded, the reason when it failed."""
+               metadata: Mapping[str, Any] | None = None, claim: str | None = None) -> bool:
+        """Record the end of an analysis: the document when it succeeded, the reason when it failed.
+        With `claim` (a worker's), only while that claim still holds the image: False when it lost it
+        (its lease ran out and another replica took the image over) or the image was deleted."""
         now = now_text()
         status = ANALYZED if analysis is not None else ANALYSIS_FAILED
         # Compressed before taking the lock: status polls on the event loop wait for that lock.
         blob = zlib.compress(json.dumps(analysis, separators=(",", ":")).encode(), 6) if analysis is not None else b""
-        with self._transaction() as connection:
-            row = connection.execute("SELECT status_history, tags FROM images WHERE digest = ?",
-                                     (digest,)).fetchone()
-            if row is None:
-                return
+        with self._transaction(exclusive=False) as connection:
+            row = connection.execute("SELECT status_history, tags, claimed_by, analysis_status FROM images "
+                                     "WHERE digest = ?" + self.database.for_update, (digest,)).fetchone()
+            if row is None or (claim is not None and (row["claimed_by"] != claim
+                                                      or row["analysis_status"] != ANALYZING)):
+                return False
             for full_tag, _ in json.loads(row["tags"]):
                 add_event(connection, ACCOUNT, "analysis_update", full_tag,
                           {"image_digest": digest, "analysis_status": status,
@@ -202,18 +220,24 @@ class Store:
             history = json.loads(row["status_history"])
             history.append(_change(ANALYZING, status, now, "worker"))
             if analysis is not None:
-                connection.execute("INSERT OR REPLACE INTO analyses (digest, document) VALUES (?, ?)", (digest, blob))
+                connection.execute("INSERT INTO analyses (digest, document) VALUES (?, ?) ON CONFLICT (digest) "
+                                   "DO UPDATE SET document = excluded.document", (digest, blob))
             connection.execute(
                 "UPDATE images SET analysis_status = ?, status_history = ?, failure_reason = ?, last_updated = ?, "
                 "analyzed_at = CASE WHEN ? THEN ? ELSE analyzed_at END, metadata = COALESCE(?, metadata), "
-                "record_version = record_version + 1 WHERE digest = ?",
+                "claimed_by = NULL, lease_expires = NULL, record_version = record_version + 1 WHERE digest = ?",
                 (status, json.dumps(history), failure_reason, now, analysis is not None, now,
                  json.dumps(metadata) if metadata is not None else None, digest))
         if analysis is None:
             self.counters.analyses_failed += 1
+        return True
 
     def resume_interrupted(self) -> int:
-        """After a restart: images left `analyzing` go back to the queue. Returns how many."""
+        """At start, on SQLite: images left `analyzing` (by this data dir's previous process) go back to the
+        queue at once. Returns how many. On PostgreSQL other replicas may be analysing them: a dead
+        replica's images are taken over when their lease runs out (`claim_next`)."""
+        if self.database.dialect != SQLITE:
+            return 0
         now = now_text()
         with self._transaction() as connection:
             rows = connection.execute("SELECT digest, status_history FROM images WHERE analysis_status = ?",
@@ -222,9 +246,23 @@ class Store:
                 history = json.loads(row["status_history"])
                 history.append(_change(ANALYZING, NOT_ANALYZED, now, "startup"))
                 connection.execute("UPDATE images SET analysis_status = ?, status_history = ?, last_updated = ?, "
-                                   "record_version = record_version + 1 WHERE digest = ?",
-                                   (NOT_ANALYZED, json.dumps(history), now, row["digest"]))
+                                   "claimed_by = NULL, lease_expires = NULL, record_version = record_version + 1 "
+                                   "WHERE digest = ?", (NOT_ANALYZED, json.dumps(history), now, row["digest"]))
         return len(rows)
+
+    def hold_lease(self, name: str, seconds: float | None = None, holder: str = REPLICA_ID) -> bool:
+        """Take or renew the named lease (work one replica does at a time, such as the watchers) for
+        `seconds` (default lease_seconds); False while another holder's lease runs."""
+        clock = self.database.clock
+        with self._transaction() as connection:
+            row = connection.execute(f"SELECT holder, expires >= {clock} AS running FROM leases WHERE name = ?",
+                                     (name,)).fetchone()
+            if row is not None and row["holder"] != holder and row["running"]:
+                return False
+            connection.execute(f"INSERT INTO leases (name, holder, expires) VALUES (?, ?, {clock} + ?) "
+                               "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires",
+                               (name, holder, seconds or self.lease_seconds))
+        return True
 
     def analysis_document(self, digest: str) -> dict[str, Any] | None:
         rows = self._query("SELECT document FROM analyses WHERE digest = ?", (digest,))
@@ -243,7 +281,7 @@ class Store:
         return {row["digest"]: row["analysis_count"] for row in rows}
 
     @staticmethod
-    def _image_from_row(row: sqlite3.Row) -> ImageRecord:
+    def _image_from_row(row: Any) -> ImageRecord:
         return ImageRecord(
             digest=row["digest"], account=row["account"], analysis_status=row["analysis_status"],
             status_history=tuple(StatusChange(**c) for c in json.loads(row["status_history"])),
@@ -252,7 +290,7 @@ class Store:
             annotations=json.loads(row["annotations"]), dockerfile=row["dockerfile"],
             created_at=row["created_at"], last_updated=row["last_updated"], analyzed_at=row["analyzed_at"],
             analysis_count=row["analysis_count"], record_version=row["record_version"],
-            metadata=json.loads(row["metadata"]))
+            metadata=json.loads(row["metadata"]), claimed_by=row["claimed_by"])
 
     # --- policies -------------------------------------------------------------------------------
 
@@ -316,11 +354,10 @@ class Store:
         """Insert a key (its value only as a hash); None when the name is taken (409)."""
         now = now_text()
         with self._transaction() as connection:
-            if connection.execute("SELECT 1 FROM api_keys WHERE name = ?", (name,)).fetchone():
+            if not insert_new(connection, "api_keys", {
+                    "name": name, "account": account, "description": description, "value_hash": key_hash(value),
+                    "expires_at": expires_at, "created_at": now, "updated_at": now}):
                 return None
-            connection.execute(
-                "INSERT INTO api_keys (name, account, description, value_hash, expires_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, account, description, key_hash(value), expires_at, now, now))
         return self.get_api_key(name, account)
 
     def list_api_keys(self, account: str = ACCOUNT) -> list[ApiKeyRow]:
@@ -357,7 +394,7 @@ class Store:
         return key.account if key is not None else None
 
 
-def _latest_digest_for_tag(connection: sqlite3.Connection, full_tag: str) -> str | None:
+def _latest_digest_for_tag(connection: Connection, full_tag: str) -> str | None:
     """The digest `full_tag` was most recently seen on (inside a transaction): the tag history's last
     entry; for a data dir from before the history, the image whose tag was seen last."""
     row = connection.execute("SELECT digest FROM tag_history WHERE tag = ? ORDER BY seq DESC LIMIT 1",
@@ -373,7 +410,7 @@ def _latest_digest_for_tag(connection: sqlite3.Connection, full_tag: str) -> str
     return latest[1] if latest else None
 
 
-def _api_key_from_row(row: sqlite3.Row) -> ApiKeyRow:
+def _api_key_from_row(row: Any) -> ApiKeyRow:
     return ApiKeyRow(name=row["name"], account=row["account"], description=row["description"],
                      expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"],
                      status=effective_status(row["status"], row["expires_at"], row["created_at"],
@@ -384,7 +421,7 @@ def _change(from_status: str, to_status: str, timestamp: str, source: str) -> di
     return {"from_status": from_status, "to_status": to_status, "timestamp": timestamp, "source": source}
 
 
-def _policy_from_row(row: sqlite3.Row) -> PolicyRow:
+def _policy_from_row(row: Any) -> PolicyRow:
     return PolicyRow(policy_id=row["policy_id"], account=row["account"], name=row["name"],
                      description=row["description"], active=bool(row["active"]), policy_source=row["policy_source"],
                      document=json.loads(row["document"]), created_at=row["created_at"],

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 from ci_gate.server import records
 from ci_gate.server.background import BackgroundLoop
+from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.service import CURRENT_ACCOUNT, Service
 from ci_gate.server.store import ANALYZED, Store
 
@@ -39,6 +40,7 @@ class TagWatcher(BackgroundLoop):
     """Runs the re-resolve pass every `interval` seconds and the evaluation follow-up more often."""
 
     thread_name = "ci-gate-tag-watch"
+    pass_seconds = property(lambda self: self.follow_up)
 
     def __init__(self, stores: Callable[[], Mapping[str, Store]], resolve: Callable[[str, str], None],
                  evaluate: Callable[[str, str, str], str], interval: float) -> None:
@@ -56,12 +58,16 @@ class TagWatcher(BackgroundLoop):
     def _run(self) -> None:
         next_full = time.monotonic() + self.interval
         while not self._stopping.wait(self.follow_up):
+            if not self.leading():
+                continue
             full = time.monotonic() >= next_full
             try:
                 if full:
                     next_full = time.monotonic() + self.interval
                     self.resolve_all()
                 self.evaluate_all(only_new=not full)
+            except DatabaseUnavailable:  # PostgreSQL restarting: the next pass tries again
+                LOG.warning("%s waits for the database", self.thread_name)
             except Exception:  # a broken store must not end the watcher; the next pass tries again
                 LOG.exception("cannot check watched tags")
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ci_gate.server import records, tag_watch
 from ci_gate.server.background import BackgroundLoop
+from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT, ANALYZED, Store, add_event
 
@@ -92,6 +93,7 @@ class VulnWatcher(BackgroundLoop):
     """Polls the vulnerability store; on a change, records vuln_update (and policy_eval) events."""
 
     thread_name = "ci-gate-vuln-watch"
+    pass_seconds = property(lambda self: self.interval)
 
     def __init__(self, stores: Callable[[], Mapping[str, Store]], state_path: Path, vuln_db: Path | None,
                  reevaluate: Reevaluate, interval: float | None = None) -> None:
@@ -107,8 +109,12 @@ class VulnWatcher(BackgroundLoop):
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
+            if not self.leading():
+                continue
             try:
                 self.check_once()
+            except DatabaseUnavailable:  # PostgreSQL restarting: the next pass tries again
+                LOG.warning("%s waits for the database", self.thread_name)
             except Exception:  # a broken store must not end the watcher; the next poll tries again
                 LOG.exception("cannot check subscribed tags for vulnerability updates")
 

@@ -1,9 +1,10 @@
 """The analysis workers: threads that take queued images from the store and analyse them.
 
-Each worker claims one `not_analyzed` image at a time (the store makes the claim atomic), pulls
-it from the registry named in its pull string by digest, and records the analysis or a one-line
-failure reason. Submissions wake the workers; a slow poll also picks up work another process
-queued in the same data dir.
+Each worker claims one `not_analyzed` image at a time (the store makes the claim atomic and gives
+it a lease), pulls it from the registry named in its pull string by digest, renews the lease while it
+analyses (a heartbeat thread), and records the analysis or a one-line failure reason under its
+claim. Submissions wake the workers; a slow poll also picks up work another process or replica
+queued. While the database is unreachable the workers back off and try again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from ci_gate.errors import CiGateError
 from ci_gate.model import Analysis, to_dict
+from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.store import ImageRecord, Store
 from ci_gate.sources.interface import SourceOptions
 
@@ -28,6 +30,8 @@ LOG = logging.getLogger("ci_gate.server")
 
 IDLE_POLL_SECONDS = 2.0
 """How often an idle worker looks at the queue without being woken (work queued by another process)."""
+MAX_BACKOFF_SECONDS = 10.0
+"""The longest a worker waits between tries while the database is unreachable."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +85,17 @@ class WorkerPool:
         return not any(thread.is_alive() for thread in self._threads)
 
     def _run(self) -> None:
+        backoff = 0.0
         while not self._stopping.is_set():
             try:
                 record = self.store.claim_next()
+                backoff = 0.0
+            except DatabaseUnavailable:  # PostgreSQL restarting: wait longer each time, then resume
+                if not backoff:
+                    LOG.warning("the database is unreachable; the workers wait for it")
+                backoff = min(MAX_BACKOFF_SECONDS, max(0.5, backoff * 2))
+                self._stopping.wait(backoff)
+                continue
             except Exception as error:  # a locked or broken database must not kill the worker silently
                 LOG.error("cannot read the queue: %s", error)
                 record = None
@@ -103,20 +115,60 @@ class WorkerPool:
 
     def _analyse(self, record: ImageRecord) -> None:
         LOG.info("analysing %s", record.pull_string)
+        finished = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(record, finished), daemon=True,
+                                     name="ci-gate-worker-heartbeat")
+        heartbeat.start()
         try:
-            document = analyse_record(record, self.options)
-        except CiGateError as error:
-            reason = " ".join(str(error).split())
-            LOG.info("analysis of %s failed: %s", record.digest, reason)
-            self.store.finish(record.digest, None, reason)
-            return
-        except Exception as error:  # an analyser bug still ends the image's lifecycle, with a reason
-            LOG.exception("analysis of %s failed unexpectedly", record.digest)
-            # Only the type: an unexpected exception's text may quote image content (a secret).
-            self.store.finish(record.digest, None, f"internal error while analysing: {type(error).__name__}")
-            return
-        self.store.finish(record.digest, to_dict(document), metadata=summary(document))
-        LOG.info("analysed %s", record.digest)
+            try:
+                document = analyse_record(record, self.options)
+            except CiGateError as error:
+                reason = " ".join(str(error).split())
+                LOG.info("analysis of %s failed: %s", record.digest, reason)
+                self._finish(record, None, reason)
+                return
+            except Exception as error:  # an analyser bug still ends the image's lifecycle, with a reason
+                LOG.exception("analysis of %s failed unexpectedly", record.digest)
+                # Only the type: an unexpected exception's text may quote image content (a secret).
+                self._finish(record, None, f"internal error while analysing: {type(error).__name__}")
+                return
+            if self._finish(record, to_dict(document), metadata=summary(document)):
+                LOG.info("analysed %s", record.digest)
+        finally:
+            finished.set()
+            heartbeat.join()
+
+    def _heartbeat(self, record: ImageRecord, finished: threading.Event) -> None:
+        """Renew the claim's lease every third of its length until the analysis ends."""
+        while not finished.wait(self.store.lease_seconds / 3):
+            try:
+                if record.claimed_by and not self.store.renew_lease(record.digest, record.claimed_by):
+                    LOG.warning("lost the lease on %s (another replica took it over)", record.digest)
+                    return
+            except Exception as error:  # the database is away: the next beat tries again
+                LOG.info("cannot renew the lease on %s: %s", record.digest, error)
+
+    def _finish(self, record: ImageRecord, analysis: dict[str, Any] | None, reason: str = "",
+                metadata: dict[str, Any] | None = None) -> bool:
+        """Record the outcome under the claim; while the database is unreachable, try again (within the
+        lease: past it another replica has the image and this result is dropped by the store)."""
+        delay = 0.5
+        deadline = time.monotonic() + self.store.lease_seconds
+        while True:
+            try:
+                recorded = self.store.finish(record.digest, analysis, reason, metadata, claim=record.claimed_by)
+            except DatabaseUnavailable:
+                if time.monotonic() > deadline or self._stopping.is_set():
+                    LOG.warning("cannot record the analysis of %s: the database stayed unreachable", record.digest)
+                    return False
+                self._stopping.wait(delay)
+                delay = min(MAX_BACKOFF_SECONDS, delay * 2)
+                continue
+            if not recorded:
+                LOG.warning("not recording the analysis of %s: this claim no longer holds it (its lease was taken "
+                            "over, the image was deleted, or it was recorded just before a lost connection)",
+                            record.digest)
+            return recorded
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:

@@ -31,9 +31,14 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_GATE_NOTIFY_TIMEOUT_SECONDS", "1")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "data")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A serve store on SQLite, then on a fresh database of the tests' real PostgreSQL server."""
+    from ci_gate.server.database import DEFAULT_DATABASE, parse_database_url
+
+    database = DEFAULT_DATABASE if request.param == "sqlite" else parse_database_url(
+        request.getfixturevalue("postgres_url"))
+    opened = Store(tmp_path / "data", database)
     initialise_subscriptions(opened, TAG, ("analysis_update", "tag_update", "policy_eval", "vuln_update"))
     yield opened
     opened.close()
@@ -52,9 +57,7 @@ def add_endpoint(store: Store, box: CredentialBox, kind: str, body: dict[str, An
 
 def record(store: Store, notification_type: str, details: dict[str, Any], tag: str = TAG) -> str:
     with store._transaction() as connection:
-        add_event(connection, "admin", notification_type, tag, details)
-        return str(connection.execute("SELECT generated_uuid FROM events ORDER BY rowid DESC LIMIT 1")
-                   .fetchone()[0])
+        return add_event(connection, "admin", notification_type, tag, details)
 
 
 def drain(dispatcher: Dispatcher, store: Store, timeout: float = 20) -> list[dict[str, Any]]:
@@ -281,8 +284,11 @@ def test_endpoint_secrets_are_kept_but_never_shown(store: Store, box: Credential
     assert loaded.secrets == {"token": "ghp_verysecret", "secret": SIGNING_SECRET}
     assert "ghp_verysecret" not in repr(loaded) and "ghp_verysecret" not in repr(loaded.public())
     assert loaded.public()["token_set"] is True and loaded.public()["secret_set"] is True
-    raw = (store.path.read_bytes() + Path(str(store.path) + "-wal").read_bytes()
-           if Path(str(store.path) + "-wal").exists() else store.path.read_bytes())
+    if store.database.dialect == "sqlite":
+        raw = (store.path.read_bytes() + Path(str(store.path) + "-wal").read_bytes()
+               if Path(str(store.path) + "-wal").exists() else store.path.read_bytes())
+    else:  # every stored column of the endpoint, as PostgreSQL holds it
+        raw = repr([tuple(row) for row in store._query("SELECT * FROM notification_endpoints")]).encode()
     assert b"ghp_verysecret" not in raw  # sealed in the database too
     updated = endpoints.parse_endpoint("github", {"owner": "o", "repository": "r2"}, saved.endpoint_id, loaded)
     assert updated.secrets["token"] == "ghp_verysecret"  # an update that does not resend the token keeps it

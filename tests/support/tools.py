@@ -24,6 +24,7 @@ INSTALL_HINTS = {
     "rpm": "apt-get install -y rpm",
     "rpmbuild": "apt-get install -y rpm",
     "objcopy": "apt-get install -y binutils",
+    "postgres": "apt-get install -y postgresql (initdb and postgres under /usr/lib/postgresql/*/bin)",
 }
 
 
