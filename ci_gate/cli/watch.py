@@ -65,13 +65,19 @@ def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = 
         for body in bodies:
             notification_id = body["dataId"]
             try:
+                # Not followed: an http→https redirect would turn the POST into a GET that answers 200, and
+                # an event the receiver never processed would count as delivered (and never be sent again).
                 response = send(session, "POST", url, timeout=DELIVERY_TIMEOUT, json=body,
-                                headers={"Idempotency-Key": notification_id})
+                                headers={"Idempotency-Key": notification_id}, allow_redirects=False)
             except HttpError as error:
                 raise PublishError(f"cannot deliver vuln_update to {receiver}: {error.detail}; the state "
                                    "was kept, the next run sends it again") from None
             status = response.status_code
             response.close()
+            if 300 <= status < 400:
+                raise PublishError(f"{receiver} answered HTTP {status}, a redirect, to a vuln_update; watch does not "
+                                   "follow redirects: give --notify the URL the receiver redirects to (the state "
+                                   "was kept, the next run sends it again)")
             if not 200 <= status < 300:
                 raise PublishError(f"{receiver} answered HTTP {status} to a vuln_update; the state was "
                                    "kept, the next run sends it again")
@@ -80,7 +86,12 @@ def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = 
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:  # the error quotes parts of the URL, which may hold a token: name the flag only
+        raise UsageError("--notify is not a valid URL (check the brackets of an IPv6 host and the port): give the "
+                         "receiver's webhook URL, e.g. https://hooks.example.com/ci-gate") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--notify is not an http(s) URL (scheme {parts.scheme or 'missing'!r}): give the "
                          "receiver's webhook URL, e.g. "
@@ -145,8 +156,10 @@ def gate_with_history(options: GateOptions, compare_to: str | None, save_sbom: s
     (`--save-sbom`) so `ci-gate watch` can re-match it later."""
     from ci_gate.gate import run_gate
     from ci_gate.policy.gates.tag_drift import comparing_to
-    from ci_gate.saved_sbom import save_analysis
+    from ci_gate.saved_sbom import prepare_folder, save_analysis
 
+    if save_sbom:
+        prepare_folder(Path(save_sbom))
     previous = previous_analysis(compare_to, options) if compare_to else None
     with comparing_to(previous, compare_to or ""):
         result = run_gate(options, progress=progress)
