@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ci_gate.errors import PublishError, UsageError
+from ci_gate.errors import CiGateError, PublishError, UsageError
 from ci_gate.gate import GateOptions, GateResult
 from ci_gate.model import Analysis
 
@@ -139,15 +139,17 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
 
 def previous_analysis(spec: str, options: GateOptions) -> Analysis:
     """The image `--compare-to` names: a saved analysis or SBOM (`sbom:FILE`), or any image reference."""
+    from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
     from ci_gate.saved_sbom import is_analysis_document, load_analysis, read_document
 
-    if spec.startswith("sbom:"):
-        path = Path(spec[len("sbom:"):])
-        if is_analysis_document(read_document(path)):
-            return load_analysis(path)
-    from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
-
-    return analyze_image(spec, AnalyzeOptions(source=options.source, use_cache=options.use_cache))
+    try:
+        if spec.startswith("sbom:"):
+            path = Path(spec[len("sbom:"):])
+            if is_analysis_document(read_document(path)):
+                return load_analysis(path)
+        return analyze_image(spec, AnalyzeOptions(source=options.source, use_cache=options.use_cache))
+    except CiGateError as error:  # said alone, "cannot read x.json" reads as if the gated image failed
+        raise type(error)(f"--compare-to {spec}: {error}") from None
 
 
 def gate_with_history(options: GateOptions, compare_to: str | None, save_sbom: str | None,

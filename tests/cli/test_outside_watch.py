@@ -182,3 +182,12 @@ def test_save_sbom_into_an_unusable_folder_fails_before_any_report(tmp_path: Pat
         result = _cli(tmp_path, "gate", f"oci-dir:{tiny_oci.path}", "--json", str(report), "--save-sbom", str(folder))
         _one_line(result, "--save-sbom")
         assert not report.exists() and not report.parent.exists()
+
+
+def test_a_compare_to_that_cannot_be_read_names_the_flag(tmp_path: Path, tiny_oci: OciImage) -> None:
+    # "cannot read x.json" or "could not connect to registry …" alone reads as if the gated image failed.
+    (tmp_path / "corrupt.json").write_text('{"broken')
+    for previous in (f"sbom:{tmp_path / 'missing.json'}", f"sbom:{tmp_path / 'corrupt.json'}",
+                     f"oci-dir:{tmp_path / 'no-layout'}"):
+        result = _cli(tmp_path, "gate", f"oci-dir:{tiny_oci.path}", "--compare-to", previous)
+        _one_line(result, f"--compare-to {previous}")
