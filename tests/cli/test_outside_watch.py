@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -191,3 +193,27 @@ def test_a_compare_to_that_cannot_be_read_names_the_flag(tmp_path: Path, tiny_oc
                      f"oci-dir:{tmp_path / 'no-layout'}"):
         result = _cli(tmp_path, "gate", f"oci-dir:{tiny_oci.path}", "--compare-to", previous)
         _one_line(result, f"--compare-to {previous}")
+
+
+def test_sigterm_while_a_receiver_hangs_keeps_the_state_and_leaves_no_journal(tmp_path: Path, pending: Pending,
+                                                                              receiver: Receiver) -> None:
+    hanging = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+        before = pending.state.read_bytes()
+        environment = {**os.environ, "CI": "true", "CI_GATE_CACHE_DIR": str(tmp_path / "cache")}
+        process = subprocess.Popen([sys.executable, "-m", "ci_gate.cli", "watch", "--sbom-dir", str(pending.sboms),
+                                    "--vuln-db", str(pending.store), "--state", str(pending.state), "--notify", url],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        connection, _ = hanging.accept()  # the POST is under way
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        connection.close()
+    finally:
+        hanging.close()
+    assert process.returncode == 143 and stderr.strip() == "ci-gate: interrupted", stderr
+    assert pending.state.read_bytes() == before
+    assert sorted(path.name for path in pending.state.parent.glob(pending.state.name + "*")) == [pending.state.name]
+    again = _watch(tmp_path, pending, "--state", str(pending.state), "--notify", receiver.url)
+    assert again.returncode == 0, again.stderr
+    assert len(receiver.posts) == 1  # the event interrupted mid-delivery is sent by the next run
