@@ -107,6 +107,9 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
 
     if notify:
         _check_url(notify)
+    if ca_bundle is not None and not Path(ca_bundle).is_file():  # else found only the night an event is due
+        raise UsageError(f"--ca-bundle {ca_bundle} is not a file: give the PEM file of the CA that signed the "
+                         "receiver's certificate")
     list(saved_files(sbom_dir))  # a missing folder fails here, before the store or the state is touched
     state_path = state if state is not None else sbom_dir / DEFAULT_STATE_NAME
     with VulnerabilityStore(vuln_db) as store:

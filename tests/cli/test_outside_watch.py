@@ -217,3 +217,14 @@ def test_sigterm_while_a_receiver_hangs_keeps_the_state_and_leaves_no_journal(tm
     again = _watch(tmp_path, pending, "--state", str(pending.state), "--notify", receiver.url)
     assert again.returncode == 0, again.stderr
     assert len(receiver.posts) == 1  # the event interrupted mid-delivery is sent by the next run
+
+
+def test_a_missing_ca_bundle_fails_on_a_quiet_night_too(tmp_path: Path, pending: Pending) -> None:
+    # Only the night an event must go out would have found the typo, and then lost the event's night.
+    fresh = tmp_path / "fresh.sqlite"  # a baseline run: nothing to send, the bundle is never opened
+    result = _watch(tmp_path, pending, "--state", str(fresh), "--ca-bundle", str(tmp_path / "typo.pem"))
+    _one_line(result, "--ca-bundle")
+    (tmp_path / "bundle-folder").mkdir()
+    _one_line(_watch(tmp_path, pending, "--state", str(fresh), "--ca-bundle", str(tmp_path / "bundle-folder")),
+              "--ca-bundle")
+    assert not fresh.exists()
