@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         if dod_only and dod_ckl is None and dod_cklb is None:  # else a mistyped path would pass unnoticed
             raise UsageError(f"{dod_only[0]} is used only for the DoD checklist: add --dod-ckl FILE or "
                              f"--dod-cklb FILE, or drop {dod_only[0]}")
+        if dockerfile is not None and not dockerfile.is_file():  # else found after the whole evaluation
+            raise UsageError(f"--dockerfile {dockerfile} is not a file: give the Dockerfile the image was built "
+                             "from")
         check_outputs((("--ckl", ckl), ("--cklb", cklb), ("--json", json_report), ("--dod-ckl", dod_ckl),
                        ("--dod-cklb", dod_cklb)))
         source = source_options(platform, insecure_registry, ca_bundle, image=image)

@@ -82,3 +82,12 @@ def test_an_output_that_cannot_be_written_fails_before_any_is_written(tmp_path: 
         _one_line(result, bad_flag, bad_path)
         assert "materialised" not in result.stderr  # refused before the image was opened
         assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_dockerfile_for_the_dod_checklist_fails_before_the_evaluation(tmp_path: Path,
+                                                                              debian11_image: str) -> None:
+    result = _cli(tmp_path, debian11_image, "--datastream", str(DEBIAN11_DS), "--dod-ckl", "out/dod.ckl",
+                  "--dockerfile", "Dockerfil")
+    _one_line(result, "--dockerfile Dockerfil")
+    assert "materialised" not in result.stderr and "Errno" not in result.stderr
+    assert not (tmp_path / "out").exists()
