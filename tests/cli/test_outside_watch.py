@@ -228,3 +228,14 @@ def test_a_missing_ca_bundle_fails_on_a_quiet_night_too(tmp_path: Path, pending:
     _one_line(_watch(tmp_path, pending, "--state", str(fresh), "--ca-bundle", str(tmp_path / "bundle-folder")),
               "--ca-bundle")
     assert not fresh.exists()
+
+
+def test_an_unreachable_receiver_names_only_its_origin(tmp_path: Path, pending: Pending) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://hookuser:basic-pass-789@127.0.0.1:{port}/services/T0/B0/path-secret-321?token=query-secret-654"
+    result = _watch(tmp_path, pending, "--state", str(pending.state), "--notify", url)
+    _one_line(result, f"http://127.0.0.1:{port}", "the next run sends it again")
+    for secret in ("hookuser", "basic-pass-789", "path-secret-321", "query-secret-654"):
+        assert secret not in result.stderr and secret not in result.stdout
