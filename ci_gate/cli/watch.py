@@ -118,7 +118,8 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
         bodies = [notification_body(diff) for diff in result.diffs]
         if bodies and not notify:
             raise UsageError(f"{len(bodies)} image(s) have vulnerability changes and no --notify URL was "
-                             "given: pass --notify URL")
+                             "given: pass --notify URL or set CI_GATE_NOTIFY_URL (the example pipelines set it "
+                             "from the CI_GATE_WEBHOOK_URL secret); the state was kept")
         if bodies and notify:
             deliver(notify, bodies, ca_bundle)
         watch_state.commit()

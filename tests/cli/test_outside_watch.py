@@ -239,3 +239,12 @@ def test_an_unreachable_receiver_names_only_its_origin(tmp_path: Path, pending: 
     _one_line(result, f"http://127.0.0.1:{port}", "the next run sends it again")
     for secret in ("hookuser", "basic-pass-789", "path-secret-321", "query-secret-654"):
         assert secret not in result.stderr and secret not in result.stdout
+
+
+def test_events_without_a_receiver_name_the_variable_the_pipelines_use(tmp_path: Path, pending: Pending) -> None:
+    # The nightly templates pass the URL as CI_GATE_NOTIFY_URL from a secret: an unset secret is an empty value.
+    environment = {**os.environ, "CI": "true", "CI_GATE_CACHE_DIR": str(tmp_path / "cache"), "CI_GATE_NOTIFY_URL": ""}
+    result = subprocess.run([sys.executable, "-m", "ci_gate.cli", "watch", "--sbom-dir", str(pending.sboms),
+                             "--vuln-db", str(pending.store), "--state", str(pending.state)],
+                            capture_output=True, text=True, timeout=300, env=environment)
+    _one_line(result, "CI_GATE_NOTIFY_URL", "state was kept")
