@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,24 @@ def test_a_missing_dockerfile_for_the_dod_checklist_fails_before_the_evaluation(
     _one_line(result, "--dockerfile Dockerfil")
     assert "materialised" not in result.stderr and "Errno" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("signal_number", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_the_evaluation_is_the_cli_contract(tmp_path: Path, debian11_image: str,
+                                                            signal_number: int, exit_code: int) -> None:
+    # README: "Ctrl-C and SIGTERM print `ci-gate: interrupted` and exit 130 / 143". stig's own SIGTERM
+    # handler raised a KeyboardInterrupt that typer turned into a silent exit 130.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    environment = {**os.environ, "CI": "true", "CI_GATE_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(temp)}
+    process = subprocess.Popen([sys.executable, "-m", "ci_gate.cli", "stig", debian11_image, "--datastream",
+                                str(DEBIAN11_DS), "--no-cache", "--ckl", str(tmp_path / "out" / "os.ckl")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(temp.glob("ci-gate-oscap-*/*")):  # oscap is running
+        time.sleep(0.02)
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == exit_code, stderr
+    assert stderr.splitlines()[-1] == "ci-gate: interrupted", stderr
+    assert list(temp.iterdir()) == [] and not (tmp_path / "out").exists()
