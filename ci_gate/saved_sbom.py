@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,13 +35,29 @@ def file_name(digest: str) -> str:
     return digest.replace(":", "-") + ".json"
 
 
+def prepare_folder(folder: Path) -> None:
+    """Create the --save-sbom folder, or say in one line why it cannot hold the saved SBOMs.
+
+    `gate` calls this before the image is analysed: a folder that fails only after the reports were
+    written would end the run with exit 2, no verdict and reports of a run that failed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--save-sbom {folder} is not a folder: give a folder for the saved SBOMs") from None
+    except OSError as error:
+        reason = "a parent of it is not a folder" if isinstance(error, NotADirectoryError) else (
+            f"cannot create it: {error.strerror or error}")
+        raise UsageError(f"--save-sbom {folder}: {reason}; give a writable folder for the saved SBOMs") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--save-sbom {folder} is not writable: give a writable folder for the saved SBOMs")
+
+
 def save_analysis(analysis: Analysis, folder: Path, tag: str | None = None) -> Path:
     """Write the analysis into `folder` under its digest; returns the file written.
 
     An image with no digest (a `dir:` root filesystem, some SBOMs) is saved under the sha256 of
     its package list, so the same content always lands in the same file."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--save-sbom {folder} is not a folder: give a folder for the saved SBOMs")
+    prepare_folder(folder)
     document: dict[str, Any] = to_dict(analysis)
     digest = image_digest(analysis)
     if not digest:

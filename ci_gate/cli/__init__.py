@@ -198,6 +198,8 @@ def main(arguments: list[str] | None = None) -> None:
         typer.echo(f"ci-gate: error: {error}", err=True)
         sys.exit(EXIT_ERROR)
     except typer.Exit as done:
+        if isinstance(done.__context__, KeyboardInterrupt):  # typer turns one raised by code into a silent 130
+            _interrupted_exit(signal.SIGINT)
         sys.exit(done.exit_code)
     except typer.Abort as aborted:
         if isinstance(aborted.__context__, KeyboardInterrupt):  # a KeyboardInterrupt raised by code, not by us

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ci_gate.errors import UsageError
 from ci_gate.sources.interface import Limits, SourceOptions
 
 PLATFORM_HELP = "os/arch or os/arch/variant to pick from a multi-platform image."
@@ -56,3 +59,31 @@ def show_progress() -> bool:
 def interactive_output() -> bool:
     """Rich tables only when stdout is a terminal outside CI; plain lines for logs and pipes."""
     return sys.stdout.isatty() and not in_ci()
+
+
+def check_outputs(outputs: Iterable[tuple[str, Path | None]]) -> None:
+    """Before the work starts: each (flag, path) can be written — a file, a device, or nothing yet under
+    a writable folder (missing folders are made when writing) — so a run never stops after writing
+    some of its outputs. `-` is stdout."""
+    for flag, path in outputs:
+        if path is None or str(path) == "-":
+            continue
+        try:
+            mode: int | None = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except NotADirectoryError:
+            raise UsageError(f"{flag} {path}: a parent of it is not a folder; give a writable file path") from None
+        except OSError as error:
+            raise UsageError(f"{flag} {path}: {error.strerror or error}; give a writable file path") from None
+        if mode is not None:
+            if stat.S_ISDIR(mode):
+                raise UsageError(f"{flag} {path} is a folder: give a file path")
+            continue
+        folder = Path(os.path.abspath(path)).parent
+        while not os.path.lexists(folder):
+            folder = folder.parent
+        if not folder.is_dir():
+            raise UsageError(f"{flag} {path}: a parent of it is not a folder; give a writable file path")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: the folder {folder} is not writable; give a writable file path")

@@ -10,6 +10,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -104,6 +105,8 @@ def serve(
     check_reachable(location)
     from ci_gate.vulns.store import check_store_file, locate
 
+    if notifications_config is not None:
+        _check_notifications_config(notifications_config)
     store_path, origin = locate(vuln_db)
     if origin != "default":  # a store that was named must be readable before the first image is gated
         check_store_file(store_path, origin)
@@ -122,6 +125,63 @@ def serve(
                           lease_seconds=lease_seconds)
     _check_tls(tls_cert, tls_key)
     run_server(config, host, port)
+
+
+_HOOK_KEYS = frozenset({"url", "webhook_user", "webhook_pass", "ssl_verify", "format", "signing_secret"})
+_ENGINE_ONLY_HOOKS = ("event_log", "error_event")
+"""anchore-engine hooks ci-gate serve has no events for: accepted (a whole engine config has them), not sent."""
+
+
+def _check_notifications_config(path: Path) -> None:
+    """The operator's anchore-engine `webhooks` file, checked before the server starts.
+
+    The server's loader takes the keys it knows: a mistyped hook (`genral:`) or field (`urll:`) would
+    start a server that notifies no one, so every key must be known, and a parse error is one line."""
+    import yaml
+
+    from ci_gate.notify.endpoints import NOTIFICATION_TYPES
+
+    def refuse(problem: str) -> UsageError:
+        return UsageError(f"--notifications-config {path}: {problem}")
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise refuse(f"cannot read it ({error.strerror or error}); give the YAML file with anchore-engine's "
+                     "webhooks section") from None
+    except UnicodeDecodeError:
+        raise refuse("not UTF-8 text; give the YAML file with anchore-engine's webhooks section") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise refuse(f"not valid YAML{where} ({getattr(error, 'problem', None) or 'syntax error'}); fix the "
+                     "file") from None
+    hooks = ("general", *NOTIFICATION_TYPES)
+    known = {"webhook_user", "webhook_pass", "ssl_verify", "signing_secret", *hooks, *_ENGINE_ONLY_HOOKS}
+    whole_config = isinstance(document, dict) and "webhooks" in document
+    section = document["webhooks"] if whole_config else document
+    if not isinstance(section, dict) or not (whole_config or known.intersection(section)):
+        raise refuse("must hold a `webhooks:` mapping (anchore-engine's config: general: {url: ...}, "
+                     "<notification_type>: {url: ...})")
+    unknown = sorted(str(key) for key in section if key not in known)
+    if unknown:
+        raise refuse(f"unknown key webhooks.{unknown[0]}; the keys are {', '.join(sorted(known))}")
+    if not any(section.get(hook) is not None for hook in hooks):
+        raise refuse(f"configures no hook: add general: {{url: ...}} or one of {', '.join(hooks[1:])}")
+    if not isinstance(section.get("ssl_verify", True), bool):
+        raise refuse("webhooks.ssl_verify must be true or false")
+    for hook in hooks:
+        entry = section.get(hook)
+        if not isinstance(entry, dict):
+            continue  # a missing url is the loader's one line
+        unknown = sorted(str(key) for key in entry if key not in _HOOK_KEYS)
+        if unknown:
+            raise refuse(f"unknown key webhooks.{hook}.{unknown[0]}; a hook takes {', '.join(sorted(_HOOK_KEYS))}")
+        try:
+            urlsplit(str(entry.get("url", ""))).port  # noqa: B018 (raises ValueError on a malformed host or port)
+        except ValueError:  # the message would quote the URL, which may hold a token
+            raise refuse(f"webhooks.{hook}.url is not a valid URL (check the brackets of an IPv6 host and the "
+                         "port)") from None
 
 
 def _notify_hosts(given: list[str] | None) -> tuple[str, ...]:

@@ -12,8 +12,15 @@ from typing import Annotated
 
 import typer
 
-from ci_gate.cli.options import CaBundleOption, InsecureOption, NoCacheOption, PlatformOption, source_options
-from ci_gate.errors import AnalysisError
+from ci_gate.cli.options import (
+    CaBundleOption,
+    InsecureOption,
+    NoCacheOption,
+    PlatformOption,
+    check_outputs,
+    source_options,
+)
+from ci_gate.errors import AnalysisError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +54,15 @@ def register(app: typer.Typer) -> None:
         from ci_gate.stig.checklists import render_ckl, render_cklb
         from ci_gate.stig.evaluate import evaluate_image, summary_line
 
+        dod_only = [flag for flag, given in (("--vuln-db", vuln_db), ("--dockerfile", dockerfile)) if given]
+        if dod_only and dod_ckl is None and dod_cklb is None:  # else a mistyped path would pass unnoticed
+            raise UsageError(f"{dod_only[0]} is used only for the DoD checklist: add --dod-ckl FILE or "
+                             f"--dod-cklb FILE, or drop {dod_only[0]}")
+        if dockerfile is not None and not dockerfile.is_file():  # else found after the whole evaluation
+            raise UsageError(f"--dockerfile {dockerfile} is not a file: give the Dockerfile the image was built "
+                             "from")
+        check_outputs((("--ckl", ckl), ("--cklb", cklb), ("--json", json_report), ("--dod-ckl", dod_ckl),
+                       ("--dod-cklb", dod_cklb)))
         source = source_options(platform, insecure_registry, ca_bundle, image=image)
         evaluation = evaluate_image(image, source,
                                     profile=profile, datastream=datastream, use_cache=not no_cache,

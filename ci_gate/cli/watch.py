@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ci_gate.errors import PublishError, UsageError
+from ci_gate.errors import CiGateError, PublishError, UsageError
 from ci_gate.gate import GateOptions, GateResult
 from ci_gate.model import Analysis
 
@@ -65,13 +65,19 @@ def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = 
         for body in bodies:
             notification_id = body["dataId"]
             try:
+                # Not followed: an http→https redirect would turn the POST into a GET that answers 200, and
+                # an event the receiver never processed would count as delivered (and never be sent again).
                 response = send(session, "POST", url, timeout=DELIVERY_TIMEOUT, json=body,
-                                headers={"Idempotency-Key": notification_id})
+                                headers={"Idempotency-Key": notification_id}, allow_redirects=False)
             except HttpError as error:
                 raise PublishError(f"cannot deliver vuln_update to {receiver}: {error.detail}; the state "
                                    "was kept, the next run sends it again") from None
             status = response.status_code
             response.close()
+            if 300 <= status < 400:
+                raise PublishError(f"{receiver} answered HTTP {status}, a redirect, to a vuln_update; watch does not "
+                                   "follow redirects: give --notify the URL the receiver redirects to (the state "
+                                   "was kept, the next run sends it again)")
             if not 200 <= status < 300:
                 raise PublishError(f"{receiver} answered HTTP {status} to a vuln_update; the state was "
                                    "kept, the next run sends it again")
@@ -80,7 +86,12 @@ def deliver(url: str, bodies: Sequence[dict[str, Any]], ca_bundle: str | None = 
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:  # the error quotes parts of the URL, which may hold a token: name the flag only
+        raise UsageError("--notify is not a valid URL (check the brackets of an IPv6 host and the port): give the "
+                         "receiver's webhook URL, e.g. https://hooks.example.com/ci-gate") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--notify is not an http(s) URL (scheme {parts.scheme or 'missing'!r}): give the "
                          "receiver's webhook URL, e.g. "
@@ -96,6 +107,9 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
 
     if notify:
         _check_url(notify)
+    if ca_bundle is not None and not Path(ca_bundle).is_file():  # else found only the night an event is due
+        raise UsageError(f"--ca-bundle {ca_bundle} is not a file: give the PEM file of the CA that signed the "
+                         "receiver's certificate")
     list(saved_files(sbom_dir))  # a missing folder fails here, before the store or the state is touched
     state_path = state if state is not None else sbom_dir / DEFAULT_STATE_NAME
     with VulnerabilityStore(vuln_db) as store:
@@ -104,7 +118,8 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
         bodies = [notification_body(diff) for diff in result.diffs]
         if bodies and not notify:
             raise UsageError(f"{len(bodies)} image(s) have vulnerability changes and no --notify URL was "
-                             "given: pass --notify URL")
+                             "given: pass --notify URL or set CI_GATE_NOTIFY_URL (the example pipelines set it "
+                             "from the CI_GATE_WEBHOOK_URL secret); the state was kept")
         if bodies and notify:
             deliver(notify, bodies, ca_bundle)
         watch_state.commit()
@@ -128,15 +143,17 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
 
 def previous_analysis(spec: str, options: GateOptions) -> Analysis:
     """The image `--compare-to` names: a saved analysis or SBOM (`sbom:FILE`), or any image reference."""
+    from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
     from ci_gate.saved_sbom import is_analysis_document, load_analysis, read_document
 
-    if spec.startswith("sbom:"):
-        path = Path(spec[len("sbom:"):])
-        if is_analysis_document(read_document(path)):
-            return load_analysis(path)
-    from ci_gate.analyze.analyzer import AnalyzeOptions, analyze_image
-
-    return analyze_image(spec, AnalyzeOptions(source=options.source, use_cache=options.use_cache))
+    try:
+        if spec.startswith("sbom:"):
+            path = Path(spec[len("sbom:"):])
+            if is_analysis_document(read_document(path)):
+                return load_analysis(path)
+        return analyze_image(spec, AnalyzeOptions(source=options.source, use_cache=options.use_cache))
+    except CiGateError as error:  # said alone, "cannot read x.json" reads as if the gated image failed
+        raise type(error)(f"--compare-to {spec}: {error}") from None
 
 
 def gate_with_history(options: GateOptions, compare_to: str | None, save_sbom: str | None,
@@ -145,8 +162,10 @@ def gate_with_history(options: GateOptions, compare_to: str | None, save_sbom: s
     (`--save-sbom`) so `ci-gate watch` can re-match it later."""
     from ci_gate.gate import run_gate
     from ci_gate.policy.gates.tag_drift import comparing_to
-    from ci_gate.saved_sbom import save_analysis
+    from ci_gate.saved_sbom import prepare_folder, save_analysis
 
+    if save_sbom:
+        prepare_folder(Path(save_sbom))
     previous = previous_analysis(compare_to, options) if compare_to else None
     with comparing_to(previous, compare_to or ""):
         result = run_gate(options, progress=progress)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,13 +108,35 @@ class RematchResult:
     first_run: bool = False
 
 
+def _check_state_path(path: Path) -> None:
+    """A regular file or nothing yet: SQLite on a device (/dev/null) fails at commit, and on /dev/stdout
+    writes the database to the terminal (or into the job log, when stdout is a file)."""
+    if path.absolute().parts[1:2] in (("dev",), ("proc",)):
+        raise UsageError(f"--state {path} is not a regular file (a device or a process's file): give a file "
+                         "path for the watch state")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise UsageError(f"--state {path}: a parent of it is not a folder; give a file path for the watch "
+                         "state") from None
+    except OSError as error:
+        raise UsageError(f"--state {path} cannot be read ({error.strerror or error}); give a file path for the "
+                         "watch state") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"--state {path} is a folder: give a file path for the watch state")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"--state {path} is not a regular file (a device, pipe or socket): give a file path "
+                         "for the watch state")
+
+
 class RematchState:
     """The watch state file: the package index and the last matches of every stored image."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if path.is_dir():
-            raise UsageError(f"--state {path} is a folder: give a file path for the watch state")
+        _check_state_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._connection = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
@@ -155,7 +178,11 @@ class RematchState:
     def commit(self) -> None:
         """Keep this run: the new matches become the baseline of the next run."""
         if self._open:
-            self._connection.execute("COMMIT")
+            try:
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as error:  # a full disk, an I/O error: rollback() closes the connection
+                raise StateError(f"cannot save the watch state {self.path} ({error}); the next run finds the same "
+                                 "changes again: free space or give another --state file") from None
             self._open = False
             self._connection.close()
 

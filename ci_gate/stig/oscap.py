@@ -93,7 +93,12 @@ def choose_content(os_release: dict[str, str], profile: str, datastream: Path | 
                                 f"({datastream.name} is not in {SSG_CONTENT_DIR}); install a newer ssg "
                                 "package or pass --datastream FILE")
     elif not datastream.is_file():
-        raise UsageError(f"--datastream {datastream}: no such file")
+        what = ("is a folder" if datastream.is_dir() else "is not a regular file" if datastream.exists()
+                else "does not exist")
+        raise UsageError(f"--datastream {datastream} {what}: give a SCAP source datastream file (e.g. "
+                         f"{SSG_CONTENT_DIR}/ssg-rhel8-ds.xml)")
+    else:
+        datastream = datastream.absolute()  # oscap runs in its own working directory
     product = detected[0] if detected else datastream.name.removeprefix("ssg-").removesuffix("-ds.xml")
     if not wanted_profile:
         if detected is None:
@@ -121,6 +126,8 @@ def run_eval(binary: str, content: Content, root: str, results: Path) -> subproc
         detail = next((line.strip() for line in completed.stderr.splitlines() if line.strip()),
                       f"exit code {completed.returncode}")
         if "profile" in detail.lower():
+            # oscap's own hint ("Get available profiles using:") continues on a line not kept here
+            detail = detail.split(" Get available profiles")[0].rstrip(". ")
             raise UsageError(f"oscap cannot evaluate profile {content.profile} of {content.datastream.name}: "
                              f"{detail[:200]}; list the profiles with `oscap info {content.datastream}`")
         raise AnalysisError(f"oscap could not evaluate {content.datastream.name}: {detail[:200]}")

@@ -60,9 +60,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise _Terminated()
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: nothing to install
+    # Only where nobody handles SIGTERM: the CLI raises its own interrupt (one line, exit 143, every
+    # `finally` runs), and replacing it would turn SIGTERM into a silent Ctrl-C exit 130.
+    previous = signal.getsignal(signal.SIGTERM)
+    installed = previous is signal.SIG_DFL
+    if installed:
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread: nothing to install
+            installed = False
+    if not installed:
         yield
         return
     try:
