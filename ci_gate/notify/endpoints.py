@@ -88,7 +88,11 @@ def _allowed_secrets(kind: str) -> tuple[str, ...]:
 
 
 def _check_url(value: str, where: str) -> None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError:
+        raise EndpointError(f"{where} is not a valid URL (check the brackets of an IPv6 host and the port)") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EndpointError(f"{where} must be an http(s) URL (http://HOST/PATH or https://HOST/PATH)")
     if "@" in parts.netloc:  # the URL is shown by the API: credentials go where they are kept sealed

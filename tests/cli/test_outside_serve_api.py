@@ -23,10 +23,6 @@ BODIES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="ci_gate/notify/endpoints.py _check_url calls urlsplit() unguarded: its "
-                   "ValueError ('Invalid IPv6 URL') answers 500 internal error. Fix (owner of notify/endpoints.py): "
-                   "wrap `parts = urlsplit(value)` in try/except ValueError and raise EndpointError(f'{where} is not "
-                   "a valid URL (check the brackets of an IPv6 host and the port)'); then drop this marker")
 def test_a_malformed_endpoint_url_is_a_400_naming_the_field(tmp_path: Path) -> None:
     with ServeProcess(tmp_path / "data", extra_args=["--allow-notify-host", "*"]) as serve:
         for kind, body in BODIES.items():
