@@ -191,9 +191,12 @@ def gate_in_thread(url: str, image: FleetImage, outcome: ClientOutcome, timeout:
     outcome.seconds = time.monotonic() - start
 
 
-def start_gate_subprocess(url: str, image: FleetImage, report: Path, timeout: float,
+def start_gate_subprocess(url: str, outcome: ClientOutcome, report: Path, timeout: float,
                           poll_interval: float) -> subprocess.Popen[str]:
     """The real command line; the password from the environment, as in CI."""
+    image = outcome.image
+    outcome.how = "subprocess"
+    outcome.seconds = -time.monotonic()  # finish_gate_subprocess adds the end time
     environment = {**os.environ, "ANCHORE_URL": url, "ANCHORE_USER": "admin", "ANCHORE_PASS": PASSWORD}
     return subprocess.Popen(
         [sys.executable, "-m", "ci_gate.cli", "gate", f"registry:{image.tag}", "--backend", "anchore",
@@ -203,7 +206,6 @@ def start_gate_subprocess(url: str, image: FleetImage, report: Path, timeout: fl
 
 def finish_gate_subprocess(process: subprocess.Popen[str], report: Path, outcome: ClientOutcome,
                            timeout: float) -> None:
-    start = time.monotonic()
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -212,11 +214,12 @@ def finish_gate_subprocess(process: subprocess.Popen[str], report: Path, outcome
     outcome.exit_code = process.returncode
     outcome.log = stderr.splitlines()
     if report.exists():
-        document: dict[str, Any] = json.loads(report.read_text())
-        outcome.final_action = str(document.get("final_action", "")).upper() or None
+        document: dict[str, Any] = json.loads(report.read_text())  # Anchore's v2 evaluation shape
+        if document.get("image_digest") == outcome.image.digest:
+            outcome.final_action = str(document["evaluations"][0]["final_action"]).upper()
     if process.returncode not in (0, 1):
         outcome.error = (stderr or stdout).strip()[-2000:]
-    outcome.seconds += time.monotonic() - start
+    outcome.seconds += time.monotonic()
 
 
 def run_clients_in_threads(url: str, images: list[FleetImage], outcomes: list[ClientOutcome], timeout: float,
