@@ -86,7 +86,7 @@ def default_values() -> dict[str, Any]:
 
 def render_chart(values: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
     """Every object the chart renders, in template order."""
-    documents = []
+    documents: list[dict[str, Any]] = []
     for name in TEMPLATES:
         text = (CHART / "templates" / f"{name}.yaml").read_text()
         documents.extend(d for d in yaml.safe_load_all(render_template(text, values, namespace)) if d)

@@ -56,7 +56,7 @@ class FleetImage:
     oci: OciImage
 
 
-def _layers(index: int, kind: str, padding_files: int) -> list[list[TarItem]]:
+def _layers(index: int, kind: str) -> list[list[TarItem]]:
     status = TINY_DPKG_STATUS if kind == "stop" else TINY_DPKG_STATUS.replace(b"Version: 3.0.11-1~deb12u2",
                                                                              FIXED_OPENSSL)
     demo_version = b"1.1" if kind == "go" else b"1.0"
@@ -70,28 +70,24 @@ def _layers(index: int, kind: str, padding_files: int) -> list[list[TarItem]]:
                                                                    dist_info)],
               TarItem(f"{dist_info}/METADATA", TINY_PYTHON_METADATA.replace(b"Version: 1.0",
                                                                             b"Version: " + demo_version))]
-    # The variant layer makes each digest distinct; padding files make an analysis take longer, so a
-    # replica can be caught (and killed) in the middle of one.
-    variant = [TarItem("opt", kind="dir", mode=0o755), TarItem("opt/variant", f"variant {index}\n".encode()),
-               *[TarItem(f"opt/pad-{index}-{number:05d}.txt", f"{index}:{number}\n".encode())
-                 for number in range(padding_files)]]
+    # The variant layer makes each digest distinct.
+    variant = [TarItem("opt", kind="dir", mode=0o755), TarItem("opt/variant", f"variant {index}\n".encode())]
     return [distro, python, variant]
 
 
-def build_fleet_images(layout: Path, count: int, slow: frozenset[int] = frozenset(),
-                       slow_files: int = 4000) -> list[tuple[int, str, OciImage]]:
-    """`count` distinct images in one layout, kinds in turn (stop, warn, go, stop…); the indexes in
-    `slow` carry `slow_files` extra files. (index, kind, image) each."""
+def build_fleet_images(layout: Path, count: int) -> list[tuple[int, str, OciImage]]:
+    """`count` distinct images in one layout, kinds in turn (stop, warn, go, stop…); (index, kind, image) each."""
     images = []
     for index in range(count):
         kind = KINDS[index % len(KINDS)]
-        history = [{"created": "1970-01-01T00:00:00Z", "created_by": f"ADD layer {n} /"} for n in range(3)]
-        config = dict(TINY_CONFIG)
+        history: list[dict[str, Any]] = [{"created": "1970-01-01T00:00:00Z", "created_by": f"ADD layer {n} /"}
+                                         for n in range(3)]
+        config: dict[str, Any] = dict(TINY_CONFIG)
         if kind == "go":  # also clean of the default policy's warnings: a user and a health check
             config.update(User="1000", Healthcheck={"Test": ["CMD", "true"]})
             history.append({"created": "1970-01-01T00:00:00Z", "empty_layer": True,
                             "created_by": '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD" "true"]}'})
-        oci = build_oci_layout(layout, _layers(index, kind, slow_files if index in slow else 0), tag=f"v{index}",
+        oci = build_oci_layout(layout, _layers(index, kind), tag=f"v{index}",
                                config=config, history=history)
         images.append((index, kind, oci))
     return images
