@@ -12,6 +12,8 @@ way) and one digest:
   polls/s        `GET /v2/images/{digest}` (what a waiting client sends every poll interval)
   check p99      `GET /v2/images/{digest}/check?tag=` latency, 99th percentile by `ab`, measured
                  while the poll load runs
+  replica CPU    cores the replicas kept busy during the poll phase (what is left of the 2 cores
+                 went to PostgreSQL, ab and the rest of the machine)
   peak RSS       VmHWM of each replica process at the end
 
 The 3-replica row with the same client load on the same 2 cores, divided by the 1-replica row, is
@@ -30,6 +32,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +65,8 @@ class Row:
     check_p99_ms: float = 0.0
     peak_rss_mb: list[float] = field(default_factory=list)
     failures: int = 0
+    poll_cpu: float = 0.0
+    """Cores the replicas kept busy during the poll phase (their user+system CPU seconds / wall seconds)."""
 
 
 def start_ab(url: str, concurrency: int, seconds: float, post_body: Path | None = None) -> subprocess.Popen[str]:
@@ -76,12 +81,15 @@ def finish_ab(process: subprocess.Popen[str]) -> AbResult:
     stdout, stderr = process.communicate(timeout=600)
     rate = re.search(r"Requests per second:\s+([\d.]+)", stdout)
     if rate is None:
-        return AbResult(errors=[f"ab failed: {stderr.strip()[:200]}"])
-    failed = re.search(r"Failed requests:\s+(\d+)", stdout)
+        return AbResult(errors=[f"ab failed ({process.returncode}): {(stderr or stdout).strip()[-300:]}"])
+    # "Length" failures are answers whose size differs from the first one (a record's timestamps): not errors
+    failed = re.search(r"Failed requests:\s+\d+\s+\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)",
+                       stdout)
     non_2xx = re.search(r"Non-2xx responses:\s+(\d+)", stdout)
     p99 = re.search(r"^\s*99%\s+(\d+)", stdout, re.MULTILINE)
     return AbResult(rate=float(rate.group(1)),
-                    failed=int(failed.group(1) if failed else 0) + int(non_2xx.group(1) if non_2xx else 0),
+                    failed=(sum(int(part) for part in failed.groups()) if failed else 0)
+                    + int(non_2xx.group(1) if non_2xx else 0),
                     p99_ms=float(p99.group(1)) if p99 else float("nan"))
 
 
@@ -90,6 +98,12 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_note() -> str:
@@ -136,7 +150,9 @@ def measure(count: int, postgres: PostgresServer, images: list[FleetImage], vuln
         # The check sampler: 3 more ab processes (one per replica share) at 2 connections each.
         checks = [(replicas[number % count].url + f"/v2/images/{images[number].digest}/check?tag={images[number].tag}",
                    2) for number in range(3)]
+        cpu_before, wall_before = sum(cpu_seconds(r.pid) for r in replicas), time.monotonic()
         polled, checked = spread(lambda image: f"/v2/images/{image.digest}", extra=checks)
+        row.poll_cpu = (sum(cpu_seconds(r.pid) for r in replicas) - cpu_before) / (time.monotonic() - wall_before)
         row.submissions = sum(r.rate for r in submitted)
         row.polls = sum(r.rate for r in polled)
         row.check_p99_ms = max(r.p99_ms for r in checked)
@@ -169,10 +185,11 @@ def main() -> None:
             rows = [measure(count, postgres, images, vuln_db, scratch, arguments.seconds, arguments.clients)
                     for count in (1, 3)]
     one, three = rows
-    print(f"{'replicas':>8} {'submissions/s':>14} {'polls/s':>9} {'check p99':>10} {'failed':>7}  peak RSS per replica")
+    print(f"{'replicas':>8} {'submissions/s':>14} {'polls/s':>9} {'check p99':>10} {'failed':>7} "
+          f"{'replica CPU (polls)':>20}  peak RSS per replica")
     for row in rows:
         print(f"{row.replicas:>8} {row.submissions:>14.0f} {row.polls:>9.0f} {row.check_p99_ms:>8.0f}ms "
-              f"{row.failures:>7}  {', '.join(f'{mb:.0f} MB' for mb in row.peak_rss_mb)}")
+              f"{row.failures:>7} {row.poll_cpu:>14.2f} cores  {', '.join(f'{mb:.0f} MB' for mb in row.peak_rss_mb)}")
     poll_ratio = three.polls / one.polls if one.polls else float("nan")
     submit_ratio = three.submissions / one.submissions if one.submissions else float("nan")
     print(f"scaling 3 vs 1 replica: polls {poll_ratio:.2f}x (goal >= 2.5: {'met' if poll_ratio >= 2.5 else 'MISSED'}), "

@@ -235,6 +235,7 @@ def start_replica(root: Path, name: str, database_url: str, vuln_db: Path, role:
                   extra_args: list[str] | None = None, environment: dict[str, str] | None = None) -> ServeProcess:
     """One `ci-gate serve --database URL --role ROLE` with a data dir of its own (what stays per replica);
     the URL reaches it through the environment, as the Helm chart passes it from a Secret."""
+    root.mkdir(parents=True, exist_ok=True)
     replica = ServeProcess(root / name, vuln_db=vuln_db, workers=workers,
                            environment={DATABASE_VARIABLE: database_url, **(environment or {})},
                            extra_args=["--role", role, *(extra_args or [])])
