@@ -41,7 +41,6 @@ from tests.support.fleet import (
 )
 from tests.support.postgres import PostgresServer
 from tests.support.registry import RegistryServer
-from tests.support.serve import ServeProcess
 from tests.support.tcp_proxy import RoundRobinProxy
 
 IMAGES = 50
@@ -65,10 +64,10 @@ def fleet_images(tmp_path_factory: pytest.TempPathFactory, registry: RegistrySer
     return push_fleet_images(built, registry.host), verdicts
 
 
-def claims_of(database_url: str, replica: ServeProcess) -> list[str]:
-    """Digests the replica holds a lease on right now (its claims carry its process id)."""
+def claims_of(database_url: str, pid: int) -> set[str]:
+    """Digests the process holds a lease on (`analyzing`, claimed by it: a claim is HOST:PID:RANDOM/RANDOM)."""
     rows = database_rows(database_url, "SELECT digest, claimed_by FROM images WHERE analysis_status = 'analyzing'")
-    return [digest for digest, claim in rows if claim and claim.split("/")[0].split(":")[-2] == str(replica.pid)]
+    return {digest for digest, claim in rows if claim and claim.split("/")[0].split(":")[-2] == str(pid)}
 
 
 def test_fleet_survives_a_killed_replica_and_a_database_restart(
@@ -81,11 +80,11 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
     lease = ["--lease-seconds", str(LEASE_SECONDS)]
     api = start_replica(tmp_path, "api", database_url, vuln_db, "api", workers=0, extra_args=lease)
     worker = start_replica(tmp_path, "worker", database_url, vuln_db, "worker", workers=2, extra_args=lease)
-    both = start_replica(tmp_path, "all", database_url, vuln_db, "all", workers=3, extra_args=lease)
-    replicas = [api, worker, both]
+    full = start_replica(tmp_path, "all", database_url, vuln_db, "all", workers=3, extra_args=lease)
+    replicas = [api, worker, full]
     outcomes = [ClientOutcome(image=images[number % IMAGES]) for number in range(CLIENTS)]
     try:
-        with RoundRobinProxy([api.port, both.port], tmp_path / "proxy.log") as proxy:
+        with RoundRobinProxy([api.port, full.port], tmp_path / "proxy.log") as proxy:
             processes = []
             for number, outcome in enumerate(outcomes[:SUBPROCESS_CLIENTS]):
                 report = tmp_path / f"client-{number}.json"
@@ -100,16 +99,14 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
             # Kill `all` while it analyses: wait until it holds leases, SIGKILL it, and read the
             # rows again (nothing can finish them now) to know it died with them in hand.
             deadline = time.monotonic() + 60
-            held: list[str] = []
+            held: set[str] = set()
             while time.monotonic() < deadline and len(held) < 2:
-                held = claims_of(database_url, both)
+                held = claims_of(database_url, full.pid)
                 time.sleep(0.01)
-            assert held, f"the `all` replica never claimed an analysis:\n{both.log()}"
-            killed_pid = both.pid
-            both.kill()
-            orphaned = {digest for digest, status, claim in database_rows(
-                database_url, "SELECT digest, analysis_status, claimed_by FROM images")
-                if status == "analyzing" and claim and f":{killed_pid}:" in claim}
+            assert held, f"the `all` replica never claimed an analysis:\n{full.log()}"
+            killed_pid = full.pid
+            full.kill()
+            orphaned = claims_of(database_url, killed_pid)
             assert orphaned, "the replica finished its analyses before the kill landed: it was not mid-analysis"
 
             time.sleep(0.5)  # the database goes away while analyses, submissions and polls are in flight
