@@ -20,7 +20,6 @@ Layout (one machine, 2 cores):
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,9 +32,9 @@ from tests.support.fleet import (
     build_fleet_images,
     database_rows,
     finish_gate_subprocess,
-    gate_in_thread,
     local_verdicts,
     push_fleet_images,
+    run_clients_in_threads,
     start_gate_subprocess,
     start_replica,
 )
@@ -90,11 +89,7 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
                 report = tmp_path / f"client-{number}.json"
                 processes.append((start_gate_subprocess(proxy.url, outcome, report, CLIENT_TIMEOUT, POLL_INTERVAL),
                                   report, outcome))
-            threads = [threading.Thread(target=gate_in_thread, daemon=True,
-                                        args=(proxy.url, outcome.image, outcome, CLIENT_TIMEOUT, POLL_INTERVAL))
-                       for outcome in outcomes[SUBPROCESS_CLIENTS:]]
-            for thread in threads:
-                thread.start()
+            threads = run_clients_in_threads(proxy.url, outcomes[SUBPROCESS_CLIENTS:], CLIENT_TIMEOUT, POLL_INTERVAL)
 
             # Kill `all` while it analyses: wait until it holds leases, SIGKILL it, and read the
             # rows again (nothing can finish them now) to know it died with them in hand.

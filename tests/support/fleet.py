@@ -5,11 +5,11 @@ Images: distinct tiny images in three kinds whose verdicts differ under the defa
 the store of tests/support/serve.py (`build_vuln_db`): `stop` keeps the critical openssl, `warn`
 has the fixed openssl but the medium `demo` flaw, `go` has neither. All of them go into ONE OCI
 layout (the shared base layers are written once) and are pushed with the registry's own HTTP API
-(distribution spec: blob upload, then manifest), a few milliseconds each where a skopeo process
-per image would cost a second of start-up on a busy machine.
+(distribution spec: blob upload, then manifest), eight at a time, where a skopeo process per
+image would cost its start-up fifty times on a busy machine.
 
-Clients: `GateClient` runs the code `ci-gate gate --backend anchore` runs (`AnchoreBackend.run`,
-then `exit_code_for`), in a thread; `gate_subprocess` runs the real command line.
+Clients: `gate_in_thread` runs the code `ci-gate gate --backend anchore` runs (`AnchoreBackend.run`,
+then the CLI's `exit_code_for`), in a thread; `start_gate_subprocess` runs the real command line.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def gate_in_thread(url: str, image: FleetImage, outcome: ClientOutcome, timeout:
     from ci_gate.backends.anchore import AnchoreBackend
     from ci_gate.backends.interface import AnchoreOptions, BackendRequest
     from ci_gate.errors import EXIT_ERROR, CiGateError
-    from ci_gate.gate import exit_code_for
+    from ci_gate.gate import FailOn, exit_code_for
 
     start = time.monotonic()
     try:
@@ -178,7 +178,7 @@ def gate_in_thread(url: str, image: FleetImage, outcome: ClientOutcome, timeout:
         if result.evaluation.image_digest != image.digest:
             raise AssertionError(f"answer for {result.evaluation.image_digest}, asked about {image.digest}")
         outcome.final_action = result.evaluation.final_action.upper()
-        outcome.exit_code = exit_code_for(outcome.final_action, "stop")
+        outcome.exit_code = exit_code_for(outcome.final_action, FailOn.STOP)
     except CiGateError as error:  # what the CLI turns into exit 2 (--on-error fail)
         outcome.error = str(error)
         outcome.exit_code = EXIT_ERROR
@@ -218,7 +218,7 @@ def finish_gate_subprocess(process: subprocess.Popen[str], report: Path, outcome
     outcome.seconds += time.monotonic()
 
 
-def run_clients_in_threads(url: str, images: list[FleetImage], outcomes: list[ClientOutcome], timeout: float,
+def run_clients_in_threads(url: str, outcomes: list[ClientOutcome], timeout: float,
                            poll_interval: float) -> list[threading.Thread]:
     """One started thread per outcome (`outcomes[i].image` is what client i gates)."""
     threads = [threading.Thread(target=gate_in_thread, args=(url, outcome.image, outcome, timeout, poll_interval),
