@@ -5,7 +5,8 @@ lost, each digest is analysed once (counted in the database), every client gets 
 verdict its image earns, and no client passes an image it should not.
 
 Layout (one machine, 2 cores):
-- replicas: `api` (the API, no analysis), `worker` (analysis only) and `all` (both). The clients
+- replicas: `api` (the API; started with `--workers 2`, it must still analyse nothing), `worker`
+  (analysis only, no API) and `all` (both). The clients
   reach `api` and `all` through a TCP round-robin balancer (tests/support/tcp_proxy.py), as a
   Kubernetes Service spreads them; `all` is the one killed, so its clients' connections break
   and the balancer sends their retries to `api`, and its claimed analyses are taken over by
@@ -77,7 +78,8 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
     database_url = postgres.create_database()
     vuln_db = serve_vuln_db  # each replica reads its own copy in production; one read-only file here
     lease = ["--lease-seconds", str(LEASE_SECONDS)]
-    api = start_replica(tmp_path, "api", database_url, vuln_db, "api", workers=0, extra_args=lease)
+    # --workers 2 on the api replica too: the role alone must keep it from analysing
+    api = start_replica(tmp_path, "api", database_url, vuln_db, "api", workers=2, extra_args=lease)
     worker = start_replica(tmp_path, "worker", database_url, vuln_db, "worker", workers=2, extra_args=lease)
     full = start_replica(tmp_path, "all", database_url, vuln_db, "all", workers=3, extra_args=lease)
     replicas = [api, worker, full]
@@ -115,6 +117,11 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
             for process, report, outcome in processes:
                 finish_gate_subprocess(process, report, outcome, 60)
             wall = time.monotonic() - started
+            # The roles held: the api replica analysed nothing, the worker serves no API but took work over.
+            analyses_by_api, analyses_by_worker = (
+                replica.get("/status").json()["detail"]["analyses_started_since_start"] for replica in (api, worker))
+            assert analyses_by_api == 0 and analyses_by_worker >= len(orphaned), (analyses_by_api, analyses_by_worker)
+            assert worker.get("/v2/images").status_code == 404
             failures = [f"{o.how} client for {o.image.tag}: {o.error} (log: {o.log[-3:]})"
                         for o in outcomes if o.error or o.exit_code not in (0, 1)]
             assert not failures, "\n".join(failures[:10]) + "\n" + api.log()[-1500:] + worker.log()[-1500:]
