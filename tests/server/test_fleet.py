@@ -6,12 +6,12 @@ verdict its image earns, and no client passes an image it should not.
 
 Layout (one machine, 2 cores):
 - replicas: `api` (the API; started with `--workers 2`, it must still analyse nothing), `worker`
-  (analysis only, no API) and `all` (both). The clients
-  reach `api` and `all` through a TCP round-robin balancer (tests/support/tcp_proxy.py), as a
-  Kubernetes Service spreads them; `all` is the one killed, so its clients' connections break
-  and the balancer sends their retries to `api`, and its claimed analyses are taken over by
-  `worker` when their lease runs out. After the kill, the API is served only by the api role and
-  analysis done only by the worker role: the roles alone must carry the rest of the run.
+  (analysis only, no API) and `all` (both). The clients reach `api` and `all` through a TCP
+  round-robin balancer (tests/support/tcp_proxy.py), as a Kubernetes Service spreads them; `all`
+  is the one killed, so its clients' connections break and the balancer sends their retries to
+  `api`, and its claimed analyses are taken over by `worker` when their lease runs out. After the
+  kill, the API is served only by the api role and analysis done only by the worker role: the
+  roles alone must carry the rest of the run.
 - clients: 200 Python processes do not fit on 2 cores (each costs ~40 MB and ~0.5 s of start-up),
   so 8 are the real `ci-gate gate --backend anchore` command and 192 are threads of this process
   running the same backend code (`AnchoreBackend.run` and the CLI's exit-code rule); every one
