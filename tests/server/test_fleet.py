@@ -21,6 +21,7 @@ Layout (one machine, 2 cores):
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,6 +42,7 @@ from tests.support.fleet import (
 )
 from tests.support.postgres import PostgresServer
 from tests.support.registry import RegistryServer
+from tests.support.serve import ServeProcess
 from tests.support.tcp_proxy import RoundRobinProxy
 
 IMAGES = 50
@@ -78,15 +80,15 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
     database_url = postgres.create_database()
     vuln_db = serve_vuln_db  # each replica reads its own copy in production; one read-only file here
     lease = ["--lease-seconds", str(LEASE_SECONDS)]
-    # --workers 2 on the api replica too: the role alone must keep it from analysing
-    api = start_replica(tmp_path, "api", database_url, vuln_db, "api", workers=2, extra_args=lease)
-    worker = start_replica(tmp_path, "worker", database_url, vuln_db, "worker", workers=2, extra_args=lease)
-    full = start_replica(tmp_path, "all", database_url, vuln_db, "all", workers=3, extra_args=lease)
-    replicas = [api, worker, full]
     outcomes = [ClientOutcome(image=images[number % IMAGES]) for number in range(CLIENTS)]
+    replicas: list[ServeProcess] = []
+    processes: list[tuple[subprocess.Popen[str], Path, ClientOutcome]] = []
     try:
+        # --workers 2 on the api replica too: the role alone must keep it from analysing
+        for name, workers in (("api", 2), ("worker", 2), ("all", 3)):
+            replicas.append(start_replica(tmp_path, name, database_url, vuln_db, name, workers, extra_args=lease))
+        api, worker, full = replicas
         with RoundRobinProxy([api.port, full.port], tmp_path / "proxy.log") as proxy:
-            processes = []
             for number, outcome in enumerate(outcomes[:SUBPROCESS_CLIENTS]):
                 report = tmp_path / f"client-{number}.json"
                 processes.append((start_gate_subprocess(proxy.url, outcome, report, CLIENT_TIMEOUT, POLL_INTERVAL),
@@ -126,6 +128,10 @@ def test_fleet_survives_a_killed_replica_and_a_database_restart(
                         for o in outcomes if o.error or o.exit_code not in (0, 1)]
             assert not failures, "\n".join(failures[:10]) + "\n" + api.log()[-1500:] + worker.log()[-1500:]
     finally:
+        for process, _, _ in processes:  # a failed run leaves no client behind
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         for replica in replicas:
             replica.stop()
 
