@@ -1,18 +1,15 @@
 """`ci-gate admission manifests` and the Helm chart: valid against the Kubernetes schemas
 (kubernetes-validate, strict), and the same objects from the same values. helm is not packaged in
-Debian, so the chart's templates are rendered here by a renderer that knows exactly the template
-syntax the chart uses and fails on anything else."""
+Debian, so the chart's templates are rendered by a renderer that knows exactly the template syntax
+the chart uses and fails on anything else (tests/support/chart.py)."""
 
 from __future__ import annotations
 
 import base64
 import copy
-import json
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -22,8 +19,8 @@ import yaml
 from ci_gate.cli.admission import ManifestOptions, build_manifests
 from ci_gate.server.admission import parse_config
 from tests.admission.conftest import TlsFiles
+from tests.support.chart import CHART, default_values, render_chart
 
-CHART = Path(__file__).resolve().parents[2] / "integrations" / "kubernetes" / "ci-gate"
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 
 
@@ -32,47 +29,8 @@ def run_manifests(*arguments: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, env=dict(os.environ))
 
 
-def lookup(context: dict[str, Any], path: str) -> Any:
-    value: Any = context
-    for part in path.lstrip(".").split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise AssertionError(f"the chart uses {path}, which the values do not define")
-        value = value[part]
-    return value
-
-
-def render_template(text: str, values: dict[str, Any], namespace: str) -> str:
-    """Helm's `{{ .Values.x }}`, `{{ .Release.Namespace }}`, `| quote`, `| nindent N`; nothing else."""
-    context = {"Values": values, "Release": {"Namespace": namespace}}
-
-    def expression(match: re.Match[str]) -> str:
-        parts = [part.strip() for part in match.group(1).split("|")]
-        value = lookup(context, parts[0])
-        for function in parts[1:]:
-            if function == "quote":
-                value = json.dumps(str(value))
-            elif function.startswith("nindent "):
-                spaces = " " * int(function.split()[1])
-                value = "\n" + "\n".join(spaces + line for line in str(value).split("\n"))
-            else:
-                raise AssertionError(f"the test renderer does not know the template function {function!r}")
-        return str(value)
-
-    rendered = re.sub(r"\{\{ *([^{}-][^{}]*?) *\}\}", expression, text)
-    assert "{{" not in rendered, "a template action the test renderer does not know"
-    return rendered
-
-
-def render_chart(values: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
-    documents = []
-    for name in ("secret", "configmap", "deployment", "service", "webhook"):
-        text = (CHART / "templates" / f"{name}.yaml").read_text()
-        documents.extend(d for d in yaml.safe_load_all(render_template(text, values, namespace)) if d)
-    return documents
-
-
 def chart_values(options: ManifestOptions) -> dict[str, Any]:
-    values = copy.deepcopy(yaml.safe_load((CHART / "values.yaml").read_text()))
+    values = default_values()
     values.update(image=options.image, caBundle=options.ca_bundle, failurePolicy=options.failure_policy,
                   timeoutSeconds=options.timeout_seconds, tls={"crt": options.tls_crt, "key": options.tls_key})
     return dict(values)
@@ -134,6 +92,9 @@ def test_the_chart_renders_the_same_objects(tls_files: TlsFiles, namespace: str)
 def test_chart_defaults_equal_the_command_defaults() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     defaults = ManifestOptions()
+    # The many-replicas values (tests/server/test_fleet_chart.py) are off by default: one replica, as printed.
+    assert not values.pop("database")["existingSecret"]
+    values.pop("fleet")
     assert values == {"image": defaults.image, "caBundle": "", "tls": {"crt": "", "key": ""},
                       "failurePolicy": defaults.failure_policy, "timeoutSeconds": defaults.timeout_seconds,
                       "admissionConfig": defaults.admission_config}
