@@ -38,7 +38,7 @@ from ci_gate.errors import CiGateError, LimitExceededError, SourceError
 
 WORKER_ENV = "CI_GATE_INFLATE_WORKER"
 """`0`: inflate in the analysing process; `1`: always in a worker; unset or `auto`: in a worker when
-the layer is large enough and a second CPU is there to run it."""
+the layer is large enough and a second CPU is idle to run it."""
 MIN_WORKER_BYTES = 4 * 1024 * 1024
 """Stored bytes below which a layer is inflated in-process: a fork costs about a millisecond plus the
 copied page tables, which a small layer does not repay."""
@@ -61,7 +61,14 @@ def worker_wanted(stored_size: int, own_file_handle: bool) -> bool:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return cpus >= 2 and stored_size >= MIN_WORKER_BYTES
+    if cpus < 2 or stored_size < MIN_WORKER_BYTES:
+        return False
+    # With every CPU busy (a load average of one per CPU) the worker waits for a core like the parser
+    # does, and the pipe between them only adds copies and hand-overs: measured slower than one process.
+    try:
+        return os.getloadavg()[0] < cpus
+    except OSError:
+        return True
 
 
 class InflateWorker:
