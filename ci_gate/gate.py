@@ -17,7 +17,6 @@ from ci_gate.model import Analysis, Evaluation
 from ci_gate.publish import CommentMode, publish_comment
 from ci_gate.reports import write_reports
 from ci_gate.reports.formats import ReportTargets
-from ci_gate.reports.markdown import render_markdown
 
 __all__ = ["EXIT_ERROR", "EXIT_PASS", "EXIT_STOP", "FailOn", "GateOptions", "GateResult", "OnError",
            "ReportTargets", "exit_code_for", "run_gate"]
@@ -78,6 +77,8 @@ def _publish(evaluation: Evaluation, analysis: Analysis, mode: CommentMode, targ
     summary and outputs (GitHub step summary, CI_GATE_OUTPUT)."""
     markdown = None
     if targets.template is not None:
+        from ci_gate.reports.markdown import render_markdown  # jinja2: only for a --template
+
         markdown = render_markdown(evaluation, analysis, "comment", targets.template)
     try:
         return publish_comment(evaluation, analysis, mode, markdown, targets)

@@ -14,9 +14,11 @@ import dataclasses
 import hashlib
 import io
 import json
+import mmap
 import operator
 import os
 import typing
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,15 +49,26 @@ def key_for(raw: RawImage, fingerprint: str) -> str | None:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 """Bumped whenever the layout below changes, or an older entry may be wrong; another format is a miss.
 3: entries written before every digest algorithm was verified (a sha512 layer was not) are dropped.
 4: five lines (header, where things are, analysis, file rows, files as `-o json` writes them), so the
-   file table loads only when something reads it and `-o json` copies the stored bytes through."""
+   file table loads only when something reads it and `-o json` copies the stored bytes through.
+5: one file row per line inside the rows part, so a lookup by path finds its rows without loading the table."""
 
 _FILE_FIELDS = tuple(f.name for f in dataclasses.fields(FileRecord))
 _ANALYSIS_FIELDS = tuple(f.name for f in dataclasses.fields(Analysis))
 _COPY_CHUNK = 1024 * 1024
+
+
+def _corrupt(error: Exception) -> UsageError:
+    # The entry was written atomically: only an outside hand could have broken it.
+    return UsageError(f"the analysis cache under {cache_dir()} has a corrupt entry ({error}); "
+                      "delete that folder or run with --no-cache")
+
+
+_encode_row = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""How the rows part encodes each row (and so each path in it)."""
 
 
 class _StoredFiles:
@@ -80,11 +93,34 @@ class _StoredFiles:
                 rows = json.loads(self._read(self.rows_at, self.rendered_at))
                 self.loaded = tuple(FileRecord(*row) for row in rows)
             except (OSError, ValueError, TypeError) as error:
-                # The entry was written atomically: only an outside hand could have broken it.
-                raise UsageError(f"the analysis cache under {cache_dir()} has a corrupt entry ({error}); "
-                                 "delete that folder or run with --no-cache") from None
+                raise _corrupt(error) from None
             self.close()
         return self.loaded
+
+    def rows_ending_with(self, suffixes: Iterable[str]) -> tuple[FileRecord, ...]:
+        """The records whose path ends with one of `suffixes`, in table order, found in the stored rows
+        without parsing the others: a few milliseconds for a 100,000-file table that takes half a second
+        to load. A row is one line, and a path ending with S is stored as text ending with S's JSON
+        text and a quote, so searching for that finds every such row (and a few whose other fields
+        match, which the caller's exact test drops)."""
+        suffixes = tuple(suffixes)
+        if self.loaded is not None or self.handle is None:
+            return tuple(f for f in self.records() if f.path.endswith(suffixes))
+        found: dict[int, FileRecord] = {}
+        try:
+            with mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                for suffix in suffixes:
+                    needle = _encode_row(suffix)[1:].encode()
+                    at = view.find(needle, self.rows_at, self.rendered_at)
+                    while at >= 0:
+                        start = view.rfind(b"\n", self.rows_at, at) + 1
+                        end = view.find(b"\n", at, self.rendered_at)
+                        if start not in found:
+                            found[start] = FileRecord(*json.loads(view[start:end].rstrip(b",")))
+                        at = view.find(needle, end, self.rendered_at)
+        except (OSError, ValueError, TypeError) as error:
+            raise _corrupt(error) from None
+        return tuple(found[start] for start in sorted(found))
 
     def _read(self, start: int, end: int) -> bytes:
         assert self.handle is not None
@@ -145,6 +181,15 @@ class CachedAnalysis(Analysis):
         return all(getattr(self, name) == getattr(other, name) for name in _ANALYSIS_FIELDS)
 
     __hash__ = Analysis.__hash__
+
+
+def stored_files_ending_with(analysis: Analysis, suffixes: Iterable[str]) -> tuple[FileRecord, ...] | None:
+    """For a cache hit whose file table was never loaded: the records whose path ends with one of
+    `suffixes`, in table order, without loading the table. None for any other analysis (read `files`)."""
+    if not copies_through(analysis):
+        return None
+    assert isinstance(analysis, CachedAnalysis)
+    return analysis._stored_files.rows_ending_with(suffixes)
 
 
 def copies_through(analysis: Analysis) -> bool:
@@ -235,9 +280,8 @@ def store(key: str, analysis: Analysis) -> None:
         files_offset = analysis_line.index(b'"files":[]') + len(b'"files":')
         if analysis_line.count(b'"files":[]') != 1:
             files_offset = -1  # a nested empty "files" too: `-o json` takes the field-by-field path
-        encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         row = operator.attrgetter(*_FILE_FIELDS)
-        rows = ("[" + ",".join(encode(row(record)) for record in analysis.files) + "]\n").encode()
+        rows = ("[\n" + ",\n".join(_encode_row(row(record)) for record in analysis.files) + "\n]\n").encode()
         rendered = io.StringIO()
         write_json(tuple(analysis.files), rendered)
         rendered_bytes = (rendered.getvalue() + "\n").encode()

@@ -19,26 +19,21 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ci_gate.choices import Choice
 from ci_gate.errors import ReportError
 from ci_gate.fileio import append_output
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.publish import github, gitlab
-from ci_gate.publish.interface import (
-    CommentApi,
-    NoChangeRequest,
-    PublishDenied,
-    PublishTransient,
-    RetryBudget,
-    marker_for,
-    upsert_comment,
-)
 from ci_gate.redaction import terminal_text
-from ci_gate.reports.common import image_key
-from ci_gate.reports.formats import ReportTargets
-from ci_gate.reports.markdown import render_markdown
+
+if TYPE_CHECKING:
+    from ci_gate.publish.interface import RetryBudget
+    from ci_gate.reports.formats import ReportTargets
+
+# The API clients (requests), the retry machinery (tenacity) and the Markdown templates (jinja2) are
+# imported below only when a comment or a CI summary is written: `ci-gate gate` outside a CI, the
+# common local run, must not pay for them at start-up.
 
 __all__ = ["CommentMode", "detect_provider", "publish_comment"]
 
@@ -55,6 +50,8 @@ class CommentMode(Choice):
 
 
 MODES = CommentMode.values()
+
+NO_PROVIDER_NOTE = "--comment auto: no GitHub Actions, GitLab CI or Jenkins change request detected; no comment posted"
 
 
 def detect_provider(env: Mapping[str, str]) -> str | None:
@@ -93,13 +90,19 @@ def publish_comment(
     notes: list[str] = []
     if mode not in MODES:
         return [f"unknown --comment mode {mode!r} (use auto, github, gitlab, review or off); no comment posted"]
-    outputs = github.gate_outputs(evaluation, reports or {})
+    in_actions = environment.get("GITHUB_ACTIONS") == "true"
+    ci_gate_output = environment.get("CI_GATE_OUTPUT")
+    provider = "github" if mode == "review" else mode if mode in ("github", "gitlab") else detect_provider(environment)
+    if not in_actions and not ci_gate_output and (mode == "off" or provider is None):
+        # Nothing to write and nobody to tell: no API client is loaded (a local `gate`).
+        return [] if mode == "off" else [NO_PROVIDER_NOTE]
+    from ci_gate.publish import github, gitlab
+    from ci_gate.publish.interface import NoChangeRequest, PublishDenied, PublishTransient, RetryBudget
 
-    in_actions = github.in_github_actions(environment)
+    outputs = github.gate_outputs(evaluation, reports or {})
     summary_written = False
     if in_actions:
         summary_written = _github_extras(evaluation, analysis, environment, outputs, out, notes)
-    ci_gate_output = environment.get("CI_GATE_OUTPUT")
     if ci_gate_output:
         try:
             append_output(Path(ci_gate_output), "".join(
@@ -109,11 +112,8 @@ def publish_comment(
 
     if mode == "off":
         return notes
-    provider = "github" if mode == "review" else mode if mode in ("github", "gitlab") else detect_provider(environment)
     if provider is None:
-        notes.append(
-            "--comment auto: no GitHub Actions, GitLab CI or Jenkins change request detected; no comment posted"
-        )
+        notes.append(NO_PROVIDER_NOTE)
         return notes
     context = (
         github.pull_request_from_env(environment)
@@ -125,6 +125,10 @@ def publish_comment(
         notes.append(f"{context.reason}; no comment posted")
         return notes
     budget = budget or RetryBudget(total_seconds=_float(environment.get("CI_GATE_PUBLISH_TIMEOUT"), 120.0))
+    from ci_gate.publish.interface import CommentApi, marker_for, upsert_comment
+    from ci_gate.reports.common import image_key
+    from ci_gate.reports.markdown import render_markdown
+
     try:
         api: CommentApi
         if provider == "github":
@@ -158,6 +162,8 @@ def publish_comment(
 
 def _review(evaluation: Evaluation, analysis: Analysis, env: Mapping[str, str]) -> str:
     """The suggested Dockerfile fixes as review comments; a problem is a note, never a failure."""
+    from ci_gate.publish import github
+    from ci_gate.publish.interface import PublishDenied, PublishTransient
     from ci_gate.publish.review import ReviewComments, post_review_suggestions
 
     try:
@@ -175,6 +181,9 @@ def _github_extras(
     out: TextIO,
     notes: list[str],
 ) -> bool:
+    from ci_gate.publish import github
+    from ci_gate.reports.markdown import render_markdown
+
     summary_written = False
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:

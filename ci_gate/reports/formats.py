@@ -16,13 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.reports.codequality import render_codequality
-from ci_gate.reports.evaluation_json import render_evaluation_json
-from ci_gate.reports.gitlab import render_container_scanning
-from ci_gate.reports.html import render_html
-from ci_gate.reports.junit import render_junit
-from ci_gate.reports.markdown import render_markdown
-from ci_gate.reports.sarif import render_sarif
 
 
 class ReportTargets(Mapping[str, Path]):
@@ -92,24 +85,68 @@ def json_text(render: Callable[[Evaluation, Analysis], Any]) -> Render:
     return text
 
 
-def plain(render: Callable[[Evaluation, Analysis], str]) -> Render:
-    """A renderer that returns the file's text and needs no targets."""
-    return lambda evaluation, analysis, targets: render(evaluation, analysis)
+# Each renderer's module is imported when its format is written, not when the formats are listed:
+# the `gate` flags read FORMATS on every run, and a run that writes no report (or only one) must not
+# load jinja2, the HTML template and every other renderer (start-up, docs/architecture.md).
+
+
+def _evaluation_json(evaluation: Evaluation, analysis: Analysis) -> Any:
+    from ci_gate.reports.evaluation_json import render_evaluation_json
+
+    return render_evaluation_json(evaluation, analysis)
+
+
+def _junit(evaluation: Evaluation, analysis: Analysis, targets: ReportTargets) -> str:
+    from ci_gate.reports.junit import render_junit
+
+    return render_junit(evaluation, analysis)
+
+
+def _sarif(evaluation: Evaluation, analysis: Analysis) -> Any:
+    from ci_gate.reports.sarif import render_sarif
+
+    return render_sarif(evaluation, analysis)
+
+
+def _container_scanning(evaluation: Evaluation, analysis: Analysis) -> Any:
+    from ci_gate.reports.gitlab import render_container_scanning
+
+    return render_container_scanning(evaluation, analysis)
+
+
+def _codequality(evaluation: Evaluation, analysis: Analysis) -> Any:
+    from ci_gate.reports.codequality import render_codequality
+
+    return render_codequality(evaluation, analysis)
+
+
+def _markdown(evaluation: Evaluation, analysis: Analysis, targets: ReportTargets) -> str:
+    from ci_gate.reports.markdown import render_markdown
+
+    return render_markdown(evaluation, analysis, "comment", targets.template)
+
+
+def _compliance(evaluation: Evaluation, analysis: Analysis, targets: ReportTargets) -> str:
+    from ci_gate.reports.markdown import render_markdown
+
+    return render_markdown(evaluation, analysis, "compliance")
+
+
+def _html(evaluation: Evaluation, analysis: Analysis, targets: ReportTargets) -> str:
+    from ci_gate.reports.html import render_html
+
+    return render_html(evaluation, analysis)
 
 
 FORMATS: tuple[ReportFormat, ...] = (
-    ReportFormat("json", "The evaluation JSON (Anchore v2 shaped).", json_text(render_evaluation_json)),
-    ReportFormat("junit", "JUnit XML (GitLab, Jenkins test tabs).", plain(render_junit)),
-    ReportFormat("sarif", "SARIF 2.1.0 (GitHub code scanning).", json_text(render_sarif)),
-    ReportFormat("gitlab-report", "GitLab container scanning report.", json_text(render_container_scanning)),
-    ReportFormat("codequality", "GitLab Code Quality report.", json_text(render_codequality)),
-    ReportFormat("markdown", "The Markdown comment, with fixes.",
-                 lambda evaluation, analysis, targets: render_markdown(evaluation, analysis, "comment",
-                                                                       targets.template)),
-    ReportFormat("compliance", "The compliance report (DISA / CIS item, status, evidence, fix).",
-                 lambda evaluation, analysis, targets: render_markdown(evaluation, analysis, "compliance")),
-    ReportFormat("html", "One self-contained HTML page: verdict, fixes, vulnerabilities, compliance, layers.",
-                 plain(render_html)),
+    ReportFormat("json", "The evaluation JSON (Anchore v2 shaped).", json_text(_evaluation_json)),
+    ReportFormat("junit", "JUnit XML (GitLab, Jenkins test tabs).", _junit),
+    ReportFormat("sarif", "SARIF 2.1.0 (GitHub code scanning).", json_text(_sarif)),
+    ReportFormat("gitlab-report", "GitLab container scanning report.", json_text(_container_scanning)),
+    ReportFormat("codequality", "GitLab Code Quality report.", json_text(_codequality)),
+    ReportFormat("markdown", "The Markdown comment, with fixes.", _markdown),
+    ReportFormat("compliance", "The compliance report (DISA / CIS item, status, evidence, fix).", _compliance),
+    ReportFormat("html", "One self-contained HTML page: verdict, fixes, vulnerabilities, compliance, layers.", _html),
 )
 """Every report format, in the order they are written and listed."""
 

@@ -85,6 +85,8 @@ def open_range(path: str, offset: int, length: int) -> IO[bytes]:
 class FileBlob(LayerBlob):
     """A layer whose stored bytes are a byte range of a host file (an OCI blob file or a tar member)."""
 
+    own_file_handle = True
+
     def __init__(self, path: str, offset: int, length: int, digest: str, media_type: str,
                  diff_id: str | None, where: str):
         self.path = path

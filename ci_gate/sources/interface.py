@@ -134,6 +134,10 @@ class LayerBlob(abc.ABC):
     directory_root: str | None = None
     """For `dir:` sources only: the host directory that is the root filesystem (no tar stream)."""
 
+    own_file_handle: bool = False
+    """`open()` reads a host file through a handle of the stream's own, which a forked worker process may
+    go on reading (`ci_gate.sources.inflate_worker`); never a shared connection."""
+
 
 @dataclass
 class RawImage:

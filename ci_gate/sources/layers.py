@@ -11,10 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
-import queue
-import sys
-import threading
 import typing
 import zlib
 from collections.abc import Callable
@@ -22,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ci_gate.errors import LimitExceededError, SourceError, quoted
+from ci_gate.sources.inflate_worker import InflateWorker, worker_wanted
 from ci_gate.sources.interface import LayerBlob, Limits
 
 _inflate: Any
@@ -35,12 +32,6 @@ except ImportError:  # pragma: no cover - isal has wheels for every platform we 
 
 _CHUNK = 1024 * 1024
 _OUT_CHUNK = 1024 * 1024
-_AHEAD_BLOCK = 1024 * 1024
-"""Inflated bytes per block handed over by the read-ahead thread (and stored bytes per read). Larger
-blocks mean fewer GIL hand-overs but more memory in flight; with the switch interval lowered (see
-`_SWITCH_INTERVAL`) 1 MiB costs no more time than 4 MiB, and 20-30 MB less peak RSS on the 1 GB image."""
-_AHEAD_DEPTH = 2
-"""Blocks queued ahead of the tar parser: memory in flight stays under (depth + 2) blocks."""
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -190,98 +181,17 @@ class _Prefixed:
         return self.rest.read(size)
 
 
-_SWITCH_INTERVAL = 0.0005
-"""The GIL switch interval while a helper runs. The helper needs the GIL back after every C call
-(read, hash, inflate, hash), and with Python's default of 5 ms it waits up to that long each time
-while the parser holds it: about 25 ms per block, longer than inflating the block takes."""
-_switch_lock = threading.Lock()
-_helpers_running = 0
-_saved_interval = 0.0
-
-
-def _helper_started() -> None:
-    global _helpers_running, _saved_interval
-    with _switch_lock:
-        if _helpers_running == 0:
-            _saved_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_saved_interval, _SWITCH_INTERVAL))
-        _helpers_running += 1
-
-
-def _helper_ended() -> None:
-    global _helpers_running
-    with _switch_lock:
-        _helpers_running -= 1
-        if _helpers_running == 0:
-            sys.setswitchinterval(_saved_interval)
-
-
-class _ReadAhead:
-    """Runs `produce` in a helper thread until it returns None, handing its blocks over in order.
-
-    An exception in the helper reaches the reader at the block where it happened, so errors (a
-    corrupt blob, a spent byte budget) surface exactly as they would without the thread."""
-
-    def __init__(self, produce: Callable[[], bytes | None]) -> None:
-        self._produce = produce
-        self._running = True
-        _helper_started()
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_AHEAD_DEPTH)
-        self._stopping = threading.Event()
-        self._ended = False
-        self._thread = threading.Thread(target=self._run, name="ci-gate-layer-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                block = self._produce()
-                if not self._put(block) or block is None:
-                    return
-        except BaseException as error:  # handed to the reader, who raises it
-            self._put(error)
-
-    def _put(self, item: bytes | BaseException | None) -> bool:
-        """Queue `item` unless the reader has stopped listening (then the helper just ends)."""
-        while not self._stopping.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def take(self) -> bytes | None:
-        if self._ended:
-            return None
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            self._ended = True
-            raise item
-        if item is None:
-            self._ended = True
-        return item
-
-    def stop(self) -> None:
-        """Tell the helper to end and wait for it (it holds the blob open until then)."""
-        self._stopping.set()
-        self._thread.join()
-        if self._running:
-            self._running = False
-            _helper_ended()
-
-
 class LayerStream(io.RawIOBase):
     """A readable, verified, decompressed view of one layer blob. Call `finish()` after reading.
 
-    With `read_ahead`, a helper thread reads, hashes, inflates and hashes again while the caller
-    parses the tar (all four release the GIL in C), handing over blocks of up to `_AHEAD_BLOCK`
-    through a queue of `_AHEAD_DEPTH`: memory stays bounded and a decompression bomb still meets
-    the byte budget (spent in the helper, before a block is queued) before it meets the memory.
-    Without it, everything runs in the caller's thread."""
+    With `worker`, a forked process reads, hashes, inflates and hashes again while the caller parses
+    the tar, and the caller reads the inflated bytes from a pipe (`ci_gate.sources.inflate_worker`):
+    memory stays bounded by the pipe, and a decompression bomb still meets the byte budget (spent in
+    the worker, before a byte is written) before it meets the memory. Without it, everything runs in
+    the caller's thread."""
 
     def __init__(self, blob: LayerBlob, index: int, budget: ByteBudget, verify: bool = True,
-                 read_ahead: bool = False) -> None:
+                 worker: bool = False) -> None:
         super().__init__()
         self.blob = blob
         self.index = index
@@ -291,16 +201,16 @@ class LayerStream(io.RawIOBase):
         stored_hash = hasher_for(blob.digest, self.what)
         self._uncompressed_hash: Any = hasher_for(blob.diff_id, self.what) if blob.diff_id else None
         self._raw: IO[bytes] = blob.open()
-        self._stored = _StoredReader(self._raw, lambda: self.what, stored_hash,
-                                     _AHEAD_BLOCK if read_ahead else _CHUNK)
+        self._stored = _StoredReader(self._raw, lambda: self.what, stored_hash)
         self._pending = memoryview(b"")
         self._done = False
         self.uncompressed_bytes = 0
         head = self._stored.read()
         self.compression = compression_of(head)
-        self._inflater = _Inflater(self._stored, self.compression, head, lambda: self.what,
-                                   _AHEAD_BLOCK if read_ahead else _OUT_CHUNK)
-        self._ahead: _ReadAhead | None = _ReadAhead(self._next_chunk) if read_ahead else None
+        self._inflater = _Inflater(self._stored, self.compression, head, lambda: self.what)
+        # Forked after the first read: the worker goes on from here, and the parent never reads the blob.
+        self._worker = (InflateWorker(self._next_chunk, self._worker_summary, lambda: self._stored.count)
+                        if worker and self.compression != "none" else None)
 
     @property
     def what(self) -> str:
@@ -308,11 +218,9 @@ class LayerStream(io.RawIOBase):
 
     @property
     def stored_bytes(self) -> int:
+        if self._worker is not None and not self._done:
+            return max(self._stored.count, self._worker.progress)
         return self._stored.count
-
-    def _take_chunk(self) -> bytes | None:
-        """The next inflated block: from the helper thread when reading ahead, else inflated here."""
-        return self._ahead.take() if self._ahead is not None else self._next_chunk()
 
     def _next_chunk(self) -> bytes | None:
         out = self._inflater.next()
@@ -323,15 +231,39 @@ class LayerStream(io.RawIOBase):
                 self._uncompressed_hash.update(out)
         return out
 
+    def _worker_summary(self) -> dict[str, Any]:
+        """In the worker process, at the end of the layer: what the parent needs to verify and count it."""
+        return {"stored": self._stored.hash.hexdigest(), "stored_bytes": self._stored.count,
+                "uncompressed": self._uncompressed_hash.hexdigest() if self._uncompressed_hash is not None else None,
+                "uncompressed_bytes": self.uncompressed_bytes, "budget_used": self.budget.used}
+
+    def _hexdigests(self) -> tuple[str, str | None]:
+        """The stored and uncompressed digests of the whole stream (hex), however it was inflated."""
+        if self._worker is not None:
+            summary = self._worker.summary or {}
+            return str(summary.get("stored")), summary.get("uncompressed")
+        uncompressed = self._uncompressed_hash.hexdigest() if self._uncompressed_hash is not None else None
+        return self._stored.hash.hexdigest(), uncompressed
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._worker is not None:
+            if self._done:
+                return 0
+            count = self._worker.readinto(buffer)
+            if not count:
+                self._done = True
+                summary = self._worker.summary or {}
+                self.uncompressed_bytes = int(summary.get("uncompressed_bytes", 0))
+                self._stored.count = int(summary.get("stored_bytes", 0))
+                self.budget.used = int(summary.get("budget_used", self.budget.used))
+            return count
         while not self._pending:
             if self._done:
                 return 0
-            chunk = self._take_chunk()
+            chunk = self._next_chunk()
             if chunk is None:
                 self._done = True
                 return 0
@@ -343,47 +275,46 @@ class LayerStream(io.RawIOBase):
 
     def finish(self) -> None:
         """Read what the tar reader left (end blocks, padding) and check both digests."""
+        if self._worker is not None:
+            scratch = bytearray(_CHUNK)
+            while self.readinto(scratch):
+                pass
         while not self._done:
             self._pending = memoryview(b"")
-            if self._take_chunk() is None:
+            if self._next_chunk() is None:
                 self._done = True
         self.close_raw()
         if not self.verify:
             return
+        stored_hex, uncompressed_hex = self._hexdigests()
         # Each digest with its own algorithm: a sha512 digest is checked as strictly as a sha256 one.
         algorithm = self.blob.digest.partition(":")[0]
-        stored = f"{algorithm}:{self._stored.hash.hexdigest()}"
+        stored = f"{algorithm}:{stored_hex}"
         if stored != self.blob.digest:
             raise SourceError(f"{self.what}: the blob's content does not match its digest "
                               f"(got {stored[:19]}…); the image is corrupt or was tampered with")
-        if self.blob.diff_id and self._uncompressed_hash is not None:
-            uncompressed = f"{self.blob.diff_id.partition(':')[0]}:{self._uncompressed_hash.hexdigest()}"
+        if self.blob.diff_id and uncompressed_hex is not None:
+            uncompressed = f"{self.blob.diff_id.partition(':')[0]}:{uncompressed_hex}"
             if uncompressed != self.blob.diff_id:
                 raise SourceError(f"{self.what}: the uncompressed layer does not match the config's diff_id "
                                   f"{self.blob.diff_id[:19]}…; the image is corrupt or was tampered with")
 
     def close_raw(self) -> None:
         """Close the blob (safe to call more than once)."""
-        if self._ahead is not None:
-            self._ahead.stop()  # before the blob closes under the helper's feet
+        if self._worker is not None:
+            self._worker.stop()
         # Closing a half-read HTTP stream may complain; there is nothing left to do about it.
         with contextlib.suppress(Exception):
             self._raw.close()
 
 
-READ_AHEAD = os.environ.get("CI_GATE_READ_AHEAD", "") == "1"
-"""Whether `open_layer` inflates in a helper thread by default: off unless CI_GATE_READ_AHEAD=1.
-
-Off because it has not been measured faster yet (bench/bench_analyze.py prints both paths side by
-side). On a shared two-core machine with a load of 6-9 the helper got no core of its own: 0.35 s of
-CPU took it 1.3-1.8 s of wall on the Debian image, and the parser waited for its blocks."""
-
-
 def open_layer(blob: LayerBlob, index: int, budget: ByteBudget | None = None,
                limits: Limits | None = None, verify: bool = True,
-               read_ahead: bool | None = None) -> tuple[LayerStream, IO[bytes]]:
-    """The verified stream and a buffered reader over it (tarfile reads in small pieces)."""
+               worker: bool | None = None) -> tuple[LayerStream, IO[bytes]]:
+    """The verified stream and a buffered reader over it (tarfile reads in small pieces). `worker`:
+    inflate in a worker process (None: when `inflate_worker.worker_wanted` says it pays)."""
     budget = budget or ByteBudget((limits or Limits()).max_image_bytes)
-    stream = LayerStream(blob, index, budget, verify=verify,
-                         read_ahead=READ_AHEAD if read_ahead is None else read_ahead)
+    if worker is None:
+        worker = worker_wanted(blob.size, blob.own_file_handle)
+    stream = LayerStream(blob, index, budget, verify=verify, worker=worker)
     return stream, io.BufferedReader(stream, buffer_size=_CHUNK)

@@ -20,6 +20,9 @@ from ci_gate.analyze.cache import CachedAnalysis
 from ci_gate.analyze.output import render_analysis
 from ci_gate.errors import UsageError
 from ci_gate.model import Analysis, to_dict, write_json
+from ci_gate.policy.gates.files import records_at
+from ci_gate.policy.gates.interface import EvaluationContext
+from tests.policy.helpers import NOW, messages
 from tests.support.oci import OciImage, TarItem, build_oci_layout
 
 MARK = "served from the analysis cache"
@@ -181,11 +184,58 @@ def test_a_damaged_entry_is_a_miss_or_one_clear_error(cache: Path, many_files: O
     whole = entry.read_bytes()
     entry.write_bytes(whole[:-100])  # cut short: a miss, analysed again
     assert not isinstance(_analyze(many_files, AnalyzeOptions()), CachedAnalysis)
-    header, where, analysis, rows, rendered = entry.read_bytes().split(b"\n")[:5]
-    broken = b"[{" + rows[2:]  # same length, not JSON
-    assert len(broken) == len(rows) and broken != rows
-    entry.write_bytes(b"\n".join([header, where, analysis, broken, rendered, b""]))
+    header, where, analysis, opening, first_row, *rest = entry.read_bytes().split(b"\n")
+    assert opening == b"["  # the rows part: one file row per line
+    broken = b"[{" + first_row[2:]  # same length, not JSON
+    assert len(broken) == len(first_row) and broken != first_row
+    entry.write_bytes(b"\n".join([header, where, analysis, opening, broken, *rest]))
     hit = _analyze(many_files, AnalyzeOptions())
     assert isinstance(hit, CachedAnalysis)
     with pytest.raises(UsageError, match=r"corrupt entry.*--no-cache"):
         _ = hit.files
+
+
+@pytest.fixture
+def ssh_image(tmp_path: Path) -> OciImage:
+    """An SSH server binary among many files, in two layers, with look-alikes a path lookup must not take:
+    a link whose target is the binary, and names that end like it."""
+    base = [TarItem("etc/", kind="dir", mode=0o755), TarItem("etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n"),
+            TarItem("usr/sbin/sshd", b"\x7fELF old", mode=0o755)]
+    base += [TarItem(f"srv/data/{number:04}.txt", b"%d\n" % number) for number in range(700)]
+    top = [TarItem("usr/sbin/sshd", b"\x7fELF new", mode=0o4755),  # the later layer's copy is the one in the image
+           TarItem("usr/bin/dropbear-link", kind="symlink", link_target="/usr/sbin/dropbear"),
+           TarItem("opt/usr/sbin/sshd", b"not at /usr/sbin"), TarItem("usr/sbin/sshd.bak", b"x")]
+    return build_oci_layout(tmp_path / "ssh", [base, top], tag="ssh")
+
+
+def test_a_lookup_by_path_reads_the_stored_rows_not_the_whole_table(cache: Path, ssh_image: OciImage) -> None:
+    fresh = _analyze(ssh_image, AnalyzeOptions(use_cache=False))
+    _analyze(ssh_image, AnalyzeOptions())  # fills the cache
+    hit = _analyze(ssh_image, AnalyzeOptions())
+    assert isinstance(hit, CachedAnalysis)
+    wanted = ("/usr/sbin/sshd", "/usr/sbin/dropbear", "/srv/data/0042.txt")
+    expected = tuple(f for f in fresh.files if f.path in wanted)
+    assert [f.path for f in expected] == ["/srv/data/0042.txt", "/usr/sbin/sshd"]
+    context = EvaluationContext(analysis=hit, now=NOW)
+    assert records_at(context, wanted) == expected
+    assert records_at(EvaluationContext(analysis=fresh, now=NOW), wanted) == expected  # the plain scan agrees
+    # The same findings as on the fresh analysis, and the 700-file table was never parsed.
+    ssh = messages("ssh_daemon", "present", None, hit)
+    assert ssh == messages("ssh_daemon", "present", None, fresh) == ["SSH server binary /usr/sbin/sshd is present"]
+    mode = {"filename": "/usr/sbin/sshd", "mode": "04755", "mode_op": "equals"}
+    assert messages("files", "attribute_match", mode, hit) == messages("files", "attribute_match", mode, fresh)
+    assert messages("files", "attribute_match", mode, hit) != []  # the top layer's mode, not the base's 0755
+    assert hit._stored_files.loaded is None
+    assert hit.files == fresh.files  # and the table, read afterwards, is still whole
+
+
+def test_a_lookup_in_a_damaged_row_is_one_clear_error(cache: Path, ssh_image: OciImage) -> None:
+    _analyze(ssh_image, AnalyzeOptions())
+    (entry,) = cache.glob("*.json")
+    whole = entry.read_bytes()
+    row_start = whole.index(b'\n["/usr/sbin/sshd"') + 1
+    entry.write_bytes(whole[:row_start] + b"{" + whole[row_start + 1:])  # same length, not JSON
+    hit = _analyze(ssh_image, AnalyzeOptions())
+    assert isinstance(hit, CachedAnalysis)
+    with pytest.raises(UsageError, match=r"corrupt entry.*--no-cache"):
+        messages("ssh_daemon", "present", None, hit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 
 import pytest
@@ -174,3 +175,19 @@ def test_a_base256_size_beyond_any_disk_is_refused() -> None:
     block[148:156] = b"%06o\0 " % sum(block)
     with pytest.raises(TarFormatError, match="implausible member size"):
         _members(bytes(block) + b"\0" * 1024)
+
+
+def test_the_header_checksum_counts_every_byte() -> None:
+    """The checksum's byte sum (computed in C) is exact at its extremes, and one changed byte of a
+    header anywhere, the name's last byte or the padding, fails the check."""
+    from ci_gate.sources.tarstream import _byte_sum
+
+    rng = random.Random(18)
+    for block in (bytes(512), b"\xff" * 512, b"\xff" * 256 + bytes(256), *(rng.randbytes(512) for _ in range(500))):
+        assert _byte_sum(block) == sum(block)
+    good = make_tar(tarfile.GNU_FORMAT)  # the first header: "a.txt"
+    for position in (0, 99, 157, 300, 511):
+        damaged = bytearray(good)
+        damaged[position] = (damaged[position] + 1) % 256
+        with pytest.raises(TarFormatError, match="checksum"):
+            list(TarReader(io.BytesIO(bytes(damaged))))

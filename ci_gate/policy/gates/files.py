@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
+from ci_gate.analyze.cache import stored_files_ending_with
 from ci_gate.model import FileRecord
 from ci_gate.policy.gates.interface import (
     EvaluationContext,
@@ -38,6 +39,16 @@ def anchore_mode(record: FileRecord) -> int:
 
 def _files_by_path(context: EvaluationContext) -> dict[str, FileRecord]:
     return context.memo("files.by_path", lambda: {full_path(f.path): f for f in context.analysis.files})
+
+
+def records_at(context: EvaluationContext, paths: Collection[str]) -> tuple[FileRecord, ...]:
+    """The records at these absolute paths, in filesystem order. A cached analysis finds them in its
+    stored table without loading it (`ci_gate.analyze.cache`): a rule that looks up a few paths must not
+    pay for the 100,000 records of a large image."""
+    wanted = frozenset(paths)
+    # A path p with full_path(p) == "/a/b" ends with "a/b", whichever way it was stored.
+    found = stored_files_ending_with(context.analysis, sorted(path.lstrip("/") for path in wanted))
+    return tuple(f for f in (context.analysis.files if found is None else found) if full_path(f.path) in wanted)
 
 
 def _content_regex_match(call: TriggerInput) -> Iterator[Fired]:
@@ -118,7 +129,8 @@ def _attribute_match(call: TriggerInput) -> Iterator[Fired]:
     mode = call.params.get("mode")
     mode_op = call.params.get("mode_op", "equals")
     skip_missing = call.params.get("skip_missing", True)
-    record = _files_by_path(call.context).get(filename)
+    at_filename = records_at(call.context, (filename,))
+    record = at_filename[-1] if at_filename else None  # the last entry for a path is the one the image has
     parts: list[str] = []
     if record is not None:
         if checksum:

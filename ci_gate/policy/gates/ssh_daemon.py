@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ci_gate.policy.gates._common import extension_gate, extension_trigger, packages_by_name
-from ci_gate.policy.gates.files import full_path
+from ci_gate.policy.gates.files import full_path, records_at
 from ci_gate.policy.gates.interface import Fired, TriggerInput
 
 SSH_PACKAGES = ("openssh-server", "openssh-server-pam", "dropbear", "dropbear-bin", "tinysshd", "tinyssh")
@@ -27,9 +27,9 @@ def _present(call: TriggerInput) -> Iterator[Fired]:
             yield Fired(
                 message=f"SSH server package {package.name} {package.version} is installed", layer_index=layer
             )
-    for record in analysis.files:
+    for record in records_at(call.context, SSH_BINARIES):
         path = full_path(record.path)
-        if path in SSH_BINARIES and record.kind in ("file", "hardlink", "symlink"):
+        if record.kind in ("file", "hardlink", "symlink"):
             yield Fired(
                 message=f"SSH server binary {path} is present", path=path, layer_index=record.layer_index
             )

@@ -1,0 +1,72 @@
+"""Start-up: each command imports only what it uses (issue 18, docs/architecture.md).
+
+A fresh interpreter runs the real CLI and, as it exits, writes the names of every module it loaded;
+the tests read that list. Wall time is for bench/bench_startup.py and bench/bench_analyze.py: a
+module list is the part of start-up cost that does not depend on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.oci import OciImage
+
+_RECORD_MODULES = """
+import atexit, json, sys
+atexit.register(lambda: open({out!r}, "w").write(json.dumps(sorted(sys.modules))))
+from ci_gate.cli import main
+main()
+"""
+
+HEAVY_FOR_A_CACHED_GATE = ("ci_gate.analyze.catalogers", "ci_gate.analyze.secrets", "ci_gate.reports.html",
+                           "ci_gate.reports.markdown", "ci_gate.publish.github", "ci_gate.stig", "rich", "requests",
+                           "jinja2", "tenacity", "isal")
+"""What a `gate` on a cached analysis with builtin:default, printing to a pipe, never needs: no cataloger,
+no secret scanner, no report renderer, no API client, no rich tables (stdout is not a terminal)."""
+
+
+def _loaded_modules(tmp_path: Path, *arguments: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    out = tmp_path / "modules.json"
+    out.unlink(missing_ok=True)
+    environment = {**os.environ, "CI_GATE_CACHE_DIR": str(tmp_path / "cache")}
+    for name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "CHANGE_ID", "CI_GATE_OUTPUT"):
+        environment.pop(name, None)  # outside a CI: no summary or comment to write
+    result = subprocess.run([sys.executable, "-c", _RECORD_MODULES.format(out=str(out)), *arguments],
+                            capture_output=True, text=True, timeout=300, env=environment, cwd=tmp_path)
+    return result, json.loads(out.read_text())
+
+
+def _heavy(modules: list[str], heavy: tuple[str, ...]) -> list[str]:
+    """The loaded modules that are one of `heavy` or inside one of them."""
+    return [name for name in modules if any(name == prefix or name.startswith(prefix + ".") for prefix in heavy)]
+
+
+def test_a_cached_gate_imports_no_cataloger_renderer_or_client(tmp_path: Path, tiny_oci: OciImage) -> None:
+    image = f"oci-dir:{tiny_oci.path}"
+    first, analysed = _loaded_modules(tmp_path, "gate", image, "--policy", "builtin:default")
+    assert first.returncode in (0, 1), first.stderr
+    assert "ci_gate.analyze.catalogers.dpkg" in analysed  # not cached yet: the analysis ran (the test can see it)
+    second, cached = _loaded_modules(tmp_path, "gate", image, "--policy", "builtin:default")
+    assert second.returncode == first.returncode and second.stdout == first.stdout
+    assert _heavy(cached, HEAVY_FOR_A_CACHED_GATE) == []
+    assert "ci_gate.policy.gates.ssh_daemon" in cached  # the policy was evaluated in this process
+
+
+def test_a_report_loads_its_own_renderer_only(tmp_path: Path, tiny_oci: OciImage) -> None:
+    result, modules = _loaded_modules(tmp_path, "gate", f"oci-dir:{tiny_oci.path}", "--policy", "builtin:default",
+                                      "--sarif", str(tmp_path / "out.sarif"))
+    assert result.returncode in (0, 1), result.stderr
+    assert json.loads((tmp_path / "out.sarif").read_text())["version"] == "2.1.0"
+    assert "ci_gate.reports.sarif" in modules
+    assert _heavy(modules, ("ci_gate.reports.html", "ci_gate.reports.junit", "jinja2", "requests")) == []
+
+
+def test_version_imports_no_command(tmp_path: Path) -> None:
+    result, modules = _loaded_modules(tmp_path, "--version")
+    assert result.returncode == 0 and result.stdout.startswith("ci-gate ")
+    ours = [name for name in modules if name.startswith("ci_gate")]
+    assert sorted(ours) == ["ci_gate", "ci_gate.cli", "ci_gate.errors"]
