@@ -224,6 +224,14 @@ elif mode == "submit":  # this process (its data dir's name) submits at the same
         mine = f"sha256:{me + 2:064x}"  # the moving tag: each process points it at its own digest
         store.add_image(mine, f"127.0.0.1:5000/moving@{mine}", f"127.0.0.1:5000/moving:{index}", {}, None, False)
     print(json.dumps(queued), flush=True)
+elif mode == "checks":  # this process's checks of shared tags: its own digest, pass or fail by its number
+    me, rounds = int(data.name), int(sys.argv[5])
+    from ci_gate.server import records
+    for index in range(rounds):
+        time.sleep(0.05 - time.time() % 0.05)  # all processes on the same clock tick: the checks collide
+        records.record_evaluation(store, f"127.0.0.1:5000/checked:{index}", "policy", f"sha256:{me + 2:064x}",
+                                  "fail" if me % 2 else "pass")
+    print("[]", flush=True)
 elif mode == "finish":  # analyses what the submitters queue while they still submit
     finished, deadline = [], time.monotonic() + 60
     while len(finished) < int(sys.argv[5]) and time.monotonic() < deadline:
@@ -310,6 +318,32 @@ def test_replicas_submitting_at_once_keep_every_tag_and_record_each_tag_move_onc
             chain.append(at)
         assert sorted(chain) == sorted(DIGESTS[1:submitters + 1])  # one chain through every submitter's digest
         assert [record.digest for record in store.images_for_tag(tag)] == [at]  # the tag is where it ended
+    store.close()
+
+
+def test_replicas_checking_one_tag_at_once_record_each_flip_once(postgres_url: str, tmp_path: Path) -> None:
+    """Checks record their result without the namespace-wide lock: four processes check the same tags
+    at once (two pass, two fail). Each tag's policy_eval events alternate from the result before, each
+    from a result of its own: two flips from one result mean two checks read the same last result."""
+    store = Store(tmp_path / "seed", parse_database_url(postgres_url))
+    rounds, checkers = 20, 4
+    tags = [f"127.0.0.1:5000/checked:{index}" for index in range(rounds)]
+    for tag in tags:
+        records.record_evaluation(store, tag, "policy", DIGESTS[0], "fail")
+    for process in _processes(postgres_url, tmp_path, "checks", checkers, 30.0, str(rounds)):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    for tag in tags:  # events in the order they were recorded (one clock: the processes share a machine)
+        flips = [json.loads(row["details"]) for row in store._query(
+            "SELECT details FROM events WHERE notification_type = 'policy_eval' AND resource_id = ? "
+            "ORDER BY timestamp", (tag,))]
+        assert len({(f["last_eval"]["image_digest"], f["last_eval"]["status"]) for f in flips}) == len(flips) >= 1
+        status = "fail"
+        for flip in flips:  # each flip starts from the result the one before it recorded
+            assert flip["last_eval"]["status"] == status != flip["curr_eval"]["status"], flips
+            status = flip["curr_eval"]["status"]
+        [last] = store._query("SELECT status FROM evaluation_status WHERE tag = ?", (tag,))
+        assert last["status"] == status
     store.close()
 
 
