@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseUrl:
 
 
 @pytest.fixture
-def open_store(backend: DatabaseUrl, tmp_path: Path) -> StoreFactory:
+def open_store(backend: DatabaseUrl, tmp_path: Path) -> Iterator[StoreFactory]:
     """`open_store(account="admin", lease_seconds=30)`: a Store on the test's backend (a second call is
     a second connection, as another replica would have)."""
     opened: list[Store] = []
@@ -54,7 +54,7 @@ def open_store(backend: DatabaseUrl, tmp_path: Path) -> StoreFactory:
         opened.append(store)
         return store
 
-    yield make  # type: ignore[misc]
+    yield make
     for store in opened:
         store.close()
 
