@@ -10,8 +10,10 @@ differences are kept here and nowhere else:
 - row locks: `skip_locked()` is `FOR UPDATE SKIP LOCKED` on PostgreSQL, nothing on SQLite, where a
   write transaction (`BEGIN IMMEDIATE`) already holds the whole database;
 - serialised writes: an exclusive transaction takes `pg_advisory_xact_lock` on the namespace, so
-  check-then-insert code behaves on PostgreSQL as under SQLite's database lock (queue claims use
-  row locks instead and do not serialise; `for_update` locks a row a transaction will change);
+  check-then-insert code behaves on PostgreSQL as under SQLite's database lock. The hot writes do
+  not serialise: queue claims and `finish` use row locks (`for_update` locks a row a transaction
+  will change), submissions `INSERT ... ON CONFLICT` plus a row lock, and `lock_name` orders only
+  the transactions about one name (a tag's history) instead of the whole namespace;
 - namespaces: an account's tables are a file of their own on SQLite and a schema of their own on
   PostgreSQL (isolation stays structural, never a WHERE clause);
 - migrations: versions recorded in `schema_migrations`, applied once under `pg_advisory_lock`
@@ -284,6 +286,14 @@ class Database:
             return "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
         return "((julianday('now') - 2440587.5) * 86400.0)"
 
+    def lock_name(self, connection: Connection, name: str) -> None:
+        """Inside a non-exclusive transaction: wait for, then hold until it ends, a lock on `name` in this
+        namespace (PostgreSQL: an advisory transaction lock keyed by the schema and the name), so the
+        transactions that read then append to one name's rows (a tag's history) take turns while those
+        about other names run side by side. SQLite's write transaction holds the whole database already."""
+        if self.dialect == POSTGRESQL:
+            connection.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(f"{self.schema}\0{name}"),))
+
     @property
     def for_update(self) -> str:
         """Appended to a SELECT of a row the transaction will change: locked against a concurrent claim
@@ -379,8 +389,8 @@ class Database:
     @contextmanager
     def transaction(self, exclusive: bool = True) -> Iterator[Connection]:
         """A transaction. `exclusive` (the default) serialises it with every other exclusive transaction
-        on this namespace, across replicas, as SQLite's database lock does; a queue claim passes False
-        and relies on its row locks."""
+        on this namespace, across replicas, as SQLite's database lock does; the hot writes (a claim,
+        `finish`, a submission) pass False and rely on row locks, constraints and `lock_name`."""
         with self._lock:
             connection = self._begin(exclusive)
             try:

@@ -305,8 +305,11 @@ def delete_events(store: Store, identifier: str | None = None, since: str | None
 def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, status: str) -> bool:
     """Remember a check's result (each evaluation kept, per tag and policy); when the final action differs
     from the tag's last one under the same policy, record a policy_eval event, as anchore-engine sends its
-    policy_eval notification only when the final action changes. True when it flipped."""
-    with store._transaction() as connection:
+    policy_eval notification only when the final action changes. True when it flipped.
+    Every check runs this: checks of one tag under one policy take turns (they read then replace its
+    last result), checks of other tags do not wait for them."""
+    with store._transaction(exclusive=False) as connection:
+        store.database.lock_name(connection, f"evaluation:{full_tag}\0{policy_id}")
         row = connection.execute("SELECT digest, status FROM evaluation_status WHERE account = ? AND tag = ? "
                                  "AND policy_id = ?", (ACCOUNT, full_tag, policy_id)).fetchone()
         connection.execute("INSERT INTO evaluation_history (tag, policy_id, digest, status, evaluated_at) "

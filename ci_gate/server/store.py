@@ -84,20 +84,22 @@ class Store:
         analysis is running, every submission shares it.
         """
         now = now_text()
-        with self._transaction() as connection:
+        # Not the namespace-wide lock: submissions of different images and tags run side by side on
+        # PostgreSQL. The image row is inserted or locked (`_insert_or_lock_image`); the tag's history is
+        # read then appended to, so submissions of one tag take turns on a lock of that tag alone.
+        with self._transaction(exclusive=False) as connection:
+            if tag:
+                self.database.lock_name(connection, f"tag:{tag}")
             previous = _latest_digest_for_tag(connection, tag) if tag else None
             if tag and previous != digest:  # the tag (now) names this digest: ordered by seq, not by clock
                 connection.execute("INSERT INTO tag_history (tag, digest) VALUES (?, ?)", (tag, digest))
-            row = connection.execute("SELECT * FROM images WHERE digest = ?" + self.database.for_update,
-                                     (digest,)).fetchone()
+            new_row = {"digest": digest, "account": ACCOUNT, "analysis_status": NOT_ANALYZED,
+                       "status_history": json.dumps([_change("", NOT_ANALYZED, now, "api")]),
+                       "pull_string": pull_string, "tags": json.dumps([[tag, now]] if tag else []),
+                       "annotations": json.dumps(dict(annotations)), "dockerfile": dockerfile,
+                       "created_at": now, "last_updated": now}
+            row = self._insert_or_lock_image(connection, new_row)
             if row is None:
-                tags = [[tag, now]] if tag else []
-                history = [_change("", NOT_ANALYZED, now, "api")]
-                connection.execute(
-                    "INSERT INTO images (digest, account, analysis_status, status_history, pull_string, tags, "
-                    "annotations, dockerfile, created_at, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (digest, ACCOUNT, NOT_ANALYZED, json.dumps(history), pull_string, json.dumps(tags),
-                     json.dumps(dict(annotations)), dockerfile, now, now))
                 queued = True
             else:
                 tags = json.loads(row["tags"])
@@ -124,6 +126,20 @@ class Store:
             if tag and previous is not None and previous != digest:
                 add_event(connection, ACCOUNT, "tag_update", tag, {"last_eval": [previous], "curr_eval": [digest]})
         return record, queued
+
+    def _insert_or_lock_image(self, connection: Connection, new_row: Mapping[str, Any]) -> Any | None:
+        """Insert the image row, or lock the existing one: None when this transaction inserted it, else
+        the row, locked until the transaction ends. One statement decides who creates a new digest, so
+        two replicas submitting it at once get one row (the other waits for that commit and then
+        updates the row like any re-submission)."""
+        while True:
+            if insert_new(connection, "images", new_row):
+                return None
+            row = connection.execute("SELECT * FROM images WHERE digest = ?" + self.database.for_update,
+                                     (new_row["digest"],)).fetchone()
+            if row is not None:
+                return row
+            # deleted between the two statements (a concurrent delete committed): insert it anew
 
     def delete_image(self, digest: str) -> bool:
         """Forget an image and its analysis; an analysis still running finds no row and is dropped."""

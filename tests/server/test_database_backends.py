@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseUrl:
 
 
 @pytest.fixture
-def open_store(backend: DatabaseUrl, tmp_path: Path) -> StoreFactory:
+def open_store(backend: DatabaseUrl, tmp_path: Path) -> Iterator[StoreFactory]:
     """`open_store(account="admin", lease_seconds=30)`: a Store on the test's backend (a second call is
     a second connection, as another replica would have)."""
     opened: list[Store] = []
@@ -54,7 +54,7 @@ def open_store(backend: DatabaseUrl, tmp_path: Path) -> StoreFactory:
         opened.append(store)
         return store
 
-    yield make  # type: ignore[misc]
+    yield make
     for store in opened:
         store.close()
 
@@ -212,6 +212,35 @@ elif mode == "hold":
     record = store.claim_next()
     print(record.digest, flush=True)
     time.sleep(600)  # killed here, mid-analysis
+elif mode == "submit":  # this process (its data dir's name) submits at the same moment as the others
+    me, rounds = int(data.name), int(sys.argv[5])
+    queued = []
+    for index in range(rounds):
+        shared = f"sha256:{index + 100:064x}"  # a new digest every process submits, each with a tag of its own
+        time.sleep(0.05 - time.time() % 0.05)  # all processes on the same clock tick: the submissions collide
+        record, fresh = store.add_image(shared, f"127.0.0.1:5000/app@{shared}", f"127.0.0.1:5000/app{me}:{index}",
+                                        {f"replica{me}": "yes"}, None, force=False)
+        queued += [shared] if fresh else []
+        mine = f"sha256:{me + 2:064x}"  # the moving tag: each process points it at its own digest
+        store.add_image(mine, f"127.0.0.1:5000/moving@{mine}", f"127.0.0.1:5000/moving:{index}", {}, None, False)
+    print(json.dumps(queued), flush=True)
+elif mode == "checks":  # this process's checks of shared tags: its own digest, pass or fail by its number
+    me, rounds = int(data.name), int(sys.argv[5])
+    from ci_gate.server import records
+    for index in range(rounds):
+        time.sleep(0.05 - time.time() % 0.05)  # all processes on the same clock tick: the checks collide
+        records.record_evaluation(store, f"127.0.0.1:5000/checked:{index}", "policy", f"sha256:{me + 2:064x}",
+                                  "fail" if me % 2 else "pass")
+    print("[]", flush=True)
+elif mode == "finish":  # analyses what the submitters queue while they still submit
+    finished, deadline = [], time.monotonic() + 60
+    while len(finished) < int(sys.argv[5]) and time.monotonic() < deadline:
+        record = store.claim_next()
+        if record is None:
+            time.sleep(0.01)
+        elif store.finish(record.digest, {"digest": record.digest}, claim=record.claimed_by):
+            finished.append(record.digest)
+    print(json.dumps(finished), flush=True)
 elif mode == "deliveries":
     keys = []
     for _ in range(20):
@@ -220,11 +249,12 @@ elif mode == "deliveries":
 """
 
 
-def _processes(url: str, data: Path, mode: str, count: int, lease: float = 30.0) -> list[subprocess.Popen[str]]:
+def _processes(url: str, data: Path, mode: str, count: int, lease: float = 30.0, *extra: str,
+               first: int = 0) -> list[subprocess.Popen[str]]:
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    started = [subprocess.Popen([sys.executable, "-c", _CLAIMER, url, str(data / str(n)), mode, str(lease)],
+    started = [subprocess.Popen([sys.executable, "-c", _CLAIMER, url, str(data / str(n)), mode, str(lease), *extra],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=environment) for n in range(count)]
+                                env=environment) for n in range(first, first + count)]
     for process in started:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready", process.stderr
     for process in started:
@@ -246,6 +276,74 @@ def test_replicas_claim_each_digest_once(postgres_url: str, tmp_path: Path) -> N
     assert sorted(every) == sorted(DIGESTS)  # nothing lost, nothing claimed twice
     assert sum(1 for claimed in claims if claimed) >= 2  # the claims really ran side by side
     assert set(store.analysis_counts().values()) == {1}
+    store.close()
+
+
+def test_replicas_submitting_at_once_keep_every_tag_and_record_each_tag_move_once(postgres_url: str,
+                                                                                   tmp_path: Path) -> None:
+    """Submissions take no namespace-wide lock on PostgreSQL: four processes submit the same new digests
+    at once (each with its own tag and annotation) and move shared tags to their own digests, while a
+    fifth analyses what they queue. Each digest is created once (not a unique-key error), analysed once
+    and never re-queued; no tag or annotation is lost; each tag's moves form one chain of events."""
+    store = Store(tmp_path / "seed", parse_database_url(postgres_url))
+    rounds, submitters = 30, 4
+    moving = [f"127.0.0.1:5000/moving:{index}" for index in range(rounds)]
+    for tag in moving:  # every moving tag starts on DIGESTS[0]
+        store.add_image(DIGESTS[0], f"127.0.0.1:5000/moving@{DIGESTS[0]}", tag, {}, None, force=False)
+    every = [f"sha256:{index + 100:064x}" for index in range(rounds)] + DIGESTS[:submitters + 1]
+    started = _processes(postgres_url, tmp_path, "finish", 1, 30.0, str(len(every)), first=submitters)
+    started += _processes(postgres_url, tmp_path, "submit", submitters, 30.0, str(rounds))
+    outputs = []
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err  # a missing ON CONFLICT: "duplicate key value violates unique ..."
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finished, queued = outputs[0], [digest for out in outputs[1:] for digest in out]
+    shared = every[:rounds]
+    assert sorted(queued) == sorted(shared)  # each new digest queued by exactly one of the submitters
+    assert sorted(finished) == sorted(every)  # each analysed once, while the submissions went on
+    for index, digest in enumerate(shared):
+        record = store.get_image(digest)
+        assert record is not None and record.analysis_status == ANALYZED and record.analysis_count == 1
+        assert sorted(tag for tag, _ in record.tags) == [f"127.0.0.1:5000/app{me}:{index}" for me in range(submitters)]
+        assert record.annotations == {f"replica{me}": "yes" for me in range(submitters)}
+    for tag in moving:
+        moves = dict(json.loads(row["details"])["last_eval"] + json.loads(row["details"])["curr_eval"]
+                     for row in store._query("SELECT details FROM events WHERE notification_type = 'tag_update' "
+                                             "AND resource_id = ?", (tag,)))
+        assert len(moves) == submitters, moves  # two moves from one digest: a submission missed another's move
+        chain, at = [], DIGESTS[0]
+        while at in moves:
+            at = moves[at]
+            chain.append(at)
+        assert sorted(chain) == sorted(DIGESTS[1:submitters + 1])  # one chain through every submitter's digest
+        assert [record.digest for record in store.images_for_tag(tag)] == [at]  # the tag is where it ended
+    store.close()
+
+
+def test_replicas_checking_one_tag_at_once_record_each_flip_once(postgres_url: str, tmp_path: Path) -> None:
+    """Checks record their result without the namespace-wide lock: four processes check the same tags
+    at once (two pass, two fail). Each tag's policy_eval events alternate from the result before, each
+    from a result of its own: two flips from one result mean two checks read the same last result."""
+    store = Store(tmp_path / "seed", parse_database_url(postgres_url))
+    rounds, checkers = 20, 4
+    tags = [f"127.0.0.1:5000/checked:{index}" for index in range(rounds)]
+    for tag in tags:
+        records.record_evaluation(store, tag, "policy", DIGESTS[0], "fail")
+    for process in _processes(postgres_url, tmp_path, "checks", checkers, 30.0, str(rounds)):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    for tag in tags:  # events in the order they were recorded (one clock: the processes share a machine)
+        flips = [json.loads(row["details"]) for row in store._query(
+            "SELECT details FROM events WHERE notification_type = 'policy_eval' AND resource_id = ? "
+            "ORDER BY timestamp", (tag,))]
+        assert len({(f["last_eval"]["image_digest"], f["last_eval"]["status"]) for f in flips}) == len(flips) >= 1
+        status = "fail"
+        for flip in flips:  # each flip starts from the result the one before it recorded
+            assert flip["last_eval"]["status"] == status != flip["curr_eval"]["status"], flips
+            status = flip["curr_eval"]["status"]
+        [last] = store._query("SELECT status FROM evaluation_status WHERE tag = ?", (tag,))
+        assert last["status"] == status
     store.close()
 
 
