@@ -96,8 +96,8 @@ def serve(
     except ImportError:
         raise UsageError("ci-gate serve needs the server extra: pip install 'ci-gate[server]'") from None
     from ci_gate.cli.options import source_options
+    from ci_gate.database import check_reachable, parse_database_url
     from ci_gate.server.app import ServerConfig
-    from ci_gate.server.database import check_reachable, parse_database_url
 
     if role not in ("api", "worker", "all"):
         raise UsageError(f"--role must be api, worker or all, not {role[:40]!r}")

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ci_gate.database import DatabaseUnavailable
 from ci_gate.notify import hosts, outbox
 from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
-from ci_gate.server.database import DatabaseUnavailable
 
 LOG = logging.getLogger("ci_gate.notify")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from ci_gate.server.database import filtered
+from ci_gate.database import filtered
 
 NOTIFICATION_TYPES = ("tag_update", "policy_eval", "vuln_update", "analysis_update")
 KINDS = ("webhook", "slack", "teams", "jira", "github", "email")

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ci_gate.database import SQLITE, filtered
 from ci_gate.notify.endpoints import Endpoint
-from ci_gate.server.database import SQLITE, filtered
 
 PENDING = "pending"
 SENDING = "sending"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ci_gate.server.database import Connection
+from ci_gate.database import Connection
 from ci_gate.server.rows import ANALYSIS_FAILED
 
 EVENT_TYPES = {

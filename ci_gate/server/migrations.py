@@ -1,4 +1,4 @@
-"""The serve database's schema, as versioned migrations (ci_gate/server/database.py applies them once
+"""The serve database's schema, as versioned migrations (ci_gate/database.py applies them once
 per namespace, the same statements on SQLite and PostgreSQL).
 
 Never edit a released migration: add the next version. Version 1 is the schema from before
@@ -7,7 +7,7 @@ migrations were recorded (`CREATE ... IF NOT EXISTS`), so an existing data dir a
 
 from __future__ import annotations
 
-from ci_gate.server.database import Migration
+from ci_gate.database import Migration
 from ci_gate.server.rows import _SCHEMA
 
 LEASES = """

@@ -16,8 +16,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ci_gate.database import filtered, insert_new
 from ci_gate.errors import CiGateError, SourceError
-from ci_gate.server.database import filtered, insert_new
 from ci_gate.server.store import ACCOUNT, Store, add_event, now_text
 from ci_gate.sources.interface import SourceOptions
 

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ci_gate.database import SQLITE, DatabaseUnavailable
 from ci_gate.server import shapes
 from ci_gate.server.auth import AuthFailure, Principal
-from ci_gate.server.database import SQLITE, DatabaseUnavailable
 from ci_gate.server.limits import (
     MAX_BODY_BYTES,
     BodyError,

@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 
 from ci_gate import __version__
+from ci_gate.database import DEFAULT_DATABASE, DatabaseUrl, database_errors, redact_url
 from ci_gate.ecosystems import ANCHORE_CONTENT_TYPES
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
@@ -33,7 +34,6 @@ from ci_gate.policy.model import Policy
 from ci_gate.server import shapes
 from ci_gate.server.accounts import AccountDirectory
 from ci_gate.server.auth import Gatekeeper
-from ci_gate.server.database import DEFAULT_DATABASE, DatabaseUrl, database_errors, redact_url
 from ci_gate.server.limits import (
     DEFAULT_REQUEST_TIMEOUT,
 )

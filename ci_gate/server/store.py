@@ -1,6 +1,6 @@
 """Persistence for `ci-gate serve`: images (the analysis queue is their status), analyses, policies,
 API keys, registry credentials, subscriptions and events, in the serve database
-(ci_gate/server/database.py: SQLite in the data dir, or PostgreSQL shared by many replicas).
+(ci_gate/database.py: SQLite in the data dir, or PostgreSQL shared by many replicas).
 
 The image row is the queue: `not_analyzed` rows wait for a worker. A worker claims one by moving it
 to `analyzing` with a lease (`claimed_by`, `lease_expires`) in one transaction: under SQLite's
@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ci_gate.server.database import DEFAULT_DATABASE, SQLITE, Connection, Database, DatabaseUrl, insert_new
+from ci_gate.database import DEFAULT_DATABASE, SQLITE, Connection, Database, DatabaseUrl, insert_new
 from ci_gate.server.events import EVENT_TYPES, add_event  # noqa: F401 (re-exported)
 from ci_gate.server.keys import effective_status
 from ci_gate.server.migrations import STORE_MIGRATIONS

@@ -18,9 +18,9 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
+from ci_gate.database import DatabaseUnavailable
 from ci_gate.server import records
 from ci_gate.server.background import BackgroundLoop
-from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.service import CURRENT_ACCOUNT, Service
 from ci_gate.server.store import ANALYZED, Store
 

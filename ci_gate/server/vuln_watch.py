@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_gate.database import DatabaseUnavailable
 from ci_gate.server import records, tag_watch
 from ci_gate.server.background import BackgroundLoop
-from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT, ANALYZED, Store, add_event
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci_gate.database import DatabaseUnavailable
 from ci_gate.errors import CiGateError
 from ci_gate.model import Analysis, to_dict
-from ci_gate.server.database import DatabaseUnavailable
 from ci_gate.server.store import ImageRecord, Store
 from ci_gate.sources.interface import SourceOptions
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
+from ci_gate.database import SQLITE, DatabaseUrl, parse_database_url
 from ci_gate.notify import outbox
 from ci_gate.notify.endpoints import Endpoint, list_endpoints, save_endpoint
 from ci_gate.server import records
 from ci_gate.server.accounts import AccountDirectory, AccountError
-from ci_gate.server.database import SQLITE, DatabaseUrl, parse_database_url
 from ci_gate.server.store import ANALYZED, ANALYZING, NOT_ANALYZED, Store
 from tests.support.postgres import PostgresServer
 
@@ -131,7 +131,7 @@ def test_each_account_has_tables_of_its_own(open_store: StoreFactory) -> None:
 
 
 def test_long_account_names_keep_schemas_of_their_own() -> None:
-    from ci_gate.server.database import schema_name
+    from ci_gate.database import schema_name
 
     first, second = "a" * 60 + "-one", "a" * 60 + "-two"
     assert schema_name(first) != schema_name(second)
@@ -197,7 +197,7 @@ _CLAIMER = """
 import json, sys, time
 from pathlib import Path
 from ci_gate.notify import outbox
-from ci_gate.server.database import parse_database_url
+from ci_gate.database import parse_database_url
 from ci_gate.server.store import Store
 url, data, mode, lease = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 store = Store(data, parse_database_url(url), "admin", lease)
@@ -368,7 +368,7 @@ def test_a_sigkilled_replicas_claim_is_taken_over_after_its_lease(postgres_url: 
 def test_concurrent_starters_apply_the_migrations_once(postgres: PostgresServer, tmp_path: Path) -> None:
     url = postgres.create_database()
     starters = [subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from ci_gate.server.database import "
+        [sys.executable, "-c", "import sys; from pathlib import Path; from ci_gate.database import "
          "parse_database_url; from ci_gate.server.store import Store; "
          "Store(Path(sys.argv[2]), parse_database_url(sys.argv[1])).close()", url, str(tmp_path / str(n))],
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, stderr=subprocess.PIPE, text=True) for n in range(5)]
@@ -422,7 +422,7 @@ import sys, time
 from pathlib import Path
 from ci_gate.notify import outbox
 from ci_gate.notify.dispatcher import Dispatcher
-from ci_gate.server.database import parse_database_url
+from ci_gate.database import parse_database_url
 from ci_gate.server.records import CredentialBox
 from ci_gate.server.store import Store
 store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
