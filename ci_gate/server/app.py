@@ -22,9 +22,10 @@ from starlette.responses import Response
 from ci_gate import __version__
 from ci_gate.errors import UsageError
 from ci_gate.server import admission, shapes
+from ci_gate.server.config import ServerConfig
 from ci_gate.server.limits import guarded_protocol
 from ci_gate.server.routing import Call, error_response, route
-from ci_gate.server.service import VULNERABILITY_TYPES, ServerConfig, Service
+from ci_gate.server.service import VULNERABILITY_TYPES, Service
 
 LOG = logging.getLogger("ci_gate.server")
 

@@ -1,4 +1,4 @@
-"""The server's behaviour, independent of HTTP: `Service` and its configuration.
+"""The server's behaviour, independent of HTTP: `Service` (its configuration is `config.ServerConfig`).
 
 Routes (`app.py`, `routes_*.py`) parse, authenticate and shape; `Service` does the work against the
 store, the worker pool and the policy engine.
@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import anyio
 import anyio.to_thread
 
 from ci_gate import __version__
-from ci_gate.database import DEFAULT_DATABASE, DatabaseUrl, database_errors, redact_url
+from ci_gate.database import database_errors, redact_url
 from ci_gate.ecosystems import ANCHORE_CONTENT_TYPES
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict
@@ -34,13 +34,11 @@ from ci_gate.policy.model import Policy
 from ci_gate.server import shapes
 from ci_gate.server.accounts import AccountDirectory
 from ci_gate.server.auth import Gatekeeper
-from ci_gate.server.limits import (
-    DEFAULT_REQUEST_TIMEOUT,
-)
-from ci_gate.server.registry_work import BUSY_RETRY_AFTER, DEFAULT_DEADLINE, RegistryBusy, RegistryFailure, RegistryPool
+from ci_gate.server.config import ServerConfig
+from ci_gate.server.registry_work import BUSY_RETRY_AFTER, RegistryBusy, RegistryFailure, RegistryPool
 from ci_gate.server.registry_work import resolve_digest as resolve_registry_digest
 from ci_gate.server.startup import permission_warnings
-from ci_gate.server.store import ACCOUNT, ANALYZED, DEFAULT_LEASE_SECONDS, ApiKeyRow, ImageRecord, PolicyRow, Store
+from ci_gate.server.store import ACCOUNT, ANALYZED, ApiKeyRow, ImageRecord, PolicyRow, Store
 from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
 
@@ -56,53 +54,6 @@ DIGEST_PATTERN = re.compile(r"^sha256:[a-fA-F0-9]{64}$")
 BASE64_PATTERN = re.compile(r"^[a-zA-Z0-9+/=]+$")
 VULNERABILITY_TYPES = ("os", "non-os", "all")
 BUILTIN_POLICIES = ("default", "cis", "dod")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """How `ci-gate serve` runs."""
-
-    data_dir: Path
-    """Where the SQLite database and scratch files live."""
-    admin_password: str = field(repr=False)
-    """The `admin` user's password (from CI_GATE_ADMIN_PASSWORD)."""
-    vuln_db: Path | None = None
-    """The vulnerability store for checks and listings; None = the default location."""
-    workers: int = 2
-    """Analysis threads; 0 only queues (another process on the same data dir analyses)."""
-    source: SourceOptions = field(default_factory=SourceOptions)
-    """How workers reach registries (credentials, CA bundle, insecure registries)."""
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
-    """Seconds a client has to send its request headers, and again its body."""
-    registry_deadline: float = DEFAULT_DEADLINE
-    """Seconds an API call waits for registry work (resolving a tag) in all."""
-    tls_cert: Path | None = None
-    """PEM certificate chain to serve HTTPS with (with tls_key); None = plain HTTP."""
-    tls_key: Path | None = None
-    """PEM private key of tls_cert."""
-    admission_config: Path | None = None
-    """The Kubernetes admission configuration (docs/admission.md); None = no admission routes."""
-    watch_interval: float = 3600.0
-    """Seconds between re-resolving watched tags (docs/notifications.md)."""
-    notifications_config: Path | None = None
-    """A YAML file with anchore-engine's `webhooks` configuration; None = only endpoints added over the API."""
-    allowed_notify_hosts: tuple[str, ...] = ()
-    """HOST[:PORT] entries (or `*`) API-configured notification endpoints may reach (ci_gate.notify.hosts)."""
-    database: DatabaseUrl = DEFAULT_DATABASE
-    """Where the server's state lives: SQLite in data_dir, or PostgreSQL shared with other replicas."""
-    role: str = "all"
-    """api (HTTP only), worker (analysis, watchers, deliveries; /health only) or all."""
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    """How long a claimed analysis lasts without a heartbeat before another replica takes it over."""
-
-    @property
-    def runs_work(self) -> bool:
-        """Whether this process analyses, watches and delivers (roles worker and all)."""
-        return self.role != "api"
-
-    @property
-    def serves_api(self) -> bool:
-        return self.role != "worker"
 
 
 class ApiError(Exception):
