@@ -129,6 +129,12 @@ def claim_due(store: Any, limit: int) -> list[DueDelivery]:
                         row["created"]) for row in rows]
 
 
+def next_attempt(store: Any) -> float | None:
+    """When the earliest pending delivery is due (epoch seconds); None when none is pending."""
+    rows = store._query("SELECT MIN(next_attempt) FROM deliveries WHERE state = ?", [PENDING])
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
 def mark_delivered(store: Any, key: str, status: int | None, external_ref: str) -> None:
     with store._transaction() as connection:
         connection.execute("UPDATE deliveries SET state = ?, delivered_at = ?, last_status = ?, last_error = '', "
