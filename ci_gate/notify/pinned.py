@@ -17,8 +17,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-NO_PROXIES: dict[str, str | None] = {"http": None, "https": None, "all": None}
-"""A pinned request goes straight to its address: a proxy would resolve the name itself."""
+NO_PROXIES: dict[str, Any] = {"http": None, "https": None, "all": None}
+"""A pinned request goes straight to its address: a proxy would resolve the name itself (requests drops
+the proxies of the environment that a request sets to None)."""
 
 
 class _PinnedConnection(HTTPConnection):
@@ -51,9 +52,12 @@ class _PinnedAdapter(HTTPAdapter):
         }
 
 
-def session(address: str) -> requests.Session:
-    """A session whose every connection goes to `address` (send with `proxies=NO_PROXIES`)."""
+def session(address: str | None) -> requests.Session:
+    """A session whose every connection goes to `address` (send with `proxies=NO_PROXIES`); None: an
+    ordinary session (the operator's own endpoints, not checked)."""
     pinned = requests.Session()
+    if address is None:
+        return pinned
     adapter = _PinnedAdapter(address)
     pinned.mount("http://", adapter)
     pinned.mount("https://", adapter)

@@ -122,12 +122,12 @@ def _request(method: str, url: str, endpoint: Endpoint, delivery: Delivery, payl
         sent_headers["Content-Type"] = "application/json"
     if endpoint.secrets.get("secret"):
         sent_headers[SIGNATURE_HEADER] = sign(endpoint.secrets["secret"], body)
-    client: Any = requests if address is None else pinned.session(address)
     try:
-        response = client.request(method, url, data=body if payload is not None else None, headers=sent_headers,
-                                  auth=auth, params=params, timeout=timeout(), allow_redirects=False,
-                                  verify=bool(endpoint.settings.get("verify_tls", True)),
-                                  proxies=None if address is None else pinned.NO_PROXIES)
+        with pinned.session(address) as session:  # the body is read before the session closes
+            response = session.request(method, url, data=body if payload is not None else None, headers=sent_headers,
+                                       auth=auth, params=params, timeout=timeout(), allow_redirects=False,
+                                       verify=bool(endpoint.settings.get("verify_tls", True)),
+                                       proxies=None if address is None else pinned.NO_PROXIES)
     except requests.Timeout:
         raise RetryLater(f"no answer within {timeout():g} s") from None
     except requests.RequestException as error:

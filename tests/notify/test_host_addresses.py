@@ -169,3 +169,17 @@ def test_an_address_block_is_an_entry_and_a_url_still_is_not() -> None:
     for wrong in ("http://hooks.example.test/x", "hooks.example.test/x", "10.0.0.0/33"):
         with pytest.raises(ValueError, match="--allow-notify-host takes"):
             hosts.parse_entry(wrong)
+
+
+def test_a_pinned_request_does_not_go_through_a_proxy(receivers: list[Receiver], answers: dict[str, list[str]],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = start_receiver(receivers, "webhook")
+    proxy = start_receiver(receivers, "webhook")  # a proxy would resolve the name again, unchecked
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("ALL_PROXY", proxy.url)
+    answers["hooks.rebind.test"] = ["127.0.0.1"]
+    port = int(hook.url.rsplit(":", 1)[1])
+    assert deliver(webhook(f"http://hooks.rebind.test:{port}/in"), ("hooks.rebind.test", "127.0.0.1")) == 200
+    assert len(hook.received) == 1 and proxy.received == []
