@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ci_gate.database import DatabaseUnavailable
-from ci_gate.notify import hosts, outbox, wakeup
+from ci_gate.database import POSTGRESQL, DatabaseUnavailable
+from ci_gate.notify import hosts, listener, outbox, wakeup
 from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
 
@@ -24,8 +24,9 @@ LOG = logging.getLogger("ci_gate.notify")
 
 POLL_VARIABLE = "CI_GATE_NOTIFY_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 10.0
-"""The slow poll: an event queued in this process wakes the thread at once (ci_gate.notify.wakeup) and a
-retry is waited for until it is due; the poll finds what other replicas left (a delivery whose sender died)."""
+"""The slow poll: an event queued in this process (ci_gate.notify.wakeup) or, on PostgreSQL, by another
+replica (ci_gate.notify.listener) wakes the thread at once, and a retry is waited for until it is due; the
+poll finds what is left over (a delivery whose replica died mid-send, a notification missed in an outage)."""
 PAUSE_AFTER_ERROR = 1.0
 SENDERS = 4
 """Deliveries in flight at once (a slow receiver delays the others by at most the send timeout)."""
@@ -72,6 +73,11 @@ class Dispatcher:
         wakeup.listen(self._wake)
         self._thread = threading.Thread(target=self._run, name="ci-gate-notify", daemon=True)
         self._thread.start()
+        shared = next((store.database.location.url for store in self._stores().values()
+                       if store.database.dialect == POSTGRESQL), None)
+        if shared:  # replicas share the outbox: wake when any of them queues a notification
+            threading.Thread(target=listener.listen, args=(shared, self._wake, self._stopping),
+                             name="ci-gate-notify-listen", daemon=True).start()
 
     def stop(self) -> None:
         wakeup.forget(self._wake)

@@ -3,8 +3,10 @@ its slow poll is set to an hour here, so only those can deliver within the test'
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ from ci_gate.notify import outbox
 from ci_gate.notify.dispatcher import Dispatcher
 from ci_gate.server.records import CredentialBox
 from ci_gate.server.store import Store
+from tests.notify.conftest import TAG
 from tests.notify.receivers import Receiver, start_receiver
 from tests.notify.test_delivery import LOCAL, TAG_MOVED, add_endpoint, record
 
@@ -67,3 +70,40 @@ def test_an_event_in_a_transaction_that_rolls_back_wakes_nothing(store: Store) -
         assert woken.is_set()
     finally:
         wakeup.forget(woken)
+
+
+_OTHER_REPLICA = """
+import sys
+from pathlib import Path
+from ci_gate.database import parse_database_url
+from ci_gate.server.store import Store, add_event
+store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
+with store._transaction() as connection:
+    add_event(connection, "admin", "tag_update", sys.argv[3], {"last_eval": ["a"], "curr_eval": ["b"]})
+store.close()
+"""
+
+
+def test_an_event_another_replica_queues_wakes_this_one_on_postgresql(
+        postgres_url: str, tmp_path: Path, box: CredentialBox, receivers: list[Receiver]) -> None:
+    import subprocess
+    import sys
+
+    from ci_gate.database import parse_database_url
+    from ci_gate.server.records import initialise_subscriptions
+
+    database = parse_database_url(postgres_url)
+    store = Store(tmp_path / "this", database)
+    initialise_subscriptions(store, TAG, ("tag_update",))
+    hook = start_receiver(receivers, "webhook")
+    add_endpoint(store, box, "webhook", {"url": hook.url + "/in"})
+    dispatcher = Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL, interval=HOUR)
+    dispatcher.start()
+    try:
+        time.sleep(0.5)  # the first pass found nothing, the listener is listening: asleep for the hour
+        subprocess.run([sys.executable, "-c", _OTHER_REPLICA, database.url, str(tmp_path / "other"), TAG],
+                       check=True, timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        wait_for(lambda: len(hook.received) == 1, "the other replica's event")
+    finally:
+        dispatcher.stop()
+        store.close()
