@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +150,40 @@ class Connection(Protocol):
     column name (`row["digest"]`) or unpacked as tuples."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = ...) -> Cursor: ...
+
+
+# --- work to run once the current thread's transaction commits (never if it rolls back) -----------
+# A transaction body that must not act before its writes are visible to other connections (waking
+# the notification delivery thread for an outbox row) registers with `after_commit`.
+
+_commit_scopes = threading.local()
+
+
+def _commit_stack() -> list[list[Callable[[], None]]]:
+    if not hasattr(_commit_scopes, "stack"):
+        _commit_scopes.stack = []
+    return _commit_scopes.stack
+
+
+def _open_commit_scope() -> None:
+    _commit_stack().append([])
+
+
+def _close_commit_scope(committed: bool) -> None:
+    """End the innermost transaction's scope; run its callbacks (once each, in order) when it committed."""
+    callbacks = _commit_stack().pop()
+    if committed:
+        for callback in dict.fromkeys(callbacks):
+            callback()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` when the current thread's transaction commits; at once outside a transaction."""
+    stack = _commit_stack()
+    if stack:
+        stack[-1].append(callback)
+    else:
+        callback()
 
 
 @dataclass(frozen=True)
@@ -393,19 +427,25 @@ class Database:
         `finish`, a submission) pass False and rely on row locks, constraints and `lock_name`."""
         with self._lock:
             connection = self._begin(exclusive)
+            _open_commit_scope()  # work the transaction's body asks to run once its writes are visible
+            committed = False
             try:
-                yield connection
-            except BaseException:
                 try:
-                    connection.execute("ROLLBACK")
-                except Exception:  # the connection is gone: the server rolled back already
+                    yield connection
+                except BaseException:
+                    try:
+                        connection.execute("ROLLBACK")
+                    except Exception:  # the connection is gone: the server rolled back already
+                        self._drop()
+                    raise
+                try:
+                    connection.execute("COMMIT")
+                except DatabaseUnavailable:
                     self._drop()
-                raise
-            try:
-                connection.execute("COMMIT")
-            except DatabaseUnavailable:
-                self._drop()
-                raise
+                    raise
+                committed = True
+            finally:
+                _close_commit_scope(committed)
 
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
         """A read outside a transaction (retried once on a fresh connection when the old one was lost)."""

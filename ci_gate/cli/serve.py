@@ -71,7 +71,8 @@ def serve(
     allow_notify_host: Annotated[
         list[str] | None,
         typer.Option("--allow-notify-host", help="HOST[:PORT] notification endpoints added over the API may reach "
-                     "(repeatable; HOST allows every port, '*' any host; default: $CI_GATE_ALLOW_NOTIFY_HOSTS, "
+                     "(repeatable; HOST allows every port, an IP or CIDR block the internal addresses names "
+                     "resolve to, '*' any public host; default: $CI_GATE_ALLOW_NOTIFY_HOSTS, "
                      "comma-separated; the --notifications-config hosts always may)."),
     ] = None,
     database: Annotated[

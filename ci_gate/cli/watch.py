@@ -99,11 +99,13 @@ def _check_url(url: str) -> None:
 
 
 def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: Path | None,
-              ca_bundle: str | None = None) -> tuple[int, list[str]]:
-    """One watch run; returns (events delivered, lines for the log). Errors are CiGateError."""
+              ca_bundle: str | None = None, vex: Sequence[Path] = ()) -> tuple[int, list[str]]:
+    """One watch run; returns (events delivered, lines for the log). Errors are CiGateError. `vex`: the
+    documents a gate takes with --vex (else $CI_GATE_VEX, as for a gate); what they suppress is no event."""
     from ci_gate.rematch import rematch_folder
     from ci_gate.saved_sbom import saved_files
     from ci_gate.vulns.store import VulnerabilityStore
+    from ci_gate.vulns.vex import load_vex, vex_paths
 
     if notify:
         _check_url(notify)
@@ -111,9 +113,11 @@ def run_watch(sbom_dir: Path, vuln_db: Path | None, notify: str | None, state: P
         raise UsageError(f"--ca-bundle {ca_bundle} is not a file: give the PEM file of the CA that signed the "
                          "receiver's certificate")
     list(saved_files(sbom_dir))  # a missing folder fails here, before the store or the state is touched
+    paths = vex_paths(vex)
+    documents = load_vex(paths) if paths else None  # an unreadable VEX file fails before the state is touched
     state_path = state if state is not None else sbom_dir / DEFAULT_STATE_NAME
     with VulnerabilityStore(vuln_db) as store:
-        watch_state, result = rematch_folder(state_path, sbom_dir, store)
+        watch_state, result = rematch_folder(state_path, sbom_dir, store, documents)
     try:
         bodies = [notification_body(diff) for diff in result.diffs]
         if bodies and not notify:
@@ -191,9 +195,12 @@ def register(app: typer.Typer) -> None:
                                                    f"SBOM-DIR/{DEFAULT_STATE_NAME}).")] = None,
         ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for the receiver's TLS.")
                              ] = None,
+        vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX or CycloneDX VEX document whose "
+                                                       "not_affected/fixed statements suppress matches, as for "
+                                                       "`gate --vex` (repeatable; default: $CI_GATE_VEX).")] = None,
     ) -> None:
         """Re-match saved SBOMs against the updated vulnerability store; send vuln_update for each image whose
         vulnerabilities changed. The first run records a baseline."""
-        _, lines = run_watch(sbom_dir, vuln_db, notify, state, str(ca_bundle) if ca_bundle else None)
+        _, lines = run_watch(sbom_dir, vuln_db, notify, state, str(ca_bundle) if ca_bundle else None, vex or ())
         for line in lines:
             typer.echo(line)

@@ -15,15 +15,19 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ci_gate.database import DatabaseUnavailable
-from ci_gate.notify import hosts, outbox
+from ci_gate.database import POSTGRESQL, DatabaseUnavailable
+from ci_gate.notify import hosts, listener, outbox, wakeup
 from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
 
 LOG = logging.getLogger("ci_gate.notify")
 
 POLL_VARIABLE = "CI_GATE_NOTIFY_POLL_SECONDS"
-DEFAULT_POLL_SECONDS = 1.0
+DEFAULT_POLL_SECONDS = 10.0
+"""The slow poll: an event queued in this process (ci_gate.notify.wakeup) or, on PostgreSQL, by another
+replica (ci_gate.notify.listener) wakes the thread at once, and a retry is waited for until it is due; the
+poll finds what is left over (a delivery whose replica died mid-send, a notification missed in an outage)."""
+PAUSE_AFTER_ERROR = 1.0
 SENDERS = 4
 """Deliveries in flight at once (a slow receiver delays the others by at most the send timeout)."""
 
@@ -66,10 +70,17 @@ class Dispatcher:
             resumed = outbox.resume_sending(store)
             if resumed:
                 LOG.info("%d notification deliveries interrupted by the last stop will be sent again", resumed)
+        wakeup.listen(self._wake)
         self._thread = threading.Thread(target=self._run, name="ci-gate-notify", daemon=True)
         self._thread.start()
+        shared = next((store.database.location.url for store in self._stores().values()
+                       if store.database.dialect == POSTGRESQL), None)
+        if shared:  # replicas share the outbox: wake when any of them queues a notification
+            threading.Thread(target=listener.listen, args=(shared, self._wake, self._stopping),
+                             name="ci-gate-notify-listen", daemon=True).start()
 
     def stop(self) -> None:
+        wakeup.forget(self._wake)
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -82,17 +93,27 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # before the pass: an event queued during it wakes the next wait
             try:
                 busy = self.pass_once()
+                idle = 0.0 if busy else self._until_next_retry()
             except DatabaseUnavailable:  # PostgreSQL restarting: the next pass tries again
                 LOG.warning("notification delivery waits for the database")
-                busy = False
+                idle = min(self.interval, PAUSE_AFTER_ERROR)
             except Exception:  # a broken store must not end the thread; the next pass tries again
                 LOG.exception("notification delivery pass failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self.interval)
-                self._wake.clear()
+                idle = min(self.interval, PAUSE_AFTER_ERROR)
+            if idle > 0:
+                self._wake.wait(idle)
+
+    def _until_next_retry(self) -> float:
+        """Seconds to sleep: until the earliest scheduled retry in any account, at most the slow poll."""
+        wait = self.interval
+        for store in list(self._stores().values()):
+            due = outbox.next_attempt(store)
+            if due is not None:
+                wait = min(wait, max(0.01, due - time.time()))
+        return wait
 
     def pass_once(self) -> bool:
         """Fan out and send what is due, in every account; True when there was work."""

@@ -8,13 +8,20 @@ check is made when an endpoint is saved and again before every connection (the l
 shrunk since), on the URL actually requested, so a redirect is never followed (senders.py) and a
 Jira or GitHub request goes only to the host configured.
 
-An entry is HOST (any port), HOST:PORT or `*` (any host). Matching is by name, as written: a name
-that resolves to an allowed address is not itself allowed.
+An entry is HOST (any port), HOST:PORT, an address block (`10.0.0.0/8`) or `*` (any host). The name
+is matched as written: a name that resolves to an allowed address is not itself allowed. And the
+address is checked too, at send time: the name is resolved once, and an address that is not public
+(loopback, private, link-local such as the cloud metadata service at 169.254.169.254, shared,
+reserved) is refused unless an entry names that address or a block holding it, so neither `*` nor
+an allowed name that resolves, or is re-pointed (DNS rebinding), to an internal address reaches it.
+The sender then connects to the very address checked (senders.py), never resolving the name again.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -38,6 +45,11 @@ def parse_entry(text: str) -> str:
     text = text.strip().lower().rstrip("/")
     if text == ALLOW_ANY:
         return text
+    if "/" in text and "://" not in text and "@" not in text:
+        try:
+            return str(ipaddress.ip_network(text.strip("[]"), strict=False))
+        except ValueError:
+            raise ValueError(f"{FLAG} takes HOST[:PORT], an address block or '*', not {text!r}") from None
     if not text or "/" in text or "@" in text or "://" in text:
         raise ValueError(f"{FLAG} takes HOST[:PORT] or '*', not {text!r}")
     try:
@@ -46,18 +58,19 @@ def parse_entry(text: str) -> str:
     except ValueError:
         raise ValueError(f"{FLAG} takes HOST[:PORT] or '*', not {text!r}") from None
     host = (host or "").rstrip(".")
-    if not _PLAIN_HOST.fullmatch(_join(host, None)):
+    if not _PLAIN_HOST.fullmatch(join(host, None)):
         raise ValueError(f"{FLAG} takes HOST[:PORT] or '*', not {text!r}")
-    return _join(host, port)
+    return join(host, port)
 
 
-def _join(host: str, port: int | None) -> str:
+def join(host: str, port: int | None) -> str:
+    """`host:port` (`[v6]:port`), or the host alone when port is None."""
     shown = f"[{host}]" if ":" in host else host
     return shown if port is None else f"{shown}:{port}"
 
 
-def url_host(url: str) -> str:
-    """`host:port` of an http(s) URL, the port made explicit (80/443 by default). Parsed by urllib3,
+def url_place(url: str) -> tuple[str, int]:
+    """(host, port) of an http(s) URL, the port made explicit (80/443 by default). Parsed by urllib3,
     as requests parses it to connect, so a URL two parsers read differently is judged by where the
     connection would really go; an unreadable one gives a host no entry but `*` matches."""
     from urllib3.exceptions import LocationParseError
@@ -66,14 +79,23 @@ def url_host(url: str) -> str:
     try:
         parts = parse_url(url)
     except LocationParseError:
-        return "(unreadable URL)"
+        return "(unreadable URL)", 0
     host = (parts.host or "").lower().strip("[]").rstrip(".")
-    return _join(host, parts.port or _DEFAULT_PORTS.get((parts.scheme or "").lower(), 0))
+    return host, parts.port or _DEFAULT_PORTS.get((parts.scheme or "").lower(), 0)
+
+
+def url_host(url: str) -> str:
+    """`host:port` of an http(s) URL (url_place)."""
+    return join(*url_place(url))
+
+
+def smtp_place(endpoint: Endpoint) -> tuple[str, int]:
+    return (str(endpoint.settings["smtp_host"]).strip().lower().strip("[]").rstrip("."),
+            int(endpoint.settings.get("smtp_port") or SMTP_PORT))
 
 
 def smtp_host(endpoint: Endpoint) -> str:
-    return _join(str(endpoint.settings["smtp_host"]).strip().lower().strip("[]").rstrip("."),
-                 int(endpoint.settings.get("smtp_port") or SMTP_PORT))
+    return join(*smtp_place(endpoint))
 
 
 def endpoint_hosts(endpoint: Endpoint) -> list[str]:
@@ -94,7 +116,75 @@ def allowed(host_port: str, allowlist: Iterable[str]) -> bool:
     characters no host name has (`\\`, `%`, `@`...) matches only `*`."""
     name = host_port.rsplit(":", 1)[0]
     plain = _PLAIN_HOST.fullmatch(name) is not None
-    return any(entry == ALLOW_ANY or (plain and entry in (host_port, name)) for entry in allowlist)
+    literal = _address(name.strip("[]"))
+    return any(entry == ALLOW_ANY or (plain and entry in (host_port, name))
+               or (literal is not None and _in_block(literal, entry)) for entry in allowlist)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `text` spells (an IPv4-mapped IPv6 address as the IPv4 one it is), else None."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _in_block(address: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
+    return "/" in entry and address in ipaddress.ip_network(entry)
+
+
+def public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Reachable on the internet: not loopback, private, link-local (cloud metadata), shared, multicast or reserved."""
+    return address.is_global and not address.is_multicast
+
+
+def address_allowed(address_text: str, port: int, allowlist: Iterable[str]) -> bool:
+    """Whether a connection to this resolved address may be made: a public one always (the name was
+    checked already), any other only when an entry names the address (with this port or none) or a block
+    holding it: `*` and host names never let a connection reach an internal address."""
+    address = _address(address_text)
+    if address is None:
+        return False
+    if public(address):
+        return True
+    for entry in allowlist:
+        if _in_block(address, entry):
+            return True
+        if entry == ALLOW_ANY or "/" in entry:
+            continue
+        parts = urlsplit(f"//{entry}")
+        if _address(parts.hostname or "") == address and parts.port in (None, port):
+            return True
+    return False
+
+
+def address_refusal(host_port: str, address: str) -> str:
+    return (f"notification host {host_port} resolves to {address}, an internal address this server may not "
+            f"notify unless an administrator allows that address: ci-gate serve {FLAG} {address}")
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to now, in the resolver's order (the system resolver; tests point a
+    name they control at a local receiver by replacing this function)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+def pin(host: str, port: int, allowlist: Iterable[str]) -> str:
+    """The address to connect to for `host:port`: resolved once, here; the first the allowlist lets a
+    connection reach. HostNotAllowed (naming the address) when none is; OSError when it does not resolve."""
+    allowlist = tuple(allowlist)
+    literal = _address(host)
+    addresses = [str(literal)] if literal is not None else resolve(host, port)
+    for address in addresses:
+        if address_allowed(address, port, allowlist):
+            return address
+    if not addresses:
+        raise OSError(f"{host} has no address")
+    raise HostNotAllowed(address_refusal(join(host, port), addresses[0]))
 
 
 def refusal(host_port: str) -> str:
@@ -112,6 +202,10 @@ def check_endpoint(endpoint: Endpoint, allowlist: Iterable[str]) -> None:
     allowlist = tuple(allowlist)
     for host_port in endpoint_hosts(endpoint):
         check_host(host_port, allowlist)
+        host, _, port = host_port.rpartition(":")
+        address = _address(host.strip("[]"))  # a name is resolved at send time, an address is judged now
+        if address is not None and not address_allowed(str(address), int(port or 0), allowlist):
+            raise HostNotAllowed(address_refusal(host_port, str(address)))
 
 
 def trusted_hosts(configured: Iterable[Endpoint]) -> list[str]:

@@ -11,7 +11,8 @@ is older than the retry window (24 h), then it is `failed`.
 
 Replicas sharing a PostgreSQL database share the outbox: fan-out and claims lock the rows they take
 (`FOR UPDATE SKIP LOCKED`), so each due delivery is claimed, and sent, by one replica. A delivery left
-`sending` by a replica that died is due again after SENDING_LEASE_SECONDS (on SQLite, at the next start).
+`sending` by a replica that died is due again after SENDING_LEASE_SECONDS by the database's clock (on
+SQLite, at the next start).
 """
 
 from __future__ import annotations
@@ -40,11 +41,18 @@ DEFAULT_WINDOW = 24 * 3600.0
 DEFAULT_BACKOFF = 2.0
 MAX_BACKOFF = 3600.0
 SENDING_LEASE_SECONDS = 300.0
-"""A delivery `sending` this long (its replica died mid-send) is claimed again by another replica."""
+"""A delivery `sending` this long (its replica died mid-send) is claimed again by another replica. Judged
+by the database server's clock (`Database.clock`), as the image and watcher leases are, so a replica
+whose clock runs ahead does not take over a send still in progress."""
+LEASE_VARIABLE = "CI_GATE_NOTIFY_SENDING_LEASE_SECONDS"
 
 
 def retry_window() -> float:
     return float(os.environ.get(WINDOW_VARIABLE) or DEFAULT_WINDOW)
+
+
+def sending_lease() -> float:
+    return float(os.environ.get(LEASE_VARIABLE) or SENDING_LEASE_SECONDS)
 
 
 def backoff_seconds(tries: int) -> float:
@@ -116,17 +124,24 @@ def resume_sending(store: Any) -> int:
 def claim_due(store: Any, limit: int) -> list[DueDelivery]:
     """Mark up to `limit` due deliveries `sending` and return them."""
     now = time.time()
+    clock = store.database.clock  # the lease's start and end, by the one clock every replica shares
     with store._transaction(exclusive=False) as connection:
         rows = connection.execute(
             "SELECT d.idempotency_key, d.endpoint_id, d.tries, d.created, o.event FROM deliveries d "
             "JOIN outbox o ON o.event_uuid = d.event_uuid WHERE (d.state = ? AND d.next_attempt <= ?) "
-            "OR (d.state = ? AND d.last_attempt < ?) ORDER BY d.next_attempt LIMIT ?" + store.database.skip_locked("d"),
-            (PENDING, now, SENDING, now - SENDING_LEASE_SECONDS, limit)).fetchall()
+            f"OR (d.state = ? AND d.last_attempt < {clock} - ?) ORDER BY d.next_attempt LIMIT ?"
+            + store.database.skip_locked("d"), (PENDING, now, SENDING, sending_lease(), limit)).fetchall()
         for row in rows:
-            connection.execute("UPDATE deliveries SET state = ?, tries = tries + 1, last_attempt = ? "
-                               "WHERE idempotency_key = ?", (SENDING, now, row["idempotency_key"]))
+            connection.execute(f"UPDATE deliveries SET state = ?, tries = tries + 1, last_attempt = {clock} "
+                               "WHERE idempotency_key = ?", (SENDING, row["idempotency_key"]))
     return [DueDelivery(row["idempotency_key"], row["endpoint_id"], json.loads(row["event"]), row["tries"] + 1,
                         row["created"]) for row in rows]
+
+
+def next_attempt(store: Any) -> float | None:
+    """When the earliest pending delivery is due (epoch seconds); None when none is pending."""
+    rows = store._query("SELECT MIN(next_attempt) FROM deliveries WHERE state = ?", [PENDING])
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 def mark_delivered(store: Any, key: str, status: int | None, external_ref: str) -> None:

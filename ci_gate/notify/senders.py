@@ -6,8 +6,9 @@ endpoint has a signing secret, `X-CI-Gate-Signature-256: sha256=<hex HMAC-SHA256
 (GitHub's webhook scheme, so receivers can reuse their verification code).
 
 Only the hosts the operator allowed are contacted (ci_gate.notify.hosts), checked on each URL
-requested; redirects are never followed (a 3xx is a refusal), so a receiver cannot send the
-server on to another host.
+requested, by name and by the address the name resolves to at that moment; the connection goes to
+that checked address (ci_gate.notify.pinned), and redirects are never followed (a 3xx is a
+refusal), so a receiver cannot send the server on to another host.
 
 2xx: delivered. 408, 425, 429, 5xx, a timeout or a refused connection: retried later (honouring
 Retry-After). Any other 4xx: the receiver refuses this request for good (a deleted Slack channel,
@@ -33,7 +34,7 @@ from urllib.parse import quote
 import requests
 
 from ci_gate import __version__
-from ci_gate.notify import formats, hosts
+from ci_gate.notify import formats, hosts, pinned
 from ci_gate.notify.endpoints import Endpoint
 
 TIMEOUT_VARIABLE = "CI_GATE_NOTIFY_TIMEOUT_SECONDS"
@@ -112,7 +113,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 def _request(method: str, url: str, endpoint: Endpoint, delivery: Delivery, payload: Any = None,
              headers: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None,
              params: Mapping[str, str] | None = None) -> requests.Response:
-    _check_host(hosts.url_host(url), delivery)
+    address = _checked_address(*hosts.url_place(url), delivery)
     body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else b""
     sent_headers = {"User-Agent": f"ci-gate/{__version__}", "Idempotency-Key": delivery.idempotency_key,
                     IDEMPOTENCY_HEADER: delivery.idempotency_key,
@@ -122,9 +123,11 @@ def _request(method: str, url: str, endpoint: Endpoint, delivery: Delivery, payl
     if endpoint.secrets.get("secret"):
         sent_headers[SIGNATURE_HEADER] = sign(endpoint.secrets["secret"], body)
     try:
-        response = requests.request(method, url, data=body if payload is not None else None, headers=sent_headers,
-                                    auth=auth, params=params, timeout=timeout(), allow_redirects=False,
-                                    verify=bool(endpoint.settings.get("verify_tls", True)))
+        with pinned.session(address) as session:  # the body is read before the session closes
+            response = session.request(method, url, data=body if payload is not None else None, headers=sent_headers,
+                                       auth=auth, params=params, timeout=timeout(), allow_redirects=False,
+                                       verify=bool(endpoint.settings.get("verify_tls", True)),
+                                       proxies=None if address is None else pinned.NO_PROXIES)
     except requests.Timeout:
         raise RetryLater(f"no answer within {timeout():g} s") from None
     except requests.RequestException as error:
@@ -137,10 +140,21 @@ def _request(method: str, url: str, endpoint: Endpoint, delivery: Delivery, payl
     raise Refused(f"HTTP {status}: the receiver refused the request", status)
 
 
-def _check_host(host_port: str, delivery: Delivery) -> None:
-    """Before every connection (the allowlist may have shrunk since the endpoint was saved): refused for good."""
-    if delivery.allowed_hosts is not None and not hosts.allowed(host_port, delivery.allowed_hosts):
+def _checked_address(host: str, port: int, delivery: Delivery) -> str | None:
+    """Before every connection (the allowlist may have shrunk since the endpoint was saved, the name may
+    point elsewhere now): the address to connect to, resolved and checked once; None (resolve as usual)
+    for the operator's own endpoints. A host or address not allowed is refused for good."""
+    if delivery.allowed_hosts is None:
+        return None
+    host_port = hosts.join(host, port)
+    if not hosts.allowed(host_port, delivery.allowed_hosts):
         raise Refused(hosts.refusal(host_port))
+    try:
+        return hosts.pin(host, port, delivery.allowed_hosts)
+    except hosts.HostNotAllowed as refusal:
+        raise Refused(str(refusal)) from None
+    except (OSError, UnicodeError) as error:
+        raise RetryLater(f"cannot resolve the receiver's host ({type(error).__name__})") from None
 
 
 def send(endpoint: Endpoint, delivery: Delivery) -> Sent:
@@ -217,7 +231,8 @@ def _github(endpoint: Endpoint, delivery: Delivery) -> Sent:
 
 
 def _email(endpoint: Endpoint, delivery: Delivery) -> Sent:
-    _check_host(hosts.smtp_host(endpoint), delivery)
+    smtp_host, smtp_port = hosts.smtp_place(endpoint)
+    address = _checked_address(smtp_host, smtp_port, delivery)
     message = EmailMessage()
     message["Subject"] = formats.title(delivery.event)[:200]
     message["From"] = endpoint.settings["from"]
@@ -227,8 +242,7 @@ def _email(endpoint: Endpoint, delivery: Delivery) -> Sent:
     message.set_content(formats.text(delivery.event) + "\n\n" + json.dumps(dict(delivery.event["details"]),
                                                                            indent=2)[:20000])
     try:
-        with smtplib.SMTP(endpoint.settings["smtp_host"], int(endpoint.settings.get("smtp_port") or 25),
-                          timeout=timeout()) as smtp:
+        with pinned.SMTP(address, endpoint.settings["smtp_host"], smtp_port, timeout()) as smtp:
             if endpoint.settings.get("starttls"):
                 smtp.starttls()
             if endpoint.settings.get("username"):

@@ -40,12 +40,20 @@ from types import TracebackType
 from typing import Any
 
 from ci_gate.errors import CiGateError, UsageError
-from ci_gate.rematch.variants import is_kev, lookup_keys, match_ids, match_variants, package_location, variant_body
+from ci_gate.rematch.variants import (
+    VariantMatches,
+    is_kev,
+    lookup_keys,
+    match_ids,
+    match_variants,
+    package_location,
+    variant_body,
+)
 from ci_gate.saved_sbom import read_document, saved_digest, saved_files, saved_tag
 from ci_gate.server.shapes import vulnerability_item
 from ci_gate.vulns.engine_summary import diff, identity, summary
-from ci_gate.vulns.matching import VulnerabilityMatch
 from ci_gate.vulns.store import VulnerabilityStore
+from ci_gate.vulns.vex import VexDocumentSet
 
 STATE_SCHEMA_VERSION = "1"
 _PATH_PLACEHOLDER = ""
@@ -281,17 +289,19 @@ class RematchState:
 
     # --- matching ----------------------------------------------------------------------------------
 
-    def _store_matches(self, found: Mapping[int, list[VulnerabilityMatch]], kev: frozenset[str]
+    def _store_matches(self, found: Mapping[int, VariantMatches], kev: frozenset[str]
                        ) -> dict[int, dict[str, tuple[dict[str, Any], bool]]]:
-        """Replace the stored matches of these variants; returns vuln id → (listing item, KEV) per variant."""
+        """Replace the stored matches of these variants; returns vuln id → (listing item, KEV) per variant.
+        Only the matches that apply are kept as matches; the ids of those VEX suppressed are indexed too,
+        so a statement withdrawn later finds the variants it was hiding."""
         result: dict[int, dict[str, tuple[dict[str, Any], bool]]] = {}
         connection = self._connection
-        for variant_id, matches in found.items():
+        for variant_id, matched in found.items():
             connection.execute("DELETE FROM variant_matches WHERE variant_id = ?", (variant_id,))
             connection.execute("DELETE FROM match_ids WHERE variant_id = ?", (variant_id,))
             current: dict[str, tuple[dict[str, Any], bool]] = {}
-            ids: set[str] = set()
-            for match in matches:
+            ids = {i.upper() for match in matched.suppressed for i in (match.vulnerability_id, *match.aliases)}
+            for match in matched.applying:
                 item = vulnerability_item(match, False, False)
                 item["package_path"] = _PATH_PLACEHOLDER
                 flagged = is_kev(match_ids(match), kev)
@@ -334,8 +344,11 @@ class RematchState:
         # A variant never matched has no "before": it gets its baseline, not a difference.
         return found - {row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")}
 
-    def rematch(self, store: VulnerabilityStore, folder: Path | None = None) -> RematchResult:
+    def rematch(self, store: VulnerabilityStore, folder: Path | None = None,
+                vex: VexDocumentSet | None = None) -> RematchResult:
         """Re-match what the store's changes since the last run can affect; index new files of `folder`.
+        Matches `vex` suppresses do not count (as in a gate); a statement added or withdrawn since the
+        last run re-matches the variants that matched its vulnerabilities.
 
         Without a folder (a server that keeps analyses elsewhere), images are indexed with `add_image`
         (then `available` is `store.ecosystems()` and `fresh` a list to discard) before calling this."""
@@ -349,6 +362,10 @@ class RematchState:
         previous_kev = frozenset(json.loads(self._meta("kev_ids") or "[]"))
         available = store.ecosystems()
         previous_available = json.loads(self._meta("ecosystems") or "null")
+        statements = vex.suppressing() if vex is not None else {}
+        previous_statements: dict[str, list[str]] = json.loads(self._meta("vex_statements") or "{}")
+        vex_ids = {i for key in statements.keys() ^ previous_statements.keys()
+                   for i in statements.get(key) or previous_statements.get(key) or []}
 
         waiting: dict[str, tuple[Path, str]] = {}
         if folder is not None:
@@ -361,12 +378,13 @@ class RematchState:
             cves = {i.upper() for record in store.records(changed_ids).values()
                     for i in (record.id, *record.aliases) if i.upper().startswith("CVE-")}
             related = {vuln_id.upper() for ids in store.related(cves).values() for vuln_id in ids}
+            vex_related = {vuln_id.upper() for ids in store.related(vex_ids).values() for vuln_id in ids}
             suspects |= self._variants_for(changed_keys, {i.upper() for i in changed_ids} | cves | related
-                                           | set(kev ^ previous_kev))
+                                           | set(kev ^ previous_kev) | vex_ids | vex_related)
         if suspects:
             ordered = sorted(suspects)
             before = self._stored_matches(ordered)
-            after = self._store_matches(match_variants(store, self._bodies(ordered)), kev)
+            after = self._store_matches(match_variants(store, self._bodies(ordered), vex), kev)
             result.rematched_variants = len(ordered)
             result.diffs = self._fan_out(before, after)
 
@@ -375,12 +393,13 @@ class RematchState:
         # New variants (from these files, or from `add_image` calls before this run) get their baseline.
         unmatched = [row[0] for row in self._connection.execute("SELECT id FROM variants WHERE matched = 0")]
         for chunk in _chunks(unmatched, 5000):
-            self._store_matches(match_variants(store, self._bodies(chunk)), kev)
+            self._store_matches(match_variants(store, self._bodies(chunk), vex), kev)
         self._drop_orphans()
         result.images = int(self._connection.execute("SELECT COUNT(*) FROM images").fetchone()[0])
         self._set_meta("records_stamp", newest)
         self._set_meta("kev_ids", json.dumps(sorted(kev)))
         self._set_meta("ecosystems", json.dumps(available))
+        self._set_meta("vex_statements", json.dumps(statements, sort_keys=True))
         self._set_meta("initialised", "1")
         return result
 
@@ -449,11 +468,12 @@ def _marks(chunk: Sequence[Any]) -> str:
     return ",".join("?" * len(chunk))
 
 
-def rematch_folder(state_path: Path, folder: Path, store: VulnerabilityStore) -> tuple[RematchState, RematchResult]:
+def rematch_folder(state_path: Path, folder: Path, store: VulnerabilityStore, vex: VexDocumentSet | None = None
+                   ) -> tuple[RematchState, RematchResult]:
     """Open the state, re-match and index `folder`; the caller commits after delivery (or rolls back)."""
     state = RematchState(state_path)
     try:
-        return state, state.rematch(store, folder)
+        return state, state.rematch(store, folder, vex)
     except BaseException:
         state.rollback()
         raise

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ci_gate.ecosystems import OS_PACKAGE_TYPES
 from ci_gate.model import Analysis, Distro, ImageIdentity, Package, from_dict
-from ci_gate.vulns.matching import VulnerabilityMatch, distro_key, language_key, match_packages
+from ci_gate.vulns.matching import VexLookup, VulnerabilityMatch, distro_key, language_key, match_packages
 from ci_gate.vulns.store import VulnerabilityStore
 
 _MATCHING_METADATA = ("source", "source_version", "origin", "epoch", "source_rpm")
@@ -55,9 +56,19 @@ def package_location(package: Mapping[str, Any]) -> str:
 _IDENTITY = ImageIdentity(reference="ci-gate-rematch", scheme="sbom", manifest_digest=None, config_digest=None)
 
 
-def match_variants(store: VulnerabilityStore, bodies: Mapping[int, str]
-                   ) -> dict[int, list[VulnerabilityMatch]]:
-    """Match each variant once: one `match_packages` call per distribution, the same rules as a gate."""
+@dataclass
+class VariantMatches:
+    """One variant's matches: those that apply, and those a VEX statement suppresses."""
+
+    applying: list[VulnerabilityMatch] = field(default_factory=list)
+    suppressed: list[VulnerabilityMatch] = field(default_factory=list)
+
+
+def match_variants(store: VulnerabilityStore, bodies: Mapping[int, str], vex: VexLookup | None = None
+                   ) -> dict[int, VariantMatches]:
+    """Match each variant once: one `match_packages` call per distribution, the same rules (and VEX
+    documents) as a gate. VEX statements name vulnerabilities and packages, never one image, so a
+    variant's verdict holds for every image that has it."""
     groups: dict[str, list[tuple[int, Package]]] = {}
     distros: dict[str, Distro | None] = {}
     for variant_id, text in bodies.items():
@@ -65,13 +76,16 @@ def match_variants(store: VulnerabilityStore, bodies: Mapping[int, str]
         distro_text = json.dumps(body.get("distro"), sort_keys=True)
         distros.setdefault(distro_text, _distro_of(body))
         groups.setdefault(distro_text, []).append((variant_id, _package_of(body)))
-    found: dict[int, list[VulnerabilityMatch]] = {variant_id: [] for variant_id in bodies}
+    found = {variant_id: VariantMatches() for variant_id in bodies}
     for distro_text, members in groups.items():
         owner = {id(package): variant_id for variant_id, package in members}
         analysis = Analysis(identity=_IDENTITY, distro=distros[distro_text],
                             packages=tuple(package for _, package in members))
-        for match in match_packages(analysis, store).matches:
-            found[owner[id(match.package)]].append(match)
+        result = match_packages(analysis, store, vex)
+        for match in result.matches:
+            found[owner[id(match.package)]].applying.append(match)
+        for match in result.suppressed:
+            found[owner[id(match.package)]].suppressed.append(match)
     return found
 
 

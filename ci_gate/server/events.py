@@ -52,6 +52,11 @@ def add_event(connection: Connection, account: str, notification_type: str, full
         connection.execute("INSERT INTO outbox (event_uuid, notification_type, subscription_key, event, created) "
                            "VALUES (?, ?, ?, ?, ?)",
                            (identifier, notification_type, full_tag, json.dumps(event), time.time()))
+        from ci_gate.database import after_commit
+        from ci_gate.notify import listener, wakeup
+
+        after_commit(wakeup.queued)  # the delivery thread looks at once, when the row is there to see
+        listener.announce(connection)  # and other replicas' threads (PostgreSQL)
     return identifier
 
 

@@ -61,6 +61,16 @@ class VexDocumentSet:
     def __len__(self) -> int:
         return len(self._rules)
 
+    def suppressing(self) -> dict[str, list[str]]:
+        """Each suppressing statement as canonical text (what it covers, not its wording) -> the
+        vulnerability ids it names: `ci-gate watch` compares these between runs to find what to re-match."""
+        found: dict[str, list[str]] = {}
+        for rule in self._rules:
+            if rule.statement.status in SUPPRESSING:
+                ids = sorted(rule.vulnerability_ids)
+                found[json.dumps([ids, sorted(rule.products)], separators=(",", ":"))] = ids
+        return found
+
     def find(self, match: VulnerabilityMatch) -> VexStatement | None:
         ids = {match.vulnerability_id.upper(), *(alias.upper() for alias in match.aliases)}
         for rule in self._rules:

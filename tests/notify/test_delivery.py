@@ -4,7 +4,6 @@ as Slack, Teams, Jira, GitHub and a generic webhook do, and to a real SMTP serve
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from ci_gate.notify import endpoints, hosts, outbox
 from ci_gate.notify.dispatcher import Dispatcher
 from ci_gate.server.records import CredentialBox, initialise_subscriptions
 from ci_gate.server.store import Store, add_event, now_text
+from tests.notify.conftest import TAG
 from tests.notify.receivers import Receiver, start_receiver
 
-TAG = "registry.example.test/team/app:1.0"
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 SIGNING_SECRET = "whsec-test-signing-secret"
@@ -29,24 +28,6 @@ LOCAL = ("127.0.0.1",)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_GATE_NOTIFY_BACKOFF_SECONDS", "0.05")
     monkeypatch.setenv("CI_GATE_NOTIFY_TIMEOUT_SECONDS", "1")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A serve store on SQLite, then on a fresh database of the tests' real PostgreSQL server."""
-    from ci_gate.database import DEFAULT_DATABASE, parse_database_url
-
-    database = DEFAULT_DATABASE if request.param == "sqlite" else parse_database_url(
-        request.getfixturevalue("postgres_url"))
-    opened = Store(tmp_path / "data", database)
-    initialise_subscriptions(opened, TAG, ("analysis_update", "tag_update", "policy_eval", "vuln_update"))
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def box() -> CredentialBox:
-    return CredentialBox("notify-test-admin-password")
 
 
 def add_endpoint(store: Store, box: CredentialBox, kind: str, body: dict[str, Any]) -> endpoints.Endpoint:

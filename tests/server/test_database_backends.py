@@ -417,6 +417,48 @@ def test_the_queue_states_on_sqlite_resume_at_start(tmp_path: Path) -> None:
     again.close()
 
 
+_SKEWED_CLAIM = """
+import json, sys, time
+from pathlib import Path
+real_time = time.time
+time.time = lambda: real_time() + float(sys.argv[3])  # this replica's clock is off by that many seconds
+from ci_gate.notify import outbox
+from ci_gate.database import parse_database_url
+from ci_gate.server.store import Store
+store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
+print(json.dumps([due.idempotency_key for due in outbox.claim_due(store, 10)]), flush=True)
+"""
+
+
+def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(outbox.LEASE_VARIABLE, "2")
+    store = Store(tmp_path / "outbox", parse_database_url(postgres_url))
+    endpoint = Endpoint(endpoint_id="hook", kind="webhook", name="hook", settings={"url": "http://127.0.0.1:9/"},
+                        notification_types=("tag_update",))
+    tag = "127.0.0.1:5000/moving:latest"
+    records.initialise_subscriptions(store, tag, ("tag_update",))
+    store.add_image(DIGESTS[0], f"127.0.0.1:5000/x@{DIGESTS[0]}", tag, {}, None, force=False)
+    store.add_image(DIGESTS[1], f"127.0.0.1:5000/x@{DIGESTS[1]}", tag, {}, None, force=False)  # tag_update
+    assert outbox.fan_out(store, [endpoint]) == 1
+    [sending] = outbox.claim_due(store, 10)  # this replica is sending it now
+
+    def claim_on_a_replica_off_by(seconds: float) -> list[str]:
+        result = subprocess.run([sys.executable, "-c", _SKEWED_CLAIM, postgres_url, str(tmp_path / "skewed"),
+                                 str(seconds)], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+        assert result.returncode == 0, result.stderr
+        return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    assert claim_on_a_replica_off_by(+3600) == []  # an hour ahead, yet the send is still in its lease
+    time.sleep(2.5)
+    # the lease ran out by the database's clock: a replica an hour behind takes the delivery over
+    assert claim_on_a_replica_off_by(-3600) == [sending.idempotency_key]
+    [row] = outbox.list_deliveries(store)
+    assert row["state"] == outbox.SENDING and row["tries"] == 2
+    store.close()
+
+
 _SENDER = """
 import sys, time
 from pathlib import Path

@@ -140,3 +140,51 @@ def test_watch_fails_closed_on_bad_input(tmp_path: Path, saved: tuple[Path, Path
     assert not (sboms / ".ci-gate-watch.sqlite").exists()  # nothing written for a run that could not start
     no_store = run_cli("watch", "--sbom-dir", str(sboms), "--vuln-db", str(tmp_path / "absent.sqlite"))
     assert no_store.returncode == 2 and "does not exist" in no_store.stderr
+
+
+def test_watch_applies_vex_as_the_gate_does_and_notices_a_withdrawn_statement(
+        tmp_path: Path, saved: tuple[Path, Path], receiver: Receiver, drift_images: DriftImages) -> None:
+    store, sboms = saved
+    app2 = next(f for f in sboms.glob("*.json") if json.loads(f.read_text())["saved"]["tag"].endswith("app:2"))
+    [curl] = [p["purl"] for p in json.loads(app2.read_text())["packages"] if p["name"] == "curl"]
+    vex = _write(tmp_path / "vex" / "curl.openvex.json", {
+        "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.test/vex/1", "author": "security",
+        "timestamp": "2099-01-01T00:00:00Z", "version": 1,
+        "statements": [{"vulnerability": {"name": "CVE-2099-0002"}, "products": [{"@id": curl.split("@")[0]}],
+                        "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"}]})
+    watch = ("watch", "--sbom-dir", str(sboms), "--vuln-db", str(store), "--notify", receiver.url)
+    assert run_cli(*watch, "--vex", str(vex)).returncode == 0  # the baseline
+    # curl gets two advisories; the VEX document says the product is not affected by the first one's CVE
+    delta = tmp_path / "delta"
+    _write(delta / "DSA-9997-1.json", osv_record("DSA-9997-1", "curl", "7.88.1-10+deb12u6",
+                                                  aliases=("CVE-2099-0002",)))
+    _write(delta / "DSA-9996-1.json", osv_record("DSA-9996-1", "curl", "7.88.1-10+deb12u6"))
+    import_paths(sorted(delta.glob("*.json")), store)
+
+    for _night in range(2):  # the suppressed advisory never alerts, the other once
+        result = run_cli(*watch, "--vex", str(vex))
+        assert result.returncode == 0, result.stderr
+    [(_, body)] = receiver.received
+    payload = body["data"]["notification_payload"]
+    assert payload["subscription_key"] == "registry.example/app:2"
+    assert [e["CVE_ID"] for e in payload["diff_vulnerability_result"]["added"]] == ["DSA-9996-1"]
+
+    # the gate, given the same document, agrees: DSA-9997-1 is suppressed, DSA-9996-1 is not
+    evaluation = tmp_path / "evaluation.json"
+    gated = run_cli("gate", f"oci-dir:{drift_images.app_v2}", "--vuln-db", str(store), "--vex", str(vex),
+                    "--fail-on", "never", "--json", str(evaluation))
+    assert gated.returncode == 0, gated.stderr
+    report = evaluation.read_text()
+    assert '"trigger_id": "DSA-9996-1+curl"' in report and '"trigger_id": "DSA-9997-1+curl"' not in report
+    assert "DSA-9997-1 in curl 7.88.1-10+deb12u4 suppressed by VEX" in report
+
+    # the statement is withdrawn (no VEX any more, from $CI_GATE_VEX either): the advisory it hid arrives
+    receiver.received.clear()
+    withdrawn = run_cli(*watch, env={"CI_GATE_VEX": ""})
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    [(_, body)] = receiver.received
+    assert [e["CVE_ID"] for e in body["data"]["notification_payload"]["diff_vulnerability_result"]["added"]] == [
+        "DSA-9997-1"]
+
+    unreadable = run_cli(*watch, "--vex", str(tmp_path / "missing.json"))
+    assert unreadable.returncode == 2 and unreadable.stderr.count("\n") == 1 and "VEX" in unreadable.stderr
