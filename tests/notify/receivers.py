@@ -27,6 +27,8 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -251,3 +253,35 @@ def start_receiver(receivers: list[Receiver], kind: str, **options: Any) -> Rece
     started = Receiver(kind, **options).start()
     receivers.append(started)
     return started
+
+
+class SmtpInbox:
+    """What an aiosmtpd receiver accepted; `refuse_next` answers the next message with a 451."""
+
+    def __init__(self, refuse_next: bool = False) -> None:
+        self.messages: list[Any] = []
+        self.refuse_next = refuse_next
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_next:
+            self.refuse_next = False
+            return "451 4.3.0 try again later"
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@contextmanager
+def smtp_receiver(refuse_next: bool = False) -> Iterator[tuple[SmtpInbox, int]]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1: its inbox and port, stopped on exit."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support.serve import free_port
+
+    inbox = SmtpInbox(refuse_next)
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()

@@ -15,7 +15,7 @@ from ci_gate.notify.dispatcher import Dispatcher
 from ci_gate.server.records import CredentialBox, initialise_subscriptions
 from ci_gate.server.store import Store, add_event, now_text
 from tests.notify.conftest import TAG
-from tests.notify.receivers import Receiver, start_receiver
+from tests.notify.receivers import Receiver, smtp_receiver, start_receiver
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
@@ -221,33 +221,11 @@ def test_github_creates_then_updates_one_issue(store: Store, box: CredentialBox,
 
 
 def test_email_over_smtp_with_a_temporary_failure(store: Store, box: CredentialBox) -> None:
-    from aiosmtpd.controller import Controller
-
-    class Handler:
-        def __init__(self) -> None:
-            self.messages: list[Any] = []
-            self.refuse_next = True
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            if self.refuse_next:
-                self.refuse_next = False
-                return "451 4.3.0 try again later"
-            self.messages.append(envelope)
-            return "250 OK"
-
-    from tests.support.serve import free_port
-
-    handler = Handler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_receiver(refuse_next=True) as (handler, port):
         add_endpoint(store, box, "email", {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "ci-gate@example.test",
                                            "to": ["team@example.test", "sec@example.test"]})
         event_id = record(store, "tag_update", TAG_MOVED)
         [delivery] = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
-    finally:
-        controller.stop()
     assert delivery["state"] == "delivered" and delivery["tries"] == 2
     [envelope] = handler.messages
     assert envelope.rcpt_tos == ["team@example.test", "sec@example.test"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
@@ -18,7 +17,7 @@ import trustme
 from ci_gate.notify import hosts
 from ci_gate.notify.endpoints import Endpoint, parse_endpoint
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send
-from tests.notify.receivers import Receiver, start_receiver
+from tests.notify.receivers import Receiver, smtp_receiver, start_receiver
 
 EVENT = {"id": "e" * 32, "type": "user.image.tag_updated", "level": "INFO", "message": "tag updated",
          "notification_type": "tag_update", "subscription_key": "registry.example.test/app:1",
@@ -116,23 +115,7 @@ def test_a_pinned_https_connection_still_verifies_the_certificate_against_the_na
 
 
 def test_email_connects_to_the_checked_address(answers: dict[str, list[str]]) -> None:
-    from aiosmtpd.controller import Controller
-
-    from tests.support.serve import free_port
-
-    class Handler:
-        def __init__(self) -> None:
-            self.messages: list[Any] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            self.messages.append(envelope)
-            return "250 OK"
-
-    handler = Handler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_receiver() as (handler, port):
         email = parse_endpoint("email", {"smtp_host": "mail.rebind.test", "smtp_port": port,
                                          "from": "ci-gate@example.test", "to": ["sec@example.test"]})
         answers["mail.rebind.test"] = ["127.0.0.1"]
@@ -141,8 +124,6 @@ def test_email_connects_to_the_checked_address(answers: dict[str, list[str]]) ->
         assert handler.messages == []
         assert deliver(email, ("mail.rebind.test", "127.0.0.1")) == 250
         assert len(handler.messages) == 1
-    finally:
-        controller.stop()
 
 
 @pytest.mark.parametrize(("url", "allowlist", "allowed"), [

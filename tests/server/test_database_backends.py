@@ -249,12 +249,11 @@ elif mode == "deliveries":
 """
 
 
-def _processes(url: str, data: Path, mode: str, count: int, lease: float = 30.0, *extra: str,
-               first: int = 0) -> list[subprocess.Popen[str]]:
+def _started_together(scripts: list[list[str]]) -> list[subprocess.Popen[str]]:
+    """Python processes (`-c` SCRIPT ARGS...) that each print `ready`, then all told `go` at once."""
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    started = [subprocess.Popen([sys.executable, "-c", _CLAIMER, url, str(data / str(n)), mode, str(lease), *extra],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=environment) for n in range(first, first + count)]
+    started = [subprocess.Popen([sys.executable, "-c", *script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=environment) for script in scripts]
     for process in started:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready", process.stderr
     for process in started:
@@ -262,6 +261,12 @@ def _processes(url: str, data: Path, mode: str, count: int, lease: float = 30.0,
         process.stdin.write("go\n")
         process.stdin.flush()
     return started
+
+
+def _processes(url: str, data: Path, mode: str, count: int, lease: float = 30.0, *extra: str,
+               first: int = 0) -> list[subprocess.Popen[str]]:
+    return _started_together([[_CLAIMER, url, str(data / str(n)), mode, str(lease), *extra]
+                              for n in range(first, first + count)])
 
 
 def test_replicas_claim_each_digest_once(postgres_url: str, tmp_path: Path) -> None:
@@ -496,16 +501,7 @@ def test_two_replicas_send_each_notification_once(postgres_url: str, tmp_path: P
         records.initialise_subscriptions(store, tag, ("tag_update",))
         store.add_image(DIGESTS[0], f"127.0.0.1:5000/x@{DIGESTS[0]}", tag, {}, None, force=False)
         store.add_image(DIGESTS[1], f"127.0.0.1:5000/x@{DIGESTS[1]}", tag, {}, None, force=False)  # tag_update
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    senders = [subprocess.Popen([sys.executable, "-c", _SENDER, postgres_url, str(tmp_path / f"sender-{n}")],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=environment) for n in range(2)]
-    for sender in senders:
-        assert sender.stdout is not None and sender.stdout.readline().strip() == "ready", sender.stderr
-    for sender in senders:
-        assert sender.stdin is not None
-        sender.stdin.write("go\n")
-        sender.stdin.flush()
+    senders = _started_together([[_SENDER, postgres_url, str(tmp_path / f"sender-{n}")] for n in range(2)])
     for sender in senders:
         _, err = sender.communicate(timeout=120)
         assert sender.returncode == 0, err
