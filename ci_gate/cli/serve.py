@@ -97,7 +97,7 @@ def serve(
     except ImportError:
         raise UsageError("ci-gate serve needs the server extra: pip install 'ci-gate[server]'") from None
     from ci_gate.cli.options import source_options
-    from ci_gate.database import check_reachable, parse_database_url
+    from ci_gate.database_url import check_reachable, parse_database_url
     from ci_gate.server.app import ServerConfig
 
     if role not in ("api", "worker", "all"):

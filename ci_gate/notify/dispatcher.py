@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ci_gate.database import POSTGRESQL, DatabaseUnavailable
+from ci_gate.database import DatabaseUnavailable
+from ci_gate.database_url import POSTGRESQL
 from ci_gate.notify import hosts, listener, outbox, wakeup
 from ci_gate.notify.endpoints import CredentialSealer, Endpoint, list_endpoints
 from ci_gate.notify.senders import Delivery, Refused, RetryLater, send

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ci_gate.database import SQLITE, filtered
+from ci_gate.database import filtered
+from ci_gate.database_url import SQLITE
 from ci_gate.notify.endpoints import Endpoint
 
 PENDING = "pending"

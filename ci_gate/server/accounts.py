@@ -21,7 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_gate.database import DEFAULT_DATABASE, Database, DatabaseUrl, insert_new
+from ci_gate.database import Database, insert_new
+from ci_gate.database_url import DEFAULT_DATABASE, DatabaseUrl
 from ci_gate.server.migrations import ACCOUNTS_MIGRATIONS
 from ci_gate.server.store import ACCOUNT, now_text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_gate.database import DEFAULT_DATABASE, DatabaseUrl
+from ci_gate.database_url import DEFAULT_DATABASE, DatabaseUrl
 from ci_gate.server.limits import DEFAULT_REQUEST_TIMEOUT
 from ci_gate.server.registry_work import DEFAULT_DEADLINE
 from ci_gate.server.store import DEFAULT_LEASE_SECONDS

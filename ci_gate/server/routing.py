@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ci_gate.database import SQLITE, DatabaseUnavailable
+from ci_gate.database import DatabaseUnavailable
+from ci_gate.database_url import SQLITE
 from ci_gate.server import shapes
 from ci_gate.server.auth import AuthFailure, Principal
 from ci_gate.server.limits import (

@@ -24,7 +24,8 @@ import anyio
 import anyio.to_thread
 
 from ci_gate import __version__
-from ci_gate.database import database_errors, redact_url
+from ci_gate.database import database_errors
+from ci_gate.database_url import redact_url
 from ci_gate.ecosystems import ANCHORE_CONTENT_TYPES
 from ci_gate.errors import CiGateError, UsageError
 from ci_gate.model import Analysis, from_dict

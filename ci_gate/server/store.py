@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ci_gate.database import DEFAULT_DATABASE, SQLITE, Connection, Database, DatabaseUrl, insert_new
+from ci_gate.database import Connection, Database, insert_new
+from ci_gate.database_url import DEFAULT_DATABASE, SQLITE, DatabaseUrl
 from ci_gate.server.events import EVENT_TYPES, add_event  # noqa: F401 (re-exported)
 from ci_gate.server.keys import effective_status
 from ci_gate.server.migrations import STORE_MIGRATIONS

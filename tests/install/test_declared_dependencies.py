@@ -23,7 +23,8 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "ci_gate"
 
-SERVER_MODULES = ("ci_gate/server/", "ci_gate/notify/", "ci_gate/cli/serve.py", "ci_gate/database.py")
+SERVER_MODULES = ("ci_gate/server/", "ci_gate/notify/", "ci_gate/cli/serve.py", "ci_gate/database.py",
+                  "ci_gate/database_url.py")
 """Code that runs only under `ci-gate serve` (its notifications included), which needs
 `pip install 'ci-gate[server]'`."""
 

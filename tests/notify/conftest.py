@@ -17,7 +17,7 @@ TAG = "registry.example.test/team/app:1.0"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A serve store on SQLite, then on a fresh database of the tests' real PostgreSQL server."""
-    from ci_gate.database import DEFAULT_DATABASE, parse_database_url
+    from ci_gate.database_url import DEFAULT_DATABASE, parse_database_url
 
     database = DEFAULT_DATABASE if request.param == "sqlite" else parse_database_url(
         request.getfixturevalue("postgres_url"))

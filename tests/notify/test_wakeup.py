@@ -46,8 +46,9 @@ def test_a_queued_event_and_a_due_retry_wake_a_thread_polling_hourly(
         time.sleep(0.3)
         second = record(store, "tag_update", {**TAG_MOVED, "curr_eval": ["sha256:" + "c" * 64]})
         wait_for(lambda: len(hook.received) == 3, "a second event")
-        delivered = {d["event_id"] for d in outbox.list_deliveries(store, state=outbox.DELIVERED)}
-        assert delivered == {first, second}
+        # The receiver has answered before the dispatcher records the delivery: wait for the record too.
+        wait_for(lambda: {d["event_id"] for d in outbox.list_deliveries(store, state=outbox.DELIVERED)}
+                 == {first, second}, "both deliveries recorded as delivered")
     finally:
         dispatcher.stop()
 
@@ -75,7 +76,7 @@ def test_an_event_in_a_transaction_that_rolls_back_wakes_nothing(store: Store) -
 _OTHER_REPLICA = """
 import sys
 from pathlib import Path
-from ci_gate.database import parse_database_url
+from ci_gate.database_url import parse_database_url
 from ci_gate.server.store import Store, add_event
 store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
 with store._transaction() as connection:
@@ -89,7 +90,7 @@ def test_an_event_another_replica_queues_wakes_this_one_on_postgresql(
     import subprocess
     import sys
 
-    from ci_gate.database import parse_database_url
+    from ci_gate.database_url import parse_database_url
     from ci_gate.server.records import initialise_subscriptions
 
     database = parse_database_url(postgres_url)

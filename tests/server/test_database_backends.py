@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from ci_gate.database import SQLITE, DatabaseUrl, parse_database_url
+from ci_gate.database_url import SQLITE, DatabaseUrl, parse_database_url
 from ci_gate.notify import outbox
 from ci_gate.notify.endpoints import Endpoint, list_endpoints, save_endpoint
 from ci_gate.server import records
@@ -197,7 +197,7 @@ _CLAIMER = """
 import json, sys, time
 from pathlib import Path
 from ci_gate.notify import outbox
-from ci_gate.database import parse_database_url
+from ci_gate.database_url import parse_database_url
 from ci_gate.server.store import Store
 url, data, mode, lease = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 store = Store(data, parse_database_url(url), "admin", lease)
@@ -428,7 +428,7 @@ from pathlib import Path
 real_time = time.time
 time.time = lambda: real_time() + float(sys.argv[3])  # this replica's clock is off by that many seconds
 from ci_gate.notify import outbox
-from ci_gate.database import parse_database_url
+from ci_gate.database_url import parse_database_url
 from ci_gate.server.store import Store
 store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
 print(json.dumps([due.idempotency_key for due in outbox.claim_due(store, 10)]), flush=True)
@@ -469,7 +469,7 @@ import sys, time
 from pathlib import Path
 from ci_gate.notify import outbox
 from ci_gate.notify.dispatcher import Dispatcher
-from ci_gate.database import parse_database_url
+from ci_gate.database_url import parse_database_url
 from ci_gate.server.records import CredentialBox
 from ci_gate.server.store import Store
 store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
