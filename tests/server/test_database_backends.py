@@ -373,7 +373,7 @@ def test_a_sigkilled_replicas_claim_is_taken_over_after_its_lease(postgres_url: 
 def test_concurrent_starters_apply_the_migrations_once(postgres: PostgresServer, tmp_path: Path) -> None:
     url = postgres.create_database()
     starters = [subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from ci_gate.database import "
+        [sys.executable, "-c", "import sys; from pathlib import Path; from ci_gate.database_url import "
          "parse_database_url; from ci_gate.server.store import Store; "
          "Store(Path(sys.argv[2]), parse_database_url(sys.argv[1])).close()", url, str(tmp_path / str(n))],
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, stderr=subprocess.PIPE, text=True) for n in range(5)]
