@@ -29,7 +29,8 @@ HEAVY_FOR_A_CACHED_GATE = ("ci_gate.analyze.catalogers", "ci_gate.analyze.secret
 no secret scanner, no report renderer, no API client, no rich tables (stdout is not a terminal)."""
 
 
-def _loaded_modules(tmp_path: Path, *arguments: str, **variables: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def _loaded_modules(tmp_path: Path, *arguments: str,
+                    **variables: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     out = tmp_path / "modules.json"
     out.unlink(missing_ok=True)
     environment = {**os.environ, "CI_GATE_CACHE_DIR": str(tmp_path / "cache"), **variables}
