@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_gate.ecosystems import is_os_package
 from ci_gate.model import Analysis
-from ci_gate.vulns.lookup import distro_key
-from ci_gate.vulns.matching import MatchResult, SkippedPackage, VulnerabilityMatch, match_packages
 from ci_gate.vulns.store import KnownExploitedCatalog, StoreStatus, VulnerabilityStore, locate, parse_time
 from ci_gate.vulns.vex import load_vex, vex_paths
+
+if TYPE_CHECKING:
+    from ci_gate.vulns.matching import MatchResult, SkippedPackage, VulnerabilityMatch
 
 
 @dataclass
@@ -97,6 +98,8 @@ def make_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path |
     if origin == "default" and not path.exists() and not path.is_symlink():
         return VulnerabilityData(unavailable_reason=f"no vulnerability store at {path} (run `ci-gate db import` or "
                                  "`ci-gate db update`)", store_path=str(path))
+    from ci_gate.vulns.matching import match_packages  # start-up: only when there is a store to match against
+
     with VulnerabilityStore(vuln_db) as store:
         result = match_packages(analysis, store, vex_documents)
         ecosystems = store.ecosystems()
@@ -111,6 +114,8 @@ def make_provider(analysis: Analysis, vuln_db: Path | None, vex: Sequence[Path |
 
 
 def _distro_in_store(analysis: Analysis, ecosystems: Sequence[str]) -> bool:
+    from ci_gate.vulns.lookup import distro_key  # start-up: see make_provider
+
     for package in analysis.packages:
         if is_os_package(package.type):
             key = distro_key(package, analysis.distro, ecosystems)

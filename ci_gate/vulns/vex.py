@@ -15,10 +15,12 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_gate.errors import VulnerabilityDataError
-from ci_gate.vulns.matching import VexStatement, VulnerabilityMatch
+
+if TYPE_CHECKING:  # at run time imported where a document is read: `vex_paths` alone needs no matcher
+    from ci_gate.vulns.matching import VexStatement, VulnerabilityMatch
 
 ENVIRONMENT_VARIABLE = "CI_GATE_VEX"
 """VEX files (os.pathsep-separated) applied when the caller passes none explicitly."""
@@ -82,6 +84,8 @@ class VexDocumentSet:
 
 
 def _openvex_rules(document: Mapping[str, Any], source: str) -> list[_Rule]:
+    from ci_gate.vulns.matching import VexStatement
+
     rules = []
     for statement in document.get("statements") or []:
         if not isinstance(statement, Mapping):
@@ -132,6 +136,8 @@ def _openvex_rules(document: Mapping[str, Any], source: str) -> list[_Rule]:
 
 
 def _cyclonedx_rules(document: Mapping[str, Any], source: str) -> list[_Rule]:
+    from ci_gate.vulns.matching import VexStatement
+
     references: dict[str, str] = {}
 
     def collect(components: Iterable[Any]) -> None:

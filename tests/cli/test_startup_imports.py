@@ -29,10 +29,11 @@ HEAVY_FOR_A_CACHED_GATE = ("ci_gate.analyze.catalogers", "ci_gate.analyze.secret
 no secret scanner, no report renderer, no API client, no rich tables (stdout is not a terminal)."""
 
 
-def _loaded_modules(tmp_path: Path, *arguments: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def _loaded_modules(tmp_path: Path, *arguments: str,
+                    **variables: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     out = tmp_path / "modules.json"
     out.unlink(missing_ok=True)
-    environment = {**os.environ, "CI_GATE_CACHE_DIR": str(tmp_path / "cache")}
+    environment = {**os.environ, "CI_GATE_CACHE_DIR": str(tmp_path / "cache"), **variables}
     for name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "CHANGE_ID", "CI_GATE_OUTPUT"):
         environment.pop(name, None)  # outside a CI: no summary or comment to write
     result = subprocess.run([sys.executable, "-c", _RECORD_MODULES.format(out=str(out)), *arguments],
@@ -54,6 +55,25 @@ def test_a_cached_gate_imports_no_cataloger_renderer_or_client(tmp_path: Path, t
     assert second.returncode == first.returncode and second.stdout == first.stdout
     assert _heavy(cached, HEAVY_FOR_A_CACHED_GATE) == []
     assert "ci_gate.policy.gates.ssh_daemon" in cached  # the policy was evaluated in this process
+
+
+NOT_NEEDED_WITHOUT_A_VULNERABILITY_STORE = ("ci_gate.vulns.matching", "ci_gate.vulns.lookup", "ci_gate.vulns.ranges",
+                                            "ci_gate.vulns.versions.dpkg", "ci_gate.vulns.versions.pep440",
+                                            "packaging")
+"""Without a store the vulnerability rules report "no data" and match nothing: no matcher, no version
+comparator (those are imported per scheme, the first time one is asked for)."""
+
+
+def test_a_cached_gate_without_a_vulnerability_store_loads_no_matcher(tmp_path: Path, tiny_oci: OciImage) -> None:
+    image = f"oci-dir:{tiny_oci.path}"
+    no_store = {"XDG_DATA_HOME": str(tmp_path / "data"), "CI_GATE_VULN_DB": ""}  # the default store, absent
+    first, _ = _loaded_modules(tmp_path, "gate", image, "--policy", "builtin:default", **no_store)
+    assert first.returncode in (0, 1), first.stderr
+    second, cached = _loaded_modules(tmp_path, "gate", image, "--policy", "builtin:default", **no_store)
+    assert second.returncode == first.returncode and second.stdout == first.stdout
+    assert "no vulnerability store at" in second.stdout + second.stderr  # the vulnerability rules ran and said why
+    assert "ci_gate.policy.gates.vulnerabilities" in cached
+    assert _heavy(cached, NOT_NEEDED_WITHOUT_A_VULNERABILITY_STORE) == []
 
 
 def test_a_report_loads_its_own_renderer_only(tmp_path: Path, tiny_oci: OciImage) -> None:

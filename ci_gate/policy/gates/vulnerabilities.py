@@ -27,7 +27,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_gate.ecosystems import anchore_type_of
 from ci_gate.model import ORIGINS, SEVERITIES, VulnerabilityDetail
@@ -39,9 +39,11 @@ from ci_gate.policy.gates.interface import (
     TriggerInput,
     TriggerSpec,
 )
-from ci_gate.vulns.matching import MatchResult, VulnerabilityMatch
 from ci_gate.vulns.provider import VulnerabilityData, distro_label
 from ci_gate.vulns.store import KnownExploitedCatalog, parse_time
+
+if TYPE_CHECKING:  # start-up: the matcher is imported when there is a store to match against (vulns.provider)
+    from ci_gate.vulns.matching import VulnerabilityMatch
 
 COMPARISONS = {
     "=": lambda x, y: x == y,
@@ -59,6 +61,8 @@ def _data(call: TriggerInput) -> VulnerabilityData:
     if provider is None:
         return VulnerabilityData(unavailable_reason="no vulnerability data was supplied")
     # Another provider (e.g. a test double or a future backend): wrap its matches.
+    from ci_gate.vulns.matching import MatchResult
+
     return VulnerabilityData(result=MatchResult(tuple(provider.matches())))
 
 
