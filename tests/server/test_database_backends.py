@@ -470,7 +470,7 @@ from pathlib import Path
 real_time = time.time
 time.time = lambda: real_time() + float(sys.argv[3])  # this replica's clock is off by that many seconds
 from ci_gate.notify import outbox
-from ci_gate.database import parse_database_url
+from ci_gate.database_url import parse_database_url
 from ci_gate.server.store import Store
 store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
 claimed = outbox.claim_due(store, 10)
