@@ -435,9 +435,8 @@ print(json.dumps([due.idempotency_key for due in outbox.claim_due(store, 10)]), 
 """
 
 
-def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas(
-        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(outbox.LEASE_VARIABLE, "2")
+def _store_with_one_pending_delivery(postgres_url: str, tmp_path: Path) -> Store:
+    """A store whose outbox holds one pending delivery: a tag_update to a webhook nobody listens on."""
     store = Store(tmp_path / "outbox", parse_database_url(postgres_url))
     endpoint = Endpoint(endpoint_id="hook", kind="webhook", name="hook", settings={"url": "http://127.0.0.1:9/"},
                         notification_types=("tag_update",))
@@ -446,6 +445,13 @@ def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas
     store.add_image(DIGESTS[0], f"127.0.0.1:5000/x@{DIGESTS[0]}", tag, {}, None, force=False)
     store.add_image(DIGESTS[1], f"127.0.0.1:5000/x@{DIGESTS[1]}", tag, {}, None, force=False)  # tag_update
     assert outbox.fan_out(store, [endpoint]) == 1
+    return store
+
+
+def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(outbox.LEASE_VARIABLE, "2")
+    store = _store_with_one_pending_delivery(postgres_url, tmp_path)
     [sending] = outbox.claim_due(store, 10)  # this replica is sending it now
 
     def claim_on_a_replica_off_by(seconds: float) -> list[str]:
@@ -486,14 +492,7 @@ def test_retries_are_scheduled_and_found_due_by_the_database_clock_not_a_skewed_
     second out that a replica an hour behind finds due a second later (not an hour later), and the retry
     that one schedules 30 s out is not due for a replica on the right time at once (not 59 minutes ago)."""
     monkeypatch.setenv(outbox.BACKOFF_VARIABLE, "0.5")  # the backoff stays under the Retry-After asked for
-    store = Store(tmp_path / "outbox", parse_database_url(postgres_url))
-    endpoint = Endpoint(endpoint_id="hook", kind="webhook", name="hook", settings={"url": "http://127.0.0.1:9/"},
-                        notification_types=("tag_update",))
-    tag = "127.0.0.1:5000/moving:latest"
-    records.initialise_subscriptions(store, tag, ("tag_update",))
-    store.add_image(DIGESTS[0], f"127.0.0.1:5000/x@{DIGESTS[0]}", tag, {}, None, force=False)
-    store.add_image(DIGESTS[1], f"127.0.0.1:5000/x@{DIGESTS[1]}", tag, {}, None, force=False)  # tag_update
-    assert outbox.fan_out(store, [endpoint]) == 1
+    store = _store_with_one_pending_delivery(postgres_url, tmp_path)
     [delivery] = outbox.list_deliveries(store)
 
     def claim_and_fail_on_a_replica_off_by(seconds: float, retry_after: float) -> list[str]:
