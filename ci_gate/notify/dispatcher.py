@@ -111,9 +111,9 @@ class Dispatcher:
         """Seconds to sleep: until the earliest scheduled retry in any account, at most the slow poll."""
         wait = self.interval
         for store in list(self._stores().values()):
-            due = outbox.next_attempt(store)
-            if due is not None:
-                wait = min(wait, max(0.01, due - time.time()))
+            until = outbox.seconds_until_next_attempt(store)
+            if until is not None:
+                wait = min(wait, max(0.01, until))
         return wait
 
     def pass_once(self) -> bool:

@@ -12,7 +12,9 @@ is older than the retry window (24 h), then it is `failed`.
 Replicas sharing a PostgreSQL database share the outbox: fan-out and claims lock the rows they take
 (`FOR UPDATE SKIP LOCKED`), so each due delivery is claimed, and sent, by one replica. A delivery left
 `sending` by a replica that died is due again after SENDING_LEASE_SECONDS by the database's clock (on
-SQLite, at the next start).
+SQLite, at the next start). Retries are scheduled and found due by that clock too (`next_attempt`), so a
+replica whose clock runs behind does not retry a receiver before its backoff is over, nor one whose clock
+runs ahead leave a due retry waiting.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def fan_out(store: Any, endpoints: Iterable[Endpoint]) -> int:
     """Turn waiting outbox rows into deliveries, one per enabled endpoint taking their type. Returns how many."""
     endpoints = [e for e in endpoints if e.enabled]
     made = 0
+    clock = store.database.clock  # due at once, by the clock `claim_due` judges it by
     with store._transaction(exclusive=False) as connection:
         rows = connection.execute("SELECT event_uuid, notification_type, created FROM outbox WHERE fanned_out = 0 "
                                   "ORDER BY created LIMIT 500" + store.database.skip_locked()).fetchall()
@@ -102,10 +105,10 @@ def fan_out(store: Any, endpoints: Iterable[Endpoint]) -> int:
                     continue
                 made += connection.execute(
                     "INSERT INTO deliveries (idempotency_key, event_uuid, endpoint_id, endpoint_kind, "
-                    "notification_type, state, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"notification_type, state, created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, {clock}) "
                     "ON CONFLICT DO NOTHING",
                     (idempotency_key(row["event_uuid"], endpoint.endpoint_id), row["event_uuid"],
-                     endpoint.endpoint_id, endpoint.kind, row["notification_type"], PENDING, row["created"],
+                     endpoint.endpoint_id, endpoint.kind, row["notification_type"], PENDING,
                      row["created"])).rowcount
             connection.execute("UPDATE outbox SET fanned_out = 1 WHERE event_uuid = ?", (row["event_uuid"],))
     return made
@@ -118,20 +121,19 @@ def resume_sending(store: Any) -> int:
     if store.database.dialect != SQLITE:
         return 0
     with store._transaction() as connection:
-        return int(connection.execute("UPDATE deliveries SET state = ?, next_attempt = ? WHERE state = ?",
-                                      (PENDING, time.time(), SENDING)).rowcount)
+        return int(connection.execute(f"UPDATE deliveries SET state = ?, next_attempt = {store.database.clock} "
+                                      "WHERE state = ?", (PENDING, SENDING)).rowcount)
 
 
 def claim_due(store: Any, limit: int) -> list[DueDelivery]:
     """Mark up to `limit` due deliveries `sending` and return them."""
-    now = time.time()
-    clock = store.database.clock  # the lease's start and end, by the one clock every replica shares
+    clock = store.database.clock  # when a retry is due and the lease's start and end: the one shared clock
     with store._transaction(exclusive=False) as connection:
         rows = connection.execute(
             "SELECT d.idempotency_key, d.endpoint_id, d.tries, d.created, o.event FROM deliveries d "
-            "JOIN outbox o ON o.event_uuid = d.event_uuid WHERE (d.state = ? AND d.next_attempt <= ?) "
+            f"JOIN outbox o ON o.event_uuid = d.event_uuid WHERE (d.state = ? AND d.next_attempt <= {clock}) "
             f"OR (d.state = ? AND d.last_attempt < {clock} - ?) ORDER BY d.next_attempt LIMIT ?"
-            + store.database.skip_locked("d"), (PENDING, now, SENDING, sending_lease(), limit)).fetchall()
+            + store.database.skip_locked("d"), (PENDING, SENDING, sending_lease(), limit)).fetchall()
         for row in rows:
             connection.execute(f"UPDATE deliveries SET state = ?, tries = tries + 1, last_attempt = {clock} "
                                "WHERE idempotency_key = ?", (SENDING, row["idempotency_key"]))
@@ -139,9 +141,11 @@ def claim_due(store: Any, limit: int) -> list[DueDelivery]:
                         row["created"]) for row in rows]
 
 
-def next_attempt(store: Any) -> float | None:
-    """When the earliest pending delivery is due (epoch seconds); None when none is pending."""
-    rows = store._query("SELECT MIN(next_attempt) FROM deliveries WHERE state = ?", [PENDING])
+def seconds_until_next_attempt(store: Any) -> float | None:
+    """How long until the earliest pending delivery is due, by the database's clock (negative: overdue);
+    None when none is pending."""
+    rows = store._query(f"SELECT MIN(next_attempt) - {store.database.clock} FROM deliveries WHERE state = ?",
+                        [PENDING])
     return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
@@ -154,7 +158,8 @@ def mark_delivered(store: Any, key: str, status: int | None, external_ref: str) 
 
 def mark_failed_attempt(store: Any, delivery: DueDelivery, reason: str, status: int | None,
                         retry_after: float | None, permanent: bool) -> str:
-    """Schedule the next attempt, or give up (refused for good, or past the retry window). The new state."""
+    """Schedule the next attempt (`wait` from now by the database's clock), or give up (refused for good, or
+    past the retry window). The new state."""
     now = time.time()
     wait = backoff_seconds(delivery.tries)
     if retry_after is not None:
@@ -162,9 +167,9 @@ def mark_failed_attempt(store: Any, delivery: DueDelivery, reason: str, status: 
     gives_up = permanent or now + wait > delivery.created + retry_window()
     state = FAILED if gives_up else PENDING
     with store._transaction() as connection:
-        connection.execute("UPDATE deliveries SET state = ?, next_attempt = ?, last_status = ?, last_error = ? "
-                           "WHERE idempotency_key = ?",
-                           (state, now + wait, status, reason[:300], delivery.idempotency_key))
+        connection.execute(f"UPDATE deliveries SET state = ?, next_attempt = {store.database.clock} + ?, "
+                           "last_status = ?, last_error = ? WHERE idempotency_key = ?",
+                           (state, wait, status, reason[:300], delivery.idempotency_key))
     return state
 
 

@@ -129,18 +129,20 @@ class Store:
         return record, queued
 
     def _insert_or_lock_image(self, connection: Connection, new_row: Mapping[str, Any]) -> Any | None:
-        """Insert the image row, or lock the existing one: None when this transaction inserted it, else
-        the row, locked until the transaction ends. One statement decides who creates a new digest, so
-        two replicas submitting it at once get one row (the other waits for that commit and then
-        updates the row like any re-submission)."""
+        """Lock the existing image row, or insert it: the row, locked until the transaction ends, else None
+        when this transaction inserted it. The locking select comes first because a re-submission of a
+        known digest (CI gating the same image again) is the common case: one statement then. A new digest
+        is inserted with ON CONFLICT DO NOTHING, one statement that decides who creates it, so two replicas
+        submitting it at once get one row; the one that lost finds the row on its next turn of the loop
+        (once the winner committed) and updates it like any re-submission."""
+        select = "SELECT * FROM images WHERE digest = ?" + self.database.for_update
         while True:
-            if insert_new(connection, "images", new_row):
-                return None
-            row = connection.execute("SELECT * FROM images WHERE digest = ?" + self.database.for_update,
-                                     (new_row["digest"],)).fetchone()
+            row = connection.execute(select, (new_row["digest"],)).fetchone()
             if row is not None:
                 return row
-            # deleted between the two statements (a concurrent delete committed): insert it anew
+            if insert_new(connection, "images", new_row):
+                return None
+            # another replica inserted it after the select (or it was deleted again since): look again
 
     def delete_image(self, digest: str) -> bool:
         """Forget an image and its analysis; an analysis still running finds no row and is dropped."""

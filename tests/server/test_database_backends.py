@@ -435,9 +435,8 @@ print(json.dumps([due.idempotency_key for due in outbox.claim_due(store, 10)]), 
 """
 
 
-def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas(
-        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(outbox.LEASE_VARIABLE, "2")
+def _store_with_one_pending_delivery(postgres_url: str, tmp_path: Path) -> Store:
+    """A store whose outbox holds one pending delivery: a tag_update to a webhook nobody listens on."""
     store = Store(tmp_path / "outbox", parse_database_url(postgres_url))
     endpoint = Endpoint(endpoint_id="hook", kind="webhook", name="hook", settings={"url": "http://127.0.0.1:9/"},
                         notification_types=("tag_update",))
@@ -446,6 +445,13 @@ def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas
     store.add_image(DIGESTS[0], f"127.0.0.1:5000/x@{DIGESTS[0]}", tag, {}, None, force=False)
     store.add_image(DIGESTS[1], f"127.0.0.1:5000/x@{DIGESTS[1]}", tag, {}, None, force=False)  # tag_update
     assert outbox.fan_out(store, [endpoint]) == 1
+    return store
+
+
+def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(outbox.LEASE_VARIABLE, "2")
+    store = _store_with_one_pending_delivery(postgres_url, tmp_path)
     [sending] = outbox.claim_due(store, 10)  # this replica is sending it now
 
     def claim_on_a_replica_off_by(seconds: float) -> list[str]:
@@ -461,6 +467,50 @@ def test_the_sending_lease_is_judged_by_the_database_clock_not_a_skewed_replicas
     assert claim_on_a_replica_off_by(-3600) == [sending.idempotency_key]
     [row] = outbox.list_deliveries(store)
     assert row["state"] == outbox.SENDING and row["tries"] == 2
+    store.close()
+
+
+_SKEWED_CLAIM_AND_FAIL = """
+import json, sys, time
+from pathlib import Path
+real_time = time.time
+time.time = lambda: real_time() + float(sys.argv[3])  # this replica's clock is off by that many seconds
+from ci_gate.notify import outbox
+from ci_gate.database_url import parse_database_url
+from ci_gate.server.store import Store
+store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
+claimed = outbox.claim_due(store, 10)
+for delivery in claimed:  # the receiver answered 503 with Retry-After: argv[4] seconds
+    outbox.mark_failed_attempt(store, delivery, "busy", 503, float(sys.argv[4]), permanent=False)
+print(json.dumps([due.idempotency_key for due in claimed]), flush=True)
+"""
+
+
+def test_retries_are_scheduled_and_found_due_by_the_database_clock_not_a_skewed_replicas(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry's backoff is counted on the database's clock: a replica an hour ahead schedules a retry one
+    second out that a replica an hour behind finds due a second later (not an hour later), and the retry
+    that one schedules 30 s out is not due for a replica on the right time at once (not 59 minutes ago)."""
+    monkeypatch.setenv(outbox.BACKOFF_VARIABLE, "0.5")  # the backoff stays under the Retry-After asked for
+    store = _store_with_one_pending_delivery(postgres_url, tmp_path)
+    [delivery] = outbox.list_deliveries(store)
+
+    def claim_and_fail_on_a_replica_off_by(seconds: float, retry_after: float) -> list[str]:
+        result = subprocess.run([sys.executable, "-c", _SKEWED_CLAIM_AND_FAIL, postgres_url, str(tmp_path / "skewed"),
+                                 str(seconds), str(retry_after)], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+        assert result.returncode == 0, result.stderr
+        return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    assert claim_and_fail_on_a_replica_off_by(+3600, retry_after=1) == [delivery["idempotency_key"]]
+    time.sleep(1.5)
+    # due a second later by the database's clock, even for a replica an hour behind the one that scheduled it
+    assert claim_and_fail_on_a_replica_off_by(-3600, retry_after=30) == [delivery["idempotency_key"]]
+    assert outbox.claim_due(store, 10) == []  # the 30 s it was asked to wait are not over
+    until = outbox.seconds_until_next_attempt(store)
+    assert until is not None and 20 < until <= 30  # the delivery thread sleeps until then, not an hour less
+    [row] = outbox.list_deliveries(store)
+    assert row["state"] == outbox.PENDING and row["tries"] == 2
     store.close()
 
 
