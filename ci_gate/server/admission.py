@@ -55,6 +55,8 @@ from ci_gate.server.admission_review import (
 )
 
 LOG = logging.getLogger("ci_gate.server.admission")
+CACHE_ENTRIES = 4096
+"""Tags and checks remembered at most; past it the cache starts over (entries expire in minutes anyway)."""
 
 # --- decisions ---------------------------------------------------------------------------------------
 
@@ -229,6 +231,8 @@ class Admission:
         except ApiError as error:
             return None, error.message
         with self._lock:
+            if len(self._tags) > CACHE_ENTRIES:
+                self._tags.clear()
             self._tags[full_tag] = (now, digest)
         return digest, None
 
@@ -239,7 +243,7 @@ class Admission:
             row = self.service.policy_row(policy_id)
         except ApiError as error:
             raise CiGateError(error.message) from None
-        key = (digest, tag, row.policy_id, row.last_updated, analyzed_at)
+        key = (digest, tag, row.policy_id, row.content_digest, analyzed_at)
         now = time.monotonic()
         with self._lock:
             cached = self._checks.get(key)
@@ -264,7 +268,7 @@ class Admission:
             stops.insert(0, f"the image is on the policy's denylist ({evaluation.matched_image_rule})")
         result = CheckResult(evaluation.final_action.upper(), tuple(stops), tuple(warns), row.policy_id)
         with self._lock:
-            if len(self._checks) > 4096:
+            if len(self._checks) > CACHE_ENTRIES:
                 self._checks.clear()
             self._checks[key] = (now, result)
         return result

@@ -4,6 +4,7 @@ statuses and the time format they use."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -254,6 +255,12 @@ class PolicyRow:
     """When it was added."""
     last_updated: str
     """When it last changed."""
+
+    @property
+    def content_digest(self) -> str:
+        """A digest of the document: the key for caches of what it evaluates to. `last_updated` has
+        one-second resolution, so a policy replaced twice in one second keeps its time but not this."""
+        return hashlib.sha256(json.dumps(self.document, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

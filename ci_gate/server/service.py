@@ -47,6 +47,8 @@ LOG = logging.getLogger("ci_gate.server")
 
 ACCOUNT_REFRESH_SECONDS = 5.0
 """How often the account list is read again (accounts created through another replica)."""
+POLICY_CACHE_SIZE = 64
+"""Parsed policy documents kept per process (an account usually has a handful)."""
 
 CURRENT_ACCOUNT: ContextVar[str] = ContextVar("ci_gate_serve_account", default=ACCOUNT)
 """The account the request being handled acts in (set per request by _dispatch)."""
@@ -119,7 +121,7 @@ class Service:
         self.registry = RegistryPool(deadline=config.registry_deadline)
         self.registry_callers: anyio.CapacityLimiter | None = None
         self._analyses: OrderedDict[tuple[str, str, str | None], Analysis] = OrderedDict()
-        self._policies: dict[tuple[str, str, str], Policy] = {}
+        self._policies: OrderedDict[tuple[str, str, str], Policy] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.started_at = datetime.now(timezone.utc)
 
@@ -354,14 +356,17 @@ class Service:
         return row
 
     def parsed_policy(self, row: PolicyRow) -> Policy:
-        key = (str(self.store.path), row.policy_id, row.last_updated)
+        key = (str(self.store.path), row.policy_id, row.content_digest)
         with self._cache_lock:
             cached = self._policies.get(key)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                self._policies.move_to_end(key)
+                return cached
         policy = validate_policy(row.document, row.policy_id)
         with self._cache_lock:
             self._policies[key] = policy
+            while len(self._policies) > POLICY_CACHE_SIZE:
+                self._policies.popitem(last=False)
         return policy
 
     def delete_policy(self, policy_id: str) -> None:

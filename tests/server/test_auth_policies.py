@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import requests
 
+from ci_gate.server.app import create_app
+from ci_gate.server.config import ServerConfig
 from tests.support.serve import PASSWORD, ServeProcess
 
 
@@ -153,3 +158,27 @@ def test_oversized_body_is_refused(server: ServeProcess) -> None:
     answer = server.post("/v2/policies", data=b"{" + b" " * (17 * 1024 * 1024) + b"}",
                          headers={"Content-Type": "application/json"})
     assert answer.status_code == 413 and answer.json()["error_type"] == "payload_too_large"
+
+
+def test_a_policy_replaced_within_the_same_second_is_evaluated_by_its_new_rules(tmp_path: Path,
+                                                                                 serve_vuln_db: Path) -> None:
+    """The parsed-policy cache is keyed by the document, not by `last_updated` (one-second resolution):
+    a policy replaced twice in one second must not be judged by its old rules."""
+    app = create_app(ServerConfig(data_dir=tmp_path / "data", admin_password=PASSWORD, vuln_db=serve_vuln_db,
+                                  workers=0))
+    service = app.state.service
+    document = {"id": "same-second", "name": "same-second", "version": "2",
+                "rule_sets": [{"id": "rs", "name": "rs", "version": "2", "rules": [
+                    {"id": "r1", "action": "WARN", "gate": "dockerfile", "trigger": "no_dockerfile_provided",
+                     "params": []}]}],
+                "mappings": [{"id": "m1", "name": "all", "registry": "*", "repository": "*",
+                              "image": {"type": "tag", "value": "*"}, "rule_set_ids": ["rs"], "allowlist_ids": []}],
+                "allowlists": []}
+    service.store.add_policy("same-second", "same-second", "", document, active=True)
+    before = service.store.get_policy("same-second")
+    assert [rule.action for rule in service.parsed_policy(before).rule_sets[0].rules] == ["WARN"]
+    stricter = json.loads(json.dumps(document))
+    stricter["rule_sets"][0]["rules"][0]["action"] = "STOP"
+    assert service.store.update_policy("same-second", stricter, activate=False) is not None
+    after = replace(service.store.get_policy("same-second"), last_updated=before.last_updated)
+    assert [rule.action for rule in service.parsed_policy(after).rule_sets[0].rules] == ["STOP"]

@@ -161,7 +161,10 @@ def test_errors_for_registries_nobody_named_are_all_alike(tmp_path: Path) -> Non
         ports: dict[str, int] = {}
         for name, answer in targets:
             if name == "refused":
-                ports[name] = closed_port()
+                # A second free port can be the one `internal` was given: draw until it differs.
+                while (refused := closed_port()) == internal:
+                    pass
+                ports[name] = refused
             elif name == "hanging":
                 ports[name] = stack.enter_context(hanging_registry())
             else:
