@@ -30,7 +30,7 @@ import requests
 from ci_gate.fileio import append_output
 from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
+from ci_gate.publish.interface import Comment, NoChangeRequest, require_change_request
 from ci_gate.publish.rest import RestComments, call
 from ci_gate.redaction import escape_control
 from ci_gate.reports.advice import recommendation
@@ -165,10 +165,7 @@ class GitHubComments(PullRequestClient, RestComments):
 
 
 def require_pull_request(env: Mapping[str, str]) -> PullRequest:
-    found = pull_request_from_env(env)
-    if isinstance(found, NoChangeRequest):
-        raise PublishDenied(f"cannot comment on GitHub: {found.reason}")
-    return found
+    return require_change_request(pull_request_from_env(env), "GitHub")
 
 
 # --- Actions extras ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import requests
 
 from ci_gate.http import new_session
-from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
+from ci_gate.publish.interface import Comment, NoChangeRequest, require_change_request
 from ci_gate.publish.rest import RestComments, call
 
 NOTE_LIMIT = 1_000_000
@@ -121,7 +121,4 @@ class GitLabNotes(RestComments):
 
 
 def require_merge_request(env: Mapping[str, str]) -> MergeRequest:
-    found = merge_request_from_env(env)
-    if isinstance(found, NoChangeRequest):
-        raise PublishDenied(f"cannot comment on GitLab: {found.reason}")
-    return found
+    return require_change_request(merge_request_from_env(env), "GitLab")
