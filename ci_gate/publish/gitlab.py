@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import requests
 
-from ci_gate.http import new_session
 from ci_gate.publish.interface import Comment, NoChangeRequest, require_change_request
 from ci_gate.publish.rest import RestComments, call
 
@@ -84,12 +83,11 @@ class GitLabNotes(RestComments):
 
     def __init__(self, merge_request: MergeRequest, session: requests.Session | None = None, timeout: float = 30.0):
         self.merge_request = merge_request
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.description = f"GitLab merge request {merge_request.project}!{merge_request.iid}"
-        self._headers = {"PRIVATE-TOKEN": merge_request.token}
         project = quote(merge_request.project, safe="")
-        self._base = f"{merge_request.api_url}/projects/{project}/merge_requests/{merge_request.iid}/notes"
+        super().__init__(f"GitLab merge request {merge_request.project}!{merge_request.iid}",
+                         {"PRIVATE-TOKEN": merge_request.token},
+                         f"{merge_request.api_url}/projects/{project}/merge_requests/{merge_request.iid}/notes",
+                         session, timeout)
 
     def list(self) -> list[Comment]:
         notes: list[Comment] = []
