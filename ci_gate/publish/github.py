@@ -28,10 +28,9 @@ from urllib.parse import quote
 import requests
 
 from ci_gate.fileio import append_output
-from ci_gate.http import new_session
 from ci_gate.model import Analysis, Evaluation
-from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
-from ci_gate.publish.rest import RestComments, call
+from ci_gate.publish.interface import Comment, NoChangeRequest, require_change_request
+from ci_gate.publish.rest import RestClient, RestComments, call
 from ci_gate.redaction import escape_control
 from ci_gate.reports.advice import recommendation
 from ci_gate.reports.common import counts, dockerfile_uri, finding_text, finding_title, image_display_name, worst_first
@@ -123,19 +122,15 @@ def repository_url(pull: PullRequest) -> str:
     return f"{pull.api_url}/repos/{quote(pull.repository, safe='/')}"
 
 
-class PullRequestClient:
-    """A client of one pull request's REST resources: session, timeout, headers, and the base address
-    (the repository's, plus `resource`)."""
+class PullRequestClient(RestClient):
+    """A client of one pull request's REST resources, based at the repository's address plus `resource`."""
 
     resource = ""
 
     def __init__(self, pull: PullRequest, session: requests.Session | None = None, timeout: float = 30.0):
         self.pull = pull
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.description = f"GitHub pull request {pull.repository}#{pull.number}"
-        self._headers = api_headers(pull.token)
-        self._base = repository_url(pull) + self.resource
+        super().__init__(f"GitHub pull request {pull.repository}#{pull.number}", api_headers(pull.token),
+                         repository_url(pull) + self.resource, session, timeout)
 
 
 class GitHubComments(PullRequestClient, RestComments):
@@ -165,10 +160,7 @@ class GitHubComments(PullRequestClient, RestComments):
 
 
 def require_pull_request(env: Mapping[str, str]) -> PullRequest:
-    found = pull_request_from_env(env)
-    if isinstance(found, NoChangeRequest):
-        raise PublishDenied(f"cannot comment on GitHub: {found.reason}")
-    return found
+    return require_change_request(pull_request_from_env(env), "GitHub")
 
 
 # --- Actions extras ------------------------------------------------------------------------------

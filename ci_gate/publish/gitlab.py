@@ -20,8 +20,7 @@ from urllib.parse import quote
 
 import requests
 
-from ci_gate.http import new_session
-from ci_gate.publish.interface import Comment, NoChangeRequest, PublishDenied
+from ci_gate.publish.interface import Comment, NoChangeRequest, require_change_request
 from ci_gate.publish.rest import RestComments, call
 
 NOTE_LIMIT = 1_000_000
@@ -84,12 +83,11 @@ class GitLabNotes(RestComments):
 
     def __init__(self, merge_request: MergeRequest, session: requests.Session | None = None, timeout: float = 30.0):
         self.merge_request = merge_request
-        self.session = session or new_session()
-        self.timeout = timeout
-        self.description = f"GitLab merge request {merge_request.project}!{merge_request.iid}"
-        self._headers = {"PRIVATE-TOKEN": merge_request.token}
         project = quote(merge_request.project, safe="")
-        self._base = f"{merge_request.api_url}/projects/{project}/merge_requests/{merge_request.iid}/notes"
+        super().__init__(f"GitLab merge request {merge_request.project}!{merge_request.iid}",
+                         {"PRIVATE-TOKEN": merge_request.token},
+                         f"{merge_request.api_url}/projects/{project}/merge_requests/{merge_request.iid}/notes",
+                         session, timeout)
 
     def list(self) -> list[Comment]:
         notes: list[Comment] = []
@@ -121,7 +119,4 @@ class GitLabNotes(RestComments):
 
 
 def require_merge_request(env: Mapping[str, str]) -> MergeRequest:
-    found = merge_request_from_env(env)
-    if isinstance(found, NoChangeRequest):
-        raise PublishDenied(f"cannot comment on GitLab: {found.reason}")
-    return found
+    return require_change_request(merge_request_from_env(env), "GitLab")

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
@@ -29,6 +29,8 @@ from ci_gate.errors import PublishError
 from ci_gate.http import Backoff
 
 MARKER_PREFIX = "<!-- ci-gate:comment "
+ChangeRequest = TypeVar("ChangeRequest")
+"""A host's change request (`github.PullRequest`, `gitlab.MergeRequest`)."""
 
 
 class PublishDenied(PublishError):
@@ -53,6 +55,14 @@ class NoChangeRequest:
     expected: bool = False
     """True for a branch or tag pipeline: there is nothing to comment on, and nothing is wrong. False
     when a change request is meant but cannot be reached (no token, a URL that is not one)."""
+
+
+def require_change_request(found: ChangeRequest | NoChangeRequest, host: str) -> ChangeRequest:
+    """The change request found in the environment; PublishDenied saying why there is none (for `host`,
+    e.g. GitHub) when there is none."""
+    if isinstance(found, NoChangeRequest):
+        raise PublishDenied(f"cannot comment on {host}: {found.reason}")
+    return found
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from ci_gate.http import HttpError, RetryPolicy, retry_after_seconds, send
+from ci_gate.http import HttpError, RetryPolicy, new_session, retry_after_seconds, send
 from ci_gate.publish.interface import Comment, PublishDenied, PublishTransient
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -70,14 +70,23 @@ def call(
     raise PublishDenied(f"{description}: {method} answered {status} ({hint})")
 
 
-class RestComments:
+class RestClient:
+    """A client of one change request's REST resources: the session, timeout and headers of every call,
+    the base address of the resources, and the description that names the change request in messages."""
+
+    def __init__(self, description: str, headers: dict[str, str], base: str,
+                 session: requests.Session | None = None, timeout: float = 30.0):
+        self.session = session or new_session()
+        self.timeout = timeout
+        self.description = description
+        self._headers = headers
+        self._base = base
+
+
+class RestComments(RestClient):
     """Create, update and delete of one change request's comments over REST: GitHub and GitLab
     differ only in where a comment lives and which verb edits it (subclasses set those)."""
 
-    session: requests.Session
-    timeout: float
-    description: str
-    _headers: dict[str, str]
     update_method = "PATCH"
 
     def collection_url(self) -> str:

@@ -29,7 +29,6 @@ tag it first looks at.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import stat
@@ -52,7 +51,7 @@ from ci_gate.rematch.variants import (
 from ci_gate.saved_sbom import read_document, saved_digest, saved_files, saved_tag
 from ci_gate.server.shapes import vulnerability_item
 from ci_gate.vulns.engine_summary import diff, identity, summary
-from ci_gate.vulns.store import VulnerabilityStore
+from ci_gate.vulns.store import VulnerabilityStore, roll_back
 from ci_gate.vulns.vex import VexDocumentSet
 
 STATE_SCHEMA_VERSION = "1"
@@ -197,8 +196,7 @@ class RematchState:
     def rollback(self) -> None:
         """Forget this run: the next run finds the same differences (nothing delivered is lost)."""
         if self._open:
-            with contextlib.suppress(sqlite3.Error):
-                self._connection.execute("ROLLBACK")
+            roll_back(self._connection)
             self._open = False
             self._connection.close()
 

@@ -18,6 +18,7 @@ from packageurl import PackageURL
 
 from ci_gate.ecosystems import OS_PACKAGE_TYPES, is_os_package, package_type_of_purl_type, purl_type_of
 from ci_gate.errors import SourceError
+from ci_gate.json_fields import optional_list
 from ci_gate.model import ORIGINS, Analysis, Distro, ImageConfig, ImageIdentity, Layer, Location, Package
 from ci_gate.sbom.spdx import ANNOTATION_PREFIX
 
@@ -56,15 +57,6 @@ def analysis_from_sbom(path: Path) -> Analysis:
                       "produce one with e.g. `syft IMAGE -o json`")
 
 
-def _list(value: Any, what: str) -> list[Any]:
-    """A list-valued field; anything else means the document does not follow its format."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"{what} is a {type(value).__name__}, not a list")
-    return value
-
-
 # --- syft JSON -------------------------------------------------------------------------------------
 
 
@@ -74,7 +66,7 @@ def _from_syft(document: Mapping[str, Any], reference: str) -> Analysis:
     layers = tuple(
         Layer(index=i, digest="", diff_id=str(layer.get("digest") or ""), media_type=str(layer.get("mediaType") or ""),
               size=int(layer.get("size") or 0))
-        for i, layer in enumerate(_list(metadata.get("layers"), "source.metadata.layers"))
+        for i, layer in enumerate(optional_list(metadata.get("layers"), "source.metadata.layers"))
         if isinstance(layer, Mapping)
     )
     layer_index = {layer.diff_id: layer.index for layer in layers}
@@ -90,7 +82,7 @@ def _from_syft(document: Mapping[str, Any], reference: str) -> Analysis:
             id_like=tuple(str(x) for x in raw_distro.get("idLike") or ()),
         )
     packages = []
-    for artifact in _list(document.get("artifacts"), "artifacts"):
+    for artifact in optional_list(document.get("artifacts"), "artifacts"):
         if not isinstance(artifact, Mapping) or not artifact.get("name"):
             continue
         locations = tuple(
@@ -168,7 +160,7 @@ def _from_cyclonedx(document: Mapping[str, Any], reference: str) -> Analysis:
     subject_properties = _properties(subject) if isinstance(subject, Mapping) else {}
     distro = None
     packages = []
-    for component in _walk_components(_list(document.get("components"), "components")):
+    for component in _walk_components(optional_list(document.get("components"), "components")):
         properties = _properties(component)
         if component.get("type") == "operating-system":
             distro = Distro(
@@ -256,7 +248,7 @@ def _from_spdx(document: Mapping[str, Any], reference: str) -> Analysis:
                  for info in document.get("hasExtractedLicensingInfos") or [] if isinstance(info, Mapping)}
     root: Mapping[str, Any] = {}
     packages = []
-    for entry in _list(document.get("packages"), "packages"):
+    for entry in optional_list(document.get("packages"), "packages"):
         if not isinstance(entry, Mapping):
             continue
         if entry.get("SPDXID") in described or entry.get("primaryPackagePurpose") == "CONTAINER":

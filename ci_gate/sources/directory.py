@@ -24,14 +24,15 @@ DIRECTORY_MEDIA_TYPE = "application/vnd.ci-gate.directory"
 
 
 class DirectoryLayer(LayerBlob):
-    """The whole root filesystem as one layer, read from the host directory, not from a tar stream."""
+    """The whole root filesystem as one layer, read from the host directory, not from a tar stream
+    (so it has no diff_id: the base's None)."""
+
+    media_type = DIRECTORY_MEDIA_TYPE
 
     def __init__(self, root: str, digest: str, size: int):
         self.directory_root = root
         self.digest = digest
         self.size = size
-        self.media_type = DIRECTORY_MEDIA_TYPE
-        self.diff_id = None
 
     def open(self) -> IO[bytes]:
         raise SourceError(f"dir:{self.directory_root} has no layer stream; read it through directory_root")

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+from ci_gate.json_fields import optional_list
 from ci_gate.vulns.cvss import SEVERITIES, CvssScore, score_vector, severity_for_score
 
 
@@ -228,18 +229,9 @@ def _strings(value: Any, field: str) -> tuple[str, ...]:
 _EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 
 
-def _list(value: Any, field: str) -> list[Any]:
-    """An optional list field: [] when absent, InvalidRecord when it is something else."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidRecord(f"{field} is not a list")
-    return value
-
-
 def _ranges(value: Any) -> tuple[Range, ...]:
     ranges = []
-    for item in _list(value, "affected ranges"):
+    for item in optional_list(value, "affected ranges", InvalidRecord):
         if not isinstance(item, Mapping) or not isinstance(item.get("events"), list):
             raise InvalidRecord("a range has no events list")
         events = []
@@ -256,7 +248,7 @@ def _ranges(value: Any) -> tuple[Range, ...]:
 
 def _affected(value: Any) -> tuple[AffectedPackage, ...]:
     result = []
-    for item in _list(value, "affected"):
+    for item in optional_list(value, "affected", InvalidRecord):
         if not isinstance(item, Mapping):
             raise InvalidRecord("an affected entry is not an object")
         package = item.get("package")

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -278,6 +278,13 @@ def connect(path: Path, create: bool, origin: str = "--vuln-db") -> sqlite3.Conn
             "or choose another --vuln-db path") from None
     except sqlite3.Error as error:
         raise VulnerabilityDataError(f"cannot open the vulnerability store {path}: {error}") from None
+
+
+def roll_back(connection: sqlite3.Connection) -> None:
+    """End the open transaction without keeping it. A failing ROLLBACK (a connection already broken)
+    is ignored: SQLite's journal undoes the transaction when the connection closes anyway."""
+    with suppress(sqlite3.Error):
+        connection.execute("ROLLBACK")
 
 
 class VulnerabilityStore:

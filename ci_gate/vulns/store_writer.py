@@ -7,7 +7,6 @@ schema 2 by the next import, in that import's transaction.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ci_gate.vulns.store import (
     connect,
     dump_json,
     resolve_path,
+    roll_back,
     severities_to_json,
     utc_now,
 )
@@ -95,8 +95,7 @@ class StoreWriter:
 
     def _abort(self) -> None:
         if self._open:
-            with contextlib.suppress(sqlite3.Error):
-                self._connection.execute("ROLLBACK")
+            roll_back(self._connection)
             self._open = False
         self._connection.close()
 

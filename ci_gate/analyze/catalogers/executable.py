@@ -7,11 +7,13 @@ bytes we hold, so a truncated or hostile header gives a clear `EvidenceError`, n
 
 from __future__ import annotations
 
+import abc
 import struct
 from dataclasses import dataclass
 
-from ci_gate.analyze.catalogers.interface import Evidence
-from ci_gate.analyze.catalogers.streaming import EvidenceError, is_executable
+from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
+from ci_gate.analyze.catalogers.streaming import EvidenceError, ExecutableCataloger, is_executable
+from ci_gate.model import Package
 
 ELF_MAGIC = b"\x7fELF"
 _PT_LOAD = 1
@@ -189,3 +191,28 @@ def _sections(data: bytes, bits: int, order: str, offset: int, entry_size: int, 
         name = names[name_offset:end].decode("ascii", errors="replace") if end >= 0 else ""
         sections.append(Section(name, address, file_offset, size, kind))
     return tuple(sections)
+
+
+class ElfProgramCataloger(ExecutableCataloger):
+    """A cataloger of ELF programs that hold `marker` (Go's build info, cargo-auditable's section): every
+    executable of the image reaches `parse`, so the cheap tests come first, and only a program that
+    holds the marker has its ELF headers read."""
+
+    marker: bytes
+    """Bytes every program of this kind holds."""
+
+    def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
+        if not is_elf_executable(evidence):
+            return []
+        if self.marker not in evidence.content:
+            self.check_unmarked(evidence)
+            return []
+        return self.parse_program(parse_elf(evidence.content), evidence, context)
+
+    def check_unmarked(self, evidence: Evidence) -> None:
+        """An ELF program without the marker is not one of ours, unless the marker may lie beyond the
+        bytes read: then raise EvidenceError saying so."""
+
+    @abc.abstractmethod
+    def parse_program(self, elf: ElfFile, evidence: Evidence, context: CatalogContext) -> list[Package]:
+        """The packages of a program that holds the marker."""

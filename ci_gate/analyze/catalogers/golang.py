@@ -21,14 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ci_gate.analyze.catalogers.executable import ElfFile, is_elf_executable, parse_elf
+from ci_gate.analyze.catalogers.executable import ElfFile, ElfProgramCataloger
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
 from ci_gate.analyze.catalogers.package_url import package_url
-from ci_gate.analyze.catalogers.streaming import (
-    EvidenceError,
-    ExecutableCataloger,
-    location_of,
-)
+from ci_gate.analyze.catalogers.streaming import EvidenceError, location_of
 from ci_gate.model import Package
 
 BUILD_INFO_MAGIC = b"\xff Go buildinf:"
@@ -289,18 +285,16 @@ def main_module_version(info: BuildInfo, main: Module, data: bytes) -> str:
     return DEVEL
 
 
-class GoModuleBinaryCataloger(ExecutableCataloger):
+class GoModuleBinaryCataloger(ElfProgramCataloger):
     name = "go-module-binary-cataloger"
+    marker = BUILD_INFO_MAGIC
 
-    def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
-        if not is_elf_executable(evidence):
-            return []
-        if BUILD_INFO_MAGIC not in evidence.content:
-            if evidence.truncated and _GO_BUILD_ID_NOTE.search(evidence.content, 0, 64 * 1024):
-                raise EvidenceError(f"a Go binary of {evidence.size:,} bytes whose build info lies beyond the "
-                                    f"{len(evidence.content):,} bytes read; raise CI_GATE_MAX_FILE_READ_BYTES")
-            return []
-        elf = parse_elf(evidence.content)
+    def check_unmarked(self, evidence: Evidence) -> None:
+        if evidence.truncated and _GO_BUILD_ID_NOTE.search(evidence.content, 0, 64 * 1024):
+            raise EvidenceError(f"a Go binary of {evidence.size:,} bytes whose build info lies beyond the "
+                                f"{len(evidence.content):,} bytes read; raise CI_GATE_MAX_FILE_READ_BYTES")
+
+    def parse_program(self, elf: ElfFile, evidence: Evidence, context: CatalogContext) -> list[Package]:
         raw = read_raw_build_info(elf)
         if raw is None:
             return []

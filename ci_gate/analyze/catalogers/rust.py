@@ -12,13 +12,9 @@ import json
 import zlib
 from typing import Any
 
-from ci_gate.analyze.catalogers.executable import is_elf_executable, parse_elf
+from ci_gate.analyze.catalogers.executable import ElfFile, ElfProgramCataloger
 from ci_gate.analyze.catalogers.interface import CatalogContext, Evidence
-from ci_gate.analyze.catalogers.streaming import (
-    EvidenceError,
-    ExecutableCataloger,
-    location_of,
-)
+from ci_gate.analyze.catalogers.streaming import EvidenceError, location_of
 from ci_gate.model import Package
 
 SECTION_NAME = ".dep-v0"
@@ -41,15 +37,12 @@ def inflate_bounded(compressed: bytes, limit: int = _MAX_JSON) -> bytes:
     return output
 
 
-class CargoAuditableBinaryCataloger(ExecutableCataloger):
+class CargoAuditableBinaryCataloger(ElfProgramCataloger):
     name = "cargo-auditable-binary-cataloger"
+    marker = SECTION_NAME.encode()
+    """The section name sits in the section-name table of every auditable binary."""
 
-    def parse(self, evidence: Evidence, context: CatalogContext) -> list[Package]:
-        if not is_elf_executable(evidence):
-            return []
-        if SECTION_NAME.encode() not in evidence.content:
-            return []  # the section name sits in the section-name table of every auditable binary
-        elf = parse_elf(evidence.content)
+    def parse_program(self, elf: ElfFile, evidence: Evidence, context: CatalogContext) -> list[Package]:
         if elf.sections_missing:
             raise EvidenceError("the ELF section headers lie past the bytes read (truncated or larger than "
                                 f"{self.max_bytes:,} bytes); the {SECTION_NAME} section cannot be found")
