@@ -57,7 +57,7 @@ class SharedState:
         state = zlib.compress(self.path.read_bytes(), 6)
         clock = store.database.clock
         with store._transaction() as connection:
-            if self.generation == 0:
+            if self.generation <= 0:  # none stored yet as far as this replica knows
                 stored = connection.execute(
                     f"INSERT INTO watcher_state (name, generation, state, updated) VALUES (?, 1, ?, {clock}) "
                     "ON CONFLICT (name) DO NOTHING", (self.name, state)).rowcount
