@@ -170,10 +170,10 @@ def test_named_leases_run_one_holder_at_a_time(open_store: StoreFactory) -> None
 
 def test_migrations_are_recorded_and_not_applied_again(open_store: StoreFactory) -> None:
     store = open_store()
-    assert store.database.applied_migrations() == [1, 2, 3]
+    assert store.database.applied_migrations() == [1, 2, 3, 4]
     _queue(store, DIGESTS[:1])
     again = open_store()  # opening again applies nothing and keeps the data
-    assert again.database.applied_migrations() == [1, 2, 3] and again.get_image(DIGESTS[0]) is not None
+    assert again.database.applied_migrations() == [1, 2, 3, 4] and again.get_image(DIGESTS[0]) is not None
 
 
 def test_accounts_directory_on_both_databases(backend: DatabaseUrl, tmp_path: Path) -> None:
@@ -385,7 +385,7 @@ def test_concurrent_starters_apply_the_migrations_once(postgres: PostgresServer,
     with psycopg.connect(url) as connection:
         rows = connection.execute("SELECT version FROM ci_gate_account_admin.schema_migrations "
                                   "ORDER BY version").fetchall()
-    assert rows == [(1,), (2,), (3,)]
+    assert rows == [(1,), (2,), (3,), (4,)]
 
 
 def test_replicas_claim_each_delivery_once(postgres_url: str, tmp_path: Path) -> None:
