@@ -48,8 +48,9 @@ def _check(call: Call) -> Any:
 
     evaluation, analysis, record, row, tag = call.service.evaluate(
         call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
-    record_evaluation(call.service.store, tag, row.policy_id, record.digest,
-                      "fail" if evaluation.final_action.lower() == "stop" else "pass", evaluation)
+    record_evaluation(call.service.store, tag, row.policy_id, record.digest,  # interactive: not kept (the engine)
+                      "fail" if evaluation.final_action.lower() == "stop" else "pass",
+                      None if call.flag("interactive") else evaluation)
     # history=true: every stored evaluation (the fresh one first), as the engine's catalog answers
     evaluations = [evaluation]
     if call.flag("history"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,8 +321,20 @@ def test_check_history_returns_the_stored_evaluation_of_each_final_action(
     [[(shown_digest, by_tag)]] = [list(entry.items()) for entry in v1.json()]
     assert shown_digest == digest and [e["status"] for e in by_tag[tag]] == ["fail", "pass"]
 
+    stored_warn = v2["evaluations"][1]["evaluation_time"]
     policy_file.write_text(json.dumps(PERMISSIVE))
-    cli.ok("policy", "add", str(policy_file))  # back to warn: that evaluation is replaced, not added
+    cli.ok("policy", "add", str(policy_file))  # back to warn
+    time.sleep(1.1)  # a warn kept from now on would carry another time
+    interactive = cli.server.get(f"/v2/images/{digest}/check", params={"tag": tag, "interactive": "true"}).json()
+    assert [e["final_action"] for e in interactive["evaluations"]] == ["warn"]  # evaluated, not kept (the engine)
+    assert interactive["evaluations"][0]["evaluation_time"] != stored_warn
+    policy_file.write_text(json.dumps(strict))
+    cli.ok("policy", "add", str(policy_file))
+    kept = cli.server.get(f"/v2/images/{digest}/check", params={"tag": tag, "history": "true"}).json()
+    assert [(e["final_action"], e["evaluation_time"]) for e in kept["evaluations"]][1] == ("warn", stored_warn)
+
+    policy_file.write_text(json.dumps(PERMISSIVE))
+    cli.ok("policy", "add", str(policy_file))  # warn again: the stored warn is replaced, not added
     again = cli.run("evaluate", "check", tag, "--show-history")
     assert again.returncode == 0 and field(again.stdout, "Status") == ["pass", "fail"], again.stdout
 
