@@ -197,6 +197,15 @@ class _PostgresConnection:
             raise
 
 
+_CLOCKS = {POSTGRESQL: "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION",
+           SQLITE: "((julianday('now') - 2440587.5) * 86400.0)"}
+
+
+def clock_of(connection: Connection) -> str:
+    """`Database.clock` for code handed only the connection of a transaction (ci_gate.server.events)."""
+    return _CLOCKS[POSTGRESQL if isinstance(connection, _PostgresConnection) else SQLITE]
+
+
 class Database:
     """One namespace of the serve database (an account's tables, or the account directory). On SQLite one
     connection guarded by a lock (every statement is short; analyses run outside it); on PostgreSQL a
@@ -242,9 +251,7 @@ class Database:
     def clock(self) -> str:
         """SQL for the database server's clock in epoch seconds: leases are set and judged by one clock,
         so replicas on machines whose clocks disagree still agree on when a lease ran out."""
-        if self.dialect == POSTGRESQL:
-            return "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
-        return "((julianday('now') - 2440587.5) * 86400.0)"
+        return _CLOCKS[self.dialect]
 
     def lock_name(self, connection: Connection, name: str) -> None:
         """Inside a non-exclusive transaction: wait for, then hold until it ends, a lock on `name` in this

@@ -23,12 +23,16 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ci_gate.database import filtered
+from ci_gate.notify.url_secrets import masked
 
 NOTIFICATION_TYPES = ("tag_update", "policy_eval", "vuln_update", "analysis_update")
 KINDS = ("webhook", "slack", "teams", "jira", "github", "email")
 SECRET_FIELDS = ("secret", "password", "token", "url")
 """Fields sealed in the store and never returned (a Slack or Teams webhook URL is itself a credential)."""
 URL_IS_SECRET = ("slack", "teams")
+URL_SETTINGS = ("url", "api_url")
+"""Public URL settings: shown masked (ci_gate.notify.url_secrets); when the URL holds a credential (a
+`?token=`, a secret path) the full URL is sealed among the secrets under the same name."""
 
 _FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
     # field -> (type, required)
@@ -73,13 +77,20 @@ class Endpoint:
     enabled: bool = True
     """Disabled endpoints receive nothing."""
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """secret (HMAC signing), password, token: never shown."""
+    """secret (HMAC signing), password, token, and the full form of a URL setting that holds a
+    credential: never shown."""
 
     def public(self) -> dict[str, Any]:
-        """The API shape: settings, never a secret (only whether one is set)."""
+        """The API shape: settings with their URLs masked, never a secret (only whether one is set)."""
+        settings = {name: masked(value) if name in URL_SETTINGS and isinstance(value, str) else value
+                    for name, value in self.settings.items()}
         return {"id": self.endpoint_id, "endpoint": self.kind, "name": self.name, "enabled": self.enabled,
-                "notification_types": list(self.notification_types), **dict(self.settings),
+                "notification_types": list(self.notification_types), **settings,
                 **{f"{name}_set": name in self.secrets for name in _allowed_secrets(self.kind)}}
+
+    def address(self, name: str, default: str = "") -> str:
+        """The URL setting `name` as requests go to it: with its credentials."""
+        return self.secrets.get(name) or str(self.settings.get(name) or default)
 
 
 def _allowed_secrets(kind: str) -> tuple[str, ...]:
@@ -97,6 +108,22 @@ def _check_url(value: str, where: str) -> None:
         raise EndpointError(f"{where} must be an http(s) URL (http://HOST/PATH or https://HOST/PATH)")
     if "@" in parts.netloc:  # the URL is shown by the API: credentials go where they are kept sealed
         raise EndpointError(f"{where} must not hold credentials (USER:PASSWORD@); give username and password")
+
+
+def _seal_url_credentials(name: str, settings: dict[str, Any], secrets: dict[str, str],
+                          previous: Endpoint | None) -> None:
+    """Check the URL setting `name`; keep it masked in `settings` and, when it holds a credential, whole in
+    `secrets`. The masked URL sent back unchanged (a client that read the endpoint and saves it again)
+    means the URL the endpoint had."""
+    given = settings[name]
+    if previous is not None and previous.address(name) and given == masked(previous.address(name)):
+        given = previous.address(name)
+    _check_url(given, name)
+    settings[name] = masked(given)
+    if settings[name] != given:
+        secrets[name] = given
+    else:
+        secrets.pop(name, None)
 
 
 def parse_endpoint(kind: str, body: Any, endpoint_id: str | None = None,
@@ -126,9 +153,12 @@ def parse_endpoint(kind: str, body: Any, endpoint_id: str | None = None,
         if isinstance(value, list) and not all(isinstance(item, str) for item in value):
             raise EndpointError(f"{name!r} must be a list of strings")
         settings[name] = value
-    for name in ("url", "api_url"):
+    secrets = dict(previous.secrets) if previous is not None else {}
+    for name in URL_SETTINGS:
         if name in settings:
-            _check_url(settings[name], name)
+            _seal_url_credentials(name, settings, secrets, previous)
+        elif kind not in URL_IS_SECRET:
+            secrets.pop(name, None)
     if settings.get("format", "v1") not in ("v1", "v2"):
         raise EndpointError("format must be v1 (anchore-engine's body) or v2 (Anchore Enterprise's event body)")
     if kind == "email" and not settings["to"]:
@@ -136,7 +166,6 @@ def parse_endpoint(kind: str, body: Any, endpoint_id: str | None = None,
     types = body.get("notification_types") or list(NOTIFICATION_TYPES)
     if not isinstance(types, list) or not set(types) <= set(NOTIFICATION_TYPES):
         raise EndpointError(f"notification_types must list some of {', '.join(NOTIFICATION_TYPES)}")
-    secrets = dict(previous.secrets) if previous is not None else {}
     for name in secret_names:
         value = body.get(name)
         if value is not None:
@@ -246,7 +275,8 @@ def webhooks_endpoints(config: Mapping[str, Any]) -> list[Endpoint]:
         hook_user = entry.get("webhook_user", user)
         if hook_user:
             settings["username"] = str(hook_user)
-        secrets = {}
+        secrets = {"url": url} if masked(url) != url else {}
+        settings["url"] = masked(url)
         hook_password = entry.get("webhook_pass", password)
         if hook_password:
             secrets["password"] = str(hook_password)

@@ -105,9 +105,9 @@ def endpoint_hosts(endpoint: Endpoint) -> list[str]:
     if endpoint.kind in ("slack", "teams"):
         url = endpoint.secrets.get("url", "")
     elif endpoint.kind == "github":
-        url = str(endpoint.settings.get("api_url") or GITHUB_API)
+        url = endpoint.address("api_url", GITHUB_API)
     else:  # webhook, jira; a placeholder of the engine's URL is filled in with something harmless
-        url = str(endpoint.settings.get("url", "")).replace("<userId>", "u").replace("<notification_type>", "t")
+        url = endpoint.address("url").replace("<userId>", "u").replace("<notification_type>", "t")
     return [url_host(url)] if url else []
 
 

@@ -14,7 +14,9 @@ Replicas sharing a PostgreSQL database share the outbox: fan-out and claims lock
 `sending` by a replica that died is due again after SENDING_LEASE_SECONDS by the database's clock (on
 SQLite, at the next start). Retries are scheduled and found due by that clock too (`next_attempt`), so a
 replica whose clock runs behind does not retry a receiver before its backoff is over, nor one whose clock
-runs ahead leave a due retry waiting.
+runs ahead leave a due retry waiting; and the retry window counts on it from the event's recording
+(`created`, stamped by the database), so no replica gives up early or retries past the window because of
+its own clock.
 """
 
 from __future__ import annotations
@@ -151,22 +153,21 @@ def seconds_until_next_attempt(store: Any) -> float | None:
 
 def mark_delivered(store: Any, key: str, status: int | None, external_ref: str) -> None:
     with store._transaction() as connection:
-        connection.execute("UPDATE deliveries SET state = ?, delivered_at = ?, last_status = ?, last_error = '', "
-                           "external_ref = ? WHERE idempotency_key = ?",
-                           (DELIVERED, time.time(), status, external_ref, key))
+        connection.execute(f"UPDATE deliveries SET state = ?, delivered_at = {store.database.clock}, last_status = ?, "
+                           "last_error = '', external_ref = ? WHERE idempotency_key = ?",
+                           (DELIVERED, status, external_ref, key))
 
 
 def mark_failed_attempt(store: Any, delivery: DueDelivery, reason: str, status: int | None,
                         retry_after: float | None, permanent: bool) -> str:
     """Schedule the next attempt (`wait` from now by the database's clock), or give up (refused for good, or
-    past the retry window). The new state."""
-    now = time.time()
+    past the retry window, which counts from the event's recording on that clock too). The new state."""
     wait = backoff_seconds(delivery.tries)
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_BACKOFF))
-    gives_up = permanent or now + wait > delivery.created + retry_window()
-    state = FAILED if gives_up else PENDING
     with store._transaction() as connection:
+        now = float(connection.execute(f"SELECT {store.database.clock}").fetchone()[0])
+        state = FAILED if permanent or now + wait > delivery.created + retry_window() else PENDING
         connection.execute(f"UPDATE deliveries SET state = ?, next_attempt = {store.database.clock} + ?, "
                            "last_status = ?, last_error = ? WHERE idempotency_key = ?",
                            (state, wait, status, reason[:300], delivery.idempotency_key))
@@ -188,9 +189,12 @@ KEEP_SECONDS = 7 * 24 * 3600.0
 
 
 def prune(store: Any, now: float | None = None) -> int:
-    """Forget deliveries finished more than KEEP_SECONDS ago, and outbox rows none of whose deliveries is left."""
-    cutoff = (now if now is not None else time.time()) - KEEP_SECONDS
+    """Forget deliveries finished more than KEEP_SECONDS ago (by the database's clock, or `now`), and outbox
+    rows none of whose deliveries is left."""
     with store._transaction() as connection:
+        if now is None:
+            now = float(connection.execute(f"SELECT {store.database.clock}").fetchone()[0])
+        cutoff = now - KEEP_SECONDS
         removed = connection.execute("DELETE FROM deliveries WHERE state IN (?, ?) AND created < ?",
                                      (DELIVERED, FAILED, cutoff)).rowcount
         connection.execute("DELETE FROM outbox WHERE fanned_out = 1 AND created < ? AND event_uuid NOT IN "

@@ -164,7 +164,7 @@ def send(endpoint: Endpoint, delivery: Delivery) -> Sent:
 
 def _webhook(endpoint: Endpoint, delivery: Delivery) -> Sent:
     event = delivery.event
-    url = str(endpoint.settings["url"]).replace("<userId>", quote(delivery.account, safe="")).replace(
+    url = endpoint.address("url").replace("<userId>", quote(delivery.account, safe="")).replace(
         "<notification_type>", str(event["notification_type"]))
     if endpoint.settings.get("format", "v1") == "v2":
         payload = formats.webhook_v2(event, delivery.account)
@@ -188,7 +188,7 @@ def _teams(endpoint: Endpoint, delivery: Delivery) -> Sent:
 
 def _jira(endpoint: Endpoint, delivery: Delivery) -> Sent:
     """Jira REST v2: one issue per image and event type, found again by its label; a repeat comments on it."""
-    base = str(endpoint.settings["url"]).rstrip("/")
+    base = endpoint.address("url").rstrip("/")
     auth = (str(endpoint.settings["username"]), endpoint.secrets.get("password", ""))
     label = f"ci-gate-{formats.issue_key(delivery.event)}"
     found = _request("GET", f"{base}/rest/api/2/search", endpoint, delivery, auth=auth,
@@ -209,7 +209,7 @@ def _jira(endpoint: Endpoint, delivery: Delivery) -> Sent:
 
 def _github(endpoint: Endpoint, delivery: Delivery) -> Sent:
     """GitHub REST: one issue per image and event type, found again by its label; a repeat updates and reopens it."""
-    api = str(endpoint.settings.get("api_url") or "https://api.github.com").rstrip("/")
+    api = endpoint.address("api_url", "https://api.github.com").rstrip("/")
     repository = f"{quote(endpoint.settings['owner'], safe='')}/{quote(endpoint.settings['repository'], safe='')}"
     headers = {"Authorization": f"Bearer {endpoint.secrets.get('token', '')}",
                "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}

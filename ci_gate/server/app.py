@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from ci_gate import __version__
 from ci_gate.errors import UsageError
-from ci_gate.server import admission, shapes
+from ci_gate.server import admission, check_history, shapes
 from ci_gate.server.config import ServerConfig
 from ci_gate.server.limits import guarded_protocol
 from ci_gate.server.routing import Call, error_response, route
@@ -48,14 +48,24 @@ def _check(call: Call) -> Any:
 
     evaluation, analysis, record, row, tag = call.service.evaluate(
         call.path_params["digest"], call.query.get("tag"), call.query.get("policyId" if call.v1 else "policy_id"))
-    record_evaluation(call.service.store, tag, row.policy_id, record.digest,
-                      "fail" if evaluation.final_action.lower() == "stop" else "pass")
+    record_evaluation(call.service.store, tag, row.policy_id, record.digest,  # interactive: not kept (the engine)
+                      "fail" if evaluation.final_action.lower() == "stop" else "pass",
+                      None if call.flag("interactive") else evaluation)
+    # history=true: every stored evaluation (the fresh one first), as the engine's catalog answers
+    evaluations = [evaluation]
+    if call.flag("history"):
+        evaluations += [e for e in check_history.stored(call.service.store, tag, row.policy_id, record.digest)
+                        if e.final_action.upper() != evaluation.final_action.upper()]
     detail = call.flag("detail", True)
     if call.v1:
-        return shapes.check_v1(evaluation, analysis, record, row, tag, detail)
+        entries = [entry for e in evaluations
+                   for entry in shapes.check_v1(e, analysis, record, row, tag, detail)[0][record.digest][tag]]
+        return [{record.digest: {tag: entries}}]
     from ci_gate.reports.evaluation_json import render_evaluation_json
 
-    return shapes.check_v2(render_evaluation_json(evaluation, analysis), record, row, detail)
+    documents = [render_evaluation_json(e, analysis) for e in evaluations]
+    merged = {**documents[0], "evaluations": [item for document in documents for item in document["evaluations"]]}
+    return shapes.check_v2(merged, record, row, detail)
 
 
 def _vulnerability_types(call: Call) -> Any:

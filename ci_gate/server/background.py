@@ -2,7 +2,8 @@
 `_run` until `stop()`, which sets `_stopping` (the event the loop waits on) and waits for the thread.
 
 Replicas sharing a database each run the loop, but only the one holding its lease (`lease`, set by
-the service; `Store.hold_lease`) does a pass, so events are recorded once."""
+the service; `Store.hold_lease`) does a pass, so events are recorded once. A replica that stops
+hands its lease back (`release`), so another takes the loop over at its next poll, not a lease later."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class BackgroundLoop:
         self._thread: threading.Thread | None = None
         self.lease: Callable[[float], bool] | None = None
         """Takes or renews this loop's lease for the given seconds; None = no other replica to share with."""
+        self.release: Callable[[], None] | None = None
+        """Gives this loop's lease up (this replica stops)."""
 
     def leading(self) -> bool:
         """Whether this replica makes the next pass (it holds, or just took, the loop's lease)."""
@@ -43,6 +46,12 @@ class BackgroundLoop:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)
+            if self._thread.is_alive() or self.release is None:  # a pass still running keeps its lease
+                return
+            try:
+                self.release()
+            except Exception as error:  # the database is away: the lease runs out on its own
+                LOG.info("cannot hand the %s lease back: %s", self.thread_name, error)
 
     def _run(self) -> None:
         raise NotImplementedError

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ci_gate.database import Connection
+from ci_gate.database import Connection, clock_of
 from ci_gate.server.rows import ANALYSIS_FAILED
 
 EVENT_TYPES = {
@@ -29,7 +29,6 @@ def add_event(connection: Connection, account: str, notification_type: str, full
     of this type, the event also enters the notification outbox in the same transaction, so an event is
     never recorded without its notification, nor the other way round (ci_gate/notify/ delivers them).
     Returns the event's id."""
-    import time
     import uuid
 
     failed = notification_type == "analysis_update" and details.get("analysis_status") == ANALYSIS_FAILED
@@ -49,9 +48,10 @@ def add_event(connection: Connection, account: str, notification_type: str, full
         event = {"id": identifier, "type": event_type, "level": level, "message": message,
                  "notification_type": notification_type, "subscription_key": full_tag,
                  "details": dict(details), "timestamp": timestamp}
+        # created by the database's clock: the retry window of its deliveries is judged by that clock
         connection.execute("INSERT INTO outbox (event_uuid, notification_type, subscription_key, event, created) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           (identifier, notification_type, full_tag, json.dumps(event), time.time()))
+                           f"VALUES (?, ?, ?, ?, {clock_of(connection)})",
+                           (identifier, notification_type, full_tag, json.dumps(event)))
         from ci_gate.database import after_commit
         from ci_gate.notify import listener, wakeup
 

@@ -8,6 +8,7 @@ migrations were recorded (`CREATE ... IF NOT EXISTS`), so an existing data dir a
 from __future__ import annotations
 
 from ci_gate.database import Migration
+from ci_gate.server import check_history, watch_state
 from ci_gate.server.rows import _SCHEMA
 
 LEASES = """
@@ -26,6 +27,8 @@ heartbeat); named leases for work one replica does at a time (the watchers); who
 STORE_MIGRATIONS = (
     Migration(1, "images, analyses, policies, keys, registries, subscriptions, events, outbox", _SCHEMA),
     Migration(2, "leases for the queue, the watchers and deliveries", LEASES),
+    Migration(3, "the vulnerability watcher's re-match state, shared by the replicas", watch_state.SCHEMA),
+    Migration(4, "stored policy evaluations: a check's history", check_history.SCHEMA),
 )
 """An account's tables (the admin account's, and each other account's in a namespace of its own)."""
 

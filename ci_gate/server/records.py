@@ -18,6 +18,7 @@ from typing import Any
 
 from ci_gate.database import filtered, insert_new
 from ci_gate.errors import CiGateError, SourceError
+from ci_gate.server import check_history
 from ci_gate.server.store import ACCOUNT, Store, add_event, now_text
 from ci_gate.sources.interface import SourceOptions
 
@@ -302,9 +303,11 @@ def delete_events(store: Store, identifier: str | None = None, since: str | None
     return deleted
 
 
-def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, status: str) -> bool:
-    """Remember a check's result (each evaluation kept, per tag and policy); when the final action differs
-    from the tag's last one under the same policy, record a policy_eval event, as anchore-engine sends its
+def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, status: str,
+                      evaluation: Any = None) -> bool:
+    """Remember a check's result (each evaluation kept, per tag and policy; a check's whole `evaluation`
+    too, for `check?history=true`: ci_gate.server.check_history); when the final action differs from the
+    tag's last one under the same policy, record a policy_eval event, as anchore-engine sends its
     policy_eval notification only when the final action changes. True when it flipped.
     Every check runs this: checks of one tag under one policy take turns (they read then replace its
     last result), checks of other tags do not wait for them."""
@@ -314,6 +317,8 @@ def record_evaluation(store: Store, full_tag: str, policy_id: str, digest: str, 
                                  "AND policy_id = ?", (ACCOUNT, full_tag, policy_id)).fetchone()
         connection.execute("INSERT INTO evaluation_history (tag, policy_id, digest, status, evaluated_at) "
                            "VALUES (?, ?, ?, ?, ?)", (full_tag, policy_id, digest, status, now_text()))
+        if evaluation is not None:
+            check_history.keep(connection, ACCOUNT, full_tag, policy_id, digest, evaluation)
         if row is not None and (row["digest"], row["status"]) == (digest, status):
             return False
         connection.execute("INSERT INTO evaluation_status (account, tag, policy_id, digest, status) "

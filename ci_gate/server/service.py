@@ -202,6 +202,7 @@ class Service:
         admin_store = self._stores[ACCOUNT]
         for thread in self.background:  # one replica at a time runs each watcher
             thread.lease = functools.partial(admin_store.hold_lease, f"watcher:{thread.thread_name}")
+            thread.release = functools.partial(admin_store.release_lease, f"watcher:{thread.thread_name}")
             thread.start()
 
     def stop(self) -> None:

@@ -283,6 +283,11 @@ class Store:
                                (name, holder, seconds or self.lease_seconds))
         return True
 
+    def release_lease(self, name: str, holder: str = REPLICA_ID) -> None:
+        """Give the named lease up, when `holder` holds it (a replica that stops)."""
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
     def analysis_document(self, digest: str) -> dict[str, Any] | None:
         rows = self._query("SELECT document FROM analyses WHERE digest = ?", (digest,))
         if not rows:

@@ -8,7 +8,10 @@ subscribed images did), runs the incremental engine of `ci-gate watch` (`ci_gate
 current image of every subscribed tag of every account. Only packages the import can have changed are
 matched again, from the stored analyses (no image is analysed again). The engine's state (package
 index and last matches) is one SQLite file in the data dir, shared by all accounts: an image is keyed
-by its account and tag, so the same digest in two accounts is two images with their own events.
+by its account and tag, so the same digest in two accounts is two images with their own events. The
+file is kept in the admin account's database after every pass and taken from there before one
+(`ci_gate.server.watch_state`), so a replica that takes the watcher's lease over continues where the
+last holder stopped: it neither records its events again nor takes a new baseline over the changes.
 
 The first look at a tag (or at the new digest of a moved tag) records a baseline and no event; it also
 evaluates the tag under the account's active policy when it never was, so a later flip has a verdict
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_gate.database import DatabaseUnavailable
-from ci_gate.server import records, tag_watch
+from ci_gate.server import records, tag_watch, watch_state
 from ci_gate.server.background import BackgroundLoop
 from ci_gate.server.service import Service
 from ci_gate.server.store import ACCOUNT, ANALYZED, Store, add_event
@@ -106,6 +109,7 @@ class VulnWatcher(BackgroundLoop):
         super().__init__()
         self._last_seen: tuple[str, frozenset[tuple[str, str]]] | None = None
         """The store stamp and subscribed images of the last complete pass: the same again needs no pass."""
+        self._shared = watch_state.SharedState("vuln-watch", state_path)
 
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
@@ -127,6 +131,8 @@ class VulnWatcher(BackgroundLoop):
         if stamp is None:
             return 0
         stores = self._stores()
+        if self._shared.pull(stores[ACCOUNT]):  # another replica made passes since this one's last
+            self._last_seen = None
         wanted = subscribed_images(stores)
         seen = (stamp, frozenset((key, image.fingerprint) for key, image in wanted.items()))
         if seen == self._last_seen:
@@ -163,6 +169,10 @@ class VulnWatcher(BackgroundLoop):
             for image, _ in changed:
                 self._evaluate(image, only_when_unevaluated=False)
             state.commit()
+        if not self._shared.push(stores[ACCOUNT]):
+            LOG.info("another replica took the vulnerability watcher over during this pass: its state is kept")
+            self._last_seen = None
+            return recorded
         if recorded or result.new_images or baselines:
             LOG.info("vulnerability re-match: %d record(s) changed, %d variant(s) re-matched, %d vuln_update "
                      "event(s), %d new baseline(s)", result.changed_records, result.rematched_variants, recorded,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,6 +283,60 @@ def test_policy_commands(cli: AnchoreCli, registry: RegistryServer, app_images: 
 
     assert cli.ok("image", "del", digest, "--force").strip() == "Success"  # by digest
     assert cli.run("image", "get", tag).returncode != 0 and cli.run("image", "get", digest).returncode != 0
+
+
+def test_check_history_returns_the_stored_evaluation_of_each_final_action(
+        cli: AnchoreCli, registry: RegistryServer, app_images: dict[str, OciImage], tmp_path: Path) -> None:
+    """`check?history=true` (`evaluate check --show-history`) returns the stored evaluations of the image's
+    tag under the policy, newest first, one per final action (anchore-engine's stored eval id); without it,
+    only the fresh evaluation."""
+    tag = push(app_images["leaky"], registry.host, f"cli/history-{uuid.uuid4().hex[:8]}:leaky")
+    cli.ok("image", "add", tag)
+    cli.ok("image", "wait", tag, "--interval", "0.2")
+    policy_file = tmp_path / "permissive.json"
+    policy_file.write_text(json.dumps(PERMISSIVE))
+    cli.ok("policy", "add", str(policy_file))
+    cli.ok("policy", "activate", "permissive-bundle")
+    assert cli.run("evaluate", "check", tag).returncode == 0  # warn: the image has no HEALTHCHECK
+    assert cli.run("evaluate", "check", tag, "--policy", "ci-gate-default").returncode == 1  # another policy's
+    strict = json.loads(json.dumps(PERMISSIVE))
+    strict["policies"][0]["rules"].append({"id": "r2", "action": "STOP", "gate": "secret_scans",
+                                           "trigger": "content_regex_checks", "params": []})
+    policy_file.write_text(json.dumps(strict))
+    cli.ok("policy", "add", str(policy_file))  # the same id, now stopping on the planted key
+
+    latest = cli.run("evaluate", "check", tag)
+    assert latest.returncode == 1 and field(latest.stdout, "Status") == ["fail"]
+    history = cli.run("evaluate", "check", tag, "--show-history")
+    assert history.returncode == 1, history.stdout  # the newest decides
+    assert field(history.stdout, "Status") == ["fail", "pass"]
+    assert field(history.stdout, "Policy ID") == ["permissive-bundle"] * 2
+
+    digest = cli.json("image", "get", tag)[0]["imageDigest"]
+    v2 = cli.server.get(f"/v2/images/{digest}/check", params={"tag": tag, "history": "true"}).json()
+    assert [e["final_action"] for e in v2["evaluations"]] == ["stop", "warn"]
+    assert [f["gate"] for f in v2["evaluations"][1]["details"]["findings"]] == ["dockerfile"]
+    assert len(cli.server.get(f"/v2/images/{digest}/check", params={"tag": tag}).json()["evaluations"]) == 1
+    v1 = cli.server.get(f"/v1/images/{digest}/check", params={"tag": tag, "history": "true", "detail": "false"})
+    [[(shown_digest, by_tag)]] = [list(entry.items()) for entry in v1.json()]
+    assert shown_digest == digest and [e["status"] for e in by_tag[tag]] == ["fail", "pass"]
+
+    stored_warn = v2["evaluations"][1]["evaluation_time"]
+    policy_file.write_text(json.dumps(PERMISSIVE))
+    cli.ok("policy", "add", str(policy_file))  # back to warn
+    time.sleep(1.1)  # a warn kept from now on would carry another time
+    interactive = cli.server.get(f"/v2/images/{digest}/check", params={"tag": tag, "interactive": "true"}).json()
+    assert [e["final_action"] for e in interactive["evaluations"]] == ["warn"]  # evaluated, not kept (the engine)
+    assert interactive["evaluations"][0]["evaluation_time"] != stored_warn
+    policy_file.write_text(json.dumps(strict))
+    cli.ok("policy", "add", str(policy_file))
+    kept = cli.server.get(f"/v2/images/{digest}/check", params={"tag": tag, "history": "true"}).json()
+    assert [(e["final_action"], e["evaluation_time"]) for e in kept["evaluations"]][1] == ("warn", stored_warn)
+
+    policy_file.write_text(json.dumps(PERMISSIVE))
+    cli.ok("policy", "add", str(policy_file))  # warn again: the stored warn is replaced, not added
+    again = cli.run("evaluate", "check", tag, "--show-history")
+    assert again.returncode == 0 and field(again.stdout, "Status") == ["pass", "fail"], again.stdout
 
 
 def test_registry_credentials_are_used_for_pulls_and_never_shown(

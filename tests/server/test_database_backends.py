@@ -170,10 +170,10 @@ def test_named_leases_run_one_holder_at_a_time(open_store: StoreFactory) -> None
 
 def test_migrations_are_recorded_and_not_applied_again(open_store: StoreFactory) -> None:
     store = open_store()
-    assert store.database.applied_migrations() == [1, 2]
+    assert store.database.applied_migrations() == [1, 2, 3, 4]
     _queue(store, DIGESTS[:1])
     again = open_store()  # opening again applies nothing and keeps the data
-    assert again.database.applied_migrations() == [1, 2] and again.get_image(DIGESTS[0]) is not None
+    assert again.database.applied_migrations() == [1, 2, 3, 4] and again.get_image(DIGESTS[0]) is not None
 
 
 def test_accounts_directory_on_both_databases(backend: DatabaseUrl, tmp_path: Path) -> None:
@@ -385,7 +385,7 @@ def test_concurrent_starters_apply_the_migrations_once(postgres: PostgresServer,
     with psycopg.connect(url) as connection:
         rows = connection.execute("SELECT version FROM ci_gate_account_admin.schema_migrations "
                                   "ORDER BY version").fetchall()
-    assert rows == [(1,), (2,)]
+    assert rows == [(1,), (2,), (3,), (4,)]
 
 
 def test_replicas_claim_each_delivery_once(postgres_url: str, tmp_path: Path) -> None:
@@ -486,6 +486,21 @@ print(json.dumps([due.idempotency_key for due in claimed]), flush=True)
 """
 
 
+def _on_a_replica_off_by(script: str, postgres_url: str, tmp_path: Path, seconds: float, *arguments: str) -> str:
+    """Run `script` as a replica whose clock is off by `seconds`; its last line of output."""
+    result = subprocess.run([sys.executable, "-c", script, postgres_url, str(tmp_path / "skewed"), str(seconds),
+                             *arguments], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+
+def _claim_and_fail_on_a_replica_off_by(postgres_url: str, tmp_path: Path, seconds: float,
+                                        retry_after: float) -> list[str]:
+    return list(json.loads(_on_a_replica_off_by(_SKEWED_CLAIM_AND_FAIL, postgres_url, tmp_path, seconds,
+                                                str(retry_after))))
+
+
 def test_retries_are_scheduled_and_found_due_by_the_database_clock_not_a_skewed_replicas(
         postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A retry's backoff is counted on the database's clock: a replica an hour ahead schedules a retry one
@@ -496,11 +511,7 @@ def test_retries_are_scheduled_and_found_due_by_the_database_clock_not_a_skewed_
     [delivery] = outbox.list_deliveries(store)
 
     def claim_and_fail_on_a_replica_off_by(seconds: float, retry_after: float) -> list[str]:
-        result = subprocess.run([sys.executable, "-c", _SKEWED_CLAIM_AND_FAIL, postgres_url, str(tmp_path / "skewed"),
-                                 str(seconds), str(retry_after)], capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
-        assert result.returncode == 0, result.stderr
-        return list(json.loads(result.stdout.strip().splitlines()[-1]))
+        return _claim_and_fail_on_a_replica_off_by(postgres_url, tmp_path, seconds, retry_after)
 
     assert claim_and_fail_on_a_replica_off_by(+3600, retry_after=1) == [delivery["idempotency_key"]]
     time.sleep(1.5)
@@ -511,6 +522,49 @@ def test_retries_are_scheduled_and_found_due_by_the_database_clock_not_a_skewed_
     assert until is not None and 20 < until <= 30  # the delivery thread sleeps until then, not an hour less
     [row] = outbox.list_deliveries(store)
     assert row["state"] == outbox.PENDING and row["tries"] == 2
+    store.close()
+
+
+_SKEWED_RECORD = """
+import sys, time
+from pathlib import Path
+real_time = time.time
+time.time = lambda: real_time() + float(sys.argv[3])  # this replica's clock is off by that many seconds
+from ci_gate.database_url import parse_database_url
+from ci_gate.server import records
+from ci_gate.server.store import Store
+store = Store(Path(sys.argv[2]), parse_database_url(sys.argv[1]))
+tag = "127.0.0.1:5000/moving:latest"
+records.initialise_subscriptions(store, tag, ("tag_update",))
+for digest in sys.argv[4:]:  # the second moves the tag: a tag_update enters the outbox
+    store.add_image(digest, f"127.0.0.1:5000/x@{digest}", tag, {}, None, force=False)
+"""
+
+
+def test_the_retry_window_is_judged_by_the_database_clock_not_a_skewed_replicas(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 24-hour give-up counts from the event's recording to the attempt, both on the database's clock:
+    an event recorded by a replica a day behind, and an attempt by a replica a day ahead, are not given up
+    at once; a window that did run out is not stretched by a replica an hour behind."""
+    monkeypatch.setenv(outbox.BACKOFF_VARIABLE, "0.5")
+    day = 25 * 3600.0
+    _on_a_replica_off_by(_SKEWED_RECORD, postgres_url, tmp_path, -day, DIGESTS[0], DIGESTS[1])
+    store = Store(tmp_path / "outbox", parse_database_url(postgres_url))
+    endpoint = Endpoint(endpoint_id="hook", kind="webhook", name="hook", settings={"url": "http://127.0.0.1:9/"},
+                        notification_types=("tag_update",))
+    assert outbox.fan_out(store, [endpoint]) == 1
+    [due] = outbox.claim_due(store, 10)  # on this machine's (right) clock
+    assert outbox.mark_failed_attempt(store, due, "busy", 503, 1.0, permanent=False) == outbox.PENDING
+    time.sleep(1.5)
+    assert _claim_and_fail_on_a_replica_off_by(postgres_url, tmp_path, +day, retry_after=1) == [due.idempotency_key]
+    [row] = outbox.list_deliveries(store)
+    assert row["state"] == outbox.PENDING and row["tries"] == 2  # a day ahead, yet within the window
+
+    monkeypatch.setenv(outbox.WINDOW_VARIABLE, "4")  # now a window that is over once the retry is due
+    time.sleep(4.5)
+    assert _claim_and_fail_on_a_replica_off_by(postgres_url, tmp_path, -3600, retry_after=1) == [due.idempotency_key]
+    [row] = outbox.list_deliveries(store)
+    assert row["state"] == outbox.FAILED and row["tries"] == 3  # an hour behind, yet the window is over
     store.close()
 
 

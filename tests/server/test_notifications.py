@@ -129,6 +129,46 @@ def test_a_bad_allow_notify_host_stops_serve_with_one_line(tmp_path: Path) -> No
     assert not (tmp_path / "data").exists()
 
 
+HOOK_TOKEN = "hook-token-0123456789"
+MATTERMOST_KEY = "xoxm-mattermost-key-98765"
+
+
+def test_a_credential_in_an_endpoint_url_is_masked_everywhere_and_still_delivers(
+        tmp_path: Path, receivers: list[Receiver]) -> None:
+    """A `?token=` query parameter and a `/hooks/<key>` path segment are credentials: the API (create, list,
+    read, update), the dashboard and the log show the URL with them masked, a client that saves back
+    what it read keeps the real URL, and deliveries go to the real URL."""
+    hook = start_receiver(receivers, "webhook")
+    config = tmp_path / "notifications.yaml"
+    config.write_text(f"webhooks:\n  general:\n    url: {hook.url}/hooks/{MATTERMOST_KEY}\n")
+    with ServeProcess(tmp_path / "data", environment=FAST,
+                      extra_args=["--notifications-config", str(config), *LOCAL_RECEIVERS]) as serve:
+        base = "/v2/notifications/endpoints/webhook/configurations"
+        created = serve.post(base, json={"name": "ci", "url": f"{hook.url}/in?team=a&token={HOOK_TOKEN}"})
+        assert created.status_code == 200, created.text
+        shown = created.json()
+        assert shown["url"] == f"{hook.url}/in?team=a&token=***"
+        one = f"{base}/{shown['id']}"
+        read = serve.get(one)
+        assert read.json()["url"] == shown["url"] and HOOK_TOKEN not in serve.get(base).text + read.text
+        again = serve.put(one, json={**read.json(), "name": "ci renamed"})  # what it read, saved back
+        assert again.status_code == 200 and HOOK_TOKEN not in again.text and again.json()["url"] == shown["url"]
+        assert serve.post(f"{one}/test").json()[0]["delivered"] is True
+        assert serve.post("/v2/system/webhooks/tag_update/test").status_code == 200
+        assert [(r.path, r.query) for r in hook.received] == [
+            ("/in", {"team": "a", "token": HOOK_TOKEN}), (f"/hooks/{MATTERMOST_KEY}", {}),
+            ("/in", {"team": "a", "token": HOOK_TOKEN})]  # the engine-style file's hook, then ours
+
+        page = serve.get("/ui/notifications")
+        assert page.status_code == 200
+        assert f"{hook.url}/in?team=a&amp;token=***" in page.text and f"{hook.url}/hooks/***" in page.text
+        moved = serve.put(one, json={"url": f"{hook.url}/other"})  # a URL without a credential is shown as is
+        assert moved.json()["url"] == f"{hook.url}/other" and serve.get(one).json()["url"] == f"{hook.url}/other"
+        log = serve.log()
+    for secret in (HOOK_TOKEN, MATTERMOST_KEY):
+        assert secret not in page.text and secret not in log
+
+
 def test_a_restart_while_the_receiver_is_down_loses_nothing_and_repeats_no_delivery(
         tmp_path: Path, serve_vuln_db: Path, pushed_images: list[tuple[str, str]],
         receivers: list[Receiver]) -> None:

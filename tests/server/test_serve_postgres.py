@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,3 +218,50 @@ def test_two_replicas_record_a_vulnerability_update_once(tmp_path: Path, postgre
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def _added(event: dict[str, Any]) -> list[str]:
+    """The vulnerability ids a vuln_update event says were added."""
+    return sorted(str(entry["CVE_ID"]) for entry in event["details"]["diff_vulnerability_result"]["added"])
+
+
+def test_a_replica_taking_the_vulnerability_watcher_over_continues_where_the_last_holder_stopped(
+        tmp_path: Path, postgres_url: str, registry: RegistryServer) -> None:
+    """The watcher's lease moves from replica A to B and back (each stop hands it over). B was never the
+    holder: its first pass must not be a new baseline that misses the import made meanwhile. A's own state
+    file is from before that import: its pass must not record the import's change again."""
+    images = build_drift_images(tmp_path / "images")  # app:2 has curl and openssl
+    tag = push(images.app_v2_image, registry.host, f"vulnwatch/handover-{uuid.uuid4().hex[:8]}:2")
+    vuln_db = tmp_path / "vulns.sqlite"
+
+    def import_record(identifier: str, package: str, fixed: str) -> None:
+        record = tmp_path / identifier / f"{identifier}.json"
+        record.parent.mkdir()
+        record.write_text(json.dumps(osv_record(identifier, package, fixed)))
+        import_paths([record], vuln_db)
+
+    def vuln_updates(replica: ServeProcess) -> list[dict[str, Any]]:
+        return test_vuln_watch._events(replica.session, replica.url, test_vuln_watch.VULN_UPDATE)
+
+    import_record("DLA-0000-1", "glibc", "2.36-9+deb12u4")  # unrelated to the image
+    a, b = (ServeProcess(tmp_path / f"replica-{name}", vuln_db=vuln_db, extra_args=["--database", postgres_url],
+                         environment={"CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) for name in "ab")
+    try:
+        a.start()
+        test_vuln_watch._watch(a.session, a.url, tag, images.app_v2_image.manifest_digest, a)
+        test_vuln_watch._wait(lambda: test_vuln_watch._indexed(a.data_dir / "vuln-watch.sqlite") == 1,
+                              "the baseline, on A", a)
+        a.stop()  # hands the lease over
+        b.start()
+        import_record("DSA-9999-1", "curl", "7.88.1-10+deb12u5")
+        test_vuln_watch._wait(lambda: vuln_updates(b), "B recording the curl advisory", b, timeout=60)
+        b.stop()
+        a.start()  # its own state file still knows nothing of the curl advisory
+        import_record("DSA-9999-2", "openssl", "3.0.11-1~deb12u3")
+        test_vuln_watch._wait(lambda: len(vuln_updates(a)) >= 2, "A recording the openssl advisory", a, timeout=60)
+        time.sleep(1.5)  # further polls of A: nothing is recorded again
+        updates = vuln_updates(a)
+    finally:
+        a.stop()
+        b.stop()
+    assert sorted(_added(event) for event in updates) == [["DSA-9999-1"], ["DSA-9999-2"]], updates
