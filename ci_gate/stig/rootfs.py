@@ -133,8 +133,9 @@ class _Spooled:
 
 class _Spool:
     """Every regular file of the image, written once as its layer streams by (runs of zeros become
-    holes), with the image's owner and mode, under a name of our own in a private directory; a
-    later version of a path replaces the earlier one at once."""
+    holes), with the image's owner, under a name of our own in a private directory; a later version
+    of a path replaces the earlier one at once. The image's mode is set when the file is placed in
+    the tree: until then it stays readable to us (os-release, the dpkg database) even unprivileged."""
 
     def __init__(self, directory: str, result: MaterializedRoot) -> None:
         os.mkdir(directory, 0o700)
@@ -160,7 +161,6 @@ class _Spool:
                 os.fchown(fd, entry.uid, entry.gid)
             else:
                 self.result.owners_kept = False
-            os.fchmod(fd, entry.mode & 0o7777)  # after chown: chown clears setuid/setgid
         finally:
             os.close(fd)
         self.kept[entry.path] = _Spooled(entry.layer_index, entry.data_offset, name, written)
@@ -343,6 +343,8 @@ class _Writer:
             if parent is None:
                 continue
             try:
+                # After chown (at spooling): chown clears setuid/setgid. The spool holds only our files.
+                os.chmod(spooled.name, entry.mode & 0o7777, dir_fd=self.spool.fd)
                 os.link(spooled.name, entry.path.rsplit("/", 1)[1], src_dir_fd=self.spool.fd, dst_dir_fd=parent,
                         follow_symlinks=False)
             except OSError as error:
