@@ -14,9 +14,11 @@ evaluated (with oscap < 1.4 ci-gate also re-decides the package rules from the i
   deletes until the walk ends.
 Printed per case and checkout: best wall time and the CPU time (ci-gate, its inflate worker and
 oscap: the children's rusage) of `--no-cache` and of a cached run; the peak temporary space (disk
-blocks under CI_GATE_STIG_TMPDIR, sampled, set to a fresh folder in /dev/shm for both) of an
-uncached run; then the ratios this/previous; and once, oscap alone on a materialised tree and the
-ratio ci-gate stig / oscap alone. Nothing is judged here.
+blocks under CI_GATE_STIG_TMPDIR, each inode once, sampled, set to a fresh folder in /dev/shm for
+both) of an uncached run; the same for opening, walking and materialising the image alone
+(in-process, no oscap: the part the one-pass change is about); then the ratios this/previous; and
+once, oscap alone on a materialised tree and the ratio ci-gate stig / oscap alone. Nothing is
+judged here.
 """
 
 from __future__ import annotations
@@ -60,12 +62,15 @@ class Figures:
 
 
 def _blocks_under(path: str) -> int:
-    total = 0
+    """Disk bytes of the files under `path`, each inode once (a hard link, or a file moved while we
+    look, is not counted twice)."""
+    blocks: dict[int, int] = {}
     for directory, _, files in os.walk(path):
         for name in files:
             with contextlib.suppress(OSError):  # removed while we looked
-                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
-    return total
+                status = os.lstat(os.path.join(directory, name))
+                blocks[status.st_ino] = status.st_blocks * 512
+    return sum(blocks.values())
 
 
 def _run(checkout: Path, image: str, cache: Path, temp: Path, *extra: str) -> tuple[float, float]:
@@ -74,8 +79,10 @@ def _run(checkout: Path, image: str, cache: Path, temp: Path, *extra: str) -> tu
            "CI_GATE_STIG_TMPDIR": str(temp)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH
     done = subprocess.run([sys.executable, "-m", "ci_gate.cli", "stig", image, "--datastream", DATASTREAM,
-                           "--profile", PROFILE, *extra], capture_output=True, text=True, env=env, check=False)
+                           "--profile", PROFILE, *extra], capture_output=True, text=True, env=env, check=False,
+                          cwd=checkout)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
@@ -101,6 +108,42 @@ def _peak_space(checkout: Path, image: str, cache: Path, temp: Path) -> int:
         running = False
         sampler.join()
     return peak
+
+
+MATERIALISE_ONLY = """
+import os, resource, sys, time
+from ci_gate.sources import open_image
+from ci_gate.sources.interface import Limits
+from ci_gate.stig import rootfs
+paths = ("/etc/os-release", "/usr/lib/os-release", "/var/lib/dpkg/status")
+started = time.perf_counter()
+if hasattr(rootfs, "materialized_image"):  # one pass
+    context = rootfs.materialized_image(open_image(sys.argv[1]), Limits(), parent_dir=sys.argv[2], capture_paths=paths)
+else:  # walk, then inflate again each layer that holds a final file
+    from ci_gate.sources.filesystem import walk_image
+    walked = walk_image(open_image(sys.argv[1]), capture_paths=paths)
+    context = rootfs.materialized_rootfs(walked, Limits(), parent_dir=sys.argv[2])
+with context:
+    wall = time.perf_counter() - started
+usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print(wall, sum(u.ru_utime + u.ru_stime for u in usage))
+"""
+
+
+def _materialise_only(checkout: Path, image: str, repeat: int, scratch: Path) -> tuple[float, float]:
+    """Best wall and CPU (with the inflate worker) of opening, walking and materialising the image
+    in-process, as `ci-gate stig` does before oscap runs."""
+    temp = Path(tempfile.mkdtemp(dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else scratch, prefix="bench-"))
+    runs = []
+    try:
+        for _ in range(repeat):
+            done = subprocess.run([sys.executable, "-c", MATERIALISE_ONLY, image, str(temp)], capture_output=True,
+                                  text=True, env={**os.environ, "PYTHONPATH": str(checkout)}, cwd=checkout, check=True)
+            wall, cpu = map(float, done.stdout.split())
+            runs.append((wall, cpu))
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return min(wall for wall, _ in runs), min(cpu for _, cpu in runs)
 
 
 def _measure(checkout: Path, image: str, repeat: int, scratch: Path) -> Figures:
@@ -145,6 +188,9 @@ def main() -> None:
             previous = _measure(options.baseline.resolve(), image, options.repeat, scratch)
             this = _measure(ROOT, image, options.repeat, scratch)
             print(f"{name}:")
+            for label, checkout in (("previous", options.baseline.resolve()), ("this", ROOT)):
+                wall, cpu = _materialise_only(checkout, image, options.repeat + 2, scratch)
+                print(f"  {label:8} open + walk + materialise only: best {wall:.2f} s wall, {cpu:.2f} s CPU")
             for label, figures in (("previous", previous), ("this", this)):
                 print(f"  {label:8} --no-cache: best {figures.fresh_wall:.2f} s wall, {figures.fresh_cpu:.2f} s CPU; "
                       f"cached: best {figures.cached_wall:.2f} s wall, {figures.cached_cpu:.2f} s CPU; "
