@@ -90,6 +90,8 @@ def evaluations_for_digest(image_digest: str, profile: str = "") -> list[StigEva
 def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
                    datastream: Path | None = None, use_cache: bool = True,
                    log: Callable[[str], None] | None = None) -> StigEvaluation:
+    """Evaluate `reference` with `profile` of the content (auto: SSG's for its distribution); a cached
+    result of the same request is answered after reading the manifest and config only."""
     binary = oscap.oscap_binary()
     version = oscap.oscap_version(binary)
     scanner = "OpenSCAP " + ".".join(map(str, version))
