@@ -378,14 +378,24 @@ def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
 LayerCallback = Callable[[int, int, "LayerStream | None"], None]
 """Called with (layer index, layer count, stream) before each layer, for progress display."""
 
+FileSink = Callable[[Entry, Callable[[int], bytes | None]], None]
+"""Given each regular file of a tar layer as it streams by, with a reader of the file's whole data
+(call it until it returns nothing), in place of the visitors' capped head: `ci_gate.stig` writes the
+files out for OpenSCAP in the same pass, so no layer is inflated twice."""
+
 
 def walk_image(raw: RawImage, visitors: Sequence[LayerVisitor] = (), limits: Limits | None = None,
                capture_paths: Iterable[str] = (), on_layer: LayerCallback | None = None,
-               on_progress: Callable[[int], None] | None = None) -> ImageFilesystem:
+               on_progress: Callable[[int], None] | None = None, file_sink: FileSink | None = None
+               ) -> ImageFilesystem:
     """Stream every layer once, show file contents to the visitors, and squash the layers into a view.
 
     Every version of each path in `capture_paths` is kept in memory (up to 1 MiB each) so that small
-    system files (/etc/passwd, os-release, ...) can be read after the walk without another pass."""
+    system files (/etc/passwd, os-release, ...) can be read after the walk without another pass.
+    A `file_sink` reads whole files, so it replaces the visitors (a `dir:` layer's files are not
+    given to it: they stay readable on the host)."""
+    if file_sink is not None and (visitors or capture_paths):
+        raise ValueError("walk_image: a file_sink reads each file to its end; it takes no visitors")
     limits = limits or Limits()
     filesystem = ImageFilesystem(raw.layers, limits)
     capture = frozenset(capture_paths)
@@ -408,7 +418,7 @@ def walk_image(raw: RawImage, visitors: Sequence[LayerVisitor] = (), limits: Lim
         try:
             archive = TarReader(reader, metadata_budget)
             _apply_members(filesystem, index, _tar_members(archive, index, filesystem), visitors, limits,
-                           on_progress)
+                           on_progress, file_sink)
             stream.finish()
         except TarMetadataLimitError as error:
             raise LimitExceededError(f"layer {index + 1} ({blob.digest[:19]}): {error}") from None
@@ -424,7 +434,7 @@ def walk_image(raw: RawImage, visitors: Sequence[LayerVisitor] = (), limits: Lim
 def _apply_members(filesystem: ImageFilesystem, index: int,
                    members: Iterable[tuple[Entry, Callable[[int], bytes | None]] | tuple[str, str]],
                    visitors: Sequence[LayerVisitor], limits: Limits,
-                   on_progress: Callable[[int], None] | None) -> None:
+                   on_progress: Callable[[int], None] | None, file_sink: FileSink | None = None) -> None:
     layer_entries: dict[str, Entry] = {}
     whiteouts: list[str] = []
     opaque_dirs: list[str] = []
@@ -439,7 +449,9 @@ def _apply_members(filesystem: ImageFilesystem, index: int,
             raise LimitExceededError(f"the image has more than {limits.max_files:,} entries (a hostile "
                                      "image?); raise the limit with CI_GATE_MAX_FILES if it is genuine")
         layer_entries[entry.path] = entry
-        if entry.kind == "file" and visitors and entry.size >= 0:
+        if file_sink is not None and entry.kind == "file":
+            file_sink(entry, read)
+        elif entry.kind == "file" and visitors and entry.size >= 0:
             wanted = [(visitor, visitor.wants(entry)) for visitor in visitors]
             most = max((amount for _, amount in wanted), default=0)
             if most > 0:

@@ -1,12 +1,13 @@
 """`evaluate_image`: open the image, materialise its root filesystem, run OpenSCAP, parse the results.
 
-Results are cached by image digest (manifest, layers), datastream content and profile, so a
-pipeline that gates and then writes checklists evaluates once.
+Results are cached (`ci_gate.stig.cache`) and looked up before any layer is read, so a pipeline
+that gates and then writes checklists evaluates once, and the second run inflates nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -14,20 +15,26 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ci_gate.errors import AnalysisError, CiGateError
 from ci_gate.fileio import write_atomic
 from ci_gate.sources import open_image
-from ci_gate.sources.interface import SourceOptions
-from ci_gate.stig import oscap
-from ci_gate.stig.model import PROFILE_PREFIX, StigEvaluation, StigRule
+from ci_gate.sources.interface import RawImage, SourceOptions
+from ci_gate.stig import cache, oscap
+from ci_gate.stig.cache import load_evaluation, stig_cache_dir
+from ci_gate.stig.model import PROFILE_PREFIX, StigEvaluation
 
-CACHE_FORMAT = 2
+__all__ = ["digest_index_dir", "evaluate_image", "evaluations_for_digest", "materialise_parent", "record_for_gate",
+           "stig_cache_dir", "summary_line"]
+
 _OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 _DPKG_STATUS = "/var/lib/dpkg/status"
 DPKG_PROBE_WARNING = ("oscap {version} reads the host's dpkg database, not the image's, under OSCAP_PROBE_ROOT "
                       "(fixed in OpenSCAP 1.4, PR #2046)")
+INFLATION_ESTIMATE = 4
+"""Uncompressed bytes per stored byte assumed for a layer before it is read (a root filesystem
+gzips about 3:1); runs of zeros, the usual exception, are written as holes and cost no space."""
+_SHM = "/dev/shm"
 
 
 def materialise_parent(image_bytes: int) -> str | None:
@@ -38,19 +45,12 @@ def materialise_parent(image_bytes: int) -> str | None:
         if os.environ.get(variable):
             return os.environ[variable]
     try:
-        stats = os.statvfs("/dev/shm")
-        if os.access("/dev/shm", os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize > 2 * image_bytes + 2**26:
-            return "/dev/shm"
+        stats = os.statvfs(_SHM)
+        if os.access(_SHM, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize > 2 * image_bytes + 2**26:
+            return _SHM
     except OSError:
         pass
     return None
-
-
-def stig_cache_dir() -> Path:
-    explicit = os.environ.get("CI_GATE_CACHE_DIR")
-    base = Path(explicit) if explicit else Path(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "ci-gate"
-    return base / "stig"
 
 
 def digest_index_dir(image_digest: str) -> Path:
@@ -63,8 +63,9 @@ def _profile_file_name(profile: str) -> str:
 
 
 def record_for_gate(evaluation: StigEvaluation) -> None:
-    """Keep `evaluation` as the one the stig gate sees for its image digest and profile."""
-    if not evaluation.image_digest:
+    """Keep `evaluation` as the one the stig gate sees for its image digest and profile (only one whose
+    content matched the image: a profile that excluded every rule evaluated nothing)."""
+    if not evaluation.image_digest or not evaluation.platform_matched:
         return
     try:
         directory = digest_index_dir(evaluation.image_digest)
@@ -82,84 +83,90 @@ def evaluations_for_digest(image_digest: str, profile: str = "") -> list[StigEva
         files = [directory / _profile_file_name(wanted)]
     else:
         files = sorted(directory.glob("*.json")) if directory.is_dir() else []
-    found = [evaluation for evaluation in map(_load_cached, files) if evaluation is not None]
+    found = [evaluation for evaluation in map(load_evaluation, files) if evaluation is not None]
     return [evaluation for evaluation in found if evaluation.image_digest == image_digest]
-
-
-def _cache_key(digest: str, layers: str, content: oscap.Content, scanner: str) -> str:
-    content_hash = hashlib.sha256(content.datastream.read_bytes()).hexdigest()
-    return hashlib.sha256(f"{CACHE_FORMAT}\0{digest}\0{layers}\0{content_hash}\0{content.profile}\0{scanner}"
-                          .encode()).hexdigest()
-
-
-def _load_cached(path: Path) -> StigEvaluation | None:
-    try:
-        document = json.loads(path.read_text())
-        values: list[dict[str, Any]] = [
-            {f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
-             for f in dataclasses.fields(StigRule) if f.name in rule} for rule in document["rules"]]
-        rules = [StigRule(**value) for value in values]
-        fields = {f.name: document[f.name] for f in dataclasses.fields(StigEvaluation) if f.name != "rules"}
-        return StigEvaluation(**fields, rules=rules)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
                    datastream: Path | None = None, use_cache: bool = True,
                    log: Callable[[str], None] | None = None) -> StigEvaluation:
-    from ci_gate.analyze.distro import parse_os_release
-    from ci_gate.sources.filesystem import walk_image
-    from ci_gate.stig.rootfs import materialized_rootfs
-
+    """Evaluate `reference` with `profile` of the content (auto: SSG's for its distribution); a cached
+    result of the same request is answered after reading the manifest and config only."""
     binary = oscap.oscap_binary()
     version = oscap.oscap_version(binary)
     scanner = "OpenSCAP " + ".".join(map(str, version))
     raw = open_image(reference, source)
     try:
-        digest = raw.manifest_digest or raw.config_digest or ""
-        layers = ",".join(blob.digest for blob in raw.layers)
-        filesystem = walk_image(raw, limits=source.limits, capture_paths=(*_OS_RELEASE, _DPKG_STATUS))
-        os_release: dict[str, str] = {}
-        for path in _OS_RELEASE:
-            text = filesystem.read(path)
-            if text:
-                os_release = parse_os_release(text.decode("utf-8", "replace"))
-                break
-        content = oscap.choose_content(os_release, profile, datastream)
-        cache_file: Path | None = None
-        if use_cache and digest and raw.scheme != "dir":
-            cache_file = stig_cache_dir() / f"{_cache_key(digest, layers, content, scanner)}.json"
-            cached = _load_cached(cache_file)
-            if cached is not None:
-                record_for_gate(cached)
-                return cached
-        warnings = list(raw.warnings)
-        dpkg_based = os_release.get("ID") in ("debian", "ubuntu") or "debian" in os_release.get("ID_LIKE", "")
-        redecide_packages = version < (1, 4) and dpkg_based
-        image_bytes = sum(entry.size for entry in filesystem.iter_entries() if entry.kind == "file")
-        parent = materialise_parent(max(image_bytes, filesystem.uncompressed_bytes))
-        with materialized_rootfs(filesystem, source.limits, parent_dir=parent) as rootfs, \
-                tempfile.TemporaryDirectory(prefix="ci-gate-oscap-") as work:
+        identity = cache.image_identity(raw) if use_cache else None
+        request = None if identity is None else cache.Request(
+            image=identity, profile=profile, datastream=str(datastream.absolute()) if datastream else "",
+            content_dir=str(oscap.SSG_CONTENT_DIR.absolute()), scanner=f"{binary} {scanner}",
+            owners_kept=os.geteuid() == 0)
+        cached = cache.lookup(request) if request is not None else None
+        if cached is not None:
             if log:
-                log(f"materialised {rootfs.files} files, {rootfs.directories} directories, {rootfs.links} links; "
-                    f"evaluating {content.profile} of {content.datastream.name}")
-            if not rootfs.owners_kept:
-                warnings.append("not running as root: file owners in the evaluated tree are the current "
-                                "user's, so owner rules are not reliable")
-            skipped_devices = sum(1 for line in rootfs.skipped if "device/FIFO" in line)
-            if skipped_devices:
-                warnings.append(f"{skipped_devices} device nodes/FIFOs were not materialised")
-            for line in (line for line in rootfs.skipped if "device/FIFO" not in line):
-                warnings.append(f"not materialised: {line}")
-            results_path = Path(work) / "results.xml"
-            oscap.run_eval(binary, content, rootfs.path, results_path)
-            parsed = oscap.parse_results(results_path, content.profile)
-            if redecide_packages:
-                warnings.extend(_packages_from_catalogue(parsed, filesystem.read(_DPKG_STATUS), Path(work), version,
-                                                         content.datastream))
+                log(f"the evaluation of {cached.image_digest} with {cached.profile_id} is cached; --no-cache "
+                    "evaluates again")
+            return _reused(cached, reference)
+        # The tree goes to tmpfs when it has room for the estimated image; if the estimate was short
+        # and tmpfs fills up, once more on disk.
+        parent = materialise_parent(sum(blob.size for blob in raw.layers) * INFLATION_ESTIMATE)
+        arguments = (raw, reference, source, profile, datastream, binary, version, scanner, request, log)
+        try:
+            return _evaluate(*arguments, parent=parent)
+        except OSError as error:
+            if parent != _SHM or error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            return _evaluate(*arguments, parent=None)
     finally:
         raw.close()
+
+
+def _reused(cached: StigEvaluation, reference: str) -> StigEvaluation:
+    """A cached evaluation shown for `reference` (the same digest may be named another way)."""
+    evaluation = dataclasses.replace(cached, image=reference)
+    record_for_gate(evaluation)
+    return evaluation
+
+
+def _evaluate(raw: RawImage, reference: str, source: SourceOptions, profile: str, datastream: Path | None,
+              binary: str, version: tuple[int, ...], scanner: str, request: cache.Request | None,
+              log: Callable[[str], None] | None, parent: str | None) -> StigEvaluation:
+    from ci_gate.analyze.distro import parse_os_release
+    from ci_gate.stig.rootfs import materialized_image
+
+    digest = raw.manifest_digest or raw.config_digest or ""
+    warnings = list(raw.warnings)
+    materialised = materialized_image(raw, source.limits, parent_dir=parent, capture_paths=(*_OS_RELEASE,
+                                                                                             _DPKG_STATUS))
+    with materialised as rootfs, tempfile.TemporaryDirectory(prefix="ci-gate-oscap-") as work:
+        os_release: dict[str, str] = {}
+        for path in _OS_RELEASE:
+            if path in rootfs.captured:
+                os_release = parse_os_release(rootfs.captured[path].decode("utf-8", "replace"))
+                break
+        content = oscap.choose_content(os_release, profile, datastream)
+        if request is not None and (cached := cache.lookup_resolved(request, content)) is not None:
+            cache.store(request, content, cached)  # the resolution record, for a run that reads no layer
+            return _reused(cached, reference)
+        if log:
+            log(f"materialised {rootfs.files} files, {rootfs.directories} directories, {rootfs.links} links; "
+                f"evaluating {content.profile} of {content.datastream.name}")
+        if not rootfs.owners_kept:
+            warnings.append("not running as root: file owners in the evaluated tree are the current "
+                            "user's, so owner rules are not reliable")
+        skipped_devices = sum(1 for line in rootfs.skipped if "device/FIFO" in line)
+        if skipped_devices:
+            warnings.append(f"{skipped_devices} device nodes/FIFOs were not materialised")
+        for line in (line for line in rootfs.skipped if "device/FIFO" not in line):
+            warnings.append(f"not materialised: {line}")
+        results_path = Path(work) / "results.xml"
+        oscap.run_eval(binary, content, rootfs.path, results_path)
+        parsed = oscap.parse_results(results_path, content.profile)
+        dpkg_based = os_release.get("ID") in ("debian", "ubuntu") or "debian" in os_release.get("ID_LIKE", "")
+        if version < (1, 4) and dpkg_based:
+            warnings.extend(_packages_from_catalogue(parsed, rootfs.captured.get(_DPKG_STATUS), Path(work),
+                                                     version, content.datastream))
     evaluation = StigEvaluation(
         image=reference, image_digest=digest, datastream=str(content.datastream),
         benchmark_id=parsed.benchmark_id, benchmark_title=parsed.benchmark_title,
@@ -167,14 +174,9 @@ def evaluate_image(reference: str, source: SourceOptions, profile: str = "auto",
         profile_title=parsed.profile_title, scanner=scanner, rules=parsed.rules, warnings=warnings)
     if not parsed.rules:
         raise AnalysisError(f"profile {content.profile} of {content.datastream.name} selects no rules")
-    if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(cache_file, json.dumps(evaluation.to_json()))
-        except (OSError, CiGateError):  # a cache that cannot be written must not fail the evaluation
-            pass
-    if evaluation.platform_matched:
-        record_for_gate(evaluation)
+    if request is not None:
+        cache.store(request, content, evaluation)
+    record_for_gate(evaluation)
     return evaluation
 
 

@@ -1,13 +1,19 @@
 """Materialise an image's squashed root filesystem into a private temporary directory for OpenSCAP.
 
-OpenSCAP's probes read real files under `OSCAP_PROBE_ROOT`, so the read-only view of
-`ci_gate.sources.filesystem` is written out once: directories, regular files, hard links and
-symbolic links, with the image's modes and owners. Device nodes and FIFOs are never created.
+OpenSCAP's probes read real files under `OSCAP_PROBE_ROOT`, so the image is written out once:
+directories, regular files, hard links and symbolic links, with the image's modes and owners.
+Device nodes and FIFOs are never created. Each layer is inflated once: while `walk_image` streams
+it, every regular file is written into a private spool (a later version of a path replaces the
+earlier one at once); when the walk has squashed the layers, the tree is built and each final file
+is hard-linked from the spool into its place, so no byte is copied twice and the temporary space is
+the final tree plus what later layers delete (whiteouts) until the walk ends.
 
 Safety rules (a hostile image must not touch anything outside the directory):
 - every entry is created relative to a directory file descriptor that was opened component by
   component with O_NOFOLLOW, so a symlink in the image can never redirect a write;
-- files are created with O_CREAT|O_EXCL|O_NOFOLLOW, links are created, never followed;
+- files are created with O_CREAT|O_EXCL|O_NOFOLLOW (spool files under names of our own), hard-linked
+  into the tree with link(2), which never replaces nor follows what is there, links are created,
+  never followed;
 - file data is what the layer's tar holds (bounded by the image byte budget); runs of zero bytes
   become holes, so a large sparse file costs no disk;
 - the directory is removed when the context ends, also on Ctrl-C and SIGTERM.
@@ -16,19 +22,18 @@ Safety rules (a hostile image must not touch anything outside the directory):
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
-from ci_gate.errors import SourceError
-from ci_gate.sources.filesystem import Entry, ImageFilesystem, _read_host_file, normalize_path
-from ci_gate.sources.interface import Limits
-from ci_gate.sources.layers import ByteBudget, open_layer
-from ci_gate.sources.tarstream import TarFormatError, TarReader
+from ci_gate.sources.filesystem import MAX_SYMLINK_HOPS, Entry, ImageFilesystem, _read_host_file, walk_image
+from ci_gate.sources.interface import Limits, RawImage
+from ci_gate.sources.layers import ByteBudget
 
 _CHUNK = 1024 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -49,6 +54,8 @@ class MaterializedRoot:
     skipped: list[str] = field(default_factory=list)
     """One line per entry not materialised (device nodes, FIFOs, entries under a symlink...)."""
     owners_kept: bool = True
+    captured: dict[str, bytes] = field(default_factory=dict)
+    """The contents of the `capture_paths` the image has as regular files (links followed)."""
 
 
 class _Terminated(KeyboardInterrupt):
@@ -79,16 +86,26 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def materialized_rootfs(filesystem: ImageFilesystem, limits: Limits,
-                        parent_dir: str | None = None) -> Iterator[MaterializedRoot]:
-    """Write `filesystem` into a fresh private directory; it is removed when the block ends."""
+def materialized_image(raw: RawImage, limits: Limits, parent_dir: str | None = None,
+                       capture_paths: Iterable[str] = ()) -> Iterator[MaterializedRoot]:
+    """Walk `raw` once and write its squashed root filesystem into a fresh private directory (under
+    `parent_dir`), with the content of `capture_paths` read on the way; removed when the block ends."""
     with _sigterm_as_interrupt():
         temporary = tempfile.mkdtemp(prefix="ci-gate-stig-", dir=parent_dir)
         try:
             root = os.path.join(temporary, "rootfs")
             os.mkdir(root, 0o755)
             result = MaterializedRoot(root)
-            _Writer(filesystem, limits, result).write_all()
+            spool = _Spool(os.path.join(temporary, "spool"), result)
+            try:
+                filesystem = walk_image(raw, limits=limits, file_sink=spool.add)
+                spool.add_host_files(filesystem, limits)
+                result.captured = {path: content for path in capture_paths
+                                   if (content := spool.read(filesystem, path, limits.max_file_read_bytes))
+                                   is not None}
+                _Writer(filesystem, limits, result, spool).write_all()
+            finally:
+                spool.close()  # what is left there (versions no layer kept) is not needed any more
             yield result
         finally:
             remove_tree(temporary)
@@ -104,11 +121,105 @@ def remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@dataclass(frozen=True, slots=True)
+class _Spooled:
+    layer_index: int
+    data_offset: int
+    name: str
+    """The file's name in the spool directory."""
+    size: int
+    """The bytes it spans (holes included)."""
+
+
+class _Spool:
+    """Every regular file of the image, written once as its layer streams by (runs of zeros become
+    holes), with the image's owner, under a name of our own in a private directory; a later version
+    of a path replaces the earlier one at once. The image's mode is set when the file is placed in
+    the tree: until then it stays readable to us (os-release, the dpkg database) even unprivileged."""
+
+    def __init__(self, directory: str, result: MaterializedRoot) -> None:
+        os.mkdir(directory, 0o700)
+        self.directory = directory
+        self.fd = os.open(directory, _DIR_FLAGS)
+        self.result = result
+        self.is_root = os.geteuid() == 0
+        self.kept: dict[str, _Spooled] = {}
+        self.count = 0
+
+    def add(self, entry: Entry, read: Callable[[int], bytes | None]) -> None:
+        """`walk_image`'s file sink: write `entry`'s data, read to its end."""
+        earlier = self.kept.pop(entry.path, None)
+        if earlier is not None:
+            os.unlink(earlier.name, dir_fd=self.fd)
+        name = str(self.count)
+        self.count += 1
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.fd)
+        try:
+            written = _copy(read, fd)
+            os.ftruncate(fd, written)  # a trailing hole is only allocated by the size
+            if self.is_root:
+                os.fchown(fd, entry.uid, entry.gid)
+            else:
+                self.result.owners_kept = False
+        finally:
+            os.close(fd)
+        self.kept[entry.path] = _Spooled(entry.layer_index, entry.data_offset, name, written)
+
+    def add_host_files(self, filesystem: ImageFilesystem, limits: Limits) -> None:
+        """The final files of `dir:` layers (the walk reads no tar for them): read from the host without
+        following a link, whole (not capped at the analysis read limit), within the image budget."""
+        budget = ByteBudget(limits.max_image_bytes)
+        for entry in filesystem.iter_entries():
+            root = filesystem.layers[entry.layer_index].directory_root if entry.kind == "file" else None
+            if root is not None:
+                budget.spend(entry.size, f"layer {entry.layer_index + 1}")
+                self.add(entry, io.BytesIO(_read_host_file(root, entry.path, entry.size) or b"").read)
+
+    def final_version(self, entry: Entry) -> _Spooled | None:
+        """The spooled file holding the final version `entry`, or None."""
+        spooled = self.kept.get(entry.path)
+        if spooled is None or (spooled.layer_index, spooled.data_offset) != (entry.layer_index, entry.data_offset):
+            return None
+        return spooled
+
+    def read(self, filesystem: ImageFilesystem, path: str, limit: int) -> bytes | None:
+        """Up to `limit` bytes of the regular file at `path` (links followed inside the image), as
+        `ImageFilesystem.read` answers, from the spool instead of its layer."""
+        found = filesystem.entry(path)
+        hops = 0
+        while found is not None and found.kind == "hardlink" and hops < MAX_SYMLINK_HOPS:
+            found = filesystem.entries.get(found.link_target)
+            hops += 1
+        spooled = self.final_version(found) if found is not None and found.kind == "file" else None
+        if spooled is None:
+            return None
+        fd = os.open(spooled.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self.fd)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(limit)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _copy(read: Callable[[int], bytes | None], fd: int) -> int:
+    """Copy what `read` gives into `fd`, leaving holes for runs of zeros; the bytes it spans."""
+    position = 0
+    while chunk := read(_CHUNK):
+        if chunk == _ZEROS[:len(chunk)]:
+            os.lseek(fd, len(chunk), os.SEEK_CUR)
+        else:
+            os.write(fd, chunk)
+        position += len(chunk)
+    return position
+
+
 class _Writer:
-    def __init__(self, filesystem: ImageFilesystem, limits: Limits, result: MaterializedRoot) -> None:
+    def __init__(self, filesystem: ImageFilesystem, limits: Limits, result: MaterializedRoot, spool: _Spool) -> None:
         self.filesystem = filesystem
         self.limits = limits
         self.result = result
+        self.spool = spool
         self.is_root = os.geteuid() == 0
         self.root_fd = os.open(result.path, _DIR_FLAGS)
         self._cached_dir: tuple[str, int] | None = None
@@ -221,78 +332,27 @@ class _Writer:
         finally:
             os.close(fd)
 
-    def _open_new_file(self, entry: Entry) -> int | None:
-        parent = self._parent_or_skip(entry)
-        if parent is None:
-            return None
-        try:
-            return os.open(entry.path.rsplit("/", 1)[1],
-                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
-        except OSError as error:
-            self._skip(entry, f"cannot create ({error.strerror})")
-            return None
-
-    def _finish_file(self, fd: int, entry: Entry, written: int) -> None:
-        os.ftruncate(fd, written)  # a trailing hole is only allocated by the size
-        self._chown(entry.uid, entry.gid, fd=fd)
-        os.fchmod(fd, entry.mode & 0o7777)  # after chown: chown clears setuid/setgid
-        self.result.files += 1
-        self.result.bytes_written += written
-
     def _write_files(self, files: list[Entry]) -> None:
-        by_layer: dict[int, dict[tuple[str, int], Entry]] = {}
+        """Hard-link each final file from the spool into its place (link(2) never replaces a name)."""
         for entry in files:
-            by_layer.setdefault(entry.layer_index, {})[(entry.path, entry.data_offset)] = entry
-        budget = ByteBudget(self.limits.max_image_bytes)
-        for index in sorted(by_layer):
-            wanted = by_layer[index]
-            blob = self.filesystem.layers[index]
-            if blob.directory_root is not None:
-                for entry in wanted.values():
-                    # the whole file (not capped at the analysis read limit), within the image budget
-                    budget.spend(entry.size, f"layer {index + 1}")
-                    content = _read_host_file(blob.directory_root, entry.path, entry.size) or b""
-                    fd = self._open_new_file(entry)
-                    if fd is not None:
-                        try:
-                            os.write(fd, content)
-                            self._finish_file(fd, entry, len(content))
-                        finally:
-                            os.close(fd)
+            spooled = self.spool.final_version(entry)
+            if spooled is None:
+                self._skip(entry, "its content was not kept by the walk")
                 continue
-            stream, reader = open_layer(blob, index, budget)
+            parent = self._parent_or_skip(entry)
+            if parent is None:
+                continue
             try:
-                archive = TarReader(reader)
-                for member in archive:
-                    target = wanted.get((normalize_path(member.name)[0], member.offset_data))
-                    if target is None:
-                        continue
-                    fd = self._open_new_file(target)
-                    if fd is None:
-                        continue
-                    try:
-                        self._finish_file(fd, target, self._copy(archive, fd))
-                    finally:
-                        os.close(fd)
-                stream.finish()
-            except TarFormatError as error:
-                raise SourceError(f"layer {index + 1} could not be re-read: {error}") from None
-            finally:
-                stream.close_raw()
-
-    @staticmethod
-    def _copy(archive: TarReader, fd: int) -> int:
-        """Copy the current member into `fd`, leaving holes for runs of zeros; the bytes it spans."""
-        position = 0
-        while True:
-            chunk = archive.read(_CHUNK)
-            if not chunk:
-                return position
-            if chunk == _ZEROS[:len(chunk)]:
-                os.lseek(fd, len(chunk), os.SEEK_CUR)
-            else:
-                os.write(fd, chunk)
-            position += len(chunk)
+                # After chown (at spooling): chown clears setuid/setgid. The spool holds only our files.
+                os.chmod(spooled.name, entry.mode & 0o7777, dir_fd=self.spool.fd)
+                os.link(spooled.name, entry.path.rsplit("/", 1)[1], src_dir_fd=self.spool.fd, dst_dir_fd=parent,
+                        follow_symlinks=False)
+            except OSError as error:
+                self._skip(entry, f"cannot create ({error.strerror})")
+                continue
+            os.unlink(spooled.name, dir_fd=self.spool.fd)
+            self.result.files += 1
+            self.result.bytes_written += spooled.size
 
     def _make_hardlink(self, entry: Entry) -> None:
         target = self.filesystem.entries.get(entry.link_target)

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from ci_gate.sources import open_image
-from ci_gate.sources.filesystem import walk_image
 from ci_gate.sources.interface import Limits
 from ci_gate.stig.checklists import ASSET_ORDER, CKL_STATUSES, STIG_DATA_ORDER
-from ci_gate.stig.rootfs import materialized_rootfs
+from ci_gate.stig.rootfs import materialized_image
 from tests.support import oci
 from tests.support.oci import TarItem
 
@@ -75,9 +74,7 @@ def _member(archive: Path, name: str) -> bytes:
 
 def _by_hand(image: str, datastream: Path, profile: str) -> dict[str, str]:
     """oscap run directly on the same materialised tree: rule id -> result."""
-    raw = open_image(image)
-    filesystem = walk_image(raw)
-    with materialized_rootfs(filesystem, Limits()) as rootfs, tempfile.TemporaryDirectory() as work:
+    with materialized_image(open_image(image), Limits()) as rootfs, tempfile.TemporaryDirectory() as work:
         results = Path(work) / "r.xml"
         # By hand as docs/stig.md says: Debian's rpm looks for the rpmdb in ~/.rpmdb unless told.
         (Path(work) / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
@@ -254,8 +251,7 @@ def test_hostile_entries_stay_inside_and_the_tree_is_removed(tmp_path: Path) -> 
     image = oci.build_oci_layout(tmp_path / "oci", layers, tag="hostile")
     work = tmp_path / "work"
     work.mkdir()
-    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
-    with materialized_rootfs(filesystem, Limits(), parent_dir=str(work)) as rootfs:
+    with materialized_image(open_image(f"oci-dir:{image.path}"), Limits(), parent_dir=str(work)) as rootfs:
         root = Path(rootfs.path)
         assert (root / ".dockerenv").is_file()
         assert not (root / "dev/sda").exists() and not (root / "dev/null").exists()
@@ -273,8 +269,8 @@ def test_hostile_entries_stay_inside_and_the_tree_is_removed(tmp_path: Path) -> 
 
 
 def test_tree_is_removed_on_interrupt(tmp_path: Path, tiny_oci: oci.OciImage) -> None:
-    filesystem = walk_image(open_image(f"oci-dir:{tiny_oci.path}"))
-    with pytest.raises(KeyboardInterrupt), materialized_rootfs(filesystem, Limits(), parent_dir=str(tmp_path)):
+    with pytest.raises(KeyboardInterrupt), materialized_image(open_image(f"oci-dir:{tiny_oci.path}"), Limits(),
+                                                              parent_dir=str(tmp_path)):
         assert len(list(tmp_path.iterdir())) == 1
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
@@ -333,11 +329,10 @@ def test_image_budget_bounds_what_is_written(tmp_path: Path) -> None:
     from ci_gate.errors import LimitExceededError
 
     image = oci.build_oci_layout(tmp_path / "oci", [[TarItem("big", bytes(range(256)) * 65536)]], tag="big")
-    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
     work = tmp_path / "work"
     work.mkdir()
-    with pytest.raises(LimitExceededError), \
-            materialized_rootfs(filesystem, Limits(max_image_bytes=4 * 1024 * 1024), parent_dir=str(work)):
+    with pytest.raises(LimitExceededError), materialized_image(
+            open_image(f"oci-dir:{image.path}"), Limits(max_image_bytes=4 * 1024 * 1024), parent_dir=str(work)):
         pass
     assert list(work.iterdir()) == []
 
@@ -356,17 +351,29 @@ def _sparse_layer_tar(path: Path, member: str, size: int) -> Path:
     return path
 
 
+def _zeros_image(size: int) -> Path:
+    """An OCI layout with /etc/hostname and a `size`-byte file of zeros in a zstd layer (~350 KiB for
+    10 GiB), built once into the test cache: building it streams every byte through zstd and SHA-256."""
+    from tests.support.cache import cached, key_of
+
+    def build(target: Path) -> None:
+        target.mkdir()
+        layer = _sparse_layer_tar(target / "huge.tar", "opt/huge.img", size)
+        oci.build_oci_layout(target / "oci", [[TarItem("etc/hostname", b"hostile\n")], layer], tag="huge",
+                             compression="zstd")
+        layer.unlink()
+
+    key = key_of(oci.FORMAT_VERSION, size, "opt/huge.img", "etc/hostname", "zstd")
+    return cached(f"stig-zeros-{key}", build, stale_prefix="stig-zeros-") / "oci"
+
+
 def test_a_10_gib_file_of_zeros_costs_no_disk_and_the_tree_is_removed(tmp_path: Path) -> None:
     size = 10 * 1024**3
-    layer = _sparse_layer_tar(tmp_path / "huge.tar", "opt/huge.img", size)
-    image = oci.build_oci_layout(tmp_path / "oci", [[TarItem("etc/hostname", b"hostile\n")], layer], tag="huge",
-                                 compression="zstd")
-    layer.unlink()
+    image = _zeros_image(size)
     work = tmp_path / "work"
     work.mkdir()
     free_before = shutil.disk_usage(work).free
-    filesystem = walk_image(open_image(f"oci-dir:{image.path}"))
-    with materialized_rootfs(filesystem, Limits(), parent_dir=str(work)) as rootfs:
+    with materialized_image(open_image(f"oci-dir:{image}"), Limits(), parent_dir=str(work)) as rootfs:
         huge = os.stat(Path(rootfs.path) / "opt/huge.img")
         assert huge.st_size == size
         assert huge.st_blocks * 512 < 1024 * 1024  # holes: not 10 GiB written

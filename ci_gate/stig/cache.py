@@ -1,0 +1,138 @@
+"""The STIG result cache: looked up before any layer is read, keyed by everything that changes a result.
+
+A result depends on the image (its manifest, config and layer digests: the bytes oscap is shown),
+the SCAP content (the datastream file's path and SHA-256, the profile), the scanner (oscap's path
+and version), ci-gate itself (its version and `CACHE_FORMAT`: the parsing and the dpkg re-decision
+are ci-gate's) and whether owners could be kept (only root can chown the tree). Which datastream
+and profile `--profile auto` means depends on the image's /etc/os-release, known only after the
+walk; so the first evaluation of a request also records the content it resolved to (keyed by the
+image and the request as given), and a later run reads that record, hashes that datastream as it is
+now and looks the result up, without inflating a layer. A changed or removed datastream file gives
+another key, or none: a miss, and the evaluation runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ci_gate
+from ci_gate.errors import CiGateError
+from ci_gate.fileio import write_atomic
+from ci_gate.sources.interface import RawImage
+from ci_gate.stig.model import StigEvaluation, StigRule
+from ci_gate.stig.oscap import Content
+
+CACHE_FORMAT = 3
+"""Raised when what a cached evaluation holds, or how it is keyed, changes."""
+
+
+def stig_cache_dir() -> Path:
+    explicit = os.environ.get("CI_GATE_CACHE_DIR")
+    base = Path(explicit) if explicit else Path(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "ci-gate"
+    return base / "stig"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One evaluation as asked: the image and every option and circumstance that changes its result."""
+
+    image: tuple[str, ...]
+    """Manifest digest, config digest, then each layer's blob digest and diff_id."""
+    profile: str
+    """As given: `auto`, a short name or an XCCDF id."""
+    datastream: str
+    """The absolute path given with --datastream; empty for the SCAP Security Guide content."""
+    content_dir: str
+    """Where the SSG content for the image's distribution is looked up."""
+    scanner: str
+    """The oscap binary and its version."""
+    owners_kept: bool
+    """Running as root: the tree has the image's owners (else the owner rules are not reliable)."""
+
+    def key(self) -> str:
+        return _digest_of(CACHE_FORMAT, ci_gate.__version__, dataclasses.asdict(self))
+
+
+def image_identity(raw: RawImage) -> tuple[str, ...] | None:
+    """What identifies an image's bytes, or None for an image that is not content-addressed (`dir:`)."""
+    if raw.scheme == "dir" or not (raw.manifest_digest or raw.config_digest):
+        return None
+    return (raw.manifest_digest or "", raw.config_digest or "",
+            *(part for blob in raw.layers for part in (blob.digest, blob.diff_id or "")))
+
+
+def _digest_of(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _resolution_file(request: Request) -> Path:
+    return stig_cache_dir() / "content" / f"{request.key()}.json"
+
+
+def _result_file(request: Request, content: Content) -> Path | None:
+    """Where the result of `request` evaluated with `content` (as the file is now) is kept; None when
+    the datastream cannot be read (then nothing is cached: the evaluation says what is wrong)."""
+    content_hash = hashlib.sha256()
+    try:
+        with content.datastream.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                content_hash.update(chunk)
+    except OSError:
+        return None
+    return stig_cache_dir() / (_digest_of(request.key(), str(content.datastream), content_hash.hexdigest(),
+                                          content.profile, content.product) + ".json")
+
+
+def lookup(request: Request) -> StigEvaluation | None:
+    """The cached result of `request`, found without reading the image's layers; None on a miss."""
+    try:
+        recorded = json.loads(_resolution_file(request).read_text())
+        content = Content(Path(recorded["datastream"]), str(recorded["profile"]), str(recorded["product"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    found = _result_file(request, content)
+    return None if found is None else load_evaluation(found)
+
+
+def lookup_resolved(request: Request, content: Content) -> StigEvaluation | None:
+    """The cached result once the content is known (a result kept without its resolution record)."""
+    found = _result_file(request, content)
+    return None if found is None else load_evaluation(found)
+
+
+def store(request: Request, content: Content, evaluation: StigEvaluation) -> None:
+    """Keep `evaluation` and the content `request` resolved to; a cache that cannot be written must
+    not fail the evaluation."""
+    found = _result_file(request, content)
+    if found is None:
+        return
+    try:
+        found.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(found, json.dumps(evaluation.to_json()))
+        resolution = _resolution_file(request)
+        resolution.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(resolution, json.dumps({"datastream": str(content.datastream), "profile": content.profile,
+                                             "product": content.product}))
+    except (OSError, CiGateError):
+        pass
+
+
+def load_evaluation(path: Path) -> StigEvaluation | None:
+    """An evaluation as `StigEvaluation.to_json` wrote it, or None when the file is missing or unreadable."""
+    try:
+        document = json.loads(path.read_text())
+        values: list[dict[str, Any]] = [
+            {f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
+             for f in dataclasses.fields(StigRule) if f.name in rule} for rule in document["rules"]]
+        rules = [StigRule(**value) for value in values]
+        fields = {f.name: document[f.name] for f in dataclasses.fields(StigEvaluation) if f.name != "rules"}
+        return StigEvaluation(**fields, rules=rules)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
