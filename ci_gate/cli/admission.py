@@ -48,6 +48,9 @@ class ManifestOptions:
     failure_policy: str = "Fail"
     timeout_seconds: int = 10
     admission_config: str = DEFAULT_ADMISSION_CONFIG
+    allow_registries: str = ""
+    """HOST[:PORT] serve may pull from, space-separated (serve's $CI_GATE_ALLOW_REGISTRIES): without one,
+    and without registry credentials, serve can resolve no tag, so the webhook denies every image."""
 
 
 def build_manifests(options: ManifestOptions) -> list[dict[str, Any]]:
@@ -66,7 +69,9 @@ def build_manifests(options: ManifestOptions) -> list[dict[str, Any]]:
                  "--tls-cert", "/etc/ci-gate/tls/tls.crt", "--tls-key", "/etc/ci-gate/tls/tls.key",
                  "--admission-config", "/etc/ci-gate/admission/admission.yaml"],
         "env": [{"name": "CI_GATE_ADMIN_PASSWORD",
-                 "valueFrom": {"secretKeyRef": {"name": f"{NAME}-admin", "key": "password"}}}],
+                 "valueFrom": {"secretKeyRef": {"name": f"{NAME}-admin", "key": "password"}}},
+                *([{"name": "CI_GATE_ALLOW_REGISTRIES", "value": options.allow_registries}]
+                  if options.allow_registries else [])],
         "ports": [{"name": "https", "containerPort": PORT}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": "https", "scheme": "HTTPS"}},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "https", "scheme": "HTTPS"}},
@@ -149,6 +154,12 @@ def manifests(
     admission_config: Annotated[
         Path | None, typer.Option("--admission-config", help="The admission YAML to put in the ConfigMap.")
     ] = None,
+    allow_registry: Annotated[
+        list[str] | None,
+        typer.Option("--allow-registry", help="HOST[:PORT] serve may pull from and resolve tags on (repeatable; "
+                     "'*' any registry): without one serve resolves no tag and the webhook denies every image "
+                     "not on the admission allowlist."),
+    ] = None,
 ) -> None:
     """Print the Kubernetes objects (YAML) that run serve and register it as a validating webhook."""
     import re
@@ -161,6 +172,10 @@ def manifests(
         raise UsageError(f"--namespace {namespace!r} is not a valid namespace name (RFC 1123 label)")
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("give --tls-cert and --tls-key together")
+    registries = [entry.strip() for entry in allow_registry or [] if entry.strip()]
+    for entry in registries:
+        if not re.fullmatch(r"\*|[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", entry):
+            raise UsageError(f"--allow-registry takes HOST[:PORT] or '*', not {entry[:80]!r}")
     config_text = DEFAULT_ADMISSION_CONFIG
     if admission_config is not None:
         from ci_gate.server.admission import load_config
@@ -170,7 +185,7 @@ def manifests(
     options = ManifestOptions(namespace=namespace, image=image, ca_bundle=_base64_file(ca_bundle, "--ca-bundle"),
                               tls_crt=_base64_file(tls_cert, "--tls-cert"), tls_key=_base64_file(tls_key, "--tls-key"),
                               failure_policy=failure_policy, timeout_seconds=timeout_seconds,
-                              admission_config=config_text)
+                              admission_config=config_text, allow_registries=" ".join(registries))
     typer.echo(yaml.safe_dump_all(build_manifests(options), sort_keys=False), nl=False)
 
 

@@ -6,6 +6,7 @@ The command only parses, calls `gate.run_gate` and prints.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,8 +62,8 @@ def _seconds(settings: Mapping[str, Any], name: str) -> float | None:
         seconds = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"{name} {value!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise UsageError(f"{name} {value!r} must be more than 0 seconds")
+    if not seconds > 0 or seconds == math.inf:  # nan and inf too: a deadline of nan never comes
+        raise UsageError(f"{name} {value!r} must be a number of seconds more than 0")
     return seconds
 
 

@@ -6,6 +6,7 @@ engine) is imported inside the command.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -102,6 +103,8 @@ def serve(
 
     if role not in ("api", "worker", "all"):
         raise UsageError(f"--role must be api, worker or all, not {role[:40]!r}")
+    _check_seconds(request_timeout=request_timeout, registry_timeout=registry_timeout,
+                   watch_interval=watch_interval, lease_seconds=lease_seconds)
     location = parse_database_url(database)
     check_reachable(location)
     from ci_gate.vulns.store import check_store_file, locate
@@ -126,6 +129,20 @@ def serve(
                           lease_seconds=lease_seconds)
     _check_tls(tls_cert, tls_key)
     run_server(config, host, port)
+
+
+MAX_SECONDS = 86400.0
+"""The longest timeout, interval or lease serve takes (a day): waits are timed by threads that cannot
+wait for ever, and a lease beyond it would keep a dead replica's analyses from being taken over."""
+
+
+def _check_seconds(**given: float) -> None:
+    """Each value a finite number of seconds up to MAX_SECONDS (click's range lets nan and inf through:
+    a nan interval makes its thread wait for nothing and spin, an infinite one stops it)."""
+    for name, seconds in given.items():
+        if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+            raise UsageError(f"--{name.replace('_', '-')} must be a number of seconds up to {MAX_SECONDS:g} (a "
+                             f"day), not {seconds:g}")
 
 
 _HOOK_KEYS = frozenset({"url", "webhook_user", "webhook_pass", "ssl_verify", "format", "signing_secret"})

@@ -32,7 +32,8 @@ def run_manifests(*arguments: str) -> subprocess.CompletedProcess[str]:
 def chart_values(options: ManifestOptions) -> dict[str, Any]:
     values = default_values()
     values.update(image=options.image, caBundle=options.ca_bundle, failurePolicy=options.failure_policy,
-                  timeoutSeconds=options.timeout_seconds, tls={"crt": options.tls_crt, "key": options.tls_key})
+                  timeoutSeconds=options.timeout_seconds, tls={"crt": options.tls_crt, "key": options.tls_key},
+                  allowRegistries=options.allow_registries)
     return dict(values)
 
 
@@ -82,7 +83,8 @@ def test_the_validator_rejects_a_broken_object() -> None:
 @pytest.mark.parametrize("namespace", ["ci-gate", "security"])
 def test_the_chart_renders_the_same_objects(tls_files: TlsFiles, namespace: str) -> None:
     options = ManifestOptions(namespace=namespace, ca_bundle=base64.b64encode(tls_files.ca.read_bytes()).decode(),
-                              failure_policy="Ignore", timeout_seconds=5)
+                              failure_policy="Ignore", timeout_seconds=5,
+                              allow_registries="" if namespace == "ci-gate" else "registry.example.com:5000 ghcr.io")
     rendered = render_chart(chart_values(options), namespace)
     for document in rendered:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
@@ -97,7 +99,7 @@ def test_chart_defaults_equal_the_command_defaults() -> None:
     values.pop("fleet")
     assert values == {"image": defaults.image, "caBundle": "", "tls": {"crt": "", "key": ""},
                       "failurePolicy": defaults.failure_policy, "timeoutSeconds": defaults.timeout_seconds,
-                      "admissionConfig": defaults.admission_config}
+                      "admissionConfig": defaults.admission_config, "allowRegistries": defaults.allow_registries}
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [

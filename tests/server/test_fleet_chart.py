@@ -42,6 +42,9 @@ def container_environment(container: dict[str, Any], secrets: dict[str, dict[str
     """The container's environment, each secretKeyRef resolved from `secrets` (name -> key -> value)."""
     environment = {}
     for entry in container.get("env", []):
+        if "value" in entry:
+            environment[entry["name"]] = entry["value"]
+            continue
         reference = entry["valueFrom"]["secretKeyRef"]
         environment[entry["name"]] = secrets[reference["name"]][reference["key"]]
     return environment
