@@ -65,3 +65,8 @@ def test_a_form_served_by_one_replica_is_accepted_by_another_and_after_a_restart
     assert _active(full) == ["ci-gate-default"]
     assert _TOKEN.findall(full.get("/ui/policies").text)[0] == token
 
+
+def test_an_api_only_replica_reports_no_workers(replicas: tuple[ServeProcess, ServeProcess]) -> None:
+    api, full = replicas
+    assert api.get("/status").json()["detail"]["workers"] == 0
+    assert full.get("/status").json()["detail"]["workers"] == full.workers == 2
