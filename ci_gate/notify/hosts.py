@@ -45,6 +45,11 @@ def parse_entry(text: str) -> str:
     text = text.strip().lower().rstrip("/")
     if text == ALLOW_ANY:
         return text
+    if text.count(":") > 1 and not text.startswith("[") and "/" not in text:  # a bare IPv6 address: `[::1]`
+        try:
+            return join(str(ipaddress.IPv6Address(text)), None)
+        except ValueError:
+            raise ValueError(f"{FLAG} takes HOST[:PORT] ([v6]:PORT), an address or '*', not {text!r}") from None
     if "/" in text and "://" not in text and "@" not in text:
         try:
             return str(ipaddress.ip_network(text.strip("[]"), strict=False))
@@ -163,7 +168,7 @@ def address_allowed(address_text: str, port: int, allowlist: Iterable[str]) -> b
 
 def address_refusal(host_port: str, address: str) -> str:
     return (f"notification host {host_port} resolves to {address}, an internal address this server may not "
-            f"notify unless an administrator allows that address: ci-gate serve {FLAG} {address}")
+            f"notify unless an administrator allows that address: ci-gate serve {FLAG} {join(address, None)}")
 
 
 def resolve(host: str, port: int) -> list[str]:

@@ -29,6 +29,7 @@ tag it first looks at.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import stat
@@ -251,20 +252,50 @@ class RematchState:
     def forget_stale(self, folder: Path) -> tuple[dict[str, tuple[Path, str]], int]:
         """Forget images whose file is gone or was rewritten; returns the files to index (name → (path,
         fingerprint)) and how many images were removed. Done before re-matching, so a removed image gets
-        no event and a rewritten one is judged on its new content (as a new baseline)."""
+        no event and a rewritten one is judged on its new content (as a new baseline).
+
+        A file is known by its name inside the folder and by its content: a moved folder, or a file
+        whose mtime changed but not its bytes (a CI cache restore, `touch`), keeps its baseline, so the
+        pending differences are still found (re-baselining it would lose them without a word)."""
         known = {row[0]: row[1] for row in self._connection.execute("SELECT file, fingerprint FROM images")}
+        known = self._adopt_absolute_names(known, folder)
         present: dict[str, tuple[Path, str]] = {}
+        unchanged: set[str] = set()
         for path in saved_files(folder):
+            name = path.name  # saved files lie directly in the folder: the name is the path inside it
             stat = path.stat()
-            present[str(path.resolve())] = (path, f"{stat.st_size}:{stat.st_mtime_ns}")
+            quick = f"{stat.st_size}:{stat.st_mtime_ns}"
+            before = known.get(name, "")
+            if before.startswith(quick + ":"):
+                unchanged.add(name)
+                present[name] = (path, before)
+                continue
+            fingerprint = f"{quick}:{_content_hash(path)}"  # size or mtime moved: the content decides
+            # (`before == quick`: a state from before content hashes, the file untouched since)
+            if before == quick or before.endswith(":" + fingerprint.rsplit(":", 1)[1]):
+                unchanged.add(name)  # same bytes: remember the new fingerprint, so the next run skips the hash
+                self._connection.execute("UPDATE images SET fingerprint = ? WHERE file = ?", (fingerprint, name))
+            present[name] = (path, fingerprint)
         removed = 0
-        for name, fingerprint in known.items():
+        for name in known:
             if name not in present:
                 removed += self._forget_file(name)
-            elif present[name][1] != fingerprint:
+            elif name not in unchanged:
                 self._forget_file(name)
-        waiting = {name: entry for name, entry in present.items() if known.get(name) != entry[1]}
+        waiting = {name: entry for name, entry in present.items() if name not in unchanged}
         return waiting, removed
+
+    def _adopt_absolute_names(self, known: dict[str, str], folder: Path) -> dict[str, str]:
+        """A state written before files were known by name holds absolute paths: rename those of this
+        folder to their name, so upgrading does not re-baseline (and silence) every image."""
+        adopted: dict[str, str] = {}
+        root = folder.resolve()
+        for name, fingerprint in known.items():
+            if Path(name).is_absolute() and Path(name).parent == root and name.endswith(".json"):
+                self._connection.execute("UPDATE images SET file = ? WHERE file = ?", (Path(name).name, name))
+                name = Path(name).name
+            adopted[name] = fingerprint
+        return adopted
 
     def index_files(self, files: Mapping[str, tuple[Path, str]], available: Sequence[str], fresh: list[int]) -> int:
         """Index these saved files; returns how many were indexed."""
@@ -455,6 +486,14 @@ class RematchState:
             diffs.append(ImageDiff(digest=digest, tag=tag, added=tuple(changes["added"]),
                                    updated=tuple(changes["updated"]), removed=tuple(changes["removed"]), key=file))
         return diffs
+
+
+def _content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:

@@ -452,7 +452,7 @@ class Service:
             "available": True, "busy": self.pool.busy > 0, "up": True, "message": "all good",
             "version": __version__, "db_version": "1",
             "detail": {
-                "workers": self.config.workers, "busy_workers": self.pool.busy,
+                "workers": self.config.workers if self.config.runs_work else 0, "busy_workers": self.pool.busy,
                 "images_by_status": self.store.status_counts(),
                 "analyses_started_since_start": self.store.counters.analyses_started,
                 "analyses_failed_since_start": self.store.counters.analyses_failed,

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from ci_gate.errors import VulnerabilityDataError
 
@@ -160,7 +161,7 @@ def _cyclonedx_rules(document: Mapping[str, Any], source: str) -> list[_Rule]:
         products = []
         covers_image = False
         for affect in vulnerability.get("affects") or []:
-            reference = str(affect.get("ref", "")) if isinstance(affect, Mapping) else ""
+            reference = _bom_link_element(str(affect.get("ref", "")) if isinstance(affect, Mapping) else "")
             purl = references.get(reference, reference)
             if purl.startswith(_IMAGE_PURL_TYPES):
                 covers_image = True
@@ -180,6 +181,17 @@ def _cyclonedx_rules(document: Mapping[str, Any], source: str) -> list[_Rule]:
             () if covers_image or not products else tuple(products),
         ))
     return rules
+
+
+def _bom_link_element(reference: str) -> str:
+    """The bom-ref a BOM-Link (`urn:cdx:SERIAL/VERSION#BOM-REF`) points at, URL-decoded (CycloneDX's own VEX
+    examples link the SBOM's components this way, their bom-ref often a purl); other references as they are.
+    A link to a whole BOM (no `#`) names no component and stays as it is: it suppresses nothing."""
+    if not reference.lower().startswith("urn:cdx:") or "#" not in reference:
+        return reference
+    element = reference.partition("#")[2]
+    # Some publish the purl unencoded (`#pkg:npm/%40scope/name@1`): decoding that would break its own escapes.
+    return element if element.lower().startswith("pkg:") else unquote(element)
 
 
 def load_vex(paths: Sequence[Path | str]) -> VexDocumentSet:

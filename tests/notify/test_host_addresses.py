@@ -7,8 +7,11 @@ resolver hook (`hosts.resolve`); `localhost` goes through the system resolver as
 
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,38 @@ def test_a_pinned_request_does_not_go_through_a_proxy(receivers: list[Receiver],
     port = int(hook.url.rsplit(":", 1)[1])
     assert deliver(webhook(f"http://hooks.rebind.test:{port}/in"), ("hooks.rebind.test", "127.0.0.1")) == 200
     assert len(hook.received) == 1 and proxy.received == []
+
+
+def test_a_bare_ipv6_address_is_an_entry_and_the_refusal_suggests_one_that_parses() -> None:
+    """`--allow-notify-host ::1` was refused though the refusal of a delivery to [::1] suggested `::1`."""
+
+    class Ipv6Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = Ipv6Server(("::1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = webhook(f"http://[::1]:{server.server_address[1]}/in")
+        with pytest.raises(Refused) as refused:
+            deliver(hook, ("*",))
+        suggested = str(refused.value).rsplit(" ", 1)[1]
+        assert suggested == "[::1]"
+        for entry in (suggested, "::1", " ::1 "):
+            allowed = (hosts.parse_entry(entry),)
+            assert allowed == ("[::1]",)
+            hosts.check_endpoint(hook, allowed)
+            assert deliver(hook, allowed) == 200
+        with pytest.raises(ValueError, match="--allow-notify-host takes"):
+            hosts.parse_entry("::1::2")
+    finally:
+        server.shutdown()
+        server.server_close()

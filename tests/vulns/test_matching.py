@@ -238,6 +238,58 @@ def test_cyclonedx_vex(tmp_path: Path, store_path: Path) -> None:
         ("GHSA-j8r2-6x86-q33q", "code_not_reachable")]
 
 
+def test_cyclonedx_vex_as_published_links_the_sboms_components_with_bom_links(
+        tmp_path: Path, store_path: Path) -> None:
+    """CycloneDX's VEX example (bom-examples VEX/vex.json) names the product by a BOM-Link to the SBOM,
+    `urn:cdx:SERIAL/VERSION#BOM-REF`: the bom-ref URL-encoded (as cyclonedx-go writes it) or raw (as the
+    example), a purl or a bom-ref of this document; metadata, references, ratings, cwes, advisories,
+    credits and a response list come along."""
+    sbom = "urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1"
+
+    def statement(cve: str, state: str, ref: str, alias: str = "") -> dict[str, object]:
+        return {
+            "bom-ref": f"vex-{cve}", "id": cve, "source": {"name": "NVD", "url": f"https://nvd.nist.gov/vuln/detail/{cve}"},
+            "references": [{"id": alias, "source": {"name": "GitHub", "url": f"https://github.com/advisories/{alias}"}}]
+            if alias else [],
+            "ratings": [{"source": {"name": "Acme Inc"}, "score": 0.0, "severity": "none", "method": "CVSSv31",
+                         "vector": "AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:H/A:N/MC:N/MI:N/MA:N"}],
+            "cwes": [611], "description": "a flaw", "detail": "more", "recommendation": "upgrade",
+            "advisories": [{"title": "GitHub Issue", "url": "https://example.test/issues/1"}],
+            "created": "2020-12-03T00:00:00.000Z", "published": "2020-12-03T00:00:00.000Z",
+            "updated": "2021-10-26T00:00:00.000Z", "credits": {"individuals": [{"name": "A. Finder"}]},
+            "analysis": {"state": state, "justification": "code_not_reachable", "response": ["will_not_fix", "update"],
+                         "detail": "not reachable"},
+            "affects": [{"ref": ref}]}
+
+    path = tmp_path / "vex.cdx.json"
+    path.write_text(json.dumps({
+        "bomFormat": "CycloneDX", "specVersion": "1.4", "version": 1,
+        "serialNumber": "urn:uuid:9b2f0e1c-54a1-4f0e-8a57-3f6f4c1e8d21",
+        "metadata": {"timestamp": "2022-01-13T00:00:00Z",
+                     "component": {"name": "Acme Product", "version": "2.4.0", "type": "application",
+                                   "bom-ref": "acme-product"}},
+        "components": [{"bom-ref": "gem nokogiri", "type": "library", "name": "nokogiri",
+                        "purl": "pkg:gem/nokogiri@1.13.3"}],
+        "vulnerabilities": [
+            statement("CVE-2023-32681", "not_affected", f"{sbom}#pkg%3Apypi%2Frequests%402.28.1%3Ftype%3Dwheel"),
+            statement("CVE-2020-8203", "false_positive", f"{sbom}#pkg:npm/lodash@4.17.15?type=npm",
+                      alias="GHSA-p6mc-m468-83gw"),
+            statement("CVE-2022-24836", "resolved", f"{sbom}#gem%20nokogiri"),
+            # another version than the image holds: the statement does not cover it
+            statement("CVE-2021-44228", "not_affected",
+                      f"{sbom}#pkg%3Amaven%2Forg.apache.logging.log4j%2Flog4j-core%402.15.0"),
+        ]}))
+    result = run(store_path, [
+        package("requests", "2.28.1", "python", purl="pkg:pypi/requests@2.28.1"),
+        package("lodash", "4.17.15", "npm", purl="pkg:npm/lodash@4.17.15"),
+        package("nokogiri", "1.13.3", "gem", purl="pkg:gem/nokogiri@1.13.3"),
+        package("log4j-core", "2.14.1", "java-archive", purl="pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"),
+    ], vex=load_vex([path]))
+    assert {name for name, _ in ids(result)} == {"log4j-core"}
+    suppressed = {(m.package.name, m.suppressed_by.status) for m in result.suppressed}  # type: ignore[union-attr]
+    assert suppressed == {("requests", "not_affected"), ("lodash", "not_affected"), ("nokogiri", "fixed")}
+
+
 def test_bad_vex_files(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text("{")
     (tmp_path / "b.json").write_text(json.dumps({"hello": "world"}))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 from ci_gate.model import Analysis, Distro, ImageIdentity, Location, Package
@@ -77,6 +79,25 @@ def test_new_images_are_a_baseline_and_removed_ones_are_forgotten(tmp_path: Path
     diffs, _ = _run(state, sboms, store)
     assert [(tag, [e["CVE_ID"] for e in result["added"]]) for tag, result in diffs] == [
         ("registry.example/app2:1", ["DSA-3"])]
+
+
+def test_a_state_that_keyed_files_by_absolute_path_keeps_its_baseline(tmp_path: Path) -> None:
+    """A state written before files were known by name (absolute path, `size:mtime_ns`) is adopted on
+    upgrade: its images are not re-baselined, so the day's new advisory is still an event."""
+    store, sboms, state = tmp_path / "vulns.sqlite", tmp_path / "sboms", tmp_path / "state.sqlite"
+    import_paths([_write(tmp_path / "a" / "DSA-1.json", osv_record("DSA-1", "openssl", "3.0.13-1"))], store)
+    saved = save_analysis(_image(1, ("openssl", "3.0.11-1")), sboms)
+    _run(state, sboms, store)
+    with sqlite3.connect(state) as connection:  # as the previous release wrote it
+        connection.execute("UPDATE images SET file = ?, fingerprint = ?", (
+            str(saved.resolve()), f"{saved.stat().st_size}:{saved.stat().st_mtime_ns}"))
+    import_paths([_write(tmp_path / "b" / "DSA-2.json", osv_record("DSA-2", "openssl", "3.0.14-1"))], store)
+    diffs, _ = _run(state, sboms, store)
+    assert [(tag, [e["CVE_ID"] for e in result["added"]]) for tag, result in diffs] == [
+        ("registry.example/app1:1", ["DSA-2"])]
+    with sqlite3.connect(state) as connection:  # adopted: its name, and its content hash from now on
+        [(file, fingerprint)] = connection.execute("SELECT file, fingerprint FROM images").fetchall()
+    assert file == saved.name and fingerprint.endswith(":" + hashlib.sha256(saved.read_bytes()).hexdigest())
 
 
 def test_images_indexed_by_a_server_without_a_folder(tmp_path: Path) -> None:

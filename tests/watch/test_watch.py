@@ -4,6 +4,7 @@ sends exactly one vuln_update (anchore-engine's webhook body) to a real receiver
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,40 @@ def test_watch_applies_vex_as_the_gate_does_and_notices_a_withdrawn_statement(
 
     unreadable = run_cli(*watch, "--vex", str(tmp_path / "missing.json"))
     assert unreadable.returncode == 2 and unreadable.stderr.count("\n") == 1 and "VEX" in unreadable.stderr
+
+
+def test_a_moved_folder_or_touched_files_keep_their_baseline_and_a_rewritten_file_is_re_baselined(
+        tmp_path: Path, saved: tuple[Path, Path], receiver: Receiver) -> None:
+    store, sboms = saved
+    assert run_cli("watch", "--sbom-dir", str(sboms), "--vuln-db", str(store)).returncode == 0  # baseline
+    _write(tmp_path / "delta" / "DSA-9995-1.json", osv_record("DSA-9995-1", "curl", "7.88.1-10+deb12u7"))
+    import_paths([tmp_path / "delta" / "DSA-9995-1.json"], store)
+
+    # a CI cache restore: the folder (with its state) lands elsewhere, every mtime truncated to seconds
+    (tmp_path / "restored").mkdir()
+    moved = sboms.rename(tmp_path / "restored" / "sboms")
+    for file in moved.glob("*.json"):
+        os.utime(file, ns=(0, file.stat().st_mtime_ns // 10**9 * 10**9 - 10**9))
+    watch = ("watch", "--sbom-dir", str(moved), "--vuln-db", str(store), "--notify", receiver.url)
+    result = run_cli(*watch)
+    assert result.returncode == 0, result.stderr
+    [(_, body)] = receiver.received  # the pending vuln_update was not lost to a new baseline
+    payload = body["data"]["notification_payload"]
+    assert payload["subscription_key"] == "registry.example/app:2"
+    assert [e["CVE_ID"] for e in payload["diff_vulnerability_result"]["added"]] == ["DSA-9995-1"]
+
+    # a really rewritten analysis (app:2 without curl) is a new baseline: no event about what it lost
+    app2 = next(f for f in moved.glob("*.json") if json.loads(f.read_text())["saved"]["tag"].endswith("app:2"))
+    document = json.loads(app2.read_text())
+    document["packages"] = [p for p in document["packages"] if p["name"] != "curl"]
+    size, mtime = app2.stat().st_size, app2.stat().st_mtime_ns
+    app2.write_text(json.dumps(document))
+    os.utime(app2, ns=(mtime, mtime))  # even when the mtime survives, the size gives it away
+    assert app2.stat().st_size != size
+    _write(tmp_path / "delta2" / "DSA-9995-1.json",
+           {**osv_record("DSA-9995-1", "curl", "7.88.1-10+deb12u3"), "modified": "2099-03-01T00:00:00Z"})
+    import_paths([tmp_path / "delta2" / "DSA-9995-1.json"], store)
+    receiver.received.clear()
+    rewritten = run_cli(*watch)
+    assert rewritten.returncode == 0, rewritten.stderr
+    assert receiver.received == []

@@ -2,9 +2,11 @@
 the active one, activate), allowlist items expiring soon, and notification endpoints with their deliveries.
 
 Activation is the dashboard's one action: a POST form carrying a CSRF token bound to the caller (an HMAC,
-under a key this process draws at start, of the account, user and API key name the request authenticated
-as), checked before anything else, then handed to the API's own `PUT /v2/policies/{id}?active=true`
-handler, so it runs under the same route wrapper (authentication) and the same store call as the API.
+under a random key drawn once and kept in the account's database, of the account, user and API key name
+the request authenticated as), checked before anything else, then handed to the API's own
+`PUT /v2/policies/{id}?active=true` handler, so it runs under the same route wrapper (authentication) and
+the same store call as the API. Every replica on one database shares the key: a form served by one may be
+posted to another.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import weakref
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
@@ -28,15 +31,30 @@ if TYPE_CHECKING:
 
 EXPIRY_WINDOW = timedelta(days=30)
 """Allowlist items expiring within this window are listed."""
-_CSRF_KEY = secrets.token_bytes(32)
-"""Tokens are valid for this process's life; a restart asks the user to reload the form."""
+_CSRF_KEY_NAME = "dashboard_csrf_key"
+_csrf_keys: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+"""Each store's key, read once per process."""
+
+
+def _csrf_key(store: Any) -> bytes:
+    """The key every replica on this database shares (a form served by one is posted to another): drawn
+    at random by whichever comes first and kept in the database, never derived from anything public
+    (nor from the admin password: a token would then be an offline guessing oracle for it)."""
+    key = _csrf_keys.get(store)
+    if key is None:
+        with store._transaction() as connection:
+            connection.execute("INSERT INTO serve_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                               (_CSRF_KEY_NAME, secrets.token_hex(32)))
+            row = connection.execute("SELECT value FROM serve_meta WHERE key = ?", (_CSRF_KEY_NAME,)).fetchone()
+        key = _csrf_keys[store] = bytes.fromhex(row["value"])
+    return key
 
 
 def csrf_token(call: Any) -> str:
     """The token bound to who the request authenticated as (account, user, API key name)."""
     principal = call.principal
     who = "\0".join((principal.account, principal.username, principal.api_key or "")) if principal else ""
-    return hmac.new(_CSRF_KEY, who.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(_csrf_key(call.service.store), who.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _api_error(status: int, message: str) -> Exception:
