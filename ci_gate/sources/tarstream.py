@@ -149,7 +149,11 @@ class TarReader:
         if size <= 0:
             return
         if self._seekable:
-            self._stream.seek(size, 1)
+            # A file seeks past its end without error (the next header read finds nothing); a layer
+            # stream stops at its end, and where it stopped says the data was cut short.
+            reached = self._stream.seek(size, 1)
+            if reached < self._position + size:
+                raise TarFormatError(f"unexpected end of the tar stream at offset {max(reached, self._position)}")
             self._position += size
             return
         left = size
