@@ -37,7 +37,9 @@ _MAX_ENTRIES = 4096
 """A bound on the file: ci-gate's own classes need a few hundred; a process that makes classes on
 the fly must not grow it without end."""
 
-_codes: dict[str, types.CodeType] | None = None
+_codes: dict[str, bytes] | None = None
+"""Generated text -> its code object, marshalled: unmarshalled one at a time, when that text comes
+(loading all ~500 code objects at once cost as much as compiling the few a command needs)."""
 _added = False
 _original: Any = None
 """The function replaced, kept for comparison (tests)."""
@@ -69,7 +71,7 @@ def _store_path() -> str | None:
         return None
 
 
-def _load() -> dict[str, types.CodeType]:
+def _load() -> dict[str, bytes]:
     path = _store_path()
     if path is not None:
         try:
@@ -80,6 +82,14 @@ def _load() -> dict[str, types.CodeType]:
         except (OSError, EOFError, ValueError, TypeError):
             pass  # absent or damaged: compiled again, and written anew
     return {}
+
+
+def _unmarshalled(stored: bytes) -> types.CodeType | None:
+    try:
+        code = marshal.loads(stored)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, types.CodeType) else None
 
 
 def _save() -> None:
@@ -114,13 +124,14 @@ def _create_fn(name: str, args: list[str], body: list[str], *, globals: dict[str
     txt = f"def __create_fn__({local_vars}):\n{txt}\n return {name}"
     if _codes is None:
         _codes = _load()
-    code = _codes.get(txt)
+    stored = _codes.get(txt)
+    code = _unmarshalled(stored) if stored is not None else None
     if code is None:
         # dont_inherit: compiled as `exec` in dataclasses compiles it, without this module's
         # `from __future__ import annotations` (which would turn the return annotation into a string).
         code = compile(txt, "<string>", "exec", dont_inherit=True)
         if len(_codes) < _MAX_ENTRIES:
-            _codes[txt] = code
+            _codes[txt] = marshal.dumps(code)
             _added = True
     ns: dict[str, Any] = {}
     exec(code, globals, ns)  # what dataclasses itself runs, on the text it wrote
