@@ -66,7 +66,9 @@ def fingerprint(code: types.CodeType) -> str:
 def _store_path() -> str | None:
     try:
         return os.path.join(os.path.dirname(importlib.util.cache_from_source(__file__)),
-                            f"dataclass-methods.{sys.implementation.cache_tag}.marshal")
+                            # The bytecode magic number too, as a .pyc's header carries it.
+                            f"dataclass-methods.{sys.implementation.cache_tag}-"
+                            f"{importlib.util.MAGIC_NUMBER.hex()}.marshal")
     except (NotImplementedError, ValueError):  # no cache tag: bytecode is not cached either
         return None
 

@@ -206,6 +206,7 @@ class LayerStream(io.RawIOBase):
         self._done = False
         self._delivered = 0
         """Uncompressed bytes handed out or skipped: the stream's position."""
+        self._scratch: memoryview | None = None
         self.uncompressed_bytes = 0
         head = self._stored.read()
         self.compression = compression_of(head)
@@ -268,7 +269,6 @@ class LayerStream(io.RawIOBase):
         if offset < self._delivered:
             raise io.UnsupportedOperation("a layer stream only seeks forward")
         left = offset - self._delivered
-        scratch: memoryview | None = None
         while left > 0:
             if self._worker is None:
                 # Dropped from the inflated chunk in hand: no copy.
@@ -278,8 +278,10 @@ class LayerStream(io.RawIOBase):
                 self._pending = self._pending[step:]
                 self._delivered += step
             else:
-                scratch = scratch if scratch is not None else memoryview(bytearray(min(left, _CHUNK)))
-                step = self.readinto(scratch[:min(left, len(scratch))])
+                # The worker's pipe must be drained: read into one buffer kept for that.
+                if self._scratch is None:
+                    self._scratch = memoryview(bytearray(_CHUNK))
+                step = self.readinto(self._scratch[:min(left, _CHUNK)])
                 if not step:
                     break
             left -= step
