@@ -109,8 +109,7 @@ class _StoredFiles:
         found: dict[int, FileRecord] = {}
         try:
             with mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                for suffix in suffixes:
-                    needle = _encode_row(suffix)[1:].encode()
+                for needle in _needles(suffixes):
                     at = view.find(needle, self.rows_at, self.rendered_at)
                     while at >= 0:
                         start = view.rfind(b"\n", self.rows_at, at) + 1
@@ -120,7 +119,7 @@ class _StoredFiles:
                         at = view.find(needle, end, self.rendered_at)
         except (OSError, ValueError, TypeError) as error:
             raise _corrupt(error) from None
-        return tuple(found[start] for start in sorted(found))
+        return tuple(found[start] for start in sorted(found) if found[start].path.endswith(suffixes))
 
     def _read(self, start: int, end: int) -> bytes:
         assert self.handle is not None
@@ -146,6 +145,14 @@ class _StoredFiles:
         if self.handle is not None:
             self.handle.close()
             self.handle = None
+
+
+def _needles(suffixes: tuple[str, ...]) -> list[bytes]:
+    """The texts to search the rows for, one pass over the table each: a path ending with S ends with
+    S's last part, stored as that part's JSON text and a quote (`sshd"`), and a needle that contains
+    another is dropped (`tinysshd"` holds `sshd"`): the SSH rule's five paths take two passes, not five."""
+    needles = {_encode_row(suffix.rsplit("/", 1)[-1] or suffix)[1:].encode() for suffix in suffixes}
+    return sorted(n for n in needles if not any(other != n and other in n for other in needles))
 
 
 class CachedAnalysis(Analysis):

@@ -89,15 +89,16 @@ class CatalogerVisitor:
         # `wants` and then `visit` ask about the same entry: answer the second time from memory.
         if self._last_entry is entry:
             return self._last_interested
-        found = [c for c in self._every_path if _accepts(c, entry)]
-        if self._any is not None and self._any(entry.path):
-            found.extend(c for c in self._by_pattern if c.matches(entry.path) and _accepts(c, entry))
+        path, mode, size = entry.path, entry.mode, entry.size
+        found = [c for c in self._every_path if c.wants(path, mode, size) > 0]
+        if self._any is not None and self._any(path):
+            found.extend(c for c in self._by_pattern if c.matches(path) and c.wants(path, mode, size) > 0)
         self._last_entry, self._last_interested = entry, found
         return found
 
     def wants(self, entry: Entry) -> int:
         interested = self._interested(entry)
-        return max((c.max_bytes for c in interested), default=0)
+        return max([c.max_bytes for c in interested]) if interested else 0
 
     def visit(self, entry: Entry, content: bytes) -> None:
         from ci_gate.analyze.catalogers.interface import Evidence
@@ -145,26 +146,44 @@ class CatalogerVisitor:
 
 
 def _path_prefilter(patterns: Sequence[str]) -> Callable[[str], bool] | None:
-    """One test for "does any pattern match this path", asked of every file of every layer.
+    """One test for "may any pattern match this path", asked of every file of every layer. A yes is
+    confirmed by each cataloger's own `matches`, so the test may say yes too often, never too rarely.
 
-    Most patterns are `*` + a literal tail (`*/lib/dpkg/status`, `*.jar`): those become one
-    `str.endswith` over a tuple, which costs a fraction of a regex with a leading `.*`."""
+    A path that matches a glob ends with the literal text after the glob's last wildcard
+    (`*/lib/dpkg/status`, `*.jar`, `*/specifications/*.gemspec`): one `str.endswith` over a tuple
+    tests all of those, at a fraction of the cost of a regex with a leading `.*`. A glob that ends in a
+    wildcard needs its longest literal piece somewhere in the path (`/lib/dpkg/status.d/`); only a
+    glob with a character class, or without any literal text, is left to a regex."""
     import fnmatch
 
-    suffixes = tuple(p[1:] for p in patterns if p.startswith("*") and not any(c in p[1:] for c in "*?["))
-    rest = [p for p in patterns if not (p.startswith("*") and p[1:] in suffixes)]
+    suffixes: list[str] = []
+    pieces: list[str] = []
+    rest: list[str] = []
+    for pattern in patterns:
+        literals = re.split(r"[*?]", pattern)
+        if "[" in pattern:
+            rest.append(pattern)
+        elif literals[-1]:
+            suffixes.append(literals[-1])
+        elif max(literals, key=len):
+            pieces.append(max(literals, key=len))
+        else:
+            rest.append(pattern)
+    ending = tuple(dict.fromkeys(suffixes))
+    inside = tuple(dict.fromkeys(pieces))
     regex = re.compile("|".join(fnmatch.translate(p) for p in rest)).match if rest else None
-    if not suffixes and regex is None:
+    if not ending and not inside and regex is None:
         return None
 
     def matches(path: str) -> bool:
-        return path.endswith(suffixes) or (regex is not None and regex(path) is not None)
+        if path.endswith(ending):
+            return True
+        for piece in inside:
+            if piece in path:
+                return True
+        return regex is not None and regex(path) is not None
 
     return matches
-
-
-def _accepts(cataloger: Cataloger, entry: Entry) -> bool:
-    return cataloger.wants(entry.path, entry.mode, entry.size) > 0
 
 
 class FinalView:

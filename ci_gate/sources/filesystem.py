@@ -67,6 +67,13 @@ class LayerVisitor(Protocol):
 
 def normalize_path(name: str) -> tuple[str, bool]:
     """The absolute in-image path for a tar member name, and whether the name tried to leave the root."""
+    # Most names (`usr/lib/x`, `./usr/lib/x`, `usr/lib/`) have nothing to resolve: no empty, `.` or `..`
+    # part, which the test below rules out (a part starting with a dot takes the long way).
+    body = name[2:] if name.startswith("./") else name
+    if body.endswith("/"):
+        body = body[:-1]
+    if body and body[0] not in "/." and body[-1] != "/" and "//" not in body and "/." not in body:
+        return "/" + body, False
     escaped = name.startswith("/")
     parts: list[str] = []
     for part in name.split("/"):
@@ -241,7 +248,7 @@ class ImageFilesystem:
         """Record `path` under its parent, and parents a tar left implicit under theirs."""
         # A loop, not recursion: a layer may nest directories 10,000 deep.
         while True:
-            parent = posixpath.dirname(path)
+            parent = path.rpartition("/")[0] or "/"  # posixpath.dirname of a normalised absolute path
             siblings = self._children.get(parent)
             if siblings is not None:
                 siblings.append(path)
@@ -341,6 +348,7 @@ def _directory_members(root: str, index: int) -> Iterator[tuple[Entry, Callable[
 def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
                  ) -> Iterator[tuple[Entry, Callable[[int], bytes | None]] | tuple[str, str]]:
     """Entries of one layer tar; whiteouts come out as ("whiteout"|"opaque", path)."""
+    read = archive.read
     for member in archive:
         path, escaped = normalize_path(member.name)
         if escaped:
@@ -348,7 +356,7 @@ def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
                                        f"image root; kept inside it as {quoted(path)}")
         if path == "/":
             continue
-        base = path.rsplit("/", 1)[1]
+        base = path.rsplit("/", 1)[1] if "/" + _WHITEOUT_PREFIX in path else ""
         if base.startswith(_WHITEOUT_PREFIX):
             parent = posixpath.dirname(path)
             if base == _OPAQUE_MARKER:
@@ -372,7 +380,7 @@ def _tar_members(archive: TarReader, index: int, filesystem: ImageFilesystem
         entry = Entry(path, kind, member.mode & 0o7777, member.size if kind == "file" else 0,
                       member.uid, member.gid, target, index, member.offset_data)
 
-        yield entry, archive.read
+        yield entry, read
 
 
 LayerCallback = Callable[[int, int, "LayerStream | None"], None]
@@ -438,6 +446,9 @@ def _apply_members(filesystem: ImageFilesystem, index: int,
     layer_entries: dict[str, Entry] = {}
     whiteouts: list[str] = []
     opaque_dirs: list[str] = []
+    # Once per member of every layer: kept to a few calls for a file nobody wants.
+    max_files, max_read = limits.max_files, limits.max_file_read_bytes
+    visitors = list(visitors)
     for item in members:
         if isinstance(item[0], str):
             marker, path = item
@@ -445,22 +456,23 @@ def _apply_members(filesystem: ImageFilesystem, index: int,
             continue
         entry, read = item
         filesystem.entries_seen += 1
-        if filesystem.entries_seen > limits.max_files:
-            raise LimitExceededError(f"the image has more than {limits.max_files:,} entries (a hostile "
+        if filesystem.entries_seen > max_files:
+            raise LimitExceededError(f"the image has more than {max_files:,} entries (a hostile "
                                      "image?); raise the limit with CI_GATE_MAX_FILES if it is genuine")
         layer_entries[entry.path] = entry
+        size = entry.size
         if file_sink is not None and entry.kind == "file":
             file_sink(entry, read)
-        elif entry.kind == "file" and visitors and entry.size >= 0:
-            wanted = [(visitor, visitor.wants(entry)) for visitor in visitors]
-            most = max((amount for _, amount in wanted), default=0)
+        elif visitors and entry.kind == "file" and size >= 0:
+            amounts = [visitor.wants(entry) for visitor in visitors]
+            most = max(amounts)
             if most > 0:
-                content = read(min(most, entry.size, limits.max_file_read_bytes)) or b""
-                for visitor, amount in wanted:
+                content = read(min(most, size, max_read)) or b""
+                for visitor, amount in zip(visitors, amounts, strict=True):
                     if amount > 0:
                         visitor.visit(entry, content if amount >= len(content) else content[:amount])
-        if on_progress is not None and entry.size:
-            on_progress(entry.size)
+        if on_progress is not None and size:
+            on_progress(size)
     filesystem.apply_layer(index, layer_entries, whiteouts, opaque_dirs)
 
 

@@ -204,6 +204,9 @@ class LayerStream(io.RawIOBase):
         self._stored = _StoredReader(self._raw, lambda: self.what, stored_hash)
         self._pending = memoryview(b"")
         self._done = False
+        self._delivered = 0
+        """Uncompressed bytes handed out or skipped: the stream's position."""
+        self._scratch: memoryview | None = None
         self.uncompressed_bytes = 0
         head = self._stored.read()
         self.compression = compression_of(head)
@@ -248,11 +251,60 @@ class LayerStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        """Forward only: the tar reader skips the data of a file nobody reads without copying it
+        (`io.BufferedReader` moves its pointer for a skip inside its buffer and calls `seek` beyond)."""
+        return True
+
+    def tell(self) -> int:
+        return self._delivered
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Skip forward to `offset` (from the start, or from here with SEEK_CUR); the position reached,
+        short of it at the end of the layer. A layer is a stream: going back is not possible."""
+        if whence == io.SEEK_CUR:
+            offset += self._delivered
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a layer stream only seeks forward")
+        if offset < self._delivered:
+            raise io.UnsupportedOperation("a layer stream only seeks forward")
+        left = offset - self._delivered
+        while left > 0:
+            if self._worker is None:
+                # Dropped from the inflated chunk in hand: no copy.
+                if not self._pending and not self._fill():
+                    break
+                step = min(left, len(self._pending))
+                self._pending = self._pending[step:]
+                self._delivered += step
+            else:
+                # The worker's pipe must be drained: read into one buffer kept for that.
+                if self._scratch is None:
+                    self._scratch = memoryview(bytearray(_CHUNK))
+                step = self.readinto(self._scratch[:min(left, _CHUNK)])
+                if not step:
+                    break
+            left -= step
+        return self._delivered
+
+    def _fill(self) -> bool:
+        """The next inflated chunk into `_pending`; False at the end of the layer."""
+        while not self._pending:
+            if self._done:
+                return False
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._done = True
+                return False
+            self._pending = memoryview(chunk)
+        return True
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._worker is not None:
             if self._done:
                 return 0
             count = self._worker.readinto(buffer)
+            self._delivered += count
             if not count:
                 self._done = True
                 summary = self._worker.summary or {}
@@ -260,17 +312,12 @@ class LayerStream(io.RawIOBase):
                 self._stored.count = int(summary.get("stored_bytes", 0))
                 self.budget.used = int(summary.get("budget_used", self.budget.used))
             return count
-        while not self._pending:
-            if self._done:
-                return 0
-            chunk = self._next_chunk()
-            if chunk is None:
-                self._done = True
-                return 0
-            self._pending = memoryview(chunk)
+        if not self._pending and not self._fill():
+            return 0
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
+        self._delivered += size
         return size
 
     def finish(self) -> None:

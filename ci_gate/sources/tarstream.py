@@ -24,7 +24,10 @@ MAX_MEMBER_SIZE = 1 << 53
 """8 PiB: beyond any disk. GNU base-256 sizes reach 2**95, which no seek or read could even take."""
 DEFAULT_METADATA_BUDGET = 128 * 1024 * 1024
 """Bytes of names, link targets and PAX/GNU records over a whole image (see `MetadataBudget`)."""
-_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
+_HEADER = struct.Struct("100s8s8s8s12s12x8sc100s6s2x32x32x8x8x155s12x")
+"""name, mode, uid, gid, size, (mtime), chksum, typeflag, linkname, magic, (version, uname, gname,
+devmajor, devminor), prefix: the fields not read are skipped, so no bytes object is made for them."""
+_ZERO_BLOCK = bytes(BLOCK)
 _SKIP_CHUNK = 1024 * 1024
 
 
@@ -146,7 +149,11 @@ class TarReader:
         if size <= 0:
             return
         if self._seekable:
-            self._stream.seek(size, 1)
+            # A file seeks past its end without error (the next header read finds nothing); a layer
+            # stream stops at its end, and where it stopped says the data was cut short.
+            reached = self._stream.seek(size, 1)
+            if reached < self._position + size:
+                raise TarFormatError(f"unexpected end of the tar stream at offset {max(reached, self._position)}")
             self._position += size
             return
         left = size
@@ -168,43 +175,50 @@ class TarReader:
         return data
 
     def __iter__(self) -> Iterator[TarMember]:
+        # Run once per member of every layer (100,000 on a large image): the common header (ustar or
+        # GNU, octal numbers, no PAX record, no link name) takes the short paths below.
         pax_global: dict[str, str] = {}
         pax: dict[str, str] = {}
         long_name: str | None = None
         long_link: str | None = None
+        read = self._stream.read
+        unpack = _HEADER.unpack
+        budget = self._budget
         while True:
-            self._skip(self._remaining)
+            if self._remaining:
+                self._skip(self._remaining)
             self._remaining = self._data_left = 0
             header_offset = self._position
-            block = self._stream.read(BLOCK)
+            block = read(BLOCK)
             self._position += len(block)
-            if not block:
-                if header_offset == 0:
-                    return  # an empty stream: an empty layer
-                raise TarFormatError(f"the tar stream ends without its end-of-archive blocks at offset "
-                                     f"{header_offset}")
             if len(block) != BLOCK:
+                if not block:
+                    if header_offset == 0:
+                        return  # an empty stream: an empty layer
+                    raise TarFormatError(f"the tar stream ends without its end-of-archive blocks at offset "
+                                         f"{header_offset}")
                 raise TarFormatError(f"unexpected end of the tar stream at offset {header_offset}")
-            if block.count(0) == BLOCK:
+            if block == _ZERO_BLOCK:
                 return  # end-of-archive marker; whatever follows is padding
-            fields = _HEADER.unpack(block)
-            stored = _number(fields[6], "checksum", header_offset)
-            computed = _byte_sum(block) - sum(block[148:156]) + 8 * 32
+            raw_name, raw_mode, raw_uid, raw_gid, raw_size, raw_sum, typeflag, raw_link, magic, raw_prefix = (
+                unpack(block))
+            stored = _octal(raw_sum, "checksum", header_offset)
+            # The checksum counts its own 8 bytes as spaces: the byte sum with those 8 bytes' sum taken out.
+            computed = _byte_sum(block) - (zlib.adler32(raw_sum) & 0xFFFF) + 1 + 8 * 32
             if stored != computed:
                 raise TarFormatError(f"bad tar header checksum at offset {header_offset} (not a tar archive, "
                                      "or a corrupt one)")
-            size = _number(fields[4], "size", header_offset)
+            size = _octal(raw_size, "size", header_offset)
             if size < 0:
                 raise TarFormatError(f"negative size in the tar header at offset {header_offset}")
             if size > MAX_MEMBER_SIZE:
                 raise TarFormatError(f"implausible member size in the tar header at offset {header_offset}")
-            typeflag = fields[7]
             padded = (size + BLOCK - 1) // BLOCK * BLOCK
             if typeflag in (b"x", b"g", b"L", b"K"):
                 if size > MAX_RECORD_BYTES:
                     raise TarFormatError(f"oversized tar metadata record ({size:,} bytes, at most "
                                          f"{MAX_RECORD_BYTES:,}) at offset {header_offset}")
-                self._budget.spend(size, header_offset)
+                budget.spend(size, header_offset)
                 data = self._read_exact(padded)[:size]
                 if typeflag == b"x":
                     pax.update(_parse_pax(data, header_offset))
@@ -215,18 +229,17 @@ class TarReader:
                 else:
                     long_link = _text(data)
                 continue
-            name = _text(fields[0])
-            magic = fields[9]
-            if magic.startswith(b"ustar") and fields[15][:1] not in (b"\0", b""):
-                prefix = _text(fields[15])
+            name = _text(raw_name)
+            if raw_prefix[0] and magic.startswith(b"ustar"):
+                prefix = _text(raw_prefix)
                 if prefix:
                     name = f"{prefix}/{name}"
-            linkname = _text(fields[8])
-            mode = _number(fields[1], "mode", header_offset)
-            uid = _number(fields[2], "uid", header_offset)
-            gid = _number(fields[3], "gid", header_offset)
-            merged = {**pax_global, **pax} if pax_global else pax
-            if merged:
+            linkname = _text(raw_link) if raw_link[0] else ""
+            mode = _octal(raw_mode, "mode", header_offset)
+            uid = _octal(raw_uid, "uid", header_offset)
+            gid = _octal(raw_gid, "gid", header_offset)
+            if pax or pax_global:
+                merged = {**pax_global, **pax}
                 name = merged.get("path", name)
                 linkname = merged.get("linkpath", linkname)
                 if "size" in merged:
@@ -241,17 +254,19 @@ class TarReader:
                     padded = (size + BLOCK - 1) // BLOCK * BLOCK
                 uid = _pax_int(merged, "uid", uid)
                 gid = _pax_int(merged, "gid", gid)
+                pax = {}
             if long_name is not None:
-                name = long_name
+                name, long_name = long_name, None
             if long_link is not None:
-                linkname = long_link
-            pax, long_name, long_link = {}, None, None
-            for text, field in ((name, "name"), (linkname, "link target")):
-                if len(text) > PATH_MAX // 4 and len(text.encode("utf-8")) > PATH_MAX:
-                    raise TarFormatError(f"a {field} of {len(text):,} characters (longer than PATH_MAX, "
-                                         f"{PATH_MAX}) at offset {header_offset}; the layer is corrupt or hostile")
-            self._budget.spend(len(name) + len(linkname), header_offset)
-            if typeflag in (b"1", b"2", b"3", b"4", b"5", b"6"):
+                linkname, long_link = long_link, None
+            if len(name) > PATH_MAX // 4 or len(linkname) > PATH_MAX // 4:
+                for text, field in ((name, "name"), (linkname, "link target")):
+                    if len(text) > PATH_MAX // 4 and len(text.encode("utf-8")) > PATH_MAX:
+                        raise TarFormatError(f"a {field} of {len(text):,} characters (longer than PATH_MAX, "
+                                             f"{PATH_MAX}) at offset {header_offset}; the layer is corrupt or "
+                                             "hostile")
+            budget.spend(len(name) + len(linkname), header_offset)
+            if typeflag in _NO_DATA:
                 # Links, devices, directories and fifos carry no data (their size field is ignored, as
                 # Python's tarfile and GNU tar do).
                 padded = size = 0
@@ -260,6 +275,18 @@ class TarReader:
             self._remaining = padded
             self._data_left = size
             yield TarMember(name, mode, uid, gid, size, typeflag, linkname, self._position)
+
+
+_NO_DATA = frozenset((b"1", b"2", b"3", b"4", b"5", b"6"))
+
+
+def _octal(raw: bytes, field: str, offset: int) -> int:
+    """`_number` for the common case first: octal digits, then NULs or spaces."""
+    try:
+        return int(raw.rstrip(b"\0 ") or b"0", 8)
+    except ValueError:
+        # Base-256 (a first byte above 0x7f is no digit), or text after a NUL: the whole rules.
+        return _number(raw, field, offset)
 
 
 def _pax_int(records: dict[str, str], key: str, default: int) -> int:

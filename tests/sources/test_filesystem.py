@@ -278,3 +278,24 @@ def test_inflated_chunks_are_bounded_even_for_a_bomb(kind: str) -> None:
 def test_multi_member_gzip_and_trailing_padding_inflate_fully() -> None:
     blob = gzip.compress(b"first ", mtime=0) + gzip.compress(b"second", mtime=0) + b"\0" * 512
     assert b"".join(_inflate_all("gzip", blob)) == b"first second"
+
+
+@pytest.mark.parametrize("worker", ["0", "1"])
+def test_a_tar_cut_inside_data_nobody_reads_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       worker: str) -> None:
+    # The walk skips the data of a file no visitor reads (forward seeks on the layer stream, no copy); a
+    # layer whose tar ends inside such data must still fail where the bytes ran out, as a read would.
+    monkeypatch.setenv("CI_GATE_INFLATE_WORKER", worker)
+    image = build_oci_layout(tmp_path / "oci", [[TarItem("small", b"s" * 100), TarItem("big", os.urandom(300_000)),
+                                                 TarItem("after", b"a")]])
+    raw = open_layout(image.path)
+    tar = gzip.decompress(image.blob_path(image.layer_digests[0]).read_bytes())
+    cut = tar[: 2048 + 100_000]  # headers and data of `small`, then a third of `big`'s data
+    path = tmp_path / "cut.tar.gz"
+    path.write_bytes(gzip.compress(cut))
+    raw.layers[0].open = lambda: open(path, "rb")  # noqa: SIM115
+    with pytest.raises(SourceError, match=f"unexpected end of the tar stream at offset {len(cut)}"):
+        walk_image(raw)
+    # The whole layer, skipped the same way, reads every member.
+    fs = walk_image(open_layout(image.path))
+    assert fs.read("/after") == b"a" and fs.entry("/big").size == 300_000  # type: ignore[union-attr]
