@@ -89,4 +89,4 @@ def test_version_imports_no_command(tmp_path: Path) -> None:
     result, modules = _loaded_modules(tmp_path, "--version")
     assert result.returncode == 0 and result.stdout.startswith("ci-gate ")
     ours = [name for name in modules if name.startswith("ci_gate")]
-    assert sorted(ours) == ["ci_gate", "ci_gate.cli", "ci_gate.dataclass_cache", "ci_gate.errors"]
+    assert sorted(ours) == ["ci_gate", "ci_gate.cli", "ci_gate.errors"]
