@@ -51,10 +51,14 @@ def test_api_key_works_and_is_stored_hashed(server: ServeProcess) -> None:
 
 
 def test_expired_api_key_is_refused(server: ServeProcess) -> None:
-    key = server.post("/v2/user/api-keys", json={"name": "short-lived", "expires_at": _in(seconds=2)}).json()
+    # Whole seconds, as the API takes them: the key lives 4 to 5 s, time for its first use on a busy machine
+    # (2 s from now, truncated, could leave it barely one second).
+    expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
+    key = server.post("/v2/user/api-keys", json={"name": "short-lived",
+                                                 "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}).json()
     assert key["status"] == "active"
     assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 200
-    time.sleep(2.5)
+    time.sleep(max(0.0, (expires - datetime.now(timezone.utc)).total_seconds()) + 0.5)  # just past its expiry
     assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 401
     assert server.get("/v2/user/api-keys/short-lived").json()["status"] == "expired"
 
