@@ -158,7 +158,7 @@ def test_the_server_restarted_mid_wait(tmp_path: Path, vuln_db: Path, images: li
         assert any("submitted" in line for line in lines), lines
         process.kill()
         time.sleep(1.0)  # the client meets a refused connection meanwhile
-        process.start(workers=2)  # the queue in SQLite resumes
+        process.start(workers=2, same_port=True)  # the queue in SQLite resumes, where the client reconnects
         client.join(150)
         assert not client.is_alive()
         assert "error" not in outcome, outcome.get("error")

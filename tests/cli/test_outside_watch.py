@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.sources.servers import refused_port
 from tests.support.devices import NULL_DEVICE, make_null_device
 from tests.support.oci import OciImage
 from tests.watch.conftest import osv_record
@@ -231,11 +232,9 @@ def test_a_missing_ca_bundle_fails_on_a_quiet_night_too(tmp_path: Path, pending:
 
 
 def test_an_unreachable_receiver_names_only_its_origin(tmp_path: Path, pending: Pending) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://hookuser:basic-pass-789@127.0.0.1:{port}/services/T0/B0/path-secret-321?token=query-secret-654"
-    result = _watch(tmp_path, pending, "--state", str(pending.state), "--notify", url)
+    with refused_port() as port:  # nothing listens there, nor can anything start to meanwhile
+        url = f"http://hookuser:basic-pass-789@127.0.0.1:{port}/services/T0/B0/path-secret-321?token=query-secret-654"
+        result = _watch(tmp_path, pending, "--state", str(pending.state), "--notify", url)
     _one_line(result, f"http://127.0.0.1:{port}", "the next run sends it again")
     for secret in ("hookuser", "basic-pass-789", "path-secret-321", "query-secret-654"):
         assert secret not in result.stderr and secret not in result.stdout

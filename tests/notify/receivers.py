@@ -278,9 +278,15 @@ def smtp_receiver(refuse_next: bool = False) -> Iterator[tuple[SmtpInbox, int]]:
     from tests.support.serve import free_port
 
     inbox = SmtpInbox(refuse_next)
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
+    for attempt in range(3):
+        port = free_port()
+        controller = Controller(inbox, hostname="127.0.0.1", port=port)
+        try:
+            controller.start()
+            break
+        except OSError:  # another process took the free port before the bind: draw another
+            if attempt == 2:
+                raise
     try:
         yield inbox, port
     finally:

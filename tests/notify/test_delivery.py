@@ -293,18 +293,6 @@ def test_finished_deliveries_are_pruned_after_a_week(store: Store, box: Credenti
 
 def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: CredentialBox,
                                                              receivers: list[Receiver]) -> None:
-    from aiosmtpd.controller import Controller
-
-    from tests.support.serve import free_port
-
-    class Mailbox:
-        def __init__(self) -> None:
-            self.messages: list[Any] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            self.messages.append(envelope)
-            return "250 OK"
-
     hook, slack, teams, jira, github = (start_receiver(receivers, kind, secret=SIGNING_SECRET)
                                         for kind in ("webhook", "slack", "teams", "jira", "github"))
     for kind, body in (("webhook", {"url": hook.url}), ("slack", {"url": slack.url + slack.slack_path}),
@@ -314,10 +302,7 @@ def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: 
                        ("github", {"api_url": github.url, "owner": "o", "repository": "r",
                                    "token": github.github_token})):
         add_endpoint(store, box, kind, {**body, "secret": SIGNING_SECRET})
-    mailbox, port = Mailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_receiver() as (mailbox, port):
         add_endpoint(store, box, "email", {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "a@example.test",
                                            "to": ["b@example.test"]})
         record(store, "tag_update", TAG_MOVED)
@@ -326,8 +311,6 @@ def test_every_notification_type_reaches_every_endpoint_kind(store: Store, box: 
         record(store, "vuln_update", vulns(DIGEST_B, "CVE-2099-0009"))
         record(store, "analysis_update", {"image_digest": DIGEST_B, "analysis_status": "analyzed"})
         deliveries = drain(Dispatcher(lambda: {"admin": store}, box, allowed_hosts=LOCAL), store)
-    finally:
-        controller.stop()
     assert len(deliveries) == 24 and {d["state"] for d in deliveries} == {"delivered"}
     types = {"tag_update", "policy_eval", "vuln_update", "analysis_update"}
     for http in (hook, slack, teams):

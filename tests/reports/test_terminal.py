@@ -30,17 +30,22 @@ def in_terminal(arguments: list[str], tmp_path: Path, cwd: Path, columns: int = 
     script = tmp_path / "run.sh"
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in environment.items()
                       if name.isidentifier())
+    # After the command, a pane title set through the terminal itself: tmux handles the pane's output in
+    # order, so once the title shows, every line the command printed is on the pane (a fixed pause after
+    # the exit code can be too short on a busy machine).
+    finished = f"ci-gate-test-finished-{os.getpid()}"
     script.write_text(f"{exports}cd {shlex.quote(str(cwd))}\n{shlex.join(arguments)}\n"
-                      f"echo $? > {shlex.quote(str(done))}\nsleep 120\n")
+                      f"echo $? > {shlex.quote(str(done))}\nprintf '\\033]2;%s\\033\\\\' {finished}\nsleep 120\n")
     base = [tmux, "-L", socket, "-f", "/dev/null"]
     subprocess.run([*base, "new-session", "-d", "-x", str(columns), "-y", str(rows), "bash", str(script)],
                    check=True, env=environment)
     try:
         deadline = time.monotonic() + 300
-        while not done.exists() or not done.read_text().strip():
+        while not done.exists() or not done.read_text().strip() or subprocess.run(
+                [*base, "display-message", "-p", "-t", "0", "#{pane_title}"], capture_output=True, text=True,
+                check=True).stdout.strip() != finished:
             assert time.monotonic() < deadline, "the gate did not finish in the terminal"
             time.sleep(0.2)
-        time.sleep(0.3)
         pane = subprocess.run([*base, "capture-pane", "-p", "-S", "-", "-t", "0"], capture_output=True, text=True,
                               check=True).stdout
     finally:

@@ -460,7 +460,9 @@ def test_vuln_update_events_after_a_store_import(tmp_path: Path, demo_vuln_db: P
             cli.ok("image", "add", tags[name])
             cli.ok("image", "wait", tags[name], "--interval", "0.2")
         assert cli.ok("subscription", "activate", "vuln_update", tags["clean"]).strip() == "Success"
-        time.sleep(1.5)  # the watcher records the subscribed tag's baseline: no event for it
+        # The watcher records the subscribed tag's baseline, no event for it; the import must come after it,
+        # or the advisory would be part of the baseline.
+        server.wait_until(lambda: server.vuln_watch_images() == 1, "the baseline of the subscribed tag")
         event_type = "user.checks.tag.vulnerabilities.update"
         assert cli.json("event", "list", "--event_type", event_type)["results"] == []
 
@@ -468,11 +470,8 @@ def test_vuln_update_events_after_a_store_import(tmp_path: Path, demo_vuln_db: P
         tree.mkdir(parents=True)
         (tree / "DSA-9999-1.json").write_text(json.dumps(OPENSSL_ADVISORY))
         import_paths([tree.parent], vuln_db)  # what `ci-gate db import` does
-        deadline = time.monotonic() + 30
-        events: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not events:
-            events = cli.json("event", "list", "--event_type", event_type)["results"]
-            time.sleep(0.3)
+        events: list[dict[str, Any]] = server.wait_until(
+            lambda: cli.json("event", "list", "--event_type", event_type)["results"], "the vuln_update event")
         assert len(events) == 1, server.log()
         event = events[0]["event"]
         assert event["resource"] == {"user_id": "admin", "type": "image_tag", "id": tags["clean"]}

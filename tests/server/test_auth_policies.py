@@ -35,6 +35,7 @@ def test_wrong_password_is_401_with_the_documented_body(server: ServeProcess) ->
 
 
 def test_api_key_works_and_is_stored_hashed(server: ServeProcess) -> None:
+    others = {k["name"] for k in server.get("/v2/user/api-keys").json()}  # other tests' keys on this server
     created = server.post("/v2/user/api-keys", json={"name": "ci-runner", "description": "tests",
                                                      "expires_at": _in(days=30)})
     assert created.status_code == 200, created.text
@@ -45,16 +46,20 @@ def test_api_key_works_and_is_stored_hashed(server: ServeProcess) -> None:
     bad_key = requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"] + "x"), timeout=10)
     assert bad_key.status_code == 401
     listed = server.get("/v2/user/api-keys").json()
-    assert [k["name"] for k in listed] == ["ci-runner"] and listed[0]["value"] is None
+    assert {k["name"] for k in listed} == others | {"ci-runner"} and all(k["value"] is None for k in listed)
     assert key["value"].encode() not in (server.data_dir / "ci-gate-serve.sqlite").read_bytes()
     assert server.post("/v2/user/api-keys", json={"name": "ci-runner"}).status_code == 409
 
 
 def test_expired_api_key_is_refused(server: ServeProcess) -> None:
-    key = server.post("/v2/user/api-keys", json={"name": "short-lived", "expires_at": _in(seconds=2)}).json()
+    # Whole seconds, as the API takes them: the key lives 4 to 5 s, time for its first use on a busy machine
+    # (2 s from now, truncated, could leave it barely one second).
+    expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
+    key = server.post("/v2/user/api-keys", json={"name": "short-lived",
+                                                 "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}).json()
     assert key["status"] == "active"
     assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 200
-    time.sleep(2.5)
+    time.sleep(max(0.0, (expires - datetime.now(timezone.utc)).total_seconds()) + 0.5)  # just past its expiry
     assert requests.get(f"{server.url}/v2/images", auth=("_api_key", key["value"]), timeout=10).status_code == 401
     assert server.get("/v2/user/api-keys/short-lived").json()["status"] == "expired"
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from tests.support.serve import ServeProcess
 
 
-def test_add_wait_check_vulnerabilities_v2(server: ServeProcess, pushed_images: list[tuple[str, str]]) -> None:
+def test_add_wait_check_vulnerabilities_v2(fresh_server: ServeProcess, pushed_images: list[tuple[str, str]]) -> None:
+    # Its own server: the image must be new to it (other tests add the same image to the module's server).
+    server = fresh_server.start()
     tag, digest = pushed_images[0]
     response = server.add_tag(tag, dockerfile="FROM scratch\nUSER 1000\n")
     assert response.status_code == 200, response.text

@@ -7,13 +7,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.notify.receivers import Receiver, start_receiver
+from tests.notify.receivers import Receiver, smtp_receiver, start_receiver
 from tests.server.anchore_cli import build_app_image
 from tests.support.oci import push
 from tests.support.registry import RegistryServer
@@ -26,14 +25,10 @@ LOCAL_RECEIVERS = ["--allow-notify-host", "127.0.0.1"]
 """The receivers listen on 127.0.0.1: endpoints added over the API may reach them."""
 
 
-def wait_for(condition: Callable[[], Any], what: str, server: ServeProcess, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s:\n{server.log()}")
+def _all_delivered(serve: ServeProcess) -> list[dict[str, Any]] | None:
+    """The server's deliveries when there are some and every one is recorded as delivered, else None."""
+    deliveries: list[dict[str, Any]] = serve.get("/v2/notifications/deliveries").json()
+    return deliveries if deliveries and all(d["state"] == "delivered" for d in deliveries) else None
 
 
 def test_endpoint_configurations_and_the_engine_webhook_test(tmp_path: Path, receivers: list[Receiver]) -> None:
@@ -71,7 +66,7 @@ def test_endpoint_configurations_and_the_engine_webhook_test(tmp_path: Path, rec
         assert serve.post("/v2/notifications/endpoints/fax/configurations", json={}).status_code == 404
         assert serve.delete(one).status_code == 204
         assert serve.get(one).status_code == 404
-        assert SECRET not in serve.log() and "hooksecret" not in serve.log()
+        assert SECRET not in serve.full_log() and "hooksecret" not in serve.full_log()
 
 
 def test_endpoints_reach_only_allowed_hosts_and_a_shrunk_list_stops_delivery(
@@ -164,7 +159,7 @@ def test_a_credential_in_an_endpoint_url_is_masked_everywhere_and_still_delivers
         assert f"{hook.url}/in?team=a&amp;token=***" in page.text and f"{hook.url}/hooks/***" in page.text
         moved = serve.put(one, json={"url": f"{hook.url}/other"})  # a URL without a credential is shown as is
         assert moved.json()["url"] == f"{hook.url}/other" and serve.get(one).json()["url"] == f"{hook.url}/other"
-        log = serve.log()
+        log = serve.full_log()
     for secret in (HOOK_TOKEN, MATTERMOST_KEY):
         assert secret not in page.text and secret not in log
 
@@ -184,13 +179,12 @@ def test_a_restart_while_the_receiver_is_down_loses_nothing_and_repeats_no_deliv
         digests = {digest for _, digest in pushed_images[:2]}
         for digest in digests:
             serve.wait_status(digest)
-        wait_for(lambda: len({r.key for r in hook.received}) == 2 and len(hook.received) >= 3,
-                 "two deliveries tried and retried", serve)
+        serve.wait_until(lambda: len({r.key for r in hook.received}) == 2 and len(hook.received) >= 3,
+                         "two deliveries tried and retried")
         serve.kill()  # mid-delivery: a request hangs at the receiver, or waits for its next try
         hook.outage.clear()  # the receiver is back
         serve.start()
-        deliveries = wait_for(lambda: (lambda d: d if all(x["state"] == "delivered" for x in d) else None)(
-            serve.get("/v2/notifications/deliveries").json()), "every delivery delivered", serve)
+        deliveries = serve.wait_until(lambda: _all_delivered(serve), "every delivery delivered")
     finally:
         serve.stop()
     keys = {d["idempotency_key"] for d in deliveries}
@@ -223,16 +217,22 @@ def test_a_re_pushed_tag_sends_tag_update_then_policy_eval_when_the_verdict_flip
         checked = serve.get(f"/v2/images/{clean.manifest_digest}/check", params={"tag": tag})
         assert checked.status_code == 200, checked.text
         seen = len(registry.log_path.read_bytes())
-        time.sleep(2.5)  # watch passes over the unchanged tag: nothing to send, and only manifest HEADs
-        assert hook.received == []
         manifest_path = f"/v2/{tag.split('/', 1)[1].split(':')[0]}/manifests/stable"
-        requests_made = [line.split('"')[1].split()[0] for line in
-                         registry.log_path.read_bytes()[seen:].decode(errors="replace").splitlines()
-                         if line.startswith("127.0.0.1 - -") and manifest_path in line]
-        assert requests_made and set(requests_made) == {"HEAD"}
+
+        def manifest_requests() -> list[str]:
+            return [line.split('"')[1].split()[0] for line in
+                    registry.log_path.read_bytes()[seen:].decode(errors="replace").splitlines()
+                    if line.startswith("127.0.0.1 - -") and manifest_path in line]
+
+        # Watch passes over the unchanged tag (counted at the registry, not guessed from the clock):
+        # nothing to send, and only manifest HEADs.
+        requests_made = serve.wait_until(lambda: (lambda made: made if len(made) >= 2 else None)(manifest_requests()),
+                                         "two watch passes over the unchanged tag")
+        assert hook.received == []
+        assert set(requests_made) == {"HEAD"}
 
         push(leaky, registry.host, tag.split("/", 1)[1])  # the tag now names the leaky image
-        wait_for(lambda: len(hook.answered()) >= 2, "tag_update and policy_eval", serve, timeout=120)
+        serve.wait_until(lambda: len(hook.answered()) >= 2, "tag_update and policy_eval")
         time.sleep(1.5)  # more watch passes: the same verdict on the same digest sends nothing more
     events = [r.json() for r in hook.answered()]
     assert [e["type"] for e in events] == ["user.image.tag.update", "user.checks.tag.policy_evaluation.update"]
@@ -251,26 +251,13 @@ def test_a_vulnerability_import_notifies_every_endpoint_kind_once(
     import json
     import shutil
 
-    from aiosmtpd.controller import Controller
-
     from ci_gate.vulns.importers.osv import import_paths
-    from tests.support.serve import OPENSSL_ADVISORY, free_port
-
-    class Mailbox:
-        def __init__(self) -> None:
-            self.messages: list[Any] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            self.messages.append(envelope)
-            return "250 OK"
+    from tests.support.serve import OPENSSL_ADVISORY
 
     vuln_db = tmp_path / "vulns.sqlite"
     shutil.copyfile(demo_vuln_db, vuln_db)
     kinds = {kind: start_receiver(receivers, kind, secret=SECRET, outage=[503])
              for kind in ("webhook", "slack", "teams", "jira", "github")}
-    mailbox, smtp_port = Mailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
     (watched, digest), (other, _) = pushed_images[0], pushed_images[1]
     bodies = {
         "webhook": {"url": kinds["webhook"].url},
@@ -281,34 +268,35 @@ def test_a_vulnerability_import_notifies_every_endpoint_kind_once(
         "github": {"api_url": kinds["github"].url, "owner": "acme", "repository": "images",
                    "token": kinds["github"].github_token},
     }
-    try:
-        with ServeProcess(tmp_path / "data", vuln_db=vuln_db, extra_args=LOCAL_RECEIVERS,
-                          environment={**FAST, "CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) as serve:
-            for kind, body in bodies.items():
-                serve.post(f"/v2/notifications/endpoints/{kind}/configurations",
-                           json={**body, "secret": SECRET, "notification_types": ["vuln_update"]}).raise_for_status()
-            serve.post("/v2/notifications/endpoints/email/configurations", json={
-                "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "from": "ci-gate@example.test",
-                "to": ["sec@example.test"], "notification_types": ["vuln_update"]}).raise_for_status()
-            for tag in (watched, other):
-                serve.add_tag(tag).raise_for_status()
-            serve.wait_status(digest)
-            [subscription] = serve.get("/v2/subscriptions", params={"subscription_key": watched,
-                                                                    "subscription_type": "vuln_update"}).json()
-            serve.put(f"/v2/subscriptions/{subscription['subscription_id']}", json={"active": True}).raise_for_status()
-            time.sleep(1.0)  # the watcher's baseline for the subscribed tag: no event
+    with smtp_receiver() as (mailbox, smtp_port), ServeProcess(
+            tmp_path / "data", vuln_db=vuln_db, extra_args=LOCAL_RECEIVERS,
+            environment={**FAST, "CI_GATE_SERVE_VULN_POLL_SECONDS": "0.2"}) as serve:
+        for kind, body in bodies.items():
+            serve.post(f"/v2/notifications/endpoints/{kind}/configurations",
+                       json={**body, "secret": SECRET, "notification_types": ["vuln_update"]}).raise_for_status()
+        serve.post("/v2/notifications/endpoints/email/configurations", json={
+            "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "from": "ci-gate@example.test",
+            "to": ["sec@example.test"], "notification_types": ["vuln_update"]}).raise_for_status()
+        for tag in (watched, other):
+            serve.add_tag(tag).raise_for_status()
+        serve.wait_status(digest)
+        [subscription] = serve.get("/v2/subscriptions", params={"subscription_key": watched,
+                                                                "subscription_type": "vuln_update"}).json()
+        serve.put(f"/v2/subscriptions/{subscription['subscription_id']}", json={"active": True}).raise_for_status()
+        # The watcher's baseline for the subscribed tag (no event): the import must come after it, or the
+        # import's advisory would be part of the baseline and nothing would be sent.
+        serve.wait_until(lambda: serve.vuln_watch_images() == 1, "the baseline of the subscribed tag")
 
-            tree = tmp_path / "osv" / "Debian"
-            tree.mkdir(parents=True)
-            (tree / "DSA-9999-1.json").write_text(json.dumps(OPENSSL_ADVISORY))
-            import_paths([tree.parent], vuln_db)  # what `ci-gate db import` does
-            wait_for(lambda: all(r.answered() for r in kinds.values()) and mailbox.messages
-                     and len(kinds["jira"].issues) == 1 and len(kinds["github"].issues) == 1,
-                     "vuln_update at every endpoint", serve)
-            time.sleep(1.0)  # later polls with the same store send nothing more
-            deliveries = serve.get("/v2/notifications/deliveries").json()
-    finally:
-        controller.stop()
+        tree = tmp_path / "osv" / "Debian"
+        tree.mkdir(parents=True)
+        (tree / "DSA-9999-1.json").write_text(json.dumps(OPENSSL_ADVISORY))
+        import_paths([tree.parent], vuln_db)  # what `ci-gate db import` does
+        serve.wait_until(lambda: all(r.answered() for r in kinds.values()) and mailbox.messages
+                         and len(kinds["jira"].issues) == 1 and len(kinds["github"].issues) == 1,
+                         "vuln_update at every endpoint")
+        time.sleep(1.0)  # later polls with the same store send nothing more
+        # A receiver answers before the server records its delivery as delivered: wait for the records too.
+        deliveries = serve.wait_until(lambda: _all_delivered(serve), "every delivery recorded as delivered")
     assert sorted(d["endpoint"] for d in deliveries) == sorted([*kinds, "email"])
     assert {d["state"] for d in deliveries} == {"delivered"} and {d["notification_type"] for d in deliveries} == {
         "vuln_update"}

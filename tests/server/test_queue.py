@@ -111,6 +111,6 @@ def test_registry_credentials_are_used_and_never_shown(tmp_path: Path, auth_regi
         assert server.wait_status(digest)["analysis_status"] == "analyzed"
         bodies = [server.get(f"/v2/images/{digest}").text, server.get(f"/v2/images/{digest}/check",
                                                                       params={"tag": tag}).text]
-        log = server.log()
-    for text in [*bodies, refused.text, log, without.log()]:
+        log = server.full_log()
+    for text in [*bodies, refused.text, log, without.full_log()]:
         assert auth_registry.password not in text

@@ -39,7 +39,7 @@ def test_serve_pulls_only_from_its_allowlist(tmp_path: Path, auth_registry: Regi
         added = server.add_tag(tag)  # the registry it has credentials for is allowed by default
         assert added.status_code == 200, added.text
         assert server.wait_status(added.json()["image_digest"])["analysis_status"] == "analyzed"
-        log = server.log()
+        log = server.full_log()
     assert auth_registry.password not in log + by_tag.text + by_digest.text
 
 

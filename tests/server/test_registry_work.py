@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from tests.sources.servers import refused_port
 from tests.support.serve import PASSWORD, ServeProcess
 
 DEADLINE = 2.0
@@ -45,12 +46,6 @@ def hanging_registry() -> Iterator[int]:
         for connection in held:
             connection.close()
         listener.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -151,20 +146,19 @@ def test_errors_for_registries_nobody_named_are_all_alike(tmp_path: Path) -> Non
     """No port-scan oracle: for registries the operator did not name (pulls allowed by '*'), refused,
     hanging, a web service's 200/404/500 and a redirect to an internal port all read the same,
     naming neither the status nor the redirect target."""
-    internal = closed_port()
-    targets: list[tuple[str, Any]] = [("refused", None), ("hanging", None),
-                                      ("ok", _status(200)), ("not found", _status(404)), ("error", _status(500)),
-                                      ("redirect", _redirect_to(f"http://127.0.0.1:{internal}/secret")),
-                                      ("loop", _redirect_to("{path}"))]
     messages: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
+        # Refused ports are held (bound, never listening) to the end: no stand-in or server started below
+        # can be given one of them, and the internal port stays distinct from every target.
+        internal = stack.enter_context(refused_port())
+        targets: list[tuple[str, Any]] = [("refused", None), ("hanging", None),
+                                          ("ok", _status(200)), ("not found", _status(404)), ("error", _status(500)),
+                                          ("redirect", _redirect_to(f"http://127.0.0.1:{internal}/secret")),
+                                          ("loop", _redirect_to("{path}"))]
         ports: dict[str, int] = {}
         for name, answer in targets:
             if name == "refused":
-                # A second free port can be the one `internal` was given: draw until it differs.
-                while (refused := closed_port()) == internal:
-                    pass
-                ports[name] = refused
+                ports[name] = stack.enter_context(refused_port())
             elif name == "hanging":
                 ports[name] = stack.enter_context(hanging_registry())
             else:
@@ -178,7 +172,7 @@ def test_errors_for_registries_nobody_named_are_all_alike(tmp_path: Path) -> Non
             text = answer.json()["message"]
             assert str(internal) not in text and "internal service" not in text
             messages[name] = re.sub(r"127\.0\.0\.1:\d+", "HOST", text)
-        log = server.log()
+        log = server.full_log()
     assert len(set(messages.values())) == 1, messages
     assert not re.search(r"refused|404|500|timed out|within|redirect|TLS", next(iter(messages.values())))
     assert re.search(r"redirected too often \(a redirect loop\)", log)  # the operator still learns what happened

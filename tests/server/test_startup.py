@@ -19,7 +19,7 @@ def test_a_new_data_dir_is_private(fresh_server: ServeProcess) -> None:
     assert _mode(data) == 0o700
     for name in ("ci-gate-serve.sqlite", "ci-gate-serve.sqlite-wal", "ci-gate-accounts.sqlite"):
         assert _mode(data / name) == 0o600, name
-    assert "readable by other users" not in fresh_server.log()
+    assert "readable by other users" not in fresh_server.full_log()
 
 
 def test_a_loose_data_dir_is_reported_at_start(fresh_server: ServeProcess) -> None:
@@ -29,7 +29,7 @@ def test_a_loose_data_dir_is_reported_at_start(fresh_server: ServeProcess) -> No
     data.chmod(0o755)
     (data / "ci-gate-serve.sqlite").chmod(0o644)
     fresh_server.start(workers=0)
-    log = fresh_server.log()
+    log = fresh_server.full_log()
     assert f"{data} is mode 0755, readable by other users" in log and f"chmod 700 {data}" in log
     assert f"{data / 'ci-gate-serve.sqlite'} is mode 0644" in log and "chmod 600" in log
     assert fresh_server.get("/v2/policies").status_code == 200  # a warning, not a refusal

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -221,20 +221,11 @@ def test_allowlist_items_expiring_within_30_days(ui_server, browser, tmp_path):
     _shots(browser, "expiring", tmp_path)
 
 
-def _wait(condition: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
-
-
 def test_notification_endpoints_and_their_deliveries(ui_server, browser, tmp_path):
     server, _ = ui_server
-    deliveries = _wait(lambda: (lambda d: d if len(d) >= 3 and all(x["state"] == "delivered" for x in d)
-                                else None)(server.get("/v2/notifications/deliveries").json()))
+    deliveries = server.wait_until(lambda: (lambda d: d if len(d) >= 3 and all(x["state"] == "delivered" for x in d)
+                                            else None)(server.get("/v2/notifications/deliveries").json()),
+                                   "three deliveries delivered")
     browser.get(server.url + "/ui/notifications")
     [endpoint] = _rows(browser, "endpoints").values()
     assert endpoint.find_element(By.TAG_NAME, "th").text == HOSTILE and "webhook" in endpoint.text

@@ -5,10 +5,8 @@ verdict flips; the other account's image (without the package) gets neither."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +34,10 @@ POLICY = {
 }
 
 
-def _wait(condition: Callable[[], Any], what: str, serve: ServeProcess, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s:\n{serve.log()}")
-
-
 def _events(session: requests.Session, url: str, event_type: str) -> list[dict[str, Any]]:
     answer = session.get(f"{url}/v1/events", params={"event_type": event_type}, timeout=10)
     answer.raise_for_status()
     return [result["event"] for result in answer.json()["results"]]
-
-
-def _indexed(state: Path) -> int:
-    """Images in the watcher's committed state (0 while it is absent or being written)."""
-    if not state.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=0.1) as connection:
-            return int(connection.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def _watch(session: requests.Session, url: str, tag: str, digest: str, serve: ServeProcess) -> None:
@@ -70,8 +47,8 @@ def _watch(session: requests.Session, url: str, tag: str, digest: str, serve: Se
                        timeout=10).status_code == 200
     assert session.post(f"{url}/v2/images", json={"source": {"tag": {"pull_string": tag}}},
                         timeout=30).status_code == 200
-    _wait(lambda: session.get(f"{url}/v2/images/{digest}", timeout=10).json()["analysis_status"] == "analyzed",
-          f"analysis of {tag}", serve)
+    serve.wait_until(lambda: session.get(f"{url}/v2/images/{digest}", timeout=10).json()["analysis_status"]
+                     == "analyzed", f"analysis of {tag}")
     [subscription] = session.get(f"{url}/v2/subscriptions", params={
         "subscription_key": tag, "subscription_type": "vuln_update"}, timeout=10).json()
     assert session.put(f"{url}/v2/subscriptions/{subscription['subscription_id']}", json={"active": True},
@@ -100,8 +77,8 @@ def test_an_import_notifies_only_the_account_whose_image_has_the_package(
         bob.auth = ("bob", BOB_PASSWORD)
         _watch(admin, url, admin_tag, images.app_v1_image.manifest_digest, serve)
         _watch(bob, url, bob_tag, images.app_v2_image.manifest_digest, serve)
+        serve.wait_until(lambda: serve.vuln_watch_images() == 2, "the baseline of both subscribed images")
         state = tmp_path / "data" / "vuln-watch.sqlite"
-        _wait(lambda: _indexed(state) == 2, "the baseline of both subscribed images", serve)
         assert state.stat().st_mode & 0o077 == 0  # tags and packages of every account: the serve user only
         for session in (admin, bob):  # a baseline records no event
             assert _events(session, url, VULN_UPDATE) == [] and _events(session, url, POLICY_EVAL) == []
@@ -111,7 +88,7 @@ def test_an_import_notifies_only_the_account_whose_image_has_the_package(
         delta.parent.mkdir()
         delta.write_text(json.dumps(osv_record("DSA-9999-1", "curl", "7.88.1-10+deb12u5")))
         import_paths([delta], vuln_db)  # what `ci-gate db import` does
-        _wait(lambda: _events(bob, url, POLICY_EVAL), "bob's policy_eval", serve)
+        serve.wait_until(lambda: _events(bob, url, POLICY_EVAL), "bob's policy_eval")
         time.sleep(1.0)  # later polls of the same store record nothing more
         bob_updates, bob_flips = _events(bob, url, VULN_UPDATE), _events(bob, url, POLICY_EVAL)
         admin_updates, admin_flips = _events(admin, url, VULN_UPDATE), _events(admin, url, POLICY_EVAL)

@@ -12,6 +12,7 @@
   /images/{name}/get` → the image as a tarball (chunked, `application/x-tar`), 404 with
   `{"message": "No such image: NAME"}`. The tarball served is a docker-archive made by skopeo.
 - `silent_port()`: a TCP port that accepts connections and never answers.
+- `refused_port()`: a TCP port that refuses connections.
 """
 
 from __future__ import annotations
@@ -316,8 +317,11 @@ def silent_port() -> Iterator[int]:
         yield int(listener.getsockname()[1])
 
 
-def closed_port() -> int:
-    """A TCP port on 127.0.0.1 where nothing listens (connection refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that refuses connections, for the whole `with` block: a socket is bound to it
+    and never listens. A port probed free and closed again could be taken by the next server of this test
+    or by another process before it is dialled (bind(0) hands the same port out again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])

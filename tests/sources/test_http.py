@@ -26,7 +26,7 @@ from ci_gate.http import (
     retry_after_seconds,
     send,
 )
-from tests.sources.servers import closed_port
+from tests.sources.servers import refused_port
 
 FAST = RetryPolicy(attempts=3, backoff_initial=0.01, backoff_max=0.02)
 
@@ -151,9 +151,8 @@ def test_a_timeout_is_retried_for_get_but_not_for_post() -> None:
 
 def test_errors_and_logs_never_show_credentials(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="ci_gate.http")
-    port = closed_port()
-    url = f"http://robot:hunter2@127.0.0.1:{port}/token?service=x&access_token=abc123&scope=repo"
-    with pytest.raises(HttpError) as caught:
+    with refused_port() as port, pytest.raises(HttpError) as caught:
+        url = f"http://robot:hunter2@127.0.0.1:{port}/token?service=x&access_token=abc123&scope=repo"
         send(new_session(), "GET", url, timeout=1, retry=FAST, headers={"Authorization": "Bearer abc123"})
     error = caught.value
     assert error.kind == "connection" and error.host == f"127.0.0.1:{port}"

@@ -17,7 +17,7 @@ from ci_gate.sources import open_image
 from ci_gate.sources.interface import SourceOptions
 from ci_gate.sources.registry import RegistryClient, is_loopback, parse_reference, uses_plain_http
 from tests.sources.checks import assert_layers_verify, skopeo_digest
-from tests.sources.servers import TokenRegistry, closed_port, silent_port
+from tests.sources.servers import TokenRegistry, refused_port, silent_port
 from tests.support.oci import OciImage, OciImageIndex, TarItem, build_image_index, push
 from tests.support.registry import RegistryServer
 
@@ -151,8 +151,8 @@ def test_a_registry_that_never_answers_times_out() -> None:
 
 
 def test_a_registry_that_is_not_there() -> None:
-    port = closed_port()
-    with pytest.raises(SourceError, match=rf"could not connect to registry 127.0.0.1:{port} \(connection refused\)"):
+    with refused_port() as port, pytest.raises(
+            SourceError, match=rf"could not connect to registry 127.0.0.1:{port} \(connection refused\)"):
         open_image(f"registry:127.0.0.1:{port}/test/tiny:1", SourceOptions(timeout=2))
 
 
@@ -368,8 +368,7 @@ def test_a_missing_ca_bundle_is_named() -> None:
 
 
 def test_a_bare_reference_that_resolves_nowhere_says_so() -> None:
-    port = closed_port()
-    with pytest.raises(SourceError) as caught:
+    with refused_port() as port, pytest.raises(SourceError) as caught:
         open_image(f"127.0.0.1:{port}/app:1", SourceOptions(docker_host=NO_DAEMON, timeout=2))
     assert str(caught.value).endswith(f"(no file or directory named '127.0.0.1:{port}/app:1' exists either)")
     assert str(caught.value).startswith(f"could not connect to registry 127.0.0.1:{port}")

@@ -22,7 +22,8 @@ from tests.support.tools import require_tool
 
 __all__ = ["RegistryServer", "free_port"]
 
-READY_TIMEOUT_SECONDS = 10.0
+READY_TIMEOUT_SECONDS = 30.0
+"""Generous: on a loaded 2-core CI machine the registry can take seconds to answer its first request."""
 STOP_TIMEOUT_SECONDS = 5.0
 
 

@@ -11,9 +11,11 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +150,12 @@ class ServeProcess:
         raise RuntimeError(f"ci-gate serve did not answer /health within 30 s:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        """The log's last 4000 characters: for failure messages."""
+        return self.full_log()[-4000:]
+
+    def full_log(self) -> str:
+        """Everything the server logged (every start): for assertions on what it logged, or never did."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as a crash or an OOM kill would leave it."""
@@ -203,6 +210,29 @@ class ServeProcess:
                 return record
             time.sleep(0.1)
         raise AssertionError(f"{digest} still {record.get('analysis_status')} after {timeout} s:\n{self.log()}")
+
+    def wait_until(self, condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+        """Poll `condition` until it is truthy (its value) or `timeout` seconds passed (an AssertionError
+        with the server's log): a generous deadline, as CI's 2 cores may be busy with other tests."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"{what} did not happen within {timeout} s:\n{self.log()}")
+
+    def vuln_watch_images(self) -> int:
+        """Images in the vulnerability watcher's committed state (0 while it is absent or being written).
+        A subscribed tag's image counted here has its baseline: a later store import is a change to it."""
+        state = self.data_dir / "vuln-watch.sqlite"
+        if not state.exists():
+            return 0
+        try:
+            with sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=0.1) as connection:
+                return int(connection.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+        except sqlite3.Error:
+            return 0
 
     def __enter__(self) -> ServeProcess:
         return self.start()

@@ -82,7 +82,7 @@ class RoundRobinProxy:
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "tests.support.tcp_proxy", str(self.port),
                      *map(str, self.backend_ports)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 30  # a Python start-up on a busy 2-core machine
             while time.monotonic() < deadline and self.process.poll() is None:
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=1).close()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
+import threading
+import time
 from pathlib import Path
 
 from ci_gate.model import Analysis, Distro, ImageIdentity, Location, Package
 from ci_gate.rematch import RematchState
 from ci_gate.saved_sbom import save_analysis
 from ci_gate.vulns.importers.osv import import_paths
-from ci_gate.vulns.store import VulnerabilityStore
+from ci_gate.vulns.store import VulnerabilityStore, utc_now
 from tests.watch.conftest import osv_record
 
 DEBIAN = Distro(id="debian", version_id="12", version_codename="bookworm")
@@ -121,3 +124,39 @@ def test_images_indexed_by_a_server_without_a_folder(tmp_path: Path) -> None:
         diffs = watch.rematch(vulns).diffs
         watch.commit()
     assert [(d.tag, [e["CVE_ID"] for e in d.added]) for d in diffs] == [("app:1", ["DSA-2"])]
+
+
+def _waiting_in_store_writer(thread: threading.Thread) -> bool:
+    """True while `thread` is inside StoreWriter.__enter__: where an import waits for the store's write lock."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "__enter__" and frame.f_code.co_filename.endswith("store_writer.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_an_import_that_waited_for_the_write_lock_is_stamped_after_it(tmp_path: Path) -> None:
+    """Re-matching asks for the records imported after the last stamp it saw (`changed_since`). An import
+    stamped before it held the write lock could commit after an import stamped later, and a re-match in
+    between would skip its records for good: the stamp must be taken once the lock is held."""
+    store = tmp_path / "vulns.sqlite"
+    import_paths([_write(tmp_path / "a" / "DSA-1.json", osv_record("DSA-1", "zlib", "1.2.13-2"))], store)
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another import holds the store
+    waiting = threading.Thread(target=import_paths, args=(
+        [_write(tmp_path / "b" / "DSA-2.json", osv_record("DSA-2", "openssl", "3.0.13-1"))], store))
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not _waiting_in_store_writer(waiting):
+            assert waiting.is_alive() and time.monotonic() < deadline, "the second import never reached the lock"
+            time.sleep(0.01)
+        released = utc_now()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+        waiting.join(60)
+    with VulnerabilityStore(store) as vulns:
+        record = vulns.record("DSA-2")
+    assert record is not None and record.imported_at > released, (record, released)

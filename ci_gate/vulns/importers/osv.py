@@ -184,11 +184,14 @@ def import_paths(paths: Sequence[Path | str], store_path: Path | str | None = No
     """
     if not paths:
         raise VulnerabilityDataError("nothing to import: give at least one OSV all.zip, folder or .json file")
-    imported_at = utc_now()
     results: list[tuple[str, ImportCounts]] = []
     # Open every source up front so a missing path fails before the store is touched.
     sources = [(Path(p), documents(Path(p))) for p in paths]
     with StoreWriter(store_path) as writer:
+        # Stamped once the write lock is held: imports then commit in the order of their stamps, which
+        # re-matching relies on (`changed_since`); an import that waited for another's lock would else
+        # commit records older than a stamp a re-match in between already moved past.
+        imported_at = utc_now()
         for index, (path, source) in enumerate(sources):
             location = location_names[index] if location_names else str(path.resolve())
             counts = _import_one(writer, location, source, imported_at, ecosystems)
