@@ -182,7 +182,7 @@ class Admission:
             return verdict
         tag = full_tag or (record.tags[0][0] if record.tags else f"{repository}:latest")
         try:
-            result = self.check(digest, tag, policy_id, record.analyzed_at or "")
+            result = self.check(digest, tag, policy_id, f"{record.analyzed_at or ''}#{record.analysis_count}")
         except CiGateError as error:
             verdict.reasons.append(f"cannot check it: {error}")
             return self._finish(verdict)
@@ -236,14 +236,14 @@ class Admission:
             self._tags[full_tag] = (now, digest)
         return digest, None
 
-    def check(self, digest: str, tag: str, policy_id: str | None, analyzed_at: str) -> CheckResult:
+    def check(self, digest: str, tag: str, policy_id: str | None, analysis_version: str) -> CheckResult:
         from ci_gate.server.service import ApiError
 
         try:
             row = self.service.policy_row(policy_id)
         except ApiError as error:
             raise CiGateError(error.message) from None
-        key = (digest, tag, row.policy_id, row.content_digest, analyzed_at)
+        key = (digest, tag, row.policy_id, row.content_digest, analysis_version)
         now = time.monotonic()
         with self._lock:
             cached = self._checks.get(key)

@@ -327,7 +327,9 @@ class Service:
         record = self.image(digest)
         if record.analysis_status != ANALYZED:
             raise ApiError(404, f"image is not analyzed - analysis_status: {record.analysis_status}")
-        key = (str(self.store.path), digest, record.analyzed_at)  # the same digest in two accounts: two entries
+        # The same digest in two accounts: two entries. `analyzed_at` has one-second resolution, so a forced
+        # re-analysis finishing within the second would keep the old entry: the analysis count tells them apart.
+        key = (str(self.store.path), digest, f"{record.analyzed_at}#{record.analysis_count}")
         with self._cache_lock:
             cached = self._analyses.get(key)
             if cached is not None:
