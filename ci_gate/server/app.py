@@ -28,6 +28,8 @@ from ci_gate.server.routing import Call, error_response, route
 from ci_gate.server.service import VULNERABILITY_TYPES, Service
 
 LOG = logging.getLogger("ci_gate.server")
+SHUTDOWN_GRACE_SECONDS = 5
+"""How long open connections may finish after SIGTERM before serve closes them."""
 
 
 def _post_image(call: Call) -> Any:
@@ -210,8 +212,11 @@ def serve(config: ServerConfig, host: str, port: int) -> None:
              "https" if tls else "http", host, port, config.role, config.database.redacted, config.data_dir,
              config.workers if config.runs_work else 0)
     # Idle keep-alive connections close after 5 s (uvicorn); unfinished request headers after
-    # request_timeout (GuardedH11Protocol); past 512 connections new requests get 503.
+    # request_timeout (GuardedH11Protocol); past 512 connections new requests get 503. On SIGTERM,
+    # open connections get SHUTDOWN_GRACE_SECONDS: a TLS client that never answers close_notify would
+    # otherwise hold the process for asyncio's 30 s, a pod's whole default termination grace period.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 http=guarded_protocol(config.request_timeout), timeout_keep_alive=5, limit_concurrency=512,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                 h11_max_incomplete_event_size=64 * 1024,
                 ssl_certfile=str(config.tls_cert) if tls else None, ssl_keyfile=str(config.tls_key) if tls else None)
