@@ -34,11 +34,13 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ci_gate.errors import CiGateError, LimitExceededError, SourceError
+from ci_gate.errors import CiGateError, LimitExceededError, SourceError, UsageError
 
 WORKER_ENV = "CI_GATE_INFLATE_WORKER"
 """`0`: inflate in the analysing process; `1`: always in a worker; unset or `auto`: in a worker when
 the layer is large enough and a second CPU is idle to run it."""
+_OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
 MIN_WORKER_BYTES = 4 * 1024 * 1024
 """Stored bytes below which a layer is inflated in-process: a fork costs about a millisecond plus the
 copied page tables, which a small layer does not repay."""
@@ -53,9 +55,13 @@ _ERRORS: dict[str, type[CiGateError]] = {"SourceError": SourceError, "LimitExcee
 def worker_wanted(stored_size: int, own_file_handle: bool) -> bool:
     """Whether to inflate a layer of `stored_size` bytes in a worker process (see `WORKER_ENV`)."""
     setting = os.environ.get(WORKER_ENV, "auto").strip().lower()
-    if setting in ("0", "false", "no", "off") or not own_file_handle or not hasattr(os, "fork"):
+    if setting not in _OFF + _ON + ("auto", ""):
+        # A typo must not silently pick a path: say which values there are (exit 2).
+        raise UsageError(f"{WORKER_ENV}={setting[:20]!r} is not a setting; use 0 (one process), 1 (a worker "
+                         "for every local compressed layer) or auto (the default)")
+    if setting in _OFF or not own_file_handle or not hasattr(os, "fork"):
         return False
-    if setting in ("1", "true", "yes", "on"):
+    if setting in _ON:
         return True
     try:
         cpus = len(os.sched_getaffinity(0))

@@ -243,3 +243,15 @@ def test_when_a_worker_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     # Layers of local images are read through a handle of their own.
     image = build_oci_layout(tmp_path / "oci", [[TarItem("a.txt", b"a")]])
     assert image_blob(image).own_file_handle
+
+
+def test_a_mistyped_worker_setting_is_refused_in_one_line(tmp_path: Path) -> None:
+    """`CI_GATE_INFLATE_WORKER=ture` must not silently mean auto: exit 2 naming the variable and its values."""
+    image = build_oci_layout(tmp_path / "oci", [[TarItem("a.txt", b"a" * 100)]])
+    environment = {**_environment(worker=False), inflate_worker.WORKER_ENV: "ture"}
+    result = subprocess.run(_analyze_command(f"oci-dir:{image.path}", tmp_path / "out.json"), capture_output=True,
+                            text=True, env=environment, timeout=600)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and inflate_worker.WORKER_ENV in lines[0] and "auto" in lines[0], lines
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.json").exists()
