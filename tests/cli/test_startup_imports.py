@@ -90,3 +90,18 @@ def test_version_imports_no_command(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.startswith("ci-gate ")
     ours = [name for name in modules if name.startswith("ci_gate")]
     assert sorted(ours) == ["ci_gate", "ci_gate.cli", "ci_gate.errors"]
+
+
+NOT_NEEDED_BY_AN_ANALYSIS_WITHOUT_A_RULES_FILE = ("yaml", "ci_gate.bounded_yaml")
+"""`analyze` without `--secret-rules` reads no YAML: the built-in secret rules are Python data, and the
+YAML parser is imported only to read a rules file (~20 ms of every analysis's start-up)."""
+
+
+def test_an_analysis_without_a_secret_rules_file_loads_no_yaml(tmp_path: Path, tiny_oci: OciImage) -> None:
+    out = tmp_path / "analysis.json"
+    result, modules = _loaded_modules(tmp_path, "analyze", f"oci-dir:{tiny_oci.path}", "-o", "json", "--no-cache",
+                                      "--file", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["packages"]  # the analysis ran in this process
+    assert "ci_gate.secrets.scanner" in modules  # and searched for secrets, with the built-in rules
+    assert _heavy(modules, NOT_NEEDED_BY_AN_ANALYSIS_WITHOUT_A_RULES_FILE) == []
