@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import socket
 import stat
 import sys
 import tempfile
@@ -179,6 +178,8 @@ def _atomic_writer(real: Path, given: Path, mode: int) -> Iterator[BinaryIO]:
 @contextlib.contextmanager
 def _socket_writer(path: Path) -> Iterator[BinaryIO]:
     """A Unix stream socket (a log collector listening on a path): connect and send."""
+    import socket  # here: every command writes through this module, few of them to a socket (~3 ms)
+
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.connect(str(path))

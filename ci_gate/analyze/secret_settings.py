@@ -23,12 +23,10 @@ wrong in it as an `AnalysisError` naming the file and line.
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ci_gate.bounded_yaml import YamlLimitError, check_shape
 from ci_gate.errors import AnalysisError
 from ci_gate.secrets.rules import (
     DEFAULT_MAX_FILE_SIZE,
@@ -50,13 +48,18 @@ def load_secret_settings(path: Path | None = None) -> SecretSettings:
     """Rules, max file size and excluded paths from a rules file (module docstring), or the defaults."""
     if path is None:
         return SecretSettings()
+    # Imported only when a rules file is read: YAML costs ~20 ms of every analysis's start-up otherwise.
+    import yaml
+
+    from ci_gate.bounded_yaml import YamlLimitError, check_shape
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise AnalysisError(f"cannot read secret rules file {path}: {error}; give a readable YAML file") from None
     try:
         check_shape(text, f"secret rules file {path}", 4 * 1024 * 1024)
-        document = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+        document = yaml.load(text, Loader=_line_loader())  # a SafeLoader subclass
     except YamlLimitError as error:
         raise AnalysisError(str(error)) from None
     except yaml.YAMLError as error:
@@ -74,17 +77,22 @@ def load_secret_settings(path: Path | None = None) -> SecretSettings:
         raise AnalysisError(str(error)) from None
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that records the line of each mapping under the key `__line__`."""
+@cache
+def _line_loader() -> type[Any]:
+    """A safe loader that records the line of each mapping under the key `__line__` (made on first use,
+    with the YAML import)."""
+    import yaml
 
+    class LineLoader(yaml.SafeLoader):
+        pass
 
-def _construct_mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
+    def construct_mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        mapping = loader.construct_mapping(node, deep=True)
+        mapping["__line__"] = node.start_mark.line + 1
+        return mapping
 
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_with_line)
+    LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping_with_line)
+    return LineLoader
 
 _SETTINGS_KEYS = {"max_file_size", "include_defaults", "disable", "exclude_paths", "rules", "regexp_match"}
 _RULE_KEYS = {"name", "regex", "description", "keywords", "paths", "secret"}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import ahocorasick_rs
@@ -40,18 +41,45 @@ from ci_gate.secrets.rules import (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class _CompiledRule:
-    rule: SecretRule
-    match: re.Pattern[bytes]
-    """The rule's regex on bytes (Anchore's `re.match(regex.encode(), line)`)."""
-    search: re.Pattern[str]
-    """The same regex on text, for config values (also `re.match` per line)."""
-    secret: re.Pattern[str] | None
-    paths: re.Pattern[str] | None
-    keywords: tuple[bytes, ...]
-    linear: tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str], re.Pattern[str]] | None = None
-    """Separator and token regexes (bytes, then text) deciding the same match in linear time."""
+    """One rule and its patterns, each compiled the first time it is used.
+
+    An analysis reaches a rule's patterns only when one of its keywords occurs in a file or config
+    string, so most of the ~90 patterns of the built-in rules are never compiled (compiling them all
+    took a few milliseconds of every analysis's start-up, with nothing found). The results are the
+    same: a pattern is the same whenever it is compiled.
+    """
+
+    def __init__(self, rule: SecretRule) -> None:
+        self.rule = rule
+        self.keywords: tuple[bytes, ...] = tuple(keyword.lower().encode("utf-8") for keyword in rule.keywords)
+
+    @cached_property
+    def match(self) -> re.Pattern[bytes]:
+        """The rule's regex on bytes (Anchore's `re.match(regex.encode(), line)`)."""
+        return compile_bytes(self.rule.regex, f"secret rule {self.rule.name} regex")
+
+    @cached_property
+    def search(self) -> re.Pattern[str]:
+        """The same regex on text, for config values (also `re.match` per line)."""
+        return compile_text(self.rule.regex, f"secret rule {self.rule.name} regex")
+
+    @cached_property
+    def secret(self) -> re.Pattern[str] | None:
+        return compile_text(self.rule.secret, f"secret rule {self.rule.name} secret") if self.rule.secret else None
+
+    @cached_property
+    def paths(self) -> re.Pattern[str] | None:
+        return compile_text(self.rule.paths, f"secret rule {self.rule.name} paths") if self.rule.paths else None
+
+    @cached_property
+    def linear(self) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str], re.Pattern[str]] | None:
+        """Separator and token regexes (bytes, then text) deciding the same match in linear time."""
+        return linear_equivalent(self.rule)
+
+    def compile_all(self) -> None:
+        """Compile every pattern now: a pattern that does not compile raises `SecretRuleError` here."""
+        _ = (self.match, self.search, self.secret, self.paths, self.linear)
 
     def matches(self, line: bytes) -> bool:
         """Whether `line` matches the rule, as `re.match(rule.regex.encode(), line)` decides."""
@@ -66,6 +94,10 @@ class _CompiledRule:
             return self.search.match(line) is not None
         separator = self.linear[2].search(line)
         return separator is not None and self.linear[3].search(line, separator.end()) is not None
+
+
+_BUILT_IN_RULES = frozenset(DEFAULT_RULES)
+"""Rules known to compile (their tests compile every one): only these are compiled lazily."""
 
 
 @dataclass
@@ -90,19 +122,10 @@ class SecretScanner:
     _name_rule: SecretRule = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        compiled = []
-        for rule in self.rules:
-            compiled.append(
-                _CompiledRule(
-                    rule=rule,
-                    match=compile_bytes(rule.regex, f"secret rule {rule.name} regex"),
-                    search=compile_text(rule.regex, f"secret rule {rule.name} regex"),
-                    secret=compile_text(rule.secret, f"secret rule {rule.name} secret") if rule.secret else None,
-                    paths=compile_text(rule.paths, f"secret rule {rule.name} paths") if rule.paths else None,
-                    keywords=tuple(keyword.lower().encode("utf-8") for keyword in rule.keywords),
-                    linear=linear_equivalent(rule),
-                )
-            )
+        compiled = [_CompiledRule(rule) for rule in self.rules]
+        for item in compiled:
+            if item.rule not in _BUILT_IN_RULES:
+                item.compile_all()  # a rule given by the user fails here, when the scanner is made
         self._compiled = tuple(compiled)
         # A keyword containing another is redundant for "is any present"; a rule is concerned by a
         # hit when one of its own keywords contains the keyword found.
@@ -245,7 +268,7 @@ class SecretScanner:
         for line in text.split("\n"):
             lowered = line.lower()
             for index, item in enumerate(self._compiled):
-                if item.paths is not None or (item.keywords and index not in concerned):
+                if item.rule.paths or (item.keywords and index not in concerned):
                     continue
                 if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
                     continue
@@ -296,7 +319,7 @@ class SecretScanner:
         claimed: set[tuple[int, int]] = set()
         lowered = text.lower()
         for item in self._compiled:
-            if item.paths is not None:
+            if item.rule.paths:
                 continue  # a file-specific rule (.netrc) means nothing in a config string
             if item.keywords and not any(keyword.decode("utf-8") in lowered for keyword in item.keywords):
                 continue

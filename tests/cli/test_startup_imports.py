@@ -90,3 +90,20 @@ def test_version_imports_no_command(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.startswith("ci-gate ")
     ours = [name for name in modules if name.startswith("ci_gate")]
     assert sorted(ours) == ["ci_gate", "ci_gate.cli", "ci_gate.errors"]
+
+
+NOT_NEEDED_BY_AN_ANALYSIS_WITHOUT_A_RULES_FILE = ("yaml", "ci_gate.bounded_yaml", "xml.etree", "sqlite3", "socket")
+"""`analyze` without `--secret-rules` reads no YAML: the built-in secret rules are Python data, and the
+YAML parser is imported only to read a rules file (~20 ms of every analysis's start-up). An image without
+a pom.xml or an SQLite rpm database (this one: dpkg only) loads no XML parser and no sqlite3; output to a
+file needs no socket module."""
+
+
+def test_a_plain_analysis_loads_no_yaml_xml_or_sqlite(tmp_path: Path, tiny_oci: OciImage) -> None:
+    out = tmp_path / "analysis.json"
+    result, modules = _loaded_modules(tmp_path, "analyze", f"oci-dir:{tiny_oci.path}", "-o", "json", "--no-cache",
+                                      "--file", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["packages"]  # the analysis ran in this process
+    assert "ci_gate.secrets.scanner" in modules  # and searched for secrets, with the built-in rules
+    assert _heavy(modules, NOT_NEEDED_BY_AN_ANALYSIS_WITHOUT_A_RULES_FILE) == []

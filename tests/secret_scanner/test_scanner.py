@@ -14,7 +14,7 @@ from ci_gate.errors import AnalysisError
 from ci_gate.model import SecretFinding, to_dict
 from ci_gate.redaction import redact_text
 from ci_gate.secrets.names import is_secret_name
-from ci_gate.secrets.rules import ANCHORE_DEFAULT_RULES, DEFAULT_RULES, SECRET_ENV_NAME, SecretRule
+from ci_gate.secrets.rules import ANCHORE_DEFAULT_RULES, DEFAULT_RULES, SECRET_ENV_NAME, SecretRule, SecretRuleError
 from ci_gate.secrets.scanner import SecretScanner
 
 # Distinctive fake secrets: each must never appear in any finding, preview, repr or JSON.
@@ -562,3 +562,20 @@ def test_overlapping_spans_are_masked_as_one() -> None:
     assert _mask_spans(text, [(4, 20), (10, 28)]) == "key=**** tail"
     assert _mask_spans(text, [(10, 28), (4, 20), (4, 4)]) == "key=**** tail"
     assert _mask_spans(text, []) == text
+
+
+def test_built_in_patterns_are_compiled_only_for_rules_a_keyword_brought_in() -> None:
+    """Start-up compiles none of the built-in patterns; a file holding `akia` compiles that rule's only."""
+    scanner = SecretScanner()
+    compiled = {item.rule.name for item in scanner._compiled if "match" in vars(item)}
+    assert compiled == set()
+    assert scanner.scan_file("/etc/motd", 0, b"welcome\n") == []
+    assert [f.rule for f in scanner.scan_file("/root/.env", 0, f"key {AWS_ID}\n".encode())] == ["AWS_ACCESS_KEY_ID"]
+    compiled = {item.rule.name for item in scanner._compiled if "match" in vars(item)}
+    assert compiled == {"AWS_ACCESS_KEY_ID"}
+
+
+def test_a_user_rule_that_does_not_compile_fails_when_the_scanner_is_made() -> None:
+    """Only built-in rules wait for first use: a bad pattern given by the user is reported up front."""
+    with pytest.raises(SecretRuleError, match="secret rule BROKEN secret is not a valid regular expression"):
+        SecretScanner([SecretRule("BROKEN", r".*token", "", "test", ("token",), "", r"(?P<secret>")])

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import struct
 import tempfile
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BDB_HASH_MAGIC = 0x00061561
@@ -80,6 +83,9 @@ def read_database(content: bytes) -> DatabaseRead:
 
 
 def read_sqlite(content: bytes) -> DatabaseRead:
+    # Imported for the first SQLite rpmdb: an image without one (Debian, Alpine) never pays for it (~3 ms).
+    import sqlite3
+
     result = DatabaseRead("sqlite")
     data = bytearray(content)
     # rpm keeps its database in WAL mode (header bytes 18-19 = 2); an in-memory copy cannot use
@@ -103,6 +109,8 @@ reads in a few hundred; a hostile one (a view with a runaway recursive query) is
 
 def _guard(connection: sqlite3.Connection) -> sqlite3.Connection:
     """Refuse work a package database never needs: untrusted schema functions, endless queries."""
+    import sqlite3
+
     calls = 0
 
     def progress() -> int:
@@ -120,6 +128,8 @@ def _guard(connection: sqlite3.Connection) -> sqlite3.Connection:
 
 
 def _open_sqlite(data: bytes) -> sqlite3.Connection:
+    import sqlite3
+
     connection = sqlite3.connect(":memory:")
     deserialize = getattr(connection, "deserialize", None)
     if deserialize is not None:  # Python 3.11+
