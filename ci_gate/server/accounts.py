@@ -24,6 +24,7 @@ from pathlib import Path
 from ci_gate.database import Database, insert_new
 from ci_gate.database_url import DEFAULT_DATABASE, DatabaseUrl
 from ci_gate.server.migrations import ACCOUNTS_MIGRATIONS
+from ci_gate.server.status_error import StatusError
 from ci_gate.server.store import ACCOUNT, now_text
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -33,12 +34,8 @@ VERIFIED_SECONDS = 300.0
 """A password that verified is not hashed again for this long (scrypt on every request would be slow)."""
 
 
-class AccountError(ValueError):
+class AccountError(StatusError, ValueError):
     """An account or user request that cannot be honoured: the HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

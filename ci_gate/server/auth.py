@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ci_gate.server.accounts import AccountDirectory
 from ci_gate.server.limits import LoginThrottle
+from ci_gate.server.status_error import StatusError
 from ci_gate.server.store import ACCOUNT, ApiKeyRow, Store
 
 ADMIN_USER = "admin"
@@ -22,14 +23,8 @@ API_KEY_USER = "_api_key"
 ACCOUNT_HEADER = "x-anchore-account"
 
 
-class AuthFailure(Exception):
+class AuthFailure(StatusError):
     """A request that may not proceed: the HTTP status (401 or 403) and a message that names no secret."""
-
-    def __init__(self, status: int, message: str, detail: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
 
 
 @dataclass(frozen=True)

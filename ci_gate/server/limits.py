@@ -22,6 +22,8 @@ import h11
 from starlette.requests import ClientDisconnect, Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ci_gate.server.status_error import StatusError
+
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest request body read (a policy or an add request with its Dockerfile is far smaller)."""
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -39,13 +41,8 @@ TRUSTED_SECONDS = 3600.0
 """A client that logged in as a user within this time is not locked out by others' failures on that user."""
 
 
-class BodyError(Exception):
+class BodyError(StatusError):
     """The body could not be read within the limits: the HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES,

@@ -39,6 +39,7 @@ from ci_gate.server.config import ServerConfig
 from ci_gate.server.registry_work import BUSY_RETRY_AFTER, RegistryBusy, RegistryFailure, RegistryPool
 from ci_gate.server.registry_work import resolve_digest as resolve_registry_digest
 from ci_gate.server.startup import permission_warnings
+from ci_gate.server.status_error import StatusError
 from ci_gate.server.store import ACCOUNT, ANALYZED, ApiKeyRow, ImageRecord, PolicyRow, Store
 from ci_gate.server.worker import WorkerOptions, WorkerPool
 from ci_gate.sources.interface import SourceOptions
@@ -59,15 +60,12 @@ VULNERABILITY_TYPES = ("os", "non-os", "all")
 BUILTIN_POLICIES = ("default", "cis", "dod")
 
 
-class ApiError(Exception):
-    """An error answer: status, one-line message, optional detail object."""
+class ApiError(StatusError):
+    """An error answer: status, one-line message, optional detail object and response headers."""
 
     def __init__(self, status: int, message: str, detail: Mapping[str, Any] | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.detail = detail
+        super().__init__(status, message, detail)
         self.headers = headers
 
 
