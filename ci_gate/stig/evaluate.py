@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ci_gate.errors import AnalysisError, CiGateError
-from ci_gate.fileio import write_atomic
 from ci_gate.sources import open_image
 from ci_gate.sources.interface import RawImage, SourceOptions
 from ci_gate.stig import cache, oscap
@@ -69,8 +68,9 @@ def record_for_gate(evaluation: StigEvaluation) -> None:
         return
     try:
         directory = digest_index_dir(evaluation.image_digest)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
+        if not cache.make_private_dir(directory):
+            return
+        cache.write_private(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
     except (OSError, CiGateError):
         pass
 
