@@ -123,9 +123,11 @@ def _resolution_file(request: Request) -> Path:
     return stig_cache_dir() / "content" / f"{request.key()}.json"
 
 
-def _result_file(request: Request, content: Content) -> Path | None:
+def result_file(request: Request, content: Content) -> Path | None:
     """Where the result of `request` evaluated with `content` (as the file is now) is kept; None when
-    the datastream cannot be read (then nothing is cached: the evaluation says what is wrong)."""
+    the datastream cannot be read (then nothing is cached: the evaluation says what is wrong). Taken
+    before oscap reads the file, so a file replaced during the run keeps the result under the content
+    that was evaluated."""
     content_hash = hashlib.sha256()
     try:
         with content.datastream.open("rb") as handle:
@@ -144,20 +146,13 @@ def lookup(request: Request) -> StigEvaluation | None:
         content = Content(Path(recorded["datastream"]), str(recorded["profile"]), str(recorded["product"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    found = _result_file(request, content)
+    found = result_file(request, content)
     return None if found is None else load_evaluation(found)
 
 
-def lookup_resolved(request: Request, content: Content) -> StigEvaluation | None:
-    """The cached result once the content is known (a result kept without its resolution record)."""
-    found = _result_file(request, content)
-    return None if found is None else load_evaluation(found)
-
-
-def store(request: Request, content: Content, evaluation: StigEvaluation) -> None:
-    """Keep `evaluation` and the content `request` resolved to; a cache that cannot be written must
-    not fail the evaluation."""
-    found = _result_file(request, content)
+def store(request: Request, content: Content, evaluation: StigEvaluation, found: Path | None) -> None:
+    """Keep `evaluation` at `found` (`result_file` as it was before the evaluation) and the content
+    `request` resolved to; a cache that cannot be written must not fail the evaluation."""
     if found is None:
         return
     try:
@@ -166,7 +161,7 @@ def store(request: Request, content: Content, evaluation: StigEvaluation) -> Non
             return
         write_private(found, json.dumps(evaluation.to_json()))
         write_private(resolution, json.dumps({"datastream": str(content.datastream), "profile": content.profile,
-                                             "product": content.product}))
+                                              "product": content.product}))
     except (OSError, CiGateError):
         pass
 

@@ -6,12 +6,23 @@ tests.stig.test_stig_cache)."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
+import pytest
+
 from ci_gate.sources.interface import SourceOptions
 from ci_gate.stig.evaluate import evaluate_image, evaluations_for_digest
-from tests.stig.test_stig_cache import _debian11, _evaluate, _results, content_dir, private_cache  # noqa: F401
+from tests.stig.test_stig_cache import (  # noqa: F401 (fixtures)
+    DATASTREAM_NAME,
+    SHADOW_TITLE,
+    _debian11,
+    _evaluate,
+    _results,
+    content_dir,
+    private_cache,
+)
 from tests.support import oci
 
 SHADOW = "file_permissions_etc_shadow"
@@ -71,3 +82,25 @@ def test_another_users_result_is_not_answered(tmp_path: Path) -> None:
         os.chown(path, 65534, 65534) if os.geteuid() == 0 else path.chmod(0o646)
     again, cached = _evaluate(image)
     assert not cached and _results(again)[SHADOW] == "fail"
+
+
+def test_a_datastream_changed_during_the_evaluation_is_not_cached_as_the_new_content(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content_dir: Path) -> None:  # noqa: F811
+    """The content is hashed before oscap reads it: a datastream replaced while oscap runs (a package
+    upgrade in the middle of a run) keeps the result under the content oscap evaluated, so the next run,
+    with the new content, evaluates again instead of being answered with the old content's result."""
+    image = f"oci-dir:{oci.build_oci_layout(tmp_path / 'image', [_debian11()], tag='tiny').path}"
+    datastream = tmp_path / "content.xml"
+    shutil.copy(content_dir / DATASTREAM_NAME, datastream)
+    real = shutil.which("oscap")
+    wrapper = tmp_path / "bin" / "oscap"  # the real scanner; once it has run, the content is upgraded
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\n{real} "$@"\nstatus=$?\nif [ "$1" = xccdf ]; then '
+                       f"sed -i 's|{SHADOW_TITLE}|shadow, upgraded content|' {datastream}; fi\nexit $status\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    first, cached = _evaluate(image, datastream=datastream, profile="standard")
+    assert not cached and SHADOW_TITLE in [rule.title for rule in first.rules]
+    assert "shadow, upgraded content" in datastream.read_text()
+    upgraded, cached = _evaluate(image, datastream=datastream, profile="standard")
+    assert not cached and "shadow, upgraded content" in [rule.title for rule in upgraded.rules]
