@@ -82,7 +82,8 @@ class Endpoint:
 
     def public(self) -> dict[str, Any]:
         """The API shape: settings with their URLs masked, never a secret (only whether one is set)."""
-        settings = {name: masked(value) if name in URL_SETTINGS and isinstance(value, str) else value
+        # masked from the URL requests go to, as the masked URL a client saves back is compared with
+        settings = {name: masked(self.address(name)) if name in URL_SETTINGS and isinstance(value, str) else value
                     for name, value in self.settings.items()}
         return {"id": self.endpoint_id, "endpoint": self.kind, "name": self.name, "enabled": self.enabled,
                 "notification_types": list(self.notification_types), **settings,

@@ -264,15 +264,18 @@ class RematchState:
         for path in saved_files(folder):
             name = path.name  # saved files lie directly in the folder: the name is the path inside it
             stat = path.stat()
-            quick = f"{stat.st_size}:{stat.st_mtime_ns}"
+            # The change time too: size and mtime can be put back (`touch -r`, tools that keep
+            # timestamps) over different bytes; no write or rename leaves the ctime as it was.
+            quick = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
             before = known.get(name, "")
             if before.startswith(quick + ":"):
                 unchanged.add(name)
                 present[name] = (path, before)
                 continue
-            fingerprint = f"{quick}:{_content_hash(path)}"  # size or mtime moved: the content decides
-            # (`before == quick`: a state from before content hashes, the file untouched since)
-            if before == quick or before.endswith(":" + fingerprint.rsplit(":", 1)[1]):
+            fingerprint = f"{quick}:{_content_hash(path)}"  # size, mtime or ctime moved: the content decides
+            # (`size:mtime`: a state from before content hashes, the file untouched since)
+            legacy = before == f"{stat.st_size}:{stat.st_mtime_ns}"
+            if legacy or before.endswith(":" + fingerprint.rsplit(":", 1)[1]):
                 unchanged.add(name)  # same bytes: remember the new fingerprint, so the next run skips the hash
                 self._connection.execute("UPDATE images SET fingerprint = ? WHERE file = ?", (fingerprint, name))
             present[name] = (path, fingerprint)

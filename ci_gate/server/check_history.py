@@ -6,7 +6,9 @@ final action per image, tag and policy; `history=true` returns all of them, `his
 default) only the fresh one. ci-gate keeps the same: the evaluation (ci_gate.model.Evaluation, through
 ci_gate.codec) zlib-compressed in `stored_evaluations` (migration 4), written in the transaction that
 records the check's result (ci_gate.server.records.record_evaluation), and rendered again on request
-in the v1 or v2 shape.
+in the v1 or v2 shape. Deleting the image or the policy deletes its stored evaluations
+(ci_gate.server.store): an image added again, or a new policy under a deleted one's id, starts a
+history of its own.
 """
 
 from __future__ import annotations

@@ -149,6 +149,8 @@ class Store:
         with self._transaction() as connection:
             deleted = connection.execute("DELETE FROM images WHERE digest = ?", (digest,)).rowcount
             connection.execute("DELETE FROM analyses WHERE digest = ?", (digest,))
+            # its stored checks too (they hold its findings): re-added, it starts a history of its own
+            connection.execute("DELETE FROM stored_evaluations WHERE digest = ?", (digest,))
         return bool(deleted)
 
     def get_image(self, digest: str) -> ImageRecord | None:
@@ -356,6 +358,8 @@ class Store:
         with self._transaction() as connection:
             if connection.execute("DELETE FROM policies WHERE policy_id = ? AND active = 0",
                                   (policy_id,)).rowcount:
+                # a policy added again under this id must not show the deleted one's checks as its history
+                connection.execute("DELETE FROM stored_evaluations WHERE policy_id = ?", (policy_id,))
                 return "deleted"
             exists = connection.execute("SELECT 1 FROM policies WHERE policy_id = ?", (policy_id,)).fetchone()
         return "active" if exists else "missing"

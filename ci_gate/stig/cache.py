@@ -9,6 +9,11 @@ walk; so the first evaluation of a request also records the content it resolved 
 image and the request as given), and a later run reads that record, hashes that datastream as it is
 now and looks the result up, without inflating a layer. A changed or removed datastream file gives
 another key, or none: a miss, and the evaluation runs.
+
+Entries are trusted only when this user wrote them: the folders are created private (0700) and a
+file read back must be a regular file owned by the effective user in a folder it owns, neither
+writable by group or others. Keys are predictable, so anyone who could write into a shared cache
+folder could otherwise plant a passing result for an image; such an entry is a miss.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +78,56 @@ def _digest_of(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def make_private_dir(directory: Path) -> bool:
+    """Create `directory` and any missing parent as 0700; whether `directory` is private to this user
+    (else nothing may be written there: a link another user planted at a predictable name would be
+    followed by the write, and what is written there would not be trusted when read)."""
+    missing, folder = [], directory
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+    return _owned_by_me(os.lstat(directory)) and stat.S_ISDIR(os.lstat(directory).st_mode)
+
+
+def _owned_by_me(info: os.stat_result) -> bool:
+    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def read_trusted(path: Path) -> str:
+    """The text of a cache file this user wrote; OSError for one it did not (another user's, writable by
+    others, a link, in a folder others may write to)."""
+    if not _owned_by_me(os.lstat(path.parent)):
+        raise PermissionError(f"{path.parent} is not private to this user")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or not _owned_by_me(info):
+            raise PermissionError(f"{path} was not written by this user")
+        return handle.read().decode("utf-8")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a cache file in a private folder; one found there that this user did not write is removed
+    first (replacing it would keep its owner and mode, and it would never be trusted again)."""
+    try:
+        if not _owned_by_me(os.lstat(path)) or not stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    write_atomic(path, text)
+
+
 def _resolution_file(request: Request) -> Path:
     return stig_cache_dir() / "content" / f"{request.key()}.json"
 
 
-def _result_file(request: Request, content: Content) -> Path | None:
+def result_file(request: Request, content: Content) -> Path | None:
     """Where the result of `request` evaluated with `content` (as the file is now) is kept; None when
-    the datastream cannot be read (then nothing is cached: the evaluation says what is wrong)."""
+    the datastream cannot be read (then nothing is cached: the evaluation says what is wrong). Taken
+    before oscap reads the file, so a file replaced during the run keeps the result under the content
+    that was evaluated."""
     content_hash = hashlib.sha256()
     try:
         with content.datastream.open("rb") as handle:
@@ -93,41 +142,35 @@ def _result_file(request: Request, content: Content) -> Path | None:
 def lookup(request: Request) -> StigEvaluation | None:
     """The cached result of `request`, found without reading the image's layers; None on a miss."""
     try:
-        recorded = json.loads(_resolution_file(request).read_text())
+        recorded = json.loads(read_trusted(_resolution_file(request)))
         content = Content(Path(recorded["datastream"]), str(recorded["profile"]), str(recorded["product"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    found = _result_file(request, content)
+    found = result_file(request, content)
     return None if found is None else load_evaluation(found)
 
 
-def lookup_resolved(request: Request, content: Content) -> StigEvaluation | None:
-    """The cached result once the content is known (a result kept without its resolution record)."""
-    found = _result_file(request, content)
-    return None if found is None else load_evaluation(found)
-
-
-def store(request: Request, content: Content, evaluation: StigEvaluation) -> None:
-    """Keep `evaluation` and the content `request` resolved to; a cache that cannot be written must
-    not fail the evaluation."""
-    found = _result_file(request, content)
+def store(request: Request, content: Content, evaluation: StigEvaluation, found: Path | None) -> None:
+    """Keep `evaluation` at `found` (`result_file` as it was before the evaluation) and the content
+    `request` resolved to; a cache that cannot be written must not fail the evaluation."""
     if found is None:
         return
     try:
-        found.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(found, json.dumps(evaluation.to_json()))
         resolution = _resolution_file(request)
-        resolution.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(resolution, json.dumps({"datastream": str(content.datastream), "profile": content.profile,
-                                             "product": content.product}))
+        if not (make_private_dir(found.parent) and make_private_dir(resolution.parent)):
+            return
+        write_private(found, json.dumps(evaluation.to_json()))
+        write_private(resolution, json.dumps({"datastream": str(content.datastream), "profile": content.profile,
+                                              "product": content.product}))
     except (OSError, CiGateError):
         pass
 
 
 def load_evaluation(path: Path) -> StigEvaluation | None:
-    """An evaluation as `StigEvaluation.to_json` wrote it, or None when the file is missing or unreadable."""
+    """An evaluation as `StigEvaluation.to_json` wrote it, or None when the file is missing, unreadable or
+    not this user's own (`read_trusted`)."""
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(read_trusted(path))
         values: list[dict[str, Any]] = [
             {f.name: (tuple(rule[f.name]) if isinstance(rule[f.name], list) else rule[f.name])
              for f in dataclasses.fields(StigRule) if f.name in rule} for rule in document["rules"]]

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ci_gate.errors import AnalysisError, CiGateError
-from ci_gate.fileio import write_atomic
 from ci_gate.sources import open_image
 from ci_gate.sources.interface import RawImage, SourceOptions
 from ci_gate.stig import cache, oscap
@@ -69,8 +68,9 @@ def record_for_gate(evaluation: StigEvaluation) -> None:
         return
     try:
         directory = digest_index_dir(evaluation.image_digest)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
+        if not cache.make_private_dir(directory):
+            return
+        cache.write_private(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
     except (OSError, CiGateError):
         pass
 
@@ -146,8 +146,9 @@ def _evaluate(raw: RawImage, reference: str, source: SourceOptions, profile: str
                 os_release = parse_os_release(rootfs.captured[path].decode("utf-8", "replace"))
                 break
         content = oscap.choose_content(os_release, profile, datastream)
-        if request is not None and (cached := cache.lookup_resolved(request, content)) is not None:
-            cache.store(request, content, cached)  # the resolution record, for a run that reads no layer
+        found = cache.result_file(request, content) if request is not None else None
+        if request is not None and found is not None and (cached := load_evaluation(found)) is not None:
+            cache.store(request, content, cached, found)  # the resolution record, for a run that reads no layer
             return _reused(cached, reference)
         if log:
             log(f"materialised {rootfs.files} files, {rootfs.directories} directories, {rootfs.links} links; "
@@ -175,7 +176,7 @@ def _evaluate(raw: RawImage, reference: str, source: SourceOptions, profile: str
     if not parsed.rules:
         raise AnalysisError(f"profile {content.profile} of {content.datastream.name} selects no rules")
     if request is not None:
-        cache.store(request, content, evaluation)
+        cache.store(request, content, evaluation, found)
     record_for_gate(evaluation)
     return evaluation
 
