@@ -39,6 +39,7 @@ import requests.auth
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt
 
 from ci_gate import __version__
+from ci_gate.secrets.urls import masked_webhook_path
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -377,12 +378,13 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<invalid URL>"
     netloc = parts.netloc.rsplit("@", 1)[-1]
+    path = masked_webhook_path((parts.hostname or "").lower().rstrip("."), parts.path)
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode(
             [(name, REDACTED if _SECRET_QUERY.search(name) else value) for name, value in pairs], safe="*:/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return urlunsplit((parts.scheme, netloc, parts.path if path is None else path, query, ""))
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ci_gate.database import filtered
-from ci_gate.notify.url_secrets import masked
+from ci_gate.secrets.urls import masked
 
 NOTIFICATION_TYPES = ("tag_update", "policy_eval", "vuln_update", "analysis_update")
 KINDS = ("webhook", "slack", "teams", "jira", "github", "email")
@@ -31,7 +31,7 @@ SECRET_FIELDS = ("secret", "password", "token", "url")
 """Fields sealed in the store and never returned (a Slack or Teams webhook URL is itself a credential)."""
 URL_IS_SECRET = ("slack", "teams")
 URL_SETTINGS = ("url", "api_url")
-"""Public URL settings: shown masked (ci_gate.notify.url_secrets); when the URL holds a credential (a
+"""Public URL settings: shown masked (ci_gate.secrets.urls); when the URL holds a credential (a
 `?token=`, a secret path) the full URL is sealed among the secrets under the same name."""
 
 _FIELDS: dict[str, dict[str, tuple[type, bool]]] = {

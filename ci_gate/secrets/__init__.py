@@ -7,7 +7,9 @@ Base-layer text logic that imports nothing of ci_gate above `ci_gate.model`, so 
 - `rules`: Anchore's five defaults and ci-gate's token formats (`DEFAULT_RULES`), `SecretSettings`,
   and `SecretRuleError` (a `ValueError`) for a pattern that does not compile;
 - `masking`: what is secret by shape alone, how a secret is masked, a finding's preview;
-- `scanner`: `SecretScanner`, the rules applied to file contents, config strings and build files.
+- `scanner`: `SecretScanner`, the rules applied to file contents, config strings and build files;
+- `urls`: the credentials inside a URL (query, user information, webhook path secrets) and the URL as it
+  may be shown.
 
 The analyze stage reads the rules file (`ci_gate.analyze.secret_settings`, which turns a
 `SecretRuleError` into its `AnalysisError`) and the image config blob

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ci_gate.notify import endpoints
-from ci_gate.notify.url_secrets import masked
+from ci_gate.secrets.urls import masked
 from ci_gate.server.records import CredentialBox
 from ci_gate.server.store import Store, now_text
 

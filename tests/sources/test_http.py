@@ -162,6 +162,24 @@ def test_errors_and_logs_never_show_credentials(caplog: pytest.LogCaptureFixture
     assert error.__cause__ is None and error.__suppress_context__  # no requests exception chained with the URL
 
 
+def test_a_webhook_path_secret_is_not_shown_by_errors_or_retry_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """A `/hooks/<key>` receiver (Mattermost, n8n, `watch --notify`) carries its credential in the path:
+    a failed or retried call must not print it."""
+    caplog.set_level(logging.DEBUG, logger="ci_gate.http")
+    for server in serve([(503, {"Retry-After": "0"})] * FAST.attempts):
+        assert send(new_session(), "GET", f"{server.url}/hooks/k3yXq9Zp2LmW/deliver", timeout=5,
+                    retry=FAST).status_code == 503
+        assert "retrying" in caplog.text and "/hooks/***/***" in caplog.text
+    with refused_port() as port, pytest.raises(HttpError) as caught:
+        send(new_session(), "GET", f"http://127.0.0.1:{port}/hooks/k3yXq9Zp2LmW/deliver", timeout=1, retry=FAST)
+    shown = f"{caught.value} {caught.value!r} {caught.value.url} {caplog.text}"
+    assert "k3yXq9Zp2LmW" not in shown and "deliver" not in shown and "/hooks/***/***" in str(caught.value)
+    assert redact_url("https://hooks.slack.com/services/T0/B0/s3cr3t") == "https://hooks.slack.com/services/***/***/***"
+    digest = "sha256:" + "a" * 64  # a registry path keeps its digest: only known webhook paths are masked
+    assert redact_url(f"https://registry.example/v2/app/blobs/{digest}") == \
+        f"https://registry.example/v2/app/blobs/{digest}"
+
+
 def test_library_debug_logs_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for server in serve([(200, {})]):

@@ -57,17 +57,38 @@ def _mask_segment(segment: str) -> str:
 
 
 def _mask_path(host: str, path: str) -> str:
+    service = _known_service_path(host, path)
+    if service is not None:
+        return service
+    hooks = _HOOKS_SEGMENT.search(path)
+    if hooks:
+        kept, rest = path[:hooks.end()], path[hooks.end():]
+        return _mask_segments(kept) + _masked_segments(rest)
+    return _mask_segments(path)
+
+
+def _known_service_path(host: str, path: str) -> str | None:
     for host_pattern, prefix_pattern in _SECRET_PATHS:
         if host_pattern.fullmatch(host):
             prefix = prefix_pattern.match(path)
             if prefix:
-                return prefix.group(0) + "/".join(MASK if segment else "" for segment in
-                                                  path[prefix.end():].split("/"))
+                return prefix.group(0) + _masked_segments(path[prefix.end():])
+    return None
+
+
+def _masked_segments(rest: str) -> str:
+    return "/".join(MASK if segment else "" for segment in rest.split("/"))
+
+
+def masked_webhook_path(host: str, path: str) -> str | None:
+    """The path of a known webhook service's URL (Slack, Teams, Discord, or any `/hooks/` path) with its
+    secret segments masked; None for any other path. The narrow rule for URLs that are not endpoints
+    (downloads, registries, `watch --notify`), whose long hex segments are digests to keep."""
+    service = _known_service_path(host, path)
+    if service is not None:
+        return service
     hooks = _HOOKS_SEGMENT.search(path)
-    if hooks:
-        kept, rest = path[:hooks.end()], path[hooks.end():]
-        return _mask_segments(kept) + "/".join(MASK if segment else "" for segment in rest.split("/"))
-    return _mask_segments(path)
+    return None if hooks is None else path[:hooks.end()] + _masked_segments(path[hooks.end():])
 
 
 def _mask_segments(path: str) -> str:
