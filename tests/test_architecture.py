@@ -21,7 +21,7 @@ PACKAGE_ROOT = Path(ci_gate.__file__).resolve().parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("ci_gate", "ci_gate.errors", "ci_gate.choices", "ci_gate.fileio", "ci_gate.http", "ci_gate.model",
      "ci_gate.ecosystems", "ci_gate.redaction", "ci_gate.bounded_yaml", "ci_gate.codec", "ci_gate.json_fields",
-     "ci_gate.secrets", "ci_gate.database", "ci_gate.database_url"),
+     "ci_gate.secrets", "ci_gate.database", "ci_gate.database_url", "ci_gate.private_files"),
     ("ci_gate.sources",),
     ("ci_gate.sbom", "ci_gate.analyze", "ci_gate.saved_sbom"),
     ("ci_gate.vulns", "ci_gate.stig"),

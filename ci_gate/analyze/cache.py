@@ -25,6 +25,7 @@ from pathlib import Path
 from ci_gate.errors import UsageError
 from ci_gate.fileio import atomic_text_writer
 from ci_gate.model import Analysis, FileRecord, from_dict, write_json
+from ci_gate.private_files import make_private_dir, open_trusted, remove_untrusted
 from ci_gate.sources.interface import RawImage
 
 
@@ -243,7 +244,9 @@ def _header() -> bytes:
 def load(key: str, raw: RawImage | None = None) -> Analysis | None:
     path = cache_dir() / f"{key}.json"
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - kept open by the lazy file table
+        # Kept open by the lazy file table. Trusted only if this user wrote it: keys are predictable, and
+        # an analysis planted in a shared cache folder would otherwise pass a leaky image.
+        handle = open_trusted(path)
     except OSError:
         return None
     try:
@@ -279,7 +282,9 @@ def store(key: str, analysis: Analysis) -> None:
     """Best effort: a cache that cannot be written only costs time next run."""
     directory = cache_dir()
     with contextlib.suppress(Exception):
-        directory.mkdir(parents=True, exist_ok=True)
+        if not make_private_dir(directory):
+            return  # what is written where others may write would never be trusted when read
+        remove_untrusted(directory / f"{key}.json")
         # JSON escapes every newline inside a string: each part is exactly one line.
         text = io.StringIO()
         write_json(replace(analysis, files=()), text)

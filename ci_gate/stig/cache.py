@@ -22,14 +22,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ci_gate
 from ci_gate.errors import CiGateError
-from ci_gate.fileio import write_atomic
+from ci_gate.private_files import make_private_dir, read_trusted, write_private
 from ci_gate.sources.interface import RawImage
 from ci_gate.stig.model import StigEvaluation, StigRule
 from ci_gate.stig.oscap import Content
@@ -76,47 +75,6 @@ def image_identity(raw: RawImage) -> tuple[str, ...] | None:
 
 def _digest_of(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def make_private_dir(directory: Path) -> bool:
-    """Create `directory` and any missing parent as 0700; whether `directory` is private to this user
-    (else nothing may be written there: a link another user planted at a predictable name would be
-    followed by the write, and what is written there would not be trusted when read)."""
-    missing, folder = [], directory
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for created in reversed(missing):
-        created.mkdir(mode=0o700, exist_ok=True)
-    return _owned_by_me(os.lstat(directory)) and stat.S_ISDIR(os.lstat(directory).st_mode)
-
-
-def _owned_by_me(info: os.stat_result) -> bool:
-    return info.st_uid == os.geteuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def read_trusted(path: Path) -> str:
-    """The text of a cache file this user wrote; OSError for one it did not (another user's, writable by
-    others, a link, in a folder others may write to)."""
-    if not _owned_by_me(os.lstat(path.parent)):
-        raise PermissionError(f"{path.parent} is not private to this user")
-    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or not _owned_by_me(info):
-            raise PermissionError(f"{path} was not written by this user")
-        return handle.read().decode("utf-8")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a cache file in a private folder; one found there that this user did not write is removed
-    first (replacing it would keep its owner and mode, and it would never be trusted again)."""
-    try:
-        if not _owned_by_me(os.lstat(path)) or not stat.S_ISREG(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    write_atomic(path, text)
 
 
 def _resolution_file(request: Request) -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ci_gate.errors import AnalysisError, CiGateError
+from ci_gate.private_files import make_private_dir, write_private
 from ci_gate.sources import open_image
 from ci_gate.sources.interface import RawImage, SourceOptions
 from ci_gate.stig import cache, oscap
@@ -68,9 +69,9 @@ def record_for_gate(evaluation: StigEvaluation) -> None:
         return
     try:
         directory = digest_index_dir(evaluation.image_digest)
-        if not cache.make_private_dir(directory):
+        if not make_private_dir(directory):
             return
-        cache.write_private(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
+        write_private(directory / _profile_file_name(evaluation.profile_id), json.dumps(evaluation.to_json()))
     except (OSError, CiGateError):
         pass
 

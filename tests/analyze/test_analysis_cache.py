@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -75,6 +76,32 @@ def test_a_hit_is_really_served_from_the_cache(cache: Path, image: OciImage) -> 
     assert MARK in second.warnings  # read from the entry, not recomputed
     assert replace(second, warnings=first.warnings) == replace(first, identity=second.identity)
     assert MARK not in _analyze(image, AnalyzeOptions(use_cache=False)).warnings
+
+
+def test_an_entry_this_user_did_not_write_is_a_miss(cache: Path, image: OciImage, tmp_path: Path) -> None:
+    """Keys are predictable: an analysis planted in a cache folder others may write to, a file others may
+    write, another user's file or a link must never be served (a planted analysis would pass a leaky image)."""
+    _analyze(image, AnalyzeOptions())
+    assert _mark_every_entry(cache) == 1
+    entry = next(cache.glob("*.json"))
+    cache.chmod(0o777)
+    assert MARK not in _analyze(image, AnalyzeOptions()).warnings
+    assert MARK in entry.read_text()  # and nothing was written into that folder
+    cache.chmod(0o700)
+    assert MARK in _analyze(image, AnalyzeOptions()).warnings  # the same entry, trusted again
+    entry.chmod(0o664)
+    assert MARK not in _analyze(image, AnalyzeOptions()).warnings
+    assert MARK not in entry.read_text() and entry.stat().st_mode & 0o777 == 0o600  # replaced by our own
+    assert _mark_every_entry(cache) == 1 and MARK in _analyze(image, AnalyzeOptions()).warnings
+    if os.geteuid() == 0:  # CI runs as root: hand the entry to another user
+        os.chown(entry, 65534, 65534)
+        assert MARK not in _analyze(image, AnalyzeOptions()).warnings
+        assert entry.stat().st_uid == os.geteuid()
+    assert _mark_every_entry(cache) == 1
+    planted = tmp_path / "planted.json"
+    entry.rename(planted)
+    entry.symlink_to(planted)
+    assert MARK not in _analyze(image, AnalyzeOptions()).warnings
 
 
 def _dockerfile(tmp_path: Path, name: str, text: str) -> Path:

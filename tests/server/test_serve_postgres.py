@@ -201,15 +201,15 @@ def test_two_replicas_record_a_vulnerability_update_once(tmp_path: Path, postgre
         first, second = replicas
         test_vuln_watch._watch(first.session, first.url, tag, images.app_v2_image.manifest_digest, first)
         states = [replica.data_dir / "vuln-watch.sqlite" for replica in replicas]
-        test_vuln_watch._wait(lambda: sum(test_vuln_watch._indexed(state) for state in states) == 1,
-                              "the baseline, on one replica", first)
+        first.wait_until(lambda: sum(replica.vuln_watch_images() for replica in replicas) == 1,
+                         "the baseline, on one replica")
         time.sleep(1.0)  # polls of both replicas: a second watcher would have its baseline by now
         delta = tmp_path / "delta" / "DSA-9999-1.json"
         delta.parent.mkdir()
         delta.write_text(json.dumps(osv_record("DSA-9999-1", "curl", "7.88.1-10+deb12u5")))
         import_paths([delta], vuln_db)
-        test_vuln_watch._wait(lambda: test_vuln_watch._events(second.session, second.url,
-                                                              test_vuln_watch.POLICY_EVAL), "the policy_eval", second)
+        second.wait_until(lambda: test_vuln_watch._events(second.session, second.url, test_vuln_watch.POLICY_EVAL),
+                          "the policy_eval")
         time.sleep(1.5)  # both replicas keep polling the changed store: neither may record it again
         updates = test_vuln_watch._events(second.session, second.url, test_vuln_watch.VULN_UPDATE)
         flips = test_vuln_watch._events(first.session, first.url, test_vuln_watch.POLICY_EVAL)
@@ -249,16 +249,15 @@ def test_a_replica_taking_the_vulnerability_watcher_over_continues_where_the_las
     try:
         a.start()
         test_vuln_watch._watch(a.session, a.url, tag, images.app_v2_image.manifest_digest, a)
-        test_vuln_watch._wait(lambda: test_vuln_watch._indexed(a.data_dir / "vuln-watch.sqlite") == 1,
-                              "the baseline, on A", a)
+        a.wait_until(lambda: a.vuln_watch_images() == 1, "the baseline, on A")
         a.stop()  # hands the lease over
         b.start()
         import_record("DSA-9999-1", "curl", "7.88.1-10+deb12u5")
-        test_vuln_watch._wait(lambda: vuln_updates(b), "B recording the curl advisory", b, timeout=60)
+        b.wait_until(lambda: vuln_updates(b), "B recording the curl advisory", timeout=60)
         b.stop()
         a.start()  # its own state file still knows nothing of the curl advisory
         import_record("DSA-9999-2", "openssl", "3.0.11-1~deb12u3")
-        test_vuln_watch._wait(lambda: len(vuln_updates(a)) >= 2, "A recording the openssl advisory", a, timeout=60)
+        a.wait_until(lambda: len(vuln_updates(a)) >= 2, "A recording the openssl advisory", timeout=60)
         time.sleep(1.5)  # further polls of A: nothing is recorded again
         updates = vuln_updates(a)
     finally:
