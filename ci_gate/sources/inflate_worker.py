@@ -37,13 +37,11 @@ from typing import Any
 from ci_gate.errors import CiGateError, LimitExceededError, SourceError, UsageError
 
 WORKER_ENV = "CI_GATE_INFLATE_WORKER"
-"""`0`: inflate in the analysing process; `1`: always in a worker; unset or `auto`: in a worker when
-the layer is large enough and a second CPU is idle to run it."""
+"""`1`: inflate each local compressed layer in a worker; `0`, unset or `auto`: in the analysing process.
+Measured on an idle 2-core machine (bench/bench_analyze.py), one process is now as fast or faster on
+both bench images: the pipe's copies cost the worker about as much CPU as the inflation it moves."""
 _OFF = ("0", "false", "no", "off")
 _ON = ("1", "true", "yes", "on")
-MIN_WORKER_BYTES = 4 * 1024 * 1024
-"""Stored bytes below which a layer is inflated in-process: a fork costs about a millisecond plus the
-copied page tables, which a small layer does not repay."""
 _PIPE_BYTES = 1024 * 1024
 """Pipe capacity asked for (Linux's default maximum for an unprivileged process): fewer, larger reads."""
 _F_SETPIPE_SZ = 1031
@@ -52,29 +50,14 @@ _ERRORS: dict[str, type[CiGateError]] = {"SourceError": SourceError, "LimitExcee
 """The errors the worker can meet while reading a layer, raised again by name in the parent."""
 
 
-def worker_wanted(stored_size: int, own_file_handle: bool) -> bool:
-    """Whether to inflate a layer of `stored_size` bytes in a worker process (see `WORKER_ENV`)."""
+def worker_wanted(own_file_handle: bool) -> bool:
+    """Whether to inflate a layer in a worker process (see `WORKER_ENV`)."""
     setting = os.environ.get(WORKER_ENV, "auto").strip().lower()
     if setting not in _OFF + _ON + ("auto", ""):
         # A typo must not silently pick a path: say which values there are (exit 2).
-        raise UsageError(f"{WORKER_ENV}={setting[:20]!r} is not a setting; use 0 (one process), 1 (a worker "
-                         "for every local compressed layer) or auto (the default)")
-    if setting in _OFF or not own_file_handle or not hasattr(os, "fork"):
-        return False
-    if setting in _ON:
-        return True
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    if cpus < 2 or stored_size < MIN_WORKER_BYTES:
-        return False
-    # With every CPU busy (a load average of one per CPU) the worker waits for a core like the parser
-    # does, and the pipe between them only adds copies and hand-overs: measured slower than one process.
-    try:
-        return os.getloadavg()[0] < cpus
-    except OSError:
-        return True
+        raise UsageError(f"{WORKER_ENV}={setting[:20]!r} is not a setting; use 0 or auto (one process, the "
+                         "default) or 1 (a worker for every local compressed layer)")
+    return setting in _ON and own_file_handle and hasattr(os, "fork")
 
 
 class InflateWorker:

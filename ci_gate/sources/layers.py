@@ -359,9 +359,9 @@ def open_layer(blob: LayerBlob, index: int, budget: ByteBudget | None = None,
                limits: Limits | None = None, verify: bool = True,
                worker: bool | None = None) -> tuple[LayerStream, IO[bytes]]:
     """The verified stream and a buffered reader over it (tarfile reads in small pieces). `worker`:
-    inflate in a worker process (None: when `inflate_worker.worker_wanted` says it pays)."""
+    inflate in a worker process (None: as `inflate_worker.WORKER_ENV` says)."""
     budget = budget or ByteBudget((limits or Limits()).max_image_bytes)
     if worker is None:
-        worker = worker_wanted(blob.size, blob.own_file_handle)
+        worker = worker_wanted(blob.own_file_handle)
     stream = LayerStream(blob, index, budget, verify=verify, worker=worker)
     return stream, io.BufferedReader(stream, buffer_size=_CHUNK)
